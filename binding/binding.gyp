@@ -1,0 +1,62 @@
+# Builds the native side of agentfd with node-gyp: the sample agents (native-samples/) into
+# build/<config>/agents/ (the demo's plugin directory) and the deliberately broken agents the tests
+# use (test/fixtures/native/) into build/<config>/test-agents/. Every target is a plain shared
+# library: agents are loaded with koffi, not as Node addons.
+{
+  'target_defaults': {
+    'include_dirs': ['include', '../native-samples/common'],
+    'cflags': ['-std=c11', '-O2', '-Wall', '-Wextra', '-fvisibility=hidden'],
+    'cflags!': ['-fno-exceptions'],
+    'ldflags': ['-Wl,-z,defs'],
+    'xcode_settings': { 'GCC_SYMBOLS_PRIVATE_EXTERN': 'YES', 'OTHER_CFLAGS': ['-std=c11'] },
+    'msvs_settings': { 'VCCLCompilerTool': { 'AdditionalOptions': ['/utf-8'] } },
+    'conditions': [
+      ['OS=="win"', { 'product_prefix': '' }],
+    ],
+  },
+  'targets': [
+    {
+      'type': 'shared_library',
+      'target_name': 'exchange',
+      'product_dir': '<(PRODUCT_DIR)/agents',
+      'sources': ['../native-samples/exchange/exchange.c', '../native-samples/common/sample_util.c'],
+    },
+    {
+      'type': 'shared_library',
+      'target_name': 'mssql',
+      'product_dir': '<(PRODUCT_DIR)/agents',
+      'sources': ['../native-samples/mssql/mssql.c', '../native-samples/common/sample_util.c'],
+    },
+    {
+      'type': 'shared_library',
+      'target_name': 'legacy',
+      'product_dir': '<(PRODUCT_DIR)/agents',
+      'defines': ['AFD_TARGET_ABI=1'],
+      'sources': ['../native-samples/legacy/legacy.c', '../native-samples/common/sample_util.c'],
+    },
+    {
+      'type': 'shared_library',
+      'target_name': 'bad_no_negotiate',
+      'product_dir': '<(PRODUCT_DIR)/test-agents',
+      'sources': ['../test/fixtures/native/bad_no_negotiate.c'],
+    },
+    {
+      'type': 'shared_library',
+      'target_name': 'bad_null_name',
+      'product_dir': '<(PRODUCT_DIR)/test-agents',
+      'sources': ['../test/fixtures/native/bad_null_name.c'],
+    },
+    {
+      'type': 'shared_library',
+      'target_name': 'bad_utf8_name',
+      'product_dir': '<(PRODUCT_DIR)/test-agents',
+      'sources': ['../test/fixtures/native/bad_utf8_name.c'],
+    },
+    {
+      'type': 'shared_library',
+      'target_name': 'bad_future_abi',
+      'product_dir': '<(PRODUCT_DIR)/test-agents',
+      'sources': ['../test/fixtures/native/bad_future_abi.c'],
+    },
+  ],
+}

@@ -1,0 +1,378 @@
+/*
+ * agentfd_agent.h: the contract between agentfd and a native backup agent.
+ *
+ * An agent is a shared library (.so on Linux, .dll on Windows, .dylib on macOS) dropped into
+ * agentfd's plugin directory. agentfd loads every library there, calls Name(), negotiates an ABI
+ * generation with afd_negotiate(), and from then on drives the agent only through the function
+ * table the agent returned. This header is the whole contract: nothing else is needed to write an
+ * agent, and nothing in here changes meaning once a generation has shipped.
+ *
+ * ---------------------------------------------------------------------------------------------
+ * Rules that hold for every function and structure below
+ * ---------------------------------------------------------------------------------------------
+ * - Types: only fixed-width integers, pointers and UTF-8, NUL-terminated strings cross the
+ *   boundary. There is no struct stat, no time_t, no wchar_t, no off_t: their layouts differ
+ *   between systems and compilers.
+ * - Times are signed 64-bit nanoseconds since 1970-01-01T00:00:00Z (UTC).
+ * - Paths are UTF-8, '/'-separated and absolute in the agent's own namespace (for example
+ *   "/@exchange/SG1/DB1.edb"). They never contain NUL, a "." or ".." component, or an empty
+ *   component. agentfd refuses a path that breaks these rules and fails the file.
+ * - Versioned structures start with `uint32_t struct_size`, set by whoever allocated the
+ *   structure to sizeof() as that side compiled it. A reader must check that a field lies inside
+ *   struct_size before reading it (AFD_HAS_FIELD below). New fields are only ever appended.
+ * - Return codes: AFD_OK (0) on success, AFD_DONE (1) where a sequence ends, a negative AFD_E_*
+ *   code on failure. After a failure the agent keeps a message for last_error().
+ * - Memory: a pointer the host passes in is valid only during that call; copy what you keep.
+ *   A pointer the agent hands out (strings, afd_file, afd_stream arrays, the function table) is
+ *   owned by the agent and must stay valid for the time given with each function.
+ * - Threads: the host never calls into one session from two threads at once. Different sessions
+ *   are only used concurrently when the agent declares AFD_CAP_THREAD_SAFE. The agent calls host
+ *   functions only from inside a call the host made into it, on that same thread; an agent must
+ *   never call the host from a thread of its own.
+ * - Crashes: by default agentfd runs each agent in a separate host process, so a crash ends the
+ *   job, not the daemon. It is still a bug; report errors through return codes.
+ *
+ * ---------------------------------------------------------------------------------------------
+ * ABI generations
+ * ---------------------------------------------------------------------------------------------
+ *   1  the first generation: backup, restore, fileset check, log, options, cancellation.
+ *   2  adds agent-owned state (state_get/state_set host functions), "seen" files for accurate
+ *      mode (AFD_FILE_SEEN), backup_finish() called after the job has been committed, and an
+ *      optional estimate().
+ * An agent built against an older generation keeps working with a newer agentfd: define
+ * AFD_TARGET_ABI before including this header to compile against an older generation, and
+ * afd_negotiate() answers with the generation the agent was built for.
+ */
+#ifndef AGENTFD_AGENT_H
+#define AGENTFD_AGENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The generations this header knows. A host supports a range of them. */
+#define AFD_ABI_GEN_1 1u
+#define AFD_ABI_GEN_2 2u
+#define AFD_ABI_LATEST AFD_ABI_GEN_2
+
+/* The generation an agent compiles against. Define it before including this header to build
+ * against an older generation (the sample "legacy" agent does so with 1). */
+#ifndef AFD_TARGET_ABI
+#define AFD_TARGET_ABI AFD_ABI_LATEST
+#endif
+#if AFD_TARGET_ABI < 1 || AFD_TARGET_ABI > AFD_ABI_LATEST
+#error "AFD_TARGET_ABI names an ABI generation this header does not know"
+#endif
+
+/* Export macro: the two entry points (Name, afd_negotiate) must be exported, everything else
+ * should stay hidden (build with -fvisibility=hidden on ELF; on Windows only dllexport'ed symbols
+ * are exported). Hidden symbols also keep the host's own copies of libuv, OpenSSL and zlib from
+ * interposing on the agent's. */
+#if defined(_WIN32) || defined(__CYGWIN__)
+#define AFD_EXPORT __declspec(dllexport)
+#elif defined(__GNUC__) || defined(__clang__)
+#define AFD_EXPORT __attribute__((visibility("default")))
+#else
+#define AFD_EXPORT
+#endif
+
+/* Calling convention. x86-64 Windows and x86-64/arm64 System V have exactly one each, so this is
+ * empty there; it exists so that a 32-bit Windows build states cdecl explicitly. */
+#if defined(_WIN32) && defined(_M_IX86)
+#define AFD_CALL __cdecl
+#else
+#define AFD_CALL
+#endif
+
+/* True when `field` of the structure at `ptr` lies inside ptr->struct_size. */
+#define AFD_HAS_FIELD(ptr, type, field) \
+    ((ptr) != NULL && (ptr)->struct_size >= offsetof(type, field) + sizeof(((type *)0)->field))
+
+/* ---------------------------------------------------------------------------------------------
+ * Return codes
+ * ------------------------------------------------------------------------------------------- */
+#define AFD_OK 0               /* success */
+#define AFD_DONE 1             /* backup_next_file: there are no more files */
+#define AFD_E_FAIL (-1)        /* generic failure; last_error() says why */
+#define AFD_E_VERSION (-2)     /* afd_negotiate: no ABI generation in common */
+#define AFD_E_INVALID (-3)     /* a call out of order or an invalid argument */
+#define AFD_E_CANCELLED (-4)   /* the job was cancelled (is_cancelled() returned 1) */
+#define AFD_E_UNSUPPORTED (-5) /* a level or operation the agent does not offer */
+#define AFD_E_IO (-6)          /* reading or writing the application's data failed */
+#define AFD_E_NOMEM (-7)       /* out of memory */
+
+/* ---------------------------------------------------------------------------------------------
+ * Capabilities (afd_agent_api.capabilities). Declared, never guessed: the host only asks for
+ * what is declared here.
+ * ------------------------------------------------------------------------------------------- */
+#define AFD_CAP_BACKUP_FULL (1ull << 0)         /* can make full backups */
+#define AFD_CAP_BACKUP_INCREMENTAL (1ull << 1)  /* changes since the last backup of any level */
+#define AFD_CAP_BACKUP_DIFFERENTIAL (1ull << 2) /* changes since the last full backup */
+#define AFD_CAP_RESTORE (1ull << 3)             /* implements the restore entry points */
+#define AFD_CAP_OWN_STATE (1ull << 4)  /* keeps its own incremental state (gen 2: state_get/set) */
+#define AFD_CAP_RAW_RESTORABLE (1ull << 5) /* every data stream, written as a plain file, is a
+                                              usable file on its own (an MSSQL .bak, a dump) */
+#define AFD_CAP_ACCURATE (1ull << 6)    /* reports unchanged files as AFD_FILE_SEEN (gen 2) */
+#define AFD_CAP_THREAD_SAFE (1ull << 7) /* separate sessions may run on separate threads at once */
+#define AFD_CAP_CANCEL (1ull << 8)      /* polls is_cancelled() during long calls */
+#define AFD_CAP_ESTIMATE (1ull << 9)    /* implements estimate() (gen 2) */
+
+/* ---------------------------------------------------------------------------------------------
+ * Enumerations
+ * ------------------------------------------------------------------------------------------- */
+/* Backup levels (afd_backup_params.level). */
+#define AFD_LEVEL_FULL 1u
+#define AFD_LEVEL_INCREMENTAL 2u
+#define AFD_LEVEL_DIFFERENTIAL 3u
+
+/* Kinds of files (afd_file.kind). */
+#define AFD_KIND_REGULAR 1u   /* a plain file with a data stream */
+#define AFD_KIND_DIRECTORY 2u /* a directory; no streams */
+#define AFD_KIND_SYMLINK 3u   /* a symbolic link; link_target set, no streams */
+#define AFD_KIND_VIRTUAL 4u   /* an application object (a database, a mailbox store) */
+
+/* Kinds of streams (afd_stream.type). */
+#define AFD_STREAM_DATA 1u     /* the file's content */
+#define AFD_STREAM_METADATA 2u /* application metadata the agent needs to restore the data */
+#define AFD_STREAM_NAMED 3u    /* another named stream (an NTFS alternate stream, a log segment) */
+
+/* Stream flags (afd_stream.flags). */
+#define AFD_STREAM_RAW_RESTORABLE 1u /* this stream alone, written to disk, is a usable file */
+
+/* File flags (afd_file.flags). */
+#define AFD_FILE_SEEN 1u /* gen 2, accurate mode: unchanged since the reference job and still
+                            present; the file has no streams and nothing is saved for it, but
+                            it is not recorded as deleted */
+
+/* Log levels (afd_host_api.log). */
+#define AFD_LOG_ERROR 1
+#define AFD_LOG_WARNING 2
+#define AFD_LOG_INFO 3
+#define AFD_LOG_DEBUG 4
+
+/* Status passed to restore_end_file() and backup_finish(). */
+#define AFD_STATUS_OK 0     /* everything before this call succeeded and is committed */
+#define AFD_STATUS_FAILED 1 /* the host failed (bad data, a digest mismatch, cancellation):
+                               discard what this file or job produced */
+
+/* ---------------------------------------------------------------------------------------------
+ * Structures
+ * ------------------------------------------------------------------------------------------- */
+typedef struct afd_session afd_session; /* the agent's own per-job state, opaque to the host */
+
+/* A key/value pair of the agent's self-description. Keys the host shows: "vendor",
+ * "version" (the agent's own version), "description", "url", "license". */
+typedef struct afd_kv {
+    const char *key;
+    const char *value;
+} afd_kv;
+
+/* One stream of a file. */
+typedef struct afd_stream {
+    uint32_t struct_size; /* sizeof(afd_stream) as the agent compiled it */
+    uint32_t type;        /* AFD_STREAM_* */
+    const char *name;     /* short name, unique within the file ("data", "meta"); [A-Za-z0-9._-] */
+    int64_t size_hint;    /* the number of bytes the agent expects to deliver, or -1 if unknown */
+    uint32_t flags;       /* AFD_STREAM_* flags */
+    uint32_t reserved;    /* zero */
+} afd_stream;
+
+/* One file (or application object) of a backup. Returned by backup_next_file(), owned by the
+ * agent, valid until backup_end_file(). Passed to restore_start_file() by the host, valid during
+ * that call only. */
+typedef struct afd_file {
+    uint32_t struct_size;      /* sizeof(afd_file) as its allocator compiled it */
+    uint32_t kind;             /* AFD_KIND_* */
+    const char *path;          /* absolute logical path (see the rules at the top) */
+    const char *link_target;   /* AFD_KIND_SYMLINK only, else NULL */
+    uint32_t mode;             /* POSIX permission bits (07777), 0 when not applicable */
+    uint32_t flags;            /* AFD_FILE_* */
+    int64_t mtime_ns;          /* last modification, or 0 when unknown */
+    int64_t size;              /* logical size in bytes, or -1 when unknown */
+    uint32_t win_attributes;   /* Windows FILE_ATTRIBUTE_* bits, 0 elsewhere */
+    uint32_t stream_count;     /* number of entries in streams */
+    const afd_stream *streams; /* the streams the host will ask for, in this order */
+} afd_file;
+
+/* What the host offers in afd_negotiate(). */
+typedef struct afd_negotiate_request {
+    uint32_t struct_size;      /* sizeof(afd_negotiate_request) as the host compiled it */
+    uint32_t host_min_abi;     /* the oldest generation the host speaks */
+    uint32_t host_max_abi;     /* the newest generation the host speaks */
+    uint32_t reserved;         /* zero */
+    const char *host_name;     /* "agentfd" */
+    const char *host_version;  /* the host's version, for example "0.1.0" */
+    const char *host_platform; /* "linux-x64", "win32-x64", ... */
+} afd_negotiate_request;
+
+struct afd_agent_api;
+
+/* What the agent answers. The HOST sets struct_size to the size of the buffer it provides; the
+ * agent writes only the fields that fit (AFD_HAS_FIELD). */
+typedef struct afd_negotiate_reply {
+    uint32_t struct_size;             /* set by the host */
+    uint32_t agent_min_abi;           /* the oldest generation the agent speaks: always set */
+    uint32_t agent_max_abi;           /* the newest generation the agent speaks: always set */
+    uint32_t chosen_abi;              /* the newest generation in both ranges, 0 if none */
+    const struct afd_agent_api *api;  /* the function table for chosen_abi, NULL if none */
+} afd_negotiate_reply;
+
+/* Functions the host gives the agent. Every function takes the host_ctx from afd_open_params
+ * first. The table is valid from open() to close(). A host of an older generation hands out a
+ * shorter table: check AFD_HAS_FIELD(host, afd_host_api, field) before using a gen 2 field. */
+typedef struct afd_host_api {
+    uint32_t struct_size; /* sizeof(afd_host_api) as the host compiled it */
+    uint32_t abi_version; /* the negotiated generation */
+
+    /* ---- generation 1 ---- */
+    /* Write a line to the job log. level is AFD_LOG_*; message is UTF-8 without a newline. */
+    void (AFD_CALL *log)(void *host_ctx, int32_t level, const char *message);
+    /* Is `path` (an absolute path in the agent's namespace) part of the job's fileset, after its
+     * include and exclude rules? 1 = include, 0 = exclude, negative = error. An agent should not
+     * return files the fileset excludes. */
+    int32_t (AFD_CALL *fileset_check)(void *host_ctx, const char *path);
+    /* Look up a job option (the agent's options in the job configuration). Copies the UTF-8 value
+     * and a NUL into buf when it fits in cap bytes; returns the value's length in bytes without the
+     * NUL (call again with a larger buffer if it is >= cap), or -1 when the option is not set. */
+    int64_t (AFD_CALL *get_option)(void *host_ctx, const char *key, char *buf, uint64_t cap);
+    /* 1 when the job has been cancelled: stop and return AFD_E_CANCELLED. */
+    int32_t (AFD_CALL *is_cancelled)(void *host_ctx);
+
+#if AFD_TARGET_ABI >= 2
+    /* ---- generation 2 ---- */
+    /* The state blob the agent stored at the end of the reference job (the job this incremental
+     * or differential is based on). Copies it into buf when it fits in cap bytes; returns its
+     * length (call again with a larger buffer if it is > cap), or -1 when there is none. */
+    int64_t (AFD_CALL *state_get)(void *host_ctx, uint8_t *buf, uint64_t cap);
+    /* Store a state blob for this job (a log number, an LSN). The last call wins. It is kept in
+     * the catalog and on the volume, and handed back by state_get() to later jobs that use this
+     * one as their reference. Returns AFD_OK, or a negative code when it is too large (1 MiB). */
+    int32_t (AFD_CALL *state_set)(void *host_ctx, const uint8_t *data, uint64_t len);
+#endif
+} afd_host_api;
+
+/* Parameters of open(). */
+typedef struct afd_open_params {
+    uint32_t struct_size;      /* sizeof(afd_open_params) as the host compiled it */
+    uint32_t abi_version;      /* the negotiated generation */
+    const afd_host_api *host;  /* host functions, valid until close() */
+    void *host_ctx;            /* pass back to every host function */
+    const char *job_name;      /* the job's name in the configuration */
+    uint64_t job_id;           /* the catalog's job id (0 when there is no catalog) */
+} afd_open_params;
+
+/* Parameters of backup_prepare(). */
+typedef struct afd_backup_params {
+    uint32_t struct_size;     /* sizeof(afd_backup_params) as the host compiled it */
+    uint32_t level;           /* AFD_LEVEL_*; only levels the agent declared are asked for */
+    int64_t since_ns;         /* incremental/differential: save what changed after this time
+                                 (the reference job's start); 0 for full */
+    int64_t job_start_ns;     /* when this job started */
+    uint32_t delivered_level; /* OUT: set by the host to `level`; the agent lowers it to
+                                 AFD_LEVEL_FULL (or DIFFERENTIAL) when it must save more than asked,
+                                 e.g. an incremental without a usable checkpoint */
+    uint32_t reserved;        /* zero */
+} afd_backup_params;
+
+/* Parameters of restore_prepare(). */
+typedef struct afd_restore_params {
+    uint32_t struct_size;         /* sizeof(afd_restore_params) as the host compiled it */
+    uint32_t source_abi;          /* the generation the saving agent negotiated */
+    const char *target;           /* where to restore (a directory or an application-specific
+                                     target), or NULL to restore to the original location */
+    const char *source_agent_version; /* the "version" info of the agent that saved the data */
+    uint32_t flags;               /* reserved, zero */
+    uint32_t reserved;            /* zero */
+} afd_restore_params;
+
+#if AFD_TARGET_ABI >= 2
+/* Filled by estimate(). */
+typedef struct afd_estimate {
+    uint32_t struct_size; /* set by the host */
+    uint32_t reserved;
+    int64_t files;        /* files the backup would save, -1 unknown */
+    int64_t bytes;        /* bytes the backup would save, -1 unknown */
+} afd_estimate;
+#endif
+
+/* The agent's function table, returned by afd_negotiate() for the chosen generation. It must
+ * stay valid until the library is unloaded (a static const table is the usual way). Entry points
+ * an agent does not offer are NULL and the matching capability is not declared. */
+typedef struct afd_agent_api {
+    uint32_t struct_size;  /* sizeof(afd_agent_api) as the agent compiled it */
+    uint32_t abi_version;  /* the generation this table implements (= chosen_abi) */
+    uint64_t capabilities; /* AFD_CAP_* */
+    const afd_kv *info;    /* self-description; at least "vendor" and "version" */
+    uint32_t info_count;   /* number of entries in info */
+    uint32_t reserved;     /* zero */
+
+    /* ---- generation 1 ---- */
+    /* Start a session for one job. *out receives the agent's session handle. */
+    int32_t (AFD_CALL *open)(const afd_open_params *params, afd_session **out);
+    /* End a session and free everything it holds. Always called, after success or failure. */
+    void (AFD_CALL *close)(afd_session *session);
+    /* The message of the last failure in this session (UTF-8), or NULL. Valid until the next call
+     * into the session. Say what failed and what to do, e.g. "cannot open /srv/exch/SG1/DB1.edb:
+     * permission denied; run agentfd as a user that can read the store". */
+    const char *(AFD_CALL *last_error)(afd_session *session);
+
+    /* Backup: prepare once, then for each file: next_file, and for each of its streams in order
+     * start_stream, read until it returns 0, end_stream; then end_file. */
+    int32_t (AFD_CALL *backup_prepare)(afd_session *session, afd_backup_params *params);
+    /* Hand out the next file: AFD_OK with *out set, AFD_DONE when there are no more files. */
+    int32_t (AFD_CALL *backup_next_file)(afd_session *session, const afd_file **out);
+    /* Begin reading stream `index` (0-based, in the order of afd_file.streams). */
+    int32_t (AFD_CALL *backup_start_stream)(afd_session *session, uint32_t index);
+    /* Copy up to cap bytes of the current stream into buf. Returns the number of bytes copied
+     * (1..cap), 0 at the end of the stream, or a negative AFD_E_* code. Never more than cap. */
+    int64_t (AFD_CALL *backup_read)(afd_session *session, uint8_t *buf, uint64_t cap);
+    int32_t (AFD_CALL *backup_end_stream)(afd_session *session);
+    int32_t (AFD_CALL *backup_end_file)(afd_session *session);
+
+    /* Restore: prepare once, then for each file: start_file, write its streams' bytes in order
+     * (all of stream 0, then all of stream 1, ...), end_file; then finish. */
+    int32_t (AFD_CALL *restore_prepare)(afd_session *session, const afd_restore_params *params);
+    int32_t (AFD_CALL *restore_start_file)(afd_session *session, const afd_file *file);
+    int32_t (AFD_CALL *restore_write)(afd_session *session, uint32_t stream_index,
+                                      const uint8_t *buf, uint64_t len);
+    /* status is AFD_STATUS_FAILED when the host found the data bad: discard this file. */
+    int32_t (AFD_CALL *restore_end_file)(afd_session *session, int32_t status);
+    /* All files are written: make the restored data usable (replay logs, mount a database). */
+    int32_t (AFD_CALL *restore_finish)(afd_session *session);
+
+#if AFD_TARGET_ABI >= 2
+    /* ---- generation 2 ---- */
+    /* Called once after the backup, when the host has committed the job (status AFD_STATUS_OK) or
+     * given up on it (AFD_STATUS_FAILED). Only after AFD_STATUS_OK may an agent discard what the
+     * job saved (truncate transaction logs). May be NULL. */
+    int32_t (AFD_CALL *backup_finish)(afd_session *session, int32_t status);
+    /* After backup_prepare(): how much a backup would save, without reading data. May be NULL. */
+    int32_t (AFD_CALL *estimate)(afd_session *session, afd_estimate *out);
+#endif
+} afd_agent_api;
+
+/* ---------------------------------------------------------------------------------------------
+ * The two exported entry points
+ * ------------------------------------------------------------------------------------------- */
+/* The agent's name, by which jobs select it ("MicrosoftExchange", "MSSQL"). A static string of
+ * 1 to 64 bytes of UTF-8 without control characters, '/' or '\'; it never changes. */
+AFD_EXPORT const char *AFD_CALL Name(void);
+
+/* Choose an ABI generation. The agent always fills agent_min_abi and agent_max_abi. When the
+ * ranges overlap it sets chosen_abi to the newest common generation, api to its function table,
+ * and returns AFD_OK; otherwise it sets chosen_abi to 0 and api to NULL and returns
+ * AFD_E_VERSION. It must not call the host and may be called more than once. */
+AFD_EXPORT int32_t AFD_CALL afd_negotiate(const afd_negotiate_request *request,
+                                          afd_negotiate_reply *reply);
+
+#define AFD_SYMBOL_NAME "Name"
+#define AFD_SYMBOL_NEGOTIATE "afd_negotiate"
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AGENTFD_AGENT_H */

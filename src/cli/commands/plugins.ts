@@ -1,0 +1,117 @@
+/** `agentfd plugins list` and `agentfd plugins info NAME`. */
+import path from 'node:path';
+import type { Command } from 'commander';
+import { HOST_MAX_ABI, HOST_MIN_ABI } from '../../agents/native/abi.js';
+import type { NativeAgentLibrary } from '../../agents/native/library.js';
+import { loadPluginDir } from '../../agents/registry.js';
+import { configFromOptions, type ConfigOptions } from '../context.js';
+import { printJson, reportFailure, table, type CommandIo } from '../output.js';
+
+interface PluginOptions extends ConfigOptions {
+  json?: boolean;
+}
+
+/** An agent as `plugins list --json` and `plugins info --json` describe it. */
+export function describeAgent(agent: NativeAgentLibrary) {
+  return {
+    name: agent.name,
+    file: agent.file,
+    kind: agent.kind,
+    abi: agent.abi,
+    agentAbiRange: agent.agentAbiRange,
+    version: agent.info.version ?? null,
+    vendor: agent.info.vendor ?? null,
+    description: agent.info.description ?? null,
+    capabilities: agent.capabilities,
+    info: agent.info,
+    warnings: agent.warnings,
+  };
+}
+
+export function pluginsList(io: CommandIo, options: PluginOptions): number {
+  try {
+    const config = configFromOptions(options);
+    const registry = loadPluginDir(config.pluginDir);
+    try {
+      const agents = [...registry.agents.values()].sort((a, b) => a.name.localeCompare(b.name));
+      if (options.json) {
+        printJson(io, {
+          status: 'ok',
+          pluginDir: registry.dir,
+          hostAbiRange: [HOST_MIN_ABI, HOST_MAX_ABI],
+          agents: agents.map(describeAgent),
+          refused: registry.refused,
+          ignored: registry.ignored,
+        });
+        return 0;
+      }
+      io.out(`Plugin directory: ${registry.dir} (this agentfd speaks ABI generations ${HOST_MIN_ABI}..${HOST_MAX_ABI})`);
+      if (agents.length === 0) io.out('No agents loaded.');
+      else {
+        const rows = [['NAME', 'ABI', 'VERSION', 'FILE', 'CAPABILITIES']];
+        for (const a of agents) {
+          rows.push([a.name, `${a.abi} (${a.agentAbiRange[0]}..${a.agentAbiRange[1]})`, a.info.version ?? '-', path.basename(a.file), a.capabilities.join(', ')]);
+        }
+        io.out(table(rows));
+      }
+      const warned = agents.filter((a) => a.warnings.length > 0);
+      for (const a of warned) for (const w of a.warnings) io.out(`warning: ${a.name}: ${w}`);
+      if (registry.refused.length > 0) {
+        io.out(`\nRefused (${registry.refused.length}):`);
+        for (const r of registry.refused) io.out(`  [${r.code}] ${r.reason}`);
+      }
+      return 0;
+    } finally {
+      registry.close();
+    }
+  } catch (error) {
+    return reportFailure(io, Boolean(options.json), error);
+  }
+}
+
+export function pluginsInfo(io: CommandIo, name: string, options: PluginOptions): number {
+  try {
+    const config = configFromOptions(options);
+    const registry = loadPluginDir(config.pluginDir);
+    try {
+      const agent = registry.get(name);
+      if (options.json) {
+        printJson(io, { status: 'ok', agent: describeAgent(agent) });
+        return 0;
+      }
+      const rows = [
+        ['Name', agent.name],
+        ['File', agent.file],
+        ['ABI', `generation ${agent.abi} negotiated (agent speaks ${agent.agentAbiRange[0]}..${agent.agentAbiRange[1]}, agentfd ${HOST_MIN_ABI}..${HOST_MAX_ABI})`],
+        ['Capabilities', agent.capabilities.join(', ')],
+        ...Object.entries(agent.info).map(([k, v]) => [k[0]!.toUpperCase() + k.slice(1), v]),
+      ];
+      io.out(table(rows.map(([k, v]) => [`${k}:`, v!])));
+      for (const w of agent.warnings) io.out(`warning: ${w}`);
+      return 0;
+    } finally {
+      registry.close();
+    }
+  } catch (error) {
+    return reportFailure(io, Boolean(options.json), error);
+  }
+}
+
+export function registerPluginCommands(program: Command, io: CommandIo, setExit: (code: number) => void): void {
+  const plugins = program.command('plugins').description('list and inspect the agents of the plugin directory');
+  plugins
+    .command('list')
+    .description('load every library in the plugin directory and show the agents, and the libraries refused with their reasons')
+    .option('--plugin-dir <dir>', 'the directory of agent libraries (default: plugin_dir of the configuration)')
+    .option('-c, --config <file>', 'configuration file (default: $AGENTFD_CONFIG, else ./agentfd.toml)')
+    .option('--json', 'print one JSON object')
+    .action((options: PluginOptions) => setExit(pluginsList(io, options)));
+  plugins
+    .command('info')
+    .description('show everything an agent declares')
+    .argument('<name>', "the agent's Name()")
+    .option('--plugin-dir <dir>', 'the directory of agent libraries (default: plugin_dir of the configuration)')
+    .option('-c, --config <file>', 'configuration file (default: $AGENTFD_CONFIG, else ./agentfd.toml)')
+    .option('--json', 'print one JSON object')
+    .action((name: string, options: PluginOptions) => setExit(pluginsInfo(io, name, options)));
+}

@@ -1,0 +1,17 @@
+/**
+ * What most commands start from: the configuration (from --config or the usual places) and the
+ * plugin directory (from --plugin-dir, else the configuration).
+ */
+import path from 'node:path';
+import { loadConfig, resolveConfigPath, type AgentfdConfig } from '../config/load.js';
+
+export interface ConfigOptions {
+  config?: string;
+  pluginDir?: string;
+}
+
+export function configFromOptions(options: ConfigOptions): AgentfdConfig {
+  const config = loadConfig(resolveConfigPath(options.config));
+  if (options.pluginDir) config.pluginDir = path.resolve(options.pluginDir);
+  return config;
+}

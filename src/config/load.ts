@@ -1,0 +1,104 @@
+/**
+ * Finding, reading and validating the configuration. Relative paths in a file are relative to
+ * that file, so a configuration means the same thing whatever directory agentfd is started from.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseToml, TomlError } from 'smol-toml';
+import type { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { configSchema, type JobConfig } from './schema.js';
+
+export interface AgentfdConfig {
+  /** The file it came from, or null for the built-in defaults. */
+  file: string | null;
+  pluginDir: string;
+  dataDir: string;
+  /** Options applied to every job of an agent, by agent Name(). */
+  agentOptions: Record<string, Record<string, string>>;
+  jobs: Record<string, JobConfig>;
+}
+
+/** The package's root (two levels above dist/config/ or src/config/). */
+export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Where `npm install` puts the sample agents: the plugin directory when nothing else is said. */
+export const SAMPLE_PLUGIN_DIR = path.join(PACKAGE_ROOT, 'binding', 'build', 'Release', 'agents');
+
+function defaultDataDir(): string {
+  if (process.platform === 'win32') {
+    return path.join(process.env.PROGRAMDATA ?? 'C:\\ProgramData', 'agentfd');
+  }
+  const xdg = process.env.XDG_DATA_HOME;
+  return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.local', 'share'), 'agentfd');
+}
+
+/**
+ * The configuration file to use: --config, else $AGENTFD_CONFIG, else ./agentfd.toml when it
+ * exists, else none (built-in defaults).
+ */
+export function resolveConfigPath(explicit: string | undefined): string | null {
+  if (explicit) return path.resolve(explicit);
+  if (process.env.AGENTFD_CONFIG) return path.resolve(process.env.AGENTFD_CONFIG);
+  const local = path.resolve('agentfd.toml');
+  return existsSync(local) ? local : null;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const where = issue.path.length > 0 ? issue.path.map(String).join('.') : '(top level)';
+  if (issue.code === 'unrecognized_keys') {
+    return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  }
+  if (issue.code === 'invalid_type') {
+    return `${where}: expected ${issue.expected}${issue.input === undefined ? ' (the key is missing)' : ''}`;
+  }
+  return `${where}: ${issue.message}`;
+}
+
+/** Parse and validate configuration text. `file` names it in messages and anchors relative paths. */
+export function parseConfig(text: string, file: string): AgentfdConfig {
+  let tree: unknown;
+  try {
+    tree = parseToml(text);
+  } catch (error) {
+    if (error instanceof TomlError) {
+      const firstLine = error.message.split('\n')[0] ?? error.message;
+      throw new ConfigError(`${file}:${error.line}:${error.column}: not valid TOML: ${firstLine}`, { cause: error });
+    }
+    throw new ConfigError(`${file}: not valid TOML: ${String(error)}`, { cause: error });
+  }
+  const result = configSchema.safeParse(tree);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => `  ${describeIssue(issue)}`);
+    throw new ConfigError(`${file}: invalid configuration:\n${lines.join('\n')}`);
+  }
+  const raw = result.data;
+  const base = path.dirname(file);
+  return {
+    file,
+    pluginDir: raw.plugin_dir ? path.resolve(base, raw.plugin_dir) : SAMPLE_PLUGIN_DIR,
+    dataDir: raw.data_dir ? path.resolve(base, raw.data_dir) : defaultDataDir(),
+    agentOptions: Object.fromEntries(Object.entries(raw.agents).map(([name, s]) => [name, s.options])),
+    jobs: raw.jobs,
+  };
+}
+
+/** Load the configuration from `file`, or the built-in defaults when `file` is null. */
+export function loadConfig(file: string | null): AgentfdConfig {
+  if (file === null) {
+    return { file: null, pluginDir: SAMPLE_PLUGIN_DIR, dataDir: defaultDataDir(), agentOptions: {}, jobs: {} };
+  }
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ConfigError(
+      `${file}: cannot read the configuration (${code === 'ENOENT' ? 'no such file' : code}). Pass --config with an existing file; examples/agentfd.toml is a starting point.`,
+      { cause: error },
+    );
+  }
+  return parseConfig(text, file);
+}
