@@ -35,6 +35,15 @@
       'sources': ['../native-samples/legacy/legacy.c', '../native-samples/common/sample_util.c'],
     },
     {
+      # The C test driver and throughput ceiling for the agents (native-samples/harness/).
+      'type': 'executable',
+      'target_name': 'afd_harness',
+      'sources': ['../native-samples/harness/afd_harness.c', '../native-samples/common/sample_util.c'],
+      'conditions': [
+        ['OS=="linux"', { 'libraries': ['-ldl'] }],
+      ],
+    },
+    {
       'type': 'shared_library',
       'target_name': 'bad_no_negotiate',
       'product_dir': '<(PRODUCT_DIR)/test-agents',

@@ -231,8 +231,13 @@ int su_set_mtime(const char *path, int64_t mtime_ns) {
     return _utime64(path, &times);
 #else
     struct timespec times[2];
-    times[0].tv_sec = times[1].tv_sec = (time_t)(mtime_ns / 1000000000LL);
-    times[0].tv_nsec = times[1].tv_nsec = (long)(mtime_ns % 1000000000LL);
+    int64_t sec = mtime_ns / 1000000000LL, nsec = mtime_ns % 1000000000LL;
+    if (nsec < 0) { /* before 1970: tv_nsec must stay in 0..999999999 */
+        nsec += 1000000000LL;
+        sec -= 1;
+    }
+    times[0].tv_sec = times[1].tv_sec = (time_t)sec;
+    times[0].tv_nsec = times[1].tv_nsec = (long)nsec;
     return utimensat(AT_FDCWD, path, times, 0);
 #endif
 }
@@ -317,4 +322,424 @@ int su_remove(const char *path) {
 
 FILE *su_fopen(const char *path, const char *mode) {
     return fopen(path, mode);
+}
+
+char *su_strdup(const char *s) {
+    size_t len = strlen(s) + 1;
+    char *copy = malloc(len);
+    if (copy != NULL) memcpy(copy, s, len);
+    return copy;
+}
+
+int su_mkdirs_parent(const char *path) {
+    char buf[SU_PATH_MAX];
+    size_t len = strlen(path);
+    if (len >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, len + 1);
+    while (len > 0 && buf[len - 1] != '/' && buf[len - 1] != '\\') len--;
+    while (len > 1 && (buf[len - 1] == '/' || buf[len - 1] == '\\')) len--;
+    if (len == 0) return 0; /* a bare name: the current directory */
+    buf[len] = '\0';
+    return su_mkdirs(buf);
+}
+
+int su_replace(const char *from, const char *to) {
+#if defined(_WIN32)
+    if (remove(to) != 0 && errno != ENOENT) return -1;
+#endif
+    return rename(from, to);
+}
+
+const char *su_strerror(su_base *base, int err) {
+#if defined(_WIN32)
+    if (strerror_s(base->errtext, sizeof base->errtext, err) != 0) {
+        snprintf(base->errtext, sizeof base->errtext, "error %d", err);
+    }
+#else
+    if (strerror_r(err, base->errtext, sizeof base->errtext) != 0) {
+        snprintf(base->errtext, sizeof base->errtext, "error %d", err);
+    }
+#endif
+    return base->errtext;
+}
+
+/* ---- names and logical paths ---- */
+
+/* Length of the UTF-8 sequence at s (at most n bytes available), or 0 when it is not valid UTF-8
+ * (overlong forms, surrogates and code points above U+10FFFF are refused). */
+static size_t su_utf8_len(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    size_t len, i;
+    uint32_t cp;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1Fu;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        cp = c & 0x0Fu;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07u;
+    } else {
+        return 0;
+    }
+    if (n < len) return 0;
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3Fu);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return 0;
+    }
+    return len;
+}
+
+int su_valid_name_n(const char *name, size_t len) {
+    const unsigned char *s = (const unsigned char *)name;
+    size_t i = 0;
+    if (len == 0 || len > SU_NAME_MAX) return 0;
+    if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.')) return 0;
+    while (i < len) {
+        size_t step;
+        if (s[i] < 0x20 || s[i] == 0x7F || s[i] == '/' || s[i] == '\\' || s[i] == ':') return 0;
+        step = su_utf8_len(s + i, len - i);
+        if (step == 0) return 0;
+        i += step;
+    }
+    return 1;
+}
+
+int su_valid_name(const char *name) {
+    return name != NULL && su_valid_name_n(name, strlen(name));
+}
+
+const char *su_logical_rest(const char *path, const char *prefix) {
+    size_t plen = strlen(prefix);
+    const char *rest, *p;
+    if (path == NULL || strlen(path) >= SU_PATH_MAX || strncmp(path, prefix, plen) != 0) {
+        return NULL;
+    }
+    rest = path + plen;
+    p = rest;
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash != NULL ? (size_t)(slash - p) : strlen(p);
+        if (!su_valid_name_n(p, n)) return NULL; /* also refuses empty, ".", ".." */
+        if (slash == NULL) break;
+        p = slash + 1;
+    }
+    return rest;
+}
+
+int su_split_path(const char *rest, char (*parts)[SU_NAME_MAX + 1], int max) {
+    int count = 0;
+    const char *p = rest;
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash != NULL ? (size_t)(slash - p) : strlen(p);
+        if (count == max || n > SU_NAME_MAX) return -1;
+        memcpy(parts[count], p, n);
+        parts[count][n] = '\0';
+        count++;
+        if (slash == NULL) return count;
+        p = slash + 1;
+    }
+}
+
+int su_has_suffix(const char *name, const char *suffix) {
+    size_t ln = strlen(name), ls = strlen(suffix), i;
+    if (ln < ls) return 0;
+    name += ln - ls;
+    for (i = 0; i < ls; i++) {
+        char a = name[i], b = suffix[i];
+        if (a >= 'A' && a <= 'Z') a = (char)(a - 'A' + 'a');
+        if (b >= 'A' && b <= 'Z') b = (char)(b - 'A' + 'a');
+        if (a != b) return 0;
+    }
+    return 1;
+}
+
+/* ---- cancellation ---- */
+
+int32_t su_cancel_point(su_base *base, uint32_t *counter, const char *what) {
+    if (counter != NULL && ++*counter % 64u != 0) return AFD_OK;
+    if (!su_cancelled(base)) return AFD_OK;
+    return su_fail(base, AFD_E_CANCELLED, "the job was cancelled while %s", what);
+}
+
+/* ---- su_reader ---- */
+
+int32_t su_reader_open(su_base *base, su_reader *r, const char *path) {
+    size_t len = strlen(path);
+    r->fp = NULL;
+    if (len >= sizeof r->path) {
+        return su_fail(base, AFD_E_INVALID, "path too long: %.200s...", path);
+    }
+    memcpy(r->path, path, len + 1);
+    r->fp = su_fopen(path, "rb");
+    if (r->fp == NULL) {
+        int err = errno;
+        return su_fail(base, AFD_E_IO,
+                       "cannot open %s: %s; check that it exists and that agentfd may read it",
+                       path, su_strerror(base, err));
+    }
+    return AFD_OK;
+}
+
+int64_t su_reader_read(su_base *base, su_reader *r, uint8_t *buf, uint64_t cap) {
+    size_t want, got;
+    if (r->fp == NULL) return su_fail(base, AFD_E_INVALID, "no file is open for reading");
+    want = cap > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)cap;
+    if ((uint64_t)want > (uint64_t)INT64_MAX) want = (size_t)INT64_MAX;
+    if (want == 0) return 0;
+    errno = 0;
+    got = fread(buf, 1, want, r->fp);
+    if (got == 0 && ferror(r->fp)) {
+        int err = errno != 0 ? errno : EIO;
+        return su_fail(base, AFD_E_IO, "cannot read %s: %s; check the disk and run the job again",
+                       r->path, su_strerror(base, err));
+    }
+    return (int64_t)got;
+}
+
+int su_reader_at_end(su_reader *r) {
+    return r->fp == NULL || fgetc(r->fp) == EOF;
+}
+
+void su_reader_close(su_reader *r) {
+    if (r->fp != NULL) fclose(r->fp);
+    r->fp = NULL;
+}
+
+/* ---- su_part ---- */
+
+int32_t su_part_open(su_base *base, su_part *p, const char *final_path) {
+    int n;
+    p->fp = NULL;
+    p->part_path[0] = '\0';
+    n = snprintf(p->final_path, sizeof p->final_path, "%s", final_path);
+    if (n < 0 || (size_t)n >= sizeof p->final_path || (size_t)n + 5 >= sizeof p->part_path) {
+        p->final_path[0] = '\0';
+        return su_fail(base, AFD_E_INVALID, "restore path too long: %.200s...", final_path);
+    }
+    snprintf(p->part_path, sizeof p->part_path, "%s.part", final_path);
+    if (su_mkdirs_parent(final_path) != 0) {
+        int err = errno;
+        p->part_path[0] = '\0';
+        return su_fail(base, AFD_E_IO,
+                       "cannot create the directory for %s: %s; check the restore target",
+                       final_path, su_strerror(base, err));
+    }
+    p->fp = su_fopen(p->part_path, "wb");
+    if (p->fp == NULL) {
+        int err = errno;
+        p->part_path[0] = '\0';
+        return su_fail(base, AFD_E_IO,
+                       "cannot create %s.part: %s; check that agentfd may write to the target",
+                       final_path, su_strerror(base, err));
+    }
+    return AFD_OK;
+}
+
+int32_t su_part_write(su_base *base, su_part *p, const uint8_t *buf, uint64_t len) {
+    if (p->fp == NULL) return su_fail(base, AFD_E_INVALID, "no restored file is open");
+    while (len > 0) {
+        size_t chunk = len > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)len;
+        errno = 0;
+        if (fwrite(buf, 1, chunk, p->fp) != chunk) {
+            int err = errno != 0 ? errno : EIO;
+            return su_fail(base, AFD_E_IO,
+                           "cannot write %s: %s; check the free space of the restore target",
+                           p->part_path, su_strerror(base, err));
+        }
+        buf += chunk;
+        len -= chunk;
+    }
+    return AFD_OK;
+}
+
+int32_t su_part_close(su_base *base, su_part *p) {
+    int failed;
+    if (p->fp == NULL) return AFD_OK;
+    errno = 0;
+    failed = fflush(p->fp) != 0 || ferror(p->fp);
+    if (fclose(p->fp) != 0) failed = 1;
+    p->fp = NULL;
+    if (failed) {
+        int err = errno != 0 ? errno : EIO;
+        return su_fail(base, AFD_E_IO,
+                       "cannot write %s: %s; check the free space of the restore target",
+                       p->part_path, su_strerror(base, err));
+    }
+    return AFD_OK;
+}
+
+int32_t su_part_commit(su_base *base, su_part *p, int64_t mtime_ns) {
+    int32_t rc = su_part_close(base, p);
+    if (rc != AFD_OK) return rc;
+    if (p->part_path[0] == '\0') return su_fail(base, AFD_E_INVALID, "no restored file is open");
+    if (su_replace(p->part_path, p->final_path) != 0) {
+        int err = errno;
+        return su_fail(base, AFD_E_IO,
+                       "cannot rename %s to %s: %s; check that the target file is not in use",
+                       p->part_path, p->final_path, su_strerror(base, err));
+    }
+    p->part_path[0] = '\0'; /* renamed: nothing left to abort */
+    if (mtime_ns != 0 && su_set_mtime(p->final_path, mtime_ns) != 0) {
+        int err = errno;
+        su_log(base, AFD_LOG_WARNING, "cannot set the modification time of %s: %s", p->final_path,
+               su_strerror(base, err));
+    }
+    return AFD_OK;
+}
+
+void su_part_abort(su_part *p) {
+    if (p->fp != NULL) fclose(p->fp);
+    p->fp = NULL;
+    if (p->part_path[0] != '\0') su_remove(p->part_path);
+    p->part_path[0] = '\0';
+}
+
+/* ---- su_file_out ---- */
+
+void su_file_out_set(su_file_out *o, uint32_t kind, const su_stat *st, int with_stream) {
+    memset(&o->stream, 0, sizeof o->stream);
+    o->stream.struct_size = sizeof o->stream;
+    o->stream.type = AFD_STREAM_DATA;
+    o->stream.name = "data";
+    o->stream.size_hint = st->size;
+    memset(&o->file, 0, sizeof o->file);
+    o->file.struct_size = sizeof o->file;
+    o->file.kind = kind;
+    o->file.path = o->path;
+    o->file.mode = st->mode;
+    o->file.mtime_ns = st->mtime_ns;
+    o->file.size = st->size;
+    o->file.flags = with_stream ? 0u : AFD_FILE_SEEN;
+    o->file.stream_count = with_stream ? 1u : 0u;
+    o->file.streams = with_stream ? &o->stream : NULL;
+    o->active = 1;
+    o->stream_active = 0;
+}
+
+int32_t su_file_out_start_stream(su_base *base, su_file_out *o, uint32_t index) {
+    int32_t rc;
+    if (!o->active || o->stream_active) {
+        return su_fail(base, AFD_E_INVALID, "backup_start_stream out of order");
+    }
+    if (index >= o->file.stream_count) {
+        return su_fail(base, AFD_E_INVALID, "%s has no stream %lu", o->path, (unsigned long)index);
+    }
+    rc = su_reader_open(base, &o->reader, o->fs_path);
+    if (rc != AFD_OK) return rc;
+    o->read_calls = 0;
+    o->stream_active = 1;
+    return AFD_OK;
+}
+
+int64_t su_file_out_read(su_base *base, su_file_out *o, uint8_t *buf, uint64_t cap,
+                         const char *what) {
+    int32_t rc;
+    if (!o->stream_active) {
+        return su_fail(base, AFD_E_INVALID, "backup_read without a started stream");
+    }
+    if (buf == NULL && cap > 0) return su_fail(base, AFD_E_INVALID, "backup_read: no buffer");
+    rc = su_cancel_point(base, &o->read_calls, what);
+    if (rc != AFD_OK) return rc;
+    return su_reader_read(base, &o->reader, buf, cap);
+}
+
+int32_t su_file_out_end_stream(su_base *base, su_file_out *o) {
+    if (!o->stream_active) {
+        return su_fail(base, AFD_E_INVALID, "backup_end_stream without a started stream");
+    }
+    su_reader_close(&o->reader);
+    o->stream_active = 0;
+    return AFD_OK;
+}
+
+int32_t su_file_out_end_file(su_base *base, su_file_out *o) {
+    if (!o->active) return su_fail(base, AFD_E_INVALID, "backup_end_file without a file");
+    su_file_out_close(o);
+    return AFD_OK;
+}
+
+void su_file_out_close(su_file_out *o) {
+    su_reader_close(&o->reader);
+    o->stream_active = 0;
+    o->active = 0;
+}
+
+/* ---- su_file_in ---- */
+
+int32_t su_file_in_start(su_base *base, su_file_in *in, const afd_file *file,
+                         const char *final_path) {
+    int32_t rc;
+    if (in->active) {
+        return su_fail(base, AFD_E_INVALID, "restore_start_file before restore_end_file");
+    }
+    in->mtime_ns = file->mtime_ns;
+    in->write_calls = 0;
+    if ((file->flags & AFD_FILE_SEEN) != 0 || file->stream_count == 0) {
+        in->skip = 1; /* nothing was saved for it: acknowledge it, write nothing */
+        in->active = 1;
+        return AFD_OK;
+    }
+    rc = su_part_open(base, &in->part, final_path);
+    if (rc != AFD_OK) return rc;
+    in->skip = 0;
+    in->active = 1;
+    return AFD_OK;
+}
+
+int32_t su_file_in_write(su_base *base, su_file_in *in, uint32_t stream_index, const uint8_t *buf,
+                         uint64_t len, const char *what) {
+    int32_t rc;
+    if (!in->active) {
+        return su_fail(base, AFD_E_INVALID, "restore_write without restore_start_file");
+    }
+    if (stream_index != 0) {
+        return su_fail(base, AFD_E_INVALID,
+                       "restore_write to stream %lu: this object has a single stream (0)",
+                       (unsigned long)stream_index);
+    }
+    if (in->skip) {
+        return su_fail(base, AFD_E_INVALID, "restore_write to a file that has no streams");
+    }
+    if (buf == NULL && len > 0) return su_fail(base, AFD_E_INVALID, "restore_write: no buffer");
+    rc = su_cancel_point(base, &in->write_calls, what);
+    if (rc != AFD_OK) return rc;
+    return su_part_write(base, &in->part, buf, len);
+}
+
+int32_t su_file_in_end(su_base *base, su_file_in *in, int32_t status, int *committed) {
+    int32_t rc;
+    *committed = 0;
+    if (!in->active) {
+        if (status != AFD_STATUS_OK) return AFD_OK; /* start_file failed: nothing to discard */
+        return su_fail(base, AFD_E_INVALID, "restore_end_file without restore_start_file");
+    }
+    in->active = 0;
+    if (in->skip) return AFD_OK;
+    if (status != AFD_STATUS_OK) {
+        su_part_abort(&in->part);
+        return AFD_OK;
+    }
+    rc = su_part_commit(base, &in->part, in->mtime_ns);
+    if (rc != AFD_OK) {
+        su_part_abort(&in->part);
+        return rc;
+    }
+    *committed = 1;
+    return AFD_OK;
+}
+
+void su_file_in_abort(su_file_in *in) {
+    su_part_abort(&in->part);
+    in->active = 0;
 }

@@ -24,6 +24,7 @@ typedef struct su_base {
     void *host_ctx;
     uint32_t abi;
     char error[1024];
+    char errtext[160]; /* scratch for su_strerror() */
 } su_base;
 
 /* Copy the host table pointer and context out of open()'s parameters. */
@@ -82,5 +83,115 @@ void su_free_list(char **names, size_t count);
 int su_remove(const char *path);
 /* Open a file for binary reading or writing ("rb", "wb"). */
 FILE *su_fopen(const char *path, const char *mode);
+/* A malloc'd copy of s (strdup is not ISO C), or NULL when out of memory. */
+char *su_strdup(const char *s);
+/* mkdir -p of the directory that holds `path`. Returns 0 or -1 with errno set. */
+int su_mkdirs_parent(const char *path);
+/* Rename `from` to `to`, replacing an existing `to` (on Windows, where rename() does not replace,
+ * the existing file is removed first). Returns 0 or -1 with errno set. */
+int su_replace(const char *from, const char *to);
+/* strerror(err), thread-safe: the text lives in base->errtext until the next call. */
+const char *su_strerror(su_base *base, int err);
+
+/* ---- names and logical paths ---- */
+/* The longest file name (in UTF-8 bytes) the samples accept in a path component. */
+#define SU_NAME_MAX 1024
+/* 1 when the `len` bytes at `name` make a name that is safe as one component of a logical path
+ * and of a file system path on every platform: 1..SU_NAME_MAX bytes of valid UTF-8, not "." or
+ * "..", no '/', '\\', ':' and no control characters. */
+int su_valid_name_n(const char *name, size_t len);
+int su_valid_name(const char *name);
+/* Check a logical path the host passes at restore against `prefix` (the agent's namespace with a
+ * trailing '/', e.g. "/@exchange/"). Returns the part after the prefix when every component is a
+ * su_valid_name_n() and the path is shorter than SU_PATH_MAX, else NULL. */
+const char *su_logical_rest(const char *path, const char *prefix);
+/* Split `rest` (from su_logical_rest) into at most `max` components copied into parts[i]
+ * (each SU_NAME_MAX + 1 bytes). Returns the number of components, or -1 when there are more. */
+int su_split_path(const char *rest, char (*parts)[SU_NAME_MAX + 1], int max);
+/* 1 when `name` ends with `suffix`, comparing ASCII letters case-insensitively. */
+int su_has_suffix(const char *name, const char *suffix);
+
+/* ---- cancellation ---- */
+/* A cancellation point. With counter == NULL it asks the host now; otherwise every 64th call
+ * asks. Returns AFD_OK, or AFD_E_CANCELLED with the message
+ * "the job was cancelled while <what>". */
+int32_t su_cancel_point(su_base *base, uint32_t *counter, const char *what);
+
+/* ---- reading a file into the host's buffer (backup streams) ---- */
+typedef struct su_reader {
+    FILE *fp;
+    char path[SU_PATH_MAX];
+} su_reader;
+/* Open `path` for reading; on failure sets the message (with the path and the reason). */
+int32_t su_reader_open(su_base *base, su_reader *r, const char *path);
+/* fread() up to cap bytes straight into buf. Returns the count, 0 at the end of the file, or
+ * AFD_E_IO with the message set. */
+int64_t su_reader_read(su_base *base, su_reader *r, uint8_t *buf, uint64_t cap);
+/* 1 when the file has no more bytes (reads one byte to find out: for "did it grow?" checks). */
+int su_reader_at_end(su_reader *r);
+void su_reader_close(su_reader *r);
+
+/* ---- writing a restored file as "<final>.part", renamed into place when complete ---- */
+typedef struct su_part {
+    FILE *fp; /* NULL once closed */
+    char final_path[SU_PATH_MAX];
+    char part_path[SU_PATH_MAX];
+} su_part;
+/* Create the parent directories of final_path and open "<final_path>.part" for writing. */
+int32_t su_part_open(su_base *base, su_part *p, const char *final_path);
+int32_t su_part_write(su_base *base, su_part *p, const uint8_t *buf, uint64_t len);
+/* Flush and close the .part file (a full disk shows up here). Idempotent. */
+int32_t su_part_close(su_base *base, su_part *p);
+/* Close, rename "<final>.part" over "<final>", then set its mtime when mtime_ns != 0 (a failure to
+ * set the time is logged as a warning: the data is in place). */
+int32_t su_part_commit(su_base *base, su_part *p, int64_t mtime_ns);
+/* Close and delete the .part file. Safe to call on a part that was never opened (zeroed). */
+void su_part_abort(su_part *p);
+
+/* ---- backup: a file on disk handed out as an object with (at most) one stream ----
+ * Holds the afd_file/afd_stream the agent hands out (valid until backup_end_file) and implements
+ * backup_start_stream/read/end_stream/end_file for "stream 0 is the file's bytes". */
+typedef struct su_file_out {
+    int active;        /* handed out; backup_end_file not called yet */
+    int stream_active;
+    char path[SU_PATH_MAX];    /* the logical path; file.path points here */
+    char fs_path[SU_PATH_MAX]; /* the file on disk */
+    afd_file file;
+    afd_stream stream;
+    su_reader reader;
+    uint32_t read_calls;
+} su_file_out;
+/* Fill o->file from `st` (o->path and o->fs_path are set by the caller): with_stream = 1 gives one
+ * AFD_STREAM_DATA stream "data" with size_hint = st->size; with_stream = 0 gives no stream and
+ * AFD_FILE_SEEN. Marks the file active. */
+void su_file_out_set(su_file_out *o, uint32_t kind, const su_stat *st, int with_stream);
+int32_t su_file_out_start_stream(su_base *base, su_file_out *o, uint32_t index);
+/* `what` names the activity for the cancellation message ("reading the store"). */
+int64_t su_file_out_read(su_base *base, su_file_out *o, uint8_t *buf, uint64_t cap,
+                         const char *what);
+int32_t su_file_out_end_stream(su_base *base, su_file_out *o);
+int32_t su_file_out_end_file(su_base *base, su_file_out *o);
+void su_file_out_close(su_file_out *o);
+
+/* ---- restore: one object written as one file on disk, through "<final>.part" ---- */
+typedef struct su_file_in {
+    int active; /* between restore_start_file and restore_end_file */
+    int skip;   /* AFD_FILE_SEEN or no streams: acknowledged, nothing written */
+    int64_t mtime_ns;
+    su_part part;
+    uint32_t write_calls;
+} su_file_in;
+/* Start restoring `file` to final_path (already validated by the agent). A file flagged
+ * AFD_FILE_SEEN or without streams is acknowledged and nothing is written. */
+int32_t su_file_in_start(su_base *base, su_file_in *in, const afd_file *file,
+                         const char *final_path);
+/* Append bytes of stream 0; any other stream index is AFD_E_INVALID. */
+int32_t su_file_in_write(su_base *base, su_file_in *in, uint32_t stream_index, const uint8_t *buf,
+                         uint64_t len, const char *what);
+/* AFD_STATUS_OK: rename the .part into place and set the mtime (*committed = 1);
+ * AFD_STATUS_FAILED: delete the .part. */
+int32_t su_file_in_end(su_base *base, su_file_in *in, int32_t status, int *committed);
+/* Delete an unfinished .part (close() and restore_finish() of an interrupted restore). */
+void su_file_in_abort(su_file_in *in);
 
 #endif /* AGENTFD_SAMPLE_UTIL_H */

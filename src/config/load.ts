@@ -51,6 +51,10 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === 'unrecognized_keys') {
     return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   }
+  if (issue.code === 'invalid_key') {
+    // A record key that failed its own check (a job name): show that check's message.
+    return `${where}: ${issue.issues[0]?.message ?? issue.message}`;
+  }
   if (issue.code === 'invalid_type') {
     return `${where}: expected ${issue.expected}${issue.input === undefined ? ' (the key is missing)' : ''}`;
   }

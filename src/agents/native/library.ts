@@ -43,7 +43,7 @@ export type RefusalCode =
   | 'E_DUPLICATE_NAME';
 
 /** A callable entry point of the agent's table. */
-export type EntryPoint = (...args: unknown[]) => unknown;
+export type EntryPoint = ((...args: unknown[]) => unknown) & { async?: (...args: unknown[]) => void };
 
 /** A loaded, negotiated native agent library. */
 export interface NativeAgentLibrary {

@@ -1,0 +1,139 @@
+/**
+ * The host-function table handed to native agents (afd_host_api).
+ *
+ * koffi allows 8192 registered callbacks per process, so the six host functions are registered
+ * once, and every session is told apart by its host_ctx (a small integer the agent passes back).
+ * The table lives in memory allocated with koffi.alloc, because agents keep its address from
+ * open() to close(); a JS-owned buffer could move or be collected under them.
+ *
+ * Each callback is wrapped in try/catch: an exception in a callback would otherwise become a zero
+ * return in C and a rethrow somewhere unrelated (research/koffi.md, section 6).
+ */
+import koffi from 'koffi';
+import { HostApi, HostProtos, LOG_LEVELS, type LogLevel, hostApiSizeFor } from './abi.js';
+import { readCString } from './cstring.js';
+
+/** What a session answers to its agent's host calls. */
+export interface HostCallbacks {
+  log(level: LogLevel, message: string): void;
+  filesetCheck(path: string): boolean;
+  getOption(key: string): string | undefined;
+  isCancelled(): boolean;
+  stateGet(): Uint8Array | null;
+  stateSet(blob: Uint8Array): void;
+  /** A host call the agent got wrong (bad string, oversized blob); recorded for the job report. */
+  protocolError(message: string): void;
+}
+
+/** The largest state blob an agent may store (the header promises 1 MiB). */
+export const MAX_STATE_BYTES = 1 << 20;
+const MAX_HOST_STRING = 64 * 1024;
+
+const sessions = new Map<bigint, HostCallbacks>();
+let nextContext = 1n;
+let tables: Map<number, unknown> | null = null;
+
+function lookup(ctx: unknown): HostCallbacks | undefined {
+  return typeof ctx === 'bigint' ? sessions.get(ctx) : undefined;
+}
+
+function copyOut(target: unknown, cap: number | bigint, bytes: Uint8Array, withNul: boolean): void {
+  const room = Number(cap);
+  const needed = bytes.length + (withNul ? 1 : 0);
+  if (target === null || room < needed || needed === 0) return;
+  const view = new Uint8Array(koffi.view(target, needed));
+  view.set(bytes);
+  if (withNul) view[bytes.length] = 0;
+}
+
+function stringArg(host: HostCallbacks, what: string, pointer: unknown): string | null {
+  const text = readCString(pointer, MAX_HOST_STRING);
+  if (text.ok) return text.value;
+  host.protocolError(`the agent passed ${what} that is ${text.reason === 'null' ? 'NULL' : text.reason === 'too-long' ? 'longer than 64 KiB' : 'not valid UTF-8'}`);
+  return null;
+}
+
+function guard<T>(ctx: unknown, fallback: T, body: (host: HostCallbacks) => T): T {
+  const host = lookup(ctx);
+  if (!host) return fallback;
+  try {
+    return body(host);
+  } catch (error) {
+    host.protocolError(`a host function failed: ${error instanceof Error ? error.message : String(error)}`);
+    return fallback;
+  }
+}
+
+const implementations = {
+  log: (ctx: unknown, level: number, message: unknown) =>
+    guard(ctx, undefined, (host) => {
+      const text = stringArg(host, 'a log message', message);
+      if (text !== null) host.log(LOG_LEVELS[level as keyof typeof LOG_LEVELS] ?? 'info', text);
+    }),
+  fileset_check: (ctx: unknown, path: unknown) =>
+    guard(ctx, -1, (host) => {
+      const text = stringArg(host, 'a path to fileset_check', path);
+      return text === null ? -1 : host.filesetCheck(text) ? 1 : 0;
+    }),
+  get_option: (ctx: unknown, key: unknown, buf: unknown, cap: number | bigint) =>
+    guard(ctx, -1, (host) => {
+      const name = stringArg(host, 'an option name', key);
+      const value = name === null ? undefined : host.getOption(name);
+      if (value === undefined) return -1;
+      const bytes = Buffer.from(value, 'utf8');
+      copyOut(buf, cap, bytes, true);
+      return bytes.length;
+    }),
+  is_cancelled: (ctx: unknown) => guard(ctx, 0, (host) => (host.isCancelled() ? 1 : 0)),
+  state_get: (ctx: unknown, buf: unknown, cap: number | bigint) =>
+    guard(ctx, -1, (host) => {
+      const blob = host.stateGet();
+      if (blob === null) return -1;
+      copyOut(buf, cap, blob, false);
+      return blob.length;
+    }),
+  state_set: (ctx: unknown, data: unknown, len: number | bigint) =>
+    guard(ctx, -3, (host) => {
+      const size = Number(len);
+      if (size > MAX_STATE_BYTES) {
+        host.protocolError(`the agent tried to store ${size} bytes of state; the limit is ${MAX_STATE_BYTES}`);
+        return -3;
+      }
+      if (size > 0 && data === null) {
+        host.protocolError('the agent passed NULL state data with a non-zero length');
+        return -3;
+      }
+      host.stateSet(size === 0 ? new Uint8Array(0) : Uint8Array.from(new Uint8Array(koffi.view(data, size))));
+      return 0;
+    }),
+};
+
+/** The table for a generation (a gen 1 agent gets a gen 1 sized table), allocated on first use. */
+export function hostTableFor(generation: number): unknown {
+  if (tables === null) {
+    tables = new Map();
+    const pointers = Object.fromEntries(
+      (Object.keys(HostProtos) as (keyof typeof HostProtos)[]).map((name) => [
+        name,
+        koffi.register(implementations[name] as (...args: never[]) => unknown, koffi.pointer(HostProtos[name])),
+      ]),
+    );
+    for (const gen of [1, 2]) {
+      const table = koffi.alloc(HostApi, 1);
+      koffi.encode(table, HostApi, { struct_size: hostApiSizeFor(gen), abi_version: gen, ...pointers });
+      tables.set(gen, table);
+    }
+  }
+  return tables.get(generation) ?? tables.get(2);
+}
+
+/** Attach callbacks to a new host_ctx; release it with detachHostContext. */
+export function attachHostContext(callbacks: HostCallbacks): bigint {
+  const ctx = nextContext++;
+  sessions.set(ctx, callbacks);
+  return ctx;
+}
+
+export function detachHostContext(ctx: bigint): void {
+  sessions.delete(ctx);
+}

@@ -1,0 +1,255 @@
+/**
+ * One job's session with a native agent: open, the backup and restore calls, close. Calls are
+ * synchronous and checked: a negative return code becomes an AgentCallError that carries the
+ * agent's own last_error() text, and what the agent hands out is validated before it is used.
+ *
+ * This class is the only place that calls an agent's entry points; the bridge that turns these
+ * calls into async iterators, and the isolated host process, both drive it.
+ */
+import { AgentCallError } from '../../errors.js';
+import {
+  AFD_DONE,
+  AFD_OK,
+  AFD_STATUS_FAILED,
+  AFD_STATUS_OK,
+  BackupParams,
+  FileDescIn,
+  LEVELS,
+  type Level,
+  type LogLevel,
+  OpenParams,
+  RETURN_CODES,
+  RestoreParams,
+  StreamDescIn,
+  type AgentEntryPoint,
+} from './abi.js';
+import { readCString } from './cstring.js';
+import { attachHostContext, detachHostContext, hostTableFor, type HostCallbacks } from './host-table.js';
+import type { NativeAgentLibrary } from './library.js';
+import { decodeAgentFile } from './validate.js';
+import type { AgentFileInfo } from '../types.js';
+
+export interface SessionOptions {
+  jobName: string;
+  jobId?: number;
+  /** The job's options for the agent (get_option). */
+  options?: Record<string, string>;
+  /** The fileset check; everything is included when absent. */
+  filesetCheck?: (path: string) => boolean;
+  log?: (level: LogLevel, message: string) => void;
+  isCancelled?: () => boolean;
+  /** The state blob of the reference job (state_get). */
+  referenceState?: Uint8Array | null;
+  /**
+   * Call the agent on the libuv thread pool (koffi's .async) so the event loop keeps running while
+   * the agent works. The agent host process, whose only job is the agent, calls it directly.
+   */
+  offThread?: boolean;
+}
+
+const LEVEL_NAMES = Object.fromEntries(Object.entries(LEVELS).map(([name, value]) => [value, name])) as Record<number, Level>;
+
+export class NativeAgentSession {
+  readonly agent: NativeAgentLibrary;
+  /** The blob the agent stored with state_set during this session, if any. */
+  state: Uint8Array | null = null;
+  /** Host calls the agent got wrong; a job fails when this is not empty. */
+  readonly protocolErrors: string[] = [];
+  private handle: unknown;
+  private readonly ctx: bigint;
+  private readonly offThread: boolean;
+
+  private constructor(agent: NativeAgentLibrary, ctx: bigint, offThread: boolean) {
+    this.agent = agent;
+    this.ctx = ctx;
+    this.offThread = offThread;
+  }
+
+  static async open(agent: NativeAgentLibrary, options: SessionOptions): Promise<NativeAgentSession> {
+    const callbacks: HostCallbacks = {
+      log: (level, message) => options.log?.(level, message),
+      filesetCheck: (path) => options.filesetCheck?.(path) ?? true,
+      getOption: (key) => (options.options && Object.hasOwn(options.options, key) ? options.options[key] : undefined),
+      isCancelled: () => options.isCancelled?.() ?? false,
+      stateGet: () => options.referenceState ?? null,
+      stateSet: (blob) => (session.state = blob),
+      protocolError: (message) => session.protocolErrors.push(message),
+    };
+    const ctx = attachHostContext(callbacks);
+    const session = new NativeAgentSession(agent, ctx, options.offThread ?? false);
+    const out: unknown[] = [null];
+    const params = {
+      struct_size: OpenParams.size,
+      abi_version: agent.abi,
+      host: hostTableFor(agent.abi),
+      host_ctx: ctx,
+      job_name: options.jobName,
+      job_id: options.jobId ?? 0,
+    };
+    try {
+      session.check('open', (await session.call('open', params, out)) as number, true);
+      if (out[0] === null) throw session.failure('open', -3, 'open() returned AFD_OK without a session');
+    } catch (error) {
+      detachHostContext(ctx);
+      throw error;
+    }
+    session.handle = out[0];
+    return session;
+  }
+
+  /** Call an entry point, on the thread pool when the session runs off-thread. */
+  private call(entry: AgentEntryPoint, ...args: unknown[]): Promise<unknown> {
+    const fn = this.agent.entry[entry];
+    if (!fn) return Promise.reject(this.failure(entry, -5, `the agent does not implement ${entry}()`));
+    if (!this.offThread) {
+      try {
+        return Promise.resolve(fn(...args));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return new Promise((resolve, reject) => fn.async!(...args, (error: unknown, result: unknown) => (error ? reject(error) : resolve(result))));
+  }
+
+  private failure(entry: string, rc: number, detail: string): AgentCallError {
+    return new AgentCallError(
+      this.agent.name,
+      entry,
+      rc,
+      `agent "${this.agent.name}" failed in ${entry}(): ${detail} (${RETURN_CODES[rc] ?? `return code ${rc}`})`,
+    );
+  }
+
+  private lastError(): string {
+    if (this.handle === undefined || !this.agent.entry.last_error) return 'no message';
+    const text = readCString(this.agent.entry.last_error(this.handle), 4096);
+    return text.ok ? text.value : 'no message';
+  }
+
+  /** Throw the agent's error when rc is negative; returns rc otherwise. */
+  private check(entry: string, rc: number, beforeHandle = false): number {
+    if (rc >= 0) return rc;
+    throw this.failure(entry, rc, beforeHandle ? 'the session could not be opened' : this.lastError());
+  }
+
+  // ---- backup -------------------------------------------------------------------------------
+
+  /** Prepare a backup; returns the level the agent will deliver (it may upgrade to full). */
+  async backupPrepare(level: Level, sinceNs: bigint, jobStartNs: bigint): Promise<Level> {
+    const params = {
+      struct_size: BackupParams.size,
+      level: LEVELS[level],
+      since_ns: sinceNs,
+      job_start_ns: jobStartNs,
+      delivered_level: LEVELS[level],
+      reserved: 0,
+    };
+    this.check('backup_prepare', await this.call('backup_prepare', this.handle, params) as number);
+    const delivered = LEVEL_NAMES[params.delivered_level];
+    if (!delivered) throw this.failure('backup_prepare', -3, `the agent set delivered_level to ${params.delivered_level}, which is no level`);
+    return delivered;
+  }
+
+  /** The next file, or null when the agent has no more. */
+  async nextFile(): Promise<AgentFileInfo | null> {
+    const out: unknown[] = [null];
+    const rc = this.check('backup_next_file', await this.call('backup_next_file', this.handle, out) as number);
+    if (rc === AFD_DONE) return null;
+    if (rc !== AFD_OK) throw this.failure('backup_next_file', -3, `unexpected return code ${rc}`);
+    try {
+      return decodeAgentFile(out[0]);
+    } catch (error) {
+      throw this.failure('backup_next_file', -3, (error as Error).message);
+    }
+  }
+
+  async startStream(index: number): Promise<void> {
+    this.check('backup_start_stream', await this.call('backup_start_stream', this.handle, index) as number);
+  }
+
+  /** Fill `buffer` from the current stream; returns the byte count, 0 at the end. */
+  async read(buffer: Uint8Array): Promise<number> {
+    const result = await this.call('backup_read', this.handle, buffer, buffer.length) as number | bigint;
+    const n = typeof result === 'bigint' ? Number(result) : result;
+    this.check('backup_read', n);
+    if (n > buffer.length) {
+      throw this.failure('backup_read', -3, `the agent claims ${n} bytes were read into a buffer of ${buffer.length}; its data cannot be trusted`);
+    }
+    return n;
+  }
+
+  async endStream(): Promise<void> {
+    this.check('backup_end_stream', await this.call('backup_end_stream', this.handle) as number);
+  }
+
+  async endFile(): Promise<void> {
+    this.check('backup_end_file', await this.call('backup_end_file', this.handle) as number);
+  }
+
+  /** Tell a generation 2 agent the job's outcome (it may truncate logs after success). */
+  async backupFinish(ok: boolean): Promise<void> {
+    if (!this.agent.entry.backup_finish) return;
+    this.check('backup_finish', await this.call('backup_finish', this.handle, ok ? AFD_STATUS_OK : AFD_STATUS_FAILED) as number);
+  }
+
+  // ---- restore ------------------------------------------------------------------------------
+
+  async restorePrepare(target: string | null, sourceAbi: number, sourceAgentVersion: string | null): Promise<void> {
+    const params = {
+      struct_size: RestoreParams.size,
+      source_abi: sourceAbi,
+      target,
+      source_agent_version: sourceAgentVersion,
+      flags: 0,
+      reserved: 0,
+    };
+    this.check('restore_prepare', await this.call('restore_prepare', this.handle, params) as number);
+  }
+
+  async restoreStartFile(file: AgentFileInfo): Promise<void> {
+    const streams = file.streams.map((s) => ({
+      struct_size: StreamDescIn.size,
+      type: { data: 1, metadata: 2, named: 3 }[s.type],
+      name: s.name,
+      size_hint: s.sizeHint ?? -1,
+      flags: s.rawRestorable ? 1 : 0,
+      reserved: 0,
+    }));
+    const desc = {
+      struct_size: FileDescIn.size,
+      kind: { regular: 1, directory: 2, symlink: 3, virtual: 4 }[file.kind],
+      path: file.path,
+      link_target: file.linkTarget,
+      mode: file.mode,
+      flags: file.seen ? 1 : 0,
+      mtime_ns: file.mtimeNs,
+      size: file.size ?? -1,
+      win_attributes: file.winAttributes,
+      stream_count: streams.length,
+      streams: streams.length > 0 ? streams : null,
+    };
+    this.check('restore_start_file', await this.call('restore_start_file', this.handle, desc) as number);
+  }
+
+  async restoreWrite(streamIndex: number, data: Uint8Array): Promise<void> {
+    if (data.length === 0) return;
+    this.check('restore_write', await this.call('restore_write', this.handle, streamIndex, data, data.length) as number);
+  }
+
+  async restoreEndFile(ok: boolean): Promise<void> {
+    this.check('restore_end_file', await this.call('restore_end_file', this.handle, ok ? AFD_STATUS_OK : AFD_STATUS_FAILED) as number);
+  }
+
+  async restoreFinish(): Promise<void> {
+    this.check('restore_finish', await this.call('restore_finish', this.handle) as number);
+  }
+
+  /** End the session; safe to call twice. */
+  close(): void {
+    if (this.handle !== undefined && this.handle !== null) {
+      this.agent.entry.close?.(this.handle);
+      this.handle = null;
+    }
+    detachHostContext(this.ctx);
+  }
+}

@@ -1,0 +1,50 @@
+/** Where the build puts the compiled agents, and temporary plugin directories made from them. */
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const RELEASE_DIR = path.join(ROOT, 'binding', 'build', 'Release');
+export const SAMPLE_DIR = path.join(RELEASE_DIR, 'agents');
+export const TEST_AGENT_DIR = path.join(RELEASE_DIR, 'test-agents');
+export const LIB_EXT = process.platform === 'win32' ? '.dll' : process.platform === 'darwin' ? '.dylib' : '.so';
+
+/** The built library `name` (e.g. "exchange" or "bad_null_name"); fails loudly when the build is missing. */
+export function builtAgent(name: string): string {
+  for (const dir of [SAMPLE_DIR, TEST_AGENT_DIR]) {
+    const file = path.join(dir, name + LIB_EXT);
+    if (existsSync(file)) return file;
+  }
+  throw new Error(`${name}${LIB_EXT} is not built; run npm install (or npm run build:native)`);
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(path.join(os.tmpdir(), `agentfd-${prefix}-`));
+}
+
+/**
+ * A fresh plugin directory holding copies of the named built agents (under their own names, or
+ * `as` names), plus extra files given as name -> content.
+ */
+export function makePluginDir(
+  agents: (string | { name: string; as: string })[],
+  extra: Record<string, string | Buffer> = {},
+): string {
+  const dir = tempDir('plugins');
+  chmodSync(dir, 0o755);
+  for (const agent of agents) {
+    const { name, as } = typeof agent === 'string' ? { name: agent, as: agent + LIB_EXT } : agent;
+    const target = path.join(dir, as);
+    copyFileSync(builtAgent(name), target);
+    chmodSync(target, 0o755);
+  }
+  for (const [name, content] of Object.entries(extra)) {
+    writeFileSync(path.join(dir, name), content, { mode: 0o644 });
+  }
+  return dir;
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
