@@ -4,7 +4,11 @@
  */
 import { Command, CommanderError } from 'commander';
 import { HOST_VERSION } from '../version.js';
+import { registerBackupCommand } from './commands/backup.js';
+import { registerCatalogCommands } from './commands/catalog.js';
 import { registerConfigCommands } from './commands/config.js';
+import { registerKeysCommands } from './commands/keys.js';
+import { registerRestoreCommand } from './commands/restore.js';
 import { registerPluginCommands } from './commands/plugins.js';
 import { processIo, type CommandIo } from './output.js';
 
@@ -17,6 +21,10 @@ export function buildProgram(io: CommandIo, setExit: (code: number) => void): Co
     .exitOverride();
   registerPluginCommands(program, io, setExit);
   registerConfigCommands(program, io, setExit);
+  registerBackupCommand(program, io, setExit);
+  registerRestoreCommand(program, io, setExit);
+  registerCatalogCommands(program, io, setExit);
+  registerKeysCommands(program, io, setExit);
   return program;
 }
 

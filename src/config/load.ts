@@ -16,6 +16,8 @@ export interface AgentfdConfig {
   file: string | null;
   pluginDir: string;
   dataDir: string;
+  storageDir: string;
+  volumeSize: number;
   /** Options applied to every job of an agent, by agent Name(). */
   agentOptions: Record<string, Record<string, string>>;
   jobs: Record<string, JobConfig>;
@@ -44,6 +46,15 @@ export function resolveConfigPath(explicit: string | undefined): string | null {
   if (process.env.AGENTFD_CONFIG) return path.resolve(process.env.AGENTFD_CONFIG);
   const local = path.resolve('agentfd.toml');
   return existsSync(local) ? local : null;
+}
+
+/** "512M", "4G", "1.5GiB" or a byte count, in bytes (binary units). */
+export function parseSize(value: number | string): number {
+  if (typeof value === 'number') return value;
+  const match = /^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$/i.exec(value.trim());
+  if (!match) throw new ConfigError(`"${value}" is not a size like 512M or 4G`);
+  const power = ' KMGT'.indexOf(match[2]!.toUpperCase() || ' ');
+  return Math.round(Number(match[1]) * 1024 ** power);
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
@@ -80,19 +91,36 @@ export function parseConfig(text: string, file: string): AgentfdConfig {
   }
   const raw = result.data;
   const base = path.dirname(file);
+  const dataDir = raw.data_dir ? path.resolve(base, raw.data_dir) : defaultDataDir();
+  // Key, passphrase and directory paths of jobs are relative to the file, like the top-level ones.
+  const jobs = Object.fromEntries(
+    Object.entries(raw.jobs).map(([name, job]) => [
+      name,
+      {
+        ...job,
+        paths: job.paths?.map((p) => path.resolve(base, p)),
+        encrypt_to: job.encrypt_to.map((p) => path.resolve(base, p)),
+        passphrase_file: job.passphrase_file && path.resolve(base, job.passphrase_file),
+        sign_with: job.sign_with && path.resolve(base, job.sign_with),
+      },
+    ]),
+  );
   return {
     file,
     pluginDir: raw.plugin_dir ? path.resolve(base, raw.plugin_dir) : SAMPLE_PLUGIN_DIR,
-    dataDir: raw.data_dir ? path.resolve(base, raw.data_dir) : defaultDataDir(),
+    dataDir,
+    storageDir: raw.storage_dir ? path.resolve(base, raw.storage_dir) : path.join(dataDir, 'volumes'),
+    volumeSize: parseSize(raw.volume_size),
     agentOptions: Object.fromEntries(Object.entries(raw.agents).map(([name, s]) => [name, s.options])),
-    jobs: raw.jobs,
+    jobs,
   };
 }
 
 /** Load the configuration from `file`, or the built-in defaults when `file` is null. */
 export function loadConfig(file: string | null): AgentfdConfig {
   if (file === null) {
-    return { file: null, pluginDir: SAMPLE_PLUGIN_DIR, dataDir: defaultDataDir(), agentOptions: {}, jobs: {} };
+    const dataDir = defaultDataDir();
+    return { file: null, pluginDir: SAMPLE_PLUGIN_DIR, dataDir, storageDir: path.join(dataDir, 'volumes'), volumeSize: parseSize('1G'), agentOptions: {}, jobs: {} };
   }
   let text: string;
   try {

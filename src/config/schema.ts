@@ -13,12 +13,23 @@ const optionValue = z.union([z.string(), z.number(), z.boolean()]).transform((va
 
 const glob = z.string().min(1, 'a glob cannot be empty');
 
+const compression = z.string().regex(/^(none|gzip(:[1-9])?|zstd(:([1-9]|1[0-9]))?)$/, 'one of none, gzip:1-9, zstd:1-19');
+
 export const jobSchema = z.strictObject({
-  agent: z.string().min(1, 'name the agent by its Name(), e.g. agent = "MicrosoftExchange"'),
+  agent: z.string().min(1, 'name the agent by its Name(), or "filesystem" for directories, e.g. agent = "MicrosoftExchange"'),
   description: z.string().optional(),
+  /** Directories to back up (the filesystem agent). */
+  paths: z.array(z.string().min(1)).optional(),
   include: z.array(glob).optional(),
   exclude: z.array(glob).optional(),
   options: z.record(z.string(), optionValue).default({}),
+  compression: compression.default('zstd:3'),
+  /** Public key files (agentfd keys generate) the job's data key is wrapped for. */
+  encrypt_to: z.array(z.string().min(1)).default([]),
+  /** A file whose first line is a passphrase the data key is also wrapped with (scrypt). */
+  passphrase_file: z.string().min(1).optional(),
+  /** A private key file whose Ed25519 key signs the job's manifest. */
+  sign_with: z.string().min(1).optional(),
 });
 
 export const agentSettingsSchema = z.strictObject({
@@ -28,6 +39,10 @@ export const agentSettingsSchema = z.strictObject({
 export const configSchema = z.strictObject({
   plugin_dir: z.string().min(1).optional(),
   data_dir: z.string().min(1).optional(),
+  /** Where volumes are written (default: <data_dir>/volumes). */
+  storage_dir: z.string().min(1).optional(),
+  /** Start a new volume when the current one would grow past this size: bytes, or "512M", "4G". */
+  volume_size: z.union([z.number().int().positive(), z.string().regex(/^\d+(\.\d+)?\s*[KMGT]?i?B?$/i, 'a size like 1073741824, "512M" or "4G"')]).default('1G'),
   agents: z.record(z.string(), agentSettingsSchema).default({}),
   jobs: z
     .record(z.string().regex(JOB_NAME, 'a job name is 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit'), jobSchema)

@@ -1,0 +1,124 @@
+/**
+ * The bridge: a native agent library behind the `Agent` interface. The agent's call sequence
+ * (next file, start stream, read until 0, end stream, end file) becomes an async iterator of files
+ * whose streams are async iterators of byte chunks.
+ *
+ * Reading is pull-based: the agent is called only when the consumer asks for the next chunk, so
+ * a slow consumer stalls the agent (backpressure) and at most one read buffer per stream is in
+ * flight. Calls run on the libuv thread pool (offThread), so the event loop never waits for the
+ * agent.
+ */
+import type { Agent, AgentFile, AgentStream, BackupRequest, BackupRun, RestoreRequest, RestoreRun } from '../agents/agent.js';
+import type { NativeAgentLibrary } from '../agents/native/library.js';
+import { NativeAgentSession, type SessionOptions } from '../agents/native/session.js';
+import type { AgentFileInfo } from '../agents/types.js';
+import { AgentfdError } from '../errors.js';
+
+/** Bytes asked of the agent per read: large reads amortise the per-call cost. */
+export const READ_SIZE = 1024 * 1024;
+
+function sessionOptions(request: BackupRequest | RestoreRequest, offThread: boolean): SessionOptions {
+  return {
+    jobName: request.jobName,
+    jobId: request.jobId,
+    options: request.options,
+    filesetCheck: request.filesetCheck,
+    log: request.log,
+    isCancelled: request.isCancelled,
+    referenceState: 'referenceState' in request ? request.referenceState : null,
+    offThread,
+  };
+}
+
+function protocolCheck(session: NativeAgentSession): void {
+  if (session.protocolErrors.length > 0) {
+    throw new AgentfdError('E_AGENT_PROTOCOL', `agent "${session.agent.name}" misused a host function: ${session.protocolErrors.join('; ')}`);
+  }
+}
+
+/** The files of a backup session, pulled one call at a time. */
+async function* filesOf(session: NativeAgentSession): AsyncGenerator<AgentFile> {
+  for (;;) {
+    const info = await session.nextFile();
+    protocolCheck(session);
+    if (info === null) return;
+    let next = 0; // the stream the consumer may read now
+    const streams: AgentStream[] = info.streams.map((stream) => ({
+      ...stream,
+      data: async function* () {
+        if (stream.index !== next) {
+          throw new AgentfdError('E_BRIDGE_ORDER', `${info.path}: stream ${stream.index} was read out of order (stream ${next} is next); streams are read once, in order`);
+        }
+        next++;
+        await session.startStream(stream.index);
+        for (;;) {
+          const buffer = Buffer.allocUnsafe(READ_SIZE);
+          const n = await session.read(buffer);
+          if (n === 0) break;
+          yield buffer.subarray(0, n);
+        }
+        await session.endStream();
+      },
+    }));
+    yield { ...info, streams };
+    if (next !== streams.length) {
+      throw new AgentfdError('E_BRIDGE_ORDER', `${info.path}: the next file was asked for before all ${streams.length} streams were read`);
+    }
+    await session.endFile();
+  }
+}
+
+export class NativeAgent implements Agent {
+  readonly kind = 'native' as const;
+  readonly name: string;
+  readonly version: string | null;
+  readonly abi: number;
+  readonly capabilities;
+  private readonly library: NativeAgentLibrary;
+  private readonly offThread: boolean;
+
+  constructor(library: NativeAgentLibrary, options: { offThread?: boolean } = {}) {
+    this.library = library;
+    this.name = library.name;
+    this.version = library.info.version ?? null;
+    this.abi = library.abi;
+    this.capabilities = library.capabilities;
+    this.offThread = options.offThread ?? true;
+  }
+
+  async backup(request: BackupRequest): Promise<BackupRun> {
+    const session = await NativeAgentSession.open(this.library, sessionOptions(request, this.offThread));
+    let deliveredLevel;
+    try {
+      deliveredLevel = await session.backupPrepare(request.level, request.sinceNs, request.jobStartNs);
+      protocolCheck(session);
+    } catch (error) {
+      session.close();
+      throw error;
+    }
+    return {
+      deliveredLevel,
+      files: filesOf(session),
+      state: () => session.state,
+      finish: (committed) => session.backupFinish(committed),
+      close: async () => session.close(),
+    };
+  }
+
+  async restore(request: RestoreRequest): Promise<RestoreRun> {
+    const session = await NativeAgentSession.open(this.library, sessionOptions(request, this.offThread));
+    try {
+      await session.restorePrepare(request.target, request.sourceAbi, request.sourceAgentVersion);
+    } catch (error) {
+      session.close();
+      throw error;
+    }
+    return {
+      startFile: (file: AgentFileInfo) => session.restoreStartFile(file),
+      write: (streamIndex, chunk) => session.restoreWrite(streamIndex, chunk),
+      endFile: (ok) => session.restoreEndFile(ok),
+      finish: () => session.restoreFinish(),
+      close: async () => session.close(),
+    };
+  }
+}

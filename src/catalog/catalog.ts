@@ -1,0 +1,250 @@
+/**
+ * The catalog: an SQLite database (better-sqlite3) in the data directory that indexes what the
+ * volumes hold: jobs, the files of each job with the agent that saved each one, their streams'
+ * sizes and digests, and where each job's records start in which volume. Everything here can be
+ * rebuilt from the volumes (agentfd scan), so the catalog is an index, never the only copy.
+ *
+ * Writes are batched in transactions (one per batch of files), which is what keeps a million
+ * small files fast.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { AgentfdError } from '../errors.js';
+import { SCHEMA, SCHEMA_VERSION } from './schema.js';
+
+export type JobStatus = 'running' | 'committed' | 'failed' | 'aborted';
+
+export interface JobRow {
+  id: number;
+  uuid: string;
+  name: string;
+  agent: string;
+  agent_version: string | null;
+  agent_abi: number;
+  level: string;
+  requested_level: string;
+  reference_job: number | null;
+  status: JobStatus;
+  started_ns: string;
+  ended_ns: string | null;
+  files: number;
+  bytes: number;
+  stored_bytes: number;
+  compression: string;
+  cipher: string;
+  signer: string | null;
+  error: string | null;
+  state: Buffer | null;
+}
+
+export interface FileRow {
+  id: number;
+  job_id: number;
+  file_index: number;
+  path: string;
+  kind: string;
+  mode: number;
+  mtime_ns: string;
+  size: number | null;
+  seen: number;
+  link_target: string | null;
+  agent: string;
+  agent_version: string | null;
+  agent_abi: number;
+  status: string;
+  error: string | null;
+}
+
+export interface StreamRow {
+  file_id: number;
+  stream_index: number;
+  name: string;
+  type: string;
+  raw_restorable: number;
+  bytes: number;
+  sha256: string | null;
+}
+
+export interface NewJob {
+  id?: number;
+  uuid: string;
+  name: string;
+  agent: string;
+  agentVersion: string | null;
+  agentAbi: number;
+  level: string;
+  requestedLevel: string;
+  referenceJob: number | null;
+  startedNs: bigint;
+  compression: string;
+  cipher: string;
+  signer: string | null;
+}
+
+export interface NewFile {
+  fileIndex: number;
+  path: string;
+  kind: string;
+  mode: number;
+  mtimeNs: bigint;
+  size: number | null;
+  seen: boolean;
+  linkTarget: string | null;
+  agent: string;
+  agentVersion: string | null;
+  agentAbi: number;
+  status: 'ok' | 'failed';
+  error: string | null;
+  streams: { index: number; name: string; type: string; rawRestorable: boolean; bytes: number; sha256: string | null }[];
+}
+
+export interface JobEnd {
+  status: JobStatus;
+  endedNs: bigint;
+  files: number;
+  bytes: number;
+  storedBytes: number;
+  error: string | null;
+  state: Uint8Array | null;
+  level?: string;
+}
+
+export class Catalog {
+  readonly file: string;
+  private readonly db: Database.Database;
+
+  private constructor(file: string, db: Database.Database) {
+    this.file = file;
+    this.db = db;
+  }
+
+  static open(dataDir: string): Catalog {
+    const file = path.join(dataDir, 'catalog.sqlite');
+    let db: Database.Database;
+    try {
+      mkdirSync(dataDir, { recursive: true });
+      db = new Database(file);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
+      db.exec(SCHEMA);
+      const version = db.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get() as string | undefined;
+      if (version === undefined) db.prepare("INSERT INTO meta(key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
+      else if (Number(version) > SCHEMA_VERSION) {
+        throw new AgentfdError('E_CATALOG', `${file} has catalog schema ${version}, newer than this agentfd (${SCHEMA_VERSION}); upgrade agentfd`);
+      }
+    } catch (error) {
+      if (error instanceof AgentfdError) throw error;
+      throw new AgentfdError(
+        'E_CATALOG',
+        `cannot open the catalog ${file}: ${(error as Error).message}. If it is damaged, move it away and rebuild it with: agentfd scan <volumes>`,
+        { cause: error },
+      );
+    }
+    return new Catalog(file, db);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  // ---- volumes --------------------------------------------------------------------------------
+
+  volumeId(label: string, volumePath: string): number {
+    const existing = this.db.prepare('SELECT id FROM volumes WHERE label = ?').pluck().get(label) as number | undefined;
+    if (existing !== undefined) {
+      this.db.prepare('UPDATE volumes SET path = ? WHERE id = ?').run(volumePath, existing);
+      return existing;
+    }
+    return Number(this.db.prepare('INSERT INTO volumes(label, path) VALUES (?, ?)').run(label, volumePath).lastInsertRowid);
+  }
+
+  addJobVolume(jobId: number, label: string, volumePath: string, firstOffset: number): void {
+    const volume = this.volumeId(label, volumePath);
+    this.db
+      .prepare('INSERT OR IGNORE INTO job_volumes(job_id, volume_id, first_offset, position) VALUES (?, ?, ?, (SELECT COUNT(*) FROM job_volumes WHERE job_id = ?))')
+      .run(jobId, volume, firstOffset, jobId);
+  }
+
+  /** The volumes of a job in order, with the offset of its first record in each. */
+  jobVolumes(jobId: number): { label: string; path: string; first_offset: number }[] {
+    return this.db
+      .prepare('SELECT v.label, v.path, jv.first_offset FROM job_volumes jv JOIN volumes v ON v.id = jv.volume_id WHERE jv.job_id = ? ORDER BY jv.position')
+      .all(jobId) as { label: string; path: string; first_offset: number }[];
+  }
+
+  // ---- jobs -----------------------------------------------------------------------------------
+
+  createJob(job: NewJob): number {
+    const result = this.db
+      .prepare(
+        `INSERT INTO jobs(id, uuid, name, agent, agent_version, agent_abi, level, requested_level, reference_job, status, started_ns, compression, cipher, signer)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)`,
+      )
+      .run(job.id ?? null, job.uuid, job.name, job.agent, job.agentVersion, job.agentAbi, job.level, job.requestedLevel, job.referenceJob, job.startedNs.toString(), job.compression, job.cipher, job.signer);
+    return Number(result.lastInsertRowid);
+  }
+
+  /** The id the next job would get; volumes name jobs by it before the row exists. */
+  nextJobId(): number {
+    return ((this.db.prepare('SELECT MAX(id) FROM jobs').pluck().get() as number | null) ?? 0) + 1;
+  }
+
+  finishJob(jobId: number, end: JobEnd): void {
+    this.db
+      .prepare(
+        `UPDATE jobs SET status = ?, ended_ns = ?, files = ?, bytes = ?, stored_bytes = ?, error = ?, state = ?, level = COALESCE(?, level) WHERE id = ?`,
+      )
+      .run(end.status, end.endedNs.toString(), end.files, end.bytes, end.storedBytes, end.error, end.state ? Buffer.from(end.state) : null, end.level ?? null, jobId);
+  }
+
+  job(jobId: number): JobRow | undefined {
+    return this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(jobId) as JobRow | undefined;
+  }
+
+  jobByUuid(uuid: string): JobRow | undefined {
+    return this.db.prepare('SELECT * FROM jobs WHERE uuid = ?').get(uuid) as JobRow | undefined;
+  }
+
+  jobs(): JobRow[] {
+    return this.db.prepare('SELECT * FROM jobs ORDER BY id').all() as JobRow[];
+  }
+
+  /** Jobs left 'running' by a process that died are aborted: nothing may treat them as complete. */
+  abortStaleJobs(): number {
+    return this.db.prepare("UPDATE jobs SET status = 'aborted', error = COALESCE(error, 'agentfd stopped during the job') WHERE status = 'running'").run().changes;
+  }
+
+  // ---- files ----------------------------------------------------------------------------------
+
+  /** Insert a batch of files (and their streams) in one transaction. */
+  insertFiles(jobId: number, files: NewFile[]): void {
+    const insertFile = this.db.prepare(
+      `INSERT INTO files(job_id, file_index, path, kind, mode, mtime_ns, size, seen, link_target, agent, agent_version, agent_abi, status, error)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const insertStream = this.db.prepare(
+      'INSERT INTO streams(file_id, stream_index, name, type, raw_restorable, bytes, sha256) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.db.transaction(() => {
+      for (const f of files) {
+        const fileId = insertFile.run(jobId, f.fileIndex, f.path, f.kind, f.mode, f.mtimeNs.toString(), f.size, f.seen ? 1 : 0, f.linkTarget, f.agent, f.agentVersion, f.agentAbi, f.status, f.error).lastInsertRowid;
+        for (const s of f.streams) insertStream.run(fileId, s.index, s.name, s.type, s.rawRestorable ? 1 : 0, s.bytes, s.sha256);
+      }
+    })();
+  }
+
+  files(jobId: number): FileRow[] {
+    return this.db.prepare('SELECT * FROM files WHERE job_id = ? ORDER BY file_index').all(jobId) as FileRow[];
+  }
+
+  streams(fileId: number): StreamRow[] {
+    return this.db.prepare('SELECT * FROM streams WHERE file_id = ? ORDER BY stream_index').all(fileId) as StreamRow[];
+  }
+
+  /** Run `body` in one transaction (scan imports a whole session at once). */
+  transaction<T>(body: () => T): T {
+    return this.db.transaction(body)();
+  }
+}

@@ -1,0 +1,305 @@
+/**
+ * The backup job: agent -> bridge -> pipeline -> volumes + catalog, top to bottom.
+ *
+ * A job is committed only when every file and stream arrived whole, its records are on disk
+ * (fdatasync) and the catalog says so; only then is the agent told it may discard what it gave
+ * (Exchange truncates its logs). Anything less ends the session as failed in the volume and the
+ * catalog, and a failed session's files are never restored as if they were good.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Agent, AgentFile, BackupRun } from '../agents/agent.js';
+import type { Level } from '../agents/native/abi.js';
+import type { AgentRegistry } from '../agents/registry.js';
+import { Catalog, type NewFile } from '../catalog/catalog.js';
+import type { AgentfdConfig } from '../config/load.js';
+import { AgentfdError, messageOf } from '../errors.js';
+import { CODEC_IDS, parseCompression, type Compression } from '../pipeline/codecs.js';
+import { CompressPool } from '../pipeline/compress-pool.js';
+import { encodeStream, type StreamSummary } from '../pipeline/stream-encoder.js';
+import { SESSION_FORMAT, type FileRecord, type SessionStart } from '../pipeline/records.js';
+import { SessionWriter } from '../sink/session-writer.js';
+import { HOST_VERSION } from '../version.js';
+import { VolumeWriter } from '../volume/index.js';
+import { agentOptions, resolveAgent } from './agents.js';
+import { jobCrypto } from './encryption.js';
+import { buildFileset } from './fileset.js';
+import { lockStorage } from './lock.js';
+
+export interface BackupProgress {
+  files: number;
+  bytes: number;
+  /** Bytes the agent expects to deliver in all (sum of size hints so far), or null. */
+  path: string;
+}
+
+export interface BackupOptions {
+  config: AgentfdConfig;
+  registry: AgentRegistry;
+  jobName: string;
+  level?: Level;
+  onProgress?: (progress: BackupProgress) => void;
+  onLog?: (level: string, message: string) => void;
+  /** Set to cancel the job (the agent sees it through is_cancelled). */
+  signal?: AbortSignal;
+}
+
+export interface BackupReport {
+  jobId: number;
+  uuid: string;
+  status: 'committed' | 'failed';
+  job: string;
+  agent: string;
+  requestedLevel: Level;
+  level: Level;
+  files: number;
+  failedFiles: number;
+  bytes: number;
+  storedBytes: number;
+  compression: string;
+  encrypted: boolean;
+  signed: boolean;
+  volumes: string[];
+  errors: string[];
+  warnings: string[];
+  seconds: number;
+}
+
+const CATALOG_BATCH = 1000;
+
+function referenceJob(catalog: Catalog, jobName: string, level: Level) {
+  if (level === 'full') return null;
+  const committed = catalog.jobs().filter((j) => j.name === jobName && j.status === 'committed');
+  const candidates = level === 'differential' ? committed.filter((j) => j.level === 'full') : committed;
+  return candidates.at(-1) ?? null;
+}
+
+export async function runBackup(options: BackupOptions): Promise<BackupReport> {
+  const { config, jobName } = options;
+  const job = config.jobs[jobName];
+  if (!job) {
+    const known = Object.keys(config.jobs).join(', ') || '(none)';
+    throw new AgentfdError('E_UNKNOWN_JOB', `no job named "${jobName}" in ${config.file ?? 'the configuration'}; the jobs are: ${known}`);
+  }
+  const compression: Compression = parseCompression(job.compression);
+  const agent: Agent = resolveAgent(job.agent, options.registry);
+  const crypto = jobCrypto(job);
+  const started = Date.now();
+  const startedNs = BigInt(started) * 1_000_000n;
+  const requestedLevel = options.level ?? 'full';
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const log = (level: string, message: string) => {
+    if (level === 'warning') warnings.push(message);
+    if (level === 'error') errors.push(message);
+    options.onLog?.(level, message);
+  };
+
+  const lock = lockStorage(config.storageDir);
+  const catalog = Catalog.open(config.dataDir);
+  let pool: CompressPool | null = null;
+  let volumes: VolumeWriter | null = null;
+  try {
+    const stale = catalog.abortStaleJobs();
+    if (stale > 0) log('warning', `${stale} job(s) left running by an agentfd that stopped were marked aborted`);
+    const reference = referenceJob(catalog, jobName, requestedLevel);
+    let level: Level = requestedLevel;
+    if (requestedLevel !== 'full' && !reference) {
+      log('warning', `no committed ${requestedLevel === 'differential' ? 'full ' : ''}job "${jobName}" to base a ${requestedLevel} on; running a full backup`);
+      level = 'full';
+    }
+    if (!agent.capabilities.includes(level)) {
+      log('warning', `agent "${agent.name}" cannot make ${level} backups; running a full backup`);
+      level = 'full';
+    }
+
+    volumes = await VolumeWriter.open({ dir: config.storageDir, set: 'agentfd', maxVolumeBytes: config.volumeSize, agentfdVersion: HOST_VERSION });
+    const uuid = randomUUID();
+    const jobId = catalog.createJob({
+      uuid,
+      name: jobName,
+      agent: agent.name,
+      agentVersion: agent.version,
+      agentAbi: agent.abi,
+      level,
+      requestedLevel,
+      referenceJob: reference?.id ?? null,
+      startedNs,
+      compression: compression.codec === 'none' ? 'none' : `${compression.codec}:${compression.level}`,
+      cipher: crypto.key ? 'aes-256-gcm' : 'none',
+      signer: crypto.signerInfo?.fingerprint ?? null,
+    });
+    const start: SessionStart = {
+      format: SESSION_FORMAT,
+      jobId,
+      uuid,
+      startedNs: startedNs.toString(),
+      level,
+      cipher: crypto.key ? 'aes-256-gcm' : 'none',
+      compression: compression.codec === 'none' ? 'none' : `${compression.codec}:${compression.level}`,
+      stanzas: crypto.stanzas,
+      signer: crypto.signerInfo,
+      agentfdVersion: HOST_VERSION,
+    };
+    let run: BackupRun | null = null;
+    let session: SessionWriter | null = null;
+    try {
+      const writer = new SessionWriter(volumes, start, crypto.key);
+      session = writer;
+      if (compression.codec !== 'none') pool = new CompressPool();
+
+      const options_ = agentOptions(config, job);
+      const fileset = buildFileset(job.include, job.exclude);
+      let files = 0;
+      let failedFiles = 0;
+      let bytes = 0;
+      let batch: NewFile[] = [];
+      let fatal: unknown = null;
+      let delivered: Level = level;
+      run = await agent.backup({
+        jobName,
+        jobId,
+        options: options_,
+        filesetCheck: fileset,
+        log,
+        isCancelled: () => options.signal?.aborted ?? false,
+        level,
+        sinceNs: reference ? BigInt(reference.started_ns) : 0n,
+        jobStartNs: startedNs,
+        referenceState: reference?.state ? new Uint8Array(reference.state) : null,
+      });
+      delivered = run.deliveredLevel;
+      if (delivered !== level) log('warning', `agent "${agent.name}" delivered a ${delivered} backup where ${level} was asked`);
+      await writer.begin({
+        jobName,
+        agent: { name: agent.name, version: agent.version, abi: agent.abi, kind: agent.kind, capabilities: agent.capabilities },
+        options: options_,
+        requestedLevel,
+        deliveredLevel: delivered,
+        referenceJob: reference ? { id: reference.id, uuid: reference.uuid } : null,
+        fileset: { include: job.include ?? [], exclude: job.exclude ?? [] },
+      });
+
+      const saveFile = async (file: AgentFile, fileIndex: number): Promise<NewFile> => {
+        const record: FileRecord = {
+          fileIndex,
+          path: file.path,
+          kind: file.kind,
+          mode: file.mode,
+          mtimeNs: file.mtimeNs.toString(),
+          size: file.size,
+          linkTarget: file.linkTarget,
+          seen: file.seen,
+          winAttributes: file.winAttributes,
+          agent: { name: agent.name, version: agent.version, abi: agent.abi },
+          streams: file.streams.map(({ index, type, name, sizeHint, rawRestorable }) => ({ index, type, name, sizeHint, rawRestorable })),
+        };
+        await writer.file(record);
+        const streams: NewFile['streams'] = [];
+        for (const stream of file.streams) {
+          try {
+            const encoder = encodeStream(stream.data(), { compression, pool });
+            let step = await encoder.next();
+            while (!step.done) {
+              await writer.chunk(fileIndex, stream.index, step.value);
+              bytes += step.value.plainLength;
+              options.onProgress?.({ files, bytes, path: file.path });
+              step = await encoder.next();
+            }
+            const summary: StreamSummary = step.value;
+            await writer.streamEnd(fileIndex, stream.index, summary);
+            streams.push({ index: stream.index, name: stream.name, type: stream.type, rawRestorable: stream.rawRestorable, bytes: summary.bytes, sha256: summary.sha256 });
+          } catch (e) {
+            throw new AgentfdError('E_FILE_FAILED', `${file.path}: stream "${stream.name}" broke off: ${messageOf(e)}`, { cause: e });
+          }
+        }
+        return {
+          fileIndex, path: file.path, kind: file.kind, mode: file.mode, mtimeNs: file.mtimeNs, size: file.size, seen: file.seen,
+          linkTarget: file.linkTarget, agent: agent.name, agentVersion: agent.version, agentAbi: agent.abi, status: 'ok', error: null, streams,
+        };
+      };
+
+      try {
+        for await (const file of run.files) {
+          const fileIndex = files++;
+          try {
+            const saved = await saveFile(file, fileIndex);
+            await writer.fileEnd(file.path, { fileIndex, status: 'ok', error: null });
+            batch.push(saved);
+          } catch (e) {
+            // A file whose stream broke off is recorded as failed, never as good, and the job
+            // fails: the agent's session may not be in a state to go on.
+            failedFiles++;
+            const message = messageOf(e);
+            log('error', message);
+            await writer.fileEnd(file.path, { fileIndex, status: 'failed', error: message });
+            batch.push({
+              fileIndex, path: file.path, kind: file.kind, mode: file.mode, mtimeNs: file.mtimeNs, size: file.size, seen: file.seen,
+              linkTarget: file.linkTarget, agent: agent.name, agentVersion: agent.version, agentAbi: agent.abi, status: 'failed', error: message, streams: [],
+            });
+            // The built-in agent's files are independent of each other: go on with the next one.
+            // A native agent's session may be in no state to go on, and a cancel ends the job.
+            const cause = (e as { cause?: { code?: string } }).cause;
+            if (agent.kind !== 'builtin' || cause?.code === 'E_CANCELLED') throw e;
+          }
+          if (batch.length >= CATALOG_BATCH) {
+            catalog.insertFiles(jobId, batch);
+            batch = [];
+          }
+          options.onProgress?.({ files, bytes, path: file.path });
+        }
+      } catch (e) {
+        fatal = e;
+        if (!errors.includes(messageOf(e))) errors.push(messageOf(e));
+      }
+
+      const state = fatal ? null : run.state();
+      if (state) await writer.state(state);
+      const ok = fatal === null && failedFiles === 0 && errors.length === 0;
+      const status = ok ? 'committed' : 'failed';
+      const end = await writer.end(
+        { status, endedNs: (BigInt(Date.now()) * 1_000_000n).toString(), files, failedFiles, bytes, error: ok ? null : errors[0] ?? 'failed' },
+        crypto.signer,
+      );
+      await volumes.sync();
+      catalog.insertFiles(jobId, batch);
+      catalog.transaction(() => {
+        for (const p of writer.placements) catalog.addJobVolume(jobId, p.label, p.path, p.firstOffset);
+        catalog.finishJob(jobId, {
+          status, endedNs: BigInt(Date.now()) * 1_000_000n, files, bytes, storedBytes: end.storedBytes,
+          error: ok ? null : errors[0] ?? 'failed', state, level: delivered,
+        });
+      });
+      try {
+        await run.finish(ok);
+      } catch (e) {
+        log('warning', `the job is ${status}, but agent "${agent.name}" failed to finish: ${messageOf(e)}`);
+      }
+      await run.close();
+      return {
+        jobId, uuid, status, job: jobName, agent: agent.name, requestedLevel, level: delivered, files, failedFiles, bytes,
+        storedBytes: end.storedBytes, compression: start.compression, encrypted: crypto.key !== null, signed: crypto.signer !== null,
+        volumes: writer.placements.map((p) => p.path), errors, warnings, seconds: (Date.now() - started) / 1000,
+      };
+    } catch (e) {
+      // Something below the agent failed (a full disk, a lost volume): the job is failed in the
+      // catalog, and in the volume too when it can still be written.
+      const message = messageOf(e);
+      if (!errors.includes(message)) errors.push(message);
+      await session
+        ?.end({ status: 'failed', endedNs: (BigInt(Date.now()) * 1_000_000n).toString(), files: 0, failedFiles: 0, bytes: 0, error: message }, null)
+        .catch(() => undefined);
+      catalog.finishJob(jobId, { status: 'failed', endedNs: BigInt(Date.now()) * 1_000_000n, files: 0, bytes: 0, storedBytes: 0, error: message, state: null });
+      await run?.finish(false).catch(() => undefined);
+      await run?.close().catch(() => undefined);
+      const code = e instanceof AgentfdError ? e.code : 'E_JOB_FAILED';
+      throw Object.assign(new AgentfdError(code, `job ${jobId} (${jobName}) failed: ${message}`, { cause: e }), { jobId });
+    }
+  } finally {
+    await pool?.close();
+    await volumes?.close({ final: false }).catch(() => undefined);
+    catalog.close();
+    lock.release();
+  }
+}
+
+export { CODEC_IDS };

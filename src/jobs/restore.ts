@@ -1,0 +1,226 @@
+/**
+ * The restore job: volumes -> session reader (authenticate, decrypt, decompress, re-digest) ->
+ * routing -> the agent that saved each file (or an override, or raw plain files).
+ *
+ * Nothing is written before the job's key opened and every agent it needs is known to be there.
+ * Agents write each file under a temporary name and only give it its real name when the host says
+ * the file is whole (endFile(true)), which happens after the stream's digest was checked; a file
+ * whose data turns out bad is discarded, never left looking complete.
+ */
+import path from 'node:path';
+import picomatch from 'picomatch';
+import type { Agent, RestoreRun } from '../agents/agent.js';
+import { createFilesystemAgent } from '../agents/filesystem/index.js';
+import type { LogLevel } from '../agents/native/abi.js';
+import type { AgentRegistry } from '../agents/registry.js';
+import type { AgentFileInfo } from '../agents/types.js';
+import type { Catalog } from '../catalog/catalog.js';
+import type { UnwrapSecrets } from '../crypto/envelope.js';
+import { AgentfdError, messageOf } from '../errors.js';
+import type { FileRecord } from '../pipeline/records.js';
+import { readSession } from '../sink/session-reader.js';
+import { FILESYSTEM_AGENT, hasAgent, resolveAgent } from './agents.js';
+
+export interface RestoreOptions {
+  catalog: Catalog;
+  registry: AgentRegistry;
+  jobId: number;
+  to: string;
+  /** Route every file to this agent instead of the one recorded. */
+  agent?: string;
+  /** Write every stream as a plain file under `to`. */
+  raw?: boolean;
+  include?: string[];
+  secrets: UnwrapSecrets;
+  onProgress?: (p: { files: number; bytes: number; path: string }) => void;
+  onLog?: (level: LogLevel, message: string) => void;
+}
+
+export interface RestoreReport {
+  jobId: number;
+  status: 'restored' | 'failed';
+  to: string;
+  mode: 'agent' | 'raw';
+  files: number;
+  skipped: number;
+  bytes: number;
+  agents: string[];
+  signature: 'valid' | 'unsigned' | 'unchecked';
+  errors: string[];
+  seconds: number;
+}
+
+function toInfo(file: FileRecord): AgentFileInfo {
+  return {
+    path: file.path, kind: file.kind, linkTarget: file.linkTarget, mode: file.mode, seen: file.seen,
+    mtimeNs: BigInt(file.mtimeNs), size: file.size, winAttributes: file.winAttributes, streams: file.streams,
+  };
+}
+
+/** The plain file a stream becomes in a raw restore: the file's own path for its only "data" stream. */
+export function rawPath(file: FileRecord, streamIndex: number): string {
+  const stream = file.streams[streamIndex]!;
+  const alone = file.streams.length === 1 && stream.name === 'data';
+  return alone ? file.path : `${file.path}.${stream.name}`;
+}
+
+export async function runRestore(options: RestoreOptions): Promise<RestoreReport> {
+  const started = Date.now();
+  const { catalog, jobId } = options;
+  const job = catalog.job(jobId);
+  if (!job) throw new AgentfdError('E_UNKNOWN_JOB', `there is no job ${jobId} in the catalog ${catalog.file}; agentfd jobs lists them, agentfd scan adds jobs from volumes`);
+  if (job.status !== 'committed') {
+    throw new AgentfdError(
+      'E_JOB_NOT_RESTORABLE',
+      `job ${jobId} (${job.name}) is ${job.status}${job.error ? ` (${job.error})` : ''}: its files are not known to be complete, so agentfd will not restore them as if they were`,
+    );
+  }
+  const raw = options.raw ?? false;
+  if (raw && options.agent) throw new AgentfdError('E_USAGE', '--raw and --agent exclude each other');
+
+  // Which agents are needed, before anything is written.
+  const recorded = [...new Set(catalog.files(jobId).map((f) => f.agent))];
+  const needed = raw ? [] : options.agent ? [options.agent] : recorded;
+  for (const name of needed) {
+    if (!hasAgent(name, options.registry)) {
+      const rawHint = 'restore with --raw to get every stream as a plain file';
+      throw new AgentfdError(
+        'E_AGENT_MISSING',
+        options.agent
+          ? `agent "${name}" (--agent) is not installed in ${options.registry.dir}`
+          : `the files of job ${jobId} were saved by agent "${name}", which is not installed in ${options.registry.dir}. Install it, ${rawHint}, or route them to another agent with --agent NAME`,
+      );
+    }
+  }
+  const agents = new Map<string, Agent>();
+  const agentFor = (name: string): Agent => {
+    let agent = agents.get(name);
+    if (!agent) agents.set(name, (agent = resolveAgent(name, options.registry)));
+    return agent;
+  };
+  const rawAgent = createFilesystemAgent();
+
+  const include = options.include && options.include.length > 0 ? picomatch(options.include, { dot: true }) : null;
+  const to = path.resolve(options.to);
+  const placements = catalog.jobVolumes(jobId).map((v) => ({ path: v.path, firstOffset: v.first_offset }));
+  const runs = new Map<string, RestoreRun>();
+  const errors: string[] = [];
+  const log = (level: LogLevel, message: string) => {
+    if (level === 'error') errors.push(message);
+    options.onLog?.(level, message);
+  };
+  let files = 0;
+  let skipped = 0;
+  let bytes = 0;
+  let signature: RestoreReport['signature'] = 'unchecked';
+  let sourceAbi = job.agent_abi;
+  let sourceVersion = job.agent_version;
+  let jobOptions: Record<string, string> = {};
+
+  const runFor = async (agentName: string): Promise<RestoreRun> => {
+    let run = runs.get(agentName);
+    if (!run) {
+      const agent = agentName === '\0raw' ? rawAgent : agentFor(agentName);
+      run = await agent.restore({
+        jobName: job.name, jobId, options: agentName === '\0raw' ? {} : jobOptions, filesetCheck: () => true, log,
+        isCancelled: () => false, target: to, sourceAbi, sourceAgentVersion: sourceVersion,
+      });
+      runs.set(agentName, run);
+    }
+    return run;
+  };
+
+  // The file being restored, and how: through an agent (one startFile for the whole file), or
+  // raw (one plain file per stream).
+  let current: { file: FileRecord; run: RestoreRun; raw: boolean; openStream: number | null } | null = null;
+  const startRawStream = async (streamIndex: number) => {
+    const c = current!;
+    if (c.openStream === streamIndex) return;
+    const stream = c.file.streams[streamIndex]!;
+    await c.run.startFile({ ...toInfo(c.file), kind: 'regular', path: rawPath(c.file, streamIndex), streams: [{ ...stream, index: 0 }] });
+    c.openStream = streamIndex;
+  };
+
+  try {
+    for await (const event of readSession({ jobId, placements, secrets: options.secrets, data: true, what: `job ${jobId} (${job.name})` })) {
+      switch (event.kind) {
+        case 'info':
+          jobOptions = event.info.options;
+          sourceAbi = event.info.agent.abi;
+          sourceVersion = event.info.agent.version;
+          break;
+        case 'file': {
+          const file = event.file;
+          if ((include && !include(file.path)) || file.seen) {
+            skipped++;
+            current = null;
+            break;
+          }
+          if (raw) {
+            // Raw: directories come with their files, symlinks are recreated, objects without
+            // streams have nothing to write.
+            if (file.kind === 'symlink' || file.kind === 'directory') {
+              current = { file, run: await runFor('\0raw'), raw: false, openStream: null };
+              await current.run.startFile(toInfo(file));
+            } else {
+              current = { file, run: await runFor('\0raw'), raw: true, openStream: null };
+            }
+          } else {
+            const name = options.agent ?? file.agent.name ?? FILESYSTEM_AGENT;
+            current = { file, run: await runFor(name), raw: false, openStream: null };
+            await current.run.startFile(toInfo(file));
+          }
+          break;
+        }
+        case 'chunk':
+          if (!current) break;
+          if (current.raw) {
+            await startRawStream(event.prefix.streamIndex);
+            await current.run.write(0, event.data!);
+          } else {
+            await current.run.write(event.prefix.streamIndex, event.data!);
+          }
+          bytes += event.data!.length;
+          options.onProgress?.({ files, bytes, path: current.file.path });
+          break;
+        case 'streamEnd':
+          if (current?.raw) {
+            await startRawStream(event.end.streamIndex); // an empty stream still becomes a file
+            await current.run.endFile(true);
+            current.openStream = null;
+          }
+          break;
+        case 'fileEnd':
+          if (!current) break;
+          if (event.end.status !== 'ok') {
+            log('error', `${current.file.path} was not saved completely (${event.end.error ?? 'failed'}); not restored`);
+            if (!current.raw || current.openStream !== null) await current.run.endFile(false);
+          } else if (!current.raw) {
+            await current.run.endFile(true);
+            files++;
+          } else {
+            files++;
+          }
+          current = null;
+          break;
+        case 'end':
+          signature = event.signature;
+          break;
+        default:
+          break;
+      }
+    }
+    for (const run of runs.values()) await run.finish();
+  } catch (error) {
+    // Bad data or a failing agent: the open file is discarded, and nothing is called complete.
+    if (current && (!current.raw || current.openStream !== null)) await current.run.endFile(false).catch(() => undefined);
+    errors.push(messageOf(error));
+    for (const run of runs.values()) await run.close().catch(() => undefined);
+    throw Object.assign(error instanceof AgentfdError ? error : new AgentfdError('E_RESTORE', messageOf(error), { cause: error }), { jobId, restoredFiles: files });
+  }
+  for (const run of runs.values()) await run.close();
+  return {
+    jobId, status: errors.length === 0 ? 'restored' : 'failed', to, mode: raw ? 'raw' : 'agent', files, skipped, bytes,
+    agents: raw ? [] : [...runs.keys()], signature, errors, seconds: (Date.now() - started) / 1000,
+  };
+}

@@ -1,0 +1,114 @@
+/**
+ * Compression codecs, by the id stored in every record (so a reader always knows which decoder a
+ * record needs, and no decoder is ever dropped): 0 none, 1 gzip (node:zlib), 2 zstd (zstd-napi,
+ * chosen because it installs from npm without downloading binaries and wraps libzstd's stable API).
+ */
+import { gunzipSync, gzipSync, constants as zlibConstants } from 'node:zlib';
+import { compress as zstdCompress, decompress as zstdDecompress } from 'zstd-napi';
+import { AgentfdError } from '../errors.js';
+
+export const CODEC_IDS = { none: 0, gzip: 1, zstd: 2 } as const;
+export type CodecName = keyof typeof CODEC_IDS;
+
+export interface Compression {
+  codec: CodecName;
+  level: number;
+}
+
+const LEVELS: Record<CodecName, [number, number, number]> = { none: [0, 0, 0], gzip: [1, 9, 6], zstd: [1, 19, 3] };
+
+/** Parse "none", "gzip", "gzip:6", "zstd", "zstd:19". */
+export function parseCompression(spec: string): Compression {
+  const match = /^(none|gzip|zstd)(?::(\d+))?$/.exec(spec.trim());
+  if (!match) {
+    throw new AgentfdError('E_CONFIG', `compression "${spec}" is not one of none, gzip:1-9, zstd:1-19`);
+  }
+  const codec = match[1] as CodecName;
+  const [min, max, fallback] = LEVELS[codec];
+  const level = match[2] === undefined ? fallback : Number(match[2]);
+  if (codec === 'none') {
+    if (match[2] !== undefined) throw new AgentfdError('E_CONFIG', 'compression "none" takes no level');
+    return { codec, level: 0 };
+  }
+  if (level < min || level > max) {
+    throw new AgentfdError('E_CONFIG', `compression level ${level} is out of range for ${codec} (${min}-${max})`);
+  }
+  return { codec, level };
+}
+
+export function formatCompression(c: Compression): string {
+  return c.codec === 'none' ? 'none' : `${c.codec}:${c.level}`;
+}
+
+export function codecName(id: number): CodecName | undefined {
+  return (Object.keys(CODEC_IDS) as CodecName[]).find((name) => CODEC_IDS[name] === id);
+}
+
+/** Compress one chunk (runs inside the compression workers). */
+export function compressChunk(data: Uint8Array, c: Compression): Uint8Array {
+  switch (c.codec) {
+    case 'none':
+      return data;
+    case 'gzip':
+      return gzipSync(data, { level: c.level });
+    case 'zstd':
+      return zstdCompress(data, { compressionLevel: c.level });
+  }
+}
+
+/**
+ * Decompress one chunk whose plaintext is `expectedLength` bytes. A result of any other length is
+ * corruption; the output is capped, so a hostile record cannot make us allocate without bound.
+ */
+export function decompressChunk(data: Uint8Array, codecId: number, expectedLength: number): Uint8Array {
+  const codec = codecName(codecId);
+  let out: Uint8Array;
+  try {
+    switch (codec) {
+      case 'none':
+        out = data;
+        break;
+      case 'gzip':
+        out = gunzipSync(data, { maxOutputLength: Math.max(expectedLength, 1), finishFlush: zlibConstants.Z_SYNC_FLUSH });
+        break;
+      case 'zstd':
+        checkZstdContentSize(data, expectedLength);
+        out = zstdDecompress(data);
+        break;
+      default:
+        throw new AgentfdError('E_CODEC', `unknown compression codec id ${codecId}: this volume was written by a newer agentfd; upgrade to read it`);
+    }
+  } catch (error) {
+    if (error instanceof AgentfdError) throw error;
+    throw new AgentfdError('E_CORRUPT_DATA', `a ${codec} chunk does not decompress (${(error as Error).message})`, { cause: error });
+  }
+  if (out.length !== expectedLength) {
+    throw new AgentfdError('E_CORRUPT_DATA', `a ${codec} chunk decompressed to ${out.length} bytes where ${expectedLength} were recorded`);
+  }
+  return out;
+}
+
+/**
+ * A zstd frame declares its decompressed size in its header; libzstd allocates that much. Check it
+ * against the recorded length first, so a crafted frame cannot ask for gigabytes.
+ */
+function checkZstdContentSize(data: Uint8Array, expected: number): void {
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (bytes.length < 6 || bytes.readUInt32LE(0) !== 0xfd2fb528) {
+    throw new AgentfdError('E_CORRUPT_DATA', 'a zstd chunk does not start with a zstd frame');
+  }
+  const descriptor = bytes[4]!;
+  const fcsFlag = descriptor >> 6;
+  const singleSegment = (descriptor >> 5) & 1;
+  const dictIdBytes = [0, 1, 2, 4][descriptor & 3]!;
+  const fcsBytes = [singleSegment ? 1 : 0, 2, 4, 8][fcsFlag]!;
+  const at = 5 + (singleSegment ? 0 : 1) + dictIdBytes;
+  if (fcsBytes === 0 || bytes.length < at + fcsBytes) {
+    throw new AgentfdError('E_CORRUPT_DATA', 'a zstd chunk does not declare its size (agentfd always writes it)');
+  }
+  const size =
+    fcsBytes === 1 ? bytes[at]! : fcsBytes === 2 ? bytes.readUInt16LE(at) + 256 : fcsBytes === 4 ? bytes.readUInt32LE(at) : Number(bytes.readBigUInt64LE(at));
+  if (size !== expected) {
+    throw new AgentfdError('E_CORRUPT_DATA', `a zstd chunk declares ${size} bytes where ${expected} were recorded`);
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * A small pool of compression workers, one per core. Chunks are handed over by transferring their
+ * ArrayBuffer (no copy); results come back the same way. Callers keep their own order: compress()
+ * returns a promise per chunk, and the stream encoder awaits them in sequence.
+ */
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { AgentfdError } from '../errors.js';
+import type { Compression } from './codecs.js';
+
+export interface Compressed {
+  data: Uint8Array;
+  /** True when compression did not shrink the chunk and `data` is the input, returned. */
+  raw: boolean;
+}
+
+interface Pending {
+  resolve: (result: Compressed) => void;
+  reject: (error: Error) => void;
+}
+
+/** The compiled worker script. Under vitest (running src/*.ts) that is the one `npm run build` made in dist/. */
+function workerScript(): string {
+  const here = fileURLToPath(import.meta.url);
+  const compiled = here.endsWith('.ts')
+    ? path.resolve(path.dirname(here), '..', '..', 'dist', 'pipeline', 'compress-worker.js')
+    : path.join(path.dirname(here), 'compress-worker.js');
+  if (!existsSync(compiled)) {
+    throw new AgentfdError('E_INTERNAL', `${compiled} is missing; run npm run build`);
+  }
+  return compiled;
+}
+
+export class CompressPool {
+  private readonly workers: Worker[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private next = 0;
+  private failure: Error | null = null;
+
+  constructor(size = Math.max(1, os.availableParallelism())) {
+    const script = workerScript();
+    for (let i = 0; i < size; i++) {
+      const worker = new Worker(script);
+      worker.on('message', (msg: { id: number; data?: Uint8Array; raw?: boolean; error?: string }) => {
+        const task = this.pending.get(msg.id);
+        if (!task) return;
+        this.pending.delete(msg.id);
+        if (msg.error !== undefined) task.reject(new AgentfdError('E_COMPRESS', `compression failed: ${msg.error}`));
+        else task.resolve({ data: msg.data!, raw: msg.raw ?? false });
+      });
+      worker.on('error', (error) => this.fail(error));
+      this.workers.push(worker);
+    }
+  }
+
+  private fail(error: Error): void {
+    this.failure = error;
+    for (const task of this.pending.values()) task.reject(error);
+    this.pending.clear();
+  }
+
+  /** Compress `data`; its buffer is transferred to the worker and must not be used afterwards. */
+  compress(data: Uint8Array, compression: Compression): Promise<Compressed> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    const worker = this.workers[this.next++ % this.workers.length]!;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      const transferable = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : Uint8Array.from(data);
+      worker.postMessage({ id, data: transferable, compression }, [transferable.buffer as ArrayBuffer]);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers.length = 0;
+  }
+}

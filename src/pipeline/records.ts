@@ -1,0 +1,186 @@
+/**
+ * What each record of a backup session carries, and how its payload is sealed. Shared by the
+ * writer (backup) and the readers (restore, verify, scan), so both sides agree byte for byte.
+ *
+ * - SESSION_START / SESSION_CONTINUE / SESSION_END: JSON in clear. They hold nothing about the
+ *   data but what a reader needs to open it (the cipher, the wrapped data keys, the signer) and the
+ *   outcome (status, counts, the signed manifest digest).
+ * - SESSION_INFO, FILE, STREAM_END, FILE_END, STATE: JSON (STATE: raw bytes), sealed with the job's
+ *   data key when the job is encrypted, so names and metadata are as private as the data.
+ * - CHUNK: a 16-byte prefix (file, stream and chunk index, plaintext length) then the compressed
+ *   bytes, sealed. The AEAD's additional data is the record header (type, codec, job, sequence
+ *   number), the job's UUID and the prefix: a chunk cannot be moved to another file, stream or
+ *   position, relabelled, or replayed into another job.
+ */
+import { AgentfdError } from '../errors.js';
+import { open, seal } from '../crypto/aead.js';
+import type { KeyStanza } from '../crypto/envelope.js';
+import { recordAad, RecordType, type RecordFields } from '../volume/format.js';
+import type { AgentStreamInfo } from '../agents/types.js';
+import type { FileKind, Level } from '../agents/native/abi.js';
+
+export const SESSION_FORMAT = 1;
+
+export interface SessionStart {
+  format: number;
+  jobId: number;
+  uuid: string;
+  startedNs: string;
+  level: Level;
+  cipher: 'none' | 'aes-256-gcm';
+  compression: string;
+  stanzas: KeyStanza[];
+  signer: { publicKey: string; fingerprint: string } | null;
+  agentfdVersion: string;
+}
+
+export interface SessionInfo {
+  jobName: string;
+  agent: { name: string; version: string | null; abi: number; kind: string; capabilities: readonly string[] };
+  /** The options the agent was given: the same for every file of the session. */
+  options: Record<string, string>;
+  requestedLevel: Level;
+  deliveredLevel: Level;
+  referenceJob: { id: number; uuid: string } | null;
+  fileset: { include: string[]; exclude: string[] };
+}
+
+export interface FileRecord {
+  fileIndex: number;
+  path: string;
+  kind: FileKind;
+  mode: number;
+  mtimeNs: string;
+  size: number | null;
+  linkTarget: string | null;
+  seen: boolean;
+  winAttributes: number;
+  /** The agent that saved the file (with its options in SESSION_INFO). */
+  agent: { name: string; version: string | null; abi: number };
+  streams: AgentStreamInfo[];
+}
+
+export interface StreamEnd {
+  fileIndex: number;
+  streamIndex: number;
+  chunks: number;
+  bytes: number;
+  sha256: string;
+}
+
+export interface FileEnd {
+  fileIndex: number;
+  status: 'ok' | 'failed';
+  error: string | null;
+}
+
+export interface SessionEnd {
+  status: 'committed' | 'failed';
+  endedNs: string;
+  files: number;
+  failedFiles: number;
+  bytes: number;
+  storedBytes: number;
+  records: number;
+  manifestSha256: string;
+  signature: string | null;
+  error: string | null;
+}
+
+export interface ChunkPrefix {
+  fileIndex: number;
+  streamIndex: number;
+  chunkIndex: number;
+  plainLength: number;
+}
+
+export const CHUNK_PREFIX_SIZE = 16;
+
+export function encodeChunkPrefix(p: ChunkPrefix): Buffer {
+  const b = Buffer.alloc(CHUNK_PREFIX_SIZE);
+  b.writeUInt32LE(p.fileIndex, 0);
+  b.writeUInt16LE(p.streamIndex, 4);
+  b.writeUInt32LE(p.chunkIndex, 8);
+  b.writeUInt32LE(p.plainLength, 12);
+  return b;
+}
+
+export function decodeChunkPrefix(payload: Uint8Array): ChunkPrefix {
+  if (payload.length < CHUNK_PREFIX_SIZE) throw new AgentfdError('E_CORRUPT_DATA', `a CHUNK record of ${payload.length} bytes is shorter than its prefix`);
+  const b = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  return { fileIndex: b.readUInt32LE(0), streamIndex: b.readUInt16LE(4), chunkIndex: b.readUInt32LE(8), plainLength: b.readUInt32LE(12) };
+}
+
+/** Seals and opens the payloads of one session: knows the job's UUID and, when encrypted, its key. */
+export class SessionCodec {
+  readonly uuid: Buffer;
+  readonly key: Buffer | null;
+
+  constructor(uuid: string, key: Buffer | null) {
+    this.uuid = Buffer.from(uuid.replace(/-/g, ''), 'hex');
+    if (this.uuid.length !== 16) throw new AgentfdError('E_CORRUPT_DATA', `session UUID ${uuid} is not a UUID`);
+    this.key = key;
+  }
+
+  get cipherId(): number {
+    return this.key ? 1 : 0;
+  }
+
+  private aad(fields: RecordFields, extra?: Uint8Array): Buffer {
+    return Buffer.concat(extra ? [recordAad(fields), this.uuid, extra] : [recordAad(fields), this.uuid]);
+  }
+
+  /** Payload of a metadata record (JSON object, or raw bytes for STATE). */
+  sealMeta(fields: RecordFields, body: unknown): Buffer {
+    const plain = body instanceof Uint8Array ? Buffer.from(body) : Buffer.from(JSON.stringify(body));
+    return this.key ? seal(this.key, this.aad(fields), plain) : plain;
+  }
+
+  openMeta(fields: RecordFields, payload: Uint8Array, what: string): Buffer {
+    if (fields.cipher !== this.cipherId) {
+      throw new AgentfdError('E_CORRUPT_DATA', `${what}: the record says cipher ${fields.cipher ?? 0}, the session ${this.cipherId}`);
+    }
+    return this.key ? open(this.key, this.aad(fields), payload, what) : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  }
+
+  openMetaJson<T>(fields: RecordFields, payload: Uint8Array, what: string): T {
+    const text = this.openMeta(fields, payload, what).toString('utf8');
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new AgentfdError('E_CORRUPT_DATA', `${what}: the payload is not valid JSON`);
+    }
+  }
+
+  sealChunk(fields: RecordFields, prefix: ChunkPrefix, stored: Uint8Array): Buffer {
+    const head = encodeChunkPrefix(prefix);
+    return Buffer.concat([head, this.key ? seal(this.key, this.aad(fields, head), stored) : stored]);
+  }
+
+  /** The stored (still compressed) bytes of a chunk, after checking its seal. */
+  openChunk(fields: RecordFields, payload: Uint8Array, what: string): { prefix: ChunkPrefix; stored: Buffer } {
+    const prefix = decodeChunkPrefix(payload);
+    const head = payload.subarray(0, CHUNK_PREFIX_SIZE);
+    const body = payload.subarray(CHUNK_PREFIX_SIZE);
+    if (fields.cipher !== this.cipherId) {
+      throw new AgentfdError('E_CORRUPT_DATA', `${what}: the record says cipher ${fields.cipher ?? 0}, the session ${this.cipherId}`);
+    }
+    const stored = this.key ? open(this.key, this.aad(fields, head), body, what) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    return { prefix, stored };
+  }
+}
+
+/** Clear JSON payloads (SESSION_START, SESSION_END). */
+export function clearJson(body: unknown): Buffer {
+  return Buffer.from(JSON.stringify(body));
+}
+
+export function parseClearJson<T>(payload: Uint8Array, what: string): T {
+  try {
+    return JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8')) as T;
+  } catch {
+    throw new AgentfdError('E_CORRUPT_DATA', `${what}: the payload is not valid JSON`);
+  }
+}
+
+export { RecordType };

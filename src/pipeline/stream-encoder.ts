@@ -1,0 +1,101 @@
+/**
+ * Backup side of the pipeline for one stream: cut the agent's bytes into chunks, hash the
+ * plaintext (SHA-256 of the whole stream), and compress chunks on the worker pool, several at
+ * once, while keeping their order. Encryption happens when a chunk becomes a record (the record's
+ * header is part of what the cipher authenticates), in the session writer.
+ *
+ * At most `inFlight` chunks are being compressed at a time, and a chunk is only read from the
+ * agent when the consumer pulls: memory stays bounded at about (inFlight + 1) x chunkSize.
+ */
+import { createHash } from 'node:crypto';
+import { CODEC_IDS, type Compression } from './codecs.js';
+import type { CompressPool } from './compress-pool.js';
+
+export const CHUNK_SIZE = 1024 * 1024;
+
+export interface EncodedChunk {
+  index: number;
+  plainLength: number;
+  /** The codec actually used: chunks that do not shrink are stored as they are. */
+  codecId: number;
+  stored: Uint8Array;
+}
+
+export interface StreamSummary {
+  bytes: number;
+  chunks: number;
+  sha256: string;
+}
+
+/** Regroup arbitrary pieces into chunks of exactly `size` bytes (the last one shorter). */
+async function* rechunk(data: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  for await (const piece of data) {
+    let offset = 0;
+    if (pendingBytes === 0 && piece.length === size) {
+      yield piece; // the common case (agents read exactly a chunk): no copy
+      continue;
+    }
+    while (offset < piece.length) {
+      const take = Math.min(size - pendingBytes, piece.length - offset);
+      pending.push(piece.subarray(offset, offset + take));
+      pendingBytes += take;
+      offset += take;
+      if (pendingBytes === size) {
+        yield Buffer.concat(pending, size);
+        pending = [];
+        pendingBytes = 0;
+      }
+    }
+  }
+  if (pendingBytes > 0) yield Buffer.concat(pending, pendingBytes);
+}
+
+export interface EncodeOptions {
+  compression: Compression;
+  pool: CompressPool | null;
+  chunkSize?: number;
+  inFlight?: number;
+}
+
+/**
+ * Encode a stream; the generator's return value is the stream's summary (size, chunk count,
+ * digest), available once every chunk has been consumed.
+ */
+export async function* encodeStream(data: AsyncIterable<Uint8Array>, options: EncodeOptions): AsyncGenerator<EncodedChunk, StreamSummary> {
+  const hash = createHash('sha256');
+  const size = options.chunkSize ?? CHUNK_SIZE;
+  const inFlight = options.inFlight ?? 4;
+  const compress = options.compression.codec !== 'none' && options.pool !== null;
+  const queue: Promise<EncodedChunk>[] = [];
+  let bytes = 0;
+  let index = 0;
+
+  const submit = (chunk: Uint8Array, i: number): Promise<EncodedChunk> => {
+    if (!compress) return Promise.resolve({ index: i, plainLength: chunk.length, codecId: CODEC_IDS.none, stored: chunk });
+    // The pool takes the chunk's buffer (transferred, not copied: the chunk is unusable here
+    // afterwards) and gives it back when the chunk does not shrink.
+    const plainLength = chunk.length;
+    return options.pool!.compress(chunk, options.compression).then(({ data, raw }) => ({
+      index: i,
+      plainLength,
+      codecId: raw ? CODEC_IDS.none : CODEC_IDS[options.compression.codec],
+      stored: data,
+    }));
+  };
+
+  try {
+    for await (const chunk of rechunk(data, size)) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      queue.push(submit(chunk, index++));
+      if (queue.length >= inFlight) yield await queue.shift()!;
+    }
+    while (queue.length > 0) yield await queue.shift()!;
+  } finally {
+    // Do not leave rejected promises unobserved when the consumer or the agent gave up.
+    for (const pending of queue) pending.catch(() => undefined);
+  }
+  return { bytes, chunks: index, sha256: hash.digest('hex') };
+}

@@ -1,0 +1,208 @@
+/**
+ * Reads one backup session back from the volumes and checks everything on the way: each record's
+ * CRC (the volume reader), the record sequence (nothing missing, nothing moved), each sealed
+ * payload's tag (nothing altered, nothing from another job), each chunk's place (file, stream,
+ * position), each stream's size and SHA-256, the manifest digest and its Ed25519 signature.
+ *
+ * Restore, verify and scan all read through here, so they agree on what "good" means. Every error
+ * names the volume, the record's offset, its sequence number and type.
+ */
+import { createHash, verify as verifySignature, type Hash } from 'node:crypto';
+import { publicKeyFromRaw } from '../crypto/keys.js';
+import { unwrapDataKey, type UnwrapSecrets } from '../crypto/envelope.js';
+import { AgentfdError, messageOf } from '../errors.js';
+import { decompressChunk } from '../pipeline/codecs.js';
+import {
+  type ChunkPrefix,
+  type FileEnd,
+  type FileRecord,
+  parseClearJson,
+  RecordType,
+  SessionCodec,
+  type SessionEnd,
+  type SessionInfo,
+  type SessionStart,
+  type StreamEnd,
+} from '../pipeline/records.js';
+import { readRecords, recordTypeName, type VolumeRecord } from '../volume/index.js';
+import { Manifest } from './session-writer.js';
+
+export interface Placement {
+  path: string;
+  firstOffset: number;
+}
+
+export type SessionEvent =
+  | { kind: 'start'; start: SessionStart }
+  | { kind: 'info'; info: SessionInfo }
+  | { kind: 'file'; file: FileRecord }
+  | { kind: 'chunk'; prefix: ChunkPrefix; data: Buffer | null }
+  | { kind: 'streamEnd'; end: StreamEnd }
+  | { kind: 'fileEnd'; end: FileEnd }
+  | { kind: 'state'; blob: Buffer }
+  | { kind: 'end'; end: SessionEnd; signature: 'valid' | 'unsigned' };
+
+export interface ReadSessionOptions {
+  jobId: number;
+  placements: Placement[];
+  secrets: UnwrapSecrets;
+  /** Open and decompress chunks (restore, verify); scan only needs the metadata. */
+  data: boolean;
+  /** What to call the job in messages. */
+  what: string;
+}
+
+function where(record: VolumeRecord): string {
+  return `${record.path} at offset ${record.offset} (record ${record.seq} of the session, ${recordTypeName(record.type)})`;
+}
+
+function fail(record: VolumeRecord, message: string, code = 'E_CORRUPT_DATA'): never {
+  throw new AgentfdError(code, `${where(record)}: ${message}`);
+}
+
+/** The records of one session, in order, from the volumes it spans. */
+async function* sessionRecords(options: ReadSessionOptions): AsyncGenerator<VolumeRecord> {
+  let expected = 0;
+  for (const placement of options.placements) {
+    for await (const record of readRecords(placement.path, { from: placement.firstOffset })) {
+      if (record.session !== options.jobId) continue;
+      if (record.seq !== expected) {
+        fail(record, `expected record ${expected} of the session here; ${record.seq < expected ? 'a record was repeated' : `${record.seq - expected} record(s) are missing`}`);
+      }
+      expected++;
+      yield record;
+      if (record.type === RecordType.SESSION_END) return;
+    }
+  }
+  throw new AgentfdError(
+    'E_SESSION_INCOMPLETE',
+    `${options.what}: its records end after record ${expected - 1} without a session end: the job was interrupted (aborted), or a volume is missing or truncated`,
+  );
+}
+
+/** Read and check a session; yields its events in order. */
+export async function* readSession(options: ReadSessionOptions): AsyncGenerator<SessionEvent> {
+  let codec: SessionCodec | null = null;
+  let start: SessionStart | null = null;
+  let manifest: Manifest | null = null;
+  let file: FileRecord | null = null;
+  let nextFileIndex = 0;
+  let stream: { index: number; chunks: number; bytes: number; hash: Hash } | null = null;
+  let nextStream = 0;
+
+  for await (const record of sessionRecords(options)) {
+    const fields = record;
+    try {
+      if (record.type === RecordType.SESSION_START || record.type === RecordType.SESSION_CONTINUE) {
+        const s = parseClearJson<SessionStart>(record.payload, 'session start');
+        if (start === null) {
+          if (record.type !== RecordType.SESSION_START) fail(record, 'the session does not begin with SESSION_START');
+          start = s;
+          const key = s.cipher === 'none' ? null : unwrapDataKey(s.stanzas, options.secrets, options.what);
+          codec = new SessionCodec(s.uuid, key);
+          manifest = new Manifest(s.uuid);
+          yield { kind: 'start', start: s };
+        } else if (s.uuid !== start.uuid) {
+          fail(record, `belongs to job ${s.uuid}, not ${start.uuid}`);
+        }
+        continue;
+      }
+      if (!codec || !manifest || !start) fail(record, 'the session does not begin with SESSION_START');
+      switch (record.type) {
+        case RecordType.SESSION_INFO:
+          yield { kind: 'info', info: codec.openMetaJson<SessionInfo>(fields, record.payload, where(record)) };
+          break;
+        case RecordType.FILE: {
+          if (file !== null) fail(record, `a new file begins before file ${file.fileIndex} (${file.path}) ended`);
+          const f = codec.openMetaJson<FileRecord>(fields, record.payload, where(record));
+          if (f.fileIndex !== nextFileIndex) fail(record, `file ${f.fileIndex} where file ${nextFileIndex} was expected`);
+          nextFileIndex++;
+          file = f;
+          nextStream = 0;
+          yield { kind: 'file', file: f };
+          break;
+        }
+        case RecordType.CHUNK: {
+          const opened = codec.openChunk(fields, record.payload, where(record));
+          const p = opened.prefix;
+          if (!file || p.fileIndex !== file.fileIndex) fail(record, `a chunk of file ${p.fileIndex} outside that file`);
+          if (stream === null) {
+            if (p.streamIndex !== nextStream || p.streamIndex >= file.streams.length) fail(record, `a chunk of stream ${p.streamIndex} where stream ${nextStream} was expected`);
+            stream = { index: p.streamIndex, chunks: 0, bytes: 0, hash: createHash('sha256') };
+          }
+          if (p.streamIndex !== stream.index || p.chunkIndex !== stream.chunks) {
+            fail(record, `chunk ${p.chunkIndex} of stream ${p.streamIndex} where chunk ${stream.chunks} of stream ${stream.index} was expected`);
+          }
+          stream.chunks++;
+          stream.bytes += p.plainLength;
+          let data: Buffer | null = null;
+          if (options.data) {
+            data = Buffer.from(decompressChunk(opened.stored, record.codec, p.plainLength));
+            stream.hash.update(data);
+          }
+          yield { kind: 'chunk', prefix: p, data };
+          break;
+        }
+        case RecordType.STREAM_END: {
+          const end = codec.openMetaJson<StreamEnd>(fields, record.payload, where(record));
+          if (!file || end.fileIndex !== file.fileIndex) fail(record, `the end of a stream of file ${end.fileIndex} outside that file`);
+          const s = stream ?? { index: nextStream, chunks: 0, bytes: 0, hash: createHash('sha256') };
+          if (end.streamIndex !== s.index) fail(record, `the end of stream ${end.streamIndex} where stream ${s.index} is open`);
+          if (end.chunks !== s.chunks || end.bytes !== s.bytes) {
+            fail(record, `stream ${s.index} of ${file.path} was recorded as ${end.chunks} chunks / ${end.bytes} bytes but ${s.chunks} chunks / ${s.bytes} bytes were read`);
+          }
+          if (options.data) {
+            const digest = s.hash.digest('hex');
+            if (digest !== end.sha256) fail(record, `stream ${s.index} of ${file.path}: SHA-256 ${digest} where ${end.sha256} was recorded`);
+          }
+          manifest.stream(end);
+          stream = null;
+          nextStream++;
+          yield { kind: 'streamEnd', end };
+          break;
+        }
+        case RecordType.FILE_END: {
+          const end = codec.openMetaJson<FileEnd>(fields, record.payload, where(record));
+          if (!file || end.fileIndex !== file.fileIndex) fail(record, `the end of file ${end.fileIndex}, which is not open`);
+          if (stream !== null) fail(record, `${file.path} ends while stream ${stream.index} is open`);
+          if (end.status === 'ok' && nextStream !== file.streams.length) fail(record, `${file.path} ends after ${nextStream} of its ${file.streams.length} streams`);
+          manifest.file(file.path, end);
+          file = null;
+          yield { kind: 'fileEnd', end };
+          break;
+        }
+        case RecordType.STATE: {
+          const blob = codec.openMeta(fields, record.payload, where(record));
+          manifest.state(blob);
+          yield { kind: 'state', blob };
+          break;
+        }
+        case RecordType.SESSION_END: {
+          const end = parseClearJson<SessionEnd>(record.payload, 'session end');
+          if (file !== null) fail(record, `the session ends while file ${file.path} is open`);
+          const digest = manifest.digest(end.status);
+          if (digest.toString('hex') !== end.manifestSha256) {
+            fail(record, 'the manifest digest does not match the records: records were altered, removed or reordered');
+          }
+          let signature: 'valid' | 'unsigned' = 'unsigned';
+          if (start.signer) {
+            const key = publicKeyFromRaw('ed25519', Buffer.from(start.signer.publicKey, 'base64'));
+            if (!end.signature || !verifySignature(null, digest, key, Buffer.from(end.signature, 'base64'))) {
+              fail(record, `the manifest signature by ${start.signer.fingerprint} does not verify`, 'E_SIGNATURE');
+            }
+            signature = 'valid';
+          }
+          yield { kind: 'end', end, signature };
+          break;
+        }
+        default:
+          // A record type from a newer agentfd inside a session: it cannot be interpreted safely.
+          fail(record, `unknown record type ${record.type}: written by a newer agentfd? Upgrade to read this job`);
+      }
+    } catch (error) {
+      if (error instanceof AgentfdError && error.message.startsWith(record.path)) throw error;
+      if (error instanceof AgentfdError && (error.code === 'E_WRONG_KEY')) throw error;
+      throw new AgentfdError(error instanceof AgentfdError ? error.code : 'E_CORRUPT_DATA', `${where(record)}: ${messageOf(error)}`, { cause: error });
+    }
+  }
+}

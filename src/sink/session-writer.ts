@@ -1,0 +1,147 @@
+/**
+ * Writes one backup session (one job) into the volumes: numbers its records, seals their payloads
+ * (SessionCodec), repeats the session header at the top of every new volume so each volume can be
+ * read on its own, remembers where the session starts in each volume (for the catalog), and builds
+ * the manifest of digests that the session's end signs.
+ */
+import { createHash, sign, type KeyObject } from 'node:crypto';
+import type { VolumeWriter } from '../volume/index.js';
+import { RecordType, type RecordFields } from '../volume/format.js';
+import type { EncodedChunk, StreamSummary } from '../pipeline/stream-encoder.js';
+import {
+  clearJson,
+  type FileEnd,
+  type FileRecord,
+  SessionCodec,
+  type SessionEnd,
+  type SessionInfo,
+  type SessionStart,
+  type StreamEnd,
+} from '../pipeline/records.js';
+
+export interface VolumePlacement {
+  label: string;
+  path: string;
+  firstOffset: number;
+}
+
+/** The manifest: a digest over every file's outcome and every stream's size and SHA-256. */
+export class Manifest {
+  private readonly hash = createHash('sha256');
+
+  constructor(uuid: string) {
+    this.hash.update(`agentfd manifest v1\n${uuid}\n`);
+  }
+
+  stream(end: StreamEnd): void {
+    this.hash.update(`S\t${end.fileIndex}\t${end.streamIndex}\t${end.bytes}\t${end.sha256}\n`);
+  }
+
+  file(path: string, end: FileEnd): void {
+    this.hash.update(`F\t${end.fileIndex}\t${JSON.stringify(path)}\t${end.status}\n`);
+  }
+
+  state(blob: Uint8Array): void {
+    this.hash.update(`T\t${createHash('sha256').update(blob).digest('hex')}\n`);
+  }
+
+  digest(status: string): Buffer {
+    this.hash.update(`E\t${status}\n`);
+    return this.hash.digest();
+  }
+}
+
+export class SessionWriter {
+  readonly jobId: number;
+  readonly codec: SessionCodec;
+  readonly placements: VolumePlacement[] = [];
+  readonly manifest: Manifest;
+  private readonly volumes: VolumeWriter;
+  private readonly start: SessionStart;
+  private seq = 0;
+  private currentVolume: string | null = null;
+  storedBytes = 0;
+
+  constructor(volumes: VolumeWriter, start: SessionStart, key: Buffer | null) {
+    this.volumes = volumes;
+    this.start = start;
+    this.jobId = start.jobId;
+    this.codec = new SessionCodec(start.uuid, key);
+    this.manifest = new Manifest(start.uuid);
+  }
+
+  get recordCount(): number {
+    return this.seq;
+  }
+
+  private fields(type: number, codec = 0, cipher = this.codec.cipherId): RecordFields {
+    return { type, codec, cipher, flags: 0, session: this.jobId, seq: this.seq };
+  }
+
+  private async append(fields: RecordFields, payload: Uint8Array): Promise<void> {
+    const placed = await this.volumes.append({ ...fields, payload });
+    this.seq++;
+    this.storedBytes += payload.length;
+    if (placed.volume !== this.currentVolume) {
+      const first = this.currentVolume === null;
+      this.currentVolume = placed.volume;
+      this.placements.push({ label: placed.volume, path: placed.path, firstOffset: placed.offset });
+      // A session that rotates into a new volume repeats its header there, so that volume alone can
+      // be scanned and decrypted. (The record that caused the rotation precedes it; readers
+      // accept SESSION_CONTINUE anywhere in a volume.)
+      if (!first && fields.type !== RecordType.SESSION_CONTINUE) {
+        await this.append(this.fields(RecordType.SESSION_CONTINUE, 0, 0), clearJson(this.start));
+      }
+    }
+  }
+
+  async begin(info: SessionInfo): Promise<void> {
+    await this.append(this.fields(RecordType.SESSION_START, 0, 0), clearJson(this.start));
+    const f = this.fields(RecordType.SESSION_INFO);
+    await this.append(f, this.codec.sealMeta(f, info));
+  }
+
+  async file(record: FileRecord): Promise<void> {
+    const f = this.fields(RecordType.FILE);
+    await this.append(f, this.codec.sealMeta(f, record));
+  }
+
+  async chunk(fileIndex: number, streamIndex: number, chunk: EncodedChunk): Promise<void> {
+    const f = this.fields(RecordType.CHUNK, chunk.codecId);
+    await this.append(f, this.codec.sealChunk(f, { fileIndex, streamIndex, chunkIndex: chunk.index, plainLength: chunk.plainLength }, chunk.stored));
+  }
+
+  async streamEnd(fileIndex: number, streamIndex: number, summary: StreamSummary): Promise<StreamEnd> {
+    const end: StreamEnd = { fileIndex, streamIndex, chunks: summary.chunks, bytes: summary.bytes, sha256: summary.sha256 };
+    const f = this.fields(RecordType.STREAM_END);
+    await this.append(f, this.codec.sealMeta(f, end));
+    this.manifest.stream(end);
+    return end;
+  }
+
+  async fileEnd(path: string, end: FileEnd): Promise<void> {
+    const f = this.fields(RecordType.FILE_END);
+    await this.append(f, this.codec.sealMeta(f, end));
+    this.manifest.file(path, end);
+  }
+
+  async state(blob: Uint8Array): Promise<void> {
+    const f = this.fields(RecordType.STATE);
+    await this.append(f, this.codec.sealMeta(f, blob));
+    this.manifest.state(blob);
+  }
+
+  /** Close the session: the manifest digest, signed when a signing key is given. */
+  async end(outcome: Omit<SessionEnd, 'records' | 'manifestSha256' | 'signature' | 'storedBytes'>, signer: KeyObject | null): Promise<SessionEnd> {
+    const digest = this.manifest.digest(outcome.status);
+    const end: SessionEnd = {
+      ...outcome,
+      storedBytes: this.storedBytes,
+      records: this.seq + 1,
+      manifestSha256: digest.toString('hex'),
+      signature: signer ? sign(null, digest, signer).toString('base64') : null,
+    };
+    await this.append(this.fields(RecordType.SESSION_END, 0, 0), clearJson(end));
+    return end;
+  }
+}
