@@ -63,6 +63,12 @@
     },
     {
       'type': 'shared_library',
+      'target_name': 'bad_midstream',
+      'product_dir': '<(PRODUCT_DIR)/test-agents',
+      'sources': ['../test/fixtures/native/bad_midstream.c'],
+    },
+    {
+      'type': 'shared_library',
       'target_name': 'bad_future_abi',
       'product_dir': '<(PRODUCT_DIR)/test-agents',
       'sources': ['../test/fixtures/native/bad_future_abi.c'],

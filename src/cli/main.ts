@@ -7,6 +7,7 @@ import { HOST_VERSION } from '../version.js';
 import { registerBackupCommand } from './commands/backup.js';
 import { registerCatalogCommands } from './commands/catalog.js';
 import { registerConfigCommands } from './commands/config.js';
+import { registerDemoCommand } from './commands/demo.js';
 import { registerKeysCommands } from './commands/keys.js';
 import { registerRestoreCommand } from './commands/restore.js';
 import { registerPluginCommands } from './commands/plugins.js';
@@ -25,6 +26,7 @@ export function buildProgram(io: CommandIo, setExit: (code: number) => void): Co
   registerRestoreCommand(program, io, setExit);
   registerCatalogCommands(program, io, setExit);
   registerKeysCommands(program, io, setExit);
+  registerDemoCommand(program, io, setExit);
   return program;
 }
 

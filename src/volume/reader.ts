@@ -163,7 +163,7 @@ async function readPayload(window: Window, place: RecordPlace, header: RecordHea
   return payload;
 }
 
-async function readStart(window: Window, file: string, verifyHeader: boolean): Promise<VolumeHeader & { end: number }> {
+async function readStart(window: Window, file: string, verifyHeader: boolean): Promise<VolumeHeader> {
   if (window.size < TEXT_HEADER_SIZE) {
     throw corruptHeader(file, `the file is ${window.size} bytes long, shorter than the ${TEXT_HEADER_SIZE}-byte text header: the volume is truncated, or this file is not an agentfd volume`);
   }
@@ -172,7 +172,6 @@ async function readStart(window: Window, file: string, verifyHeader: boolean): P
   const { text, format } = checkTextHeader(file, textHeader);
   const place: RecordPlace = { path: file, offset: TEXT_HEADER_SIZE, ordinal: 'record 1' };
   let label: LabelInfo;
-  let labelLength: number;
   try {
     const { header, bytes } = await readRecordHeader(window, place);
     const labelPlace = { ...place, type: header.type };
@@ -181,7 +180,6 @@ async function readStart(window: Window, file: string, verifyHeader: boolean): P
     }
     const payload = await readPayload(window, labelPlace, header, bytes);
     label = parseLabelPayload(labelPlace, payload);
-    labelLength = header.length;
   } catch (error) {
     // A newer format may frame its LABEL differently: say so rather than "corrupt".
     if (format !== FORMAT_VERSION && error instanceof AgentfdError && error.code === 'E_VOLUME_CORRUPT') throw newerFormat(file, format);
@@ -191,8 +189,7 @@ async function readStart(window: Window, file: string, verifyHeader: boolean): P
   if (format !== label.format) {
     throw corruptHeader(file, `the text header says format ${format}, the LABEL record format ${label.format}: the text header was altered`);
   }
-  const end = TEXT_HEADER_SIZE + RECORD_HEADER_SIZE + labelLength;
-  return { text, label, end };
+  return { text, label };
 }
 
 /**
@@ -202,8 +199,7 @@ async function readStart(window: Window, file: string, verifyHeader: boolean): P
 export async function readVolumeHeader(file: string): Promise<VolumeHeader> {
   const { handle, size } = await openVolume(file);
   try {
-    const { text, label } = await readStart(new Window(handle, file, size), file, true);
-    return { text, label };
+    return await readStart(new Window(handle, file, size), file, true);
   } finally {
     await handle.close().catch(() => undefined);
   }

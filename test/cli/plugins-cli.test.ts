@@ -143,3 +143,18 @@ describe('the package', () => {
     expect(runCli(['--version']).stdout.trim()).toBe(pkg.version);
   });
 });
+
+describe('agentfd demo (npm start)', () => {
+  it('backs up, verifies and restores the sample data through the sample agents, all identical', () => {
+    const dir = tempDir('demo');
+    cleanup.push(dir);
+    const { status, json } = runCliJson(['demo', '--dir', path.join(dir, 'work')]);
+    expect(status).toBe(0);
+    expect(json.status).toBe('ok');
+    expect(json.jobs.map((j: any) => j.agent)).toEqual(['MicrosoftExchange', 'MSSQL', 'filesystem']);
+    for (const job of json.jobs) {
+      expect(job).toMatchObject({ verify: 'ok (signature valid)', restore: 'restored', compare: 'identical' });
+      expect(job.files).toBeGreaterThan(0);
+    }
+  });
+});
