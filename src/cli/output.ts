@@ -23,7 +23,9 @@ export function printJson(io: CommandIo, value: Record<string, unknown>): void {
 export function reportFailure(io: CommandIo, json: boolean, error: unknown): number {
   const code = error instanceof AgentfdError ? error.code : 'E_INTERNAL';
   const message = messageOf(error);
-  if (json) printJson(io, { status: 'error', code, message });
+  // A job that got as far as an id failed as that job; anything earlier is an error of the command.
+  const jobId = typeof error === 'object' && error !== null && 'jobId' in error ? (error as { jobId: unknown }).jobId : undefined;
+  if (json) printJson(io, jobId === undefined ? { status: 'error', code, message } : { status: 'failed', jobId, code, message });
   else io.err(`agentfd: ${message}`);
   if (!(error instanceof AgentfdError) && process.env.AGENTFD_DEBUG) io.err(String((error as Error)?.stack ?? error));
   return 1;

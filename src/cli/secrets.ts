@@ -1,4 +1,5 @@
 /** --key and --passphrase-file, turned into what the session reader needs to open a job. */
+import type { Command } from 'commander';
 import { loadPrivateIdentity } from '../crypto/keys.js';
 import type { UnwrapSecrets } from '../crypto/envelope.js';
 import { AgentfdError } from '../errors.js';
@@ -20,4 +21,11 @@ export function secretsFrom(options: SecretOptions): UnwrapSecrets {
     return { key: identity.encryption, file };
   });
   return { keys, ...(options.passphraseFile ? { passphrase: readPassphrase(options.passphraseFile) } : {}) };
+}
+
+/** Add --key and --passphrase-file to a command that opens encrypted jobs. */
+export function withSecretOptions(command: Command): Command {
+  return command
+    .option('-k, --key <file>', 'private key file to open encrypted jobs (repeatable)', collect)
+    .option('--passphrase-file <file>', 'a file whose first line is the job passphrase');
 }

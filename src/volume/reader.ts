@@ -33,18 +33,12 @@ import {
 const READ_WINDOW = 4 * 1024 * 1024;
 
 /** One record as read from a volume. `header` and `payload` are the reader's own copies. */
-export interface VolumeRecord {
+export interface VolumeRecord extends Omit<RecordHeader, 'length' | 'crc'> {
   /** Label of the volume (from its LABEL record). */
   volume: string;
   path: string;
   /** Byte offset of the record header in the file. */
   offset: number;
-  type: number;
-  codec: number;
-  cipher: number;
-  flags: number;
-  session: number;
-  seq: number;
   /** The 24 header bytes (recordAad(header) gives the AEAD's AAD). */
   header: Buffer;
   payload: Buffer;

@@ -91,6 +91,7 @@ beforeAll(() => {
   expect(runCli(['keys', 'generate', '--out', path.join(ws, 'keys'), '--name', 'other']).status).toBe(0);
   const jobs = AGENTS.flatMap((a) => CODECS.flatMap((c) => [jobToml(a, c, false), jobToml(a, c, true)]));
   jobs.push('[jobs.broken]\nagent = "MidstreamFailure"');
+  jobs.push(`[jobs.exchange-fileset]\nagent = "MicrosoftExchange"\ninclude = ["/@exchange/**"]\nexclude = ["**/*.stm", "/@exchange/SG1/logs/E00000002.log"]\noptions = { store = ${JSON.stringify(src.MicrosoftExchange)}, truncate_logs = "no" }`);
   config = path.join(ws, 'agentfd.toml');
   writeFileSync(config, [`plugin_dir = ${JSON.stringify(path.join(ws, 'plugins'))}`, 'data_dir = "state"', 'volume_size = "4M"', '', ...jobs].join('\n\n'));
   // The samples plus the agent whose stream breaks off.
@@ -175,6 +176,13 @@ describe('routing a restore', () => {
     expect(result.status, result.stderr).toBe(0);
     expect(result.json.agents).toEqual(['filesystem']);
     expect(readFileSync(path.join(to, '@legacy', 'export2.csv')).equals(readFileSync(path.join(src.LegacyFlatFiles, 'export2.csv')))).toBe(true);
+  });
+
+  it("answers the agent's fileset check from the job's include and exclude globs", () => {
+    const backup = cli(['backup', '--job', 'exchange-fileset']);
+    expect(backup.status, backup.stderr).toBe(0);
+    const paths = (cli(['files', String(backup.json.jobId)]).json.files as { path: string }[]).map((f) => f.path).sort();
+    expect(paths).toEqual(['/@exchange/SG1/DB1.edb', '/@exchange/SG1/logs/E00000001.log', '/@exchange/SG1/logs/E00000003.log']);
   });
 
   it('restores only what --include selects', () => {
@@ -282,7 +290,7 @@ describe('volumes', () => {
     expect(scan.json.errors).toEqual([]);
     expect(scan.status).toBe(0);
     const jobs = cli(['jobs']).json.jobs as { jobId: number; name: string; status: string }[];
-    expect(jobs.length).toBe(backups.size + 1);
+    expect(jobs.length).toBe(backups.size + 2);
     expect(jobs.find((j) => j.name === 'broken')?.status).toBe('failed');
     for (const name of ['filesystem-zstd3-enc', 'MicrosoftExchange-gzip6-plain', 'MSSQL-none-enc', 'LegacyFlatFiles-zstd3-plain']) {
       const agent = name.split('-')[0] as (typeof AGENTS)[number];

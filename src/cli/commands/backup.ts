@@ -49,10 +49,6 @@ export async function backupCommand(io: CommandIo, options: BackupOptions): Prom
       registry.close();
     }
   } catch (error) {
-    if (json && error instanceof AgentfdError && 'jobId' in error) {
-      printJson(io, { status: 'failed', jobId: (error as { jobId: number }).jobId, code: error.code, message: error.message });
-      return 1;
-    }
     return reportFailure(io, json, error);
   } finally {
     process.off('SIGINT', onSignal);

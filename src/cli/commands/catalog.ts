@@ -7,7 +7,7 @@ import { runVerify } from '../../jobs/verify.js';
 import { configFromOptions, type ConfigOptions } from '../context.js';
 import { humanBytes } from '../progress.js';
 import { printJson, reportFailure, table, type CommandIo } from '../output.js';
-import { collect, secretsFrom, type SecretOptions } from '../secrets.js';
+import { secretsFrom, withSecretOptions, type SecretOptions } from '../secrets.js';
 import { parseJobId } from './restore.js';
 
 interface CatalogOptions extends ConfigOptions, SecretOptions {
@@ -117,19 +117,13 @@ export function registerCatalogCommands(program: Command, io: CommandIo, setExit
   common(program.command('files').description('list the files of a job, with the agent that saved each').argument('<id>', 'job id'))
     .action((id: string, o: CatalogOptions) => setExit(filesCommand(io, id, o)));
   common(
-    program
-      .command('verify')
+    withSecretOptions(program.command('verify'))
       .description('re-read a job from its volumes and check every checksum, tag, digest and the signature')
-      .requiredOption('--job-id <id>', 'the job to verify')
-      .option('-k, --key <file>', 'private key file for an encrypted job (repeatable)', collect)
-      .option('--passphrase-file <file>', 'a file whose first line is the job passphrase'),
+      .requiredOption('--job-id <id>', 'the job to verify'),
   ).action(async (o: CatalogOptions & { jobId: string }) => setExit(await verifyCommand(io, o)));
   common(
-    program
-      .command('scan')
+    withSecretOptions(program.command('scan'))
       .description('rebuild the catalog from volumes alone')
-      .argument('<volume...>', 'volume files (.afv)')
-      .option('-k, --key <file>', 'private key file to read encrypted jobs (repeatable)', collect)
-      .option('--passphrase-file <file>', 'a file whose first line is a job passphrase'),
+      .argument('<volume...>', 'volume files (.afv)'),
   ).action(async (volumes: string[], o: CatalogOptions) => setExit(await scanCommand(io, volumes, o)));
 }

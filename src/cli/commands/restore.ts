@@ -7,7 +7,7 @@ import { runRestore } from '../../jobs/restore.js';
 import { configFromOptions, type ConfigOptions } from '../context.js';
 import { humanBytes, startProgress } from '../progress.js';
 import { printJson, reportFailure, type CommandIo } from '../output.js';
-import { collect, secretsFrom, type SecretOptions } from '../secrets.js';
+import { collect, secretsFrom, withSecretOptions, type SecretOptions } from '../secrets.js';
 
 interface RestoreOptions extends ConfigOptions, SecretOptions {
   jobId: string;
@@ -56,25 +56,18 @@ export async function restoreCommand(io: CommandIo, options: RestoreOptions): Pr
       registry.close();
     }
   } catch (error) {
-    if (json && error instanceof AgentfdError && 'jobId' in error) {
-      printJson(io, { status: 'failed', jobId: (error as { jobId: number }).jobId, code: error.code, message: error.message });
-      return 1;
-    }
     return reportFailure(io, json, error);
   }
 }
 
 export function registerRestoreCommand(program: Command, io: CommandIo, setExit: (code: number) => void): void {
-  program
-    .command('restore')
+  withSecretOptions(program.command('restore'))
     .description('restore a job: each file through the agent recorded on the volume, another agent, or raw')
     .requiredOption('--job-id <id>', 'the job to restore (agentfd jobs lists them)')
     .requiredOption('--to <dir>', 'the directory to restore into (nothing is written outside it)')
     .option('--agent <name>', 'route every file to this agent instead of the one that saved it')
     .option('--raw', 'write every stream as a plain file under --to (an MSSQL stream becomes a .bak)')
     .option('--include <glob>', 'restore only files whose path matches (repeatable)', collect)
-    .option('-k, --key <file>', 'private key file to open an encrypted job (repeatable)', collect)
-    .option('--passphrase-file <file>', 'a file whose first line is the job passphrase')
     .option('-c, --config <file>', 'configuration file (default: $AGENTFD_CONFIG, else ./agentfd.toml)')
     .option('--plugin-dir <dir>', 'override plugin_dir of the configuration')
     .option('--json', 'print one JSON object')
