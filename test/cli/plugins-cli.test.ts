@@ -83,7 +83,7 @@ describe('agentfd config check', () => {
     const { status, stdout } = runCli(['config', 'check', '--config', path.join(ROOT, 'examples', 'agentfd.toml')]);
     expect(status).toBe(0);
     expect(stdout).toMatch(/agentfd\.toml: OK/);
-    expect(stdout).toContain('exchange-nightly, sql-databases, old-exports');
+    expect(stdout).toContain('exchange-nightly, sql-databases, old-exports, web');
   });
 
   it('finds ./agentfd.toml in the working directory', () => {

@@ -12,7 +12,7 @@ describe('configuration', () => {
     const config = loadConfig(file);
     expect(config.pluginDir).toBe(path.join(ROOT, 'binding', 'build', 'Release', 'agents'));
     expect(config.dataDir).toBe(path.join(ROOT, '.agentfd-data'));
-    expect(Object.keys(config.jobs)).toEqual(['exchange-nightly', 'sql-databases', 'old-exports']);
+    expect(Object.keys(config.jobs)).toEqual(['exchange-nightly', 'sql-databases', 'old-exports', 'web']);
     expect(config.jobs['exchange-nightly']).toMatchObject({ agent: 'MicrosoftExchange', options: { store: '/srv/exchange/store' } });
     expect(config.agentOptions.MicrosoftExchange).toEqual({ truncate_logs: 'yes' });
   });

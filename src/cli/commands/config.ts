@@ -1,6 +1,7 @@
 /** `agentfd config check`: the configuration parses, validates, and every job names a loadable agent. */
 import type { Command } from 'commander';
 import { loadPluginDir } from '../../agents/registry.js';
+import { hasAgent } from '../../jobs/agents.js';
 import { ConfigError } from '../../errors.js';
 import { configFromOptions, type ConfigOptions } from '../context.js';
 import { printJson, reportFailure, type CommandIo } from '../output.js';
@@ -17,7 +18,7 @@ export function configCheck(io: CommandIo, options: CheckOptions): number {
     const warnings: string[] = [];
     try {
       for (const [job, settings] of Object.entries(config.jobs)) {
-        if (!registry.agents.has(settings.agent)) {
+        if (!hasAgent(settings.agent, registry)) {
           const known = [...registry.agents.keys()].sort().join(', ') || '(none)';
           problems.push(`jobs.${job}.agent: no agent named "${settings.agent}" in ${registry.dir} (agents there: ${known})`);
         }
