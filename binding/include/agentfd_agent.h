@@ -175,7 +175,9 @@ typedef struct afd_stream {
     uint32_t struct_size; /* sizeof(afd_stream) as the agent compiled it */
     uint32_t type;        /* AFD_STREAM_* */
     const char *name;     /* short name, unique within the file ("data", "meta"); [A-Za-z0-9._-] */
-    int64_t size_hint;    /* the number of bytes the agent expects to deliver, or -1 if unknown */
+    int64_t size_hint;    /* the number of bytes the agent will deliver, or -1 if unknown. A
+                             limit, not a guess: a stream that delivers more is refused as lying
+                             (fewer is allowed: a file may shrink) */
     uint32_t flags;       /* AFD_STREAM_* flags */
     uint32_t reserved;    /* zero */
 } afd_stream;

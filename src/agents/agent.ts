@@ -37,6 +37,8 @@ export interface AgentJobContext {
   options: Record<string, string>;
   /** The job's fileset: true when `path` is to be saved. */
   filesetCheck: (path: string) => boolean;
+  /** The rules behind filesetCheck, for agents that answer it in another process. */
+  fileset?: { include: string[]; exclude: string[] };
   log: (level: LogLevel, message: string) => void;
   isCancelled: () => boolean;
 }

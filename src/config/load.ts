@@ -11,6 +11,22 @@ import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { configSchema, type JobConfig } from './schema.js';
 
+export interface IsolationDefaults {
+  mode: 'process' | 'none';
+  callTimeoutMs: number;
+  cancelGraceMs: number;
+}
+
+const DEFAULT_ISOLATION: IsolationDefaults = { mode: 'process', callTimeoutMs: 600_000, cancelGraceMs: 10_000 };
+
+/** A duration of the configuration, in milliseconds (a bare number is seconds). */
+export function parseDuration(value: number | string): number {
+  if (typeof value === 'number') return value * 1000;
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/.exec(value.trim());
+  if (!match) throw new ConfigError(`"${value}" is not a duration like 30s or 5m`);
+  return Number(match[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h'];
+}
+
 export interface AgentfdConfig {
   /** The file it came from, or null for the built-in defaults. */
   file: string | null;
@@ -20,6 +36,9 @@ export interface AgentfdConfig {
   volumeSize: number;
   /** Options applied to every job of an agent, by agent Name(). */
   agentOptions: Record<string, Record<string, string>>;
+  /** How each native agent is run: the global setting, overridden per agent. */
+  isolation: IsolationDefaults;
+  agentIsolation: Record<string, Partial<IsolationDefaults>>;
   jobs: Record<string, JobConfig>;
 }
 
@@ -112,6 +131,17 @@ export function parseConfig(text: string, file: string): AgentfdConfig {
     storageDir: raw.storage_dir ? path.resolve(base, raw.storage_dir) : path.join(dataDir, 'volumes'),
     volumeSize: parseSize(raw.volume_size),
     agentOptions: Object.fromEntries(Object.entries(raw.agents).map(([name, s]) => [name, s.options])),
+    isolation: { mode: raw.isolation, callTimeoutMs: parseDuration(raw.call_timeout), cancelGraceMs: parseDuration(raw.cancel_grace) },
+    agentIsolation: Object.fromEntries(
+      Object.entries(raw.agents).map(([name, s]) => [
+        name,
+        {
+          ...(s.isolation ? { mode: s.isolation } : {}),
+          ...(s.call_timeout !== undefined ? { callTimeoutMs: parseDuration(s.call_timeout) } : {}),
+          ...(s.cancel_grace !== undefined ? { cancelGraceMs: parseDuration(s.cancel_grace) } : {}),
+        },
+      ]),
+    ),
     jobs,
   };
 }
@@ -120,7 +150,10 @@ export function parseConfig(text: string, file: string): AgentfdConfig {
 export function loadConfig(file: string | null): AgentfdConfig {
   if (file === null) {
     const dataDir = defaultDataDir();
-    return { file: null, pluginDir: SAMPLE_PLUGIN_DIR, dataDir, storageDir: path.join(dataDir, 'volumes'), volumeSize: parseSize('1G'), agentOptions: {}, jobs: {} };
+    return {
+      file: null, pluginDir: SAMPLE_PLUGIN_DIR, dataDir, storageDir: path.join(dataDir, 'volumes'), volumeSize: parseSize('1G'),
+      agentOptions: {}, isolation: DEFAULT_ISOLATION, agentIsolation: {}, jobs: {},
+    };
   }
   let text: string;
   try {

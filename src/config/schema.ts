@@ -32,8 +32,18 @@ export const jobSchema = z.strictObject({
   sign_with: z.string().min(1).optional(),
 });
 
+/** A duration: seconds as a number, or "500ms", "30s", "5m", "1h". */
+const duration = z.union([z.number().positive(), z.string().regex(/^\d+(\.\d+)?\s*(ms|s|m|h)$/, 'a duration like 30, "500ms", "30s", "5m" or "1h"')]);
+const isolation = z.enum(['process', 'none']);
+
 export const agentSettingsSchema = z.strictObject({
   options: z.record(z.string(), optionValue).default({}),
+  /** "process" (default): the agent runs in its own host process; "none": in the daemon. */
+  isolation: isolation.optional(),
+  /** An agent call (or a silence while it streams) longer than this ends the job and its host. */
+  call_timeout: duration.optional(),
+  /** How long a cancelled agent may take to stop before its host is killed. */
+  cancel_grace: duration.optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -43,6 +53,9 @@ export const configSchema = z.strictObject({
   storage_dir: z.string().min(1).optional(),
   /** Start a new volume when the current one would grow past this size: bytes, or "512M", "4G". */
   volume_size: z.union([z.number().int().positive(), z.string().regex(/^\d+(\.\d+)?\s*[KMGT]?i?B?$/i, 'a size like 1073741824, "512M" or "4G"')]).default('1G'),
+  isolation: isolation.default('process'),
+  call_timeout: duration.default('10m'),
+  cancel_grace: duration.default('10s'),
   agents: z.record(z.string(), agentSettingsSchema).default({}),
   jobs: z
     .record(z.string().regex(JOB_NAME, 'a job name is 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit'), jobSchema)

@@ -4,14 +4,24 @@ import type { Agent } from '../agents/agent.js';
 import { createFilesystemAgent } from '../agents/filesystem/index.js';
 import type { AgentRegistry } from '../agents/registry.js';
 import { NativeAgent } from '../bridge/native-agent.js';
-import type { AgentfdConfig } from '../config/load.js';
+import type { AgentfdConfig, IsolationDefaults } from '../config/load.js';
+import { IsolatedAgent } from '../host/isolated-agent.js';
 import type { JobConfig } from '../config/schema.js';
 
 export const FILESYSTEM_AGENT = 'filesystem';
 
-export function resolveAgent(name: string, registry: AgentRegistry): Agent {
+/** How `name` runs: the configuration's isolation settings, with the agent's own overrides. */
+export function isolationFor(config: AgentfdConfig | undefined, name: string): IsolationDefaults {
+  const defaults: IsolationDefaults = config?.isolation ?? { mode: 'process', callTimeoutMs: 600_000, cancelGraceMs: 10_000 };
+  return { ...defaults, ...(config?.agentIsolation[name] ?? {}) };
+}
+
+/** The agent named `name`: built in, or a native library, isolated in a host process unless the configuration says "none". */
+export function resolveAgent(name: string, registry: AgentRegistry, config?: AgentfdConfig): Agent {
   if (name === FILESYSTEM_AGENT) return createFilesystemAgent();
-  return new NativeAgent(registry.get(name));
+  const library = registry.get(name);
+  const isolation = isolationFor(config, name);
+  return isolation.mode === 'none' ? new NativeAgent(library) : new IsolatedAgent(library, isolation);
 }
 
 /** Is an agent of this name available (without loading anything new)? */

@@ -46,7 +46,7 @@ export interface BackupOptions {
 export interface BackupReport {
   jobId: number;
   uuid: string;
-  status: 'committed' | 'failed';
+  status: 'committed' | 'failed' | 'aborted';
   job: string;
   agent: string;
   requestedLevel: Level;
@@ -66,6 +66,14 @@ export interface BackupReport {
 
 const CATALOG_BATCH = 1000;
 
+/** A job is aborted (not merely failed) when its agent crashed, hung or was cancelled. */
+function isAbort(error: unknown): boolean {
+  for (let e = error as { code?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.code === 'E_AGENT_CRASHED' || e.code === 'E_AGENT_TIMEOUT' || e.code === 'E_CANCELLED') return true;
+  }
+  return false;
+}
+
 function referenceJob(catalog: Catalog, jobName: string, level: Level) {
   if (level === 'full') return null;
   const committed = catalog.jobs().filter((j) => j.name === jobName && j.status === 'committed');
@@ -81,7 +89,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
     throw new AgentfdError('E_UNKNOWN_JOB', `no job named "${jobName}" in ${config.file ?? 'the configuration'}; the jobs are: ${known}`);
   }
   const compression: Compression = parseCompression(job.compression);
-  const agent: Agent = resolveAgent(job.agent, options.registry);
+  const agent: Agent = resolveAgent(job.agent, options.registry, config);
   const crypto = jobCrypto(job);
   const started = Date.now();
   const startedNs = BigInt(started) * 1_000_000n;
@@ -160,6 +168,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
         jobId,
         options: options_,
         filesetCheck: fileset,
+        fileset: { include: job.include ?? [], exclude: job.exclude ?? [] },
         log,
         isCancelled: () => options.signal?.aborted ?? false,
         level,

@@ -15,6 +15,7 @@ import type { LogLevel } from '../agents/native/abi.js';
 import type { AgentRegistry } from '../agents/registry.js';
 import type { AgentFileInfo } from '../agents/types.js';
 import type { Catalog } from '../catalog/catalog.js';
+import type { AgentfdConfig } from '../config/load.js';
 import type { UnwrapSecrets } from '../crypto/envelope.js';
 import { AgentfdError, messageOf } from '../errors.js';
 import type { FileRecord } from '../pipeline/records.js';
@@ -22,6 +23,8 @@ import { readSession } from '../sink/session-reader.js';
 import { FILESYSTEM_AGENT, hasAgent, resolveAgent } from './agents.js';
 
 export interface RestoreOptions {
+  /** For how agents are run (isolation); the defaults when absent. */
+  config?: AgentfdConfig;
   catalog: Catalog;
   registry: AgentRegistry;
   jobId: number;
@@ -95,7 +98,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
   const agents = new Map<string, Agent>();
   const agentFor = (name: string): Agent => {
     let agent = agents.get(name);
-    if (!agent) agents.set(name, (agent = resolveAgent(name, options.registry)));
+    if (!agent) agents.set(name, (agent = resolveAgent(name, options.registry, options.config)));
     return agent;
   };
   const rawAgent = createFilesystemAgent();

@@ -75,7 +75,8 @@ export interface FileEnd {
 }
 
 export interface SessionEnd {
-  status: 'committed' | 'failed';
+  /** aborted: the agent crashed, hung or was cancelled; failed: a file or the sink failed. */
+  status: 'committed' | 'failed' | 'aborted';
   endedNs: string;
   files: number;
   failedFiles: number;

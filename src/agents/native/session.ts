@@ -45,6 +45,8 @@ export interface SessionOptions {
    * the agent works. The agent host process, whose only job is the agent, calls it directly.
    */
   offThread?: boolean;
+  /** Told the name of each entry point just before it is called (the agent host reports it). */
+  onCall?: (entry: AgentEntryPoint) => void;
 }
 
 const LEVEL_NAMES = Object.fromEntries(Object.entries(LEVELS).map(([name, value]) => [value, name])) as Record<number, Level>;
@@ -58,6 +60,11 @@ export class NativeAgentSession {
   private handle: unknown;
   private readonly ctx: bigint;
   private readonly offThread: boolean;
+  private onCall: ((entry: AgentEntryPoint) => void) | undefined;
+  /** Where the backup call sequence stands, so that calls out of order are refused, not made. */
+  private file: AgentFileInfo | null = null;
+  private stream: { index: number; bytes: number; limit: number | null; ended: boolean } | null = null;
+  private nextStream = 0;
 
   private constructor(agent: NativeAgentLibrary, ctx: bigint, offThread: boolean) {
     this.agent = agent;
@@ -77,6 +84,7 @@ export class NativeAgentSession {
     };
     const ctx = attachHostContext(callbacks);
     const session = new NativeAgentSession(agent, ctx, options.offThread ?? false);
+    session.onCall = options.onCall;
     const out: unknown[] = [null];
     const params = {
       struct_size: OpenParams.size,
@@ -101,6 +109,7 @@ export class NativeAgentSession {
   private call(entry: AgentEntryPoint, ...args: unknown[]): Promise<unknown> {
     const fn = this.agent.entry[entry];
     if (!fn) return Promise.reject(this.failure(entry, -5, `the agent does not implement ${entry}()`));
+    this.onCall?.(entry);
     if (!this.offThread) {
       try {
         return Promise.resolve(fn(...args));
@@ -151,38 +160,61 @@ export class NativeAgentSession {
   }
 
   /** The next file, or null when the agent has no more. */
+  /** Refuse a call the sequence does not allow (a host-side bug, or a caller misusing the session). */
+  private order(entry: string, allowed: boolean, why: string): void {
+    if (!allowed) throw this.failure(entry, -3, `called out of order: ${why}`);
+  }
+
   async nextFile(): Promise<AgentFileInfo | null> {
+    this.order('backup_next_file', this.file === null, `file ${this.file?.path} has not ended`);
     const out: unknown[] = [null];
     const rc = this.check('backup_next_file', await this.call('backup_next_file', this.handle, out) as number);
     if (rc === AFD_DONE) return null;
     if (rc !== AFD_OK) throw this.failure('backup_next_file', -3, `unexpected return code ${rc}`);
     try {
-      return decodeAgentFile(out[0]);
+      this.file = decodeAgentFile(out[0]);
     } catch (error) {
       throw this.failure('backup_next_file', -3, (error as Error).message);
     }
+    this.nextStream = 0;
+    return this.file;
   }
 
   async startStream(index: number): Promise<void> {
+    this.order('backup_start_stream', this.file !== null && this.stream === null, this.stream ? `stream ${this.stream.index} is open` : 'no file is open');
+    this.order('backup_start_stream', index === this.nextStream && index < this.file!.streams.length, `stream ${index} asked where stream ${this.nextStream} of ${this.file!.streams.length} is next`);
+    this.stream = { index, bytes: 0, limit: this.file!.streams[index]!.sizeHint, ended: false };
     this.check('backup_start_stream', await this.call('backup_start_stream', this.handle, index) as number);
   }
 
   /** Fill `buffer` from the current stream; returns the byte count, 0 at the end. */
   async read(buffer: Uint8Array): Promise<number> {
+    this.order('backup_read', this.stream !== null && !this.stream.ended, this.stream ? 'the stream has ended' : 'no stream is open');
     const result = await this.call('backup_read', this.handle, buffer, buffer.length) as number | bigint;
     const n = typeof result === 'bigint' ? Number(result) : result;
     this.check('backup_read', n);
     if (n > buffer.length) {
       throw this.failure('backup_read', -3, `the agent claims ${n} bytes were read into a buffer of ${buffer.length}; its data cannot be trusted`);
     }
+    const stream = this.stream!;
+    if (n === 0) stream.ended = true;
+    stream.bytes += n;
+    if (stream.limit !== null && stream.bytes > stream.limit) {
+      throw this.failure('backup_read', -3, `stream ${stream.index} of ${this.file!.path} delivered more than the ${stream.limit} bytes it announced; its data cannot be trusted`);
+    }
     return n;
   }
 
   async endStream(): Promise<void> {
+    this.order('backup_end_stream', this.stream !== null, 'no stream is open');
+    this.stream = null;
+    this.nextStream++;
     this.check('backup_end_stream', await this.call('backup_end_stream', this.handle) as number);
   }
 
   async endFile(): Promise<void> {
+    this.order('backup_end_file', this.file !== null && this.stream === null, this.stream ? `stream ${this.stream.index} is open` : 'no file is open');
+    this.file = null;
     this.check('backup_end_file', await this.call('backup_end_file', this.handle) as number);
   }
 

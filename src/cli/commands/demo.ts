@@ -121,7 +121,7 @@ export async function demoCommand(io: CommandIo, options: { dir?: string; json?:
         try {
           const verify = await runVerify({ catalog, jobId: backup.jobId, secrets });
           const to = path.join(root, 'restore', job);
-          const restore = await runRestore({ catalog, registry, jobId: backup.jobId, to, secrets });
+          const restore = await runRestore({ config, catalog, registry, jobId: backup.jobId, to, secrets });
           const original = job === 'files' ? path.join(data, 'files') : path.join(data, job);
           const restoredRoot = job === 'files' ? path.join(to, ...original.split(path.sep).filter(Boolean)) : to;
           const problems = compareTrees(original, restoredRoot);

@@ -36,7 +36,7 @@ export async function restoreCommand(io: CommandIo, options: RestoreOptions): Pr
     const progress = startProgress(!json, `restore ${jobId}`, total);
     try {
       const report = await runRestore({
-        catalog, registry, jobId, to: options.to, agent: options.agent, raw: options.raw, include: options.include, secrets,
+        config, catalog, registry, jobId, to: options.to, agent: options.agent, raw: options.raw, include: options.include, secrets,
         onProgress: (p) => progress.update(p.bytes, p.files),
         onLog: (level, message) => {
           if (!json && (level === 'warning' || level === 'error')) io.err(`${level}: ${message}`);

@@ -1,0 +1,220 @@
+/**
+ * The daemon's side of an agent host process: starting it, one request at a time, streaming a
+ * stream's DATA frames under credit, and noticing when it dies or stops answering.
+ *
+ * Any end of the host other than our own CLOSE (a signal, an exit code, a broken pipe) and any
+ * call that outlasts its timeout (the host is then killed) becomes an AgentHostError that names the
+ * agent, the entry point it was in, and the signal or exit code, with the last lines the host
+ * printed (abort() and C++ runtimes explain themselves on stderr).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { AgentfdError } from '../errors.js';
+import { Frame, FrameReader, encodeFrame, jsonFrame, parseJson, type DecodedFrame } from './protocol.js';
+
+export interface HostSettings {
+  /** The agent's Name() and library, for messages. */
+  agent: string;
+  file: string;
+  /** A call (or a silence while streaming) longer than this kills the host. */
+  callTimeoutMs: number;
+  /** After a cancel, how long the agent may take to stop before the host is killed. */
+  cancelGraceMs: number;
+  onLog?: (level: string, message: string) => void;
+}
+
+export class AgentHostError extends AgentfdError {
+  readonly agent: string;
+  readonly call: string;
+  constructor(code: 'E_AGENT_CRASHED' | 'E_AGENT_TIMEOUT', agent: string, call: string, message: string) {
+    super(code, message);
+    this.name = 'AgentHostError';
+    this.agent = agent;
+    this.call = call;
+  }
+}
+
+/** The compiled host script; under vitest (src/*.ts) the one `npm run build` made in dist/. */
+function hostScript(): string {
+  const here = fileURLToPath(import.meta.url);
+  const script = here.endsWith('.ts')
+    ? path.resolve(path.dirname(here), '..', '..', 'dist', 'host', 'host-main.js')
+    : path.join(path.dirname(here), 'host-main.js');
+  if (!existsSync(script)) throw new AgentfdError('E_INTERNAL', `${script} is missing; run npm run build`);
+  return script;
+}
+
+type Waiter = { accept: readonly number[]; resolve: (frame: DecodedFrame) => void; reject: (error: Error) => void };
+
+export class AgentHost {
+  readonly settings: HostSettings;
+  private readonly child: ChildProcess;
+  private readonly pipe: Duplex;
+  private readonly reader = new FrameReader();
+  private waiter: Waiter | null = null;
+  /** Frames that arrived with no waiter (DATA under credit, STATE), consumed in order. */
+  private readonly inbox: DecodedFrame[] = [];
+  private failure: Error | null = null;
+  private call = 'startup';
+  private stderr = '';
+  private timer: NodeJS.Timeout | null = null;
+  private closing = false;
+  private readonly exited: Promise<void>;
+
+  private constructor(settings: HostSettings) {
+    this.settings = settings;
+    this.child = spawn(process.execPath, [hostScript()], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+    this.pipe = this.child.stdio[3] as Duplex;
+    this.child.stderr!.on('data', (chunk: Buffer) => {
+      this.stderr = (this.stderr + chunk.toString('utf8')).slice(-4000);
+    });
+    this.pipe.on('data', (chunk: Buffer) => this.receive(chunk));
+    this.pipe.on('error', () => undefined); // the exit handler reports it
+    this.exited = new Promise((resolve) => {
+      this.child.on('exit', (code, signal) => {
+        this.stopTimer();
+        if (!this.closing) this.fail(this.crashError(code, signal));
+        resolve();
+      });
+    });
+  }
+
+  /** Start a host and load `file` into it. */
+  static async start(settings: HostSettings): Promise<AgentHost> {
+    const host = new AgentHost(settings);
+    await host.request(Frame.LOAD, jsonFrame(Frame.LOAD, { file: settings.file }), [Frame.LOADED]);
+    return host;
+  }
+
+  private crashError(code: number | null, signal: NodeJS.Signals | null): AgentHostError {
+    const how = signal ? `was killed by signal ${signal}` : `exited with code ${code}`;
+    const said = this.stderr.trim().split('\n').filter(Boolean).slice(-3).join(' | ');
+    return new AgentHostError(
+      'E_AGENT_CRASHED',
+      this.settings.agent,
+      this.call,
+      `agent "${this.settings.agent}" (${this.settings.file}) crashed in ${this.call}(): its host process ${how}${said ? ` (it printed: ${said})` : ''}. The job's data from this agent is incomplete; report the crash to the agent's vendor.`,
+    );
+  }
+
+  private fail(error: Error): void {
+    if (this.failure) return;
+    this.failure = error;
+    const waiter = this.waiter;
+    this.waiter = null;
+    waiter?.reject(error);
+  }
+
+  private armTimer(): void {
+    this.stopTimer();
+    this.timer = setTimeout(() => {
+      const seconds = this.settings.callTimeoutMs / 1000;
+      this.fail(
+        new AgentHostError(
+          'E_AGENT_TIMEOUT',
+          this.settings.agent,
+          this.call,
+          `agent "${this.settings.agent}" did not return from ${this.call}() within ${seconds} s (call_timeout); its host process was killed. Raise call_timeout in [agents.${this.settings.agent}] if the agent is only slow.`,
+        ),
+      );
+      this.child.kill('SIGKILL');
+    }, this.settings.callTimeoutMs);
+  }
+
+  private stopTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private receive(chunk: Buffer): void {
+    let frames: DecodedFrame[];
+    try {
+      frames = this.reader.push(chunk);
+    } catch (error) {
+      this.fail(error as Error);
+      this.child.kill('SIGKILL');
+      return;
+    }
+    for (const frame of frames) {
+      if (this.waiter) this.armTimer(); // the host is alive and answering
+      if (frame.type === Frame.CALL) {
+        this.call = parseJson<{ call: string }>(frame.payload).call;
+        continue;
+      }
+      if (frame.type === Frame.LOG) {
+        const { level, message } = parseJson<{ level: string; message: string }>(frame.payload);
+        this.settings.onLog?.(level, message);
+        continue;
+      }
+      const waiter = this.waiter;
+      if (waiter && (waiter.accept.includes(frame.type) || frame.type === Frame.ERROR)) {
+        this.waiter = null;
+        this.stopTimer();
+        if (frame.type === Frame.ERROR) {
+          const e = parseJson<{ code: string; message: string; call: string }>(frame.payload);
+          waiter.reject(new AgentfdError(e.code, e.message));
+        } else waiter.resolve(frame);
+      } else this.inbox.push(frame);
+    }
+  }
+
+  private send(frames: Buffer[]): void {
+    for (const f of frames) this.pipe.write(f);
+  }
+
+  /** Wait for the next frame of one of the `accept` types (or an ERROR, which rejects). */
+  next(accept: readonly number[]): Promise<DecodedFrame> {
+    if (this.failure) return Promise.reject(this.failure);
+    const index = this.inbox.findIndex((f) => accept.includes(f.type) || f.type === Frame.ERROR);
+    if (index >= 0) {
+      const [frame] = this.inbox.splice(index, 1);
+      if (frame!.type === Frame.ERROR) {
+        const e = parseJson<{ code: string; message: string }>(frame!.payload);
+        return Promise.reject(new AgentfdError(e.code, e.message));
+      }
+      return Promise.resolve(frame!);
+    }
+    return new Promise((resolve, reject) => {
+      this.waiter = { accept, resolve, reject };
+      this.armTimer();
+    });
+  }
+
+  /** Send a request and wait for its answer. */
+  request(type: number, frames: Buffer[] | null, accept: readonly number[] = [Frame.OK]): Promise<DecodedFrame> {
+    if (this.failure) return Promise.reject(this.failure);
+    this.send(frames ?? encodeFrame(type));
+    return this.next(accept);
+  }
+
+  /** Send a frame that has no answer (CREDIT, CANCEL, READ_STREAM's data follows). */
+  post(frames: Buffer[]): void {
+    if (!this.failure) this.send(frames);
+  }
+
+  /** Ask the agent to stop (is_cancelled), and kill the host if it has not ended in time. */
+  cancel(): void {
+    this.post(encodeFrame(Frame.CANCEL));
+    const grace = setTimeout(() => {
+      this.fail(new AgentfdError('E_CANCELLED', `agent "${this.settings.agent}" did not stop within ${this.settings.cancelGraceMs / 1000} s of the cancel; its host process was killed`));
+      this.child.kill('SIGKILL');
+    }, this.settings.cancelGraceMs);
+    grace.unref();
+    void this.exited.then(() => clearTimeout(grace));
+  }
+
+  /** End the host: CLOSE, then a kill if it does not exit promptly. */
+  async close(): Promise<void> {
+    this.closing = true;
+    this.stopTimer();
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.send(encodeFrame(Frame.CLOSE));
+      const kill = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+      await this.exited;
+      clearTimeout(kill);
+    }
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * A native agent that runs in its own host process, behind the same `Agent` interface as the
+ * in-process bridge: the job engine, pipeline and sinks cannot tell the two apart. Each backup or
+ * restore gets a fresh host, so a crash or a hang ends that job's use of the agent and nothing
+ * else.
+ */
+import type { Agent, AgentFile, AgentJobContext, AgentStream, BackupRequest, BackupRun, RestoreRequest, RestoreRun } from '../agents/agent.js';
+import type { Capability } from '../agents/native/abi.js';
+import type { NativeAgentLibrary } from '../agents/native/library.js';
+import type { AgentFileInfo } from '../agents/types.js';
+import { AgentfdError } from '../errors.js';
+import { Frame, encodeFrame, jsonFrame, parseJson } from './protocol.js';
+import { AgentHost, type HostSettings } from './host-client.js';
+import type { BackupOpenMessage, RestoreOpenMessage, WireFile } from './host-main.js';
+
+/** DATA frames the host may send ahead of the consumer: the pipe's share of bounded memory. */
+const CREDIT = 4;
+
+export interface IsolationSettings {
+  callTimeoutMs: number;
+  cancelGraceMs: number;
+}
+
+function toWire(file: AgentFileInfo): WireFile {
+  return { ...file, mtimeNs: file.mtimeNs.toString() };
+}
+
+function context(request: AgentJobContext) {
+  return { jobName: request.jobName, jobId: request.jobId, options: request.options, fileset: request.fileset ?? { include: [], exclude: [] } };
+}
+
+function protocolCheck(agent: string, errors: string[] | undefined): void {
+  if (errors && errors.length > 0) throw new AgentfdError('E_AGENT_PROTOCOL', `agent "${agent}" misused a host function: ${errors.join('; ')}`);
+}
+
+export class IsolatedAgent implements Agent {
+  readonly kind = 'native' as const;
+  readonly name: string;
+  readonly version: string | null;
+  readonly abi: number;
+  readonly capabilities: readonly Capability[];
+  private readonly file: string;
+  private readonly settings: IsolationSettings;
+
+  constructor(library: NativeAgentLibrary, settings: IsolationSettings) {
+    this.name = library.name;
+    this.version = library.info.version ?? null;
+    this.abi = library.abi;
+    this.capabilities = library.capabilities;
+    this.file = library.file;
+    this.settings = settings;
+  }
+
+  private start(request: AgentJobContext): Promise<AgentHost> {
+    const settings: HostSettings = { agent: this.name, file: this.file, ...this.settings, onLog: (level, message) => request.log(level as 'info', message) };
+    return AgentHost.start(settings);
+  }
+
+  /** Cancel the host when the job is cancelled: the job's own isCancelled is polled. */
+  private watchCancel(host: AgentHost, request: AgentJobContext): () => void {
+    const timer = setInterval(() => {
+      if (request.isCancelled()) {
+        host.cancel();
+        clearInterval(timer);
+      }
+    }, 100);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  async backup(request: BackupRequest): Promise<BackupRun> {
+    const host = await this.start(request);
+    const unwatch = this.watchCancel(host, request);
+    let state: Uint8Array | null = null;
+    try {
+      const open: BackupOpenMessage = {
+        ...context(request), level: request.level, sinceNs: request.sinceNs.toString(), jobStartNs: request.jobStartNs.toString(),
+        referenceState: request.referenceState ? Buffer.from(request.referenceState).toString('base64') : null,
+      };
+      const reply = parseJson<{ deliveredLevel: BackupRun['deliveredLevel']; protocolErrors: string[] }>((await host.request(Frame.BACKUP_OPEN, jsonFrame(Frame.BACKUP_OPEN, open))).payload);
+      protocolCheck(this.name, reply.protocolErrors);
+      const name = this.name;
+      async function* files(): AsyncGenerator<AgentFile> {
+        for (;;) {
+          host.post(encodeFrame(Frame.NEXT_FILE));
+          let frame = await host.next([Frame.FILE, Frame.STATE]);
+          if (frame.type === Frame.STATE) {
+            state = Uint8Array.from(frame.payload);
+            frame = await host.next([Frame.FILE]);
+          }
+          const { file, protocolErrors } = parseJson<{ file: WireFile | null; protocolErrors: string[] }>(frame.payload);
+          protocolCheck(name, protocolErrors);
+          if (file === null) return;
+          let next = 0;
+          const streams: AgentStream[] = file.streams.map((stream) => ({
+            ...stream,
+            data: async function* () {
+              if (stream.index !== next) throw new AgentfdError('E_BRIDGE_ORDER', `${file.path}: stream ${stream.index} was read out of order`);
+              next++;
+              host.post(jsonFrame(Frame.READ_STREAM, { index: stream.index, credit: CREDIT }));
+              for (;;) {
+                const data = await host.next([Frame.DATA, Frame.STREAM_END]);
+                if (data.type === Frame.STREAM_END) return;
+                yield data.payload;
+                host.post(jsonFrame(Frame.CREDIT, { n: 1 }));
+              }
+            },
+          }));
+          yield { ...file, mtimeNs: BigInt(file.mtimeNs), streams };
+          if (next !== streams.length) throw new AgentfdError('E_BRIDGE_ORDER', `${file.path}: the next file was asked for before all ${streams.length} streams were read`);
+          await host.request(Frame.END_FILE, null);
+        }
+      }
+      return {
+        deliveredLevel: reply.deliveredLevel,
+        files: files(),
+        state: () => state,
+        finish: async (committed) => {
+          await host.request(Frame.BACKUP_FINISH, jsonFrame(Frame.BACKUP_FINISH, { committed }));
+        },
+        close: async () => {
+          unwatch();
+          await host.close();
+        },
+      };
+    } catch (error) {
+      unwatch();
+      await host.close();
+      throw error;
+    }
+  }
+
+  async restore(request: RestoreRequest): Promise<RestoreRun> {
+    const host = await this.start(request);
+    try {
+      const open: RestoreOpenMessage = { ...context(request), target: request.target, sourceAbi: request.sourceAbi, sourceAgentVersion: request.sourceAgentVersion };
+      await host.request(Frame.RESTORE_OPEN, jsonFrame(Frame.RESTORE_OPEN, open));
+    } catch (error) {
+      await host.close();
+      throw error;
+    }
+    return {
+      startFile: async (file) => void (await host.request(Frame.RESTORE_START_FILE, jsonFrame(Frame.RESTORE_START_FILE, { file: toWire(file) }))),
+      write: async (streamIndex, chunk) => {
+        const head = Buffer.alloc(4);
+        head.writeUInt32LE(streamIndex, 0);
+        await host.request(Frame.RESTORE_WRITE, encodeFrame(Frame.RESTORE_WRITE, Buffer.concat([head, chunk])));
+      },
+      endFile: async (ok) => void (await host.request(Frame.RESTORE_END_FILE, jsonFrame(Frame.RESTORE_END_FILE, { ok }))),
+      finish: async () => void (await host.request(Frame.RESTORE_FINISH, null)),
+      close: () => host.close(),
+    };
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * The wire protocol between agentfd and an agent host process, on a pipe. Compact and binary:
+ * every frame is an 8-byte header (u32 payload length, u8 type, u8 flags, u16 reserved; little
+ * endian) and a payload. Control frames carry JSON; data frames carry bytes as they are, so a
+ * stream's data crosses the pipe with one copy and no encoding.
+ *
+ * Flow control is credit-based: the daemon grants the host a number of DATA frames it may send
+ * (CREDIT); the host reads from the agent only while it has credit. A slow sink therefore stops the
+ * agent itself, as in-process pull-based reading does.
+ */
+import { AgentfdError } from '../errors.js';
+
+export const FRAME_HEADER = 8;
+/** Far above any frame we send (1 MiB data + a little); a length beyond it means a broken stream. */
+export const MAX_FRAME = 64 * 1024 * 1024;
+
+export const Frame = {
+  // daemon -> host
+  LOAD: 1, // {file}
+  BACKUP_OPEN: 2, // {job context, level, sinceNs, jobStartNs, referenceState, fileset}
+  NEXT_FILE: 3,
+  READ_STREAM: 4, // {index, credit}
+  CREDIT: 5, // {n}
+  END_FILE: 6,
+  BACKUP_FINISH: 7, // {committed}
+  RESTORE_OPEN: 8, // {job context, target, sourceAbi, sourceAgentVersion}
+  RESTORE_START_FILE: 9, // {file}
+  RESTORE_WRITE: 10, // u32 stream index + bytes
+  RESTORE_END_FILE: 11, // {ok}
+  RESTORE_FINISH: 12,
+  CANCEL: 13,
+  CLOSE: 14,
+  // host -> daemon
+  LOADED: 40, // {descriptor}
+  OK: 41, // {result}
+  ERROR: 42, // {code, message, call}
+  FILE: 43, // {file} or null when there are no more
+  DATA: 44, // bytes
+  STREAM_END: 45,
+  LOG: 46, // {level, message}
+  CALL: 47, // {call}: the agent entry point the host is entering (for crash reports)
+  STATE: 48, // the agent's state blob (bytes), sent before OK of the last NEXT_FILE
+} as const;
+export type FrameType = (typeof Frame)[keyof typeof Frame];
+
+export function encodeFrame(type: number, payload: Uint8Array = new Uint8Array(0)): Buffer[] {
+  const header = Buffer.alloc(FRAME_HEADER);
+  header.writeUInt32LE(payload.length, 0);
+  header.writeUInt8(type, 4);
+  return [header, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)];
+}
+
+export function jsonFrame(type: number, body: unknown): Buffer[] {
+  return encodeFrame(type, Buffer.from(JSON.stringify(body, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))));
+}
+
+export interface DecodedFrame {
+  type: number;
+  payload: Buffer;
+}
+
+/** Reassembles frames from the chunks a pipe delivers. */
+export class FrameReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  push(chunk: Buffer): DecodedFrame[] {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    const frames: DecodedFrame[] = [];
+    for (;;) {
+      if (this.buffered < FRAME_HEADER) break;
+      const head = this.peek(FRAME_HEADER);
+      const length = head.readUInt32LE(0);
+      if (length > MAX_FRAME) throw new AgentfdError('E_HOST_PROTOCOL', `a frame of ${length} bytes from the agent host: the pipe is out of step`);
+      if (this.buffered < FRAME_HEADER + length) break;
+      const whole = this.take(FRAME_HEADER + length);
+      frames.push({ type: whole.readUInt8(4), payload: whole.subarray(FRAME_HEADER) });
+    }
+    return frames;
+  }
+
+  private peek(n: number): Buffer {
+    if (this.chunks[0]!.length >= n) return this.chunks[0]!.subarray(0, n);
+    return Buffer.concat(this.chunks).subarray(0, n);
+  }
+
+  private take(n: number): Buffer {
+    let out: Buffer;
+    if (this.chunks[0]!.length >= n) {
+      out = this.chunks[0]!.subarray(0, n);
+      const rest = this.chunks[0]!.subarray(n);
+      if (rest.length > 0) this.chunks[0] = rest;
+      else this.chunks.shift();
+    } else {
+      const all = Buffer.concat(this.chunks);
+      out = all.subarray(0, n);
+      this.chunks = all.length > n ? [all.subarray(n)] : [];
+    }
+    this.buffered -= n;
+    return out;
+  }
+}
+
+export function parseJson<T>(payload: Buffer): T {
+  return JSON.parse(payload.toString('utf8')) as T;
+}
