@@ -18,6 +18,8 @@ const CODECS = ['none', 'gzip:6', 'zstd:3'] as const;
 
 let ws: string; // the workspace
 let config: string;
+/** The same jobs with native agents run inside the daemon (isolation = "none"). */
+let inProcessConfig: string;
 const cleanup: string[] = [];
 
 function write(file: string, content: string | Buffer, mode?: number): void {
@@ -94,6 +96,8 @@ beforeAll(() => {
   jobs.push(`[jobs.exchange-fileset]\nagent = "MicrosoftExchange"\ninclude = ["/@exchange/**"]\nexclude = ["**/*.stm", "/@exchange/SG1/logs/E00000002.log"]\noptions = { store = ${JSON.stringify(src.MicrosoftExchange)}, truncate_logs = "no" }`);
   config = path.join(ws, 'agentfd.toml');
   writeFileSync(config, [`plugin_dir = ${JSON.stringify(path.join(ws, 'plugins'))}`, 'data_dir = "state"', 'volume_size = "4M"', '', ...jobs].join('\n\n'));
+  inProcessConfig = path.join(ws, 'in-process.toml');
+  writeFileSync(inProcessConfig, [`plugin_dir = ${JSON.stringify(path.join(ws, 'plugins'))}`, 'data_dir = "state-in-process"', 'isolation = "none"', '', ...jobs].join('\n\n'));
   // The samples plus the agent whose stream breaks off.
   const plugins = makePluginDir(['exchange', 'mssql', 'legacy', 'bad_midstream']);
   renameSync(plugins, path.join(ws, 'plugins'));
@@ -102,23 +106,25 @@ afterAll(() => cleanup.forEach(removeDir));
 
 const backups = new Map<string, number>();
 
-describe('round trips', () => {
+describe('round trips, agents isolated in host processes (the default) and in-process', () => {
+  for (const isolation of ['process', 'none'] as const)
   for (const agent of AGENTS) {
     for (const codec of CODECS) {
       for (const encrypted of [false, true]) {
         const name = jobName(agent, codec, encrypted);
-        it(`${name}: backup, verify and restore are byte-identical`, () => {
+        it(`${name} (isolation ${isolation}): backup, verify and restore are byte-identical`, () => {
+          const cli = (args: string[]) => runCliJson([...args, '--config', isolation === 'process' ? config : inProcessConfig]);
           const backup = cli(['backup', '--job', name]);
           expect(backup.status, backup.stdout + backup.stderr).toBe(0);
           expect(backup.json).toMatchObject({ status: 'ok', jobStatus: 'committed', compression: codec, encrypted, signed: encrypted });
           const jobId = backup.json.jobId as number;
-          backups.set(name, jobId);
+          if (isolation === 'process') backups.set(name, jobId);
 
           const keyArgs = encrypted ? ['--key', path.join(ws, 'keys', 'admin.key')] : [];
           const verify = cli(['verify', '--job-id', String(jobId), ...keyArgs]);
           expect(verify.json, verify.stderr).toMatchObject({ status: 'ok', jobId, signature: encrypted ? 'valid' : 'unsigned' });
 
-          const to = path.join(ws, 'restores', name);
+          const to = path.join(ws, 'restores', isolation, name);
           const restore = cli(['restore', '--job-id', String(jobId), '--to', to, ...keyArgs]);
           expect(restore.status, restore.stdout + restore.stderr).toBe(0);
           expect(restore.json).toMatchObject({ status: 'ok', jobId, mode: 'agent', agents: [agent] });
