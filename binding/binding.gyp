@@ -35,6 +35,30 @@
       'sources': ['../native-samples/legacy/legacy.c', '../native-samples/common/sample_util.c'],
     },
     {
+      # The fault-injection agent: misbehaves on purpose (job option fault) to test isolation.
+      # Self-contained (no sample_util). Its C++ part throws, so it needs C++ exceptions.
+      'type': 'shared_library',
+      'target_name': 'faulty',
+      'product_dir': '<(PRODUCT_DIR)/agents',
+      'sources': ['../native-samples/faulty/faulty.c', '../native-samples/faulty/faulty_throw.cc'],
+      # -std=c11 from target_defaults would reach g++ too (and make it warn): C files only.
+      'cflags!': ['-std=c11'],
+      'cflags_c': ['-std=c11'],
+      # RTTI too: under -fno-rtti g++ emits its own weak, exported copies of the typeinfo of
+      # std::runtime_error; with RTTI it uses libstdc++'s and exports only Name and afd_negotiate.
+      'cflags_cc': ['-fexceptions', '-frtti'],
+      'cflags_cc!': ['-fno-exceptions', '-fno-rtti'],
+      'xcode_settings': {
+        'GCC_ENABLE_CPP_EXCEPTIONS': 'YES',
+        'GCC_ENABLE_CPP_RTTI': 'YES',
+        # Not inherited from OTHER_CFLAGS, which holds -std=c11.
+        'OTHER_CPLUSPLUSFLAGS': [],
+      },
+      'msvs_settings': { 'VCCLCompilerTool': { 'ExceptionHandling': 1 } },
+      # Node's common.gypi turns the MSVC STL's exceptions off on Windows.
+      'defines!': ['_HAS_EXCEPTIONS=0'],
+    },
+    {
       # The C test driver and throughput ceiling for the agents (native-samples/harness/).
       'type': 'executable',
       'target_name': 'afd_harness',
@@ -60,6 +84,12 @@
       'target_name': 'bad_utf8_name',
       'product_dir': '<(PRODUCT_DIR)/test-agents',
       'sources': ['../test/fixtures/native/bad_utf8_name.c'],
+    },
+    {
+      'type': 'shared_library',
+      'target_name': 'bad_crash_name',
+      'product_dir': '<(PRODUCT_DIR)/test-agents',
+      'sources': ['../test/fixtures/native/bad_crash_name.c'],
     },
     {
       'type': 'shared_library',

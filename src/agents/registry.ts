@@ -2,55 +2,61 @@
  * The agent registry: every library of the plugin directory, loaded and negotiated, by Name().
  * A library that cannot be used is kept in `refused` with its reason; one bad library never stops
  * the others from loading.
+ *
+ * By default the libraries are examined in a probe process (no agent code runs in the daemon, so
+ * a library that crashes while it loads cannot take the daemon down); `isolated: false` examines
+ * them in this process, for isolation = "none".
  */
 import { AgentLoadError, AgentfdError, messageOf } from '../errors.js';
-import { loadNativeAgent, type NativeAgentLibrary, type RefusalCode } from './native/library.js';
-import { checkDirectorySafe, checkLibraryFile, listPluginDir } from './plugin-dir.js';
+import { probeLibraries, type ProbeResult } from '../host/probe.js';
+import { examineLibrary, type AgentDescriptor } from './descriptor.js';
+import type { RefusalCode } from './native/library.js';
+import { checkDirectorySafe, listPluginDir } from './plugin-dir.js';
 
 export interface RefusedLibrary {
   file: string;
-  code: RefusalCode;
+  code: RefusalCode | 'E_LOAD_CRASHED';
   reason: string;
 }
 
 export interface AgentRegistry {
   readonly dir: string;
   /** Usable agents by Name(). */
-  readonly agents: ReadonlyMap<string, NativeAgentLibrary>;
+  readonly agents: ReadonlyMap<string, AgentDescriptor>;
   readonly refused: readonly RefusedLibrary[];
   /** Files in the directory that are not named like libraries. */
   readonly ignored: readonly string[];
   /** The agent named `name`, or an error that lists what is there and what was refused. */
-  get(name: string): NativeAgentLibrary;
-  /** Unload every library. */
-  close(): void;
+  get(name: string): AgentDescriptor;
 }
 
-function refusalOf(file: string, error: unknown): RefusedLibrary {
-  if (error instanceof AgentLoadError) return { file, code: error.code as RefusalCode, reason: error.message };
-  // Anything else is a bug in a check or in koffi's handling of the file; keep it, never crash.
-  return { file, code: 'E_LOAD_FAILED', reason: `${file}: cannot be loaded: ${messageOf(error)}` };
+function examineHere(file: string, dirProblem: string | null): ProbeResult {
+  try {
+    return { file, agent: examineLibrary(file, dirProblem) };
+  } catch (error) {
+    if (error instanceof AgentLoadError) return { file, refused: { file, code: error.code as RefusalCode, reason: error.message } };
+    // Anything else is a bug in a check or in koffi's handling of the file; keep it, never crash.
+    return { file, refused: { file, code: 'E_LOAD_FAILED', reason: `${file}: cannot be loaded: ${messageOf(error)}` } };
+  }
 }
 
-export function loadPluginDir(dir: string): AgentRegistry {
+export async function loadPluginDir(dir: string, options: { isolated?: boolean } = {}): Promise<AgentRegistry> {
   const listing = listPluginDir(dir);
   const dirProblem = checkDirectorySafe(listing.dir);
-  const loaded: NativeAgentLibrary[] = [];
-  const refused: RefusedLibrary[] = [];
-  for (const file of listing.libraries) {
-    try {
-      checkLibraryFile(file, dirProblem);
-      loaded.push(loadNativeAgent(file));
-    } catch (error) {
-      refused.push(refusalOf(file, error));
-    }
-  }
+  const results =
+    options.isolated === false
+      ? listing.libraries.map((file) => examineHere(file, dirProblem))
+      : listing.libraries.length > 0
+        ? await probeLibraries(listing.libraries, dirProblem)
+        : [];
+  const loaded = results.flatMap((r) => ('agent' in r ? [r.agent] : []));
+  const refused = results.flatMap((r) => ('refused' in r ? [r.refused] : []));
 
   // Two libraries with one Name() are ambiguous: a job could get either. Refuse both, and say
   // which files they are, rather than pick one by the order of the directory listing.
-  const byName = new Map<string, NativeAgentLibrary[]>();
+  const byName = new Map<string, AgentDescriptor[]>();
   for (const agent of loaded) byName.set(agent.name, [...(byName.get(agent.name) ?? []), agent]);
-  const agents = new Map<string, NativeAgentLibrary>();
+  const agents = new Map<string, AgentDescriptor>();
   for (const [name, group] of byName) {
     if (group.length === 1) {
       agents.set(name, group[0]!);
@@ -58,7 +64,6 @@ export function loadPluginDir(dir: string): AgentRegistry {
     }
     const files = group.map((a) => a.file);
     for (const agent of group) {
-      agent.unload();
       const others = files.filter((f) => f !== agent.file).join(', ');
       refused.push({
         file: agent.file,
@@ -74,7 +79,7 @@ export function loadPluginDir(dir: string): AgentRegistry {
     agents,
     refused,
     ignored: listing.ignored,
-    get(name: string): NativeAgentLibrary {
+    get(name: string): AgentDescriptor {
       const agent = agents.get(name);
       if (agent) return agent;
       const available = [...agents.keys()].sort();
@@ -83,10 +88,6 @@ export function loadPluginDir(dir: string): AgentRegistry {
         'E_UNKNOWN_AGENT',
         `no agent named "${name}" in ${listing.dir}; the agents there are: ${available.length > 0 ? available.join(', ') : '(none)'}.${refusedText}`,
       );
-    },
-    close() {
-      for (const agent of agents.values()) agent.unload();
-      agents.clear();
     },
   };
 }

@@ -3,6 +3,7 @@
  * plugin directory (from --plugin-dir, else the configuration).
  */
 import path from 'node:path';
+import { loadPluginDir, type AgentRegistry } from '../agents/registry.js';
 import { loadConfig, resolveConfigPath, type AgentfdConfig } from '../config/load.js';
 
 export interface ConfigOptions {
@@ -14,4 +15,9 @@ export function configFromOptions(options: ConfigOptions): AgentfdConfig {
   const config = loadConfig(resolveConfigPath(options.config));
   if (options.pluginDir) config.pluginDir = path.resolve(options.pluginDir);
   return config;
+}
+
+/** The plugin directory's agents, probed in a child process unless isolation = "none". */
+export function registryFor(config: AgentfdConfig): Promise<AgentRegistry> {
+  return loadPluginDir(config.pluginDir, { isolated: config.isolation.mode === 'process' });
 }

@@ -6,7 +6,7 @@
  */
 import type { Agent, AgentFile, AgentJobContext, AgentStream, BackupRequest, BackupRun, RestoreRequest, RestoreRun } from '../agents/agent.js';
 import type { Capability } from '../agents/native/abi.js';
-import type { NativeAgentLibrary } from '../agents/native/library.js';
+import type { AgentDescriptor } from '../agents/descriptor.js';
 import type { AgentFileInfo } from '../agents/types.js';
 import { AgentfdError } from '../errors.js';
 import { Frame, encodeFrame, jsonFrame, parseJson } from './protocol.js';
@@ -42,12 +42,12 @@ export class IsolatedAgent implements Agent {
   private readonly file: string;
   private readonly settings: IsolationSettings;
 
-  constructor(library: NativeAgentLibrary, settings: IsolationSettings) {
-    this.name = library.name;
-    this.version = library.info.version ?? null;
-    this.abi = library.abi;
-    this.capabilities = library.capabilities;
-    this.file = library.file;
+  constructor(descriptor: AgentDescriptor, settings: IsolationSettings) {
+    this.name = descriptor.name;
+    this.version = descriptor.info.version ?? null;
+    this.abi = descriptor.abi;
+    this.capabilities = descriptor.capabilities;
+    this.file = descriptor.file;
     this.settings = settings;
   }
 

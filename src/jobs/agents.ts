@@ -1,6 +1,9 @@
 /** Which Agent serves a name: the built-in filesystem agent, or a native library of the registry. */
 import path from 'node:path';
 import type { Agent } from '../agents/agent.js';
+import type { AgentDescriptor } from '../agents/descriptor.js';
+import { loadNativeAgent, type NativeAgentLibrary } from '../agents/native/library.js';
+import { AgentfdError } from '../errors.js';
 import { createFilesystemAgent } from '../agents/filesystem/index.js';
 import type { AgentRegistry } from '../agents/registry.js';
 import { NativeAgent } from '../bridge/native-agent.js';
@@ -9,6 +12,22 @@ import { IsolatedAgent } from '../host/isolated-agent.js';
 import type { JobConfig } from '../config/schema.js';
 
 export const FILESYSTEM_AGENT = 'filesystem';
+
+/** Libraries loaded into this process for isolation = "none", kept for the life of the process. */
+const inProcess = new Map<string, NativeAgentLibrary>();
+
+function loadInProcess(descriptor: AgentDescriptor): NativeAgentLibrary {
+  let library = inProcess.get(descriptor.file);
+  if (!library) {
+    library = loadNativeAgent(descriptor.file);
+    if (library.name !== descriptor.name) {
+      library.unload();
+      throw new AgentfdError('E_AGENT_CHANGED', `${descriptor.file} now answers Name() "${library.name}", not "${descriptor.name}"; it changed while agentfd ran`);
+    }
+    inProcess.set(descriptor.file, library);
+  }
+  return library;
+}
 
 /** How `name` runs: the configuration's isolation settings, with the agent's own overrides. */
 export function isolationFor(config: AgentfdConfig | undefined, name: string): IsolationDefaults {
@@ -19,9 +38,9 @@ export function isolationFor(config: AgentfdConfig | undefined, name: string): I
 /** The agent named `name`: built in, or a native library, isolated in a host process unless the configuration says "none". */
 export function resolveAgent(name: string, registry: AgentRegistry, config?: AgentfdConfig): Agent {
   if (name === FILESYSTEM_AGENT) return createFilesystemAgent();
-  const library = registry.get(name);
+  const descriptor = registry.get(name);
   const isolation = isolationFor(config, name);
-  return isolation.mode === 'none' ? new NativeAgent(library) : new IsolatedAgent(library, isolation);
+  return isolation.mode === 'none' ? new NativeAgent(loadInProcess(descriptor)) : new IsolatedAgent(descriptor, isolation);
 }
 
 /** Is an agent of this name available (without loading anything new)? */

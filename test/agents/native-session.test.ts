@@ -9,24 +9,27 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Level, LogLevel } from '../../src/agents/native/abi.js';
 import { NativeAgentSession, type SessionOptions } from '../../src/agents/native/session.js';
-import { loadPluginDir, type AgentRegistry } from '../../src/agents/registry.js';
+import { loadNativeAgent, type NativeAgentLibrary } from '../../src/agents/native/library.js';
 import type { AgentFileInfo } from '../../src/agents/types.js';
 import { AgentCallError } from '../../src/errors.js';
-import { SAMPLE_DIR, removeDir, tempDir } from '../helpers/native.js';
+import { builtAgent, removeDir, tempDir } from '../helpers/native.js';
 
 interface SavedFile {
   info: AgentFileInfo;
   streams: Buffer[];
 }
 
-let registry: AgentRegistry;
+const libraries = new Map<string, NativeAgentLibrary>();
 const cleanup: string[] = [];
 
 beforeAll(() => {
-  registry = loadPluginDir(SAMPLE_DIR);
+  for (const file of ['exchange', 'mssql', 'legacy']) {
+    const library = loadNativeAgent(builtAgent(file));
+    libraries.set(library.name, library);
+  }
 });
 afterAll(() => {
-  registry.close();
+  for (const library of libraries.values()) library.unload();
   cleanup.forEach(removeDir);
 });
 
@@ -69,7 +72,7 @@ function readTree(root: string): Map<string, Buffer> {
 }
 
 async function open(agent: string, options: Partial<SessionOptions> & { options: Record<string, string> }) {
-  return NativeAgentSession.open(registry.get(agent), { jobName: 'test', ...options });
+  return NativeAgentSession.open(libraries.get(agent)!, { jobName: 'test', ...options });
 }
 
 /** Run a whole backup; returns what the agent delivered and the level it chose. */

@@ -4,19 +4,18 @@
  */
 import { chmodSync, chownSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadPluginDir, type AgentRegistry } from '../../src/agents/registry.js';
 import { LIB_EXT, makePluginDir, removeDir } from '../helpers/native.js';
 
 const SAMPLES = ['exchange', 'mssql', 'legacy'];
 const dirs: string[] = [];
-const registries: AgentRegistry[] = [];
 
-function load(dir: string): AgentRegistry {
+// Every test runs with the libraries examined in a probe process (the default) and in-process.
+let isolated = true;
+async function load(dir: string): Promise<AgentRegistry> {
   dirs.push(dir);
-  const registry = loadPluginDir(dir);
-  registries.push(registry);
-  return registry;
+  return loadPluginDir(dir, { isolated });
 }
 
 /** The samples must all still load next to whatever broken library a test adds. */
@@ -31,13 +30,18 @@ function refusal(registry: AgentRegistry, file: string) {
 }
 
 afterEach(() => {
-  for (const r of registries.splice(0)) r.close();
   for (const d of dirs.splice(0)) removeDir(d);
 });
 
+for (const mode of ['probe process', 'in-process'] as const)
+describe(`loading ${mode}`, () => {
+beforeAll(() => {
+  isolated = mode === 'probe process';
+});
+
 describe('sample agents', () => {
-  it('load and negotiate: Exchange and MSSQL on generation 2, the legacy agent on generation 1', () => {
-    const registry = load(makePluginDir(SAMPLES));
+  it('load and negotiate: Exchange and MSSQL on generation 2, the legacy agent on generation 1', async () => {
+    const registry = await load(makePluginDir(SAMPLES));
     expectSamplesLoaded(registry);
     expect(registry.refused).toEqual([]);
 
@@ -49,7 +53,6 @@ describe('sample agents', () => {
     );
     expect(exchange.info.vendor).toBe('agentfd samples');
     expect(exchange.info.version).toMatch(/^\d+\.\d+\.\d+$/);
-    expect(exchange.entry.backup_finish).toBeTypeOf('function');
 
     const mssql = registry.get('MSSQL');
     expect(mssql.abi).toBe(2);
@@ -60,20 +63,17 @@ describe('sample agents', () => {
     expect(legacy.abi).toBe(1);
     expect(legacy.agentAbiRange).toEqual([1, 1]);
     expect(legacy.capabilities.sort()).toEqual(['full', 'restore']);
-    // A generation 1 table has no generation 2 entry points, whatever memory follows it.
-    expect(legacy.entry.backup_finish).toBeUndefined();
-    expect(legacy.entry.estimate).toBeUndefined();
   });
 
-  it('names what exists when a job asks for an agent that is not there', () => {
-    const registry = load(makePluginDir(SAMPLES));
+  it('names what exists when a job asks for an agent that is not there', async () => {
+    const registry = await load(makePluginDir(SAMPLES));
     expect(() => registry.get('Oracle')).toThrow(/no agent named "Oracle".*LegacyFlatFiles, MSSQL, MicrosoftExchange/);
   });
 });
 
 describe('refused libraries', () => {
-  it('an agent whose ABI range does not overlap the host range, with both ranges in the message', () => {
-    const registry = load(makePluginDir([...SAMPLES, 'bad_future_abi']));
+  it('an agent whose ABI range does not overlap the host range, with both ranges in the message', async () => {
+    const registry = await load(makePluginDir([...SAMPLES, 'bad_future_abi']));
     expectSamplesLoaded(registry);
     const r = refusal(registry, `bad_future_abi${LIB_EXT}`);
     expect(r.code).toBe('E_ABI_RANGE');
@@ -81,47 +81,47 @@ describe('refused libraries', () => {
     expect(r.reason).toContain('this agentfd speaks 1..2');
   });
 
-  it('a library missing a required symbol', () => {
-    const registry = load(makePluginDir([...SAMPLES, 'bad_no_negotiate']));
+  it('a library missing a required symbol', async () => {
+    const registry = await load(makePluginDir([...SAMPLES, 'bad_no_negotiate']));
     expectSamplesLoaded(registry);
     const r = refusal(registry, `bad_no_negotiate${LIB_EXT}`);
     expect(r.code).toBe('E_MISSING_SYMBOL');
     expect(r.reason).toContain('missing symbol afd_negotiate');
   });
 
-  it('a file that is not a library, without running anything', () => {
-    const registry = load(makePluginDir(SAMPLES, { [`notes${LIB_EXT}`]: 'this is a text file, not an agent\n' }));
+  it('a file that is not a library, without running anything', async () => {
+    const registry = await load(makePluginDir(SAMPLES, { [`notes${LIB_EXT}`]: 'this is a text file, not an agent\n' }));
     expectSamplesLoaded(registry);
     const r = refusal(registry, `notes${LIB_EXT}`);
     expect(r.code).toBe('E_NOT_LIBRARY');
     expect(r.reason).toMatch(/not a shared library/);
   });
 
-  it('an empty file named like a library', () => {
-    const registry = load(makePluginDir(SAMPLES, { [`empty${LIB_EXT}`]: '' }));
+  it('an empty file named like a library', async () => {
+    const registry = await load(makePluginDir(SAMPLES, { [`empty${LIB_EXT}`]: '' }));
     expectSamplesLoaded(registry);
     expect(refusal(registry, `empty${LIB_EXT}`).code).toBe('E_NOT_LIBRARY');
   });
 
-  it.runIf(process.platform !== 'win32')('a Windows DLL dropped into a Linux plugin directory', () => {
+  it.runIf(process.platform !== 'win32')('a Windows DLL dropped into a Linux plugin directory', async () => {
     const pe = Buffer.concat([Buffer.from('MZ'), Buffer.alloc(200)]);
-    const registry = load(makePluginDir(SAMPLES, { 'exchange.dll': pe }));
+    const registry = await load(makePluginDir(SAMPLES, { 'exchange.dll': pe }));
     expectSamplesLoaded(registry);
     const r = refusal(registry, 'exchange.dll');
     expect(r.code).toBe('E_WRONG_PLATFORM');
     expect(r.reason).toContain('Windows (PE) library');
   });
 
-  it('Name() returning NULL', () => {
-    const registry = load(makePluginDir([...SAMPLES, 'bad_null_name']));
+  it('Name() returning NULL', async () => {
+    const registry = await load(makePluginDir([...SAMPLES, 'bad_null_name']));
     expectSamplesLoaded(registry);
     const r = refusal(registry, `bad_null_name${LIB_EXT}`);
     expect(r.code).toBe('E_BAD_NAME');
     expect(r.reason).toContain('Name() returned NULL');
   });
 
-  it('Name() returning invalid UTF-8, shown escaped', () => {
-    const registry = load(makePluginDir([...SAMPLES, 'bad_utf8_name']));
+  it('Name() returning invalid UTF-8, shown escaped', async () => {
+    const registry = await load(makePluginDir([...SAMPLES, 'bad_utf8_name']));
     expectSamplesLoaded(registry);
     const r = refusal(registry, `bad_utf8_name${LIB_EXT}`);
     expect(r.code).toBe('E_BAD_NAME');
@@ -129,8 +129,8 @@ describe('refused libraries', () => {
     expect(r.reason).toContain('Bad\\xc3(Name');
   });
 
-  it('two libraries with the same Name(): both refused, both files named, the others load', () => {
-    const registry = load(makePluginDir([...SAMPLES, { name: 'exchange', as: `exchange-copy${LIB_EXT}` }]));
+  it('two libraries with the same Name(): both refused, both files named, the others load', async () => {
+    const registry = await load(makePluginDir([...SAMPLES, { name: 'exchange', as: `exchange-copy${LIB_EXT}` }]));
     expect([...registry.agents.keys()].sort()).toEqual(['LegacyFlatFiles', 'MSSQL']);
     const a = refusal(registry, `exchange${LIB_EXT}`);
     const b = refusal(registry, `exchange-copy${LIB_EXT}`);
@@ -142,21 +142,21 @@ describe('refused libraries', () => {
     }
   });
 
-  it.runIf(process.platform !== 'win32')('a plugin file writable by other users', () => {
+  it.runIf(process.platform !== 'win32')('a plugin file writable by other users', async () => {
     const dir = makePluginDir([...SAMPLES, { name: 'mssql', as: `mssql-open${LIB_EXT}` }]);
     chmodSync(path.join(dir, `mssql${LIB_EXT}`), 0o757);
     removeDir(path.join(dir, `mssql-open${LIB_EXT}`));
-    const registry = load(dir);
+    const registry = await load(dir);
     expect([...registry.agents.keys()].sort()).toEqual(['LegacyFlatFiles', 'MicrosoftExchange']);
     const r = refusal(registry, `mssql${LIB_EXT}`);
     expect(r.code).toBe('E_INSECURE_PERMISSIONS');
     expect(r.reason).toMatch(/writable by all users \(mode 0757\).*chmod o-w/);
   });
 
-  it.runIf(process.platform !== 'win32')('every library of a plugin directory writable by other users', () => {
+  it.runIf(process.platform !== 'win32')('every library of a plugin directory writable by other users', async () => {
     const dir = makePluginDir(SAMPLES);
     chmodSync(dir, 0o777);
-    const registry = load(dir);
+    const registry = await load(dir);
     expect(registry.agents.size).toBe(0);
     expect(registry.refused).toHaveLength(3);
     for (const r of registry.refused) {
@@ -166,34 +166,45 @@ describe('refused libraries', () => {
   });
 
   // Only root can give a file to another user; CI runs as root.
-  it.runIf(process.getuid?.() === 0)('a plugin file owned by another user', () => {
+  it.runIf(process.getuid?.() === 0)('a plugin file owned by another user', async () => {
     const dir = makePluginDir(SAMPLES);
     chownSync(path.join(dir, `legacy${LIB_EXT}`), 65534, 65534);
-    const registry = load(dir);
+    const registry = await load(dir);
     expect([...registry.agents.keys()].sort()).toEqual(['MSSQL', 'MicrosoftExchange']);
     const r = refusal(registry, `legacy${LIB_EXT}`);
     expect(r.code).toBe('E_INSECURE_PERMISSIONS');
     expect(r.reason).toContain('uid 65534');
   });
 
-  it.runIf(process.platform !== 'win32')('a dangling symlink and a directory named like a library', () => {
+  it.runIf(process.platform !== 'win32')('a dangling symlink and a directory named like a library', async () => {
     const dir = makePluginDir(SAMPLES);
     symlinkSync('/nonexistent/agent.so', path.join(dir, `dangling${LIB_EXT}`));
-    const registry = load(dir);
+    const registry = await load(dir);
     expectSamplesLoaded(registry);
     expect(refusal(registry, `dangling${LIB_EXT}`).code).toBe('E_NOT_REGULAR');
   });
 
-  it('files not named like libraries are ignored, not refused', () => {
+  it('files not named like libraries are ignored, not refused', async () => {
     const dir = makePluginDir(SAMPLES, { 'README.txt': 'agents go here\n' });
     writeFileSync(path.join(dir, '.hidden.so'), 'x');
-    const registry = load(dir);
+    const registry = await load(dir);
     expectSamplesLoaded(registry);
     expect(registry.refused).toEqual([]);
     expect(registry.ignored.map((f) => path.basename(f)).sort()).toEqual(['.hidden.so', 'README.txt']);
   });
 
-  it('a plugin directory that does not exist is a clear error', () => {
-    expect(() => loadPluginDir('/nonexistent/agentfd-plugins')).toThrow(/plugin directory \/nonexistent\/agentfd-plugins does not exist.*--plugin-dir/);
+  // In-process, a library that crashes while it loads takes the process with it: that is why
+  // the default is the probe process.
+  it.runIf(mode === 'probe process')('a library that crashes while it loads, in the probe, not in agentfd', async () => {
+    const registry = await load(makePluginDir([...SAMPLES, 'bad_crash_name']));
+    expectSamplesLoaded(registry);
+    const r = refusal(registry, `bad_crash_name${LIB_EXT}`);
+    expect(r.code).toBe('E_LOAD_CRASHED');
+    expect(r.reason).toContain('crashed (signal SIGSEGV) while being loaded');
   });
+
+  it('a plugin directory that does not exist is a clear error', async () => {
+    await expect(loadPluginDir('/nonexistent/agentfd-plugins', { isolated })).rejects.toThrow(/plugin directory \/nonexistent\/agentfd-plugins does not exist.*--plugin-dir/);
+  });
+});
 });

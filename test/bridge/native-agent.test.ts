@@ -10,16 +10,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { BackupRequest } from '../../src/agents/agent.js';
 import { NativeAgentSession } from '../../src/agents/native/session.js';
-import { loadPluginDir, type AgentRegistry } from '../../src/agents/registry.js';
+import { loadNativeAgent, type NativeAgentLibrary } from '../../src/agents/native/library.js';
 import { NativeAgent, READ_SIZE } from '../../src/bridge/native-agent.js';
-import { SAMPLE_DIR, removeDir, tempDir } from '../helpers/native.js';
+import { builtAgent, removeDir, tempDir } from '../helpers/native.js';
 
-let registry: AgentRegistry;
+let exchange: NativeAgentLibrary;
 let store: string;
 const BIG = 64 * 1024 * 1024;
 
 beforeAll(() => {
-  registry = loadPluginDir(SAMPLE_DIR);
+  exchange = loadNativeAgent(builtAgent('exchange'));
   store = tempDir('bridge-store');
   mkdirSync(path.join(store, 'SG1', 'logs'), { recursive: true });
   writeFileSync(path.join(store, 'SG1', 'Big.edb'), Buffer.alloc(BIG, 7));
@@ -27,7 +27,7 @@ beforeAll(() => {
   writeFileSync(path.join(store, 'SG1', 'logs', 'E00000001.log'), randomBytes(3000));
 });
 afterAll(() => {
-  registry.close();
+  exchange.unload();
   removeDir(store);
 });
 
@@ -40,7 +40,7 @@ function request(): BackupRequest {
 
 describe('the native bridge', () => {
   it('turns the agent calls into files with streams, byte for byte', async () => {
-    const run = await new NativeAgent(registry.get('MicrosoftExchange')).backup(request());
+    const run = await new NativeAgent(exchange).backup(request());
     const seen = new Map<string, Buffer>();
     for await (const file of run.files) {
       const parts: Buffer[] = [];
@@ -56,7 +56,7 @@ describe('the native bridge', () => {
   it('reads only when the consumer pulls: a paused consumer pauses the agent', async () => {
     const reads = vi.spyOn(NativeAgentSession.prototype, 'read');
     try {
-      const run = await new NativeAgent(registry.get('MicrosoftExchange')).backup(request());
+      const run = await new NativeAgent(exchange).backup(request());
       const files = run.files[Symbol.asyncIterator]();
       const big = (await files.next()).value!;
       const data = big.streams[0]!.data()[Symbol.asyncIterator]();
@@ -81,7 +81,7 @@ describe('the native bridge', () => {
         count++;
         if (running) setImmediate(spin);
       };
-      const run = await new NativeAgent(registry.get('MicrosoftExchange'), { offThread }).backup(request());
+      const run = await new NativeAgent(exchange, { offThread }).backup(request());
       const files = run.files[Symbol.asyncIterator]();
       const big = (await files.next()).value!;
       setImmediate(spin);
@@ -102,7 +102,7 @@ describe('the native bridge', () => {
   });
 
   it('refuses to read streams out of order or to skip to the next file early', async () => {
-    const run = await new NativeAgent(registry.get('MicrosoftExchange')).backup(request());
+    const run = await new NativeAgent(exchange).backup(request());
     const files = run.files[Symbol.asyncIterator]();
     const big = (await files.next()).value!;
     await expect(files.next()).rejects.toThrow(/the next file was asked for before all 1 streams were read/);

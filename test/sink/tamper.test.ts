@@ -24,7 +24,7 @@ let config: AgentfdConfig;
 let registry: AgentRegistry;
 let secrets: { keys: { key: ReturnType<typeof loadPrivateIdentity>['encryption'] & object; file: string }[] };
 
-beforeAll(() => {
+beforeAll(async () => {
   ws = tempDir('tamper');
   const data = path.join(ws, 'data');
   mkdirSync(data);
@@ -42,11 +42,10 @@ beforeAll(() => {
   ].join('\n');
   config = parseConfig(text, path.join(ws, 'agentfd.toml'));
   writeFileSync(path.join(ws, 'agentfd.toml'), text);
-  registry = loadPluginDir(SAMPLE_DIR);
+  registry = await loadPluginDir(SAMPLE_DIR);
   secrets = { keys: [{ key: loadPrivateIdentity(keys.privateFile).encryption!, file: keys.privateFile }] };
 });
 afterAll(() => {
-  registry.close();
   removeDir(ws);
 });
 

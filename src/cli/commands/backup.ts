@@ -1,10 +1,9 @@
 /** `agentfd backup --job NAME`: run a configured job. */
 import type { Command } from 'commander';
-import { loadPluginDir } from '../../agents/registry.js';
 import type { Level } from '../../agents/native/abi.js';
 import { AgentfdError } from '../../errors.js';
 import { runBackup } from '../../jobs/backup.js';
-import { configFromOptions, type ConfigOptions } from '../context.js';
+import { configFromOptions, registryFor, type ConfigOptions } from '../context.js';
 import { humanBytes, startProgress } from '../progress.js';
 import { printJson, reportFailure, type CommandIo } from '../output.js';
 
@@ -25,7 +24,7 @@ export async function backupCommand(io: CommandIo, options: BackupOptions): Prom
       throw new AgentfdError('E_USAGE', `--level ${options.level} is not one of full, incremental, differential`);
     }
     const config = configFromOptions(options);
-    const registry = loadPluginDir(config.pluginDir);
+    const registry = await registryFor(config);
     const progress = startProgress(!json, `backup ${options.job}`, null);
     try {
       const report = await runBackup({
@@ -46,7 +45,6 @@ export async function backupCommand(io: CommandIo, options: BackupOptions): Prom
       return ok ? 0 : 1;
     } finally {
       progress.stop();
-      registry.close();
     }
   } catch (error) {
     return reportFailure(io, json, error);

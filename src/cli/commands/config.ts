@@ -1,35 +1,30 @@
 /** `agentfd config check`: the configuration parses, validates, and every job names a loadable agent. */
 import type { Command } from 'commander';
-import { loadPluginDir } from '../../agents/registry.js';
 import { hasAgent } from '../../jobs/agents.js';
 import { ConfigError } from '../../errors.js';
-import { configFromOptions, type ConfigOptions } from '../context.js';
+import { configFromOptions, registryFor, type ConfigOptions } from '../context.js';
 import { printJson, reportFailure, type CommandIo } from '../output.js';
 
 interface CheckOptions extends ConfigOptions {
   json?: boolean;
 }
 
-export function configCheck(io: CommandIo, options: CheckOptions): number {
+export async function configCheck(io: CommandIo, options: CheckOptions): Promise<number> {
   try {
     const config = configFromOptions(options);
-    const registry = loadPluginDir(config.pluginDir);
+    const registry = await registryFor(config);
     const problems: string[] = [];
     const warnings: string[] = [];
-    try {
-      for (const [job, settings] of Object.entries(config.jobs)) {
-        if (!hasAgent(settings.agent, registry)) {
-          const known = [...registry.agents.keys()].sort().join(', ') || '(none)';
-          problems.push(`jobs.${job}.agent: no agent named "${settings.agent}" in ${registry.dir} (agents there: ${known})`);
-        }
+    for (const [job, settings] of Object.entries(config.jobs)) {
+      if (!hasAgent(settings.agent, registry)) {
+        const known = [...registry.agents.keys()].sort().join(', ') || '(none)';
+        problems.push(`jobs.${job}.agent: no agent named "${settings.agent}" in ${registry.dir} (agents there: ${known})`);
       }
-      for (const name of Object.keys(config.agentOptions)) {
-        if (!registry.agents.has(name)) warnings.push(`agents.${name}: no agent of that name is loaded; its settings are unused`);
-      }
-      for (const r of registry.refused) warnings.push(`plugin refused: ${r.reason}`);
-    } finally {
-      registry.close();
     }
+    for (const name of Object.keys(config.agentOptions)) {
+      if (!registry.agents.has(name)) warnings.push(`agents.${name}: no agent of that name is loaded; its settings are unused`);
+    }
+    for (const r of registry.refused) warnings.push(`plugin refused: ${r.reason}`);
     const where = config.file ?? '(built-in defaults: no configuration file found)';
     if (problems.length > 0) {
       throw new ConfigError(`${where}: invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
@@ -57,5 +52,5 @@ export function registerConfigCommands(program: Command, io: CommandIo, setExit:
     .option('-c, --config <file>', 'configuration file (default: $AGENTFD_CONFIG, else ./agentfd.toml)')
     .option('--plugin-dir <dir>', 'override plugin_dir of the configuration')
     .option('--json', 'print one JSON object')
-    .action((options: CheckOptions) => setExit(configCheck(io, options)));
+    .action(async (options: CheckOptions) => setExit(await configCheck(io, options)));
 }

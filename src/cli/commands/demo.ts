@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, lstatSync, readlinkS
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadPluginDir } from '../../agents/registry.js';
+import { registryFor } from '../context.js';
 import { Catalog } from '../../catalog/catalog.js';
 import { SAMPLE_PLUGIN_DIR, parseConfig } from '../../config/load.js';
 import { generateKeyFiles, loadPrivateIdentity } from '../../crypto/keys.js';
@@ -111,31 +111,27 @@ export async function demoCommand(io: CommandIo, options: { dir?: string; json?:
     ].join('\n');
     writeFileSync(configFile, text);
     const config = parseConfig(text, configFile);
-    const registry = loadPluginDir(config.pluginDir);
+    const registry = await registryFor(config);
     const secrets = { keys: [{ key: loadPrivateIdentity(keys.privateFile).encryption!, file: keys.privateFile }] };
     const rows: { job: string; agent: string; jobId: number; files: number; bytes: number; stored: number; verify: string; restore: string; compare: string }[] = [];
-    try {
-      for (const job of ['exchange', 'mssql', 'files']) {
-        const backup = await runBackup({ config, registry, jobName: job });
-        const catalog = Catalog.open(config.dataDir);
-        try {
-          const verify = await runVerify({ catalog, jobId: backup.jobId, secrets });
-          const to = path.join(root, 'restore', job);
-          const restore = await runRestore({ config, catalog, registry, jobId: backup.jobId, to, secrets });
-          const original = job === 'files' ? path.join(data, 'files') : path.join(data, job);
-          const restoredRoot = job === 'files' ? path.join(to, ...original.split(path.sep).filter(Boolean)) : to;
-          const problems = compareTrees(original, restoredRoot);
-          rows.push({
-            job, agent: backup.agent, jobId: backup.jobId, files: backup.files, bytes: backup.bytes, stored: backup.storedBytes,
-            verify: verify.status === 'ok' ? `ok (signature ${verify.signature})` : `BAD: ${verify.error}`,
-            restore: restore.status, compare: problems.length === 0 ? 'identical' : problems.join('; '),
-          });
-        } finally {
-          catalog.close();
-        }
+    for (const job of ['exchange', 'mssql', 'files']) {
+      const backup = await runBackup({ config, registry, jobName: job });
+      const catalog = Catalog.open(config.dataDir);
+      try {
+        const verify = await runVerify({ catalog, jobId: backup.jobId, secrets });
+        const to = path.join(root, 'restore', job);
+        const restore = await runRestore({ config, catalog, registry, jobId: backup.jobId, to, secrets });
+        const original = job === 'files' ? path.join(data, 'files') : path.join(data, job);
+        const restoredRoot = job === 'files' ? path.join(to, ...original.split(path.sep).filter(Boolean)) : to;
+        const problems = compareTrees(original, restoredRoot);
+        rows.push({
+          job, agent: backup.agent, jobId: backup.jobId, files: backup.files, bytes: backup.bytes, stored: backup.storedBytes,
+          verify: verify.status === 'ok' ? `ok (signature ${verify.signature})` : `BAD: ${verify.error}`,
+          restore: restore.status, compare: problems.length === 0 ? 'identical' : problems.join('; '),
+        });
+      } finally {
+        catalog.close();
       }
-    } finally {
-      registry.close();
     }
     const ok = rows.every((r) => r.verify.startsWith('ok') && r.restore === 'restored' && r.compare === 'identical');
     if (options.json) printJson(io, { status: ok ? 'ok' : 'failed', jobId: rows.at(-1)?.jobId ?? null, dir: root, config: configFile, jobs: rows });

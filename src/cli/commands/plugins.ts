@@ -2,9 +2,8 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { HOST_MAX_ABI, HOST_MIN_ABI } from '../../agents/native/abi.js';
-import type { NativeAgentLibrary } from '../../agents/native/library.js';
-import { loadPluginDir } from '../../agents/registry.js';
-import { configFromOptions, type ConfigOptions } from '../context.js';
+import type { AgentDescriptor } from '../../agents/descriptor.js';
+import { configFromOptions, registryFor, type ConfigOptions } from '../context.js';
 import { printJson, reportFailure, table, type CommandIo } from '../output.js';
 
 interface PluginOptions extends ConfigOptions {
@@ -12,7 +11,7 @@ interface PluginOptions extends ConfigOptions {
 }
 
 /** An agent as `plugins list --json` and `plugins info --json` describe it. */
-export function describeAgent(agent: NativeAgentLibrary) {
+export function describeAgent(agent: AgentDescriptor) {
   return {
     name: agent.name,
     file: agent.file,
@@ -28,70 +27,62 @@ export function describeAgent(agent: NativeAgentLibrary) {
   };
 }
 
-export function pluginsList(io: CommandIo, options: PluginOptions): number {
+export async function pluginsList(io: CommandIo, options: PluginOptions): Promise<number> {
   try {
     const config = configFromOptions(options);
-    const registry = loadPluginDir(config.pluginDir);
-    try {
-      const agents = [...registry.agents.values()].sort((a, b) => a.name.localeCompare(b.name));
-      if (options.json) {
-        printJson(io, {
-          status: 'ok',
-          pluginDir: registry.dir,
-          hostAbiRange: [HOST_MIN_ABI, HOST_MAX_ABI],
-          agents: agents.map(describeAgent),
-          refused: registry.refused,
-          ignored: registry.ignored,
-        });
-        return 0;
-      }
-      io.out(`Plugin directory: ${registry.dir} (this agentfd speaks ABI generations ${HOST_MIN_ABI}..${HOST_MAX_ABI})`);
-      if (agents.length === 0) io.out('No agents loaded.');
-      else {
-        const rows = [['NAME', 'ABI', 'VERSION', 'FILE', 'CAPABILITIES']];
-        for (const a of agents) {
-          rows.push([a.name, `${a.abi} (${a.agentAbiRange[0]}..${a.agentAbiRange[1]})`, a.info.version ?? '-', path.basename(a.file), a.capabilities.join(', ')]);
-        }
-        io.out(table(rows));
-      }
-      const warned = agents.filter((a) => a.warnings.length > 0);
-      for (const a of warned) for (const w of a.warnings) io.out(`warning: ${a.name}: ${w}`);
-      if (registry.refused.length > 0) {
-        io.out(`\nRefused (${registry.refused.length}):`);
-        for (const r of registry.refused) io.out(`  [${r.code}] ${r.reason}`);
-      }
+    const registry = await registryFor(config);
+    const agents = [...registry.agents.values()].sort((a, b) => a.name.localeCompare(b.name));
+    if (options.json) {
+      printJson(io, {
+        status: 'ok',
+        pluginDir: registry.dir,
+        hostAbiRange: [HOST_MIN_ABI, HOST_MAX_ABI],
+        agents: agents.map(describeAgent),
+        refused: registry.refused,
+        ignored: registry.ignored,
+      });
       return 0;
-    } finally {
-      registry.close();
     }
+    io.out(`Plugin directory: ${registry.dir} (this agentfd speaks ABI generations ${HOST_MIN_ABI}..${HOST_MAX_ABI})`);
+    if (agents.length === 0) io.out('No agents loaded.');
+    else {
+      const rows = [['NAME', 'ABI', 'VERSION', 'FILE', 'CAPABILITIES']];
+      for (const a of agents) {
+        rows.push([a.name, `${a.abi} (${a.agentAbiRange[0]}..${a.agentAbiRange[1]})`, a.info.version ?? '-', path.basename(a.file), a.capabilities.join(', ')]);
+      }
+      io.out(table(rows));
+    }
+    const warned = agents.filter((a) => a.warnings.length > 0);
+    for (const a of warned) for (const w of a.warnings) io.out(`warning: ${a.name}: ${w}`);
+    if (registry.refused.length > 0) {
+      io.out(`\nRefused (${registry.refused.length}):`);
+      for (const r of registry.refused) io.out(`  [${r.code}] ${r.reason}`);
+    }
+    return 0;
   } catch (error) {
     return reportFailure(io, Boolean(options.json), error);
   }
 }
 
-export function pluginsInfo(io: CommandIo, name: string, options: PluginOptions): number {
+export async function pluginsInfo(io: CommandIo, name: string, options: PluginOptions): Promise<number> {
   try {
     const config = configFromOptions(options);
-    const registry = loadPluginDir(config.pluginDir);
-    try {
-      const agent = registry.get(name);
-      if (options.json) {
-        printJson(io, { status: 'ok', agent: describeAgent(agent) });
-        return 0;
-      }
-      const rows = [
-        ['Name', agent.name],
-        ['File', agent.file],
-        ['ABI', `generation ${agent.abi} negotiated (agent speaks ${agent.agentAbiRange[0]}..${agent.agentAbiRange[1]}, agentfd ${HOST_MIN_ABI}..${HOST_MAX_ABI})`],
-        ['Capabilities', agent.capabilities.join(', ')],
-        ...Object.entries(agent.info).map(([k, v]) => [k[0]!.toUpperCase() + k.slice(1), v]),
-      ];
-      io.out(table(rows.map(([k, v]) => [`${k}:`, v!])));
-      for (const w of agent.warnings) io.out(`warning: ${w}`);
+    const registry = await registryFor(config);
+    const agent = registry.get(name);
+    if (options.json) {
+      printJson(io, { status: 'ok', agent: describeAgent(agent) });
       return 0;
-    } finally {
-      registry.close();
     }
+    const rows = [
+      ['Name', agent.name],
+      ['File', agent.file],
+      ['ABI', `generation ${agent.abi} negotiated (agent speaks ${agent.agentAbiRange[0]}..${agent.agentAbiRange[1]}, agentfd ${HOST_MIN_ABI}..${HOST_MAX_ABI})`],
+      ['Capabilities', agent.capabilities.join(', ')],
+      ...Object.entries(agent.info).map(([k, v]) => [k[0]!.toUpperCase() + k.slice(1), v]),
+    ];
+    io.out(table(rows.map(([k, v]) => [`${k}:`, v!])));
+    for (const w of agent.warnings) io.out(`warning: ${w}`);
+    return 0;
   } catch (error) {
     return reportFailure(io, Boolean(options.json), error);
   }
@@ -105,7 +96,7 @@ export function registerPluginCommands(program: Command, io: CommandIo, setExit:
     .option('--plugin-dir <dir>', 'the directory of agent libraries (default: plugin_dir of the configuration)')
     .option('-c, --config <file>', 'configuration file (default: $AGENTFD_CONFIG, else ./agentfd.toml)')
     .option('--json', 'print one JSON object')
-    .action((options: PluginOptions) => setExit(pluginsList(io, options)));
+    .action(async (options: PluginOptions) => setExit(await pluginsList(io, options)));
   plugins
     .command('info')
     .description('show everything an agent declares')
@@ -113,5 +104,5 @@ export function registerPluginCommands(program: Command, io: CommandIo, setExit:
     .option('--plugin-dir <dir>', 'the directory of agent libraries (default: plugin_dir of the configuration)')
     .option('-c, --config <file>', 'configuration file (default: $AGENTFD_CONFIG, else ./agentfd.toml)')
     .option('--json', 'print one JSON object')
-    .action((name: string, options: PluginOptions) => setExit(pluginsInfo(io, name, options)));
+    .action(async (name: string, options: PluginOptions) => setExit(await pluginsInfo(io, name, options)));
 }

@@ -1,10 +1,9 @@
 /** `agentfd restore --job-id ID --to DIR`: restore a job through the agents that saved it, or raw. */
 import type { Command } from 'commander';
-import { loadPluginDir } from '../../agents/registry.js';
 import { Catalog } from '../../catalog/catalog.js';
 import { AgentfdError } from '../../errors.js';
 import { runRestore } from '../../jobs/restore.js';
-import { configFromOptions, type ConfigOptions } from '../context.js';
+import { configFromOptions, registryFor, type ConfigOptions } from '../context.js';
 import { humanBytes, startProgress } from '../progress.js';
 import { printJson, reportFailure, type CommandIo } from '../output.js';
 import { collect, secretsFrom, withSecretOptions, type SecretOptions } from '../secrets.js';
@@ -30,7 +29,7 @@ export async function restoreCommand(io: CommandIo, options: RestoreOptions): Pr
     const jobId = parseJobId(options.jobId);
     const config = configFromOptions(options);
     const secrets = secretsFrom(options);
-    const registry = loadPluginDir(config.pluginDir);
+    const registry = await registryFor(config);
     const catalog = Catalog.open(config.dataDir);
     const total = catalog.job(jobId)?.bytes ?? null;
     const progress = startProgress(!json, `restore ${jobId}`, total);
@@ -53,7 +52,6 @@ export async function restoreCommand(io: CommandIo, options: RestoreOptions): Pr
     } finally {
       progress.stop();
       catalog.close();
-      registry.close();
     }
   } catch (error) {
     return reportFailure(io, json, error);

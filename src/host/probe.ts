@@ -1,0 +1,83 @@
+/**
+ * Probing libraries in a child process (probe-main.ts). When the probe dies, the library it was
+ * loading is refused with the signal or exit code, and a new probe takes the remaining ones.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { AgentDescriptor } from '../agents/descriptor.js';
+import type { RefusedLibrary } from '../agents/registry.js';
+import { AgentfdError } from '../errors.js';
+
+export type ProbeResult = { file: string; agent: AgentDescriptor } | { file: string; refused: RefusedLibrary };
+
+function probeScript(): string {
+  const here = fileURLToPath(import.meta.url);
+  const script = here.endsWith('.ts')
+    ? path.resolve(path.dirname(here), '..', '..', 'dist', 'host', 'probe-main.js')
+    : path.join(path.dirname(here), 'probe-main.js');
+  if (!existsSync(script)) throw new AgentfdError('E_INTERNAL', `${script} is missing; run npm run build`);
+  return script;
+}
+
+/** How long one library may take to load and negotiate before the probe is killed. */
+const PROBE_TIMEOUT_MS = 30_000;
+
+function runProbe(files: string[], dirProblem: string | null): Promise<{ results: ProbeResult[]; crash: RefusedLibrary | null }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [probeScript(), JSON.stringify({ files, dirProblem })], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const results: ProbeResult[] = [];
+    let loading: string | null = null;
+    let pending = '';
+    let stderr = '';
+    let done = false;
+    let timer = setTimeout(() => child.kill('SIGKILL'), PROBE_TIMEOUT_MS);
+    child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
+    child.stdout.on('data', (chunk: Buffer) => {
+      pending += chunk.toString('utf8');
+      let newline;
+      while ((newline = pending.indexOf('\n')) >= 0) {
+        const message = JSON.parse(pending.slice(0, newline)) as { loading?: string; done?: boolean } & Partial<ProbeResult>;
+        pending = pending.slice(newline + 1);
+        clearTimeout(timer);
+        timer = setTimeout(() => child.kill('SIGKILL'), PROBE_TIMEOUT_MS);
+        if (message.loading) loading = message.loading;
+        else if (message.done) done = true;
+        else {
+          results.push(message as ProbeResult);
+          loading = null;
+        }
+      }
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (done || loading === null) return resolve({ results, crash: null });
+      const how = signal === 'SIGKILL' ? `did not finish loading within ${PROBE_TIMEOUT_MS / 1000} s` : signal ? `crashed (signal ${signal})` : `ended the process (exit code ${code})`;
+      const said = stderr.trim().split('\n').filter(Boolean).slice(-2).join(' | ');
+      resolve({
+        results,
+        crash: {
+          file: loading,
+          code: 'E_LOAD_CRASHED',
+          reason: `${loading}: ${how} while being loaded (its initialisation code, Name() or afd_negotiate())${said ? `; it printed: ${said}` : ''}. The library is broken; remove it and contact its vendor.`,
+        },
+      });
+    });
+  });
+}
+
+/** Probe every file; a library that crashes its probe is refused, and the probe goes on without it. */
+export async function probeLibraries(files: string[], dirProblem: string | null): Promise<ProbeResult[]> {
+  const results: ProbeResult[] = [];
+  let remaining = files;
+  while (remaining.length > 0) {
+    const run = await runProbe(remaining, dirProblem);
+    results.push(...run.results);
+    if (!run.crash) break;
+    results.push({ file: run.crash.file, refused: run.crash });
+    const handled = new Set(results.map((r) => r.file));
+    remaining = remaining.filter((f) => !handled.has(f));
+  }
+  return results;
+}
