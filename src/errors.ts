@@ -38,7 +38,8 @@ export class AgentCallError extends AgentfdError {
   readonly rc: number;
 
   constructor(agent: string, call: string, rc: number, message: string) {
-    super('E_AGENT_CALL', message);
+    // AFD_E_CANCELLED (-4) is the agent agreeing to a cancel, not a failure of its own.
+    super(rc === -4 ? 'E_CANCELLED' : 'E_AGENT_CALL', message);
     this.name = 'AgentCallError';
     this.agent = agent;
     this.call = call;

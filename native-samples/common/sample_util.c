@@ -42,6 +42,25 @@ int32_t su_base_init(su_base *base, const afd_open_params *params) {
     return AFD_OK;
 }
 
+int32_t su_session_open(const afd_open_params *params, size_t session_size, afd_session **out) {
+    su_base *session;
+    if (out == NULL) return AFD_E_INVALID;
+    *out = NULL;
+    if (session_size < sizeof(su_base)) return AFD_E_INVALID;
+    session = calloc(1, session_size); /* the su_base is the session's first member */
+    if (session == NULL) return AFD_E_NOMEM;
+    if (su_base_init(session, params) != AFD_OK) {
+        free(session);
+        return AFD_E_INVALID;
+    }
+    *out = (afd_session *)(void *)session;
+    return AFD_OK;
+}
+
+const char *AFD_CALL su_session_last_error(afd_session *session) {
+    return session != NULL ? su_last_error((su_base *)(void *)session) : NULL;
+}
+
 int32_t su_fail(su_base *base, int32_t code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -135,9 +154,11 @@ int32_t su_state_set(su_base *base, const void *data, uint64_t len) {
     return base->host->state_set(base->host_ctx, (const uint8_t *)data, len);
 }
 
-int32_t su_negotiate(const afd_negotiate_request *request, afd_negotiate_reply *reply,
-                     uint32_t agent_min, uint32_t agent_max,
-                     const afd_agent_api *(*table_for)(uint32_t generation)) {
+/* su_negotiate() and su_negotiate_single(): the table comes from table_for, else it is `single`. */
+static int32_t su_negotiate_table(const afd_negotiate_request *request, afd_negotiate_reply *reply,
+                                  uint32_t agent_min, uint32_t agent_max,
+                                  const afd_agent_api *(*table_for)(uint32_t generation),
+                                  const afd_agent_api *single) {
     uint32_t chosen;
     if (reply == NULL || !AFD_HAS_FIELD(reply, afd_negotiate_reply, agent_max_abi)) {
         return AFD_E_INVALID;
@@ -155,8 +176,19 @@ int32_t su_negotiate(const afd_negotiate_request *request, afd_negotiate_reply *
         return AFD_E_VERSION;
     }
     reply->chosen_abi = chosen;
-    reply->api = table_for(chosen);
+    reply->api = table_for != NULL ? table_for(chosen) : single;
     return reply->api != NULL ? AFD_OK : AFD_E_VERSION;
+}
+
+int32_t su_negotiate(const afd_negotiate_request *request, afd_negotiate_reply *reply,
+                     uint32_t agent_min, uint32_t agent_max,
+                     const afd_agent_api *(*table_for)(uint32_t generation)) {
+    return su_negotiate_table(request, reply, agent_min, agent_max, table_for, NULL);
+}
+
+int32_t su_negotiate_single(const afd_negotiate_request *request, afd_negotiate_reply *reply,
+                            const afd_agent_api *api) {
+    return su_negotiate_table(request, reply, api->abi_version, api->abi_version, NULL, api);
 }
 
 int su_join(char *out, size_t cap, const char *a, const char *b) {
@@ -246,18 +278,23 @@ static int su_cmp_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+int su_grow(void **array, size_t *cap, size_t count, size_t elem) {
+    void *bigger;
+    size_t grown;
+    if (count < *cap) return 0;
+    grown = *cap ? *cap * 2 : 16;
+    bigger = realloc(*array, grown * elem);
+    if (bigger == NULL) return -1;
+    *array = bigger;
+    *cap = grown;
+    return 0;
+}
+
 static int su_push_name(char ***names, size_t *count, size_t *cap, const char *name) {
     char *copy;
-    if (*count == *cap) {
-        size_t grown = *cap ? *cap * 2 : 16;
-        char **bigger = realloc(*names, grown * sizeof **names);
-        if (bigger == NULL) return -1;
-        *names = bigger;
-        *cap = grown;
-    }
-    copy = malloc(strlen(name) + 1);
+    if (su_grow((void **)names, cap, *count, sizeof **names) != 0) return -1;
+    copy = su_strdup(name);
     if (copy == NULL) return -1;
-    strcpy(copy, name);
     (*names)[(*count)++] = copy;
     return 0;
 }
@@ -470,6 +507,130 @@ int32_t su_cancel_point(su_base *base, uint32_t *counter, const char *what) {
     if (counter != NULL && ++*counter % 64u != 0) return AFD_OK;
     if (!su_cancelled(base)) return AFD_OK;
     return su_fail(base, AFD_E_CANCELLED, "the job was cancelled while %s", what);
+}
+
+/* ---- backup: the checks and steps every backup entry point starts with ---- */
+
+int32_t su_backup_prepare_once(su_base *base, int *prepare_called,
+                               const afd_backup_params *params) {
+    if (*prepare_called) {
+        return su_fail(base, AFD_E_INVALID, "backup_prepare was already called");
+    }
+    *prepare_called = 1;
+    if (params == NULL || !AFD_HAS_FIELD(params, afd_backup_params, level)) {
+        return su_fail(base, AFD_E_INVALID, "backup_prepare: missing parameters");
+    }
+    return AFD_OK;
+}
+
+int32_t su_full_backup_only(su_base *base, const afd_backup_params *params, const char *agent) {
+    if (params->level == AFD_LEVEL_FULL) return AFD_OK;
+    return su_fail(base, AFD_E_UNSUPPORTED,
+                   "%s makes full backups only (level %lu asked); use a full backup", agent,
+                   (unsigned long)params->level);
+}
+
+int32_t su_option_dir(su_base *base, const su_dir_option *option, char **value) {
+    su_stat st;
+    const char *dir;
+    *value = su_option(base, option->key);
+    dir = *value;
+    if (dir == NULL || dir[0] == '\0') {
+        return su_fail(base, AFD_E_INVALID, "the job option %s is not set; set it to %s",
+                       option->key, option->set_it_to);
+    }
+    if (strlen(dir) >= option->max_len) {
+        return su_fail(base, AFD_E_INVALID, "the job option %s is too long", option->key);
+    }
+    if (su_stat_path(dir, &st) != 0) {
+        int err = errno;
+        return su_fail(base, AFD_E_INVALID, "cannot use %s %s: %s; check the job option %s",
+                       option->label, dir, su_strerror(base, err), option->key);
+    }
+    if (!st.is_dir) {
+        return su_fail(base, AFD_E_INVALID, "%s %s is not a directory; %s", option->label, dir,
+                       option->not_a_dir_hint);
+    }
+    return AFD_OK;
+}
+
+int32_t su_next_file_begin(su_base *base, const afd_file **out, int prepared, int file_active,
+                           const char *active_path, const char *listing_what) {
+    *out = NULL;
+    if (!prepared) {
+        return su_fail(base, AFD_E_INVALID, "backup_next_file before backup_prepare");
+    }
+    if (file_active) {
+        return su_fail(base, AFD_E_INVALID, "backup_next_file before backup_end_file of %s",
+                       active_path);
+    }
+    return su_cancel_point(base, NULL, listing_what);
+}
+
+int32_t su_stat_to_save(su_base *base, const char *fs_path, const char *readable_what,
+                        su_stat *st) {
+    int err;
+    if (su_stat_path(fs_path, st) == 0) return AFD_OK;
+    err = errno;
+    if (err == ENOENT) {
+        su_log(base, AFD_LOG_WARNING, "%s disappeared during the backup; skipping it", fs_path);
+        return SU_GONE;
+    }
+    return su_fail(base, AFD_E_IO, "cannot stat %s: %s; check that agentfd may read %s", fs_path,
+                   su_strerror(base, err), readable_what);
+}
+
+/* ---- restore: the checks and steps every restore entry point starts with ---- */
+
+int32_t su_restore_prepare(su_base *base, int *restore_ready, const afd_restore_params *params,
+                           const su_dir_option *dir, char *target) {
+    const char *chosen = NULL;
+    char *option = NULL;
+    int n;
+    if (*restore_ready) {
+        return su_fail(base, AFD_E_INVALID, "restore_prepare was already called");
+    }
+    if (params != NULL && AFD_HAS_FIELD(params, afd_restore_params, target)) {
+        chosen = params->target;
+    }
+    if (chosen == NULL || chosen[0] == '\0') {
+        option = su_option(base, dir->key);
+        chosen = option;
+    }
+    if (chosen == NULL || chosen[0] == '\0') {
+        free(option);
+        return su_fail(base, AFD_E_INVALID,
+                       "no restore target: give a target directory or set the job option %s",
+                       dir->key);
+    }
+    n = snprintf(target, SU_PATH_MAX, "%s", chosen);
+    free(option);
+    if (n < 0 || (size_t)n >= dir->max_len) {
+        return su_fail(base, AFD_E_INVALID, "the restore target is too long");
+    }
+    if (su_mkdirs(target) != 0) {
+        int err = errno;
+        return su_fail(base, AFD_E_IO,
+                       "cannot create the restore target %s: %s; choose another target", target,
+                       su_strerror(base, err));
+    }
+    *restore_ready = 1;
+    return AFD_OK;
+}
+
+int32_t su_restore_start_allowed(su_base *base, int restore_ready, const afd_file *file) {
+    if (!restore_ready) {
+        return su_fail(base, AFD_E_INVALID, "restore_start_file before restore_prepare");
+    }
+    if (file == NULL || !AFD_HAS_FIELD(file, afd_file, streams)) {
+        return su_fail(base, AFD_E_INVALID, "restore_start_file: missing or short afd_file");
+    }
+    return AFD_OK;
+}
+
+int32_t su_refuse_path(su_base *base, const afd_file *file, const char *what_it_should_be) {
+    return su_fail(base, AFD_E_INVALID, "refusing to restore \"%.300s\": not %s",
+                   file->path != NULL ? file->path : "(null)", what_it_should_be);
 }
 
 /* ---- su_reader ---- */
@@ -742,4 +903,15 @@ int32_t su_file_in_end(su_base *base, su_file_in *in, int32_t status, int *commi
 void su_file_in_abort(su_file_in *in) {
     su_part_abort(&in->part);
     in->active = 0;
+}
+
+int32_t su_file_in_finish(su_base *base, su_file_in *in, int restore_ready) {
+    if (!restore_ready) {
+        return su_fail(base, AFD_E_INVALID, "restore_finish before restore_prepare");
+    }
+    if (in->active) {
+        su_file_in_abort(in);
+        return su_fail(base, AFD_E_INVALID, "restore_finish while a file is still open");
+    }
+    return AFD_OK;
 }

@@ -30,6 +30,15 @@ typedef struct su_base {
 /* Copy the host table pointer and context out of open()'s parameters. */
 int32_t su_base_init(su_base *base, const afd_open_params *params);
 
+/* ---- the session: a struct afd_session whose first member is an su_base ---- */
+/* open(): allocate a zeroed session of `session_size` bytes (sizeof(afd_session)) and set up the
+ * su_base it starts with from `params`. *out receives the session, or NULL on failure: AFD_E_NOMEM,
+ * or AFD_E_INVALID for missing or short parameters. The session is released with free(). */
+int32_t su_session_open(const afd_open_params *params, size_t session_size, afd_session **out);
+/* last_error() of such a session, to put straight into the function table: the message of the
+ * last su_fail() on its su_base, or NULL. */
+const char *AFD_CALL su_session_last_error(afd_session *session);
+
 /* Record a failure for last_error() and return `code`, so callers can `return su_fail(...)`. */
 int32_t su_fail(su_base *base, int32_t code, const char *fmt, ...) SU_PRINTF(3, 4);
 const char *su_last_error(su_base *base);
@@ -56,6 +65,16 @@ int32_t su_state_set(su_base *base, const void *data, uint64_t len);
 int32_t su_negotiate(const afd_negotiate_request *request, afd_negotiate_reply *reply,
                      uint32_t agent_min, uint32_t agent_max,
                      const afd_agent_api *(*table_for)(uint32_t generation));
+/* afd_negotiate() for an agent with a single function table: it speaks generation
+ * api->abi_version only. */
+int32_t su_negotiate_single(const afd_negotiate_request *request, afd_negotiate_reply *reply,
+                            const afd_agent_api *api);
+
+/* The self-description (afd_agent_api.info) of a sample agent: the samples' vendor and license,
+ * with the agent's own version and description. */
+#define SU_SAMPLE_INFO(version, description)                                                       \
+    {"vendor", "agentfd samples"}, {"version", version}, {"description", description},             \
+        {"license", "MIT"}
 
 /* ---- portable filesystem helpers ---- */
 #define SU_PATH_MAX 4096
@@ -111,11 +130,69 @@ int su_split_path(const char *rest, char (*parts)[SU_NAME_MAX + 1], int max);
 /* 1 when `name` ends with `suffix`, comparing ASCII letters case-insensitively. */
 int su_has_suffix(const char *name, const char *suffix);
 
+/* ---- growing arrays ---- */
+/* Make room for element `count` of the malloc'd array *array (elements of `elem` bytes, room for
+ * *cap of them): doubles the room, 16 elements at first. Returns 0, or -1 when out of memory (the
+ * array is left as it was). */
+int su_grow(void **array, size_t *cap, size_t count, size_t elem);
+
 /* ---- cancellation ---- */
 /* A cancellation point. With counter == NULL it asks the host now; otherwise every 64th call
  * asks. Returns AFD_OK, or AFD_E_CANCELLED with the message
  * "the job was cancelled while <what>". */
 int32_t su_cancel_point(su_base *base, uint32_t *counter, const char *what);
+
+/* ---- the job option that names the agent's directory ----
+ * The directory a backup reads ("store", "data_dir", "dir"), which is also where a restore goes
+ * when the host names no target. Its messages read:
+ *   "the job option <key> is not set; set it to <set_it_to>"
+ *   "the job option <key> is too long"
+ *   "cannot use <label> <path>: <reason>; check the job option <key>"
+ *   "<label> <path> is not a directory; <not_a_dir_hint>" */
+typedef struct su_dir_option {
+    const char *key;            /* the option's name: "store" */
+    const char *label;          /* what messages call the directory: "the store" */
+    const char *set_it_to;      /* what to set the option to, when it is missing */
+    const char *not_a_dir_hint; /* what to do when it is not a directory */
+    size_t max_len; /* a path this long (in bytes) or longer is refused: leaves room for the
+                       agent's names below it */
+} su_dir_option;
+
+/* ---- backup: the checks and steps every backup entry point starts with ---- */
+/* backup_prepare(): refuses a second call (*prepare_called records the first) and parameters
+ * that do not reach `level`. */
+int32_t su_backup_prepare_once(su_base *base, int *prepare_called, const afd_backup_params *params);
+/* backup_prepare() of an agent that makes full backups only: any other level is
+ * AFD_E_UNSUPPORTED "<agent> makes full backups only (level N asked); use a full backup". */
+int32_t su_full_backup_only(su_base *base, const afd_backup_params *params, const char *agent);
+/* backup_prepare(): read the directory option and check that it names a directory. *value
+ * receives the option (malloc'd: the session frees it, also after a failure), or NULL. */
+int32_t su_option_dir(su_base *base, const su_dir_option *option, char **value);
+/* backup_next_file(): clears *out, checks that backup_prepare succeeded (`prepared`) and that the
+ * file handed out before was ended (`file_active`, `active_path` its logical path), then is a
+ * cancellation point: "the job was cancelled while <listing_what>". */
+int32_t su_next_file_begin(su_base *base, const afd_file **out, int prepared, int file_active,
+                           const char *active_path, const char *listing_what);
+/* su_stat_to_save()'s answer for a file that no longer exists. */
+#define SU_GONE 1
+/* backup_next_file(): stat `fs_path`, a file found by backup_prepare, before handing it out.
+ * Returns AFD_OK with *st set; SU_GONE when it has disappeared since (logged as a warning: skip
+ * it); or AFD_E_IO "cannot stat <path>: <reason>; check that agentfd may read <readable_what>". */
+int32_t su_stat_to_save(su_base *base, const char *fs_path, const char *readable_what, su_stat *st);
+
+/* ---- restore: the checks and steps every restore entry point starts with ---- */
+/* restore_prepare(): refuses a second call, chooses the target (params->target, else the job
+ * option dir->key: "no restore target: ..." when neither is set), refuses one of dir->max_len
+ * bytes or more, creates it and copies it into target (SU_PATH_MAX bytes). Sets *restore_ready on
+ * success. */
+int32_t su_restore_prepare(su_base *base, int *restore_ready, const afd_restore_params *params,
+                           const su_dir_option *dir, char *target);
+/* restore_start_file(): checks that restore_prepare succeeded and that `file` is a whole
+ * afd_file. */
+int32_t su_restore_start_allowed(su_base *base, int restore_ready, const afd_file *file);
+/* restore_start_file() for a path that is not one of the agent's objects: AFD_E_INVALID
+ * "refusing to restore \"<path>\": not <what_it_should_be>". */
+int32_t su_refuse_path(su_base *base, const afd_file *file, const char *what_it_should_be);
 
 /* ---- reading a file into the host's buffer (backup streams) ---- */
 typedef struct su_reader {
@@ -193,5 +270,8 @@ int32_t su_file_in_write(su_base *base, su_file_in *in, uint32_t stream_index, c
 int32_t su_file_in_end(su_base *base, su_file_in *in, int32_t status, int *committed);
 /* Delete an unfinished .part (close() and restore_finish() of an interrupted restore). */
 void su_file_in_abort(su_file_in *in);
+/* restore_finish(): checks that restore_prepare succeeded and that no file is still open (an open
+ * one is deleted, and the call fails). */
+int32_t su_file_in_finish(su_base *base, su_file_in *in, int restore_ready);
 
 #endif /* AGENTFD_SAMPLE_UTIL_H */

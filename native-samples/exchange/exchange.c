@@ -32,6 +32,21 @@
 #define EX_LOGS_DIR "logs"
 #define EX_STATE_MAGIC "agentfd-exchange-checkpoint 1\n"
 
+/* The job option `store`: the store to save, and the default restore target. */
+static const su_dir_option ex_store_option = {
+    .key = "store",
+    .label = "the store",
+    .set_it_to = "the Exchange store directory "
+                 "(the directory that holds one directory per storage group)",
+    .not_a_dir_hint = "set the job option store to the Exchange store directory",
+    .max_len = SU_PATH_MAX - 2 * SU_NAME_MAX - 16, /* room for "/<SG>/logs/<name>.part" */
+};
+
+/* What the agent says about itself (afd_agent_api.info). */
+static const afd_kv ex_info[] = {SU_SAMPLE_INFO(
+    "1.2.0", "Exchange-style store: databases and numbered transaction logs, log checkpoint kept "
+             "as agent state")};
+
 typedef struct ex_sg {
     char *name;
     int in_ref;          /* listed in the reference job's checkpoint */
@@ -63,7 +78,7 @@ typedef struct ex_rlog { /* a log written by this restore */
 } ex_rlog;
 
 struct afd_session {
-    su_base base;
+    su_base base; /* first: see su_session_open() */
 
     /* ---- backup ---- */
     char *store;
@@ -130,18 +145,6 @@ static int ex_is_database_name(const char *name) {
     return su_has_suffix(name, ".edb") || su_has_suffix(name, ".stm");
 }
 
-static int ex_grow(void **array, size_t *cap, size_t count, size_t elem) {
-    void *bigger;
-    size_t grown;
-    if (count < *cap) return 0;
-    grown = *cap ? *cap * 2 : 16;
-    bigger = realloc(*array, grown * elem);
-    if (bigger == NULL) return -1;
-    *array = bigger;
-    *cap = grown;
-    return 0;
-}
-
 /* "<SG>/<name>" or "<SG>/logs/<name>", relative to a root (the store, or the restore target). */
 static int ex_object_path(char *out, size_t cap, const char *root, const char *sg, int is_log,
                           const char *name) {
@@ -176,17 +179,7 @@ static const char *ex_level_name(uint32_t level) {
 /* ------------------------------------------------------------------------------------------- */
 
 static int32_t AFD_CALL ex_open(const afd_open_params *params, afd_session **out) {
-    afd_session *s;
-    if (out == NULL) return AFD_E_INVALID;
-    *out = NULL;
-    s = calloc(1, sizeof *s);
-    if (s == NULL) return AFD_E_NOMEM;
-    if (su_base_init(&s->base, params) != AFD_OK) {
-        free(s);
-        return AFD_E_INVALID;
-    }
-    *out = s;
-    return AFD_OK;
+    return su_session_open(params, sizeof(afd_session), out);
 }
 
 static void AFD_CALL ex_close(afd_session *s) {
@@ -202,10 +195,6 @@ static void AFD_CALL ex_close(afd_session *s) {
     free(s->rlogs);
     free(s->store);
     free(s);
-}
-
-static const char *AFD_CALL ex_last_error(afd_session *s) {
-    return s != NULL ? su_last_error(&s->base) : NULL;
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -261,7 +250,7 @@ static int ex_parse_state(const uint8_t *blob, uint64_t len, ex_ref **refs, size
                 goto bad;
             }
         }
-        if (ex_grow((void **)&list, &cap, *count, sizeof *list) != 0) goto nomem;
+        if (su_grow((void **)&list, &cap, *count, sizeof *list) != 0) goto nomem;
         list[*count].name = malloc(name_len + 1);
         if (list[*count].name == NULL) goto nomem;
         memcpy(list[*count].name, line, name_len);
@@ -310,7 +299,7 @@ static int32_t ex_nomem(afd_session *s) {
 static int32_t ex_add_item(afd_session *s, size_t sg, int is_log, uint32_t number, const char *name,
                            int64_t size) {
     ex_item *it;
-    if (ex_grow((void **)&s->items, &s->item_cap, s->item_count, sizeof *s->items) != 0) {
+    if (su_grow((void **)&s->items, &s->item_cap, s->item_count, sizeof *s->items) != 0) {
         return ex_nomem(s);
     }
     it = &s->items[s->item_count];
@@ -325,6 +314,17 @@ static int32_t ex_add_item(afd_session *s, size_t sg, int is_log, uint32_t numbe
     return AFD_OK;
 }
 
+/* The names in `dir`, a directory of the store (su_list_dir), or NULL with the message set. */
+static char **ex_list_store_dir(afd_session *s, const char *dir, size_t *count) {
+    char **names = su_list_dir(dir, count);
+    if (names == NULL) {
+        int err = errno;
+        su_fail(&s->base, AFD_E_IO, "cannot list %s: %s; check that agentfd may read the store",
+                dir, su_strerror(&s->base, err));
+    }
+    return names;
+}
+
 static int ex_cmp_logs(const void *a, const void *b) {
     const ex_item *x = a, *y = b;
     if (x->number != y->number) return x->number < y->number ? -1 : 1;
@@ -333,14 +333,9 @@ static int ex_cmp_logs(const void *a, const void *b) {
 
 static int32_t ex_scan_logs(afd_session *s, size_t sg, const char *logs_dir) {
     size_t count, i, first = s->item_count;
-    char **names = su_list_dir(logs_dir, &count);
+    char **names = ex_list_store_dir(s, logs_dir, &count);
     int32_t rc = AFD_OK;
-    if (names == NULL) {
-        int err = errno;
-        return su_fail(&s->base, AFD_E_IO,
-                       "cannot list %s: %s; check that agentfd may read the store", logs_dir,
-                       su_strerror(&s->base, err));
-    }
+    if (names == NULL) return AFD_E_IO;
     for (i = 0; i < count && rc == AFD_OK; i++) {
         char path[SU_PATH_MAX];
         su_stat st;
@@ -370,16 +365,11 @@ static int32_t ex_scan_logs(afd_session *s, size_t sg, const char *logs_dir) {
 
 static int32_t ex_scan_sg(afd_session *s, size_t sg, const char *sg_dir) {
     size_t count, i;
-    char **names = su_list_dir(sg_dir, &count);
+    char **names = ex_list_store_dir(s, sg_dir, &count);
     char logs_dir[SU_PATH_MAX];
     int have_logs = 0;
     int32_t rc = AFD_OK;
-    if (names == NULL) {
-        int err = errno;
-        return su_fail(&s->base, AFD_E_IO,
-                       "cannot list %s: %s; check that agentfd may read the store", sg_dir,
-                       su_strerror(&s->base, err));
-    }
+    if (names == NULL) return AFD_E_IO;
     for (i = 0; i < count && rc == AFD_OK; i++) {
         char path[SU_PATH_MAX];
         su_stat st;
@@ -434,7 +424,7 @@ static int32_t ex_scan_store(afd_session *s) {
                    path);
             continue;
         }
-        if (ex_grow((void **)&s->sgs, &s->sg_cap, s->sg_count, sizeof *s->sgs) != 0) {
+        if (su_grow((void **)&s->sgs, &s->sg_cap, s->sg_count, sizeof *s->sgs) != 0) {
             rc = ex_nomem(s);
             break;
         }
@@ -560,18 +550,12 @@ static void ex_plan(afd_session *s, const ex_ref *refs, size_t ref_count) {
 }
 
 static int32_t AFD_CALL ex_backup_prepare(afd_session *s, afd_backup_params *params) {
-    su_stat st;
     ex_ref *refs = NULL;
     size_t ref_count = 0;
     int32_t rc;
     if (s == NULL) return AFD_E_INVALID;
-    if (s->prepare_called) {
-        return su_fail(&s->base, AFD_E_INVALID, "backup_prepare was already called");
-    }
-    s->prepare_called = 1;
-    if (params == NULL || !AFD_HAS_FIELD(params, afd_backup_params, level)) {
-        return su_fail(&s->base, AFD_E_INVALID, "backup_prepare: missing parameters");
-    }
+    rc = su_backup_prepare_once(&s->base, &s->prepare_called, params);
+    if (rc != AFD_OK) return rc;
     s->level = params->level;
     if (s->level != AFD_LEVEL_FULL && (s->base.abi < 2 || (s->level != AFD_LEVEL_INCREMENTAL &&
                                                            s->level != AFD_LEVEL_DIFFERENTIAL))) {
@@ -579,27 +563,8 @@ static int32_t AFD_CALL ex_backup_prepare(afd_session *s, afd_backup_params *par
                        "backup level %lu is not offered with ABI generation %lu; use a full backup",
                        (unsigned long)params->level, (unsigned long)s->base.abi);
     }
-    s->store = su_option(&s->base, "store");
-    if (s->store == NULL || s->store[0] == '\0') {
-        return su_fail(&s->base, AFD_E_INVALID,
-                       "the job option store is not set; set it to the Exchange store directory "
-                       "(the directory that holds one directory per storage group)");
-    }
-    if (strlen(s->store) >= SU_PATH_MAX - 2 * SU_NAME_MAX - 16) {
-        return su_fail(&s->base, AFD_E_INVALID, "the job option store is too long");
-    }
-    if (su_stat_path(s->store, &st) != 0) {
-        int err = errno;
-        return su_fail(&s->base, AFD_E_INVALID,
-                       "cannot use the store %s: %s; check the job option store", s->store,
-                       su_strerror(&s->base, err));
-    }
-    if (!st.is_dir) {
-        return su_fail(&s->base, AFD_E_INVALID,
-                       "the store %s is not a directory; "
-                       "set the job option store to the Exchange store directory",
-                       s->store);
-    }
+    rc = su_option_dir(&s->base, &ex_store_option, &s->store);
+    if (rc != AFD_OK) return rc;
     rc = ex_load_reference(s, params, &refs, &ref_count);
     if (rc != AFD_OK) return rc;
     rc = ex_scan_store(s);
@@ -637,16 +602,12 @@ static int32_t ex_store_checkpoint(afd_session *s) {
 static int32_t AFD_CALL ex_backup_next_file(afd_session *s, const afd_file **out) {
     int32_t rc;
     if (s == NULL || out == NULL) return AFD_E_INVALID;
-    *out = NULL;
-    if (!s->prepared) {
-        return su_fail(&s->base, AFD_E_INVALID, "backup_next_file before backup_prepare");
+    if (s->done) { /* called again after AFD_DONE (so it was prepared and no file is out) */
+        *out = NULL;
+        return AFD_DONE;
     }
-    if (s->out.active) {
-        return su_fail(&s->base, AFD_E_INVALID, "backup_next_file before backup_end_file of %s",
-                       s->out.path);
-    }
-    if (s->done) return AFD_DONE;
-    rc = su_cancel_point(&s->base, NULL, "listing the Exchange store");
+    rc = su_next_file_begin(&s->base, out, s->prepared, s->out.active, s->out.path,
+                            "listing the Exchange store");
     if (rc != AFD_OK) return rc;
     while (s->cursor < s->item_count) {
         ex_item *it = &s->items[s->cursor++];
@@ -662,17 +623,9 @@ static int32_t AFD_CALL ex_backup_next_file(afd_session *s, const afd_file **out
             su_log(&s->base, AFD_LOG_DEBUG, "%s is excluded by the fileset", s->out.path);
             continue;
         }
-        if (su_stat_path(s->out.fs_path, &st) != 0) {
-            int err = errno;
-            if (err == ENOENT) {
-                su_log(&s->base, AFD_LOG_WARNING, "%s disappeared during the backup; skipping it",
-                       s->out.fs_path);
-                continue;
-            }
-            return su_fail(&s->base, AFD_E_IO,
-                           "cannot stat %s: %s; check that agentfd may read the store",
-                           s->out.fs_path, su_strerror(&s->base, err));
-        }
+        rc = su_stat_to_save(&s->base, s->out.fs_path, "the store", &st);
+        if (rc == SU_GONE) continue;
+        if (rc != AFD_OK) return rc;
         if (!st.is_regular) {
             su_log(&s->base, AFD_LOG_WARNING, "%s is no longer a regular file; skipping it",
                    s->out.fs_path);
@@ -803,38 +756,8 @@ static int32_t AFD_CALL ex_estimate(afd_session *s, afd_estimate *out) {
 /* ------------------------------------------------------------------------------------------- */
 
 static int32_t AFD_CALL ex_restore_prepare(afd_session *s, const afd_restore_params *params) {
-    const char *target = NULL;
-    char *option = NULL;
-    int n;
     if (s == NULL) return AFD_E_INVALID;
-    if (s->restore_ready) {
-        return su_fail(&s->base, AFD_E_INVALID, "restore_prepare was already called");
-    }
-    if (params != NULL && AFD_HAS_FIELD(params, afd_restore_params, target)) {
-        target = params->target;
-    }
-    if (target == NULL || target[0] == '\0') {
-        option = su_option(&s->base, "store");
-        target = option;
-    }
-    if (target == NULL || target[0] == '\0') {
-        free(option);
-        return su_fail(&s->base, AFD_E_INVALID,
-                       "no restore target: give a target directory or set the job option store");
-    }
-    n = snprintf(s->target, sizeof s->target, "%s", target);
-    free(option);
-    if (n < 0 || (size_t)n >= SU_PATH_MAX - 2 * SU_NAME_MAX - 16) {
-        return su_fail(&s->base, AFD_E_INVALID, "the restore target is too long");
-    }
-    if (su_mkdirs(s->target) != 0) {
-        int err = errno;
-        return su_fail(&s->base, AFD_E_IO,
-                       "cannot create the restore target %s: %s; choose another target", s->target,
-                       su_strerror(&s->base, err));
-    }
-    s->restore_ready = 1;
-    return AFD_OK;
+    return su_restore_prepare(&s->base, &s->restore_ready, params, &ex_store_option, s->target);
 }
 
 static int32_t AFD_CALL ex_restore_start_file(afd_session *s, const afd_file *file) {
@@ -845,12 +768,8 @@ static int32_t AFD_CALL ex_restore_start_file(afd_session *s, const afd_file *fi
     uint32_t number = 0;
     int32_t rc;
     if (s == NULL) return AFD_E_INVALID;
-    if (!s->restore_ready) {
-        return su_fail(&s->base, AFD_E_INVALID, "restore_start_file before restore_prepare");
-    }
-    if (file == NULL || !AFD_HAS_FIELD(file, afd_file, streams)) {
-        return su_fail(&s->base, AFD_E_INVALID, "restore_start_file: missing or short afd_file");
-    }
+    rc = su_restore_start_allowed(&s->base, s->restore_ready, file);
+    if (rc != AFD_OK) return rc;
     rest = su_logical_rest(file->path, EX_PREFIX);
     count = rest != NULL ? su_split_path(rest, parts, 3) : -1;
     is_log = count == 3;
@@ -860,11 +779,10 @@ static int32_t AFD_CALL ex_restore_start_file(afd_session *s, const afd_file *fi
                ex_parse_log_name(parts[2], &number)) {
         name = parts[2];
     } else {
-        return su_fail(&s->base, AFD_E_INVALID,
-                       "refusing to restore \"%.300s\": not an Exchange object path "
-                       "(/@exchange/<storage group>/<database>.edb|.stm or "
-                       "/@exchange/<storage group>/logs/E<8 hex digits>.log)",
-                       file->path != NULL ? file->path : "(null)");
+        return su_refuse_path(&s->base, file,
+                              "an Exchange object path "
+                              "(/@exchange/<storage group>/<database>.edb|.stm or "
+                              "/@exchange/<storage group>/logs/E<8 hex digits>.log)");
     }
     if (ex_object_path(final_path, sizeof final_path, s->target, parts[0], is_log, name) != 0) {
         return su_fail(&s->base, AFD_E_INVALID, "restore path too long for %s", file->path);
@@ -886,7 +804,7 @@ static int32_t AFD_CALL ex_restore_write(afd_session *s, uint32_t stream_index, 
 
 static int32_t ex_record_log(afd_session *s) {
     ex_rlog *r;
-    if (ex_grow((void **)&s->rlogs, &s->rlog_cap, s->rlog_count, sizeof *s->rlogs) != 0) {
+    if (su_grow((void **)&s->rlogs, &s->rlog_cap, s->rlog_count, sizeof *s->rlogs) != 0) {
         return su_fail(&s->base, AFD_E_NOMEM, "out of memory");
     }
     r = &s->rlogs[s->rlog_count];
@@ -917,14 +835,10 @@ static int ex_cmp_rlogs(const void *a, const void *b) {
 
 static int32_t AFD_CALL ex_restore_finish(afd_session *s) {
     size_t i;
+    int32_t rc;
     if (s == NULL) return AFD_E_INVALID;
-    if (!s->restore_ready) {
-        return su_fail(&s->base, AFD_E_INVALID, "restore_finish before restore_prepare");
-    }
-    if (s->in.active) {
-        su_file_in_abort(&s->in);
-        return su_fail(&s->base, AFD_E_INVALID, "restore_finish while a file is still open");
-    }
+    rc = su_file_in_finish(&s->base, &s->in, s->restore_ready);
+    if (rc != AFD_OK) return rc;
     qsort(s->rlogs, s->rlog_count, sizeof *s->rlogs, ex_cmp_rlogs);
     for (i = 1; i < s->rlog_count; i++) {
         const ex_rlog *prev = &s->rlogs[i - 1], *cur = &s->rlogs[i];
@@ -945,36 +859,21 @@ static int32_t AFD_CALL ex_restore_finish(afd_session *s) {
 /* entry points                                                                                 */
 /* ------------------------------------------------------------------------------------------- */
 
-static const afd_kv ex_info[] = {
-    {"vendor", "agentfd samples"},
-    {"version", "1.2.0"},
-    {"description", "Exchange-style store: databases and numbered transaction logs, log checkpoint "
-                    "kept as agent state"},
-    {"license", "MIT"},
-};
+/* The self-description and the generation-1 entry points: the same in both tables. */
+#define EX_INFO_AND_GEN1_ENTRY_POINTS                                                              \
+    ex_info, (uint32_t)(sizeof ex_info / sizeof ex_info[0]), 0, /* info, info_count, reserved */   \
+        ex_open, ex_close, su_session_last_error,                                                  \
+        ex_backup_prepare, ex_backup_next_file, ex_backup_start_stream, ex_backup_read,            \
+        ex_backup_end_stream, ex_backup_end_file,                                                  \
+        ex_restore_prepare, ex_restore_start_file, ex_restore_write, ex_restore_end_file,          \
+        ex_restore_finish
 
 /* For a generation-1 host: a table that ends before the generation-2 fields. */
 static const afd_agent_api ex_api_gen1 = {
     offsetof(afd_agent_api, backup_finish),
     AFD_ABI_GEN_1,
     AFD_CAP_BACKUP_FULL | AFD_CAP_RESTORE | AFD_CAP_THREAD_SAFE | AFD_CAP_CANCEL,
-    ex_info,
-    (uint32_t)(sizeof ex_info / sizeof ex_info[0]),
-    0,
-    ex_open,
-    ex_close,
-    ex_last_error,
-    ex_backup_prepare,
-    ex_backup_next_file,
-    ex_backup_start_stream,
-    ex_backup_read,
-    ex_backup_end_stream,
-    ex_backup_end_file,
-    ex_restore_prepare,
-    ex_restore_start_file,
-    ex_restore_write,
-    ex_restore_end_file,
-    ex_restore_finish,
+    EX_INFO_AND_GEN1_ENTRY_POINTS,
 #if AFD_TARGET_ABI >= 2
     NULL, /* beyond struct_size: a generation-1 host never reads these */
     NULL,
@@ -988,23 +887,7 @@ static const afd_agent_api ex_api_gen2 = {
     AFD_CAP_BACKUP_FULL | AFD_CAP_BACKUP_INCREMENTAL | AFD_CAP_BACKUP_DIFFERENTIAL |
         AFD_CAP_RESTORE | AFD_CAP_OWN_STATE | AFD_CAP_ACCURATE | AFD_CAP_THREAD_SAFE |
         AFD_CAP_CANCEL | AFD_CAP_ESTIMATE,
-    ex_info,
-    (uint32_t)(sizeof ex_info / sizeof ex_info[0]),
-    0,
-    ex_open,
-    ex_close,
-    ex_last_error,
-    ex_backup_prepare,
-    ex_backup_next_file,
-    ex_backup_start_stream,
-    ex_backup_read,
-    ex_backup_end_stream,
-    ex_backup_end_file,
-    ex_restore_prepare,
-    ex_restore_start_file,
-    ex_restore_write,
-    ex_restore_end_file,
-    ex_restore_finish,
+    EX_INFO_AND_GEN1_ENTRY_POINTS,
     ex_backup_finish,
     ex_estimate,
 };

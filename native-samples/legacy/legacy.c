@@ -21,8 +21,21 @@
 
 #define LG_PREFIX "/@legacy/"
 
+/* The job option `dir`: the directory whose files are saved, and the default restore target. */
+static const su_dir_option lg_dir_option = {
+    .key = "dir",
+    .label = "dir",
+    .set_it_to = "the directory whose files are saved",
+    .not_a_dir_hint = "check the job option dir",
+    .max_len = SU_PATH_MAX - SU_NAME_MAX - 8, /* room for "/<name>.part" */
+};
+
+/* What the agent says about itself (afd_agent_api.info). */
+static const afd_kv lg_info[] = {SU_SAMPLE_INFO(
+    "0.9.4", "A first-generation agent: flat files of one directory, full backups only")};
+
 struct afd_session {
-    su_base base;
+    su_base base; /* first: see su_session_open() */
 
     /* ---- backup ---- */
     int prepare_called, prepared;
@@ -39,17 +52,7 @@ struct afd_session {
 };
 
 static int32_t AFD_CALL lg_open(const afd_open_params *params, afd_session **out) {
-    afd_session *s;
-    if (out == NULL) return AFD_E_INVALID;
-    *out = NULL;
-    s = calloc(1, sizeof *s);
-    if (s == NULL) return AFD_E_NOMEM;
-    if (su_base_init(&s->base, params) != AFD_OK) {
-        free(s);
-        return AFD_E_INVALID;
-    }
-    *out = s;
-    return AFD_OK;
+    return su_session_open(params, sizeof(afd_session), out);
 }
 
 static void AFD_CALL lg_close(afd_session *s) {
@@ -61,46 +64,15 @@ static void AFD_CALL lg_close(afd_session *s) {
     free(s);
 }
 
-static const char *AFD_CALL lg_last_error(afd_session *s) {
-    return s != NULL ? su_last_error(&s->base) : NULL;
-}
-
 /* ---- backup ---- */
 
 static int32_t AFD_CALL lg_backup_prepare(afd_session *s, afd_backup_params *params) {
-    su_stat st;
+    int32_t rc;
     if (s == NULL) return AFD_E_INVALID;
-    if (s->prepare_called) {
-        return su_fail(&s->base, AFD_E_INVALID, "backup_prepare was already called");
-    }
-    s->prepare_called = 1;
-    if (params == NULL || !AFD_HAS_FIELD(params, afd_backup_params, level)) {
-        return su_fail(&s->base, AFD_E_INVALID, "backup_prepare: missing parameters");
-    }
-    if (params->level != AFD_LEVEL_FULL) {
-        return su_fail(
-            &s->base, AFD_E_UNSUPPORTED,
-            "LegacyFlatFiles makes full backups only (level %lu asked); use a full backup",
-            (unsigned long)params->level);
-    }
-    s->dir = su_option(&s->base, "dir");
-    if (s->dir == NULL || s->dir[0] == '\0') {
-        return su_fail(
-            &s->base, AFD_E_INVALID,
-            "the job option dir is not set; set it to the directory whose files are saved");
-    }
-    if (strlen(s->dir) >= SU_PATH_MAX - SU_NAME_MAX - 8) {
-        return su_fail(&s->base, AFD_E_INVALID, "the job option dir is too long");
-    }
-    if (su_stat_path(s->dir, &st) != 0) {
-        int err = errno;
-        return su_fail(&s->base, AFD_E_INVALID, "cannot use dir %s: %s; check the job option dir",
-                       s->dir, su_strerror(&s->base, err));
-    }
-    if (!st.is_dir) {
-        return su_fail(&s->base, AFD_E_INVALID,
-                       "dir %s is not a directory; check the job option dir", s->dir);
-    }
+    rc = su_backup_prepare_once(&s->base, &s->prepare_called, params);
+    if (rc == AFD_OK) rc = su_full_backup_only(&s->base, params, "LegacyFlatFiles");
+    if (rc == AFD_OK) rc = su_option_dir(&s->base, &lg_dir_option, &s->dir);
+    if (rc != AFD_OK) return rc;
     s->names = su_list_dir(s->dir, &s->name_count);
     if (s->names == NULL) {
         int err = errno;
@@ -114,15 +86,8 @@ static int32_t AFD_CALL lg_backup_prepare(afd_session *s, afd_backup_params *par
 static int32_t AFD_CALL lg_backup_next_file(afd_session *s, const afd_file **out) {
     int32_t rc;
     if (s == NULL || out == NULL) return AFD_E_INVALID;
-    *out = NULL;
-    if (!s->prepared) {
-        return su_fail(&s->base, AFD_E_INVALID, "backup_next_file before backup_prepare");
-    }
-    if (s->out.active) {
-        return su_fail(&s->base, AFD_E_INVALID, "backup_next_file before backup_end_file of %s",
-                       s->out.path);
-    }
-    rc = su_cancel_point(&s->base, NULL, "listing the directory");
+    rc = su_next_file_begin(&s->base, out, s->prepared, s->out.active, s->out.path,
+                            "listing the directory");
     if (rc != AFD_OK) return rc;
     while (s->cursor < s->name_count) {
         const char *name = s->names[s->cursor++];
@@ -131,16 +96,9 @@ static int32_t AFD_CALL lg_backup_next_file(afd_session *s, const afd_file **out
         if (su_join(s->out.fs_path, sizeof s->out.fs_path, s->dir, name) != 0) {
             return su_fail(&s->base, AFD_E_INVALID, "path too long: %s/%s", s->dir, name);
         }
-        if (su_stat_path(s->out.fs_path, &st) != 0) {
-            int err = errno;
-            if (err == ENOENT) {
-                su_log(&s->base, AFD_LOG_WARNING, "%s disappeared during the backup; skipping it",
-                       s->out.fs_path);
-                continue;
-            }
-            return su_fail(&s->base, AFD_E_IO, "cannot stat %s: %s; check that agentfd may read it",
-                           s->out.fs_path, su_strerror(&s->base, err));
-        }
+        rc = su_stat_to_save(&s->base, s->out.fs_path, "it", &st);
+        if (rc == SU_GONE) continue;
+        if (rc != AFD_OK) return rc;
         if (!st.is_regular) {
             su_log(&s->base, AFD_LOG_DEBUG, "ignoring %s: not a regular file", s->out.fs_path);
             continue;
@@ -185,59 +143,22 @@ static int32_t AFD_CALL lg_backup_end_file(afd_session *s) {
 /* ---- restore ---- */
 
 static int32_t AFD_CALL lg_restore_prepare(afd_session *s, const afd_restore_params *params) {
-    const char *target = NULL;
-    char *option = NULL;
-    int n;
     if (s == NULL) return AFD_E_INVALID;
-    if (s->restore_ready) {
-        return su_fail(&s->base, AFD_E_INVALID, "restore_prepare was already called");
-    }
-    if (params != NULL && AFD_HAS_FIELD(params, afd_restore_params, target)) {
-        target = params->target;
-    }
-    if (target == NULL || target[0] == '\0') {
-        option = su_option(&s->base, "dir");
-        target = option;
-    }
-    if (target == NULL || target[0] == '\0') {
-        free(option);
-        return su_fail(&s->base, AFD_E_INVALID,
-                       "no restore target: give a target directory or set the job option dir");
-    }
-    n = snprintf(s->target, sizeof s->target, "%s", target);
-    free(option);
-    if (n < 0 || (size_t)n >= SU_PATH_MAX - SU_NAME_MAX - 8) {
-        return su_fail(&s->base, AFD_E_INVALID, "the restore target is too long");
-    }
-    if (su_mkdirs(s->target) != 0) {
-        int err = errno;
-        return su_fail(&s->base, AFD_E_IO,
-                       "cannot create the restore target %s: %s; choose another target", s->target,
-                       su_strerror(&s->base, err));
-    }
-    s->restore_ready = 1;
-    return AFD_OK;
+    return su_restore_prepare(&s->base, &s->restore_ready, params, &lg_dir_option, s->target);
 }
 
 static int32_t AFD_CALL lg_restore_start_file(afd_session *s, const afd_file *file) {
-    char parts[1][SU_NAME_MAX + 1];
     char final_path[SU_PATH_MAX];
-    const char *rest;
+    const char *name;
+    int32_t rc;
     if (s == NULL) return AFD_E_INVALID;
-    if (!s->restore_ready) {
-        return su_fail(&s->base, AFD_E_INVALID, "restore_start_file before restore_prepare");
+    rc = su_restore_start_allowed(&s->base, s->restore_ready, file);
+    if (rc != AFD_OK) return rc;
+    name = su_logical_rest(file->path, LG_PREFIX); /* only valid names below the prefix */
+    if (name == NULL || strchr(name, '/') != NULL) { /* ... and exactly one */
+        return su_refuse_path(&s->base, file, "a LegacyFlatFiles path (/@legacy/<name>)");
     }
-    if (file == NULL || !AFD_HAS_FIELD(file, afd_file, streams)) {
-        return su_fail(&s->base, AFD_E_INVALID, "restore_start_file: missing or short afd_file");
-    }
-    rest = su_logical_rest(file->path, LG_PREFIX);
-    if (rest == NULL || su_split_path(rest, parts, 1) != 1) {
-        return su_fail(
-            &s->base, AFD_E_INVALID,
-            "refusing to restore \"%.300s\": not a LegacyFlatFiles path (/@legacy/<name>)",
-            file->path != NULL ? file->path : "(null)");
-    }
-    if (su_join(final_path, sizeof final_path, s->target, parts[0]) != 0) {
+    if (su_join(final_path, sizeof final_path, s->target, name) != 0) {
         return su_fail(&s->base, AFD_E_INVALID, "restore path too long for %s", file->path);
     }
     return su_file_in_start(&s->base, &s->in, file, final_path);
@@ -260,27 +181,16 @@ static int32_t AFD_CALL lg_restore_end_file(afd_session *s, int32_t status) {
 }
 
 static int32_t AFD_CALL lg_restore_finish(afd_session *s) {
+    int32_t rc;
     if (s == NULL) return AFD_E_INVALID;
-    if (!s->restore_ready) {
-        return su_fail(&s->base, AFD_E_INVALID, "restore_finish before restore_prepare");
-    }
-    if (s->in.active) {
-        su_file_in_abort(&s->in);
-        return su_fail(&s->base, AFD_E_INVALID, "restore_finish while a file is still open");
-    }
+    rc = su_file_in_finish(&s->base, &s->in, s->restore_ready);
+    if (rc != AFD_OK) return rc;
     su_log(&s->base, AFD_LOG_INFO, "restored %lu files to %s", (unsigned long)s->restored,
            s->target);
     return AFD_OK;
 }
 
 /* ---- entry points ---- */
-
-static const afd_kv lg_info[] = {
-    {"vendor", "agentfd samples"},
-    {"version", "0.9.4"},
-    {"description", "A first-generation agent: flat files of one directory, full backups only"},
-    {"license", "MIT"},
-};
 
 /* Compiled against generation 1: sizeof(afd_agent_api) is the generation-1 size. */
 static const afd_agent_api lg_api = {
@@ -292,7 +202,7 @@ static const afd_agent_api lg_api = {
     0,
     lg_open,
     lg_close,
-    lg_last_error,
+    su_session_last_error,
     lg_backup_prepare,
     lg_backup_next_file,
     lg_backup_start_stream,
@@ -306,15 +216,11 @@ static const afd_agent_api lg_api = {
     lg_restore_finish,
 };
 
-static const afd_agent_api *lg_table_for(uint32_t generation) {
-    return generation == AFD_ABI_GEN_1 ? &lg_api : NULL;
-}
-
 AFD_EXPORT const char *AFD_CALL Name(void) {
     return "LegacyFlatFiles";
 }
 
 AFD_EXPORT int32_t AFD_CALL afd_negotiate(const afd_negotiate_request *request,
                                           afd_negotiate_reply *reply) {
-    return su_negotiate(request, reply, AFD_ABI_GEN_1, AFD_ABI_GEN_1, lg_table_for);
+    return su_negotiate_single(request, reply, &lg_api); /* generation 1 only */
 }

@@ -64,6 +64,20 @@
 #define MS_FORMAT_VERSION 1u
 #define MS_DEFAULT_INSTANCE "MSSQLSERVER"
 #define MS_OBJECT_MODE 0640u
+
+/* The job option `data_dir`: the directory of the databases, and the default restore target. */
+static const su_dir_option ms_data_dir_option = {
+    .key = "data_dir",
+    .label = "data_dir",
+    .set_it_to = "the directory that holds one subdirectory per database",
+    .not_a_dir_hint = "set it to the directory that holds the databases",
+    .max_len = SU_PATH_MAX - 2 * SU_NAME_MAX - 16, /* room for "/<db>/<file>.part" */
+};
+
+/* What the agent says about itself (afd_agent_api.info). */
+static const afd_kv ms_info[] = {SU_SAMPLE_INFO(
+    "2.0.1", "SQL Server-style databases, one self-contained .bak stream per database")};
+
 /* The header is the largest staged piece: 8+4+4+8 + 2+name + 2+name. */
 #define MS_STAGE_CAP (8 + 4 + 4 + 8 + 2 + SU_NAME_MAX + 2 + SU_NAME_MAX)
 
@@ -198,7 +212,7 @@ enum {
 };
 
 struct afd_session {
-    su_base base;
+    su_base base; /* first: see su_session_open() */
 
     /* ---- backup ---- */
     int prepare_called, prepared;
@@ -265,17 +279,7 @@ static void ms_discard_restore(afd_session *s) {
 }
 
 static int32_t AFD_CALL ms_open(const afd_open_params *params, afd_session **out) {
-    afd_session *s;
-    if (out == NULL) return AFD_E_INVALID;
-    *out = NULL;
-    s = calloc(1, sizeof *s);
-    if (s == NULL) return AFD_E_NOMEM;
-    if (su_base_init(&s->base, params) != AFD_OK) {
-        free(s);
-        return AFD_E_INVALID;
-    }
-    *out = s;
-    return AFD_OK;
+    return su_session_open(params, sizeof(afd_session), out);
 }
 
 static void AFD_CALL ms_close(afd_session *s) {
@@ -291,22 +295,6 @@ static void AFD_CALL ms_close(afd_session *s) {
     free(s);
 }
 
-static const char *AFD_CALL ms_last_error(afd_session *s) {
-    return s != NULL ? su_last_error(&s->base) : NULL;
-}
-
-static int ms_grow(void **array, size_t *cap, size_t count, size_t elem) {
-    void *bigger;
-    size_t grown;
-    if (count < *cap) return 0;
-    grown = *cap ? *cap * 2 : 8;
-    bigger = realloc(*array, grown * elem);
-    if (bigger == NULL) return -1;
-    *array = bigger;
-    *cap = grown;
-    return 0;
-}
-
 /* ------------------------------------------------------------------------------------------- */
 /* backup                                                                                       */
 /* ------------------------------------------------------------------------------------------- */
@@ -315,20 +303,11 @@ static int32_t AFD_CALL ms_backup_prepare(afd_session *s, afd_backup_params *par
     su_stat st;
     size_t count, i, kept = 0;
     char **names;
+    int32_t rc;
     if (s == NULL) return AFD_E_INVALID;
-    if (s->prepare_called) {
-        return su_fail(&s->base, AFD_E_INVALID, "backup_prepare was already called");
-    }
-    s->prepare_called = 1;
-    if (params == NULL || !AFD_HAS_FIELD(params, afd_backup_params, level)) {
-        return su_fail(&s->base, AFD_E_INVALID, "backup_prepare: missing parameters");
-    }
-    if (params->level != AFD_LEVEL_FULL) {
-        return su_fail(
-            &s->base, AFD_E_UNSUPPORTED,
-            "the MSSQL sample agent makes full backups only (level %lu asked); use a full backup",
-            (unsigned long)params->level);
-    }
+    rc = su_backup_prepare_once(&s->base, &s->prepare_called, params);
+    if (rc == AFD_OK) rc = su_full_backup_only(&s->base, params, "the MSSQL sample agent");
+    if (rc != AFD_OK) return rc;
     s->created_ns = 0;
     if (AFD_HAS_FIELD(params, afd_backup_params, job_start_ns)) {
         s->created_ns = params->job_start_ns;
@@ -345,27 +324,8 @@ static int32_t AFD_CALL ms_backup_prepare(afd_session *s, afd_backup_params *par
             "no '/', '\\', ':' or control characters); fix the job option",
             s->instance, SU_NAME_MAX);
     }
-    s->data_dir = su_option(&s->base, "data_dir");
-    if (s->data_dir == NULL || s->data_dir[0] == '\0') {
-        return su_fail(&s->base, AFD_E_INVALID,
-                       "the job option data_dir is not set; set it to the directory that holds one "
-                       "subdirectory per database");
-    }
-    if (strlen(s->data_dir) >= SU_PATH_MAX - 2 * SU_NAME_MAX - 16) {
-        return su_fail(&s->base, AFD_E_INVALID, "the job option data_dir is too long");
-    }
-    if (su_stat_path(s->data_dir, &st) != 0) {
-        int err = errno;
-        return su_fail(&s->base, AFD_E_INVALID,
-                       "cannot use data_dir %s: %s; check the job option data_dir", s->data_dir,
-                       su_strerror(&s->base, err));
-    }
-    if (!st.is_dir) {
-        return su_fail(
-            &s->base, AFD_E_INVALID,
-            "data_dir %s is not a directory; set it to the directory that holds the databases",
-            s->data_dir);
-    }
+    rc = su_option_dir(&s->base, &ms_data_dir_option, &s->data_dir);
+    if (rc != AFD_OK) return rc;
     names = su_list_dir(s->data_dir, &count);
     if (names == NULL) {
         int err = errno;
@@ -451,7 +411,7 @@ static int32_t ms_scan_db(afd_session *s, const char *db, const char *dir) {
                 path);
             break;
         }
-        if (ms_grow((void **)&s->files, &s->file_cap, s->file_count, sizeof *s->files) != 0) {
+        if (su_grow((void **)&s->files, &s->file_cap, s->file_count, sizeof *s->files) != 0) {
             rc = su_fail(&s->base, AFD_E_NOMEM, "out of memory");
             break;
         }
@@ -476,15 +436,8 @@ static int32_t ms_scan_db(afd_session *s, const char *db, const char *dir) {
 static int32_t AFD_CALL ms_backup_next_file(afd_session *s, const afd_file **out) {
     int32_t rc;
     if (s == NULL || out == NULL) return AFD_E_INVALID;
-    *out = NULL;
-    if (!s->prepared) {
-        return su_fail(&s->base, AFD_E_INVALID, "backup_next_file before backup_prepare");
-    }
-    if (s->file_active) {
-        return su_fail(&s->base, AFD_E_INVALID, "backup_next_file before backup_end_file of %s",
-                       s->cur_path);
-    }
-    rc = su_cancel_point(&s->base, NULL, "listing the databases");
+    rc = su_next_file_begin(&s->base, out, s->prepared, s->file_active, s->cur_path,
+                            "listing the databases");
     if (rc != AFD_OK) return rc;
     while (s->cursor < s->db_count) {
         const char *db = s->dbs[s->cursor++];
@@ -689,39 +642,18 @@ static int32_t AFD_CALL ms_backup_end_file(afd_session *s) {
 /* restore                                                                                      */
 /* ------------------------------------------------------------------------------------------- */
 
-static int32_t AFD_CALL ms_restore_prepare(afd_session *s, const afd_restore_params *params) {
-    const char *target = NULL;
-    char *option = NULL;
-    int n;
-    if (s == NULL) return AFD_E_INVALID;
-    if (s->restore_ready) {
-        return su_fail(&s->base, AFD_E_INVALID, "restore_prepare was already called");
-    }
-    if (params != NULL && AFD_HAS_FIELD(params, afd_restore_params, target)) {
-        target = params->target;
-    }
-    if (target == NULL || target[0] == '\0') {
-        option = su_option(&s->base, "data_dir");
-        target = option;
-    }
-    if (target == NULL || target[0] == '\0') {
-        free(option);
-        return su_fail(&s->base, AFD_E_INVALID,
-                       "no restore target: give a target directory or set the job option data_dir");
-    }
-    n = snprintf(s->target, sizeof s->target, "%s", target);
-    free(option);
-    if (n < 0 || (size_t)n >= SU_PATH_MAX - 2 * SU_NAME_MAX - 16) {
-        return su_fail(&s->base, AFD_E_INVALID, "the restore target is too long");
-    }
-    if (su_mkdirs(s->target) != 0) {
-        int err = errno;
-        return su_fail(&s->base, AFD_E_IO,
-                       "cannot create the restore target %s: %s; choose another target", s->target,
-                       su_strerror(&s->base, err));
-    }
-    s->restore_ready = 1;
+/* The .bak parser: the next field is `need` bytes of `state`. Returns AFD_OK (for
+ * `return ms_expect(...);`). */
+static int32_t ms_expect(afd_session *s, int state, size_t need) {
+    s->ps = state;
+    s->need = need;
+    s->have = 0;
     return AFD_OK;
+}
+
+static int32_t AFD_CALL ms_restore_prepare(afd_session *s, const afd_restore_params *params) {
+    if (s == NULL) return AFD_E_INVALID;
+    return su_restore_prepare(&s->base, &s->restore_ready, params, &ms_data_dir_option, s->target);
 }
 
 static int32_t AFD_CALL ms_restore_start_file(afd_session *s, const afd_file *file) {
@@ -729,24 +661,19 @@ static int32_t AFD_CALL ms_restore_start_file(afd_session *s, const afd_file *fi
     const char *rest;
     size_t len;
     int count;
+    int32_t rc;
     if (s == NULL) return AFD_E_INVALID;
-    if (!s->restore_ready) {
-        return su_fail(&s->base, AFD_E_INVALID, "restore_start_file before restore_prepare");
-    }
-    if (s->rs_active) {
+    if (s->rs_active) { /* (a database is only ever open after restore_prepare) */
         return su_fail(&s->base, AFD_E_INVALID, "restore_start_file before restore_end_file");
     }
-    if (file == NULL || !AFD_HAS_FIELD(file, afd_file, streams)) {
-        return su_fail(&s->base, AFD_E_INVALID, "restore_start_file: missing or short afd_file");
-    }
+    rc = su_restore_start_allowed(&s->base, s->restore_ready, file);
+    if (rc != AFD_OK) return rc;
     rest = su_logical_rest(file->path, MS_PREFIX);
     count = rest != NULL ? su_split_path(rest, parts, 2) : -1;
     len = count == 2 ? strlen(parts[1]) : 0;
     if (count != 2 || len <= 4 || !su_has_suffix(parts[1], ".bak")) {
-        return su_fail(&s->base, AFD_E_INVALID,
-                       "refusing to restore \"%.300s\": not an MSSQL object path "
-                       "(/@mssql/<instance>/<database>.bak)",
-                       file->path != NULL ? file->path : "(null)");
+        return su_refuse_path(&s->base, file,
+                              "an MSSQL object path (/@mssql/<instance>/<database>.bak)");
     }
     parts[1][len - 4] = '\0';
     if (!su_valid_name(parts[1])) {
@@ -757,9 +684,7 @@ static int32_t AFD_CALL ms_restore_start_file(afd_session *s, const afd_file *fi
     if (su_join(s->rs_dir, sizeof s->rs_dir, s->target, s->rs_db) != 0) {
         return su_fail(&s->base, AFD_E_INVALID, "restore path too long for %s", file->path);
     }
-    s->ps = P_MAGIC;
-    s->need = 8;
-    s->have = 0;
+    ms_expect(s, P_MAGIC, 8);
     s->pcrc = MS_CRC_INIT;
     s->count = s->files_done = 0;
     s->rs_failed = 0;
@@ -803,18 +728,12 @@ static int32_t ms_corrupt(afd_session *s, const char *detail) {
     return AFD_OK;
 }
 
-static void ms_expect(afd_session *s, int state, size_t need) {
-    s->ps = state;
-    s->need = need;
-    s->have = 0;
-}
-
 /* The current file's content is complete: close it and keep it for the rename. */
 static int32_t ms_file_done(afd_session *s) {
     int32_t rc = su_part_close(&s->base, &s->cur);
     ms_pending *p;
     if (rc != AFD_OK) return ms_fail_restore(s, rc);
-    if (ms_grow((void **)&s->pending, &s->pending_cap, s->pending_count, sizeof *s->pending) != 0) {
+    if (su_grow((void **)&s->pending, &s->pending_cap, s->pending_count, sizeof *s->pending) != 0) {
         su_fail(&s->base, AFD_E_NOMEM, "out of memory");
         return ms_fail_restore(s, AFD_E_NOMEM);
     }
@@ -823,12 +742,8 @@ static int32_t ms_file_done(afd_session *s) {
     p->mtime_ns = s->f_mtime;
     s->cur.part_path[0] = '\0'; /* owned by the pending entry now */
     s->files_done++;
-    if (s->files_done < s->count) {
-        ms_expect(s, P_FILE_NAME_LEN, 2);
-    } else {
-        ms_expect(s, P_TRAILER_MAGIC, 8);
-    }
-    return AFD_OK;
+    if (s->files_done < s->count) return ms_expect(s, P_FILE_NAME_LEN, 2);
+    return ms_expect(s, P_TRAILER_MAGIC, 8);
 }
 
 /* A name field is complete in s->fld: validate it and copy it out as a string. */
@@ -839,6 +754,14 @@ static int ms_take_name(afd_session *s, char *out) {
     return 1;
 }
 
+/* An 8-byte magic field is complete: unless it is `magic` the stream is corrupt (`detail`),
+ * else the next field is `need` bytes of `next`. */
+static int32_t ms_magic_done(afd_session *s, const char *magic, const char *detail, int next,
+                             size_t need) {
+    if (memcmp(s->fld, magic, 8) != 0) return ms_corrupt(s, detail);
+    return ms_expect(s, next, need);
+}
+
 static int32_t ms_field_done(afd_session *s) {
     char name[SU_NAME_MAX + 1], detail[SU_NAME_MAX + 200], final_path[SU_PATH_MAX];
     uint32_t len;
@@ -846,11 +769,7 @@ static int32_t ms_field_done(afd_session *s) {
     int32_t rc;
     switch (s->ps) {
     case P_MAGIC:
-        if (memcmp(s->fld, MS_MAGIC, 8) != 0) {
-            return ms_corrupt(s, "it does not start with AFDBAK01");
-        }
-        ms_expect(s, P_VERSION, 4);
-        return AFD_OK;
+        return ms_magic_done(s, MS_MAGIC, "it does not start with AFDBAK01", P_VERSION, 4);
     case P_VERSION:
         if (ms_get_u32(s->fld) != MS_FORMAT_VERSION) {
             snprintf(detail, sizeof detail,
@@ -858,13 +777,11 @@ static int32_t ms_field_done(afd_session *s) {
                      (unsigned long)ms_get_u32(s->fld));
             return ms_corrupt(s, detail);
         }
-        ms_expect(s, P_COUNT, 4);
-        return AFD_OK;
+        return ms_expect(s, P_COUNT, 4);
     case P_COUNT:
         s->count = ms_get_u32(s->fld);
-        ms_expect(s, P_CREATED, 8);
-        return AFD_OK;
-    case P_CREATED: ms_expect(s, P_DB_LEN, 2); return AFD_OK;
+        return ms_expect(s, P_CREATED, 8);
+    case P_CREATED: return ms_expect(s, P_DB_LEN, 2);
     case P_DB_LEN:
     case P_INST_LEN:
     case P_FILE_NAME_LEN:
@@ -873,24 +790,18 @@ static int32_t ms_field_done(afd_session *s) {
             snprintf(detail, sizeof detail, "a name length of %lu bytes", (unsigned long)len);
             return ms_corrupt(s, detail);
         }
-        ms_expect(s, s->ps + 1, len);
-        return AFD_OK;
+        return ms_expect(s, s->ps + 1, len);
     case P_DB_NAME:
         if (!ms_take_name(s, name)) return ms_corrupt(s, "the database name is invalid");
         if (strcmp(name, s->rs_db) != 0) {
             su_log(&s->base, AFD_LOG_INFO, "the backup of database %s is restored as %s", name,
                    s->rs_db);
         }
-        ms_expect(s, P_INST_LEN, 2);
-        return AFD_OK;
+        return ms_expect(s, P_INST_LEN, 2);
     case P_INST_NAME:
         if (!ms_take_name(s, name)) return ms_corrupt(s, "the instance name is invalid");
-        if (s->count > 0) {
-            ms_expect(s, P_FILE_NAME_LEN, 2);
-        } else {
-            ms_expect(s, P_TRAILER_MAGIC, 8);
-        }
-        return AFD_OK;
+        if (s->count > 0) return ms_expect(s, P_FILE_NAME_LEN, 2);
+        return ms_expect(s, P_TRAILER_MAGIC, 8);
     case P_FILE_NAME:
         if (!ms_take_name(s, name)) {
             snprintf(detail, sizeof detail, "the name of file %lu is invalid",
@@ -908,30 +819,24 @@ static int32_t ms_field_done(afd_session *s) {
             }
         }
         memcpy(s->cur.final_path, final_path, sizeof final_path);
-        ms_expect(s, P_FILE_MODE, 4);
-        return AFD_OK;
+        return ms_expect(s, P_FILE_MODE, 4);
     case P_FILE_MODE:
         s->f_mode = ms_get_u32(s->fld);
-        ms_expect(s, P_FILE_MTIME, 8);
-        return AFD_OK;
+        return ms_expect(s, P_FILE_MTIME, 8);
     case P_FILE_MTIME:
         s->f_mtime = (int64_t)ms_get_u64(s->fld);
-        ms_expect(s, P_FILE_SIZE, 8);
-        return AFD_OK;
+        return ms_expect(s, P_FILE_SIZE, 8);
     case P_FILE_SIZE:
         s->f_left = ms_get_u64(s->fld);
         memcpy(final_path, s->cur.final_path, sizeof final_path);
         rc = su_part_open(&s->base, &s->cur, final_path);
         if (rc != AFD_OK) return ms_fail_restore(s, rc);
         if (s->f_left == 0) return ms_file_done(s);
-        ms_expect(s, P_FILE_DATA, 0);
-        return AFD_OK;
+        return ms_expect(s, P_FILE_DATA, 0);
     case P_TRAILER_MAGIC:
-        if (memcmp(s->fld, MS_TRAILER_MAGIC, 8) != 0) {
-            return ms_corrupt(s, "the trailer magic AFDBAKZZ is missing after the last file");
-        }
-        ms_expect(s, P_TRAILER_CRC, 4);
-        return AFD_OK;
+        return ms_magic_done(s, MS_TRAILER_MAGIC,
+                             "the trailer magic AFDBAKZZ is missing after the last file",
+                             P_TRAILER_CRC, 4);
     case P_TRAILER_CRC:
         if (ms_get_u32(s->fld) != MS_CRC_FINAL(s->pcrc)) {
             snprintf(detail, sizeof detail,
@@ -939,8 +844,7 @@ static int32_t ms_field_done(afd_session *s) {
                      (unsigned long)ms_get_u32(s->fld), (unsigned long)MS_CRC_FINAL(s->pcrc));
             return ms_corrupt(s, detail);
         }
-        ms_expect(s, P_END, 0);
-        return AFD_OK;
+        return ms_expect(s, P_END, 0);
     default: return ms_corrupt(s, "internal parser state");
     }
 }
@@ -1080,13 +984,6 @@ static int32_t AFD_CALL ms_restore_finish(afd_session *s) {
 /* entry points                                                                                 */
 /* ------------------------------------------------------------------------------------------- */
 
-static const afd_kv ms_info[] = {
-    {"vendor", "agentfd samples"},
-    {"version", "2.0.1"},
-    {"description", "SQL Server-style databases, one self-contained .bak stream per database"},
-    {"license", "MIT"},
-};
-
 static const afd_agent_api ms_api = {
     sizeof(afd_agent_api),
     AFD_ABI_GEN_2,
@@ -1097,7 +994,7 @@ static const afd_agent_api ms_api = {
     0,
     ms_open,
     ms_close,
-    ms_last_error,
+    su_session_last_error,
     ms_backup_prepare,
     ms_backup_next_file,
     ms_backup_start_stream,
@@ -1113,15 +1010,11 @@ static const afd_agent_api ms_api = {
     NULL, /* estimate: not offered */
 };
 
-static const afd_agent_api *ms_table_for(uint32_t generation) {
-    return generation == AFD_ABI_GEN_2 ? &ms_api : NULL;
-}
-
 AFD_EXPORT const char *AFD_CALL Name(void) {
     return "MSSQL";
 }
 
 AFD_EXPORT int32_t AFD_CALL afd_negotiate(const afd_negotiate_request *request,
                                           afd_negotiate_reply *reply) {
-    return su_negotiate(request, reply, AFD_ABI_GEN_2, AFD_ABI_GEN_2, ms_table_for);
+    return su_negotiate_single(request, reply, &ms_api); /* generation 2 only */
 }

@@ -1,6 +1,7 @@
 /**
  * The daemon's side of an agent host process: starting it, one request at a time, streaming a
- * stream's DATA frames under credit, and noticing when it dies or stops answering.
+ * stream's DATA frames (reading the pipe only while few frames wait, which is the flow control),
+ * cancelling, and noticing when the host dies or stops answering.
  *
  * Any end of the host other than our own CLOSE (a signal, an exit code, a broken pipe) and any
  * call that outlasts its timeout (the host is then killed) becomes an AgentHostError that names the
@@ -8,7 +9,9 @@
  * printed (abort() and C++ runtimes explain themselves on stderr).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +50,9 @@ function hostScript(): string {
   return script;
 }
 
+/** DATA frames read ahead of the consumer before the pipe is paused: the pipe's share of bounded memory. */
+const INBOX_LIMIT = 4;
+
 type Waiter = { accept: readonly number[]; resolve: (frame: DecodedFrame) => void; reject: (error: Error) => void };
 
 export class AgentHost {
@@ -55,8 +61,10 @@ export class AgentHost {
   private readonly pipe: Duplex;
   private readonly reader = new FrameReader();
   private waiter: Waiter | null = null;
-  /** Frames that arrived with no waiter (DATA under credit, STATE), consumed in order. */
+  /** Frames that arrived with no waiter (DATA ahead of the consumer, STATE), consumed in order. */
   private readonly inbox: DecodedFrame[] = [];
+  /** The host checks for this file in is_cancelled(); creating it is how a cancel reaches the agent. */
+  readonly cancelFile = path.join(os.tmpdir(), `agentfd-cancel-${process.pid}-${randomBytes(8).toString('hex')}`);
   private failure: Error | null = null;
   private call = 'startup';
   private stderr = '';
@@ -74,7 +82,9 @@ export class AgentHost {
     this.pipe.on('data', (chunk: Buffer) => this.receive(chunk));
     this.pipe.on('error', () => undefined); // the exit handler reports it
     this.exited = new Promise((resolve) => {
-      this.child.on('exit', (code, signal) => {
+      // 'close', not 'exit': it comes after the pipes are drained, so the last CALL frame the
+      // host wrote before it died has been read and the report names the right call.
+      this.child.on('close', (code, signal) => {
         this.stopTimer();
         if (!this.closing) this.fail(this.crashError(code, signal));
         resolve();
@@ -159,6 +169,8 @@ export class AgentHost {
         } else waiter.resolve(frame);
       } else this.inbox.push(frame);
     }
+    // Flow control: stop reading while the consumer is behind; the pipe fills and the host waits.
+    if (this.inbox.length >= INBOX_LIMIT) this.pipe.pause();
   }
 
   private send(frames: Buffer[]): void {
@@ -171,6 +183,7 @@ export class AgentHost {
     const index = this.inbox.findIndex((f) => accept.includes(f.type) || f.type === Frame.ERROR);
     if (index >= 0) {
       const [frame] = this.inbox.splice(index, 1);
+      if (this.inbox.length < INBOX_LIMIT) this.pipe.resume();
       if (frame!.type === Frame.ERROR) {
         const e = parseJson<{ code: string; message: string }>(frame!.payload);
         return Promise.reject(new AgentfdError(e.code, e.message));
@@ -190,14 +203,14 @@ export class AgentHost {
     return this.next(accept);
   }
 
-  /** Send a frame that has no answer (CREDIT, CANCEL, READ_STREAM's data follows). */
+  /** Send a frame whose answer is read with next() (NEXT_FILE, READ_STREAM). */
   post(frames: Buffer[]): void {
     if (!this.failure) this.send(frames);
   }
 
   /** Ask the agent to stop (is_cancelled), and kill the host if it has not ended in time. */
   cancel(): void {
-    this.post(encodeFrame(Frame.CANCEL));
+    writeFileSync(this.cancelFile, 'cancelled\n');
     const grace = setTimeout(() => {
       this.fail(new AgentfdError('E_CANCELLED', `agent "${this.settings.agent}" did not stop within ${this.settings.cancelGraceMs / 1000} s of the cancel; its host process was killed`));
       this.child.kill('SIGKILL');
@@ -210,8 +223,11 @@ export class AgentHost {
   async close(): Promise<void> {
     this.closing = true;
     this.stopTimer();
+    rmSync(this.cancelFile, { force: true });
+    this.pipe.resume();
     if (this.child.exitCode === null && this.child.signalCode === null) {
       this.send(encodeFrame(Frame.CLOSE));
+      this.pipe.end(); // EOF lets the host's reader thread, and so the host, finish
       const kill = setTimeout(() => this.child.kill('SIGKILL'), 5000);
       await this.exited;
       clearTimeout(kill);

@@ -4,10 +4,14 @@
  * Whatever the agent does (a segfault, abort(), exit(), an escaping C++ exception, an endless
  * loop), it does it here: the daemon sees the process end or stop answering, and goes on.
  *
- * Agent calls run on the thread pool (offThread), so this process keeps reading its pipe during a
- * long call: a CANCEL reaches the agent's is_cancelled() while it works, and CREDIT grants arrive
- * while data is being read.
+ * The agent is called synchronously on this one thread: an agent's exit() is then a plain exit
+ * with its code (from a worker thread it would tear Node down with SIGABRT or SIGSEGV), and small
+ * calls cost nanoseconds instead of a thread-pool round trip. While a call runs nothing reads the
+ * pipe, so a cancel arrives by a file the daemon creates (is_cancelled() looks for it), and data
+ * frames are written with blocking writes: when the daemon stops reading, the pipe fills and the
+ * host, and so the agent, wait. That is the flow control.
  */
+import { existsSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { loadNativeAgent, type NativeAgentLibrary } from '../agents/native/library.js';
 import { NativeAgentSession, type SessionOptions } from '../agents/native/session.js';
@@ -21,6 +25,8 @@ import { Frame, FrameReader, encodeFrame, jsonFrame, parseJson, type DecodedFram
 const READ_SIZE = 1024 * 1024;
 
 export interface JobContextMessage {
+  /** A file whose existence means the job was cancelled. */
+  cancelFile: string;
   jobName: string;
   jobId: number;
   options: Record<string, string>;
@@ -43,16 +49,25 @@ export interface RestoreOpenMessage extends JobContextMessage {
 /** A file as it crosses the pipe (bigint as a string). */
 export type WireFile = Omit<AgentFileInfo, 'mtimeNs'> & { mtimeNs: string };
 
-const pipe = new net.Socket({ fd: 3, readable: true, writable: true });
+const PIPE_FD = 3;
+const pause = new Int32Array(new SharedArrayBuffer(4));
 let library: NativeAgentLibrary | null = null;
 let session: NativeAgentSession | null = null;
-let cancelled = false;
-let credit = 0;
-let wakePump: (() => void) | null = null;
 let current = 'startup';
 
+function writeAll(bytes: Buffer): void {
+  for (let offset = 0; offset < bytes.length; ) {
+    try {
+      offset += writeSync(PIPE_FD, bytes, offset);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+      Atomics.wait(pause, 0, 0, 1); // the pipe is full: the daemon is reading, wait for room
+    }
+  }
+}
+
 function send(frames: Buffer[]): void {
-  for (const f of frames) pipe.write(f);
+  for (const f of frames) if (f.length > 0) writeAll(f);
 }
 
 function sessionOptions(context: JobContextMessage, referenceState: Uint8Array | null): SessionOptions {
@@ -62,9 +77,9 @@ function sessionOptions(context: JobContextMessage, referenceState: Uint8Array |
     options: context.options,
     filesetCheck: buildFileset(context.fileset.include, context.fileset.exclude),
     log: (level, message) => send(jsonFrame(Frame.LOG, { level, message })),
-    isCancelled: () => cancelled,
+    isCancelled: () => existsSync(context.cancelFile),
     referenceState,
-    offThread: true,
+    offThread: false,
     onCall: (entry) => {
       current = entry;
       send(jsonFrame(Frame.CALL, { call: entry }));
@@ -77,17 +92,15 @@ function need<T>(value: T | null, what: string): T {
   return value;
 }
 
-/** Stream one agent stream as DATA frames while the daemon grants credit. */
+/** Stream one agent stream as DATA frames, at the pace the daemon reads them. */
 async function pump(index: number): Promise<void> {
   const s = need(session, 'a backup was opened');
   await s.startStream(index);
+  const buffer = Buffer.allocUnsafe(READ_SIZE); // written out before the next read: reusable
   for (;;) {
-    while (credit <= 0) await new Promise<void>((resolve) => (wakePump = resolve));
-    const buffer = Buffer.allocUnsafe(READ_SIZE);
     const n = await s.read(buffer);
     if (n === 0) break;
-    credit--;
-    send(encodeFrame(Frame.DATA, buffer.subarray(0, n)));
+    send(encodeFrame(Frame.DATA, buffer.subarray(0, n))); // blocks while the daemon is not reading
   }
   await s.endStream();
   send(encodeFrame(Frame.STREAM_END));
@@ -118,8 +131,7 @@ async function handle(frame: DecodedFrame): Promise<void> {
       return;
     }
     case Frame.READ_STREAM: {
-      const { index, credit: initial } = parseJson<{ index: number; credit: number }>(frame.payload);
-      credit = initial;
+      const { index } = parseJson<{ index: number }>(frame.payload);
       await pump(index);
       return;
     }
@@ -165,14 +177,13 @@ async function handle(frame: DecodedFrame): Promise<void> {
       session = null;
       library?.unload();
       library = null;
-      pipe.end(() => process.exit(0));
-      return;
+      process.exit(0);
     default:
       throw new AgentfdError('E_HOST_PROTOCOL', `the agent host got an unknown frame type ${frame.type}`);
   }
 }
 
-// Requests are handled one at a time, in order; CANCEL and CREDIT act at once, even during a call.
+// Requests are handled one at a time, in order.
 const queue: DecodedFrame[] = [];
 let busy = false;
 async function drain(): Promise<void> {
@@ -190,16 +201,10 @@ async function drain(): Promise<void> {
   busy = false;
 }
 
+const pipe = new net.Socket({ fd: PIPE_FD, readable: true, writable: false });
 const reader = new FrameReader();
 pipe.on('data', (chunk: Buffer) => {
-  for (const frame of reader.push(chunk)) {
-    if (frame.type === Frame.CANCEL) cancelled = true;
-    else if (frame.type === Frame.CREDIT) {
-      credit += parseJson<{ n: number }>(frame.payload).n;
-      wakePump?.();
-      wakePump = null;
-    } else queue.push(frame);
-  }
+  queue.push(...reader.push(chunk));
   void drain();
 });
 // The daemon went away: nothing is left to serve.

@@ -13,9 +13,6 @@ import { Frame, encodeFrame, jsonFrame, parseJson } from './protocol.js';
 import { AgentHost, type HostSettings } from './host-client.js';
 import type { BackupOpenMessage, RestoreOpenMessage, WireFile } from './host-main.js';
 
-/** DATA frames the host may send ahead of the consumer: the pipe's share of bounded memory. */
-const CREDIT = 4;
-
 export interface IsolationSettings {
   callTimeoutMs: number;
   cancelGraceMs: number;
@@ -25,8 +22,8 @@ function toWire(file: AgentFileInfo): WireFile {
   return { ...file, mtimeNs: file.mtimeNs.toString() };
 }
 
-function context(request: AgentJobContext) {
-  return { jobName: request.jobName, jobId: request.jobId, options: request.options, fileset: request.fileset ?? { include: [], exclude: [] } };
+function context(host: AgentHost, request: AgentJobContext) {
+  return { cancelFile: host.cancelFile, jobName: request.jobName, jobId: request.jobId, options: request.options, fileset: request.fileset ?? { include: [], exclude: [] } };
 }
 
 function protocolCheck(agent: string, errors: string[] | undefined): void {
@@ -74,7 +71,7 @@ export class IsolatedAgent implements Agent {
     let state: Uint8Array | null = null;
     try {
       const open: BackupOpenMessage = {
-        ...context(request), level: request.level, sinceNs: request.sinceNs.toString(), jobStartNs: request.jobStartNs.toString(),
+        ...context(host, request), level: request.level, sinceNs: request.sinceNs.toString(), jobStartNs: request.jobStartNs.toString(),
         referenceState: request.referenceState ? Buffer.from(request.referenceState).toString('base64') : null,
       };
       const reply = parseJson<{ deliveredLevel: BackupRun['deliveredLevel']; protocolErrors: string[] }>((await host.request(Frame.BACKUP_OPEN, jsonFrame(Frame.BACKUP_OPEN, open))).payload);
@@ -97,12 +94,11 @@ export class IsolatedAgent implements Agent {
             data: async function* () {
               if (stream.index !== next) throw new AgentfdError('E_BRIDGE_ORDER', `${file.path}: stream ${stream.index} was read out of order`);
               next++;
-              host.post(jsonFrame(Frame.READ_STREAM, { index: stream.index, credit: CREDIT }));
+              host.post(jsonFrame(Frame.READ_STREAM, { index: stream.index }));
               for (;;) {
                 const data = await host.next([Frame.DATA, Frame.STREAM_END]);
                 if (data.type === Frame.STREAM_END) return;
                 yield data.payload;
-                host.post(jsonFrame(Frame.CREDIT, { n: 1 }));
               }
             },
           }));
@@ -133,7 +129,7 @@ export class IsolatedAgent implements Agent {
   async restore(request: RestoreRequest): Promise<RestoreRun> {
     const host = await this.start(request);
     try {
-      const open: RestoreOpenMessage = { ...context(request), target: request.target, sourceAbi: request.sourceAbi, sourceAgentVersion: request.sourceAgentVersion };
+      const open: RestoreOpenMessage = { ...context(host, request), target: request.target, sourceAbi: request.sourceAbi, sourceAgentVersion: request.sourceAgentVersion };
       await host.request(Frame.RESTORE_OPEN, jsonFrame(Frame.RESTORE_OPEN, open));
     } catch (error) {
       await host.close();

@@ -4,9 +4,10 @@
  * endian) and a payload. Control frames carry JSON; data frames carry bytes as they are, so a
  * stream's data crosses the pipe with one copy and no encoding.
  *
- * Flow control is credit-based: the daemon grants the host a number of DATA frames it may send
- * (CREDIT); the host reads from the agent only while it has credit. A slow sink therefore stops the
- * agent itself, as in-process pull-based reading does.
+ * Flow control is the pipe's own: the host writes DATA frames with blocking writes, and the daemon
+ * stops reading the pipe while more than a few frames wait for its consumer. The pipe fills, the
+ * host's write waits, and the agent is not called again: a slow sink stops the agent itself, as
+ * in-process pull-based reading does.
  */
 import { AgentfdError } from '../errors.js';
 
@@ -19,8 +20,7 @@ export const Frame = {
   LOAD: 1, // {file}
   BACKUP_OPEN: 2, // {job context, level, sinceNs, jobStartNs, referenceState, fileset}
   NEXT_FILE: 3,
-  READ_STREAM: 4, // {index, credit}
-  CREDIT: 5, // {n}
+  READ_STREAM: 4, // {index}: DATA frames follow, then STREAM_END
   END_FILE: 6,
   BACKUP_FINISH: 7, // {committed}
   RESTORE_OPEN: 8, // {job context, target, sourceAbi, sourceAgentVersion}
@@ -28,7 +28,6 @@ export const Frame = {
   RESTORE_WRITE: 10, // u32 stream index + bytes
   RESTORE_END_FILE: 11, // {ok}
   RESTORE_FINISH: 12,
-  CANCEL: 13,
   CLOSE: 14,
   // host -> daemon
   LOADED: 40, // {descriptor}

@@ -264,7 +264,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
       const state = fatal ? null : run.state();
       if (state) await writer.state(state);
       const ok = fatal === null && failedFiles === 0 && errors.length === 0;
-      const status = ok ? 'committed' : 'failed';
+      const status = ok ? 'committed' : isAbort(fatal) ? 'aborted' : 'failed';
       const end = await writer.end(
         { status, endedNs: (BigInt(Date.now()) * 1_000_000n).toString(), files, failedFiles, bytes, error: ok ? null : errors[0] ?? 'failed' },
         crypto.signer,
