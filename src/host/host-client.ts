@@ -17,6 +17,7 @@ import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { AgentfdError } from '../errors.js';
 import { Frame, FrameReader, encodeFrame, jsonFrame, parseJson, type DecodedFrame } from './protocol.js';
+import type { SharedRegion } from './shared-memory.js';
 
 export interface HostSettings {
   /** The agent's Name() and library, for messages. */
@@ -52,12 +53,16 @@ function hostScript(): string {
 
 /** DATA frames read ahead of the consumer before the pipe is paused: the pipe's share of bounded memory. */
 const INBOX_LIMIT = 4;
+/** Shared-memory slots of one host, and their size: the chunks that can be in flight. */
+export const SLOTS = 4;
+export const SLOT_SIZE = 1024 * 1024;
 
 type Waiter = { accept: readonly number[]; resolve: (frame: DecodedFrame) => void; reject: (error: Error) => void };
 
 export class AgentHost {
   readonly settings: HostSettings;
   private readonly child: ChildProcess;
+  private readonly requests: Duplex;
   private readonly pipe: Duplex;
   private readonly reader = new FrameReader();
   private waiter: Waiter | null = null;
@@ -71,16 +76,21 @@ export class AgentHost {
   private timer: NodeJS.Timeout | null = null;
   private closing = false;
   private readonly exited: Promise<void>;
+  /** The shared-memory region DATA_SLOT frames point into, once the host has mapped it. */
+  private region: SharedRegion | null = null;
 
   private constructor(settings: HostSettings) {
     this.settings = settings;
-    this.child = spawn(process.execPath, [hostScript()], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
-    this.pipe = this.child.stdio[3] as Duplex;
+    // fd 3 carries requests to the host, fd 4 its answers and data (see host-main.ts).
+    this.child = spawn(process.execPath, [hostScript()], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
+    this.requests = this.child.stdio[3] as Duplex;
+    this.pipe = this.child.stdio[4] as Duplex;
     this.child.stderr!.on('data', (chunk: Buffer) => {
       this.stderr = (this.stderr + chunk.toString('utf8')).slice(-4000);
     });
     this.pipe.on('data', (chunk: Buffer) => this.receive(chunk));
-    this.pipe.on('error', () => undefined); // the exit handler reports it
+    this.pipe.on('error', () => undefined); // the close handler reports it
+    this.requests.on('error', () => undefined);
     this.exited = new Promise((resolve) => {
       // 'close', not 'exit': it comes after the pipes are drained, so the last CALL frame the
       // host wrote before it died has been read and the report names the right call.
@@ -174,11 +184,40 @@ export class AgentHost {
   }
 
   private send(frames: Buffer[]): void {
-    for (const f of frames) this.pipe.write(f);
+    for (const f of frames) this.requests.write(f);
   }
 
-  /** Wait for the next frame of one of the `accept` types (or an ERROR, which rejects). */
+  /** Use `region` for DATA_SLOT frames (the host mapped it too). */
+  useRegion(region: SharedRegion): void {
+    this.region = region;
+  }
+
+  /** A DATA_SLOT frame becomes a DATA frame: copy the chunk out, then give the slot back. */
+  private materialize(frame: DecodedFrame): DecodedFrame {
+    if (frame.type !== Frame.DATA_SLOT || !this.region) return frame;
+    const slot = frame.payload.readUInt32LE(0);
+    const length = frame.payload.readUInt32LE(4);
+    const slotSize = this.region.size / SLOTS;
+    if (slot >= SLOTS || length > slotSize) {
+      const error = new AgentfdError('E_HOST_PROTOCOL', `the agent host announced ${length} bytes in shared-memory slot ${slot}; the host is broken`);
+      this.fail(error);
+      this.child.kill('SIGKILL');
+      throw error;
+    }
+    const data = Buffer.from(this.region.bytes.subarray(slot * slotSize, slot * slotSize + length));
+    const free = Buffer.alloc(4);
+    free.writeUInt32LE(slot, 0);
+    this.post(encodeFrame(Frame.SLOT_FREE, free));
+    return { type: Frame.DATA, payload: data };
+  }
+
+  /** Wait for the next frame of one of the `accept` types (or an ERROR, which rejects). DATA_SLOT is delivered as DATA. */
   next(accept: readonly number[]): Promise<DecodedFrame> {
+    if (accept.includes(Frame.DATA)) accept = [...accept, Frame.DATA_SLOT];
+    return this.nextRaw(accept).then((frame) => this.materialize(frame));
+  }
+
+  private nextRaw(accept: readonly number[]): Promise<DecodedFrame> {
     if (this.failure) return Promise.reject(this.failure);
     const index = this.inbox.findIndex((f) => accept.includes(f.type) || f.type === Frame.ERROR);
     if (index >= 0) {
@@ -227,7 +266,7 @@ export class AgentHost {
     this.pipe.resume();
     if (this.child.exitCode === null && this.child.signalCode === null) {
       this.send(encodeFrame(Frame.CLOSE));
-      this.pipe.end(); // EOF lets the host's reader thread, and so the host, finish
+      this.requests.end();
       const kill = setTimeout(() => this.child.kill('SIGKILL'), 5000);
       await this.exited;
       clearTimeout(kill);

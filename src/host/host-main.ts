@@ -20,6 +20,7 @@ import type { Level } from '../agents/native/abi.js';
 import { AgentfdError, messageOf } from '../errors.js';
 import { buildFileset } from '../jobs/fileset.js';
 import { Frame, FrameReader, encodeFrame, jsonFrame, parseJson, type DecodedFrame } from './protocol.js';
+import { SharedRegion } from './shared-memory.js';
 
 /** The read size per DATA frame: large, to amortise the per-frame cost. */
 const READ_SIZE = 1024 * 1024;
@@ -33,7 +34,15 @@ export interface JobContextMessage {
   fileset: { include: string[]; exclude: string[] };
 }
 
+export interface DataPlane {
+  /** The shared-memory file to map, and its layout: `slots` slots of `slotSize` bytes. */
+  file: string;
+  slots: number;
+  slotSize: number;
+}
+
 export interface BackupOpenMessage extends JobContextMessage {
+  dataPlane: DataPlane | null;
   level: Level;
   sinceNs: string;
   jobStartNs: string;
@@ -49,16 +58,24 @@ export interface RestoreOpenMessage extends JobContextMessage {
 /** A file as it crosses the pipe (bigint as a string). */
 export type WireFile = Omit<AgentFileInfo, 'mtimeNs'> & { mtimeNs: string };
 
-const PIPE_FD = 3;
+/** Requests arrive on fd 3 (read by the event loop); answers and data leave by fd 4, which only
+ * blocking writes touch (a descriptor libuv reads is switched to non-blocking mode, and a
+ * non-blocking write to a full pipe would have to poll). */
+const IN_FD = 3;
+const OUT_FD = 4;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 let library: NativeAgentLibrary | null = null;
+let region: { shared: SharedRegion; plane: DataPlane } | null = null;
+/** Shared-memory slots the daemon has handed back, and the pump waiting for one. */
+const freeSlots: number[] = [];
+let slotWaiter: (() => void) | null = null;
 let session: NativeAgentSession | null = null;
 let current = 'startup';
 
 function writeAll(bytes: Buffer): void {
   for (let offset = 0; offset < bytes.length; ) {
     try {
-      offset += writeSync(PIPE_FD, bytes, offset);
+      offset += writeSync(OUT_FD, bytes, offset);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
       Atomics.wait(pause, 0, 0, 1); // the pipe is full: the daemon is reading, wait for room
@@ -92,10 +109,33 @@ function need<T>(value: T | null, what: string): T {
   return value;
 }
 
-/** Stream one agent stream as DATA frames, at the pace the daemon reads them. */
+async function takeSlot(): Promise<number> {
+  while (freeSlots.length === 0) await new Promise<void>((resolve) => (slotWaiter = resolve));
+  return freeSlots.shift()!;
+}
+
+/** Stream one agent stream, through shared memory when mapped, else as DATA frames. */
 async function pump(index: number): Promise<void> {
   const s = need(session, 'a backup was opened');
   await s.startStream(index);
+  if (region) {
+    const { shared, plane } = region;
+    for (;;) {
+      const slot = await takeSlot(); // waits while every slot is with the daemon: the flow control
+      const n = await s.read(shared.bytes.subarray(slot * plane.slotSize, (slot + 1) * plane.slotSize));
+      if (n === 0) {
+        freeSlots.unshift(slot);
+        break;
+      }
+      const head = Buffer.alloc(8);
+      head.writeUInt32LE(slot, 0);
+      head.writeUInt32LE(n, 4);
+      send(encodeFrame(Frame.DATA_SLOT, head));
+    }
+    await s.endStream();
+    send(encodeFrame(Frame.STREAM_END));
+    return;
+  }
   const buffer = Buffer.allocUnsafe(READ_SIZE); // written out before the next read: reusable
   for (;;) {
     const n = await s.read(buffer);
@@ -120,7 +160,14 @@ async function handle(frame: DecodedFrame): Promise<void> {
       const state = m.referenceState === null ? null : Buffer.from(m.referenceState, 'base64');
       session = await NativeAgentSession.open(need(library, 'the library was loaded'), sessionOptions(m, state));
       const delivered = await session.backupPrepare(m.level, BigInt(m.sinceNs), BigInt(m.jobStartNs));
-      send(jsonFrame(Frame.OK, { deliveredLevel: delivered, protocolErrors: session.protocolErrors }));
+      if (m.dataPlane) {
+        const shared = SharedRegion.open(m.dataPlane.file, m.dataPlane.slots * m.dataPlane.slotSize);
+        if (shared) {
+          region = { shared, plane: m.dataPlane };
+          freeSlots.splice(0, freeSlots.length, ...Array.from({ length: m.dataPlane.slots }, (_, i) => i));
+        }
+      }
+      send(jsonFrame(Frame.OK, { deliveredLevel: delivered, protocolErrors: session.protocolErrors, sharedMemory: region !== null }));
       return;
     }
     case Frame.NEXT_FILE: {
@@ -201,10 +248,16 @@ async function drain(): Promise<void> {
   busy = false;
 }
 
-const pipe = new net.Socket({ fd: PIPE_FD, readable: true, writable: false });
+const pipe = new net.Socket({ fd: IN_FD, readable: true, writable: false });
 const reader = new FrameReader();
 pipe.on('data', (chunk: Buffer) => {
-  queue.push(...reader.push(chunk));
+  for (const frame of reader.push(chunk)) {
+    if (frame.type === Frame.SLOT_FREE) {
+      freeSlots.push(frame.payload.readUInt32LE(0));
+      slotWaiter?.();
+      slotWaiter = null;
+    } else queue.push(frame);
+  }
   void drain();
 });
 // The daemon went away: nothing is left to serve.

@@ -10,7 +10,8 @@ import type { AgentDescriptor } from '../agents/descriptor.js';
 import type { AgentFileInfo } from '../agents/types.js';
 import { AgentfdError } from '../errors.js';
 import { Frame, encodeFrame, jsonFrame, parseJson } from './protocol.js';
-import { AgentHost, type HostSettings } from './host-client.js';
+import { AgentHost, SLOTS, SLOT_SIZE, type HostSettings } from './host-client.js';
+import { SharedRegion } from './shared-memory.js';
 import type { BackupOpenMessage, RestoreOpenMessage, WireFile } from './host-main.js';
 
 export interface IsolationSettings {
@@ -68,13 +69,24 @@ export class IsolatedAgent implements Agent {
   async backup(request: BackupRequest): Promise<BackupRun> {
     const host = await this.start(request);
     const unwatch = this.watchCancel(host, request);
+    const region = SharedRegion.create(SLOTS * SLOT_SIZE);
+    const release = () => {
+      region?.unlink();
+      region?.close();
+    };
     let state: Uint8Array | null = null;
     try {
       const open: BackupOpenMessage = {
-        ...context(host, request), level: request.level, sinceNs: request.sinceNs.toString(), jobStartNs: request.jobStartNs.toString(),
+        ...context(host, request),
+        dataPlane: region ? { file: region.file, slots: SLOTS, slotSize: SLOT_SIZE } : null,
+        level: request.level, sinceNs: request.sinceNs.toString(), jobStartNs: request.jobStartNs.toString(),
         referenceState: request.referenceState ? Buffer.from(request.referenceState).toString('base64') : null,
       };
-      const reply = parseJson<{ deliveredLevel: BackupRun['deliveredLevel']; protocolErrors: string[] }>((await host.request(Frame.BACKUP_OPEN, jsonFrame(Frame.BACKUP_OPEN, open))).payload);
+      const reply = parseJson<{ deliveredLevel: BackupRun['deliveredLevel']; protocolErrors: string[]; sharedMemory: boolean }>(
+        (await host.request(Frame.BACKUP_OPEN, jsonFrame(Frame.BACKUP_OPEN, open))).payload,
+      );
+      region?.unlink(); // both sides have it mapped (or the host could not: then data comes by the pipe)
+      if (region && reply.sharedMemory) host.useRegion(region);
       protocolCheck(this.name, reply.protocolErrors);
       const name = this.name;
       async function* files(): AsyncGenerator<AgentFile> {
@@ -117,11 +129,13 @@ export class IsolatedAgent implements Agent {
         close: async () => {
           unwatch();
           await host.close();
+          release(); // after the host is gone and the last chunk was copied out
         },
       };
     } catch (error) {
       unwatch();
       await host.close();
+      release();
       throw error;
     }
   }

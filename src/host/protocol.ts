@@ -29,6 +29,7 @@ export const Frame = {
   RESTORE_END_FILE: 11, // {ok}
   RESTORE_FINISH: 12,
   CLOSE: 14,
+  SLOT_FREE: 15, // u32 slot: the daemon has copied a shared-memory slot out; the host may reuse it
   // host -> daemon
   LOADED: 40, // {descriptor}
   OK: 41, // {result}
@@ -39,6 +40,7 @@ export const Frame = {
   LOG: 46, // {level, message}
   CALL: 47, // {call}: the agent entry point the host is entering (for crash reports)
   STATE: 48, // the agent's state blob (bytes), sent before OK of the last NEXT_FILE
+  DATA_SLOT: 49, // u32 slot, u32 length: a chunk the agent read into shared memory (shared-memory.ts)
 } as const;
 export type FrameType = (typeof Frame)[keyof typeof Frame];
 

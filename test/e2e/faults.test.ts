@@ -4,7 +4,7 @@
  * code (or the lie); agentfd itself ends normally; the next backup with a healthy agent succeeds;
  * and verify and restore refuse the broken session instead of passing it off as good.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -103,7 +103,10 @@ describe('an agent that lies is refused, isolated and in-process alike', () => {
 });
 
 describe('cancelling a job (Ctrl-C)', () => {
-  function backupThenInterrupt(job: string): Promise<{ code: number | null; signal: NodeJS.Signals | null; json: Record<string, any> }> {
+  function backupThenInterrupt(
+    job: string,
+    interrupt: (cli: ReturnType<typeof spawn>) => void = (cli) => cli.kill('SIGINT'),
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null; json: Record<string, any> }> {
     return new Promise((resolve) => {
       const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'agentfd.js'), 'backup', '--job', job, '--config', cancelConfig, '--json'], {
         env: { ...process.env, AGENTFD_CONFIG: '' },
@@ -111,7 +114,7 @@ describe('cancelling a job (Ctrl-C)', () => {
       let stdout = '';
       child.stdout.on('data', (c: Buffer) => (stdout += c));
       // The agent reaches its stall at the first read of file 2; give it a moment, then Ctrl-C.
-      setTimeout(() => child.kill('SIGINT'), 1500);
+      setTimeout(() => interrupt(child), 1500);
       child.on('close', (code, signal) => resolve({ code, signal, json: JSON.parse(stdout) }));
     });
   }
@@ -123,6 +126,24 @@ describe('cancelling a job (Ctrl-C)', () => {
     expect(JSON.stringify(result.json)).toMatch(/the job was cancelled while \/@faulty\/file2\.bin was stalled/);
     const jobs = runCliJson(['jobs', '--config', cancelConfig]).json.jobs;
     expect(jobs.find((j: { jobId: number }) => j.jobId === result.json.jobId)).toMatchObject({ status: 'aborted' });
+  });
+
+  it('reports a host killed from outside as a crash with its signal', async () => {
+    const result = await backupThenInterrupt('cancellable', (cli) => {
+      // The agent host is the CLI's child running host-main.js.
+      const hosts = execFileSync('pgrep', ['-P', String(cli.pid), '-f', 'host-main.js'], { encoding: 'utf8' }).trim().split('\n');
+      for (const pid of hosts) process.kill(Number(pid), 'SIGKILL');
+    });
+    expect(result.signal).toBeNull();
+    expect(result.code).toBe(1);
+    expect(JSON.stringify(result.json)).toMatch(/crashed in backup_read\(\): its host process was killed by signal SIGKILL/);
+    expect(result.json.jobStatus).toBe('aborted');
+  });
+
+  it('cancels on SIGTERM too (a service stop)', async () => {
+    const result = await backupThenInterrupt('cancellable', (cli) => cli.kill('SIGTERM'));
+    expect(result.code).toBe(1);
+    expect(JSON.stringify(result.json)).toMatch(/the job was cancelled/);
   });
 
   it('ends a hung agent after the grace period', async () => {

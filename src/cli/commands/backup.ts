@@ -16,8 +16,11 @@ interface BackupOptions extends ConfigOptions {
 export async function backupCommand(io: CommandIo, options: BackupOptions): Promise<number> {
   const json = Boolean(options.json);
   const controller = new AbortController();
+  // Ctrl-C or a service stop: the agent is asked to stop (is_cancelled), then ended after the
+  // grace period; a second Ctrl-C kills agentfd as usual.
   const onSignal = () => controller.abort();
   process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     const level = (options.level ?? 'full') as Level;
     if (!['full', 'incremental', 'differential'].includes(level)) {
@@ -50,6 +53,7 @@ export async function backupCommand(io: CommandIo, options: BackupOptions): Prom
     return reportFailure(io, json, error);
   } finally {
     process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 
