@@ -8,13 +8,13 @@
  * agent, the entry point it was in, and the signal or exit code, with the last lines the host
  * printed (abort() and C++ runtimes explain themselves on stderr).
  */
+import { compiledScript } from '../compiled-script.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { AgentfdError } from '../errors.js';
 import { Frame, FrameReader, encodeFrame, jsonFrame, parseJson, type DecodedFrame } from './protocol.js';
 import type { SharedRegion } from './shared-memory.js';
@@ -39,16 +39,6 @@ export class AgentHostError extends AgentfdError {
     this.agent = agent;
     this.call = call;
   }
-}
-
-/** The compiled host script; under vitest (src/*.ts) the one `npm run build` made in dist/. */
-function hostScript(): string {
-  const here = fileURLToPath(import.meta.url);
-  const script = here.endsWith('.ts')
-    ? path.resolve(path.dirname(here), '..', '..', 'dist', 'host', 'host-main.js')
-    : path.join(path.dirname(here), 'host-main.js');
-  if (!existsSync(script)) throw new AgentfdError('E_INTERNAL', `${script} is missing; run npm run build`);
-  return script;
 }
 
 /** DATA frames read ahead of the consumer before the pipe is paused: the pipe's share of bounded memory. */
@@ -82,7 +72,7 @@ export class AgentHost {
   private constructor(settings: HostSettings) {
     this.settings = settings;
     // fd 3 carries requests to the host, fd 4 its answers and data (see host-main.ts).
-    this.child = spawn(process.execPath, [hostScript()], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [compiledScript(import.meta.url, 'host-main.js')], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
     this.requests = this.child.stdio[3] as Duplex;
     this.pipe = this.child.stdio[4] as Duplex;
     this.child.stderr!.on('data', (chunk: Buffer) => {

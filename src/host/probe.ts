@@ -2,31 +2,19 @@
  * Probing libraries in a child process (probe-main.ts). When the probe dies, the library it was
  * loading is refused with the signal or exit code, and a new probe takes the remaining ones.
  */
+import { compiledScript } from '../compiled-script.js';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { AgentDescriptor } from '../agents/descriptor.js';
 import type { RefusedLibrary } from '../agents/registry.js';
-import { AgentfdError } from '../errors.js';
 
 export type ProbeResult = { file: string; agent: AgentDescriptor } | { file: string; refused: RefusedLibrary };
-
-function probeScript(): string {
-  const here = fileURLToPath(import.meta.url);
-  const script = here.endsWith('.ts')
-    ? path.resolve(path.dirname(here), '..', '..', 'dist', 'host', 'probe-main.js')
-    : path.join(path.dirname(here), 'probe-main.js');
-  if (!existsSync(script)) throw new AgentfdError('E_INTERNAL', `${script} is missing; run npm run build`);
-  return script;
-}
 
 /** How long one library may take to load and negotiate before the probe is killed. */
 const PROBE_TIMEOUT_MS = 30_000;
 
 function runProbe(files: string[], dirProblem: string | null): Promise<{ results: ProbeResult[]; crash: RefusedLibrary | null }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [probeScript(), JSON.stringify({ files, dirProblem })], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [compiledScript(import.meta.url, 'probe-main.js'), JSON.stringify({ files, dirProblem })], { stdio: ['ignore', 'pipe', 'pipe'] });
     const results: ProbeResult[] = [];
     let loading: string | null = null;
     let pending = '';

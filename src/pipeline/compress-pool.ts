@@ -3,10 +3,8 @@
  * ArrayBuffer (no copy); results come back the same way. Callers keep their own order: compress()
  * returns a promise per chunk, and the stream encoder awaits them in sequence.
  */
-import { existsSync } from 'node:fs';
+import { compiledScript } from '../compiled-script.js';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { AgentfdError } from '../errors.js';
 import type { Compression } from './codecs.js';
@@ -22,18 +20,6 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
-/** The compiled worker script. Under vitest (running src/*.ts) that is the one `npm run build` made in dist/. */
-function workerScript(): string {
-  const here = fileURLToPath(import.meta.url);
-  const compiled = here.endsWith('.ts')
-    ? path.resolve(path.dirname(here), '..', '..', 'dist', 'pipeline', 'compress-worker.js')
-    : path.join(path.dirname(here), 'compress-worker.js');
-  if (!existsSync(compiled)) {
-    throw new AgentfdError('E_INTERNAL', `${compiled} is missing; run npm run build`);
-  }
-  return compiled;
-}
-
 export class CompressPool {
   private readonly workers: Worker[] = [];
   private readonly pending = new Map<number, Pending>();
@@ -42,7 +28,7 @@ export class CompressPool {
   private failure: Error | null = null;
 
   constructor(size = Math.max(1, os.availableParallelism())) {
-    const script = workerScript();
+    const script = compiledScript(import.meta.url, 'compress-worker.js');
     for (let i = 0; i < size; i++) {
       const worker = new Worker(script);
       worker.on('message', (msg: { id: number; data?: Uint8Array; raw?: boolean; error?: string }) => {
