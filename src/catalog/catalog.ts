@@ -11,7 +11,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { AgentfdError } from '../errors.js';
-import { SCHEMA, SCHEMA_VERSION } from './schema.js';
+import { MIGRATIONS, SCHEMA, SCHEMA_VERSION } from './schema.js';
 
 export type JobStatus = 'running' | 'committed' | 'failed' | 'aborted';
 
@@ -54,6 +54,7 @@ export interface FileRow {
   agent_abi: number;
   status: string;
   error: string | null;
+  renamed_from: string | null;
 }
 
 export interface StreamRow {
@@ -94,8 +95,9 @@ export interface NewFile {
   agent: string;
   agentVersion: string | null;
   agentAbi: number;
-  status: 'ok' | 'failed';
+  status: 'ok' | 'failed' | 'deleted';
   error: string | null;
+  renamedFrom?: string | null;
   streams: { index: number; name: string; type: string; rawRestorable: boolean; bytes: number; sha256: string | null }[];
 }
 
@@ -133,6 +135,11 @@ export class Catalog {
       if (version === undefined) db.prepare("INSERT INTO meta(key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
       else if (Number(version) > SCHEMA_VERSION) {
         throw new AgentfdError('E_CATALOG', `${file} has catalog schema ${version}, newer than this agentfd (${SCHEMA_VERSION}); upgrade agentfd`);
+      } else if (Number(version) < SCHEMA_VERSION) {
+        db.transaction(() => {
+          for (let v = Number(version) + 1; v <= SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
+          db.prepare("UPDATE meta SET value = ? WHERE key = 'schema'").run(String(SCHEMA_VERSION));
+        })();
       }
     } catch (error) {
       if (error instanceof AgentfdError) throw error;
@@ -221,18 +228,31 @@ export class Catalog {
   /** Insert a batch of files (and their streams) in one transaction. */
   insertFiles(jobId: number, files: NewFile[]): void {
     const insertFile = this.db.prepare(
-      `INSERT INTO files(job_id, file_index, path, kind, mode, mtime_ns, size, seen, link_target, agent, agent_version, agent_abi, status, error)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO files(job_id, file_index, path, kind, mode, mtime_ns, size, seen, link_target, agent, agent_version, agent_abi, status, error, renamed_from)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const insertStream = this.db.prepare(
       'INSERT INTO streams(file_id, stream_index, name, type, raw_restorable, bytes, sha256) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
     this.db.transaction(() => {
       for (const f of files) {
-        const fileId = insertFile.run(jobId, f.fileIndex, f.path, f.kind, f.mode, f.mtimeNs.toString(), f.size, f.seen ? 1 : 0, f.linkTarget, f.agent, f.agentVersion, f.agentAbi, f.status, f.error).lastInsertRowid;
+        const fileId = insertFile.run(jobId, f.fileIndex, f.path, f.kind, f.mode, f.mtimeNs.toString(), f.size, f.seen ? 1 : 0, f.linkTarget, f.agent, f.agentVersion, f.agentAbi, f.status, f.error, f.renamedFrom ?? null).lastInsertRowid;
         for (const s of f.streams) insertStream.run(fileId, s.index, s.name, s.type, s.rawRestorable ? 1 : 0, s.bytes, s.sha256);
       }
     })();
+  }
+
+  /** The newest row of `path` among `jobIds` that carries data (not seen, not deleted), or undefined. */
+  latestSaved(path: string, jobIds: number[]): FileRow | undefined {
+    if (jobIds.length === 0) return undefined;
+    return this.db
+      .prepare(`SELECT * FROM files WHERE path = ? AND status = 'ok' AND seen = 0 AND job_id IN (${jobIds.map(() => '?').join(',')}) ORDER BY job_id DESC LIMIT 1`)
+      .get(path, ...jobIds) as FileRow | undefined;
+  }
+
+  /** Mark the file `path` of job `jobId` as renamed from `from` (accurate mode). */
+  setRenamedFrom(jobId: number, path: string, from: string): void {
+    this.db.prepare('UPDATE files SET renamed_from = ? WHERE job_id = ? AND path = ?').run(from, jobId, path);
   }
 
   files(jobId: number): FileRow[] {

@@ -1,5 +1,5 @@
 /** The catalog's tables. Bump SCHEMA_VERSION with every change, and migrate in catalog.ts. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS files (
   agent_abi INTEGER NOT NULL,
   status TEXT NOT NULL,
   error TEXT,
+  renamed_from TEXT,
   UNIQUE (job_id, file_index)
 );
 CREATE INDEX IF NOT EXISTS files_by_path ON files(path);
@@ -72,3 +73,9 @@ CREATE TABLE IF NOT EXISTS streams (
   PRIMARY KEY (file_id, stream_index)
 );
 `;
+
+/** Changes from one schema version to the next, applied in order to an older catalog. */
+export const MIGRATIONS: Record<number, string> = {
+  // 1 -> 2: accurate mode records deletions (status 'deleted') and renames.
+  2: 'ALTER TABLE files ADD COLUMN renamed_from TEXT;',
+};

@@ -24,6 +24,8 @@ export const jobSchema = z.strictObject({
   exclude: z.array(glob).optional(),
   options: z.record(z.string(), optionValue).default({}),
   compression: compression.default('zstd:3'),
+  /** When the agent cannot make the level asked for: "upgrade" to a full backup (with a warning), or "refuse". */
+  level_policy: z.enum(['upgrade', 'refuse']).default('upgrade'),
   /** Public key files (agentfd keys generate) the job's data key is wrapped for. */
   encrypt_to: z.array(z.string().min(1)).default([]),
   /** A file whose first line is a passphrase the data key is also wrapped with (scrypt). */

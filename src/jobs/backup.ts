@@ -20,7 +20,9 @@ import { SESSION_FORMAT, type FileRecord, type SessionStart } from '../pipeline/
 import { SessionWriter } from '../sink/session-writer.js';
 import { HOST_VERSION } from '../version.js';
 import { VolumeWriter } from '../volume/index.js';
+import { compareWithReference, streamKey, type AccurateRecord } from './accurate.js';
 import { agentOptions, resolveAgent } from './agents.js';
+import { restoreChain } from './chain.js';
 import { jobCrypto } from './encryption.js';
 import { buildFileset } from './fileset.js';
 import { lockStorage } from './lock.js';
@@ -53,6 +55,12 @@ export interface BackupReport {
   level: Level;
   files: number;
   failedFiles: number;
+  /** Accurate mode: files found deleted, and renamed, since the reference job. */
+  deleted: number;
+  renamed: { from: string; to: string }[];
+  referenceJob: number | null;
+  /** Why the level differs from the one asked for, if it does. */
+  levelNote: string | null;
   bytes: number;
   storedBytes: number;
   compression: string;
@@ -115,9 +123,20 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
       log('warning', `no committed ${requestedLevel === 'differential' ? 'full ' : ''}job "${jobName}" to base a ${requestedLevel} on; running a full backup`);
       level = 'full';
     }
+    let levelNote: string | null = null;
     if (!agent.capabilities.includes(level)) {
-      log('warning', `agent "${agent.name}" cannot make ${level} backups; running a full backup`);
+      // The job's level policy decides: upgrade to a full backup (the default), or refuse.
+      if (job.level_policy === 'refuse') {
+        throw new AgentfdError(
+          'E_LEVEL_UNSUPPORTED',
+          `agent "${agent.name}" cannot make ${level} backups (it declares ${agent.capabilities.filter((c) => ['full', 'incremental', 'differential'].includes(c)).join(', ')}), and job "${jobName}" has level_policy = "refuse". Run a full backup, or set level_policy = "upgrade".`,
+        );
+      }
+      levelNote = `agent "${agent.name}" cannot make ${level} backups; a full backup was made instead (level_policy = "upgrade")`;
+      log('warning', levelNote);
       level = 'full';
+    } else if (requestedLevel !== 'full' && level === 'full') {
+      levelNote = `no committed ${requestedLevel === 'differential' ? 'full ' : ''}job "${jobName}" to base a ${requestedLevel} on; a full backup was made instead`;
     }
 
     volumes = await VolumeWriter.open({ dir: config.storageDir, set: 'agentfd', maxVolumeBytes: config.volumeSize, agentfdVersion: HOST_VERSION });
@@ -161,6 +180,8 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
       let failedFiles = 0;
       let bytes = 0;
       let batch: NewFile[] = [];
+      /** Every path this job reported, with the content key of what it sent (accurate mode). */
+      const current = new Map<string, string | null>();
       let fatal: unknown = null;
       let delivered: Level = level;
       run = await agent.backup({
@@ -234,6 +255,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
             const saved = await saveFile(file, fileIndex);
             await writer.fileEnd(file.path, { fileIndex, status: 'ok', error: null });
             batch.push(saved);
+            current.set(file.path, file.seen ? null : streamKey(saved.streams));
           } catch (e) {
             // A file whose stream broke off is recorded as failed, never as good, and the job
             // fails: the agent's session may not be in a state to go on.
@@ -261,6 +283,19 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
         if (!errors.includes(messageOf(e))) errors.push(messageOf(e));
       }
 
+      // Accurate mode: what the reference job had that this one neither sent nor saw is deleted.
+      let accurate: AccurateRecord = { deleted: [], renamed: [] };
+      if (fatal === null && reference && level !== 'full' && agent.capabilities.includes('accurate')) {
+        const referenceIds = restoreChain(catalog, reference.id).map((j) => j.id).reverse();
+        accurate = compareWithReference(catalog, referenceIds, current);
+        if (accurate.deleted.length > 0 || accurate.renamed.length > 0) await writer.accurate(accurate);
+        accurate.deleted.forEach((gone, i) => {
+          batch.push({
+            fileIndex: files + i, path: gone.path, kind: gone.kind, mode: 0, mtimeNs: 0n, size: null, seen: false, linkTarget: null,
+            agent: agent.name, agentVersion: agent.version, agentAbi: agent.abi, status: 'deleted', error: null, streams: [],
+          });
+        });
+      }
       const state = fatal ? null : run.state();
       if (state) await writer.state(state);
       const ok = fatal === null && failedFiles === 0 && errors.length === 0;
@@ -272,6 +307,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
       await volumes.sync();
       catalog.insertFiles(jobId, batch);
       catalog.transaction(() => {
+        for (const r of accurate.renamed) catalog.setRenamedFrom(jobId, r.to, r.from);
         for (const p of writer.placements) catalog.addJobVolume(jobId, p.label, p.path, p.firstOffset);
         catalog.finishJob(jobId, {
           status, endedNs: BigInt(Date.now()) * 1_000_000n, files, bytes, storedBytes: end.storedBytes,
@@ -285,7 +321,9 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
       }
       await run.close();
       return {
-        jobId, uuid, status, job: jobName, agent: agent.name, requestedLevel, level: delivered, files, failedFiles, bytes,
+        jobId, uuid, status, job: jobName, agent: agent.name, requestedLevel, level: delivered, files, failedFiles,
+        deleted: accurate.deleted.length, renamed: accurate.renamed, referenceJob: reference?.id ?? null,
+        levelNote: levelNote ?? (delivered !== level ? `agent "${agent.name}" delivered a ${delivered} backup where ${level} was asked` : null), bytes,
         storedBytes: end.storedBytes, compression: start.compression, encrypted: crypto.key !== null, signed: crypto.signer !== null,
         volumes: writer.placements.map((p) => p.path), errors, warnings, seconds: (Date.now() - started) / 1000,
       };

@@ -21,6 +21,7 @@ import { AgentfdError, messageOf } from '../errors.js';
 import type { FileRecord } from '../pipeline/records.js';
 import { readSession } from '../sink/session-reader.js';
 import { FILESYSTEM_AGENT, hasAgent, resolveAgent } from './agents.js';
+import { planRestore } from './chain.js';
 
 export interface RestoreOptions {
   /** For how agents are run (isolation); the defaults when absent. */
@@ -51,6 +52,9 @@ export interface RestoreReport {
   signature: 'valid' | 'unsigned' | 'unchecked';
   errors: string[];
   seconds: number;
+  /** The jobs restored, full first: the point in time. */
+  chain: { jobId: number; level: string; files: number }[];
+  deleted: number;
 }
 
 function toInfo(file: FileRecord): AgentFileInfo {
@@ -72,17 +76,13 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
   const { catalog, jobId } = options;
   const job = catalog.job(jobId);
   if (!job) throw new AgentfdError('E_UNKNOWN_JOB', `there is no job ${jobId} in the catalog ${catalog.file}; agentfd jobs lists them, agentfd scan adds jobs from volumes`);
-  if (job.status !== 'committed') {
-    throw new AgentfdError(
-      'E_JOB_NOT_RESTORABLE',
-      `job ${jobId} (${job.name}) is ${job.status}${job.error ? ` (${job.error})` : ''}: its files are not known to be complete, so agentfd will not restore them as if they were`,
-    );
-  }
+  // The point in time: the job and the jobs it builds on, full first (refuses failed or aborted ones).
+  const plan = planRestore(catalog, jobId);
   const raw = options.raw ?? false;
   if (raw && options.agent) throw new AgentfdError('E_USAGE', '--raw and --agent exclude each other');
 
   // Which agents are needed, before anything is written.
-  const recorded = [...new Set(catalog.files(jobId).map((f) => f.agent))];
+  const recorded = [...new Set(plan.chain.flatMap((j) => catalog.files(j.id).filter((f) => f.status === 'ok').map((f) => f.agent)))];
   const needed = raw ? [] : options.agent ? [options.agent] : recorded;
   for (const name of needed) {
     if (!hasAgent(name, options.registry)) {
@@ -105,7 +105,6 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
 
   const include = options.include && options.include.length > 0 ? picomatch(options.include, { dot: true }) : null;
   const to = path.resolve(options.to);
-  const placements = catalog.jobVolumes(jobId).map((v) => ({ path: v.path, firstOffset: v.first_offset }));
   const runs = new Map<string, RestoreRun>();
   const errors: string[] = [];
   const log = (level: LogLevel, message: string) => {
@@ -145,7 +144,10 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
   };
 
   try {
-    for await (const event of readSession({ jobId, placements, secrets: options.secrets, data: true, what: `job ${jobId} (${job.name})` })) {
+    for (const part of plan.chain) {
+    const select = plan.select.get(part.id)!;
+    const placements = catalog.jobVolumes(part.id).map((v) => ({ path: v.path, firstOffset: v.first_offset }));
+    for await (const event of readSession({ jobId: part.id, placements, secrets: options.secrets, data: true, what: `job ${part.id} (${part.name})` })) {
       switch (event.kind) {
         case 'info':
           jobOptions = event.info.options;
@@ -154,7 +156,8 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
           break;
         case 'file': {
           const file = event.file;
-          if ((include && !include(file.path)) || file.seen) {
+          // Only each path's latest version in the chain is restored (and none of a deleted path).
+          if ((include && !include(file.path)) || file.seen || !select.has(file.fileIndex)) {
             skipped++;
             current = null;
             break;
@@ -207,11 +210,13 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
           current = null;
           break;
         case 'end':
-          signature = event.signature;
+          // The weakest signature state of the chain is the one reported.
+          signature = signature === 'unchecked' || event.signature === 'unsigned' ? event.signature : signature;
           break;
         default:
           break;
       }
+    }
     }
     for (const run of runs.values()) await run.finish();
   } catch (error) {
@@ -225,5 +230,6 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
   return {
     jobId, status: errors.length === 0 ? 'restored' : 'failed', to, mode: raw ? 'raw' : 'agent', files, skipped, bytes,
     agents: raw ? [] : [...runs.keys()], signature, errors, seconds: (Date.now() - started) / 1000,
+    chain: plan.chain.map((j) => ({ jobId: j.id, level: j.level, files: plan.select.get(j.id)!.size })), deleted: plan.deleted.length,
   };
 }

@@ -10,6 +10,7 @@ import type { Catalog, NewFile } from '../catalog/catalog.js';
 import type { UnwrapSecrets } from '../crypto/envelope.js';
 import { AgentfdError, messageOf } from '../errors.js';
 import type { FileRecord, SessionEnd, SessionInfo, SessionStart } from '../pipeline/records.js';
+import type { AccurateRecord } from './accurate.js';
 import { readSession } from '../sink/session-reader.js';
 import { parseVolumeFileName, readRecords, RecordType } from '../volume/index.js';
 import { parseClearJson } from '../pipeline/records.js';
@@ -82,6 +83,7 @@ export async function runScan(options: { catalog: Catalog; volumes: string[]; se
     let file: FileRecord | null = null;
     let streams: NewFile['streams'] = [];
     let error: string | null = null;
+    let accurate: AccurateRecord = { deleted: [], renamed: [] };
     try {
       for await (const event of readSession({ jobId: found.jobId, placements: found.placements, secrets: options.secrets, data: false, what: `job ${found.jobId}` })) {
         if (event.kind === 'start') start = event.start;
@@ -99,6 +101,8 @@ export async function runScan(options: { catalog: Catalog; volumes: string[]; se
             status: event.end.status, error: event.end.error, streams,
           });
           file = null;
+        } else if (event.kind === 'accurate') {
+          accurate = event.record;
         } else if (event.kind === 'state') state = event.blob;
         else if (event.kind === 'end') end = event.end;
       }
@@ -119,10 +123,18 @@ export async function runScan(options: { catalog: Catalog; volumes: string[]; se
         referenceJob: info?.referenceJob?.id ?? null, startedNs: BigInt(start!.startedNs), compression: start!.compression, cipher: start!.cipher,
         signer: start!.signer?.fingerprint ?? null,
       });
+      const fileCount = files.length;
+      accurate.deleted.forEach((gone, i) =>
+        files.push({
+          fileIndex: fileCount + i, path: gone.path, kind: gone.kind, mode: 0, mtimeNs: 0n, size: null, seen: false, linkTarget: null,
+          agent: info?.agent.name ?? '(unknown)', agentVersion: info?.agent.version ?? null, agentAbi: info?.agent.abi ?? 0, status: 'deleted', error: null, streams: [],
+        }),
+      );
       catalog.insertFiles(found.jobId, files);
+      for (const r of accurate.renamed) catalog.setRenamedFrom(found.jobId, r.to, r.from);
       for (const p of found.placements) catalog.addJobVolume(found.jobId, p.label, p.path, p.firstOffset);
       catalog.finishJob(found.jobId, {
-        status, endedNs: BigInt(end?.endedNs ?? start!.startedNs), files: files.length, bytes: end?.bytes ?? 0, storedBytes: end?.storedBytes ?? 0,
+        status, endedNs: BigInt(end?.endedNs ?? start!.startedNs), files: fileCount, bytes: end?.bytes ?? 0, storedBytes: end?.storedBytes ?? 0,
         error: end?.error ?? error ?? (end ? null : 'the session has no end (the job was interrupted)'), state, level: info?.deliveredLevel,
       });
     });

@@ -24,6 +24,7 @@ import {
   type SessionStart,
   type StreamEnd,
 } from '../pipeline/records.js';
+import type { AccurateRecord } from '../jobs/accurate.js';
 import { readRecords, recordTypeName, type VolumeRecord } from '../volume/index.js';
 import { Manifest } from './session-writer.js';
 
@@ -40,6 +41,7 @@ export type SessionEvent =
   | { kind: 'streamEnd'; end: StreamEnd }
   | { kind: 'fileEnd'; end: FileEnd }
   | { kind: 'state'; blob: Buffer }
+  | { kind: 'accurate'; record: AccurateRecord }
   | { kind: 'end'; end: SessionEnd; signature: 'valid' | 'unsigned' };
 
 export interface ReadSessionOptions {
@@ -169,6 +171,13 @@ export async function* readSession(options: ReadSessionOptions): AsyncGenerator<
           manifest.file(file.path, end);
           file = null;
           yield { kind: 'fileEnd', end };
+          break;
+        }
+        case RecordType.ACCURATE: {
+          const accurate = codec.openMetaJson<AccurateRecord>(fields, record.payload, where(record));
+          if (file !== null) fail(record, `accurate-mode results while file ${file.path} is open`);
+          manifest.accurate(accurate);
+          yield { kind: 'accurate', record: accurate };
           break;
         }
         case RecordType.STATE: {

@@ -5,6 +5,7 @@
  * the manifest of digests that the session's end signs.
  */
 import { createHash, sign, type KeyObject } from 'node:crypto';
+import type { AccurateRecord } from '../jobs/accurate.js';
 import type { VolumeWriter } from '../volume/index.js';
 import { RecordType, type RecordFields } from '../volume/format.js';
 import type { EncodedChunk, StreamSummary } from '../pipeline/stream-encoder.js';
@@ -39,6 +40,10 @@ export class Manifest {
 
   file(path: string, end: FileEnd): void {
     this.hash.update(`F\t${end.fileIndex}\t${JSON.stringify(path)}\t${end.status}\n`);
+  }
+
+  accurate(record: AccurateRecord): void {
+    this.hash.update(`A\t${JSON.stringify(record)}\n`);
   }
 
   state(blob: Uint8Array): void {
@@ -123,6 +128,12 @@ export class SessionWriter {
     const f = this.fields(RecordType.FILE_END);
     await this.append(f, this.codec.sealMeta(f, end));
     this.manifest.file(path, end);
+  }
+
+  async accurate(record: AccurateRecord): Promise<void> {
+    const f = this.fields(RecordType.ACCURATE);
+    await this.append(f, this.codec.sealMeta(f, record));
+    this.manifest.accurate(record);
   }
 
   async state(blob: Uint8Array): Promise<void> {

@@ -11,6 +11,8 @@ export const RecordType = {
   SESSION_END: 9,
   VOLUME_END: 10,
   SESSION_CONTINUE: 11,
+  /** Accurate mode: the paths the job found deleted or renamed since its reference job. */
+  ACCURATE: 12,
 } as const;
 
 export type RecordTypeName = keyof typeof RecordType;

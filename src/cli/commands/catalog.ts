@@ -36,7 +36,7 @@ export function jobsCommand(io: CommandIo, options: CatalogOptions): number {
       if (options.json) printJson(io, { status: 'ok', jobs });
       else if (jobs.length === 0) io.out('No jobs in the catalog.');
       else {
-        io.out(table([['ID', 'NAME', 'AGENT', 'LEVEL', 'STATUS', 'STARTED', 'FILES', 'BYTES'], ...jobs.map((j) => [String(j.jobId), j.name, j.agent, j.level, j.status, j.started ?? '-', String(j.files), humanBytes(j.bytes)])]));
+        io.out(table([['ID', 'NAME', 'AGENT', 'LEVEL', 'BASED ON', 'STATUS', 'STARTED', 'FILES', 'BYTES'], ...jobs.map((j) => [String(j.jobId), j.name, j.agent, j.level, j.referenceJob === null ? '-' : `job ${j.referenceJob}`, j.status, j.started ?? '-', String(j.files), humanBytes(j.bytes)])]));
       }
       return 0;
     });
@@ -52,11 +52,11 @@ export function filesCommand(io: CommandIo, id: string, options: CatalogOptions)
       const job = catalog.job(jobId);
       if (!job) throw new AgentfdError('E_UNKNOWN_JOB', `there is no job ${jobId} in the catalog ${catalog.file}; agentfd jobs lists them`);
       const files = catalog.files(jobId).map((f) => ({
-        path: f.path, kind: f.kind, mode: f.mode, size: f.size, seen: f.seen === 1, status: f.status, agent: f.agent, agentVersion: f.agent_version, agentAbi: f.agent_abi,
+        path: f.path, kind: f.kind, mode: f.mode, size: f.size, seen: f.seen === 1, status: f.status, renamedFrom: f.renamed_from, agent: f.agent, agentVersion: f.agent_version, agentAbi: f.agent_abi,
         streams: catalog.streams(f.id).map((s) => ({ index: s.stream_index, name: s.name, type: s.type, rawRestorable: s.raw_restorable === 1, bytes: s.bytes, sha256: s.sha256 })),
       }));
       if (options.json) printJson(io, { status: 'ok', jobId, files });
-      else io.out(table([['PATH', 'KIND', 'SIZE', 'AGENT', 'STATUS'], ...files.map((f) => [f.path, f.seen ? `${f.kind} (seen)` : f.kind, f.size === null ? '-' : String(f.size), f.agent, f.status])]));
+      else io.out(table([['PATH', 'KIND', 'SIZE', 'AGENT', 'STATUS'], ...files.map((f) => [f.path, f.seen ? `${f.kind} (seen)` : f.kind, f.size === null ? '-' : String(f.size), f.agent, f.renamedFrom ? `${f.status} (renamed from ${f.renamedFrom})` : f.status])]));
       return 0;
     });
   } catch (error) {
