@@ -117,12 +117,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
   try {
     const stale = catalog.abortStaleJobs();
     if (stale > 0) log('warning', `${stale} job(s) left running by an agentfd that stopped were marked aborted`);
-    const reference = referenceJob(catalog, jobName, requestedLevel);
     let level: Level = requestedLevel;
-    if (requestedLevel !== 'full' && !reference) {
-      log('warning', `no committed ${requestedLevel === 'differential' ? 'full ' : ''}job "${jobName}" to base a ${requestedLevel} on; running a full backup`);
-      level = 'full';
-    }
     let levelNote: string | null = null;
     if (!agent.capabilities.includes(level)) {
       // The job's level policy decides: upgrade to a full backup (the default), or refuse.
@@ -133,11 +128,14 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
         );
       }
       levelNote = `agent "${agent.name}" cannot make ${level} backups; a full backup was made instead (level_policy = "upgrade")`;
-      log('warning', levelNote);
       level = 'full';
-    } else if (requestedLevel !== 'full' && level === 'full') {
-      levelNote = `no committed ${requestedLevel === 'differential' ? 'full ' : ''}job "${jobName}" to base a ${requestedLevel} on; a full backup was made instead`;
     }
+    const reference = referenceJob(catalog, jobName, level);
+    if (level !== 'full' && !reference) {
+      levelNote = `no committed ${level === 'differential' ? 'full ' : ''}job "${jobName}" to base ${level === 'incremental' ? 'an' : 'a'} ${level} on; a full backup was made instead`;
+      level = 'full';
+    }
+    if (levelNote) log('warning', levelNote);
 
     volumes = await VolumeWriter.open({ dir: config.storageDir, set: 'agentfd', maxVolumeBytes: config.volumeSize, agentfdVersion: HOST_VERSION });
     const uuid = randomUUID();
