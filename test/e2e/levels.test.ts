@@ -126,6 +126,18 @@ describe('the filesystem agent', () => {
       const restored = restoreAndCompare(jobId, expected, (to) => path.join(to, ...tree.split(path.sep).filter(Boolean)));
       expect(restored.chain[0].level).toBe('full');
     }
+
+    // --job NAME --at TIME picks the newest backup at or before that time: a moment between the
+    // differential and the last incremental restores the differential's point.
+    const jobs = cli(['jobs']).json.jobs as { jobId: number; started: string }[];
+    const between = new Date(Date.parse(jobs.find((j) => j.jobId === incr2.jobId)!.started) - 1).toISOString();
+    const to = path.join(ws, 'restores', 'at');
+    const at = cli(['restore', '--job', 'files', '--at', between, '--to', to]);
+    expect(at.status, at.stderr).toBe(0);
+    expect(at.json.jobId).toBe(diff.jobId);
+    expect(compareTrees(points[2]![1], path.join(to, ...tree.split(path.sep).filter(Boolean)))).toEqual([]);
+    const early = cli(['restore', '--job', 'files', '--at', '2001-01-01T00:00:00Z', '--to', to]);
+    expect(early.json).toMatchObject({ status: 'error', code: 'E_UNKNOWN_JOB' });
   });
 });
 
