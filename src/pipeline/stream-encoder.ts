@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { CODEC_IDS, type Compression } from './codecs.js';
 import type { CompressPool } from './compress-pool.js';
+import { prefetch } from './prefetch.js';
 
 export const CHUNK_SIZE = 1024 * 1024;
 
@@ -86,7 +87,8 @@ export async function* encodeStream(data: AsyncIterable<Uint8Array>, options: En
   };
 
   try {
-    for await (const chunk of rechunk(data, size)) {
+    // Two reads ahead: the agent reads while this stream's last chunk is hashed and written.
+    for await (const chunk of rechunk(prefetch(data, 2), size)) {
       hash.update(chunk);
       bytes += chunk.length;
       queue.push(submit(chunk, index++));
