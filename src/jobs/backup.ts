@@ -43,6 +43,8 @@ export interface BackupOptions {
   onLog?: (level: string, message: string) => void;
   /** Set to cancel the job (the agent sees it through is_cancelled). */
   signal?: AbortSignal;
+  /** Use this agent instead of the job's (library use: benchmarks, embedding). */
+  agent?: Agent;
 }
 
 export interface BackupReport {
@@ -97,7 +99,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
     throw new AgentfdError('E_UNKNOWN_JOB', `no job named "${jobName}" in ${config.file ?? 'the configuration'}; the jobs are: ${known}`);
   }
   const compression: Compression = parseCompression(job.compression);
-  const agent: Agent = resolveAgent(job.agent, options.registry, config);
+  const agent: Agent = options.agent ?? resolveAgent(job.agent, options.registry, config);
   const crypto = jobCrypto(job);
   const started = Date.now();
   const startedNs = BigInt(started) * 1_000_000n;

@@ -8,11 +8,13 @@
  * agent when the consumer pulls: memory stays bounded at about (inFlight + 1) x chunkSize.
  */
 import { createHash } from 'node:crypto';
-import { CODEC_IDS, type Compression } from './codecs.js';
+import { CODEC_IDS, compressChunk, type Compression } from './codecs.js';
 import type { CompressPool } from './compress-pool.js';
 import { prefetch } from './prefetch.js';
 
 export const CHUNK_SIZE = 1024 * 1024;
+/** Chunks smaller than this are compressed on the calling thread (small files, stream tails). */
+const INLINE_LIMIT = 64 * 1024;
 
 export interface EncodedChunk {
   index: number;
@@ -75,6 +77,15 @@ export async function* encodeStream(data: AsyncIterable<Uint8Array>, options: En
 
   const submit = (chunk: Uint8Array, i: number): Promise<EncodedChunk> => {
     if (!compress) return Promise.resolve({ index: i, plainLength: chunk.length, codecId: CODEC_IDS.none, stored: chunk });
+    if (chunk.length < INLINE_LIMIT) {
+      // A small chunk compresses in microseconds: cheaper here than a round trip to a worker.
+      const out = compressChunk(chunk, options.compression);
+      return Promise.resolve(
+        out.length < chunk.length
+          ? { index: i, plainLength: chunk.length, codecId: CODEC_IDS[options.compression.codec], stored: out }
+          : { index: i, plainLength: chunk.length, codecId: CODEC_IDS.none, stored: chunk },
+      );
+    }
     // The pool takes the chunk's buffer (transferred, not copied: the chunk is unusable here
     // afterwards) and gives it back when the chunk does not shrink.
     const plainLength = chunk.length;
