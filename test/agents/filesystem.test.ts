@@ -14,6 +14,7 @@ import {
   readFileSync,
   readdirSync,
   readlinkSync,
+  renameSync,
   rmSync,
   symlinkSync,
   truncateSync,
@@ -27,6 +28,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { AgentFile, BackupRequest, RestoreRequest, RestoreRun } from '../../src/agents/agent.js';
 import { restoreComponents, toAgentPath } from '../../src/agents/filesystem/agent-path.js';
 import { createFilesystemAgent } from '../../src/agents/filesystem/index.js';
+import { orderedMap } from '../../src/agents/filesystem/ordered-map.js';
+import { READ_AHEAD, walkRoots, type ReadAhead } from '../../src/agents/filesystem/walk.js';
 import type { Level, LogLevel } from '../../src/agents/native/abi.js';
 import type { AgentFileInfo } from '../../src/agents/types.js';
 import { AgentfdError } from '../../src/errors.js';
@@ -583,5 +586,316 @@ describe('restore safety', () => {
       await run.finish();
     });
     expect(readdirSync(target)).toEqual([]);
+  });
+});
+
+describe('orderedMap', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+    const out: T[] = [];
+    for await (const item of items) out.push(item);
+    return out;
+  }
+  async function* slowly<T>(items: T[], failAt = -1): AsyncGenerator<T> {
+    for (const [i, item] of items.entries()) {
+      if (i === failAt) throw new Error(`source failed at ${i}`);
+      await sleep(i % 3);
+      yield item;
+    }
+  }
+
+  it('yields in input order with at most `window` calls running, and keeps the window full', async () => {
+    const input = Array.from({ length: 60 }, (_, i) => i);
+    let running = 0;
+    let most = 0;
+    const out = await collect(
+      orderedMap(
+        (async function* () {
+          yield* input;
+        })(),
+        async (i) => {
+          most = Math.max(most, ++running);
+          await sleep((i * 7) % 5);
+          running--;
+          return i * 2;
+        },
+        { window: 5 },
+      ),
+    );
+    expect(out).toEqual(input.map((i) => i * 2));
+    expect(most).toBe(5);
+  });
+
+  it('throws a failure in its place: what came before is yielded first', async () => {
+    const seen: number[] = [];
+    const mapperFails = async () => {
+      for await (const v of orderedMap([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], async (i) => {
+        await sleep(10 - i);
+        if (i === 6) throw new Error('mapper failed at 6');
+        return i;
+      }, { window: 4 })) seen.push(v);
+    };
+    await expect(mapperFails()).rejects.toThrow('mapper failed at 6');
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5]);
+
+    seen.length = 0;
+    const sourceFails = async () => {
+      for await (const v of orderedMap(slowly([0, 1, 2, 3, 4, 5, 6, 7], 5), async (i) => i, { window: 3 })) seen.push(v);
+    };
+    await expect(sourceFails()).rejects.toThrow('source failed at 5');
+    expect(seen).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('holds at most maxCost of started, not yet yielded items, and lets a heavy item through alone', async () => {
+    const weights = [3, 3, 3, 9, 1, 25, 2, 2, 2, 2, 7, 1];
+    let held = 0;
+    let most = 0;
+    let alone = false;
+    const out: number[] = [];
+    for await (const i of orderedMap(weights.keys(), async (i) => {
+      held += weights[i]!;
+      if (weights[i]! > 10) alone = held === weights[i];
+      else most = Math.max(most, held);
+      await sleep(1);
+      return i;
+    }, { window: 8, cost: (i) => weights[i]!, maxCost: 10 })) {
+      held -= weights[i]!;
+      out.push(i);
+    }
+    expect(out).toEqual([...weights.keys()]);
+    expect(most).toBeLessThanOrEqual(10);
+    expect(alone).toBe(true);
+  });
+
+  it('return() waits for every started call and closes the source; nothing new starts', async () => {
+    let started = 0;
+    let settled = 0;
+    let sourceClosed = false;
+    async function* source() {
+      try {
+        for (let i = 0; ; i++) yield i;
+      } finally {
+        sourceClosed = true;
+      }
+    }
+    const taken: number[] = [];
+    for await (const v of orderedMap(source(), async (i) => {
+      started++;
+      await sleep(5);
+      settled++;
+      return i;
+    }, { window: 6, cost: () => 1, maxCost: 4 })) {
+      taken.push(v);
+      if (taken.length === 3) break;
+    }
+    expect(taken).toEqual([0, 1, 2]);
+    expect(settled).toBe(started);
+    expect(started).toBeLessThanOrEqual(3 + 4);
+    expect(sourceClosed).toBe(true);
+  });
+});
+
+describe('read-ahead', () => {
+  /** Read-ahead settings to try: the default, both I/O ways with tiny windows, none at all. */
+  const SETTINGS: [string, ReadAhead][] = [
+    ['default', { ...READ_AHEAD }],
+    ['tiny windows, I/O thread', { ...READ_AHEAD, batch: 3, statAhead: 5, readAhead: 7, readBytes: 300_000 }],
+    ['tiny windows, thread pool', { ...READ_AHEAD, batch: 3, statAhead: 5, readAhead: 7, readBytes: 300_000, thread: false }],
+    ['one at a time', { ...READ_AHEAD, batch: 1, statAhead: 1, readAhead: 1, readBytes: 1, smallFile: 0, thread: false }],
+  ];
+
+  function rootOf(dir: string) {
+    return [{ osPath: dir, agentPath: agentPathOf(dir) }];
+  }
+
+  interface Outcome {
+    path: string;
+    kind: string;
+    size: number | null;
+    data: Buffer | null;
+    error: string | null;
+  }
+
+  /** Every file in order, each stream read as the engine would; a failed stream is recorded. */
+  async function drain(files: AsyncIterable<AgentFile>): Promise<Outcome[]> {
+    const out: Outcome[] = [];
+    for await (const file of files) {
+      let data: Buffer | null = null;
+      let error: string | null = null;
+      for (const stream of file.streams) {
+        const chunks: Buffer[] = [];
+        try {
+          for await (const chunk of stream.data()) chunks.push(Buffer.from(chunk));
+        } catch (e) {
+          error = `${(e as AgentfdError).code}: ${(e as Error).message}`;
+        }
+        data = Buffer.concat(chunks);
+      }
+      out.push({ path: file.path, kind: file.kind, size: file.size, data, error });
+    }
+    return out;
+  }
+
+  /** The tree as the walk must list it: depth-first, byte order, each directory before its contents. */
+  function expectedOrder(root: string): string[] {
+    const out = [agentPathOf(root)];
+    const walk = (dir: string) => {
+      for (const raw of readdirSync(dir, { encoding: 'buffer' }).sort(Buffer.compare)) {
+        const child = path.join(dir, raw.toString('utf8'));
+        out.push(agentPathOf(child));
+        const st = lstatSync(child);
+        if (st.isDirectory() && !st.isSymbolicLink()) walk(child);
+      }
+    };
+    walk(root);
+    return out;
+  }
+
+  function makeMixedTree(): string {
+    const root = tempDir('mixed');
+    const small = READ_AHEAD.smallFile;
+    const sizes = [0, 1, 700, 4096, 65_536, small, small + 1, 1024 * 1024 + 3];
+    for (let d = 0; d < 4; d++) {
+      const dir = path.join(root, `dir${d}`);
+      mkdirSync(path.join(dir, 'sub', 'deeper'), { recursive: true });
+      mkdirSync(path.join(dir, 'empty'));
+      for (let i = 0; i < 30; i++) {
+        writeFileSync(path.join(dir, `f${String(i).padStart(2, '0')}.bin`), randomBytes(sizes[(i * 5 + d) % sizes.length]!));
+        if (i % 6 === 0) writeFileSync(path.join(dir, 'sub', `s${i}`), randomBytes(sizes[i % 5]!));
+      }
+      writeFileSync(path.join(dir, 'sub', 'deeper', 'big'), randomBytes(2 * 1024 * 1024 + 17));
+      writeFileSync(path.join(dir, 'sub', 'deeper', 'tiny'), 't');
+      symlinkSync('f00.bin', path.join(dir, 'link'));
+    }
+    writeFileSync(path.join(root, 'zz-last'), 'last');
+    return root;
+  }
+
+  it('keeps the order and the bytes with small and large files across directories, whatever the windows', async () => {
+    const root = makeMixedTree();
+    const order = expectedOrder(root);
+    const fromAgent = await drain((await agent.backup(backupRequest(root))).files);
+    expect(fromAgent.map((f) => f.path)).toEqual(order);
+    for (const [name, settings] of SETTINGS) {
+      const got = await drain(walkRoots(rootOf(root), backupRequest(root), settings));
+      expect(got.map((f) => f.path), name).toEqual(order);
+      for (const f of got) {
+        expect(f.error, `${name}: ${f.path}`).toBeNull();
+        const osPath = f.path; // POSIX: the agent path is the OS path; Windows: compared by size only
+        if (f.kind === 'regular') {
+          expect(f.data!.length, `${name}: ${f.path}`).toBe(f.size);
+          if (!IS_WINDOWS) expect(f.data!.equals(readFileSync(osPath)), `${name}: ${f.path}`).toBe(true);
+        } else {
+          expect(f.data, `${name}: ${f.path}`).toBeNull();
+        }
+      }
+    }
+  });
+
+  it.each(SETTINGS)('a file changed between its lstat and its read still fails with E_SOURCE_CHANGED (%s)', async (_name, settings) => {
+    const dir = tempDir('race');
+    const names = ['a-grows', 'b-shrinks', 'c-replaced', 'd-removed', 'e-unchanged', 'f-large-grows'];
+    for (const name of names) writeFileSync(path.join(dir, name), 'x'.repeat(name.includes('large') ? READ_AHEAD.smallFile + 100 : 1000));
+    // Right after the walk's lstat of each entry, before anything opens it.
+    const afterStat = (osPath: string) => {
+      const name = path.basename(osPath);
+      if (name === 'a-grows' || name === 'f-large-grows') appendFileSync(osPath, 'more');
+      if (name === 'b-shrinks') truncateSync(osPath, 10);
+      if (name === 'c-replaced') {
+        writeFileSync(`${osPath}.new`, 'y'.repeat(1000));
+        renameSync(`${osPath}.new`, osPath);
+      }
+      if (name === 'd-removed') rmSync(osPath);
+    };
+    const got = await drain(walkRoots(rootOf(dir), backupRequest(dir), { ...settings, afterStat }));
+    const byName = new Map(got.map((f) => [path.posix.basename(f.path), f]));
+    expect([...byName.keys()].slice(1)).toEqual(names);
+    expect(byName.get('a-grows')!.error).toMatch(/^E_SOURCE_CHANGED: .*a-grows: it grew while being read/);
+    expect(byName.get('a-grows')!.data!.length).toBe(1001);
+    expect(byName.get('b-shrinks')!.error).toMatch(/^E_SOURCE_CHANGED: .*b-shrinks: it shrank while being read \(10 of 1000 bytes\)/);
+    expect(byName.get('c-replaced')!.error).toMatch(/^E_SOURCE_CHANGED: .*c-replaced: it was replaced by another file/);
+    expect(byName.get('d-removed')!.error).toMatch(/^E_SOURCE_CHANGED: .*d-removed: it can no longer be opened \(ENOENT\)/);
+    expect(byName.get('e-unchanged')!).toMatchObject({ error: null, data: Buffer.from('x'.repeat(1000)) });
+    expect(byName.get('f-large-grows')!.error).toMatch(/^E_SOURCE_CHANGED: .*it grew while being read/);
+  });
+
+  it('asks the fileset before lstat: an excluded entry is never stat\'ed', async () => {
+    const dir = tempDir('fileset');
+    mkdirSync(path.join(dir, 'skip'));
+    writeFileSync(path.join(dir, 'skip', 'inner'), 'i');
+    writeFileSync(path.join(dir, 'skip.txt'), 's');
+    writeFileSync(path.join(dir, 'keep.txt'), 'k');
+    const stated: string[] = [];
+    const request = backupRequest(dir, { filesetCheck: (p) => !path.posix.basename(p).startsWith('skip') });
+    const got = await drain(walkRoots(rootOf(dir), request, { ...READ_AHEAD, afterStat: (p) => stated.push(path.basename(p)) }));
+    expect(got.map((f) => path.posix.basename(f.path)).slice(1)).toEqual(['keep.txt']);
+    expect(stated).toEqual(['keep.txt']);
+  });
+
+  it('works a bounded way ahead of the engine, however large the directory', async () => {
+    const dir = tempDir('lazy');
+    for (let i = 0; i < 3000; i++) writeFileSync(path.join(dir, `e${i}`), '');
+    let stated = 0;
+    let consumed = 0;
+    let mostAhead = 0;
+    const settings = { ...READ_AHEAD, afterStat: () => void stated++ };
+    for await (const file of walkRoots(rootOf(dir), backupRequest(dir), settings)) {
+      for (const stream of file.streams) for await (const _ of stream.data()) { /* drain */ }
+      consumed++;
+      mostAhead = Math.max(mostAhead, stated - consumed);
+      // A slow engine: the walk must wait for it, not list the whole directory meanwhile.
+      if (consumed % 500 === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(consumed).toBe(3001);
+    const bound = settings.readAhead + settings.statAhead + 3 * settings.batch;
+    expect(mostAhead).toBeLessThanOrEqual(bound);
+  });
+
+  it.skipIf(process.platform !== 'linux')('an abandoned backup leaves no file open', async () => {
+    const dir = tempDir('abandon');
+    for (let d = 0; d < 4; d++) {
+      mkdirSync(path.join(dir, `d${d}`));
+      for (let i = 0; i < 300; i++) writeFileSync(path.join(dir, `d${d}`, `f${i}`), randomBytes(1024));
+    }
+    const openFds = () => readdirSync('/proc/self/fd');
+    const openInTree = () =>
+      openFds().filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir);
+        } catch {
+          return false; // closed meanwhile (the readdir's own fd)
+        }
+      }).length;
+    const before = openFds().length;
+    const budgetBound = { ...READ_AHEAD, batch: 4, readAhead: 16, readBytes: 5000 };
+    for (const [name, settings] of [...SETTINGS, ['budget-bound', budgetBound] as [string, ReadAhead]]) {
+      for (const stopAt of [1, 40, 700]) {
+        let n = 0;
+        for await (const file of walkRoots(rootOf(dir), backupRequest(dir), settings)) {
+          if (++n === stopAt) break;
+          if (n % 2) for (const stream of file.streams) for await (const _ of stream.data()) { /* drain */ }
+        }
+        expect(openInTree(), `${name}, stopped at ${stopAt}`).toBe(0);
+        expect(openFds().length, `${name}, stopped at ${stopAt}`).toBe(before);
+      }
+    }
+    // Through the agent, as the engine uses it, and abandoned with a file half read.
+    const run = await agent.backup(backupRequest(dir));
+    let n = 0;
+    for await (const file of run.files) {
+      if (++n < 50) continue;
+      for await (const _ of file.streams[0]!.data()) break;
+      break;
+    }
+    expect(openInTree()).toBe(0);
+    expect(openFds().length).toBe(before);
+    // Left unfinished without return(): the run's close() stops the walk.
+    const dropped = await agent.backup(backupRequest(dir));
+    const iterator = dropped.files[Symbol.asyncIterator]();
+    for (let i = 0; i < 30; i++) expect((await iterator.next()).done).toBe(false);
+    await dropped.close();
+    expect((await iterator.next()).done).toBe(true);
+    expect(openInTree()).toBe(0);
+    expect(openFds().length).toBe(before);
   });
 });

@@ -3,7 +3,9 @@
  * interface as native and Bacula agents, so the job engine has one code path for all of them.
  *
  * Job option: `paths`, absolute directories joined with path.delimiter (see options.ts).
- * Backup: walk.ts (lazy, sorted, symlinks not followed) and file-stream.ts (the data).
+ * Backup: walk.ts (lazy, sorted, symlinks not followed, with bounded read-ahead: ordered-map.ts,
+ * and batches of file system calls on the agent's own I/O thread: io.ts, fs-worker.ts) and
+ * file-stream.ts (the data: small files read ahead whole, large ones streamed).
  * Restore: restore.ts, confined to the target by safe-dirs.ts.
  * Agent paths: agent-path.ts (POSIX paths as they are; Windows `C:\a\b` is "/C:/a/b").
  */
@@ -46,11 +48,15 @@ async function startBackup(request: BackupRequest): Promise<BackupRun> {
       throw new AgentfdError('E_SOURCE', message, { cause: error });
     }
   }
+  const files = walkRoots(roots, request);
   return {
     deliveredLevel: request.level,
-    files: walkRoots(roots, request),
+    files,
     state: () => null,
     finish: async () => {},
-    close: async () => {},
+    // A walk the engine left unfinished stops here: its read-ahead settles and its I/O thread ends.
+    close: async () => {
+      await files.return(undefined);
+    },
   };
 }

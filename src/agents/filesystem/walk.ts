@@ -1,24 +1,97 @@
 /**
  * The backup walk: each root depth-first, entries in byte order of their UTF-8 names (so two
  * backups of one tree list it identically), a directory before its contents, symlinks never
- * followed. It is an async generator over an explicit stack: nothing is read before the engine
- * asks for the next file, and memory holds one directory listing per level, whatever the tree size.
+ * followed. Memory holds one directory listing per level plus fixed windows, whatever the tree
+ * size, and nothing is listed, stat'ed or read more than those windows ahead of the engine.
+ *
+ * Many small files are the hard case: each costs several file system calls, and one after the
+ * other they leave everything waiting on one file's latency at a time. So the walk works ahead of
+ * the engine, in batches (io.ts: by default on the agent's own I/O thread), in two bounded windows
+ * built on orderedMap (results in order, whatever order the work finishes in):
+ *
+ * 1. Metadata: the entries of the directory being walked are checked `batch` at a time (name,
+ *    fileset, then lstat, and readlink for a symlink), up to `statAhead` entries ahead of the walk.
+ *    Warnings are logged, and directories listed, only when the walk reaches the entry in order:
+ *    the engine sees the same files, warnings and errors, in the same order, as from a walk done
+ *    one entry at a time. The fileset is still asked before lstat, and never about the contents of
+ *    an excluded directory.
+ * 2. Small files: the files listed, in groups of `batch`, up to `readAhead` files and `readBytes`
+ *    bytes of content ahead of the engine; regular files of at most `smallFile` bytes that will be
+ *    sent with data are read whole meanwhile (the same O_NOFOLLOW open, dev/inode check against
+ *    the walk's lstat, and size+1 read as a live read; see file-stream.ts). Their data() replays
+ *    that outcome, errors included, when the engine reaches them. Larger files are streamed when
+ *    consumed, as before.
+ *
+ * When the engine stops early (return()), the walk waits for the batches it started, then stops
+ * the I/O thread: no file it opened is left open once return() has resolved.
  */
-import type { BigIntStats } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentfdError } from '../../errors.js';
 import type { AgentFile, BackupRequest } from '../agent.js';
 import { childAgentPath } from './agent-path.js';
-import { readFileStream } from './file-stream.js';
+import { preloadedStream, readFileStream, type ExpectedFile } from './file-stream.js';
+import { fileType, processIo, statOne, threadIo, type EntryStat, type WalkIo } from './io.js';
 import type { BackupRoot } from './options.js';
+import { orderedMap } from './ordered-map.js';
+
+export interface ReadAhead {
+  /** Entries per batch of lstat calls, and files per group of small-file reads. */
+  batch: number;
+  /** Entries of a directory lstat'ed ahead of the walk (per directory level being walked). */
+  statAhead: number;
+  /** Files listed (and, if small, read) ahead of the engine. */
+  readAhead: number;
+  /** Bytes of read-ahead file content held at most (one group may go over when it is alone). */
+  readBytes: number;
+  /** Regular files up to this size are read ahead whole; larger ones are streamed when consumed. */
+  smallFile: number;
+  /** Run the batches on the agent's own I/O thread (true) or on the libuv thread pool. */
+  thread: boolean;
+  /** For tests: called once an entry has been lstat'ed, before anything opens it. */
+  afterStat?: (osPath: string) => void;
+}
+
+export const READ_AHEAD: Readonly<ReadAhead> = Object.freeze({
+  batch: 64,
+  statAhead: 128,
+  readAhead: 256,
+  readBytes: 16 * 1024 * 1024,
+  smallFile: 256 * 1024,
+  thread: true,
+});
+
+/** What the metadata window found about one directory entry. */
+type Probe =
+  | { kind: 'excluded' }
+  | { kind: 'cancelled' }
+  | { kind: 'bad-name'; warning: string }
+  | { kind: 'failed'; osPath: string; error: unknown }
+  | { kind: 'found'; osPath: string; agentPath: string; st: EntryStat; target: Buffer | null };
+
+/** An entry in walk order: the file for the engine, and what reading it ahead needs. */
+interface Listed {
+  file: AgentFile;
+  expected: ExpectedFile | null;
+}
+
+/** Consecutive entries whose small files are read in one batch; `error` ends the walk after them. */
+interface Group {
+  entries: Listed[];
+  bytes: number;
+  error?: { thrown: unknown };
+}
 
 interface Frame {
   osPath: string;
   agentPath: string;
-  names: Buffer[];
+  probes: AsyncGenerator<Probe[], void, undefined>;
+  current: Probe[];
   next: number;
 }
+
+const EXCLUDED: Probe = { kind: 'excluded' };
+const CANCELLED: Probe = { kind: 'cancelled' };
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -31,14 +104,6 @@ function decodeName(raw: Buffer): string | null {
   }
 }
 
-function typeName(st: BigIntStats): string {
-  if (st.isSocket()) return 'a socket';
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  return 'of an unknown type';
-}
-
 function errorCode(error: unknown): string {
   return (error as NodeJS.ErrnoException | undefined)?.code ?? String(error);
 }
@@ -48,41 +113,120 @@ function isFsError(error: unknown): boolean {
   return typeof (error as NodeJS.ErrnoException | undefined)?.code === 'string' && !(error instanceof AgentfdError);
 }
 
-export async function* walkRoots(roots: readonly BackupRoot[], request: BackupRequest): AsyncGenerator<AgentFile> {
-  const incremental = request.level !== 'full';
-  const checkCancel = () => {
-    if (request.isCancelled()) throw new AgentfdError('E_CANCELLED', 'backup cancelled by request; the job saved nothing more');
+function cancelledError(): AgentfdError {
+  return new AgentfdError('E_CANCELLED', 'backup cancelled by request; the job saved nothing more');
+}
+
+/** Window settings as whole numbers of at least 1. */
+function count(value: number): number {
+  return Math.max(1, Math.floor(value));
+}
+
+function* slices<T>(items: readonly T[], size: number): Generator<T[]> {
+  for (let at = 0; at < items.length; at += size) yield items.slice(at, at + size);
+}
+
+export async function* walkRoots(
+  roots: readonly BackupRoot[],
+  request: BackupRequest,
+  readAhead: Readonly<ReadAhead> = READ_AHEAD,
+): AsyncGenerator<AgentFile> {
+  const io = readAhead.thread ? threadIo() : processIo();
+  const batch = count(readAhead.batch);
+  const groupsAhead = count(readAhead.readAhead / batch);
+  // A group closes early once it holds its share of readBytes, so that several stay in flight.
+  const groupBytes = count(readAhead.readBytes / groupsAhead);
+  const small = (entry: Listed): entry is Listed & { expected: ExpectedFile } =>
+    entry.expected !== null && entry.expected.size <= readAhead.smallFile;
+
+  async function* groups(): AsyncGenerator<Group> {
+    let group: Group = { entries: [], bytes: 0 };
+    try {
+      for await (const entry of listRoots(roots, request, readAhead, io)) {
+        group.entries.push(entry);
+        if (small(entry)) group.bytes += entry.expected.size + 1;
+        if (group.entries.length >= batch || group.bytes >= groupBytes) {
+          yield group;
+          group = { entries: [], bytes: 0 };
+        }
+      }
+    } catch (thrown) {
+      // The files listed before the failure still go to the engine first.
+      group.error = { thrown };
+    }
+    if (group.entries.length > 0 || group.error) yield group;
+  }
+
+  const readGroup = async (group: Group): Promise<Group> => {
+    const wanted = group.entries.filter(small);
+    if (wanted.length === 0) return group;
+    const outcomes = await io.read(wanted.map((entry) => entry.expected));
+    wanted.forEach(({ file, expected }, i) => {
+      const preloaded = outcomes[i]!;
+      file.streams[0]!.data = () => preloadedStream(expected, preloaded, request.isCancelled);
+    });
+    return group;
   };
 
-  /** The AgentFile for an entry already lstat'ed, or null when it is skipped. */
-  const describe = async (osPath: string, agentPath: string, st: BigIntStats): Promise<AgentFile | null> => {
-    const base = {
-      path: agentPath,
-      mode: Number(st.mode & 0o7777n),
-      mtimeNs: st.mtimeNs,
-      winAttributes: 0,
-      seen: false,
-    };
+  try {
+    const ready = orderedMap(groups(), readGroup, { window: groupsAhead, cost: (group) => group.bytes, maxCost: readAhead.readBytes });
+    for await (const group of ready) {
+      for (const { file } of group.entries) {
+        // The walk checked when it listed the file, maybe a while ago: check again as it is
+        // handed over, as a walk without read-ahead would just have done.
+        if (request.isCancelled()) throw cancelledError();
+        yield file;
+      }
+      if (group.error) throw group.error.thrown;
+    }
+  } finally {
+    await io.close();
+  }
+}
+
+/** The walk proper, in order, with the metadata window; files are not read here. */
+async function* listRoots(roots: readonly BackupRoot[], request: BackupRequest, readAhead: Readonly<ReadAhead>, io: WalkIo): AsyncGenerator<Listed> {
+  const incremental = request.level !== 'full';
+  const batch = count(readAhead.batch);
+  const batchesAhead = count(readAhead.statAhead / batch);
+  const checkCancel = () => {
+    if (request.isCancelled()) throw cancelledError();
+  };
+
+  /** The entry as the engine will see it, or null when it is skipped (with a warning). */
+  const describe = (osPath: string, agentPath: string, st: EntryStat, rawTarget: Buffer | null): Listed | null => {
+    // Object literals written out (not spread from a common base): this runs for every entry.
+    const mode = st.mode & 0o7777;
     const unchanged = incremental && st.mtimeNs <= request.sinceNs && st.ctimeNs <= request.sinceNs;
-    if (st.isDirectory()) return { ...base, kind: 'directory', linkTarget: null, size: 0, streams: [] };
-    if (st.isSymbolicLink()) {
-      const raw = await readlink(osPath, { encoding: 'buffer' });
-      const target = decodeName(raw);
+    if (fileType.isDirectory(st)) {
+      const file: AgentFile = { path: agentPath, kind: 'directory', linkTarget: null, mode, mtimeNs: st.mtimeNs, size: 0, winAttributes: 0, seen: false, streams: [] };
+      return { file, expected: null };
+    }
+    if (fileType.isSymbolicLink(st)) {
+      const target = rawTarget === null ? null : decodeName(rawTarget);
       if (target === null) {
         request.log('warning', `${osPath}: skipped: the symlink target is not valid UTF-8`);
         return null;
       }
-      return { ...base, kind: 'symlink', linkTarget: target, size: 0, seen: unchanged, streams: [] };
+      const file: AgentFile = { path: agentPath, kind: 'symlink', linkTarget: target, mode, mtimeNs: st.mtimeNs, size: 0, winAttributes: 0, seen: unchanged, streams: [] };
+      return { file, expected: null };
     }
-    if (st.isFile()) {
-      const size = Number(st.size);
-      if (unchanged) return { ...base, kind: 'regular', linkTarget: null, size, seen: true, streams: [] };
-      const expected = { osPath, agentPath, size, dev: st.dev, ino: st.ino };
-      return {
-        ...base,
+    if (fileType.isFile(st)) {
+      const { size } = st;
+      if (unchanged) {
+        const file: AgentFile = { path: agentPath, kind: 'regular', linkTarget: null, mode, mtimeNs: st.mtimeNs, size, winAttributes: 0, seen: true, streams: [] };
+        return { file, expected: null };
+      }
+      const expected: ExpectedFile = { osPath, agentPath, size, dev: st.dev, ino: st.ino };
+      const file: AgentFile = {
+        path: agentPath,
         kind: 'regular',
         linkTarget: null,
+        mode,
+        mtimeNs: st.mtimeNs,
         size,
+        winAttributes: 0,
+        seen: false,
         streams: [
           {
             index: 0,
@@ -94,8 +238,9 @@ export async function* walkRoots(roots: readonly BackupRoot[], request: BackupRe
           },
         ],
       };
+      return { file, expected };
     }
-    request.log('warning', `${osPath}: skipped: it is ${typeName(st)}, which the filesystem agent does not save`);
+    request.log('warning', `${osPath}: skipped: it is ${fileType.name(st)}, which the filesystem agent does not save`);
     return null;
   };
 
@@ -121,63 +266,105 @@ export async function* walkRoots(roots: readonly BackupRoot[], request: BackupRe
     return new AgentfdError('E_SOURCE', message, { cause: error });
   };
 
-  for (const root of roots) {
-    checkCancel();
-    if (!request.filesetCheck(root.agentPath)) continue;
-    let rootStat: BigIntStats;
-    try {
-      rootStat = await lstat(root.osPath, { bigint: true });
-    } catch (error) {
-      throw rootError(root.osPath, error);
-    }
-    const stack: Frame[] = [];
-    const visit = async (osPath: string, agentPath: string, st: BigIntStats, isRoot = false): Promise<AgentFile | null> => {
-      const file = await describe(osPath, agentPath, st);
-      if (file?.kind === 'directory') {
-        const names = await list(osPath, isRoot);
-        if (names) stack.push({ osPath, agentPath, names, next: 0 });
-      }
-      return file;
-    };
-
-    let first: AgentFile | null;
-    try {
-      first = await visit(root.osPath, root.agentPath, rootStat, true);
-    } catch (error) {
-      throw isFsError(error) ? rootError(root.osPath, error) : error;
-    }
-    if (first) yield first;
-
-    while (stack.length > 0) {
-      const frame = stack[stack.length - 1]!;
-      const raw = frame.names[frame.next++];
-      if (raw === undefined) {
-        stack.pop();
+  /**
+   * What the walk needs about a batch of entries of one directory: the name checks and the fileset
+   * first (an excluded entry is never stat'ed), then lstat. Runs ahead of the walk, so it only
+   * records what to say: the walk logs it when it reaches the entry.
+   */
+  const probe = async (dir: { osPath: string; agentPath: string }, raws: Buffer[]): Promise<Probe[]> => {
+    const probes: Probe[] = [];
+    const toStat: { at: number; osPath: string; agentPath: string }[] = [];
+    for (const raw of raws) {
+      if (request.isCancelled()) {
+        probes.push(CANCELLED);
         continue;
       }
-      checkCancel();
-      const osPath = path.join(frame.osPath, raw.toString('utf8'));
+      const osPath = path.join(dir.osPath, raw.toString('utf8'));
       const name = decodeName(raw);
       if (name === null) {
-        request.log('warning', `${osPath}: skipped: the file name is not valid UTF-8`);
-        continue;
+        probes.push({ kind: 'bad-name', warning: `${osPath}: skipped: the file name is not valid UTF-8` });
+      } else if (name.includes('\\')) {
+        probes.push({ kind: 'bad-name', warning: `${osPath}: skipped: the file name holds a backslash, which agent paths cannot carry` });
+      } else {
+        const agentPath = childAgentPath(dir.agentPath, name);
+        if (!request.filesetCheck(agentPath)) {
+          probes.push(EXCLUDED);
+        } else {
+          toStat.push({ at: probes.length, osPath, agentPath });
+          probes.push(EXCLUDED); // replaced below
+        }
       }
-      if (name.includes('\\')) {
-        request.log('warning', `${osPath}: skipped: the file name holds a backslash, which agent paths cannot carry`);
-        continue;
-      }
-      const agentPath = childAgentPath(frame.agentPath, name);
-      if (!request.filesetCheck(agentPath)) continue;
-      let file: AgentFile | null;
-      try {
-        const st = await lstat(osPath, { bigint: true });
-        file = await visit(osPath, agentPath, st);
-      } catch (error) {
-        if (!isFsError(error)) throw error;
-        request.log('warning', `${osPath}: could not stat (${errorCode(error)}); it is not saved`);
-        continue;
-      }
-      if (file) yield file;
     }
+    const results = await io.stat(toStat.map((entry) => entry.osPath));
+    toStat.forEach(({ at, osPath, agentPath }, i) => {
+      const result = results[i]!;
+      if (!result.ok) {
+        probes[at] = { kind: 'failed', osPath, error: result.error };
+      } else {
+        readAhead.afterStat?.(osPath);
+        probes[at] = { kind: 'found', osPath, agentPath, st: result.st, target: result.target };
+      }
+    });
+    return probes;
+  };
+
+  const stack: Frame[] = [];
+  /** Descend into a directory already described: list it and start probing its entries. */
+  const enter = async (osPath: string, agentPath: string, isRoot: boolean): Promise<void> => {
+    const names = await list(osPath, isRoot);
+    if (names === null) return;
+    const dir = { osPath, agentPath };
+    const probes = orderedMap(slices(names, batch), (raws) => probe(dir, raws), { window: batchesAhead });
+    stack.push({ ...dir, probes, current: [], next: 0 });
+  };
+
+  try {
+    for (const root of roots) {
+      checkCancel();
+      if (!request.filesetCheck(root.agentPath)) continue;
+      let first: Listed | null;
+      try {
+        const result = await statOne(root.osPath);
+        if (!result.ok) throw result.error;
+        first = describe(root.osPath, root.agentPath, result.st, result.target);
+        if (first?.file.kind === 'directory') await enter(root.osPath, root.agentPath, true);
+      } catch (error) {
+        throw isFsError(error) ? rootError(root.osPath, error) : error;
+      }
+      if (first) yield first;
+
+      while (stack.length > 0) {
+        const frame = stack[stack.length - 1]!;
+        const found = frame.current[frame.next++];
+        if (found === undefined) {
+          const step = await frame.probes.next();
+          if (step.done) stack.pop();
+          else {
+            frame.current = step.value;
+            frame.next = 0;
+          }
+          continue;
+        }
+        checkCancel();
+        if (found.kind === 'excluded') continue;
+        if (found.kind === 'cancelled') throw cancelledError();
+        if (found.kind === 'bad-name') {
+          request.log('warning', found.warning);
+          continue;
+        }
+        if (found.kind === 'failed') {
+          if (!isFsError(found.error)) throw found.error;
+          request.log('warning', `${found.osPath}: could not stat (${errorCode(found.error)}); it is not saved`);
+          continue;
+        }
+        const entry = describe(found.osPath, found.agentPath, found.st, found.target);
+        if (entry === null) continue;
+        if (entry.file.kind === 'directory') await enter(found.osPath, found.agentPath, false);
+        yield entry;
+      }
+    }
+  } finally {
+    // Stopped early (or failed): let the batches in flight finish before the walk is over.
+    while (stack.length > 0) await stack.pop()!.probes.return();
   }
 }
