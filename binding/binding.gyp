@@ -40,7 +40,8 @@
       'type': 'shared_library',
       'target_name': 'faulty',
       'product_dir': '<(PRODUCT_DIR)/agents',
-      'sources': ['../native-samples/faulty/faulty.c', '../native-samples/faulty/faulty_throw.cc'],
+      'sources': ['../native-samples/faulty/faulty.c', '../native-samples/faulty/faulty_throw.cc',
+                  '../native-samples/common/sample_util.c'],
       # -std=c11 from target_defaults would reach g++ too (and make it warn): C files only.
       'cflags!': ['-std=c11'],
       'cflags_c': ['-std=c11'],

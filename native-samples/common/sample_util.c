@@ -473,6 +473,32 @@ const char *su_logical_rest(const char *path, const char *prefix) {
     return rest;
 }
 
+int su_valid_logical_path(const char *path) {
+    const char *p;
+    if (path == NULL || path[0] != '/' || strchr(path, '\\') != NULL) return 0;
+    p = path + 1;
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash != NULL ? (size_t)(slash - p) : strlen(p);
+        if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) return 0;
+        if (slash == NULL) return 1;
+        p = slash + 1;
+    }
+}
+
+int su_valid_stream_name(const char *name) {
+    const char *p;
+    if (name == NULL || name[0] == '\0') return 0;
+    for (p = name; *p; p++) {
+        char c = *p;
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int su_split_path(const char *rest, char (*parts)[SU_NAME_MAX + 1], int max) {
     int count = 0;
     const char *p = rest;

@@ -127,6 +127,11 @@ const char *su_logical_rest(const char *path, const char *prefix);
 /* Split `rest` (from su_logical_rest) into at most `max` components copied into parts[i]
  * (each SU_NAME_MAX + 1 bytes). Returns the number of components, or -1 when there are more. */
 int su_split_path(const char *rest, char (*parts)[SU_NAME_MAX + 1], int max);
+/* 1 when `path` is absolute and '/'-separated, without empty, "." or ".." components and
+ * without '\\' (any length; no check of the bytes otherwise). */
+int su_valid_logical_path(const char *path);
+/* 1 when `name` is a non-empty stream name of ASCII letters, digits, '.', '_' and '-'. */
+int su_valid_stream_name(const char *name);
 /* 1 when `name` ends with `suffix`, comparing ASCII letters case-insensitively. */
 int su_has_suffix(const char *name, const char *suffix);
 

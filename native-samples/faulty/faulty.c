@@ -4,7 +4,7 @@
  * exit, an escaping C++ exception or a hang must end the job (the agent's host process), never
  * the daemon; a broken return value or a broken afd_file must be refused by the host.
  *
- * Self-contained on purpose (only agentfd_agent.h): it does not use native-samples/common.
+ * Uses native-samples/common/sample_util for the session, errors, log, options and mkdir -p.
  *
  * ABI generations 1 and 2 (one static table each). Capabilities: FULL, RESTORE, CANCEL.
  *
@@ -54,27 +54,17 @@
 #endif
 
 #include "agentfd_agent.h"
+#include "sample_util.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #if defined(_WIN32)
 #include <windows.h>
-#include <direct.h>
-#include <wchar.h>
 #else
-#include <sys/stat.h>
-#include <sys/types.h>
 #include <time.h>
-#endif
-
-#if defined(__GNUC__) || defined(__clang__)
-#define FI_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
-#else
-#define FI_PRINTF(fmt, args)
 #endif
 
 #define FI_ABI_MIN AFD_ABI_GEN_1
@@ -85,7 +75,7 @@
 #define FI_MAX_READ 65536
 #define FI_MORE_DATA 65536            /* extra bytes of fault=more-data */
 #define FI_MAX_SIZE ((int64_t)1 << 50) /* limit of size and fault_after */
-#define FI_PATH_MAX 4096
+#define FI_PATH_MAX SU_PATH_MAX
 #define FI_MAX_STREAMS 1024 /* restore: the most streams a file may have */
 #define FI_BAD_STREAM_TYPE 77u
 #define FI_BAD_STREAM_COUNT 5000u
@@ -130,10 +120,7 @@ static const char *const fi_paths[FI_FILES] = {
 };
 
 struct afd_session {
-    const afd_host_api *host;
-    void *host_ctx;
-    char error[1024];
-    char errtext[160]; /* scratch for fi_strerror() */
+    su_base base; /* host table, context and the last error (first member: su_session_open) */
 
     /* ---- backup ---- */
     int prepared;
@@ -168,65 +155,29 @@ struct afd_session {
 /* errors, log, host functions                                                                  */
 /* ------------------------------------------------------------------------------------------- */
 
-static void fi_clear(afd_session *s) { s->error[0] = '\0'; }
+static void fi_clear(afd_session *s) { s->base.error[0] = '\0'; }
 
-static int32_t fi_fail(afd_session *s, int32_t code, const char *fmt, ...) FI_PRINTF(3, 4);
-static int32_t fi_fail(afd_session *s, int32_t code, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->error, sizeof s->error, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-static void fi_log(afd_session *s, int32_t level, const char *fmt, ...) FI_PRINTF(3, 4);
-static void fi_log(afd_session *s, int32_t level, const char *fmt, ...) {
-    char line[1024];
-    va_list ap;
-    if (!AFD_HAS_FIELD(s->host, afd_host_api, log) || s->host->log == NULL) return;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    s->host->log(s->host_ctx, level, line);
-}
-
-static const char *fi_strerror(afd_session *s, int err) {
-#if defined(_WIN32)
-    if (strerror_s(s->errtext, sizeof s->errtext, err) != 0) {
-        snprintf(s->errtext, sizeof s->errtext, "error %d", err);
-    }
-#else
-    if (strerror_r(err, s->errtext, sizeof s->errtext) != 0) {
-        snprintf(s->errtext, sizeof s->errtext, "error %d", err);
-    }
-#endif
-    return s->errtext;
-}
-
-static int fi_cancelled(afd_session *s) {
-    if (!AFD_HAS_FIELD(s->host, afd_host_api, is_cancelled) || s->host->is_cancelled == NULL) {
-        return 0;
-    }
-    return s->host->is_cancelled(s->host_ctx) > 0;
-}
-
-/* 1 include, 0 exclude, negative: the host failed. A host without fileset_check includes all. */
+/* 1 include, 0 exclude, negative: the host failed. A host without fileset_check includes all.
+ * (su_included() cannot tell a failure from an exclusion.) */
 static int32_t fi_included(afd_session *s, const char *path) {
-    if (!AFD_HAS_FIELD(s->host, afd_host_api, fileset_check) || s->host->fileset_check == NULL) {
-        return 1;
-    }
-    return s->host->fileset_check(s->host_ctx, path);
+    const afd_host_api *host = s->base.host;
+    if (!AFD_HAS_FIELD(host, afd_host_api, fileset_check) || host->fileset_check == NULL) return 1;
+    return host->fileset_check(s->base.host_ctx, path);
 }
 
 /* The job option `key` into buf: 1 when set, 0 when not set, -1 when longer than cap - 1. */
 static int fi_option(afd_session *s, const char *key, char *buf, size_t cap) {
-    int64_t n;
-    if (!AFD_HAS_FIELD(s->host, afd_host_api, get_option) || s->host->get_option == NULL) return 0;
+    char *value = su_option(&s->base, key);
+    size_t len;
     buf[0] = '\0';
-    n = s->host->get_option(s->host_ctx, key, buf, (uint64_t)cap);
-    if (n < 0) return 0;
-    if ((uint64_t)n >= (uint64_t)cap) return -1;
-    buf[n] = '\0';
+    if (value == NULL) return 0;
+    len = strlen(value);
+    if (len >= cap) {
+        free(value);
+        return -1;
+    }
+    memcpy(buf, value, len + 1);
+    free(value);
     return 1;
 }
 
@@ -250,7 +201,7 @@ static int32_t fi_option_int(afd_session *s, const char *key, int64_t fallback, 
             return AFD_OK;
         }
     }
-    return fi_fail(s, AFD_E_INVALID,
+    return su_fail(&s->base, AFD_E_INVALID,
                    "job option %s=%s is invalid: give a whole number of %lld to %lld", key,
                    rc > 0 ? buf : "(too long)", (long long)min, (long long)max);
 }
@@ -259,102 +210,17 @@ static int32_t fi_option_int(afd_session *s, const char *key, int64_t fallback, 
 /* portable file system helpers                                                                 */
 /* ------------------------------------------------------------------------------------------- */
 
-#if defined(_WIN32)
-/* UTF-8 to UTF-16 for the wide Windows calls. Returns 1, or 0 with errno set. */
-static int fi_widen(const char *path, wchar_t *out, int cap) {
-    if (MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, out, cap) <= 0) {
-        errno = EINVAL;
-        return 0;
-    }
-    return 1;
-}
-#endif
-
-static int fi_mkdir_one(const char *path) {
-    int err;
-#if defined(_WIN32)
-    wchar_t wpath[FI_PATH_MAX];
-    DWORD attr;
-    if (!fi_widen(path, wpath, FI_PATH_MAX)) return -1;
-    if (_wmkdir(wpath) == 0) return 0;
-    err = errno;
-    if (err == EEXIST) {
-        attr = GetFileAttributesW(wpath);
-        if (attr != INVALID_FILE_ATTRIBUTES && (attr & FILE_ATTRIBUTE_DIRECTORY) != 0) return 0;
-        err = ENOTDIR;
-    }
-#else
-    struct stat st;
-    if (mkdir(path, 0755) == 0) return 0;
-    err = errno;
-    if (err == EEXIST) {
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
-        err = ENOTDIR;
-    }
-#endif
-    errno = err;
+/* mkdir -p (su_mkdirs), with ENOTDIR when a component exists but is not a directory. */
+static int fi_mkdirs(const char *path) {
+    if (su_mkdirs(path) == 0) return 0;
+    if (errno == EEXIST) errno = ENOTDIR;
     return -1;
 }
 
-/* mkdir -p. Prefixes that cannot be made (a drive, a share, an existing root) are passed over:
- * if one matters, the last mkdir fails. Returns 0 or -1 with errno set. */
-static int fi_mkdirs(const char *path) {
-    char buf[FI_PATH_MAX];
-    size_t i, len = strlen(path);
-    if (len == 0 || len >= sizeof buf) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(buf, path, len + 1);
-    for (i = 1; i < len; i++) {
-        if (buf[i] == '/' || buf[i] == '\\') {
-            char saved = buf[i];
-            buf[i] = '\0';
-            (void)fi_mkdir_one(buf);
-            buf[i] = saved;
-        }
-    }
-    return fi_mkdir_one(buf);
-}
-
 static int fi_mkdirs_parent(const char *path) {
-    char buf[FI_PATH_MAX];
-    size_t len = strlen(path);
-    char *slash;
-    if (len >= sizeof buf) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(buf, path, len + 1);
-    slash = strrchr(buf, '/');
-#if defined(_WIN32)
-    {
-        char *back = strrchr(buf, '\\');
-        if (back != NULL && (slash == NULL || back > slash)) slash = back;
-    }
-#endif
-    if (slash == NULL || slash == buf) return 0;
-    *slash = '\0';
-    return fi_mkdirs(buf);
-}
-
-static FILE *fi_fopen_write(const char *path) {
-#if defined(_WIN32)
-    wchar_t wpath[FI_PATH_MAX];
-    if (!fi_widen(path, wpath, FI_PATH_MAX)) return NULL;
-    return _wfopen(wpath, L"wb");
-#else
-    return fopen(path, "wb");
-#endif
-}
-
-static void fi_remove(const char *path) {
-#if defined(_WIN32)
-    wchar_t wpath[FI_PATH_MAX];
-    if (fi_widen(path, wpath, FI_PATH_MAX)) (void)_wremove(wpath);
-#else
-    (void)remove(path);
-#endif
+    if (su_mkdirs_parent(path) == 0) return 0;
+    if (errno == EEXIST) errno = ENOTDIR;
+    return -1;
 }
 
 static void fi_sleep_ms(unsigned ms) {
@@ -374,15 +240,14 @@ static void fi_sleep_ms(unsigned ms) {
 
 static int32_t AFD_CALL fi_open(const afd_open_params *params, afd_session **out) {
     afd_session *s;
+    int32_t rc;
     if (out == NULL) return AFD_E_INVALID;
     *out = NULL;
     if (!AFD_HAS_FIELD(params, afd_open_params, host_ctx) || params->host == NULL) {
         return AFD_E_INVALID;
     }
-    s = calloc(1, sizeof *s);
-    if (s == NULL) return AFD_E_NOMEM;
-    s->host = params->host;
-    s->host_ctx = params->host_ctx;
+    rc = su_session_open(params, sizeof *s, &s);
+    if (rc != AFD_OK) return rc;
     s->fault = FI_NONE;
     s->fault_file = 2;
     s->fault_point = -1;
@@ -417,7 +282,7 @@ static void fi_discard_restored(afd_session *s) {
     uint32_t i;
     if (!s->is_file) return;
     for (i = 0; i <= s->out_index && i < (s->stream_count > 0 ? s->stream_count : 1); i++) {
-        if (fi_stream_path(s, i, path, sizeof path) == 0) fi_remove(path);
+        if (fi_stream_path(s, i, path, sizeof path) == 0) (void)su_remove(path);
     }
 }
 
@@ -429,10 +294,6 @@ static void AFD_CALL fi_close(afd_session *s) {
     fi_free_stream_names(s);
     free(s->target);
     free(s);
-}
-
-static const char *AFD_CALL fi_last_error(afd_session *s) {
-    return s != NULL && s->error[0] != '\0' ? s->error : NULL;
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -455,7 +316,7 @@ static int32_t fi_unknown_fault(afd_session *s, const char *value) {
         if (n < 0 || (size_t)n >= sizeof list - used) break;
         used += (size_t)n;
     }
-    return fi_fail(s, AFD_E_INVALID, "unknown fault \"%s\" (job option fault); valid values: %s",
+    return su_fail(&s->base, AFD_E_INVALID, "unknown fault \"%s\" (job option fault); valid values: %s",
                    value, list);
 }
 
@@ -467,13 +328,13 @@ static int32_t AFD_CALL fi_backup_prepare(afd_session *s, afd_backup_params *par
     if (s == NULL) return AFD_E_INVALID;
     fi_clear(s);
     if (s->prepared) {
-        return fi_fail(s, AFD_E_INVALID, "backup_prepare was already called in this session");
+        return su_fail(&s->base, AFD_E_INVALID, "backup_prepare was already called in this session");
     }
     if (!AFD_HAS_FIELD(params, afd_backup_params, level)) {
-        return fi_fail(s, AFD_E_INVALID, "backup_prepare: missing parameters");
+        return su_fail(&s->base, AFD_E_INVALID, "backup_prepare: missing parameters");
     }
     if (params->level != AFD_LEVEL_FULL) {
-        return fi_fail(s, AFD_E_UNSUPPORTED,
+        return su_fail(&s->base, AFD_E_UNSUPPORTED,
                        "FaultInjector makes full backups only (level %lu was asked)",
                        (unsigned long)params->level);
     }
@@ -503,15 +364,15 @@ static int32_t AFD_CALL fi_backup_prepare(afd_session *s, afd_backup_params *par
     s->handed_out = 0;
     s->current = 0;
     if (s->fault == FI_NONE) {
-        fi_log(s, AFD_LOG_INFO, "FaultInjector: fault=none, %d files of %lld bytes", FI_FILES,
+        su_log(&s->base, AFD_LOG_INFO, "FaultInjector: fault=none, %d files of %lld bytes", FI_FILES,
                (long long)s->size);
     } else if (fi_is_read_fault(s->fault)) {
-        fi_log(s, AFD_LOG_WARNING,
+        su_log(&s->base, AFD_LOG_WARNING,
                "FaultInjector: fault=%s in %s after %lld bytes (%d files of %lld bytes)",
                fi_fault_names[s->fault], fi_paths[s->fault_file - 1], (long long)s->fault_after,
                FI_FILES, (long long)s->size);
     } else {
-        fi_log(s, AFD_LOG_WARNING, "FaultInjector: fault=%s in %s (%d files of %lld bytes)",
+        su_log(&s->base, AFD_LOG_WARNING, "FaultInjector: fault=%s in %s (%d files of %lld bytes)",
                fi_fault_names[s->fault], fi_paths[s->fault_file - 1], FI_FILES,
                (long long)s->size);
     }
@@ -521,31 +382,31 @@ static int32_t AFD_CALL fi_backup_prepare(afd_session *s, afd_backup_params *par
 static int32_t AFD_CALL fi_backup_next_file(afd_session *s, const afd_file **out) {
     if (s == NULL || out == NULL) return AFD_E_INVALID;
     fi_clear(s);
-    if (!s->prepared) return fi_fail(s, AFD_E_INVALID, "backup_next_file before backup_prepare");
+    if (!s->prepared) return su_fail(&s->base, AFD_E_INVALID, "backup_next_file before backup_prepare");
     if (s->current != 0) {
-        return fi_fail(s, AFD_E_INVALID, "backup_next_file before backup_end_file of %s",
+        return su_fail(&s->base, AFD_E_INVALID, "backup_next_file before backup_end_file of %s",
                        fi_paths[s->current - 1]);
     }
     for (;;) {
         int k;
         int32_t included;
-        if (fi_cancelled(s)) {
-            return fi_fail(s, AFD_E_CANCELLED, "the job was cancelled after %d of %d files",
+        if (su_cancelled(&s->base)) {
+            return su_fail(&s->base, AFD_E_CANCELLED, "the job was cancelled after %d of %d files",
                            s->handed_out, FI_FILES);
         }
         if (s->handed_out >= FI_FILES) return AFD_DONE;
         k = ++s->handed_out;
         included = fi_included(s, fi_paths[k - 1]);
         if (included < 0) {
-            return fi_fail(s, AFD_E_FAIL, "the host's fileset_check failed for %s (%ld)",
+            return su_fail(&s->base, AFD_E_FAIL, "the host's fileset_check failed for %s (%ld)",
                            fi_paths[k - 1], (long)included);
         }
         if (included == 0) {
-            fi_log(s, AFD_LOG_DEBUG, "%s is excluded by the fileset", fi_paths[k - 1]);
+            su_log(&s->base, AFD_LOG_DEBUG, "%s is excluded by the fileset", fi_paths[k - 1]);
             continue;
         }
         if (s->fault == FI_ABORT_NEXT && k == s->fault_file) {
-            fi_log(s, AFD_LOG_WARNING, "fault=abort-next: calling abort() instead of handing out %s",
+            su_log(&s->base, AFD_LOG_WARNING, "fault=abort-next: calling abort() instead of handing out %s",
                    fi_paths[k - 1]);
             abort();
         }
@@ -577,7 +438,7 @@ static int32_t AFD_CALL fi_backup_next_file(afd_session *s, const afd_file **out
             }
             if (s->file.path != fi_paths[k - 1] || s->stream.type != AFD_STREAM_DATA ||
                 s->file.stream_count != 1) {
-                fi_log(s, AFD_LOG_WARNING, "fault=%s: handing out a broken afd_file for %s",
+                su_log(&s->base, AFD_LOG_WARNING, "fault=%s: handing out a broken afd_file for %s",
                        fi_fault_names[s->fault], fi_paths[k - 1]);
             }
         }
@@ -592,13 +453,13 @@ static int32_t AFD_CALL fi_backup_start_stream(afd_session *s, uint32_t index) {
     if (s == NULL) return AFD_E_INVALID;
     fi_clear(s);
     if (s->current == 0) {
-        return fi_fail(s, AFD_E_INVALID, "backup_start_stream without a file (call next_file)");
+        return su_fail(&s->base, AFD_E_INVALID, "backup_start_stream without a file (call next_file)");
     }
     if (s->streaming) {
-        return fi_fail(s, AFD_E_INVALID, "backup_start_stream before backup_end_stream");
+        return su_fail(&s->base, AFD_E_INVALID, "backup_start_stream before backup_end_stream");
     }
     if (index != 0) {
-        return fi_fail(s, AFD_E_INVALID, "%s has one stream (0, \"data\"); there is no stream %lu",
+        return su_fail(&s->base, AFD_E_INVALID, "%s has one stream (0, \"data\"); there is no stream %lu",
                        fi_paths[s->current - 1], (unsigned long)index);
     }
     s->streaming = 1;
@@ -608,7 +469,7 @@ static int32_t AFD_CALL fi_backup_start_stream(afd_session *s, uint32_t index) {
     if (s->current == s->fault_file) {
         if (s->fault == FI_MORE_DATA_FAULT) {
             s->stream_total += FI_MORE_DATA;
-            fi_log(s, AFD_LOG_WARNING,
+            su_log(&s->base, AFD_LOG_WARNING,
                    "fault=more-data: %s will deliver %lld bytes, its size_hint says %lld",
                    fi_paths[s->current - 1], (long long)s->stream_total, (long long)s->size);
         } else if (fi_is_read_fault(s->fault)) {
@@ -631,7 +492,7 @@ static void fi_fill(uint8_t *buf, uint64_t n, int64_t offset, int k) {
 /* The read fault, at s->fault_point of the fault file. Most of them never return. */
 static int64_t fi_inject_read(afd_session *s, uint8_t *buf, uint64_t cap) {
     const char *path = fi_paths[s->current - 1];
-    fi_log(s, AFD_LOG_WARNING, "fault=%s: injecting it in backup_read of %s at byte %lld",
+    su_log(&s->base, AFD_LOG_WARNING, "fault=%s: injecting it in backup_read of %s at byte %lld",
            fi_fault_names[s->fault], path, (long long)s->delivered);
     switch (s->fault) {
     case FI_CRASH_READ: {
@@ -650,8 +511,8 @@ static int64_t fi_inject_read(afd_session *s, uint8_t *buf, uint64_t cap) {
         for (;;) fi_sleep_ms(FI_HANG_SLEEP_MS); /* never asks is_cancelled: a hung agent */
     case FI_HANG_CANCELLABLE:
         for (;;) {
-            if (fi_cancelled(s)) {
-                return fi_fail(s, AFD_E_CANCELLED,
+            if (su_cancelled(&s->base)) {
+                return su_fail(&s->base, AFD_E_CANCELLED,
                                "the job was cancelled while %s was stalled at byte %lld", path,
                                (long long)s->delivered);
             }
@@ -666,12 +527,12 @@ static int64_t fi_inject_read(afd_session *s, uint8_t *buf, uint64_t cap) {
         return cap > (uint64_t)INT64_MAX - 1000u ? INT64_MAX : (int64_t)cap + 1000;
     }
     case FI_NEGATIVE_READ:
-        s->error[0] = '\0'; /* no message either */
+        s->base.error[0] = '\0'; /* no message either */
         return -100;
     default:
         break;
     }
-    return fi_fail(s, AFD_E_FAIL, "fault=%s did not happen in backup_read of %s",
+    return su_fail(&s->base, AFD_E_FAIL, "fault=%s did not happen in backup_read of %s",
                    fi_fault_names[s->fault], path);
 }
 
@@ -680,13 +541,13 @@ static int64_t AFD_CALL fi_backup_read(afd_session *s, uint8_t *buf, uint64_t ca
     if (s == NULL) return AFD_E_INVALID;
     fi_clear(s);
     if (!s->streaming) {
-        return fi_fail(s, AFD_E_INVALID, "backup_read without a stream (call start_stream)");
+        return su_fail(&s->base, AFD_E_INVALID, "backup_read without a stream (call start_stream)");
     }
     if (buf == NULL || cap == 0) {
-        return fi_fail(s, AFD_E_INVALID, "backup_read needs a buffer of at least one byte");
+        return su_fail(&s->base, AFD_E_INVALID, "backup_read needs a buffer of at least one byte");
     }
-    if (fi_cancelled(s)) {
-        return fi_fail(s, AFD_E_CANCELLED, "the job was cancelled while saving %s at byte %lld",
+    if (su_cancelled(&s->base)) {
+        return su_fail(&s->base, AFD_E_CANCELLED, "the job was cancelled while saving %s at byte %lld",
                        fi_paths[s->current - 1], (long long)s->delivered);
     }
     if (s->fault_point >= 0 && s->delivered >= s->fault_point) return fi_inject_read(s, buf, cap);
@@ -706,7 +567,7 @@ static int64_t AFD_CALL fi_backup_read(afd_session *s, uint8_t *buf, uint64_t ca
 static int32_t AFD_CALL fi_backup_end_stream(afd_session *s) {
     if (s == NULL) return AFD_E_INVALID;
     fi_clear(s);
-    if (!s->streaming) return fi_fail(s, AFD_E_INVALID, "backup_end_stream without a stream");
+    if (!s->streaming) return su_fail(&s->base, AFD_E_INVALID, "backup_end_stream without a stream");
     s->streaming = 0;
     return AFD_OK;
 }
@@ -714,7 +575,7 @@ static int32_t AFD_CALL fi_backup_end_stream(afd_session *s) {
 static int32_t AFD_CALL fi_backup_end_file(afd_session *s) {
     if (s == NULL) return AFD_E_INVALID;
     fi_clear(s);
-    if (s->current == 0) return fi_fail(s, AFD_E_INVALID, "backup_end_file without a file");
+    if (s->current == 0) return su_fail(&s->base, AFD_E_INVALID, "backup_end_file without a file");
     s->current = 0;
     s->streaming = 0;
     return AFD_OK;
@@ -723,7 +584,7 @@ static int32_t AFD_CALL fi_backup_end_file(afd_session *s) {
 static int32_t AFD_CALL fi_backup_finish(afd_session *s, int32_t status) {
     if (s == NULL) return AFD_E_INVALID;
     fi_clear(s);
-    fi_log(s, AFD_LOG_DEBUG, "backup_finish: the job was %s",
+    su_log(&s->base, AFD_LOG_DEBUG, "backup_finish: the job was %s",
            status == AFD_STATUS_OK ? "committed" : "given up");
     return AFD_OK;
 }
@@ -732,55 +593,28 @@ static int32_t AFD_CALL fi_backup_finish(afd_session *s, int32_t status) {
 /* restore                                                                                      */
 /* ------------------------------------------------------------------------------------------- */
 
-/* An absolute '/'-separated path without empty, "." or ".." components and without '\'. */
-static int fi_valid_path(const char *path) {
-    const char *p;
-    if (path == NULL || path[0] != '/' || strchr(path, '\\') != NULL) return 0;
-    p = path + 1;
-    for (;;) {
-        const char *slash = strchr(p, '/');
-        size_t n = slash != NULL ? (size_t)(slash - p) : strlen(p);
-        if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) return 0;
-        if (slash == NULL) return 1;
-        p = slash + 1;
-    }
-}
-
-static int fi_valid_stream_name(const char *name) {
-    const char *p;
-    if (name == NULL || name[0] == '\0') return 0;
-    for (p = name; *p; p++) {
-        char c = *p;
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static int32_t AFD_CALL fi_restore_prepare(afd_session *s, const afd_restore_params *params) {
     size_t len;
     if (s == NULL) return AFD_E_INVALID;
     fi_clear(s);
     if (s->restore_ready) {
-        return fi_fail(s, AFD_E_INVALID, "restore_prepare was already called in this session");
+        return su_fail(&s->base, AFD_E_INVALID, "restore_prepare was already called in this session");
     }
     if (!AFD_HAS_FIELD(params, afd_restore_params, target)) {
-        return fi_fail(s, AFD_E_INVALID, "restore_prepare: missing parameters");
+        return su_fail(&s->base, AFD_E_INVALID, "restore_prepare: missing parameters");
     }
     if (params->target == NULL || params->target[0] == '\0') {
-        return fi_fail(s, AFD_E_UNSUPPORTED,
+        return su_fail(&s->base, AFD_E_UNSUPPORTED,
                        "FaultInjector's files are virtual and have no original location: "
                        "restore them to a target directory");
     }
     len = strlen(params->target);
     if (len >= FI_PATH_MAX - 64) {
-        return fi_fail(s, AFD_E_INVALID, "the restore target is too long (%lu bytes)",
+        return su_fail(&s->base, AFD_E_INVALID, "the restore target is too long (%lu bytes)",
                        (unsigned long)len);
     }
     s->target = malloc(len + 1);
-    if (s->target == NULL) return fi_fail(s, AFD_E_NOMEM, "out of memory");
+    if (s->target == NULL) return su_fail(&s->base, AFD_E_NOMEM, "out of memory");
     memcpy(s->target, params->target, len + 1);
     while (len > 1 && (s->target[len - 1] == '/' || s->target[len - 1] == '\\')) {
         s->target[--len] = '\0';
@@ -798,51 +632,51 @@ static int32_t AFD_CALL fi_restore_start_file(afd_session *s, const afd_file *fi
     if (s == NULL) return AFD_E_INVALID;
     fi_clear(s);
     if (!s->restore_ready) {
-        return fi_fail(s, AFD_E_INVALID, "restore_start_file before restore_prepare");
+        return su_fail(&s->base, AFD_E_INVALID, "restore_start_file before restore_prepare");
     }
     if (s->in_file) {
-        return fi_fail(s, AFD_E_INVALID, "restore_start_file before restore_end_file of %s",
+        return su_fail(&s->base, AFD_E_INVALID, "restore_start_file before restore_end_file of %s",
                        s->path);
     }
     if (!AFD_HAS_FIELD(file, afd_file, streams)) {
-        return fi_fail(s, AFD_E_INVALID, "restore_start_file: missing or short afd_file");
+        return su_fail(&s->base, AFD_E_INVALID, "restore_start_file: missing or short afd_file");
     }
-    if (!fi_valid_path(file->path)) {
-        return fi_fail(s, AFD_E_INVALID,
+    if (!su_valid_logical_path(file->path)) {
+        return su_fail(&s->base, AFD_E_INVALID,
                        "refusing to restore \"%s\": not an absolute '/'-separated path without "
                        "'..', '.' or empty components",
                        file->path != NULL ? file->path : "(null)");
     }
     count = file->stream_count;
     if (count > FI_MAX_STREAMS || (count > 0 && file->streams == NULL)) {
-        return fi_fail(s, AFD_E_INVALID, "%s: invalid stream list (%lu streams)", file->path,
+        return su_fail(&s->base, AFD_E_INVALID, "%s: invalid stream list (%lu streams)", file->path,
                        (unsigned long)count);
     }
     n = snprintf(s->path, sizeof s->path, "%s%s", s->target, file->path);
     if (n < 0 || (size_t)n >= sizeof s->path - 80) { /* room for ".<stream name>" */
-        return fi_fail(s, AFD_E_INVALID, "%s: the restored path would be too long", file->path);
+        return su_fail(&s->base, AFD_E_INVALID, "%s: the restored path would be too long", file->path);
     }
 
     /* Keep the stream names: the afd_file is only valid during this call. */
     fi_free_stream_names(s);
     if (count > 0) {
         s->stream_names = calloc(count, sizeof *s->stream_names);
-        if (s->stream_names == NULL) return fi_fail(s, AFD_E_NOMEM, "out of memory");
+        if (s->stream_names == NULL) return su_fail(&s->base, AFD_E_NOMEM, "out of memory");
         s->stream_count = count;
         for (i = 0; i < count; i++) {
             const afd_stream *st = &file->streams[i];
             size_t len;
-            if (!AFD_HAS_FIELD(st, afd_stream, name) || !fi_valid_stream_name(st->name) ||
+            if (!AFD_HAS_FIELD(st, afd_stream, name) || !su_valid_stream_name(st->name) ||
                 strlen(st->name) > 64) {
                 fi_free_stream_names(s);
-                return fi_fail(s, AFD_E_INVALID, "%s: stream %lu has no valid name", file->path,
+                return su_fail(&s->base, AFD_E_INVALID, "%s: stream %lu has no valid name", file->path,
                                (unsigned long)i);
             }
             len = strlen(st->name);
             s->stream_names[i] = malloc(len + 1);
             if (s->stream_names[i] == NULL) {
                 fi_free_stream_names(s);
-                return fi_fail(s, AFD_E_NOMEM, "out of memory");
+                return su_fail(&s->base, AFD_E_NOMEM, "out of memory");
             }
             memcpy(s->stream_names[i], st->name, len + 1);
         }
@@ -855,19 +689,19 @@ static int32_t AFD_CALL fi_restore_start_file(afd_session *s, const afd_file *fi
         if (fi_mkdirs(s->path) != 0) {
             err = errno;
             fi_free_stream_names(s);
-            return fi_fail(s, AFD_E_IO, "cannot create the directory %s: %s", s->path,
-                           fi_strerror(s, err));
+            return su_fail(&s->base, AFD_E_IO, "cannot create the directory %s: %s", s->path,
+                           su_strerror(&s->base, err));
         }
     } else if (file->kind == AFD_KIND_SYMLINK) {
-        fi_log(s, AFD_LOG_WARNING, "%s is a symbolic link; FaultInjector does not restore links",
+        su_log(&s->base, AFD_LOG_WARNING, "%s is a symbolic link; FaultInjector does not restore links",
                file->path);
     } else {
-        if (fi_mkdirs_parent(s->path) != 0 || (s->out = fi_fopen_write(s->path)) == NULL) {
+        if (fi_mkdirs_parent(s->path) != 0 || (s->out = su_fopen(s->path, "wb")) == NULL) {
             err = errno;
             fi_free_stream_names(s);
-            return fi_fail(s, AFD_E_IO,
+            return su_fail(&s->base, AFD_E_IO,
                            "cannot create %s: %s; check that the restore target is writable",
-                           s->path, fi_strerror(s, err));
+                           s->path, su_strerror(&s->base, err));
         }
         s->is_file = 1;
     }
@@ -881,17 +715,17 @@ static int32_t AFD_CALL fi_restore_write(afd_session *s, uint32_t stream_index, 
     int err;
     if (s == NULL) return AFD_E_INVALID;
     fi_clear(s);
-    if (!s->in_file) return fi_fail(s, AFD_E_INVALID, "restore_write without restore_start_file");
+    if (!s->in_file) return su_fail(&s->base, AFD_E_INVALID, "restore_write without restore_start_file");
     if (!s->is_file || stream_index >= s->stream_count) {
-        return fi_fail(s, AFD_E_INVALID, "%s has no stream %lu to write", s->path,
+        return su_fail(&s->base, AFD_E_INVALID, "%s has no stream %lu to write", s->path,
                        (unsigned long)stream_index);
     }
     if (stream_index < s->out_index) {
-        return fi_fail(s, AFD_E_INVALID, "%s: stream %lu written after stream %lu", s->path,
+        return su_fail(&s->base, AFD_E_INVALID, "%s: stream %lu written after stream %lu", s->path,
                        (unsigned long)stream_index, (unsigned long)s->out_index);
     }
     if ((len > 0 && buf == NULL) || len > (uint64_t)(size_t)-1) {
-        return fi_fail(s, AFD_E_INVALID, "restore_write: invalid buffer");
+        return su_fail(&s->base, AFD_E_INVALID, "restore_write: invalid buffer");
     }
     if (stream_index != s->out_index || s->out == NULL) {
         /* The next stream: <target><path>.<stream name>. */
@@ -899,22 +733,22 @@ static int32_t AFD_CALL fi_restore_write(afd_session *s, uint32_t stream_index, 
             err = errno;
             s->out = NULL;
             s->write_failed = 1;
-            return fi_fail(s, AFD_E_IO, "cannot write %s: %s", s->path, fi_strerror(s, err));
+            return su_fail(&s->base, AFD_E_IO, "cannot write %s: %s", s->path, su_strerror(&s->base, err));
         }
         s->out = NULL;
         s->out_index = stream_index;
         if (fi_stream_path(s, stream_index, path, sizeof path) != 0 ||
-            (s->out = fi_fopen_write(path)) == NULL) {
+            (s->out = su_fopen(path, "wb")) == NULL) {
             err = errno;
             s->write_failed = 1;
-            return fi_fail(s, AFD_E_IO, "cannot create %s.%s: %s", s->path,
-                           s->stream_names[stream_index], fi_strerror(s, err));
+            return su_fail(&s->base, AFD_E_IO, "cannot create %s.%s: %s", s->path,
+                           s->stream_names[stream_index], su_strerror(&s->base, err));
         }
     }
     if (len > 0 && fwrite(buf, 1, (size_t)len, s->out) != (size_t)len) {
         err = errno;
         s->write_failed = 1;
-        return fi_fail(s, AFD_E_IO, "cannot write %s: %s", s->path, fi_strerror(s, err));
+        return su_fail(&s->base, AFD_E_IO, "cannot write %s: %s", s->path, su_strerror(&s->base, err));
     }
     s->restored_bytes += len;
     return AFD_OK;
@@ -924,17 +758,17 @@ static int32_t AFD_CALL fi_restore_end_file(afd_session *s, int32_t status) {
     int32_t rc = AFD_OK;
     if (s == NULL) return AFD_E_INVALID;
     fi_clear(s);
-    if (!s->in_file) return fi_fail(s, AFD_E_INVALID, "restore_end_file without a file");
+    if (!s->in_file) return su_fail(&s->base, AFD_E_INVALID, "restore_end_file without a file");
     if (s->out != NULL) {
         if (fclose(s->out) != 0 && status == AFD_STATUS_OK && !s->write_failed) {
             int err = errno;
-            rc = fi_fail(s, AFD_E_IO, "cannot write %s: %s", s->path, fi_strerror(s, err));
+            rc = su_fail(&s->base, AFD_E_IO, "cannot write %s: %s", s->path, su_strerror(&s->base, err));
         }
         s->out = NULL;
     }
     if (status != AFD_STATUS_OK || rc != AFD_OK || s->write_failed) {
         fi_discard_restored(s);
-        fi_log(s, AFD_LOG_WARNING, "%s discarded (%s)", s->path,
+        su_log(&s->base, AFD_LOG_WARNING, "%s discarded (%s)", s->path,
                status != AFD_STATUS_OK ? "the host reported the file as failed"
                                        : "it could not be written");
     } else {
@@ -949,11 +783,11 @@ static int32_t AFD_CALL fi_restore_end_file(afd_session *s, int32_t status) {
 static int32_t AFD_CALL fi_restore_finish(afd_session *s) {
     if (s == NULL) return AFD_E_INVALID;
     fi_clear(s);
-    if (!s->restore_ready) return fi_fail(s, AFD_E_INVALID, "restore_finish before restore_prepare");
+    if (!s->restore_ready) return su_fail(&s->base, AFD_E_INVALID, "restore_finish before restore_prepare");
     if (s->in_file) {
-        return fi_fail(s, AFD_E_INVALID, "restore_finish before restore_end_file of %s", s->path);
+        return su_fail(&s->base, AFD_E_INVALID, "restore_finish before restore_end_file of %s", s->path);
     }
-    fi_log(s, AFD_LOG_INFO, "FaultInjector restored %llu files, %llu bytes",
+    su_log(&s->base, AFD_LOG_INFO, "FaultInjector restored %llu files, %llu bytes",
            (unsigned long long)s->restored_files, (unsigned long long)s->restored_bytes);
     return AFD_OK;
 }
@@ -962,18 +796,13 @@ static int32_t AFD_CALL fi_restore_finish(afd_session *s) {
 /* tables and entry points                                                                      */
 /* ------------------------------------------------------------------------------------------- */
 
-static const afd_kv fi_info[] = {
-    {"vendor", "agentfd samples"},
-    {"version", "1.0.0"},
-    {"description",
-     "Misbehaves on purpose, as chosen by the job option fault, to test agentfd's isolation"},
-    {"license", "MIT"},
-};
+static const afd_kv fi_info[] = {SU_SAMPLE_INFO(
+    "1.0.0", "Misbehaves on purpose, as chosen by the job option fault, to test agentfd's isolation")};
 
 #define FI_GEN1_FUNCTIONS                                                                        \
     .capabilities = FI_CAPS, .info = fi_info,                                                    \
     .info_count = (uint32_t)(sizeof fi_info / sizeof fi_info[0]), .reserved = 0,                 \
-    .open = fi_open, .close = fi_close, .last_error = fi_last_error,                             \
+    .open = fi_open, .close = fi_close, .last_error = su_session_last_error,                             \
     .backup_prepare = fi_backup_prepare, .backup_next_file = fi_backup_next_file,                \
     .backup_start_stream = fi_backup_start_stream, .backup_read = fi_backup_read,                \
     .backup_end_stream = fi_backup_end_stream, .backup_end_file = fi_backup_end_file,            \
@@ -999,20 +828,11 @@ static const afd_agent_api fi_api_gen2 = {
 
 AFD_EXPORT const char *AFD_CALL Name(void) { return "FaultInjector"; }
 
+static const afd_agent_api *fi_table_for(uint32_t generation) {
+    return generation == AFD_ABI_GEN_1 ? &fi_api_gen1 : &fi_api_gen2;
+}
+
 AFD_EXPORT int32_t AFD_CALL afd_negotiate(const afd_negotiate_request *request,
                                           afd_negotiate_reply *reply) {
-    uint32_t chosen = 0;
-    const afd_agent_api *api = NULL;
-    if (reply == NULL) return AFD_E_INVALID;
-    if (AFD_HAS_FIELD(request, afd_negotiate_request, host_max_abi) &&
-        request->host_min_abi <= request->host_max_abi && request->host_min_abi <= FI_ABI_MAX &&
-        request->host_max_abi >= FI_ABI_MIN && AFD_HAS_FIELD(reply, afd_negotiate_reply, api)) {
-        chosen = request->host_max_abi < FI_ABI_MAX ? request->host_max_abi : FI_ABI_MAX;
-        api = chosen == AFD_ABI_GEN_1 ? &fi_api_gen1 : &fi_api_gen2;
-    }
-    if (AFD_HAS_FIELD(reply, afd_negotiate_reply, agent_min_abi)) reply->agent_min_abi = FI_ABI_MIN;
-    if (AFD_HAS_FIELD(reply, afd_negotiate_reply, agent_max_abi)) reply->agent_max_abi = FI_ABI_MAX;
-    if (AFD_HAS_FIELD(reply, afd_negotiate_reply, chosen_abi)) reply->chosen_abi = chosen;
-    if (AFD_HAS_FIELD(reply, afd_negotiate_reply, api)) reply->api = api;
-    return chosen != 0 ? AFD_OK : AFD_E_VERSION;
+    return su_negotiate(request, reply, FI_ABI_MIN, FI_ABI_MAX, fi_table_for);
 }

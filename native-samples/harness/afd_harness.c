@@ -142,33 +142,9 @@ static int h_parse_u64(const char *text, uint64_t *out) {
     return 1;
 }
 
-/* A logical path as agentfd accepts it: absolute, '/'-separated, no empty, "." or ".."
- * components, no backslash. */
+/* A logical path as agentfd accepts it (sample_util's check), short enough to become a dump file name. */
 static int h_valid_logical_path(const char *path) {
-    const char *p;
-    if (path == NULL || path[0] != '/' || strlen(path) >= SU_PATH_MAX - 64) return 0;
-    if (strchr(path, '\\') != NULL) return 0;
-    p = path + 1;
-    for (;;) {
-        const char *slash = strchr(p, '/');
-        size_t n = slash != NULL ? (size_t)(slash - p) : strlen(p);
-        if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) return 0;
-        if (slash == NULL) return 1;
-        p = slash + 1;
-    }
-}
-
-static int h_valid_stream_name(const char *name) {
-    const char *p;
-    if (name == NULL || *name == '\0') return 0;
-    for (p = name; *p; p++) {
-        char c = *p;
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-')) {
-            return 0;
-        }
-    }
-    return 1;
+    return path != NULL && strlen(path) < SU_PATH_MAX - 64 && su_valid_logical_path(path);
 }
 
 static void h_write_escaped(FILE *f, const char *s) {
@@ -582,7 +558,7 @@ static int h_backup_streams(agent *a, const backup_opts *o, const afd_file *file
         int32_t rc;
         int g;
         stream_bytes[i] = 0;
-        if (st->struct_size < offsetof(afd_stream, reserved) || !h_valid_stream_name(st->name)) {
+        if (st->struct_size < offsetof(afd_stream, reserved) || !su_valid_stream_name(st->name)) {
             fprintf(stderr, "error: %s: stream %lu has a short struct or an invalid name\n",
                     file->path, (unsigned long)i);
             return 1;
