@@ -14,17 +14,14 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { AgentfdError } from '../errors.js';
 
-export interface PublicIdentity {
+/** An identity's two keys (public or private halves, as loaded), either of which a file may lack. */
+export interface Identity {
   file: string;
   encryption: KeyObject | null; // x25519
   signing: KeyObject | null; // ed25519
 }
-
-export interface PrivateIdentity {
-  file: string;
-  encryption: KeyObject | null; // x25519
-  signing: KeyObject | null; // ed25519
-}
+export type PublicIdentity = Identity;
+export type PrivateIdentity = Identity;
 
 /** The raw 32 bytes of an X25519 or Ed25519 public key. */
 export function rawPublicKey(key: KeyObject): Buffer {
@@ -68,26 +65,24 @@ function sortKeys<T extends { asymmetricKeyType?: string | undefined }>(file: st
   return { encryption, signing };
 }
 
-export function loadPublicIdentity(file: string): PublicIdentity {
+function loadIdentity(file: string, half: 'public' | 'private'): Identity {
+  const parse = half === 'public' ? createPublicKey : createPrivateKey;
   const keys = readPemBlocks(file).map((pem) => {
     try {
-      return createPublicKey(pem);
+      return parse(pem);
     } catch (error) {
-      throw new AgentfdError('E_KEY', `${file}: not a public key (${(error as Error).message}); pass the .pub file here`, { cause: error });
+      throw new AgentfdError('E_KEY', `${file}: not a ${half} key (${(error as Error).message}); pass the .${half === 'public' ? 'pub' : 'key'} file here`, { cause: error });
     }
   });
   return { file, ...sortKeys(file, keys) };
 }
 
+export function loadPublicIdentity(file: string): PublicIdentity {
+  return loadIdentity(file, 'public');
+}
+
 export function loadPrivateIdentity(file: string): PrivateIdentity {
-  const keys = readPemBlocks(file).map((pem) => {
-    try {
-      return createPrivateKey(pem);
-    } catch (error) {
-      throw new AgentfdError('E_KEY', `${file}: not a private key (${(error as Error).message}); pass the .key file here`, { cause: error });
-    }
-  });
-  return { file, ...sortKeys(file, keys) };
+  return loadIdentity(file, 'private');
 }
 
 export interface GeneratedKeys {

@@ -13,7 +13,7 @@ import type { AgentRegistry } from '../agents/registry.js';
 import { Catalog, type NewFile } from '../catalog/catalog.js';
 import type { AgentfdConfig } from '../config/load.js';
 import { AgentfdError, messageOf } from '../errors.js';
-import { CODEC_IDS, parseCompression, type Compression } from '../pipeline/codecs.js';
+import { formatCompression, parseCompression, type Compression } from '../pipeline/codecs.js';
 import { CompressPool } from '../pipeline/compress-pool.js';
 import { encodeStream, type StreamSummary } from '../pipeline/stream-encoder.js';
 import { SESSION_FORMAT, type FileRecord, type SessionStart } from '../pipeline/records.js';
@@ -151,7 +151,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
       requestedLevel,
       referenceJob: reference?.id ?? null,
       startedNs,
-      compression: compression.codec === 'none' ? 'none' : `${compression.codec}:${compression.level}`,
+      compression: formatCompression(compression),
       cipher: crypto.key ? 'aes-256-gcm' : 'none',
       signer: crypto.signerInfo?.fingerprint ?? null,
     });
@@ -162,7 +162,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
       startedNs: startedNs.toString(),
       level,
       cipher: crypto.key ? 'aes-256-gcm' : 'none',
-      compression: compression.codec === 'none' ? 'none' : `${compression.codec}:${compression.level}`,
+      compression: formatCompression(compression),
       stanzas: crypto.stanzas,
       signer: crypto.signerInfo,
       agentfdVersion: HOST_VERSION,
@@ -349,4 +349,3 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
   }
 }
 
-export { CODEC_IDS };

@@ -40,22 +40,24 @@ export interface RestorePlan {
   deleted: string[];
   /** Seen files whose saved version no job of the chain has (an agent's error). */
   missing: string[];
+  /** The agents that saved the versions restored. */
+  agents: string[];
 }
 
 export function planRestore(catalog: Catalog, jobId: number): RestorePlan {
   const chain = restoreChain(catalog, jobId);
   // path -> where its version comes from
-  let state = new Map<string, { jobId: number; fileIndex: number }>();
+  let state = new Map<string, { jobId: number; fileIndex: number; agent: string }>();
   const missing = new Set<string>();
   const deleted: string[] = [];
   for (const job of chain) {
-    const next = job.level === 'full' ? new Map<string, { jobId: number; fileIndex: number }>() : new Map(state);
+    const next = job.level === 'full' ? new Map<string, { jobId: number; fileIndex: number; agent: string }>() : new Map(state);
     for (const file of catalog.files(job.id)) {
       if (file.status === 'deleted') {
         next.delete(file.path);
         deleted.push(file.path);
       } else if (file.status === 'ok' && file.seen === 0) {
-        next.set(file.path, { jobId: job.id, fileIndex: file.file_index });
+        next.set(file.path, { jobId: job.id, fileIndex: file.file_index, agent: file.agent });
         missing.delete(file.path);
       } else if (file.status === 'ok' && file.seen === 1 && !state.has(file.path)) {
         missing.add(file.path);
@@ -65,7 +67,8 @@ export function planRestore(catalog: Catalog, jobId: number): RestorePlan {
   }
   const select = new Map(chain.map((job) => [job.id, new Set<number>()]));
   for (const source of state.values()) select.get(source.jobId)!.add(source.fileIndex);
-  return { chain, select, paths: state.size, deleted, missing: [...missing] };
+  const agents = [...new Set([...state.values()].map((source) => source.agent))];
+  return { chain, select, paths: state.size, deleted, missing: [...missing], agents };
 }
 
 /** The newest committed job named `name` that started at or before `at`. */

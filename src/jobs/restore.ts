@@ -82,8 +82,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
   if (raw && options.agent) throw new AgentfdError('E_USAGE', '--raw and --agent exclude each other');
 
   // Which agents are needed, before anything is written.
-  const recorded = [...new Set(plan.chain.flatMap((j) => catalog.files(j.id).filter((f) => f.status === 'ok').map((f) => f.agent)))];
-  const needed = raw ? [] : options.agent ? [options.agent] : recorded;
+  const needed = raw ? [] : options.agent ? [options.agent] : plan.agents;
   for (const name of needed) {
     if (!hasAgent(name, options.registry)) {
       const rawHint = 'restore with --raw to get every stream as a plain file';
