@@ -112,9 +112,19 @@ export interface JobEnd {
   level?: string;
 }
 
+/** Rows per multi-row INSERT (files have 16 columns: 1,600 parameters, far below SQLite's limit). */
+const ROWS_PER_INSERT = 100;
+const FILE_COLUMN_NAMES = [
+  'id', 'job_id', 'file_index', 'path', 'kind', 'mode', 'mtime_ns', 'size', 'seen', 'link_target', 'agent', 'agent_version', 'agent_abi', 'status', 'error', 'renamed_from',
+] as const;
+const FILE_COLUMNS = FILE_COLUMN_NAMES.length;
+const STREAM_COLUMN_NAMES = ['file_id', 'stream_index', 'name', 'type', 'raw_restorable', 'bytes', 'sha256'] as const;
+const STREAM_COLUMNS = STREAM_COLUMN_NAMES.length;
+
 export class Catalog {
   readonly file: string;
   private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
 
   private constructor(file: string, db: Database.Database) {
     this.file = file;
@@ -225,21 +235,46 @@ export class Catalog {
 
   // ---- files ----------------------------------------------------------------------------------
 
-  /** Insert a batch of files (and their streams) in one transaction. */
+  /**
+   * Insert a batch of files (and their streams) in one transaction. Rows go in by multi-row
+   * INSERTs of ROWS_PER_INSERT rows with ids assigned here (the streams need them): a statement
+   * per row cost more than the rest of a small file's backup.
+   */
   insertFiles(jobId: number, files: NewFile[]): void {
-    const insertFile = this.db.prepare(
-      `INSERT INTO files(job_id, file_index, path, kind, mode, mtime_ns, size, seen, link_target, agent, agent_version, agent_abi, status, error, renamed_from)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    const insertStream = this.db.prepare(
-      'INSERT INTO streams(file_id, stream_index, name, type, raw_restorable, bytes, sha256) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    );
     this.db.transaction(() => {
+      let nextId = ((this.db.prepare('SELECT MAX(id) FROM files').pluck().get() as number | null) ?? 0) + 1;
+      const fileValues: unknown[] = [];
+      const streamValues: unknown[] = [];
+      const flush = (final: boolean) => {
+        while (fileValues.length >= FILE_COLUMNS * ROWS_PER_INSERT || (final && fileValues.length > 0)) {
+          const rows = Math.min(ROWS_PER_INSERT, fileValues.length / FILE_COLUMNS);
+          this.insertStatement('files', FILE_COLUMN_NAMES, rows).run(fileValues.splice(0, rows * FILE_COLUMNS));
+        }
+        while (streamValues.length >= STREAM_COLUMNS * ROWS_PER_INSERT || (final && streamValues.length > 0)) {
+          const rows = Math.min(ROWS_PER_INSERT, streamValues.length / STREAM_COLUMNS);
+          this.insertStatement('streams', STREAM_COLUMN_NAMES, rows).run(streamValues.splice(0, rows * STREAM_COLUMNS));
+        }
+      };
       for (const f of files) {
-        const fileId = insertFile.run(jobId, f.fileIndex, f.path, f.kind, f.mode, f.mtimeNs.toString(), f.size, f.seen ? 1 : 0, f.linkTarget, f.agent, f.agentVersion, f.agentAbi, f.status, f.error, f.renamedFrom ?? null).lastInsertRowid;
-        for (const s of f.streams) insertStream.run(fileId, s.index, s.name, s.type, s.rawRestorable ? 1 : 0, s.bytes, s.sha256);
+        const id = nextId++;
+        fileValues.push(id, jobId, f.fileIndex, f.path, f.kind, f.mode, f.mtimeNs.toString(), f.size, f.seen ? 1 : 0, f.linkTarget, f.agent, f.agentVersion, f.agentAbi, f.status, f.error, f.renamedFrom ?? null);
+        for (const st of f.streams) streamValues.push(id, st.index, st.name, st.type, st.rawRestorable ? 1 : 0, st.bytes, st.sha256);
+        if (fileValues.length >= FILE_COLUMNS * ROWS_PER_INSERT || streamValues.length >= STREAM_COLUMNS * ROWS_PER_INSERT) flush(false);
       }
+      flush(true);
     })();
+  }
+
+  /** A cached `INSERT INTO table(columns) VALUES (...), (...)` of `rows` rows. */
+  private insertStatement(table: string, columns: readonly string[], rows: number): Database.Statement {
+    const key = `${table}/${rows}`;
+    let statement = this.statements.get(key);
+    if (!statement) {
+      const row = `(${columns.map(() => '?').join(', ')})`;
+      statement = this.db.prepare(`INSERT INTO ${table}(${columns.join(', ')}) VALUES ${Array.from({ length: rows }, () => row).join(', ')}`);
+      this.statements.set(key, statement);
+    }
+    return statement;
   }
 
   /** The newest row of `path` among `jobIds` that carries data (not seen, not deleted), or undefined. */

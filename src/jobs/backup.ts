@@ -6,17 +6,17 @@
  * (Exchange truncates its logs). Anything less ends the session as failed in the volume and the
  * catalog, and a failed session's files are never restored as if they were good.
  */
-import { randomUUID } from 'node:crypto';
-import type { Agent, AgentFile, BackupRun } from '../agents/agent.js';
+import { hash, randomUUID } from 'node:crypto';
+import type { Agent, AgentFile, AgentStream, BackupRun } from '../agents/agent.js';
 import type { Level } from '../agents/native/abi.js';
 import type { AgentRegistry } from '../agents/registry.js';
 import { Catalog, type NewFile } from '../catalog/catalog.js';
 import type { AgentfdConfig } from '../config/load.js';
 import { AgentfdError, messageOf } from '../errors.js';
-import { formatCompression, parseCompression, type Compression } from '../pipeline/codecs.js';
+import { CODEC_IDS, compressChunk, formatCompression, parseCompression, type Compression } from '../pipeline/codecs.js';
 import { CompressPool } from '../pipeline/compress-pool.js';
 import { encodeStream, type StreamSummary } from '../pipeline/stream-encoder.js';
-import { SESSION_FORMAT, type FileRecord, type SessionStart } from '../pipeline/records.js';
+import { SESSION_FORMAT, type FileRecord, type SessionStart, type WholeStream } from '../pipeline/records.js';
 import { SessionWriter } from '../sink/session-writer.js';
 import { HOST_VERSION } from '../version.js';
 import { VolumeWriter } from '../volume/index.js';
@@ -75,6 +75,57 @@ export interface BackupReport {
 }
 
 const CATALOG_BATCH = 1000;
+/**
+ * A file whose streams declare at most this many bytes in all is read into memory and saved in one
+ * FILE_WHOLE record: one seal and one record instead of four per file, which is what a backup of
+ * many small files spends its time on.
+ */
+const WHOLE_FILE_LIMIT = 64 * 1024;
+
+/** A file read whole into memory, or, when it turned out larger than declared, how to stream it. */
+type Held = { whole: true; data: Uint8Array[] } | { whole: false; streams: AgentStream[] };
+
+/**
+ * Read the streams of a small file into memory. If the agent delivers more than WHOLE_FILE_LIMIT
+ * (a file that grew since it was listed), what was read is not lost: the streams are handed back
+ * as replays of the bytes already read followed by the rest, for the streaming path.
+ */
+async function holdSmallFile(file: AgentFile): Promise<Held> {
+  const data: Uint8Array[] = [];
+  let total = 0;
+  for (const [i, stream] of file.streams.entries()) {
+    const pieces: Uint8Array[] = [];
+    const iterator = stream.data()[Symbol.asyncIterator]();
+    for (let step = await iterator.next(); !step.done; step = await iterator.next()) {
+      pieces.push(step.value);
+      total += step.value.length;
+      if (total > WHOLE_FILE_LIMIT) {
+        const replay = (held: Uint8Array[], rest: AsyncIterator<Uint8Array> | null): AgentStream['data'] => async function* () {
+          yield* held;
+          if (rest) for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
+        };
+        const streams = file.streams.map((s, j): AgentStream => {
+          if (j < i) return { ...s, data: replay([data[j]!], null) };
+          if (j === i) return { ...s, data: replay(pieces, iterator) };
+          return s;
+        });
+        return { whole: false, streams };
+      }
+    }
+    data.push(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces));
+  }
+  return { whole: true, data };
+}
+
+/** True when a file's streams all declare their sizes and fit a FILE_WHOLE record together. */
+function isSmall(file: AgentFile): boolean {
+  let total = 0;
+  for (const s of file.streams) {
+    if (s.sizeHint === null) return false;
+    total += s.sizeHint;
+  }
+  return total <= WHOLE_FILE_LIMIT;
+}
 
 /** A job is aborted (not merely failed) when its agent crashed, hung or was cancelled. */
 function isAbort(error: unknown): boolean {
@@ -181,7 +232,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
       let bytes = 0;
       let batch: NewFile[] = [];
       /** Every path this job reported, with the content key of what it sent (accurate mode). */
-      const current = new Map<string, string | null>();
+      const current = level !== 'full' && agent.capabilities.includes('accurate') ? new Map<string, string | null>() : null;
       let fatal: unknown = null;
       let delivered: Level = level;
       run = await agent.backup({
@@ -209,7 +260,8 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
         fileset: { include: job.include ?? [], exclude: job.exclude ?? [] },
       });
 
-      const saveFile = async (file: AgentFile, fileIndex: number): Promise<NewFile> => {
+      /** Save one file; `whole` when it went into one FILE_WHOLE record (which ends the file too). */
+      const saveFile = async (file: AgentFile, fileIndex: number): Promise<{ whole: boolean; file: NewFile }> => {
         const record: FileRecord = {
           fileIndex,
           path: file.path,
@@ -223,9 +275,40 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
           agent: { name: agent.name, version: agent.version, abi: agent.abi },
           streams: file.streams.map(({ index, type, name, sizeHint, rawRestorable }) => ({ index, type, name, sizeHint, rawRestorable })),
         };
+        const saved = (streams: NewFile['streams']): NewFile => ({
+          fileIndex, path: file.path, kind: file.kind, mode: file.mode, mtimeNs: file.mtimeNs, size: file.size, seen: file.seen,
+          linkTarget: file.linkTarget, agent: agent.name, agentVersion: agent.version, agentAbi: agent.abi, status: 'ok', error: null, streams,
+        });
+        let toStream = file.streams;
+        if (isSmall(file)) {
+          let held: Held;
+          try {
+            held = await holdSmallFile(file);
+          } catch (e) {
+            await writer.file(record); // so that the failed FILE_END the caller writes has its file
+            throw new AgentfdError('E_FILE_FAILED', `${file.path}: reading it broke off: ${messageOf(e)}`, { cause: e });
+          }
+          if (held.whole) {
+            const streams: WholeStream[] = [];
+            const stored: Uint8Array[] = [];
+            held.data.forEach((plain, index) => {
+              const packed = plain.length > 0 && compression.codec !== 'none' ? compressChunk(plain, compression) : plain;
+              const shrunk = packed.length < plain.length;
+              stored.push(shrunk ? packed : plain);
+              streams.push({ index, codec: shrunk ? CODEC_IDS[compression.codec] : CODEC_IDS.none, plainLength: plain.length, storedLength: shrunk ? packed.length : plain.length, sha256: hash('sha256', plain, 'hex') });
+              bytes += plain.length;
+            });
+            await writer.wholeFile(record, streams, stored);
+            return {
+              whole: true,
+              file: saved(file.streams.map((s, i) => ({ index: s.index, name: s.name, type: s.type, rawRestorable: s.rawRestorable, bytes: streams[i]!.plainLength, sha256: streams[i]!.sha256 }))),
+            };
+          }
+          toStream = held.streams;
+        }
         await writer.file(record);
         const streams: NewFile['streams'] = [];
-        for (const stream of file.streams) {
+        for (const stream of toStream) {
           try {
             const encoder = encodeStream(stream.data(), { compression, pool });
             let step = await encoder.next();
@@ -242,10 +325,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
             throw new AgentfdError('E_FILE_FAILED', `${file.path}: stream "${stream.name}" broke off: ${messageOf(e)}`, { cause: e });
           }
         }
-        return {
-          fileIndex, path: file.path, kind: file.kind, mode: file.mode, mtimeNs: file.mtimeNs, size: file.size, seen: file.seen,
-          linkTarget: file.linkTarget, agent: agent.name, agentVersion: agent.version, agentAbi: agent.abi, status: 'ok', error: null, streams,
-        };
+        return { whole: false, file: saved(streams) };
       };
 
       try {
@@ -253,9 +333,9 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
           const fileIndex = files++;
           try {
             const saved = await saveFile(file, fileIndex);
-            await writer.fileEnd(file.path, { fileIndex, status: 'ok', error: null });
-            batch.push(saved);
-            current.set(file.path, file.seen ? null : streamKey(saved.streams));
+            if (!saved.whole) await writer.fileEnd(file.path, { fileIndex, status: 'ok', error: null });
+            batch.push(saved.file);
+            if (current) current.set(file.path, file.seen ? null : streamKey(saved.file.streams));
           } catch (e) {
             // A file whose stream broke off is recorded as failed, never as good, and the job
             // fails: the agent's session may not be in a state to go on.
@@ -285,7 +365,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
 
       // Accurate mode: what the reference job had that this one neither sent nor saw is deleted.
       let accurate: AccurateRecord = { deleted: [], renamed: [] };
-      if (fatal === null && reference && level !== 'full' && agent.capabilities.includes('accurate')) {
+      if (fatal === null && reference && current) {
         const referenceIds = restoreChain(catalog, reference.id).map((j) => j.id).reverse();
         accurate = compareWithReference(catalog, referenceIds, current);
         if (accurate.deleted.length > 0 || accurate.renamed.length > 0) await writer.accurate(accurate);

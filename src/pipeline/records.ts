@@ -7,6 +7,9 @@
  *   outcome (status, counts, the signed manifest digest).
  * - SESSION_INFO, FILE, STREAM_END, FILE_END, STATE: JSON (STATE: raw bytes), sealed with the job's
  *   data key when the job is encrypted, so names and metadata are as private as the data.
+ * - FILE_WHOLE (format 2): a small file whole, sealed as one payload: a u32 length, the JSON of
+ *   {file: FileRecord, streams: WholeStream[]}, then each stream's stored (compressed) bytes back to
+ *   back. Readers turn it into the same events as the four kinds of records it replaces.
  * - CHUNK: a 16-byte prefix (file, stream and chunk index, plaintext length) then the compressed
  *   bytes, sealed. The AEAD's additional data is the record header (type, codec, job, sequence
  *   number), the job's UUID and the prefix: a chunk cannot be moved to another file, stream or
@@ -19,7 +22,8 @@ import { recordAad, RecordType, type RecordFields } from '../volume/format.js';
 import type { AgentStreamInfo } from '../agents/types.js';
 import type { FileKind, Level } from '../agents/native/abi.js';
 
-export const SESSION_FORMAT = 1;
+/** 2: sessions may hold FILE_WHOLE records. Readers accept every format up to this one. */
+export const SESSION_FORMAT = 2;
 
 export interface SessionStart {
   format: number;
@@ -86,6 +90,20 @@ export interface SessionEnd {
   manifestSha256: string;
   signature: string | null;
   error: string | null;
+}
+
+/** One stream of a FILE_WHOLE record: where its bytes are, how they are stored, what they hash to. */
+export interface WholeStream {
+  index: number;
+  codec: number;
+  plainLength: number;
+  storedLength: number;
+  sha256: string;
+}
+
+export interface WholeFile {
+  file: FileRecord;
+  streams: WholeStream[];
 }
 
 export interface ChunkPrefix {
@@ -156,6 +174,45 @@ export class SessionCodec {
   sealChunk(fields: RecordFields, prefix: ChunkPrefix, stored: Uint8Array): Buffer {
     const head = encodeChunkPrefix(prefix);
     return Buffer.concat([head, this.key ? seal(this.key, this.aad(fields, head), stored) : stored]);
+  }
+
+  /** Payload of a FILE_WHOLE record: the file's metadata and its streams' stored bytes. */
+  sealWhole(fields: RecordFields, whole: WholeFile, stored: readonly Uint8Array[]): Buffer {
+    const meta = Buffer.from(JSON.stringify(whole));
+    let total = 4 + meta.length;
+    for (const s of stored) total += s.length;
+    const plain = Buffer.allocUnsafe(total);
+    plain.writeUInt32LE(meta.length, 0);
+    meta.copy(plain, 4);
+    let at = 4 + meta.length;
+    for (const s of stored) {
+      plain.set(s, at);
+      at += s.length;
+    }
+    return this.key ? seal(this.key, this.aad(fields), plain) : plain;
+  }
+
+  openWhole(fields: RecordFields, payload: Uint8Array, what: string): { whole: WholeFile; stored: Buffer[] } {
+    const plain = this.openMeta(fields, payload, what);
+    const metaLength = plain.length >= 4 ? plain.readUInt32LE(0) : -1;
+    if (metaLength < 0 || 4 + metaLength > plain.length) throw new AgentfdError('E_CORRUPT_DATA', `${what}: the whole-file record is cut short`);
+    let whole: WholeFile;
+    try {
+      whole = JSON.parse(plain.toString('utf8', 4, 4 + metaLength)) as WholeFile;
+    } catch {
+      throw new AgentfdError('E_CORRUPT_DATA', `${what}: the whole-file record's metadata is not valid JSON`);
+    }
+    const stored: Buffer[] = [];
+    let at = 4 + metaLength;
+    for (const s of whole.streams ?? []) {
+      if (!Number.isSafeInteger(s.storedLength) || s.storedLength < 0 || at + s.storedLength > plain.length) {
+        throw new AgentfdError('E_CORRUPT_DATA', `${what}: stream ${s.index} claims more bytes than the record holds`);
+      }
+      stored.push(plain.subarray(at, at + s.storedLength));
+      at += s.storedLength;
+    }
+    if (at !== plain.length) throw new AgentfdError('E_CORRUPT_DATA', `${what}: ${plain.length - at} bytes after the last stream`);
+    return { whole, stored };
   }
 
   /** The stored (still compressed) bytes of a chunk, after checking its seal. */

@@ -18,6 +18,7 @@ import {
   type FileRecord,
   parseClearJson,
   RecordType,
+  SESSION_FORMAT,
   SessionCodec,
   type SessionEnd,
   type SessionInfo,
@@ -53,6 +54,8 @@ export interface ReadSessionOptions {
   /** What to call the job in messages. */
   what: string;
 }
+
+const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
 function where(record: VolumeRecord): string {
   return `${record.path} at offset ${record.offset} (record ${record.seq} of the session, ${recordTypeName(record.type)})`;
@@ -99,6 +102,9 @@ export async function* readSession(options: ReadSessionOptions): AsyncGenerator<
         const s = parseClearJson<SessionStart>(record.payload, 'session start');
         if (start === null) {
           if (record.type !== RecordType.SESSION_START) fail(record, 'the session does not begin with SESSION_START');
+          if (!(s.format >= 1 && s.format <= SESSION_FORMAT)) {
+            fail(record, `session format ${String(s.format)} is newer than this agentfd reads (1 to ${SESSION_FORMAT}): upgrade agentfd to restore this job`);
+          }
           start = s;
           const key = s.cipher === 'none' ? null : unwrapDataKey(s.stanzas, options.secrets, options.what);
           codec = new SessionCodec(s.uuid, key);
@@ -122,6 +128,38 @@ export async function* readSession(options: ReadSessionOptions): AsyncGenerator<
           file = f;
           nextStream = 0;
           yield { kind: 'file', file: f };
+          break;
+        }
+        case RecordType.FILE_WHOLE: {
+          // A small file in one record: check it exactly as its four kinds of records would be.
+          if (file !== null) fail(record, `a new file begins before file ${file.fileIndex} (${file.path}) ended`);
+          const { whole, stored } = codec.openWhole(fields, record.payload, where(record));
+          const f = whole.file;
+          if (f.fileIndex !== nextFileIndex) fail(record, `file ${f.fileIndex} where file ${nextFileIndex} was expected`);
+          if (whole.streams.length !== f.streams.length) fail(record, `${f.path} declares ${f.streams.length} streams and holds ${whole.streams.length}`);
+          nextFileIndex++;
+          yield { kind: 'file', file: f };
+          for (const [i, s] of whole.streams.entries()) {
+            if (s.index !== i) fail(record, `stream ${s.index} of ${f.path} where stream ${i} was expected`);
+            const prefix: ChunkPrefix = { fileIndex: f.fileIndex, streamIndex: i, chunkIndex: 0, plainLength: s.plainLength };
+            if (s.plainLength > 0) {
+              let data: Buffer | null = null;
+              if (options.data) {
+                data = Buffer.from(decompressChunk(stored[i]!, s.codec, s.plainLength));
+                const digest = createHash('sha256').update(data).digest('hex');
+                if (digest !== s.sha256) fail(record, `stream ${i} of ${f.path}: SHA-256 ${digest} where ${s.sha256} was recorded`);
+              }
+              yield { kind: 'chunk', prefix, data };
+            } else if (options.data && s.sha256 !== EMPTY_SHA256) {
+              fail(record, `stream ${i} of ${f.path} is empty but its SHA-256 was recorded as ${s.sha256}`);
+            }
+            const end: StreamEnd = { fileIndex: f.fileIndex, streamIndex: i, chunks: s.plainLength > 0 ? 1 : 0, bytes: s.plainLength, sha256: s.sha256 };
+            manifest.stream(end);
+            yield { kind: 'streamEnd', end };
+          }
+          const end: FileEnd = { fileIndex: f.fileIndex, status: 'ok', error: null };
+          manifest.file(f.path, end);
+          yield { kind: 'fileEnd', end };
           break;
         }
         case RecordType.CHUNK: {

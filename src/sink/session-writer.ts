@@ -18,6 +18,7 @@ import {
   type SessionInfo,
   type SessionStart,
   type StreamEnd,
+  type WholeStream,
 } from '../pipeline/records.js';
 
 export interface VolumePlacement {
@@ -128,6 +129,16 @@ export class SessionWriter {
     const f = this.fields(RecordType.FILE_END);
     await this.append(f, this.codec.sealMeta(f, end));
     this.manifest.file(path, end);
+  }
+
+  /** A small file whose streams are all in memory, in one FILE_WHOLE record (see records.ts). */
+  async wholeFile(record: FileRecord, streams: readonly WholeStream[], stored: readonly Uint8Array[]): Promise<void> {
+    const f = this.fields(RecordType.FILE_WHOLE);
+    await this.append(f, this.codec.sealWhole(f, { file: record, streams: streams as WholeStream[] }, stored));
+    for (const s of streams) {
+      this.manifest.stream({ fileIndex: record.fileIndex, streamIndex: s.index, chunks: s.plainLength > 0 ? 1 : 0, bytes: s.plainLength, sha256: s.sha256 });
+    }
+    this.manifest.file(record.path, { fileIndex: record.fileIndex, status: 'ok', error: null });
   }
 
   async accurate(record: AccurateRecord): Promise<void> {

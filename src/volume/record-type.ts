@@ -13,6 +13,11 @@ export const RecordType = {
   SESSION_CONTINUE: 11,
   /** Accurate mode: the paths the job found deleted or renamed since its reference job. */
   ACCURATE: 12,
+  /**
+   * A small file in one record: what FILE, its streams' CHUNKs and STREAM_ENDs, and FILE_END say
+   * (session format 2). Four records and four seals per file dominated backups of many small files.
+   */
+  FILE_WHOLE: 13,
 } as const;
 
 export type RecordTypeName = keyof typeof RecordType;
