@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { AgentfdError } from '../errors.js';
-import { Frame, FrameReader, encodeFrame, jsonFrame, parseJson, type DecodedFrame } from './protocol.js';
+import { Frame, FrameReader, encodeFrame, jsonFrame, parseJson, readCallStatus, type DecodedFrame } from './protocol.js';
 import type { SharedRegion } from './shared-memory.js';
 
 export interface HostSettings {
@@ -41,8 +41,13 @@ export class AgentHostError extends AgentfdError {
   }
 }
 
-/** DATA frames read ahead of the consumer before the pipe is paused: the pipe's share of bounded memory. */
-const INBOX_LIMIT = 4;
+/**
+ * Frames (and their bytes) read ahead of the consumer before the pipe is paused: the pipe's share of
+ * bounded memory. A backup run sends small files' frames back to back, so the count is generous;
+ * large data comes through shared-memory slots, which bound themselves.
+ */
+const INBOX_FRAMES = 1024;
+const INBOX_BYTES = 8 * 1024 * 1024;
 /** Shared-memory slots of one host, and their size: the chunks that can be in flight. */
 export const SLOTS = 4;
 export const SLOT_SIZE = 1024 * 1024;
@@ -58,6 +63,9 @@ export class AgentHost {
   private waiter: Waiter | null = null;
   /** Frames that arrived with no waiter (DATA ahead of the consumer, STATE), consumed in order. */
   private readonly inbox: DecodedFrame[] = [];
+  private inboxBytes = 0;
+  /** When the host last sent something while we waited for it (the call timeout counts from here). */
+  private lastHeard = 0;
   /** The host checks for this file in is_cancelled(); creating it is how a cancel reaches the agent. */
   readonly cancelFile = path.join(os.tmpdir(), `agentfd-cancel-${process.pid}-${randomBytes(8).toString('hex')}`);
   private failure: Error | null = null;
@@ -99,14 +107,20 @@ export class AgentHost {
     return host;
   }
 
+  /** The entry point the host was in: from shared memory during a backup, else from CALL frames. */
+  private currentCall(): string {
+    return (this.region && readCallStatus(this.region.bytes, SLOTS * SLOT_SIZE)) ?? this.call;
+  }
+
   private crashError(code: number | null, signal: NodeJS.Signals | null): AgentHostError {
     const how = signal ? `was killed by signal ${signal}` : `exited with code ${code}`;
     const said = this.stderr.trim().split('\n').filter(Boolean).slice(-3).join(' | ');
+    const call = this.currentCall();
     return new AgentHostError(
       'E_AGENT_CRASHED',
       this.settings.agent,
-      this.call,
-      `agent "${this.settings.agent}" (${this.settings.file}) crashed in ${this.call}(): its host process ${how}${said ? ` (it printed: ${said})` : ''}. The job's data from this agent is incomplete; report the crash to the agent's vendor.`,
+      call,
+      `agent "${this.settings.agent}" (${this.settings.file}) crashed in ${call}(): its host process ${how}${said ? ` (it printed: ${said})` : ''}. The job's data from this agent is incomplete; report the crash to the agent's vendor.`,
     );
   }
 
@@ -118,20 +132,35 @@ export class AgentHost {
     waiter?.reject(error);
   }
 
+  /**
+   * The call timeout runs while we wait for the host. One timer, re-armed only when it fires: it
+   * then looks at when the host was last heard from (setting a timer per frame cost as much as a
+   * small file).
+   */
   private armTimer(): void {
-    this.stopTimer();
-    this.timer = setTimeout(() => {
+    this.lastHeard = Date.now();
+    if (this.timer) return;
+    const check = () => {
+      this.timer = null;
+      if (!this.waiter) return; // not waiting: the host may rightly be blocked on a full pipe
+      const silent = Date.now() - this.lastHeard;
+      if (silent < this.settings.callTimeoutMs) {
+        this.timer = setTimeout(check, this.settings.callTimeoutMs - silent);
+        return;
+      }
       const seconds = this.settings.callTimeoutMs / 1000;
+      const call = this.currentCall();
       this.fail(
         new AgentHostError(
           'E_AGENT_TIMEOUT',
           this.settings.agent,
-          this.call,
-          `agent "${this.settings.agent}" did not return from ${this.call}() within ${seconds} s (call_timeout); its host process was killed. Raise call_timeout in [agents.${this.settings.agent}] if the agent is only slow.`,
+          call,
+          `agent "${this.settings.agent}" did not return from ${call}() within ${seconds} s (call_timeout); its host process was killed. Raise call_timeout in [agents.${this.settings.agent}] if the agent is only slow.`,
         ),
       );
       this.child.kill('SIGKILL');
-    }, this.settings.callTimeoutMs);
+    };
+    this.timer = setTimeout(check, this.settings.callTimeoutMs);
   }
 
   private stopTimer(): void {
@@ -148,8 +177,8 @@ export class AgentHost {
       this.child.kill('SIGKILL');
       return;
     }
+    if (frames.length > 0) this.lastHeard = Date.now(); // the host is alive and answering
     for (const frame of frames) {
-      if (this.waiter) this.armTimer(); // the host is alive and answering
       if (frame.type === Frame.CALL) {
         this.call = parseJson<{ call: string }>(frame.payload).call;
         continue;
@@ -162,15 +191,17 @@ export class AgentHost {
       const waiter = this.waiter;
       if (waiter && (waiter.accept.includes(frame.type) || frame.type === Frame.ERROR)) {
         this.waiter = null;
-        this.stopTimer();
         if (frame.type === Frame.ERROR) {
           const e = parseJson<{ code: string; message: string; call: string }>(frame.payload);
           waiter.reject(new AgentfdError(e.code, e.message));
         } else waiter.resolve(frame);
-      } else this.inbox.push(frame);
+      } else {
+        this.inbox.push(frame);
+        this.inboxBytes += frame.payload.length;
+      }
     }
     // Flow control: stop reading while the consumer is behind; the pipe fills and the host waits.
-    if (this.inbox.length >= INBOX_LIMIT) this.pipe.pause();
+    if (this.inbox.length >= INBOX_FRAMES || this.inboxBytes >= INBOX_BYTES) this.pipe.pause();
   }
 
   private send(frames: Buffer[]): void {
@@ -178,7 +209,7 @@ export class AgentHost {
   }
 
   /** Use `region` for DATA_SLOT frames (the host mapped it too). */
-  useRegion(region: SharedRegion): void {
+  useRegion(region: SharedRegion | null): void {
     this.region = region;
   }
 
@@ -187,7 +218,7 @@ export class AgentHost {
     if (frame.type !== Frame.DATA_SLOT || !this.region) return frame;
     const slot = frame.payload.readUInt32LE(0);
     const length = frame.payload.readUInt32LE(4);
-    const slotSize = this.region.size / SLOTS;
+    const slotSize = SLOT_SIZE;
     if (slot >= SLOTS || length > slotSize) {
       const error = new AgentfdError('E_HOST_PROTOCOL', `the agent host announced ${length} bytes in shared-memory slot ${slot}; the host is broken`);
       this.fail(error);
@@ -211,8 +242,9 @@ export class AgentHost {
     if (this.failure) return Promise.reject(this.failure);
     const index = this.inbox.findIndex((f) => accept.includes(f.type) || f.type === Frame.ERROR);
     if (index >= 0) {
-      const [frame] = this.inbox.splice(index, 1);
-      if (this.inbox.length < INBOX_LIMIT) this.pipe.resume();
+      const frame = index === 0 ? this.inbox.shift() : this.inbox.splice(index, 1)[0];
+      this.inboxBytes -= frame!.payload.length;
+      if (this.inbox.length < INBOX_FRAMES && this.inboxBytes < INBOX_BYTES) this.pipe.resume();
       if (frame!.type === Frame.ERROR) {
         const e = parseJson<{ code: string; message: string }>(frame!.payload);
         return Promise.reject(new AgentfdError(e.code, e.message));

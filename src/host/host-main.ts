@@ -19,11 +19,17 @@ import type { AgentFileInfo } from '../agents/types.js';
 import type { Level } from '../agents/native/abi.js';
 import { AgentfdError, messageOf } from '../errors.js';
 import { buildFileset } from '../jobs/fileset.js';
-import { Frame, FrameReader, encodeFrame, jsonFrame, parseJson, type DecodedFrame } from './protocol.js';
+import { CALL_STATUS_BYTES, Frame, FrameReader, encodeFrame, jsonFrame, parseJson, type DecodedFrame } from './protocol.js';
 import { SharedRegion } from './shared-memory.js';
 
 /** The read size per DATA frame: large, to amortise the per-frame cost. */
 const READ_SIZE = 1024 * 1024;
+/** Reads up to this size travel inside the pipe's frames, and their shared-memory slot is reused at once. */
+const INLINE_DATA = 64 * 1024;
+/** Frames are gathered in a buffer of this size and written together: a write per frame cost more than a small file. */
+const OUT_BUFFER = 256 * 1024;
+/** During a backup run, the host looks at the daemon's requests (a stop) every this many files. */
+const FILES_PER_YIELD = 256;
 
 export interface JobContextMessage {
   /** A file whose existence means the job was cancelled. */
@@ -35,11 +41,12 @@ export interface JobContextMessage {
 }
 
 export interface DataPlane {
-  /** The shared-memory file to map, and its layout: `slots` slots of `slotSize` bytes. */
+  /** The shared-memory file to map, and its layout: `slots` slots of `slotSize` bytes, then the call status. */
   file: string;
   slots: number;
   slotSize: number;
 }
+
 
 export interface BackupOpenMessage extends JobContextMessage {
   dataPlane: DataPlane | null;
@@ -71,6 +78,8 @@ const freeSlots: number[] = [];
 let slotWaiter: (() => void) | null = null;
 let session: NativeAgentSession | null = null;
 let current = 'startup';
+/** The daemon sent CLOSE while a backup run was going. */
+let stopRequested = false;
 
 function writeAll(bytes: Buffer): void {
   for (let offset = 0; offset < bytes.length; ) {
@@ -83,8 +92,46 @@ function writeAll(bytes: Buffer): void {
   }
 }
 
+const out = Buffer.allocUnsafe(OUT_BUFFER);
+let outLength = 0;
+
+/** Queue frames for the daemon; flush() writes them (it must run before the host waits for anything). */
 function send(frames: Buffer[]): void {
-  for (const f of frames) if (f.length > 0) writeAll(f);
+  for (const f of frames) {
+    if (f.length === 0) continue;
+    if (outLength + f.length > OUT_BUFFER) flush();
+    if (f.length > OUT_BUFFER) writeAll(f);
+    else {
+      f.copy(out, outLength);
+      outLength += f.length;
+    }
+  }
+}
+
+function flush(): void {
+  if (outLength === 0) return;
+  const pending = out.subarray(0, outLength);
+  outLength = 0;
+  writeAll(pending);
+}
+
+/** Record the entry point the agent is about to enter, where a crash report can find it. */
+function enterCall(entry: string): void {
+  current = entry;
+  if (region) {
+    const at = region.plane.slots * region.plane.slotSize;
+    const status = region.shared.bytes;
+    const length = status.length >= at + CALL_STATUS_BYTES ? Math.min(entry.length, CALL_STATUS_BYTES - 1) : 0;
+    if (length > 0) {
+      status[at] = 0;
+      for (let i = 0; i < length; i++) status[at + 1 + i] = entry.charCodeAt(i) & 0x7f;
+      status[at] = length;
+      return;
+    }
+  }
+  // No shared memory: the name goes by the pipe, written out before the call can crash.
+  send(jsonFrame(Frame.CALL, { call: entry }));
+  flush();
 }
 
 function sessionOptions(context: JobContextMessage, referenceState: Uint8Array | null): SessionOptions {
@@ -93,14 +140,14 @@ function sessionOptions(context: JobContextMessage, referenceState: Uint8Array |
     jobId: context.jobId,
     options: context.options,
     filesetCheck: buildFileset(context.fileset.include, context.fileset.exclude),
-    log: (level, message) => send(jsonFrame(Frame.LOG, { level, message })),
+    log: (level, message) => {
+      send(jsonFrame(Frame.LOG, { level, message }));
+      flush(); // a log line may be the last thing an agent says before it crashes
+    },
     isCancelled: () => existsSync(context.cancelFile),
     referenceState,
     offThread: false,
-    onCall: (entry) => {
-      current = entry;
-      send(jsonFrame(Frame.CALL, { call: entry }));
-    },
+    onCall: enterCall,
   };
 }
 
@@ -110,6 +157,7 @@ function need<T>(value: T | null, what: string): T {
 }
 
 async function takeSlot(): Promise<number> {
+  if (freeSlots.length === 0) flush(); // the daemon frees slots only after it has seen them
   while (freeSlots.length === 0) await new Promise<void>((resolve) => (slotWaiter = resolve));
   return freeSlots.shift()!;
 }
@@ -122,10 +170,14 @@ async function pump(index: number): Promise<void> {
     const { shared, plane } = region;
     for (;;) {
       const slot = await takeSlot(); // waits while every slot is with the daemon: the flow control
-      const n = await s.read(shared.bytes.subarray(slot * plane.slotSize, (slot + 1) * plane.slotSize));
-      if (n === 0) {
+      const bytes = shared.bytes.subarray(slot * plane.slotSize, (slot + 1) * plane.slotSize);
+      const n = await s.read(bytes);
+      if (n <= INLINE_DATA) {
+        // Small (or the end): the bytes go in the frame, and the slot is free again at once.
+        if (n > 0) send(encodeFrame(Frame.DATA, bytes.subarray(0, n)));
         freeSlots.unshift(slot);
-        break;
+        if (n === 0) break;
+        continue;
       }
       const head = Buffer.alloc(8);
       head.writeUInt32LE(slot, 0);
@@ -146,6 +198,32 @@ async function pump(index: number): Promise<void> {
   send(encodeFrame(Frame.STREAM_END));
 }
 
+/**
+ * A backup run: every file, each followed by its streams' data and STREAM_END, without waiting to
+ * be asked (a request and an answer per file and per stream cost more than a small file's data).
+ * The run is bounded all the same: data waits for free shared-memory slots, and frames wait for
+ * room in the pipe, which the daemon stops reading while its consumer is behind.
+ */
+async function runBackup(): Promise<void> {
+  const s = need(session, 'a backup was opened');
+  for (let count = 1; ; count++) {
+    const file = await s.nextFile();
+    if (file === null) {
+      if (s.state) send(encodeFrame(Frame.STATE, s.state));
+      send(jsonFrame(Frame.FILE, { file: null, protocolErrors: s.protocolErrors }));
+      return;
+    }
+    send(jsonFrame(Frame.FILE, { file, protocolErrors: s.protocolErrors }));
+    for (const stream of file.streams) await pump(stream.index);
+    await s.endFile();
+    if (count % FILES_PER_YIELD === 0) {
+      flush();
+      await new Promise((resolve) => setImmediate(resolve)); // let a stop from the daemon in
+      if (stopRequested) return;
+    }
+  }
+}
+
 async function handle(frame: DecodedFrame): Promise<void> {
   switch (frame.type) {
     case Frame.LOAD: {
@@ -158,33 +236,20 @@ async function handle(frame: DecodedFrame): Promise<void> {
     case Frame.BACKUP_OPEN: {
       const m = parseJson<BackupOpenMessage>(frame.payload);
       const state = m.referenceState === null ? null : Buffer.from(m.referenceState, 'base64');
-      session = await NativeAgentSession.open(need(library, 'the library was loaded'), sessionOptions(m, state));
-      const delivered = await session.backupPrepare(m.level, BigInt(m.sinceNs), BigInt(m.jobStartNs));
       if (m.dataPlane) {
-        const shared = SharedRegion.open(m.dataPlane.file, m.dataPlane.slots * m.dataPlane.slotSize);
+        const shared = SharedRegion.open(m.dataPlane.file, m.dataPlane.slots * m.dataPlane.slotSize + CALL_STATUS_BYTES);
         if (shared) {
           region = { shared, plane: m.dataPlane };
           freeSlots.splice(0, freeSlots.length, ...Array.from({ length: m.dataPlane.slots }, (_, i) => i));
         }
       }
+      session = await NativeAgentSession.open(need(library, 'the library was loaded'), sessionOptions(m, state));
+      const delivered = await session.backupPrepare(m.level, BigInt(m.sinceNs), BigInt(m.jobStartNs));
       send(jsonFrame(Frame.OK, { deliveredLevel: delivered, protocolErrors: session.protocolErrors, sharedMemory: region !== null }));
       return;
     }
-    case Frame.NEXT_FILE: {
-      const s = need(session, 'a backup was opened');
-      const file = await s.nextFile();
-      if (file === null && s.state) send(encodeFrame(Frame.STATE, s.state));
-      send(jsonFrame(Frame.FILE, { file, protocolErrors: s.protocolErrors }));
-      return;
-    }
-    case Frame.READ_STREAM: {
-      const { index } = parseJson<{ index: number }>(frame.payload);
-      await pump(index);
-      return;
-    }
-    case Frame.END_FILE:
-      await need(session, 'a backup was opened').endFile();
-      send(jsonFrame(Frame.OK, {}));
+    case Frame.BACKUP_RUN:
+      await runBackup();
       return;
     case Frame.BACKUP_FINISH: {
       const { committed } = parseJson<{ committed: boolean }>(frame.payload);
@@ -244,6 +309,7 @@ async function drain(): Promise<void> {
       const code = error instanceof AgentfdError ? error.code : 'E_AGENT';
       send(jsonFrame(Frame.ERROR, { code, message: messageOf(error), call: current }));
     }
+    flush();
   }
   busy = false;
 }
@@ -256,7 +322,10 @@ pipe.on('data', (chunk: Buffer) => {
       freeSlots.push(frame.payload.readUInt32LE(0));
       slotWaiter?.();
       slotWaiter = null;
-    } else queue.push(frame);
+    } else {
+      if (frame.type === Frame.CLOSE) stopRequested = true; // ends a backup run at its next look
+      queue.push(frame);
+    }
   }
   void drain();
 });

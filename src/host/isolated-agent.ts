@@ -9,7 +9,7 @@ import type { Capability } from '../agents/native/abi.js';
 import type { AgentDescriptor } from '../agents/descriptor.js';
 import type { AgentFileInfo } from '../agents/types.js';
 import { AgentfdError } from '../errors.js';
-import { Frame, encodeFrame, jsonFrame, parseJson } from './protocol.js';
+import { CALL_STATUS_BYTES, Frame, encodeFrame, jsonFrame, parseJson } from './protocol.js';
 import { AgentHost, SLOTS, SLOT_SIZE, type HostSettings } from './host-client.js';
 import { SharedRegion } from './shared-memory.js';
 import type { BackupOpenMessage, RestoreOpenMessage, WireFile } from './host-main.js';
@@ -69,7 +69,7 @@ export class IsolatedAgent implements Agent {
   async backup(request: BackupRequest): Promise<BackupRun> {
     const host = await this.start(request);
     const unwatch = this.watchCancel(host, request);
-    const region = SharedRegion.create(SLOTS * SLOT_SIZE);
+    const region = SharedRegion.create(SLOTS * SLOT_SIZE + CALL_STATUS_BYTES);
     const release = () => {
       region?.unlink();
       region?.close();
@@ -82,16 +82,19 @@ export class IsolatedAgent implements Agent {
         level: request.level, sinceNs: request.sinceNs.toString(), jobStartNs: request.jobStartNs.toString(),
         referenceState: request.referenceState ? Buffer.from(request.referenceState).toString('base64') : null,
       };
+      if (region) host.useRegion(region); // before the open: a crash in backup_prepare is named from it
       const reply = parseJson<{ deliveredLevel: BackupRun['deliveredLevel']; protocolErrors: string[]; sharedMemory: boolean }>(
         (await host.request(Frame.BACKUP_OPEN, jsonFrame(Frame.BACKUP_OPEN, open))).payload,
       );
       region?.unlink(); // both sides have it mapped (or the host could not: then data comes by the pipe)
-      if (region && reply.sharedMemory) host.useRegion(region);
+      if (!reply.sharedMemory) host.useRegion(null); // the host could not map it: data and calls come by the pipe
       protocolCheck(this.name, reply.protocolErrors);
       const name = this.name;
+      // The host sends every file and its data without being asked (see runBackup in host-main.ts);
+      // the frames arrive in order and are consumed in order.
+      host.post(encodeFrame(Frame.BACKUP_RUN));
       async function* files(): AsyncGenerator<AgentFile> {
         for (;;) {
-          host.post(encodeFrame(Frame.NEXT_FILE));
           let frame = await host.next([Frame.FILE, Frame.STATE]);
           if (frame.type === Frame.STATE) {
             state = Uint8Array.from(frame.payload);
@@ -106,7 +109,6 @@ export class IsolatedAgent implements Agent {
             data: async function* () {
               if (stream.index !== next) throw new AgentfdError('E_BRIDGE_ORDER', `${file.path}: stream ${stream.index} was read out of order`);
               next++;
-              host.post(jsonFrame(Frame.READ_STREAM, { index: stream.index }));
               for (;;) {
                 const data = await host.next([Frame.DATA, Frame.STREAM_END]);
                 if (data.type === Frame.STREAM_END) return;
@@ -116,7 +118,6 @@ export class IsolatedAgent implements Agent {
           }));
           yield { ...file, mtimeNs: BigInt(file.mtimeNs), streams };
           if (next !== streams.length) throw new AgentfdError('E_BRIDGE_ORDER', `${file.path}: the next file was asked for before all ${streams.length} streams were read`);
-          await host.request(Frame.END_FILE, null);
         }
       }
       return {

@@ -19,9 +19,7 @@ export const Frame = {
   // daemon -> host
   LOAD: 1, // {file}
   BACKUP_OPEN: 2, // {job context, level, sinceNs, jobStartNs, referenceState, fileset}
-  NEXT_FILE: 3,
-  READ_STREAM: 4, // {index}: DATA frames follow, then STREAM_END
-  END_FILE: 6,
+  BACKUP_RUN: 3, // the host sends every file: FILE, then per stream DATA/DATA_SLOT frames and STREAM_END; FILE null ends
   BACKUP_FINISH: 7, // {committed}
   RESTORE_OPEN: 8, // {job context, target, sourceAbi, sourceAgentVersion}
   RESTORE_START_FILE: 9, // {file}
@@ -38,11 +36,25 @@ export const Frame = {
   DATA: 44, // bytes
   STREAM_END: 45,
   LOG: 46, // {level, message}
-  CALL: 47, // {call}: the agent entry point the host is entering (for crash reports)
-  STATE: 48, // the agent's state blob (bytes), sent before OK of the last NEXT_FILE
+  CALL: 47, // {call}: the agent entry point the host is entering (for crash reports; without shared memory)
+  STATE: 48, // the agent's state blob (bytes), sent before the run's last FILE (null)
   DATA_SLOT: 49, // u32 slot, u32 length: a chunk the agent read into shared memory (shared-memory.ts)
 } as const;
 export type FrameType = (typeof Frame)[keyof typeof Frame];
+
+/**
+ * After its data slots, a backup's shared-memory region holds the name of the agent entry point
+ * the host is in (a length byte, then ASCII): written before every call, read by the daemon only
+ * if the host dies, so a crash report names the call without a frame per call.
+ */
+export const CALL_STATUS_BYTES = 64;
+
+/** The entry point recorded at `offset` of a shared region (see CALL_STATUS_BYTES), or null. */
+export function readCallStatus(bytes: Uint8Array, offset: number): string | null {
+  const length = bytes[offset] ?? 0;
+  if (length === 0 || length >= CALL_STATUS_BYTES || offset + 1 + length > bytes.length) return null;
+  return String.fromCharCode(...bytes.subarray(offset + 1, offset + 1 + length));
+}
 
 export function encodeFrame(type: number, payload: Uint8Array = new Uint8Array(0)): Buffer[] {
   const header = Buffer.alloc(FRAME_HEADER);
