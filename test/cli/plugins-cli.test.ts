@@ -21,7 +21,7 @@ describe('agentfd plugins list', () => {
     expect(json.status).toBe('ok');
     expect(json.hostAbiRange).toEqual([1, 2]);
     const byName = Object.fromEntries(json.agents.map((a: any) => [a.name, a]));
-    expect(Object.keys(byName).sort()).toEqual(['FaultInjector', 'LegacyFlatFiles', 'MSSQL', 'MicrosoftExchange']);
+    expect(Object.keys(byName).sort()).toEqual(['FaultInjector', 'LegacyFlatFiles', 'MSSQL', 'MicrosoftExchange', 'SyntheticFiles']);
     expect(byName.MicrosoftExchange).toMatchObject({ abi: 2, agentAbiRange: [1, 2], vendor: 'agentfd samples' });
     expect(byName.MicrosoftExchange.capabilities).toContain('own-state');
     expect(byName.MSSQL).toMatchObject({ abi: 2, agentAbiRange: [2, 2] });
