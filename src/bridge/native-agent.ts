@@ -51,10 +51,13 @@ async function* filesOf(session: NativeAgentSession): AsyncGenerator<AgentFile> 
         }
         next++;
         await session.startStream(stream.index);
-        for (;;) {
-          const buffer = Buffer.allocUnsafe(READ_SIZE);
+        // A buffer per read (the consumer keeps chunks while it reads ahead), no larger than what the
+        // stream can still hold: the size hint is a limit, and 1 MiB for a 1 KiB file was most of its cost.
+        for (let left = stream.sizeHint ?? Infinity; ; ) {
+          const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(READ_SIZE, left)));
           const n = await session.read(buffer);
           if (n === 0) break;
+          left -= n;
           yield buffer.subarray(0, n);
         }
         await session.endStream();
