@@ -154,13 +154,22 @@ export function recordCrc(header: Uint8Array, payload: Uint8Array): number {
   return payload.length === 0 ? crc : crc32(payload, crc);
 }
 
-/** The 24-byte header of a record with these fields and this payload (length and CRC filled in). */
-export function encodeRecordHeader(fields: RecordFields, payload: Uint8Array): Buffer {
-  checkPayloadLength(fields.type, payload.length);
+/**
+ * The 24-byte header of a record with these fields and this payload (length and CRC filled in).
+ * The payload may be given in parts (written back to back), so a caller need not join them.
+ */
+export function encodeRecordHeader(fields: RecordFields, payload: Uint8Array | readonly Uint8Array[]): Buffer {
+  const parts = payload instanceof Uint8Array ? [payload] : payload;
+  let length = 0;
+  for (const part of parts) length += part.length;
+  checkPayloadLength(fields.type, length);
   const header = Buffer.alloc(RECORD_HEADER_SIZE);
   writeAadBytes(header, fields);
-  header.writeUInt32LE(payload.length, 16);
-  header.writeUInt32LE(recordCrc(header, payload), 20);
+  header.writeUInt32LE(length, 16);
+  let crc = crc32(header.subarray(0, 20));
+  // Empty parts are skipped: Node 20's zlib.crc32 returns 0 for some empty buffers (see recordCrc).
+  for (const part of parts) if (part.length > 0) crc = crc32(part, crc);
+  header.writeUInt32LE(crc, 20);
   return header;
 }
 

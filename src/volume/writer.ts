@@ -4,14 +4,19 @@
  * - open() continues the set: it appends to the last volume when it is not closed (after cutting
  *   off a tail torn by a crash, reported in `recovered`), or starts the next one.
  * - append() frames a record and returns where it is. Small records are batched in a 1 MiB
- *   buffer; a record that does not fit is written together with the buffer in one writev. Offsets
- *   are the true file offsets even while a record is still in the buffer.
+ *   buffer; a record that does not fit is written together with the buffer in one writev. Writes
+ *   run behind the caller, one at a time (a second buffer fills meanwhile), and a datasync is
+ *   started in the background every SYNC_EVERY bytes, so the disk works while the job does and the
+ *   commit's sync() has little left to do. A payload handed to append() must not change until
+ *   sync(), flush() or close() has resolved. Offsets are the true file offsets even while a record
+ *   is still in a buffer.
  * - A volume is rotated before a record that would take it past maxVolumeBytes (room is kept for
  *   its VOLUME_END record); a record is never split, and a record larger than a volume is written
  *   alone in a fresh volume (which then exceeds maxVolumeBytes).
  * - Calls are serialized: concurrent append() calls are written in call order.
- * - Any write error (ENOSPC...) leaves the writer failed: that call and every later one reject with
- *   the same E_VOLUME_WRITE error. The next open() cuts the partial record off.
+ * - Any write error (ENOSPC...) leaves the writer failed: the call that sees it (a later append(),
+ *   at the latest sync() or close()) and every later one reject with the same E_VOLUME_WRITE error.
+ *   The next open() cuts the partial record off.
  *
  * One writer per set at a time: a new volume is created exclusively, so a second writer that
  * races to the same volume fails (E_VOLUME_WRITE) instead of interleaving, but nothing else locks.
@@ -25,7 +30,6 @@ import {
   buildLabelPayload,
   buildTextHeader,
   buildVolumeEndPayload,
-  checkPayloadLength,
   encodeRecordHeader,
   labelProblem,
   parseVolumeFileName,
@@ -40,6 +44,8 @@ import { prepareLastVolume, type LastVolumeState } from './recover.js';
 
 /** Bytes batched in memory before a write. */
 export const WRITE_BUFFER_BYTES = 1024 * 1024;
+/** A background datasync starts after this many bytes were written since the last one. */
+const SYNC_EVERY = 64 * 1024 * 1024;
 /** Room kept at the end of every volume for its VOLUME_END record (labels are at most 200 bytes). */
 export const VOLUME_END_RESERVE = RECORD_HEADER_SIZE + 512;
 /** Smallest maxVolumeBytes accepted. */
@@ -59,7 +65,8 @@ export interface VolumeWriterOptions {
 }
 
 export interface AppendRecord extends RecordFields {
-  payload: Uint8Array;
+  /** The payload, or its parts (written back to back: no need to join them first). */
+  payload: Uint8Array | readonly Uint8Array[];
 }
 
 export interface AppendResult {
@@ -122,8 +129,14 @@ export class VolumeWriter {
   private readonly agentfdVersion: string;
   private readonly labelFor: (sequence: number) => string;
   private current: Current;
-  private readonly pending = Buffer.allocUnsafe(WRITE_BUFFER_BYTES);
+  private pending = Buffer.allocUnsafe(WRITE_BUFFER_BYTES);
+  /** The other buffer: being written while `pending` fills. */
+  private spare = Buffer.allocUnsafe(WRITE_BUFFER_BYTES);
   private pendingLength = 0;
+  /** The write running in the background (at most one), and a background datasync. */
+  private writing: Promise<void> | null = null;
+  private syncing: Promise<void> | null = null;
+  private unsyncedBytes = 0;
   private failure: AgentfdError | null = null;
   private closed = false;
   private queue: Promise<unknown> = Promise.resolve();
@@ -282,13 +295,13 @@ export class VolumeWriter {
   }
 
   /** Writes all of `buffers` (looping over short writes). */
-  private async writeAll(buffers: Buffer[]): Promise<void> {
+  private static async writeAll(handle: FileHandle, buffers: Buffer[]): Promise<number> {
     let rest = buffers.filter((b) => b.length > 0);
-    if (rest.length === 0) return;
-    const handle = await this.handle();
+    let total = 0;
     while (rest.length > 0) {
       const { bytesWritten } = await handle.writev(rest);
       if (bytesWritten <= 0) throw new Error('the write wrote nothing');
+      total += bytesWritten;
       let skip = bytesWritten;
       const next: Buffer[] = [];
       for (const b of rest) {
@@ -300,38 +313,74 @@ export class VolumeWriter {
       }
       rest = next;
     }
+    return total;
   }
 
-  private async writeOut(): Promise<void> {
-    if (this.pendingLength === 0) return;
-    await this.writeAll([this.pending.subarray(0, this.pendingLength)]);
+  /** Wait for the background write; its failure (already recorded) is thrown here. */
+  private async settle(): Promise<void> {
+    if (this.writing) await this.writing;
+    if (this.failure) throw this.failure;
+  }
+
+  /**
+   * Start writing the buffered bytes followed by `extra` in the background, after the previous
+   * write; the buffers swap, so records keep being batched meanwhile. Resolves once started.
+   */
+  private async launch(extra: readonly Buffer[] = []): Promise<void> {
+    if (this.pendingLength === 0 && extra.length === 0) return;
+    await this.settle();
+    const handle = await this.handle();
+    const buffers = [this.pending.subarray(0, this.pendingLength), ...extra];
+    [this.pending, this.spare] = [this.spare, this.pending];
     this.pendingLength = 0;
+    const write = VolumeWriter.writeAll(handle, buffers).then(
+      (written) => {
+        this.unsyncedBytes += written;
+        if (this.unsyncedBytes >= SYNC_EVERY && !this.syncing) {
+          // Start the disk on what was written so far, without waiting for it here.
+          this.unsyncedBytes = 0;
+          this.syncing = handle.datasync().then(
+            () => void (this.syncing = null),
+            (error: unknown) => void this.fail(error),
+          );
+        }
+      },
+      (error: unknown) => void this.fail(error),
+    );
+    this.writing = write;
+  }
+
+  /** Everything buffered is in the file (not necessarily on disk). */
+  private async writeOut(): Promise<void> {
+    await this.launch();
+    await this.settle();
   }
 
   /** Adds a framed record after everything written so far (to the buffer when it fits). */
-  private async put(header: Buffer, payload: Buffer): Promise<void> {
-    const total = header.length + payload.length;
-    if (this.pendingLength + total <= WRITE_BUFFER_BYTES) {
-      header.copy(this.pending, this.pendingLength);
-      payload.copy(this.pending, this.pendingLength + header.length);
-      this.pendingLength += total;
-      return;
+  private async put(header: Buffer, parts: readonly Buffer[], total: number): Promise<void> {
+    if (this.pendingLength + total > WRITE_BUFFER_BYTES) {
+      if (total > WRITE_BUFFER_BYTES / 2) {
+        // Large: written after the buffer in one writev, without copying the payload.
+        await this.launch([header, ...parts]);
+        return;
+      }
+      await this.launch();
     }
-    if (total <= WRITE_BUFFER_BYTES / 2) {
-      await this.writeOut();
-      header.copy(this.pending, 0);
-      payload.copy(this.pending, header.length);
-      this.pendingLength = total;
-      return;
+    header.copy(this.pending, this.pendingLength);
+    this.pendingLength += header.length;
+    for (const part of parts) {
+      part.copy(this.pending, this.pendingLength);
+      this.pendingLength += part.length;
     }
-    // Large: the buffer and the record in one writev, without copying the payload.
-    await this.writeAll([this.pending.subarray(0, this.pendingLength), header, payload]);
-    this.pendingLength = 0;
   }
 
   private async syncCurrent(): Promise<void> {
     const current = this.current;
+    await this.settle();
+    if (this.syncing) await this.syncing;
+    if (this.failure) throw this.failure;
     if (current.handle) await current.handle.datasync();
+    this.unsyncedBytes = 0;
     if (current.dirDirty) {
       const dir = await openFile(this.dir, 'r');
       try {
@@ -350,7 +399,7 @@ export class VolumeWriter {
     const current = this.current;
     const payload = buildVolumeEndPayload({ next, records: current.records, bytes: current.size });
     const header = encodeRecordHeader({ type: RecordType.VOLUME_END, session: 0, seq: 0 }, payload);
-    await this.put(header, payload);
+    await this.put(header, [payload], header.length + payload.length);
     current.size += header.length + payload.length;
     current.records++;
   }
@@ -380,22 +429,24 @@ export class VolumeWriter {
    */
   append(record: AppendRecord): Promise<AppendResult> {
     let header: Buffer;
-    let payload: Buffer;
+    let parts: Buffer[];
     try {
-      if (!(record.payload instanceof Uint8Array)) throw new AgentfdError('E_VOLUME_RECORD', 'cannot write a record whose payload is not a Uint8Array');
-      checkPayloadLength(record.type, record.payload.length);
-      payload = asBuffer(record.payload);
-      header = encodeRecordHeader(record, payload);
+      const given = record.payload instanceof Uint8Array ? [record.payload] : record.payload;
+      if (!Array.isArray(given) || !given.every((p) => p instanceof Uint8Array)) {
+        throw new AgentfdError('E_VOLUME_RECORD', 'cannot write a record whose payload is not a Uint8Array (or an array of them)');
+      }
+      parts = given.map(asBuffer);
+      header = encodeRecordHeader(record, parts);
     } catch (error) {
       return Promise.reject(error instanceof AgentfdError ? error : new AgentfdError('E_VOLUME_RECORD', `cannot write the record: ${String(error)}`));
     }
     return this.run(
       async () => {
-        const total = header.length + payload.length;
+        const total = header.length + header.readUInt32LE(16);
         if (this.current.records > 1 && this.current.size + total + VOLUME_END_RESERVE > this.maxVolumeBytes) await this.rotate();
         const current = this.current;
         const offset = current.size;
-        await this.io(() => this.put(header, payload));
+        await this.io(() => this.put(header, parts, total));
         current.size += total;
         current.records++;
         return { volume: current.label, path: current.path, offset, length: total };

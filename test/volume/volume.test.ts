@@ -472,13 +472,14 @@ describe('write failures', () => {
     await expect(writer.flush()).rejects.toBe(flushed);
     await expect(writer.close({ final: true })).rejects.toBe(flushed);
 
-    // A large record is written at once: append itself rejects.
+    // A large record is written at once, behind the caller: the next call reports the failure.
     const direct = path.join(tempDir(), 'agentfd-0001.afv');
     symlinkSync('/dev/full', direct);
     const other = openWriter(path.dirname(direct));
-    const appended = await other.append({ type: RecordType.CHUNK, session: 1, seq: 0, payload: Buffer.alloc(MiB) }).then(() => null, (error: unknown) => error);
-    expect(appended).toMatchObject({ code: 'E_VOLUME_WRITE', message: expect.stringContaining('disk full (ENOSPC)') as unknown as string });
-    await expect(other.append({ type: RecordType.STATE, session: 1, seq: 1, payload: Buffer.alloc(1) })).rejects.toBe(appended);
+    await other.append({ type: RecordType.CHUNK, session: 1, seq: 0, payload: Buffer.alloc(MiB) });
+    const synced = await other.sync().then(() => null, (error: unknown) => error);
+    expect(synced).toMatchObject({ code: 'E_VOLUME_WRITE', message: expect.stringContaining('disk full (ENOSPC)') as unknown as string });
+    await expect(other.append({ type: RecordType.STATE, session: 1, seq: 1, payload: Buffer.alloc(1) })).rejects.toBe(synced);
   });
 
   it('refuses a record larger than 64 MiB, and stays usable', async () => {
