@@ -121,6 +121,27 @@ const FILE_COLUMNS = FILE_COLUMN_NAMES.length;
 const STREAM_COLUMN_NAMES = ['file_id', 'stream_index', 'name', 'type', 'raw_restorable', 'bytes', 'sha256'] as const;
 const STREAM_COLUMNS = STREAM_COLUMN_NAMES.length;
 
+/**
+ * A batch of files as flat rows: FILE_ROW values per file (every column but the id), and
+ * STREAM_COLUMNS values per stream whose first is the file's position in the batch. Flat arrays of
+ * plain values are what crosses to the catalog writer thread cheaply.
+ */
+export interface FileRows {
+  files: unknown[];
+  streams: unknown[];
+}
+const FILE_ROW = FILE_COLUMNS - 1;
+
+export function fileRows(jobId: number, batch: readonly NewFile[]): FileRows {
+  const files: unknown[] = [];
+  const streams: unknown[] = [];
+  batch.forEach((f, ordinal) => {
+    files.push(jobId, f.fileIndex, f.path, f.kind, f.mode, f.mtimeNs.toString(), f.size, f.seen ? 1 : 0, f.linkTarget, f.agent, f.agentVersion, f.agentAbi, f.status, f.error, f.renamedFrom ?? null);
+    for (const st of f.streams) streams.push(ordinal, st.index, st.name, st.type, st.rawRestorable ? 1 : 0, st.bytes, st.sha256);
+  });
+  return { files, streams };
+}
+
 export class Catalog {
   readonly file: string;
   private readonly db: Database.Database;
@@ -235,33 +256,42 @@ export class Catalog {
 
   // ---- files ----------------------------------------------------------------------------------
 
-  /**
-   * Insert a batch of files (and their streams) in one transaction. Rows go in by multi-row
-   * INSERTs of ROWS_PER_INSERT rows with ids assigned here (the streams need them): a statement
-   * per row cost more than the rest of a small file's backup.
-   */
+  /** Insert a batch of files (and their streams) in one transaction. */
   insertFiles(jobId: number, files: NewFile[]): void {
+    this.insertRows(fileRows(jobId, files));
+  }
+
+  /**
+   * Insert rows made by fileRows() in one transaction, by multi-row INSERTs of ROWS_PER_INSERT
+   * rows with ids assigned here (the streams need them): a statement per row cost more than the
+   * rest of a small file's backup.
+   */
+  insertRows(rows: FileRows): void {
+    const { files, streams } = rows;
+    if (files.length % FILE_ROW !== 0 || streams.length % STREAM_COLUMNS !== 0) {
+      throw new AgentfdError('E_CATALOG', 'a batch of catalog rows is malformed (this is a bug in agentfd)');
+    }
     this.db.transaction(() => {
-      let nextId = ((this.db.prepare('SELECT MAX(id) FROM files').pluck().get() as number | null) ?? 0) + 1;
-      const fileValues: unknown[] = [];
-      const streamValues: unknown[] = [];
-      const flush = (final: boolean) => {
-        while (fileValues.length >= FILE_COLUMNS * ROWS_PER_INSERT || (final && fileValues.length > 0)) {
-          const rows = Math.min(ROWS_PER_INSERT, fileValues.length / FILE_COLUMNS);
-          this.insertStatement('files', FILE_COLUMN_NAMES, rows).run(fileValues.splice(0, rows * FILE_COLUMNS));
-        }
-        while (streamValues.length >= STREAM_COLUMNS * ROWS_PER_INSERT || (final && streamValues.length > 0)) {
-          const rows = Math.min(ROWS_PER_INSERT, streamValues.length / STREAM_COLUMNS);
-          this.insertStatement('streams', STREAM_COLUMN_NAMES, rows).run(streamValues.splice(0, rows * STREAM_COLUMNS));
+      const firstId = ((this.db.prepare('SELECT MAX(id) FROM files').pluck().get() as number | null) ?? 0) + 1;
+      const values: unknown[] = [];
+      const put = (table: 'files' | 'streams', names: readonly string[], final: boolean) => {
+        while (values.length >= names.length * ROWS_PER_INSERT || (final && values.length > 0)) {
+          const count = Math.min(ROWS_PER_INSERT, values.length / names.length);
+          this.insertStatement(table, names, count).run(values.splice(0, count * names.length));
         }
       };
-      for (const f of files) {
-        const id = nextId++;
-        fileValues.push(id, jobId, f.fileIndex, f.path, f.kind, f.mode, f.mtimeNs.toString(), f.size, f.seen ? 1 : 0, f.linkTarget, f.agent, f.agentVersion, f.agentAbi, f.status, f.error, f.renamedFrom ?? null);
-        for (const st of f.streams) streamValues.push(id, st.index, st.name, st.type, st.rawRestorable ? 1 : 0, st.bytes, st.sha256);
-        if (fileValues.length >= FILE_COLUMNS * ROWS_PER_INSERT || streamValues.length >= STREAM_COLUMNS * ROWS_PER_INSERT) flush(false);
+      for (let at = 0, ordinal = 0; at < files.length; at += FILE_ROW, ordinal++) {
+        values.push(firstId + ordinal);
+        for (let i = 0; i < FILE_ROW; i++) values.push(files[at + i]);
+        put('files', FILE_COLUMN_NAMES, false);
       }
-      flush(true);
+      put('files', FILE_COLUMN_NAMES, true);
+      for (let at = 0; at < streams.length; at += STREAM_COLUMNS) {
+        values.push(firstId + (streams[at] as number));
+        for (let i = 1; i < STREAM_COLUMNS; i++) values.push(streams[at + i]);
+        put('streams', STREAM_COLUMN_NAMES, false);
+      }
+      put('streams', STREAM_COLUMN_NAMES, true);
     })();
   }
 

@@ -11,6 +11,7 @@ import type { Agent, AgentFile, AgentStream, BackupRun } from '../agents/agent.j
 import type { Level } from '../agents/native/abi.js';
 import type { AgentRegistry } from '../agents/registry.js';
 import { Catalog, type NewFile } from '../catalog/catalog.js';
+import { CatalogFileWriter } from '../catalog/file-writer.js';
 import type { AgentfdConfig } from '../config/load.js';
 import { AgentfdError, messageOf } from '../errors.js';
 import { CODEC_IDS, compressChunk, formatCompression, parseCompression, type Compression } from '../pipeline/codecs.js';
@@ -166,6 +167,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
   const lock = lockStorage(config.storageDir);
   const catalog = Catalog.open(config.dataDir);
   let pool: CompressPool | null = null;
+  let rows: CatalogFileWriter | null = null;
   let volumes: VolumeWriter | null = null;
   try {
     const stale = catalog.abortStaleJobs();
@@ -224,6 +226,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
       const writer = new SessionWriter(volumes, start, crypto.key);
       session = writer;
       if (compression.codec !== 'none') pool = new CompressPool();
+      rows = new CatalogFileWriter(config.dataDir);
 
       const options_ = agentOptions(config, job);
       const fileset = buildFileset(job.include, job.exclude);
@@ -353,7 +356,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
             if (agent.kind !== 'builtin' || cause?.code === 'E_CANCELLED') throw e;
           }
           if (batch.length >= CATALOG_BATCH) {
-            catalog.insertFiles(jobId, batch);
+            await rows.add(jobId, batch);
             batch = [];
           }
           options.onProgress?.({ files, bytes, path: file.path });
@@ -385,7 +388,8 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
         crypto.signer,
       );
       await volumes.sync();
-      catalog.insertFiles(jobId, batch);
+      await rows.add(jobId, batch);
+      await rows.drain();
       catalog.transaction(() => {
         for (const r of accurate.renamed) catalog.setRenamedFrom(jobId, r.to, r.from);
         for (const p of writer.placements) catalog.addJobVolume(jobId, p.label, p.path, p.firstOffset);
@@ -423,6 +427,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
     }
   } finally {
     await pool?.close();
+    await rows?.close();
     await volumes?.close({ final: false }).catch(() => undefined);
     catalog.close();
     lock.release();
