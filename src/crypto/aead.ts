@@ -12,12 +12,17 @@ export type CipherName = keyof typeof CIPHER_IDS;
 export const SEAL_OVERHEAD = 28;
 
 export function seal(key: Buffer, aad: Uint8Array, plaintext: Uint8Array): Buffer {
+  return Buffer.concat(sealParts(key, aad, plaintext));
+}
+
+/** seal(), as its three parts (nonce, ciphertext, tag): a writer can write them without joining them. */
+export function sealParts(key: Buffer, aad: Uint8Array, plaintext: Uint8Array): Buffer[] {
   const nonce = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   cipher.setAAD(aad);
   const body = cipher.update(plaintext);
   cipher.final();
-  return Buffer.concat([nonce, body, cipher.getAuthTag()]);
+  return [nonce, body, cipher.getAuthTag()];
 }
 
 /** Open a sealed payload; E_AUTH when it was altered, moved, or sealed under another key. */

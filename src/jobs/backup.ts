@@ -16,6 +16,7 @@ import type { AgentfdConfig } from '../config/load.js';
 import { AgentfdError, messageOf } from '../errors.js';
 import { CODEC_IDS, compressChunk, formatCompression, parseCompression, type Compression } from '../pipeline/codecs.js';
 import { CompressPool } from '../pipeline/compress-pool.js';
+import { StreamHasher } from '../pipeline/stream-hasher.js';
 import { encodeStream, type StreamSummary } from '../pipeline/stream-encoder.js';
 import { SESSION_FORMAT, type FileRecord, type SessionStart, type WholeStream } from '../pipeline/records.js';
 import { SessionWriter } from '../sink/session-writer.js';
@@ -168,6 +169,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
   const catalog = Catalog.open(config.dataDir);
   let pool: CompressPool | null = null;
   let rows: CatalogFileWriter | null = null;
+  let hasher: StreamHasher | null = null;
   let volumes: VolumeWriter | null = null;
   try {
     const stale = catalog.abortStaleJobs();
@@ -227,6 +229,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
       session = writer;
       if (compression.codec !== 'none') pool = new CompressPool();
       rows = new CatalogFileWriter(config.dataDir);
+      hasher = new StreamHasher();
 
       const options_ = agentOptions(config, job);
       const fileset = buildFileset(job.include, job.exclude);
@@ -313,7 +316,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
         const streams: NewFile['streams'] = [];
         for (const stream of toStream) {
           try {
-            const encoder = encodeStream(stream.data(), { compression, pool });
+            const encoder = encodeStream(stream.data(), { compression, pool, hasher });
             let step = await encoder.next();
             while (!step.done) {
               await writer.chunk(fileIndex, stream.index, step.value);
@@ -428,6 +431,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
   } finally {
     await pool?.close();
     await rows?.close();
+    await hasher?.close();
     await volumes?.close({ final: false }).catch(() => undefined);
     catalog.close();
     lock.release();

@@ -16,7 +16,7 @@
  *   position, relabelled, or replayed into another job.
  */
 import { AgentfdError } from '../errors.js';
-import { open, seal } from '../crypto/aead.js';
+import { open, seal, sealParts } from '../crypto/aead.js';
 import type { KeyStanza } from '../crypto/envelope.js';
 import { recordAad, RecordType, type RecordFields } from '../volume/format.js';
 import type { AgentStreamInfo } from '../agents/types.js';
@@ -171,9 +171,10 @@ export class SessionCodec {
     }
   }
 
-  sealChunk(fields: RecordFields, prefix: ChunkPrefix, stored: Uint8Array): Buffer {
+  /** A CHUNK payload, in parts (prefix, then the stored or sealed bytes): a 1 MiB chunk is not copied to join them. */
+  sealChunk(fields: RecordFields, prefix: ChunkPrefix, stored: Uint8Array): Uint8Array[] {
     const head = encodeChunkPrefix(prefix);
-    return Buffer.concat([head, this.key ? seal(this.key, this.aad(fields, head), stored) : stored]);
+    return this.key ? [head, ...sealParts(this.key, this.aad(fields, head), stored)] : [head, stored];
   }
 
   /** Payload of a FILE_WHOLE record: the file's metadata and its streams' stored bytes. */

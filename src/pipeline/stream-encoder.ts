@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { CODEC_IDS, compressChunk, type Compression } from './codecs.js';
 import type { CompressPool } from './compress-pool.js';
 import { prefetch } from './prefetch.js';
+import type { StreamHasher } from './stream-hasher.js';
 
 export const CHUNK_SIZE = 1024 * 1024;
 /** Chunks smaller than this are compressed on the calling thread (small files, stream tails). */
@@ -58,6 +59,8 @@ async function* rechunk(data: AsyncIterable<Uint8Array>, size: number): AsyncGen
 export interface EncodeOptions {
   compression: Compression;
   pool: CompressPool | null;
+  /** Hash on this thread instead of the calling one (large streams). */
+  hasher?: StreamHasher | null;
   chunkSize?: number;
   inFlight?: number;
 }
@@ -67,7 +70,9 @@ export interface EncodeOptions {
  * digest), available once every chunk has been consumed.
  */
 export async function* encodeStream(data: AsyncIterable<Uint8Array>, options: EncodeOptions): AsyncGenerator<EncodedChunk, StreamSummary> {
-  const hash = createHash('sha256');
+  const hasher = options.hasher ?? null;
+  const hash = hasher ? null : createHash('sha256');
+  const hashed = hasher?.begin() ?? 0;
   const size = options.chunkSize ?? CHUNK_SIZE;
   const inFlight = options.inFlight ?? 4;
   const compress = options.compression.codec !== 'none' && options.pool !== null;
@@ -100,9 +105,15 @@ export async function* encodeStream(data: AsyncIterable<Uint8Array>, options: En
   try {
     // Two reads ahead: the agent reads while this stream's last chunk is hashed and written.
     for await (const chunk of rechunk(prefetch(data, 2), size)) {
-      hash.update(chunk);
       bytes += chunk.length;
-      queue.push(submit(chunk, index++));
+      const i = index++;
+      if (hash) {
+        hash.update(chunk); // before submit(): the pool may take the chunk's buffer away
+        queue.push(submit(chunk, i));
+      } else {
+        // The hashing thread takes the chunk and gives it back; the chunks queued behind it keep it busy.
+        queue.push(hasher!.update(hashed, chunk).then((back) => submit(back, i)));
+      }
       if (queue.length >= inFlight) yield await queue.shift()!;
     }
     while (queue.length > 0) yield await queue.shift()!;
@@ -110,5 +121,5 @@ export async function* encodeStream(data: AsyncIterable<Uint8Array>, options: En
     // Do not leave rejected promises unobserved when the consumer or the agent gave up.
     for (const pending of queue) pending.catch(() => undefined);
   }
-  return { bytes, chunks: index, sha256: hash.digest('hex') };
+  return { bytes, chunks: index, sha256: hash ? hash.digest('hex') : await hasher!.digest(hashed) };
 }

@@ -7,7 +7,7 @@
 import { createHash, sign, type KeyObject } from 'node:crypto';
 import type { AccurateRecord } from '../jobs/accurate.js';
 import type { VolumeWriter } from '../volume/index.js';
-import { RecordType, type RecordFields } from '../volume/format.js';
+import { RECORD_HEADER_SIZE, RecordType, type RecordFields } from '../volume/format.js';
 import type { EncodedChunk, StreamSummary } from '../pipeline/stream-encoder.js';
 import {
   clearJson,
@@ -84,10 +84,10 @@ export class SessionWriter {
     return { type, codec, cipher, flags: 0, session: this.jobId, seq: this.seq };
   }
 
-  private async append(fields: RecordFields, payload: Uint8Array): Promise<void> {
+  private async append(fields: RecordFields, payload: Uint8Array | Uint8Array[]): Promise<void> {
     const placed = await this.volumes.append({ ...fields, payload });
     this.seq++;
-    this.storedBytes += payload.length;
+    this.storedBytes += placed.length - RECORD_HEADER_SIZE;
     if (placed.volume !== this.currentVolume) {
       const first = this.currentVolume === null;
       this.currentVolume = placed.volume;
