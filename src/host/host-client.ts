@@ -127,6 +127,7 @@ export class AgentHost {
   private fail(error: Error): void {
     if (this.failure) return;
     this.failure = error;
+    this.wakeSlotWaiter();
     const waiter = this.waiter;
     this.waiter = null;
     waiter?.reject(error);
@@ -179,6 +180,11 @@ export class AgentHost {
     }
     if (frames.length > 0) this.lastHeard = Date.now(); // the host is alive and answering
     for (const frame of frames) {
+      if (frame.type === Frame.SLOT_DONE) {
+        this.restoreSlots.push(frame.payload.readUInt32LE(0));
+        this.wakeSlotWaiter();
+        continue;
+      }
       if (frame.type === Frame.CALL) {
         this.call = parseJson<{ call: string }>(frame.payload).call;
         continue;
@@ -206,6 +212,32 @@ export class AgentHost {
 
   private send(frames: Buffer[]): void {
     for (const f of frames) this.requests.write(f);
+  }
+
+  /** Restore slots of the shared region the host has written out (SLOT_DONE), free to fill again. */
+  private readonly restoreSlots: number[] = [];
+  private slotWaiter: (() => void) | null = null;
+
+  private wakeSlotWaiter(): void {
+    const waiter = this.slotWaiter;
+    this.slotWaiter = null;
+    waiter?.();
+  }
+
+  /** Offer `count` slots of the shared region for restore writes (RESTORE_WRITE_SLOT). */
+  offerRestoreSlots(count: number): void {
+    this.restoreSlots.splice(0, this.restoreSlots.length, ...Array.from({ length: count }, (_, i) => i));
+  }
+
+  /** A free restore slot; waits while the host is writing them all out (the flow control). */
+  async takeRestoreSlot(): Promise<number> {
+    for (;;) {
+      if (this.failure) throw this.failure;
+      const slot = this.restoreSlots.shift();
+      if (slot !== undefined) return slot;
+      this.armTimer();
+      await new Promise<void>((resolve) => (this.slotWaiter = resolve));
+    }
   }
 
   /** Use `region` for DATA_SLOT frames (the host mapped it too). */
@@ -264,9 +296,33 @@ export class AgentHost {
     return this.next(accept);
   }
 
-  /** Send a frame whose answer is read with next() (NEXT_FILE, READ_STREAM). */
+  /** Send a frame whose answer is read with next(), or that has none. */
   post(frames: Buffer[]): void {
     if (!this.failure) this.send(frames);
+  }
+
+  /**
+   * Send a frame that has no answer (RESTORE_WRITE), waiting while the pipe to the host is full:
+   * the host writing slowly slows the restore, and memory stays bounded.
+   */
+  async stream(frames: Buffer[]): Promise<void> {
+    if (this.failure) throw this.failure;
+    this.requests.cork();
+    let room = true;
+    for (const f of frames) room = this.requests.write(f);
+    this.requests.uncork();
+    if (!room) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.requests.off('drain', done);
+          this.child.off('close', done);
+          resolve();
+        };
+        this.requests.on('drain', done);
+        this.child.on('close', done);
+      });
+    }
+    if (this.failure) throw this.failure;
   }
 
   /** Ask the agent to stop (is_cancelled), and kill the host if it has not ended in time. */

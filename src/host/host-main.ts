@@ -57,6 +57,7 @@ export interface BackupOpenMessage extends JobContextMessage {
 }
 
 export interface RestoreOpenMessage extends JobContextMessage {
+  dataPlane: DataPlane | null;
   target: string;
   sourceAbi: number;
   sourceAgentVersion: string | null;
@@ -78,6 +79,8 @@ const freeSlots: number[] = [];
 let slotWaiter: (() => void) | null = null;
 let session: NativeAgentSession | null = null;
 let current = 'startup';
+/** Why a restore write of the current file failed; its later writes are dropped until its end. */
+let writeError: unknown = null;
 /** The daemon sent CLOSE while a backup run was going. */
 let stopRequested = false;
 
@@ -154,6 +157,16 @@ function sessionOptions(context: JobContextMessage, referenceState: Uint8Array |
 function need<T>(value: T | null, what: string): T {
   if (value === null) throw new AgentfdError('E_HOST_PROTOCOL', `the agent host got a request before ${what}`);
   return value;
+}
+
+/** Map the daemon's shared-memory region, when it offers one and this system can. */
+function mapRegion(plane: DataPlane | null): void {
+  if (!plane) return;
+  const shared = SharedRegion.open(plane.file, plane.slots * plane.slotSize + CALL_STATUS_BYTES);
+  if (shared) {
+    region = { shared, plane };
+    freeSlots.splice(0, freeSlots.length, ...Array.from({ length: plane.slots }, (_, i) => i));
+  }
 }
 
 async function takeSlot(): Promise<number> {
@@ -236,13 +249,7 @@ async function handle(frame: DecodedFrame): Promise<void> {
     case Frame.BACKUP_OPEN: {
       const m = parseJson<BackupOpenMessage>(frame.payload);
       const state = m.referenceState === null ? null : Buffer.from(m.referenceState, 'base64');
-      if (m.dataPlane) {
-        const shared = SharedRegion.open(m.dataPlane.file, m.dataPlane.slots * m.dataPlane.slotSize + CALL_STATUS_BYTES);
-        if (shared) {
-          region = { shared, plane: m.dataPlane };
-          freeSlots.splice(0, freeSlots.length, ...Array.from({ length: m.dataPlane.slots }, (_, i) => i));
-        }
-      }
+      mapRegion(m.dataPlane);
       session = await NativeAgentSession.open(need(library, 'the library was loaded'), sessionOptions(m, state));
       const delivered = await session.backupPrepare(m.level, BigInt(m.sinceNs), BigInt(m.jobStartNs));
       send(jsonFrame(Frame.OK, { deliveredLevel: delivered, protocolErrors: session.protocolErrors, sharedMemory: region !== null }));
@@ -259,24 +266,59 @@ async function handle(frame: DecodedFrame): Promise<void> {
     }
     case Frame.RESTORE_OPEN: {
       const m = parseJson<RestoreOpenMessage>(frame.payload);
+      mapRegion(m.dataPlane);
       session = await NativeAgentSession.open(need(library, 'the library was loaded'), sessionOptions(m, null));
       await session.restorePrepare(m.target, m.sourceAbi, m.sourceAgentVersion);
-      send(jsonFrame(Frame.OK, {}));
+      send(jsonFrame(Frame.OK, { sharedMemory: region !== null }));
+      return;
+    }
+    case Frame.RESTORE_WRITE_SLOT: {
+      // Like RESTORE_WRITE, with the bytes in a shared-memory slot the daemon filled; the slot
+      // goes back to the daemon once written, failed or dropped.
+      const streamIndex = frame.payload.readUInt32LE(0);
+      const slot = frame.payload.readUInt32LE(4);
+      const length = frame.payload.readUInt32LE(8);
+      try {
+        const { shared, plane } = need(region, 'shared memory was mapped');
+        if (slot >= plane.slots || length > plane.slotSize) throw new AgentfdError('E_HOST_PROTOCOL', `a restore write names slot ${slot} with ${length} bytes`);
+        if (writeError === null) {
+          try {
+            await need(session, 'a restore was opened').restoreWrite(streamIndex, shared.bytes.subarray(slot * plane.slotSize, slot * plane.slotSize + length));
+          } catch (error) {
+            writeError = error;
+          }
+        }
+      } finally {
+        const done = Buffer.alloc(4);
+        done.writeUInt32LE(slot, 0);
+        send(encodeFrame(Frame.SLOT_DONE, done));
+      }
       return;
     }
     case Frame.RESTORE_START_FILE: {
+      writeError = null;
       const { file } = parseJson<{ file: WireFile }>(frame.payload);
       await need(session, 'a restore was opened').restoreStartFile({ ...file, mtimeNs: BigInt(file.mtimeNs) });
       send(jsonFrame(Frame.OK, {}));
       return;
     }
     case Frame.RESTORE_WRITE:
-      await need(session, 'a restore was opened').restoreWrite(frame.payload.readUInt32LE(0), frame.payload.subarray(4));
-      send(jsonFrame(Frame.OK, {}));
+      // No answer: the daemon streams writes. A failure is kept, the file's later writes are
+      // dropped, and the file's RESTORE_END_FILE answers with it (every answered request gets
+      // exactly one answer, so the two sides stay in step).
+      if (writeError !== null) return;
+      try {
+        await need(session, 'a restore was opened').restoreWrite(frame.payload.readUInt32LE(0), frame.payload.subarray(4));
+      } catch (error) {
+        writeError = error;
+      }
       return;
     case Frame.RESTORE_END_FILE: {
       const { ok } = parseJson<{ ok: boolean }>(frame.payload);
-      await need(session, 'a restore was opened').restoreEndFile(ok);
+      const failed = writeError;
+      writeError = null;
+      await need(session, 'a restore was opened').restoreEndFile(ok && failed === null);
+      if (failed !== null) throw failed;
       send(jsonFrame(Frame.OK, {}));
       return;
     }

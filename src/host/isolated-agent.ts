@@ -9,10 +9,13 @@ import type { Capability } from '../agents/native/abi.js';
 import type { AgentDescriptor } from '../agents/descriptor.js';
 import type { AgentFileInfo } from '../agents/types.js';
 import { AgentfdError } from '../errors.js';
-import { CALL_STATUS_BYTES, Frame, encodeFrame, jsonFrame, parseJson } from './protocol.js';
+import { CALL_STATUS_BYTES, FRAME_HEADER, Frame, encodeFrame, jsonFrame, parseJson } from './protocol.js';
 import { AgentHost, SLOTS, SLOT_SIZE, type HostSettings } from './host-client.js';
 import { SharedRegion } from './shared-memory.js';
 import type { BackupOpenMessage, RestoreOpenMessage, WireFile } from './host-main.js';
+
+/** Restore writes up to this size go inside the pipe's frame; larger ones through a shared-memory slot. */
+const INLINE_WRITE = 64 * 1024;
 
 export interface IsolationSettings {
   callTimeoutMs: number;
@@ -143,23 +146,58 @@ export class IsolatedAgent implements Agent {
 
   async restore(request: RestoreRequest): Promise<RestoreRun> {
     const host = await this.start(request);
+    // Large writes go through shared memory (one copy in, the agent writes from it), like backup data.
+    const region = SharedRegion.create(SLOTS * SLOT_SIZE + CALL_STATUS_BYTES);
+    const release = () => {
+      region?.unlink();
+      region?.close();
+    };
+    let shared: SharedRegion | null = null;
     try {
-      const open: RestoreOpenMessage = { ...context(host, request), target: request.target, sourceAbi: request.sourceAbi, sourceAgentVersion: request.sourceAgentVersion };
-      await host.request(Frame.RESTORE_OPEN, jsonFrame(Frame.RESTORE_OPEN, open));
+      const open: RestoreOpenMessage = {
+        ...context(host, request), target: request.target, sourceAbi: request.sourceAbi, sourceAgentVersion: request.sourceAgentVersion,
+        dataPlane: region ? { file: region.file, slots: SLOTS, slotSize: SLOT_SIZE } : null,
+      };
+      if (region) host.useRegion(region); // a crash in restore_prepare is named from it
+      const reply = parseJson<{ sharedMemory?: boolean }>((await host.request(Frame.RESTORE_OPEN, jsonFrame(Frame.RESTORE_OPEN, open))).payload);
+      region?.unlink();
+      if (region && reply.sharedMemory) {
+        shared = region;
+        host.offerRestoreSlots(SLOTS);
+      } else host.useRegion(null);
     } catch (error) {
       await host.close();
+      release();
       throw error;
     }
+    const sendWrite = async (streamIndex: number, chunk: Uint8Array) => {
+      if (shared && chunk.length > INLINE_WRITE) {
+        const slot = await host.takeRestoreSlot();
+        shared.bytes.set(chunk, slot * SLOT_SIZE);
+        const frame = Buffer.alloc(12);
+        frame.writeUInt32LE(streamIndex, 0);
+        frame.writeUInt32LE(slot, 4);
+        frame.writeUInt32LE(chunk.length, 8);
+        await host.stream(encodeFrame(Frame.RESTORE_WRITE_SLOT, frame));
+        return;
+      }
+      // Streamed, not answered: a failed write is reported by the host as the ERROR that the
+      // file's end meets. The frame goes out in parts, without joining them.
+      const head = Buffer.alloc(FRAME_HEADER + 4);
+      head.writeUInt32LE(4 + chunk.length, 0);
+      head.writeUInt8(Frame.RESTORE_WRITE, 4);
+      head.writeUInt32LE(streamIndex, FRAME_HEADER);
+      await host.stream([head, Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)]);
+    };
     return {
       startFile: async (file) => void (await host.request(Frame.RESTORE_START_FILE, jsonFrame(Frame.RESTORE_START_FILE, { file: toWire(file) }))),
-      write: async (streamIndex, chunk) => {
-        const head = Buffer.alloc(4);
-        head.writeUInt32LE(streamIndex, 0);
-        await host.request(Frame.RESTORE_WRITE, encodeFrame(Frame.RESTORE_WRITE, Buffer.concat([head, chunk])));
-      },
+      write: sendWrite,
       endFile: async (ok) => void (await host.request(Frame.RESTORE_END_FILE, jsonFrame(Frame.RESTORE_END_FILE, { ok }))),
       finish: async () => void (await host.request(Frame.RESTORE_FINISH, null)),
-      close: () => host.close(),
+      close: async () => {
+        await host.close();
+        release(); // after the host is gone
+      },
     };
   }
 }

@@ -23,11 +23,12 @@ export const Frame = {
   BACKUP_FINISH: 7, // {committed}
   RESTORE_OPEN: 8, // {job context, target, sourceAbi, sourceAgentVersion}
   RESTORE_START_FILE: 9, // {file}
-  RESTORE_WRITE: 10, // u32 stream index + bytes
+  RESTORE_WRITE: 10, // u32 stream index + bytes; no answer (a failure comes as the next request's ERROR)
   RESTORE_END_FILE: 11, // {ok}
   RESTORE_FINISH: 12,
   CLOSE: 14,
   SLOT_FREE: 15, // u32 slot: the daemon has copied a shared-memory slot out; the host may reuse it
+  RESTORE_WRITE_SLOT: 16, // u32 stream index, u32 slot, u32 length: a restore write from shared memory; no answer
   // host -> daemon
   LOADED: 40, // {descriptor}
   OK: 41, // {result}
@@ -39,6 +40,7 @@ export const Frame = {
   CALL: 47, // {call}: the agent entry point the host is entering (for crash reports; without shared memory)
   STATE: 48, // the agent's state blob (bytes), sent before the run's last FILE (null)
   DATA_SLOT: 49, // u32 slot, u32 length: a chunk the agent read into shared memory (shared-memory.ts)
+  SLOT_DONE: 50, // u32 slot: the agent has written a restore slot out; the daemon may reuse it
 } as const;
 export type FrameType = (typeof Frame)[keyof typeof Frame];
 

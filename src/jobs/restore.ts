@@ -18,6 +18,8 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { AgentfdConfig } from '../config/load.js';
 import type { UnwrapSecrets } from '../crypto/envelope.js';
 import { AgentfdError, messageOf } from '../errors.js';
+import { prefetch } from '../pipeline/prefetch.js';
+import { StreamHasher } from '../pipeline/stream-hasher.js';
 import type { FileRecord } from '../pipeline/records.js';
 import { readSession } from '../sink/session-reader.js';
 import { FILESYSTEM_AGENT, hasAgent, resolveAgent } from './agents.js';
@@ -70,6 +72,9 @@ export function rawPath(file: FileRecord, streamIndex: number): string {
   const alone = file.streams.length === 1 && stream.name === 'data';
   return alone ? file.path : `${file.path}.${stream.name}`;
 }
+
+/** Session events read ahead of the agent's writes (each chunk event holds up to 1 MiB). */
+const READ_AHEAD = 4;
 
 export async function runRestore(options: RestoreOptions): Promise<RestoreReport> {
   const started = Date.now();
@@ -142,11 +147,15 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
     c.openStream = streamIndex;
   };
 
+  const hasher = new StreamHasher();
   try {
     for (const part of plan.chain) {
     const select = plan.select.get(part.id)!;
     const placements = catalog.jobVolumes(part.id).map((v) => ({ path: v.path, firstOffset: v.first_offset }));
-    for await (const event of readSession({ jobId: part.id, placements, secrets: options.secrets, data: true, what: `job ${part.id} (${part.name})` })) {
+    // The reader runs a few events ahead (reading, opening, decompressing and checking the next
+    // chunks) while the agent writes this one.
+    const events = prefetch(readSession({ jobId: part.id, placements, secrets: options.secrets, data: true, what: `job ${part.id} (${part.name})`, hasher }), READ_AHEAD);
+    for await (const event of events) {
       switch (event.kind) {
         case 'info':
           jobOptions = event.info.options;
@@ -223,9 +232,11 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
     if (current && (!current.raw || current.openStream !== null)) await current.run.endFile(false).catch(() => undefined);
     errors.push(messageOf(error));
     for (const run of runs.values()) await run.close().catch(() => undefined);
+    await hasher.close();
     throw Object.assign(error instanceof AgentfdError ? error : new AgentfdError('E_RESTORE', messageOf(error), { cause: error }), { jobId, restoredFiles: files });
   }
   for (const run of runs.values()) await run.close();
+  await hasher.close();
   return {
     jobId, status: errors.length === 0 ? 'restored' : 'failed', to, mode: raw ? 'raw' : 'agent', files, skipped, bytes,
     agents: raw ? [] : [...runs.keys()], signature, errors, seconds: (Date.now() - started) / 1000,

@@ -53,13 +53,22 @@ export class StreamHasher {
   }
 
   /**
-   * Add `chunk` to `stream`. Its buffer moves to the hashing thread (it is unusable here until the
-   * promise gives it back, as the same bytes).
+   * Add `chunk` to `stream`; resolves with the same bytes once hashed. The chunk's buffer moves to
+   * the hashing thread and back when the chunk spans all of it, or when the caller says the whole
+   * buffer is the chunk's own (`owned`: nothing else views it); otherwise the chunk is copied first,
+   * so that no other view of a shared buffer (Node's small-Buffer pool) is ever detached.
    */
-  update(stream: number, chunk: Uint8Array): Promise<Uint8Array> {
-    const data = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? chunk : Uint8Array.from(chunk);
-    const length = data.byteLength; // read now: moving the buffer detaches `data`
-    return this.ask({ op: 'update', stream, data }, [data.buffer as ArrayBuffer]).then((back) => Buffer.from((back as Uint8Array).buffer, 0, length));
+  update(stream: number, chunk: Uint8Array, owned = false): Promise<Buffer> {
+    const buffer = chunk.buffer;
+    const movable = buffer instanceof ArrayBuffer && (chunk.byteLength === buffer.byteLength || (owned && buffer.byteLength > Buffer.poolSize));
+    let data = chunk;
+    if (!movable) {
+      data = Buffer.allocUnsafeSlow(chunk.byteLength); // a buffer of its own: never one from the pool
+      data.set(chunk);
+    }
+    const offset = data.byteOffset; // read now: moving the buffer detaches `data`
+    const length = data.byteLength;
+    return this.ask({ op: 'update', stream, data }, [data.buffer as ArrayBuffer]).then((back) => Buffer.from((back as Uint8Array).buffer, offset, length));
   }
 
   /** The hex SHA-256 of everything given for `stream` (call it after the last update). */

@@ -12,6 +12,7 @@ import { publicKeyFromRaw } from '../crypto/keys.js';
 import { unwrapDataKey, type UnwrapSecrets } from '../crypto/envelope.js';
 import { AgentfdError, messageOf } from '../errors.js';
 import { decompressChunk } from '../pipeline/codecs.js';
+import type { StreamHasher } from '../pipeline/stream-hasher.js';
 import {
   type ChunkPrefix,
   type FileEnd,
@@ -53,6 +54,13 @@ export interface ReadSessionOptions {
   data: boolean;
   /** What to call the job in messages. */
   what: string;
+  /** Compute stream digests on this hashing thread (see stream-hasher.ts). */
+  hasher?: StreamHasher | null;
+}
+
+/** A Buffer over the same bytes (a chunk's bytes are the reader's own: no copy needed). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
@@ -92,7 +100,10 @@ export async function* readSession(options: ReadSessionOptions): AsyncGenerator<
   let manifest: Manifest | null = null;
   let file: FileRecord | null = null;
   let nextFileIndex = 0;
-  let stream: { index: number; chunks: number; bytes: number; hash: Hash } | null = null;
+  // A stream's digest is computed here, or on the hashing thread when one is given (large restores).
+  const hasher = options.hasher ?? null;
+  const newStream = (index: number) => ({ index, chunks: 0, bytes: 0, hash: hasher ? null : createHash('sha256'), hashed: hasher?.begin() ?? 0 });
+  let stream: { index: number; chunks: number; bytes: number; hash: Hash | null; hashed: number } | null = null;
   let nextStream = 0;
 
   for await (const record of sessionRecords(options)) {
@@ -145,7 +156,7 @@ export async function* readSession(options: ReadSessionOptions): AsyncGenerator<
             if (s.plainLength > 0) {
               let data: Buffer | null = null;
               if (options.data) {
-                data = Buffer.from(decompressChunk(stored[i]!, s.codec, s.plainLength));
+                data = asBuffer(decompressChunk(stored[i]!, s.codec, s.plainLength));
                 const digest = createHash('sha256').update(data).digest('hex');
                 if (digest !== s.sha256) fail(record, `stream ${i} of ${f.path}: SHA-256 ${digest} where ${s.sha256} was recorded`);
               }
@@ -168,7 +179,7 @@ export async function* readSession(options: ReadSessionOptions): AsyncGenerator<
           if (!file || p.fileIndex !== file.fileIndex) fail(record, `a chunk of file ${p.fileIndex} outside that file`);
           if (stream === null) {
             if (p.streamIndex !== nextStream || p.streamIndex >= file.streams.length) fail(record, `a chunk of stream ${p.streamIndex} where stream ${nextStream} was expected`);
-            stream = { index: p.streamIndex, chunks: 0, bytes: 0, hash: createHash('sha256') };
+            stream = newStream(p.streamIndex);
           }
           if (p.streamIndex !== stream.index || p.chunkIndex !== stream.chunks) {
             fail(record, `chunk ${p.chunkIndex} of stream ${p.streamIndex} where chunk ${stream.chunks} of stream ${stream.index} was expected`);
@@ -177,8 +188,9 @@ export async function* readSession(options: ReadSessionOptions): AsyncGenerator<
           stream.bytes += p.plainLength;
           let data: Buffer | null = null;
           if (options.data) {
-            data = Buffer.from(decompressChunk(opened.stored, record.codec, p.plainLength));
-            stream.hash.update(data);
+            data = asBuffer(decompressChunk(opened.stored, record.codec, p.plainLength));
+            if (stream.hash) stream.hash.update(data);
+            else data = await hasher!.update(stream.hashed, data, true); // moved there and back: the record's bytes are the reader's own
           }
           yield { kind: 'chunk', prefix: p, data };
           break;
@@ -186,13 +198,13 @@ export async function* readSession(options: ReadSessionOptions): AsyncGenerator<
         case RecordType.STREAM_END: {
           const end = codec.openMetaJson<StreamEnd>(fields, record.payload, where(record));
           if (!file || end.fileIndex !== file.fileIndex) fail(record, `the end of a stream of file ${end.fileIndex} outside that file`);
-          const s = stream ?? { index: nextStream, chunks: 0, bytes: 0, hash: createHash('sha256') };
+          const s = stream ?? newStream(nextStream);
           if (end.streamIndex !== s.index) fail(record, `the end of stream ${end.streamIndex} where stream ${s.index} is open`);
           if (end.chunks !== s.chunks || end.bytes !== s.bytes) {
             fail(record, `stream ${s.index} of ${file.path} was recorded as ${end.chunks} chunks / ${end.bytes} bytes but ${s.chunks} chunks / ${s.bytes} bytes were read`);
           }
           if (options.data) {
-            const digest = s.hash.digest('hex');
+            const digest = s.hash ? s.hash.digest('hex') : await hasher!.digest(s.hashed);
             if (digest !== end.sha256) fail(record, `stream ${s.index} of ${file.path}: SHA-256 ${digest} where ${end.sha256} was recorded`);
           }
           manifest.stream(end);
