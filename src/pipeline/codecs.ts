@@ -1,8 +1,16 @@
 /**
  * Compression codecs, by the id stored in every record (so a reader always knows which decoder a
- * record needs, and no decoder is ever dropped): 0 none, 1 gzip (node:zlib), 2 zstd (zstd-napi,
- * chosen because it installs from npm without downloading binaries and wraps libzstd's stable API).
+ * record needs, and no decoder is ever dropped): 0 none, 1 gzip, 2 zstd (zstd-napi, chosen
+ * because it installs from npm without downloading binaries and wraps libzstd's stable API).
+ *
+ * gzip is compressed with libdeflate through agentfd's small addon (binding/src/afd_deflate.c)
+ * where it was built, else with node:zlib; both write standard gzip, and node:zlib decompresses
+ * either.
  */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync, constants as zlibConstants } from 'node:zlib';
 import { compress as zstdCompress, decompress as zstdDecompress } from 'zstd-napi';
 import { AgentfdError } from '../errors.js';
@@ -44,13 +52,34 @@ export function codecName(id: number): CodecName | undefined {
   return (Object.keys(CODEC_IDS) as CodecName[]).find((name) => CODEC_IDS[name] === id);
 }
 
+type Deflate = { gzip: (input: Uint8Array, level: number) => Buffer };
+let deflate: Deflate | null | undefined;
+
+/** The libdeflate addon, or null where it was not built (no libdeflate-dev): then node:zlib. */
+function libdeflate(): Deflate | null {
+  if (deflate !== undefined) return deflate;
+  // From src/pipeline or dist/pipeline alike: the package root is two levels up.
+  const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'binding', 'build', 'Release', 'afd_deflate.node');
+  try {
+    deflate = existsSync(file) ? (createRequire(import.meta.url)(file) as Deflate) : null;
+  } catch {
+    deflate = null; // built for another Node, or its libdeflate is gone: zlib still works
+  }
+  return deflate;
+}
+
+/** Which library compresses gzip here (for benchmarks and reports). */
+export function gzipEngine(): 'libdeflate' | 'zlib' {
+  return libdeflate() ? 'libdeflate' : 'zlib';
+}
+
 /** Compress one chunk (runs inside the compression workers). */
 export function compressChunk(data: Uint8Array, c: Compression): Uint8Array {
   switch (c.codec) {
     case 'none':
       return data;
     case 'gzip':
-      return gzipSync(data, { level: c.level });
+      return libdeflate()?.gzip(data, c.level) ?? gzipSync(data, { level: c.level });
     case 'zstd':
       return zstdCompress(data, { compressionLevel: c.level });
   }
