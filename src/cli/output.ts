@@ -25,7 +25,11 @@ export function reportFailure(io: CommandIo, json: boolean, error: unknown): num
   const message = messageOf(error);
   // A job that got as far as an id failed as that job; anything earlier is an error of the command.
   const jobId = typeof error === 'object' && error !== null && 'jobId' in error ? (error as { jobId: unknown }).jobId : undefined;
-  if (json) printJson(io, jobId === undefined ? { status: 'error', code, message } : { status: 'failed', jobId, code, message });
+  // A restore that stopped part way says how many files it had restored before it did.
+  const restoredFiles = typeof error === 'object' && error !== null && 'restoredFiles' in error ? (error as { restoredFiles: unknown }).restoredFiles : undefined;
+  if (json) {
+    printJson(io, jobId === undefined ? { status: 'error', code, message } : { status: 'failed', jobId, code, message, ...(restoredFiles === undefined ? {} : { restoredFiles }) });
+  }
   else io.err(`agentfd: ${message}`);
   if (!(error instanceof AgentfdError) && process.env.AGENTFD_DEBUG) io.err(String((error as Error)?.stack ?? error));
   return 1;

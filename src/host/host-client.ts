@@ -143,7 +143,8 @@ export class AgentHost {
     if (this.timer) return;
     const check = () => {
       this.timer = null;
-      if (!this.waiter) return; // not waiting: the host may rightly be blocked on a full pipe
+      // Not waiting for the host: it may rightly be blocked on a full pipe.
+      if (!this.waiter && !this.slotWaiter && this.drainWaits === 0) return;
       const silent = Date.now() - this.lastHeard;
       if (silent < this.settings.callTimeoutMs) {
         this.timer = setTimeout(check, this.settings.callTimeoutMs - silent);
@@ -216,6 +217,8 @@ export class AgentHost {
 
   /** Restore slots of the shared region the host has written out (SLOT_DONE), free to fill again. */
   private readonly restoreSlots: number[] = [];
+  /** Restore writes waiting for the pipe to drain. */
+  private drainWaits = 0;
   private slotWaiter: (() => void) | null = null;
 
   private wakeSlotWaiter(): void {
@@ -312,6 +315,9 @@ export class AgentHost {
     for (const f of frames) room = this.requests.write(f);
     this.requests.uncork();
     if (!room) {
+      // Waiting for the host to read: the call timeout runs (a hung agent never drains the pipe).
+      this.drainWaits++;
+      this.armTimer();
       await new Promise<void>((resolve) => {
         const done = () => {
           this.requests.off('drain', done);
@@ -320,7 +326,7 @@ export class AgentHost {
         };
         this.requests.on('drain', done);
         this.child.on('close', done);
-      });
+      }).finally(() => this.drainWaits--);
     }
     if (this.failure) throw this.failure;
   }

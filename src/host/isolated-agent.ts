@@ -172,13 +172,17 @@ export class IsolatedAgent implements Agent {
     }
     const sendWrite = async (streamIndex: number, chunk: Uint8Array) => {
       if (shared && chunk.length > INLINE_WRITE) {
-        const slot = await host.takeRestoreSlot();
-        shared.bytes.set(chunk, slot * SLOT_SIZE);
-        const frame = Buffer.alloc(12);
-        frame.writeUInt32LE(streamIndex, 0);
-        frame.writeUInt32LE(slot, 4);
-        frame.writeUInt32LE(chunk.length, 8);
-        await host.stream(encodeFrame(Frame.RESTORE_WRITE_SLOT, frame));
+        // A slot at a time (a chunk larger than a slot, from some other writer, goes in pieces).
+        for (let at = 0; at < chunk.length; at += SLOT_SIZE) {
+          const piece = chunk.subarray(at, Math.min(chunk.length, at + SLOT_SIZE));
+          const slot = await host.takeRestoreSlot();
+          shared.bytes.set(piece, slot * SLOT_SIZE);
+          const frame = Buffer.alloc(12);
+          frame.writeUInt32LE(streamIndex, 0);
+          frame.writeUInt32LE(slot, 4);
+          frame.writeUInt32LE(piece.length, 8);
+          await host.stream(encodeFrame(Frame.RESTORE_WRITE_SLOT, frame));
+        }
         return;
       }
       // Streamed, not answered: a failed write is reported by the host as the ERROR that the

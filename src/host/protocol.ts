@@ -23,12 +23,12 @@ export const Frame = {
   BACKUP_FINISH: 7, // {committed}
   RESTORE_OPEN: 8, // {job context, target, sourceAbi, sourceAgentVersion}
   RESTORE_START_FILE: 9, // {file}
-  RESTORE_WRITE: 10, // u32 stream index + bytes; no answer (a failure comes as the next request's ERROR)
+  RESTORE_WRITE: 10, // u32 stream index + bytes; no answer (a failure answers the file's RESTORE_END_FILE)
   RESTORE_END_FILE: 11, // {ok}
   RESTORE_FINISH: 12,
   CLOSE: 14,
   SLOT_FREE: 15, // u32 slot: the daemon has copied a shared-memory slot out; the host may reuse it
-  RESTORE_WRITE_SLOT: 16, // u32 stream index, u32 slot, u32 length: a restore write from shared memory; no answer
+  RESTORE_WRITE_SLOT: 16, // u32 stream index, u32 slot, u32 length: a restore write from shared memory; the host gives the slot back with SLOT_DONE (a failure answers the file's RESTORE_END_FILE)
   // host -> daemon
   LOADED: 40, // {descriptor}
   OK: 41, // {result}

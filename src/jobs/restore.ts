@@ -210,7 +210,9 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
             log('error', `${current.file.path} was not saved completely (${event.end.error ?? 'failed'}); not restored`);
             if (!current.raw || current.openStream !== null) await current.run.endFile(false);
           } else if (!current.raw) {
-            await current.run.endFile(true);
+            const ending = current;
+            current = null; // ended either way: a failing endFile is not followed by another
+            await ending.run.endFile(true);
             files++;
           } else {
             files++;
