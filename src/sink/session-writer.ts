@@ -30,29 +30,40 @@ export interface VolumePlacement {
 /** The manifest: a digest over every file's outcome and every stream's size and SHA-256. */
 export class Manifest {
   private readonly hash = createHash('sha256');
+  /** Lines not yet hashed: hashed in batches (the digest of the whole text is the same). */
+  private text: string;
 
   constructor(uuid: string) {
-    this.hash.update(`agentfd manifest v1\n${uuid}\n`);
+    this.text = `agentfd manifest v1\n${uuid}\n`;
+  }
+
+  private add(line: string): void {
+    this.text += line;
+    if (this.text.length >= 64 * 1024) {
+      this.hash.update(this.text);
+      this.text = '';
+    }
   }
 
   stream(end: StreamEnd): void {
-    this.hash.update(`S\t${end.fileIndex}\t${end.streamIndex}\t${end.bytes}\t${end.sha256}\n`);
+    this.add(`S\t${end.fileIndex}\t${end.streamIndex}\t${end.bytes}\t${end.sha256}\n`);
   }
 
   file(path: string, end: FileEnd): void {
-    this.hash.update(`F\t${end.fileIndex}\t${JSON.stringify(path)}\t${end.status}\n`);
+    this.add(`F\t${end.fileIndex}\t${JSON.stringify(path)}\t${end.status}\n`);
   }
 
   accurate(record: AccurateRecord): void {
-    this.hash.update(`A\t${JSON.stringify(record)}\n`);
+    this.add(`A\t${JSON.stringify(record)}\n`);
   }
 
   state(blob: Uint8Array): void {
-    this.hash.update(`T\t${createHash('sha256').update(blob).digest('hex')}\n`);
+    this.add(`T\t${createHash('sha256').update(blob).digest('hex')}\n`);
   }
 
   digest(status: string): Buffer {
-    this.hash.update(`E\t${status}\n`);
+    this.hash.update(`${this.text}E\t${status}\n`);
+    this.text = '';
     return this.hash.digest();
   }
 }

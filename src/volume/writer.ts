@@ -140,6 +140,8 @@ export class VolumeWriter {
   private failure: AgentfdError | null = null;
   private closed = false;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Calls queued or running; append() takes a synchronous path when there are none. */
+  private queued = 0;
 
   private constructor(options: VolumeWriterOptions, labelFor: (sequence: number) => string) {
     this.dir = options.dir;
@@ -254,10 +256,15 @@ export class VolumeWriter {
 
   /** Runs `op` after every earlier call, unless the writer failed or is closed. */
   private run<T>(op: () => Promise<T>, whenClosed: () => T | Promise<T>): Promise<T> {
+    this.queued++;
     const result = this.queue.then(async () => {
-      if (this.failure) throw this.failure;
-      if (this.closed) return whenClosed();
-      return op();
+      try {
+        if (this.failure) throw this.failure;
+        if (this.closed) return await whenClosed();
+        return await op();
+      } finally {
+        this.queued--;
+      }
     });
     this.queue = result.catch(() => undefined);
     return result;
@@ -366,6 +373,11 @@ export class VolumeWriter {
       }
       await this.launch();
     }
+    this.copyIn(header, parts);
+  }
+
+  /** Copy a framed record into the buffer (the caller made sure it fits). */
+  private copyIn(header: Buffer, parts: readonly Buffer[]): void {
     header.copy(this.pending, this.pendingLength);
     this.pendingLength += header.length;
     for (const part of parts) {
@@ -440,9 +452,22 @@ export class VolumeWriter {
     } catch (error) {
       return Promise.reject(error instanceof AgentfdError ? error : new AgentfdError('E_VOLUME_RECORD', `cannot write the record: ${String(error)}`));
     }
+    const total = header.length + header.readUInt32LE(16);
+    // The common case for small records: nothing queued, and the record fits the buffer without a
+    // rotation: copy it in now. (A promise chain per record cost more than a small file's record.)
+    const current = this.current;
+    if (
+      this.queued === 0 && !this.failure && !this.closed && this.pendingLength + total <= WRITE_BUFFER_BYTES &&
+      !(current.records > 1 && current.size + total + VOLUME_END_RESERVE > this.maxVolumeBytes)
+    ) {
+      const offset = current.size;
+      this.copyIn(header, parts);
+      current.size += total;
+      current.records++;
+      return Promise.resolve({ volume: current.label, path: current.path, offset, length: total });
+    }
     return this.run(
       async () => {
-        const total = header.length + header.readUInt32LE(16);
         if (this.current.records > 1 && this.current.size + total + VOLUME_END_RESERVE > this.maxVolumeBytes) await this.rotate();
         const current = this.current;
         const offset = current.size;
