@@ -228,8 +228,8 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
       const writer = new SessionWriter(volumes, start, crypto.key);
       session = writer;
       if (compression.codec !== 'none') pool = new CompressPool();
-      rows = new CatalogFileWriter(config.dataDir);
-      hasher = new StreamHasher();
+      // The writer and hashing threads start when first needed: a job of a few large streams never
+      // needs the catalog thread, one of small files never needs the hasher (each costs memory).
 
       const options_ = agentOptions(config, job);
       const fileset = buildFileset(job.include, job.exclude);
@@ -316,6 +316,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
         const streams: NewFile['streams'] = [];
         for (const stream of toStream) {
           try {
+            hasher ??= new StreamHasher();
             const encoder = encodeStream(stream.data(), { compression, pool, hasher });
             let step = await encoder.next();
             while (!step.done) {
@@ -359,6 +360,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
             if (agent.kind !== 'builtin' || cause?.code === 'E_CANCELLED') throw e;
           }
           if (batch.length >= CATALOG_BATCH) {
+            rows ??= new CatalogFileWriter(config.dataDir);
             await rows.add(jobId, batch);
             batch = [];
           }
@@ -391,8 +393,10 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
         crypto.signer,
       );
       await volumes.sync();
-      await rows.add(jobId, batch);
-      await rows.drain();
+      if (rows) {
+        await rows.add(jobId, batch);
+        await rows.drain();
+      } else catalog.insertFiles(jobId, batch); // fewer files than one batch: no thread for them
       catalog.transaction(() => {
         for (const r of accurate.renamed) catalog.setRenamedFrom(jobId, r.to, r.from);
         for (const p of writer.placements) catalog.addJobVolume(jobId, p.label, p.path, p.firstOffset);
@@ -430,8 +434,9 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
     }
   } finally {
     await pool?.close();
-    await rows?.close();
-    await hasher?.close();
+    // (Assigned inside the job's closures, which TypeScript's narrowing does not follow.)
+    await (rows as CatalogFileWriter | null)?.close();
+    await (hasher as StreamHasher | null)?.close();
     await volumes?.close({ final: false }).catch(() => undefined);
     catalog.close();
     lock.release();
