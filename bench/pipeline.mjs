@@ -28,8 +28,18 @@ const LIB_EXT = process.platform === 'darwin' ? '.dylib' : '.so';
 // ---------------------------------------------------------------------------------------------
 // Peak RSS of a process tree
 
-/** VmRSS of a process in bytes, or null once it is gone. */
+/**
+ * The resident memory of a process in bytes, or null once it is gone: its Pss (proportional set
+ * size: a page shared by n processes counts 1/n in each), so that the shared-memory region the
+ * daemon and the agent host both map counts once in the sum; VmRSS where smaps_rollup is missing.
+ */
 function vmRss(pid) {
+  try {
+    const pss = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'latin1'));
+    if (pss) return Number(pss[1]) * 1024;
+  } catch {
+    // no smaps_rollup (or the process is gone): try status
+  }
   try {
     const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
     return match ? Number(match[1]) * 1024 : 0; // no VmRSS line: a zombie, nothing resident
@@ -58,8 +68,8 @@ function parentMap() {
  * Samples the summed VmRSS of `rootPid` and all its descendants every `intervalMs` and keeps the
  * maximum. Threads (compression workers) are in their process's VmRSS. New descendants are looked
  * for every fifth sample: the agent host lives for the whole job, and scanning all of /proc every
- * 20 ms would take CPU from the job on a 2-core machine. Shared memory mapped by both the daemon
- * and the host counts in both, as VmRSS does.
+ * 20 ms would take CPU from the job on a 2-core machine. Memory is counted as Pss (see vmRss), so
+ * the shared-memory region both the daemon and the host map counts once.
  */
 export function sampleTreeRss(rootPid, intervalMs = 20) {
   const tree = new Set([rootPid]);

@@ -75,7 +75,11 @@ function medians(state) {
   if (!samples.length) return null;
   const perSecond = (s) => (testCase.unit === 'files/s' ? s.files / s.seconds : s.bytes / s.seconds / 1e6);
   const of = (key) => (samples.every((s) => s[key] > 0) ? median(samples.map((s) => s[key])) : null);
-  return { throughput: median(samples.map(perSecond)), storedBytes: of('storedBytes'), peakRss: of('peakRss'), seconds: median(samples.map((s) => s.seconds)) };
+  // The job's own clock (from its start to its commit, without process start and module loading):
+  // what the bacula-fd figures, timed from the data transfer alone, are compared with.
+  const perJobSecond = (s) => (testCase.unit === 'files/s' ? s.files : s.bytes / 1e6) / s.jobSeconds;
+  const jobThroughput = samples.every((s) => s.jobSeconds > 0) ? median(samples.map(perJobSecond)) : null;
+  return { throughput: median(samples.map(perSecond)), jobThroughput, storedBytes: of('storedBytes'), peakRss: of('peakRss'), seconds: median(samples.map((s) => s.seconds)) };
 }
 
 /** Why a case has no figure: skipped, failed, or not run (filtered out, or its backup failed). */
@@ -108,10 +112,7 @@ function row(states, state, runs) {
   if (!m && !state.skipped && !state.failed) notes.unshift(c.follows ? 'not run: its backup failed' : 'not run (interrupted)');
   if (m && samples.length < runs) notes.push(`${samples.length} of ${runs} runs`);
   if (samples.some((s) => s.verified)) notes.push('restored bytes verified (SHA-256)');
-  if (samples.every((s) => s.jobSeconds > 0)) {
-    const perJobSecond = (s) => (c.unit === 'files/s' ? s.files : s.bytes / 1e6) / s.jobSeconds;
-    notes.push(`job's own clock: ${throughput(median(samples.map(perJobSecond)), c.unit)}`);
-  }
+  if (m?.jobThroughput) notes.push(`job's own clock: ${throughput(m.jobThroughput, c.unit)}`);
   if (samples[0]?.reportElapsed !== undefined) {
     // bacula: the throughput is of the data transfer alone; its job's other clocks, for comparison.
     const wall = samples[0].wallSeconds === undefined ? '' : `job wall time ${median(samples.map((s) => s.wallSeconds)).toFixed(1)} s, `;
@@ -143,12 +144,16 @@ const table = (header, rows) =>
 function goalList() {
   const at = (id, metric = 'throughput') => ({ id, metric });
   const limit = (value, metric, unit) => ({ value, metric, unit });
+  // Against bacula-fd, whose figure is its data transfer alone (no daemon start, no Director
+  // scheduling), agentfd's figure is its job's own clock (no process start), which still includes
+  // starting the agent host, the catalog and the commit's fdatasync.
+  const job = (id) => at(id, 'jobThroughput');
   const goals = [
-    { goal: 'zstd:3 + encryption, text: throughput >= 5x bacula-fd GZIP6', measured: at(backupId('zstd:3', true, 'text')), baseline: at('bacula/gzip6/text'), min: 5 },
+    { goal: 'zstd:3 + encryption, text: throughput >= 5x bacula-fd GZIP6 (job clock)', measured: job(backupId('zstd:3', true, 'text')), baseline: at('bacula/gzip6/text'), min: 5 },
     { goal: 'zstd:3 + encryption, text: stored bytes <= bacula-fd GZIP6', measured: at(backupId('zstd:3', true, 'text'), 'storedBytes'), baseline: at('bacula/gzip6/text', 'storedBytes'), max: 1 },
-    { goal: 'none + SHA-256, isolated, random: throughput >= 3x bacula-fd uncompressed', measured: at(backupId('none', false, 'random')), baseline: at('bacula/none/random'), min: 3 },
-    { goal: 'gzip:6, text: throughput >= 1.7x bacula-fd GZIP6', measured: at(backupId('gzip:6', false, 'text')), baseline: at('bacula/gzip6/text'), min: 1.7 },
-    { goal: 'gzip:6, random: throughput >= 1.7x bacula-fd GZIP6', measured: at(backupId('gzip:6', false, 'random')), baseline: at('bacula/gzip6/random'), min: 1.7 },
+    { goal: 'none + SHA-256, isolated, random: throughput >= 3x bacula-fd uncompressed (job clock)', measured: job(backupId('none', false, 'random')), baseline: at('bacula/none/random'), min: 3 },
+    { goal: 'gzip:6, text: throughput >= 1.7x bacula-fd GZIP6 (job clock)', measured: job(backupId('gzip:6', false, 'text')), baseline: at('bacula/gzip6/text'), min: 1.7 },
+    { goal: 'gzip:6, random: throughput >= 1.7x bacula-fd GZIP6 (job clock)', measured: job(backupId('gzip:6', false, 'random')), baseline: at('bacula/gzip6/random'), min: 1.7 },
   ];
   for (const input of ['text', 'random']) {
     goals.push(
@@ -184,7 +189,7 @@ function goalRow(states, g) {
     if (!m || !m[ref.metric] || state.failed) return { missing: absence(state, state ? `${state.testCase.name} (${state.testCase.input.label})` : ref.id) };
     return { value: m[ref.metric], unit: state.testCase.unit };
   };
-  const show = (f, metric) => (metric === 'throughput' ? throughput(f.value, f.unit) : metric === 'storedBytes' ? `${count(f.value)} B` : mib(f.value));
+  const show = (f, metric) => (metric === 'throughput' || metric === 'jobThroughput' ? throughput(f.value, f.unit) : metric === 'storedBytes' ? `${count(f.value)} B` : mib(f.value));
   const measured = figure(g.measured);
   const baseline = figure(g.baseline);
   const cells = [g.goal, measured.missing ? '—' : show(measured, g.measured.metric), baseline.missing ? '—' : show(baseline, g.baseline.metric)];
@@ -266,7 +271,7 @@ function report({ settings, states, versions, started }) {
     `- Inputs: random and text (log lines; see the \`gzip -6\` rows for their ratio) of ${size(settings.bytes)} each; large stream ${size(settings.bigBytes)} random; small files ${count(settings.smallFiles)} × 1 KiB`,
     `- Tools: ${versions.zstd ?? 'zstd not installed'}, ${versions.gzip ?? 'gzip not installed'}, bacula-fd ${versions.bacula} (restic: see its rows)`,
     '- agentfd cases: `node bin/agentfd.js backup|restore --json` in a child process, fresh data directory per run, volume on the local disk (fdatasync), agent isolated unless stated, encryption with an X25519 key, SHA-256 always',
-    "- Throughput: input (plaintext) bytes / wall time around the whole child process (the note gives the job's own clock, without process start); MB = 10^6 bytes. Peak RSS: the largest sum of VmRSS over the child and its descendants, sampled every 20 ms",
+    "- Throughput: input (plaintext) bytes / wall time around the whole child process (the note gives the job's own clock, without process start); MB = 10^6 bytes. Peak RSS: the largest sum of Pss (shared pages counted once) over the child and its descendants, sampled every 20 ms. Goals against bacula-fd use agentfd's job clock, since bacula-fd's figure is its data transfer alone",
     ...(settings.mode === 'full' ? [`- Cases whose runs take over ${SLOW_SECONDS} s (median) stop after 3 runs; their note says so`] : []),
     `- Took ${minutes.toFixed(1)} minutes`,
     '',

@@ -8,6 +8,7 @@
  * agent when the consumer pulls: memory stays bounded at about (inFlight + 1) x chunkSize.
  */
 import { createHash } from 'node:crypto';
+import { AgentfdError } from '../errors.js';
 import { CODEC_IDS, compressChunk, type Compression } from './codecs.js';
 import type { CompressPool } from './compress-pool.js';
 import { prefetch } from './prefetch.js';
@@ -112,7 +113,14 @@ export async function* encodeStream(data: AsyncIterable<Uint8Array>, options: En
         queue.push(submit(chunk, i));
       } else {
         // The hashing thread takes the chunk and gives it back; the chunks queued behind it keep it busy.
-        queue.push(hasher!.update(hashed, chunk).then((back) => submit(back, i)));
+        const length = chunk.length;
+        queue.push(
+          hasher!.update(hashed, chunk).then((back) => {
+            // A chunk that came back shorter would be saved short and called complete: never.
+            if (back.length !== length) throw new AgentfdError('E_INTERNAL', `chunk ${i} came back from the hashing thread as ${back.length} bytes, not ${length}`);
+            return submit(back, i);
+          }),
+        );
       }
       if (queue.length >= inFlight) yield await queue.shift()!;
     }
