@@ -18,7 +18,7 @@ import { compareTrees } from '../../src/cli/commands/demo.js';
 import { parseConfig } from '../../src/config/load.js';
 import { resolveAgent } from '../../src/jobs/agents.js';
 import { runCliJson } from '../helpers/cli.js';
-import { ROOT, makePluginDir, removeDir, tempDir } from '../helpers/native.js';
+import { ROOT, canMountTmpfs, makePluginDir, removeDir, tempDir } from '../helpers/native.js';
 
 const KIB = 1024;
 const MIB = 1024 * 1024;
@@ -27,19 +27,6 @@ const CALL_TIMEOUT_S = 30;
 /** FaultInjector's files: several times the 4 shared-memory slots of 1 MiB, plus a small tail (an inline write). */
 const FAULTY_SIZE = 16 * MIB + 1000;
 
-function canMountTmpfs(): boolean {
-  if (process.platform !== 'linux' || process.getuid?.() !== 0) return false;
-  const probe = tempDir('mount-probe');
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe], { stdio: 'ignore' });
-    execFileSync('umount', [probe], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    removeDir(probe);
-  }
-}
 
 const TMPFS = canMountTmpfs();
 const SKIPPED = TMPFS ? '' : ' [SKIPPED: a real full disk is a small tmpfs, and mounting one needs root on Linux]';

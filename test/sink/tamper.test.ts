@@ -17,7 +17,7 @@ import { runRestore } from '../../src/jobs/restore.js';
 import { runVerify } from '../../src/jobs/verify.js';
 import { decodeRecordHeader, recordCrc, RecordType, RECORD_HEADER_SIZE, TEXT_HEADER_SIZE } from '../../src/volume/index.js';
 import { runCliJson } from '../helpers/cli.js';
-import { SAMPLE_DIR, removeDir, tempDir } from '../helpers/native.js';
+import { SAMPLE_DIR, canMountTmpfs, removeDir, tempDir } from '../helpers/native.js';
 
 let ws: string;
 let config: AgentfdConfig;
@@ -157,19 +157,6 @@ describe('passphrase encryption', () => {
   });
 });
 
-function canMountTmpfs(): boolean {
-  if (process.platform !== 'linux' || process.getuid?.() !== 0) return false;
-  const probe = tempDir('mount-probe');
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe], { stdio: 'ignore' });
-    execFileSync('umount', [probe], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    removeDir(probe);
-  }
-}
 
 // A real full disk needs a small filesystem: a tmpfs, which only root can mount (CI runs as root).
 describe.runIf(canMountTmpfs())('a full disk', () => {
