@@ -93,8 +93,29 @@ async function* sessionRecords(options: ReadSessionOptions): AsyncGenerator<Volu
   );
 }
 
-/** Read and check a session; yields its events in order. */
+/** Chunks whose digest is being computed on the hashing thread while the reader reads on. */
+const HASH_AHEAD = 4;
+
+/** An event as read; a chunk's bytes may still be on the hashing thread. */
+type ReadEvent = SessionEvent | { kind: 'chunk'; prefix: ChunkPrefix; data: null; pending: Promise<Buffer> };
+
+/**
+ * Read and check a session; yields its events in order. With a hashing thread, up to HASH_AHEAD
+ * chunks are being hashed while the next records are read and opened: waiting for each digest in
+ * turn left the reader, the hasher and the agent each idle most of the time.
+ */
 export async function* readSession(options: ReadSessionOptions): AsyncGenerator<SessionEvent> {
+  const queue: ReadEvent[] = [];
+  const settle = async (event: ReadEvent): Promise<SessionEvent> =>
+    'pending' in event ? { kind: 'chunk', prefix: event.prefix, data: await event.pending } : event;
+  for await (const event of readEvents(options)) {
+    queue.push(event);
+    while (queue.length > HASH_AHEAD) yield await settle(queue.shift()!);
+  }
+  while (queue.length > 0) yield await settle(queue.shift()!);
+}
+
+async function* readEvents(options: ReadSessionOptions): AsyncGenerator<ReadEvent> {
   let codec: SessionCodec | null = null;
   let start: SessionStart | null = null;
   let manifest: Manifest | null = null;
@@ -186,13 +207,19 @@ export async function* readSession(options: ReadSessionOptions): AsyncGenerator<
           }
           stream.chunks++;
           stream.bytes += p.plainLength;
-          let data: Buffer | null = null;
           if (options.data) {
-            data = asBuffer(decompressChunk(opened.stored, record.codec, p.plainLength));
-            if (stream.hash) stream.hash.update(data);
-            else data = await hasher!.update(stream.hashed, data, true); // moved there and back: the record's bytes are the reader's own
-          }
-          yield { kind: 'chunk', prefix: p, data };
+            const plain = asBuffer(decompressChunk(opened.stored, record.codec, p.plainLength));
+            if (stream.hash) {
+              stream.hash.update(plain);
+              yield { kind: 'chunk', prefix: p, data: plain };
+            } else {
+              // Moved to the hashing thread and back (the record's bytes are the reader's own); the
+              // reader goes on with the next records meanwhile (see readSession).
+              const back = hasher!.update(stream.hashed, plain, true);
+              back.catch(() => undefined); // awaited in order by readSession; never left unobserved
+              yield { kind: 'chunk', prefix: p, data: null, pending: back };
+            }
+          } else yield { kind: 'chunk', prefix: p, data: null };
           break;
         }
         case RecordType.STREAM_END: {

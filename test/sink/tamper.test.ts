@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPluginDir, type AgentRegistry } from '../../src/agents/registry.js';
@@ -102,6 +102,33 @@ describe('tampering with valid checksums', () => {
       fixCrc(v, chunk.offset);
     });
     expect(report.error).toMatch(/SHA-256 [0-9a-f]{64} where [0-9a-f]{64} was recorded/);
+  });
+
+  it('an altered byte in a plain chunk fails a restore too (digests on the hashing thread), and the file is not left', async () => {
+    const report = await runBackup({ config, registry, jobName: 'plain' });
+    const file = report.volumes[0]!;
+    const original = readFileSync(file);
+    const damaged = Buffer.from(original);
+    // The second chunk of the first file: the restore has already handed the first chunk on.
+    const chunks = records(damaged).filter((r) => r.session === report.jobId && r.type === RecordType.CHUNK);
+    damaged[chunks[1]!.offset + RECORD_HEADER_SIZE + 100]! ^= 1;
+    fixCrc(damaged, chunks[1]!.offset);
+    writeFileSync(file, damaged);
+    const catalog = Catalog.open(config.dataDir);
+    const to = path.join(ws, `restore-digest-${report.jobId}`);
+    try {
+      await expect(runRestore({ catalog, registry, jobId: report.jobId, to, secrets })).rejects.toThrow(/SHA-256 [0-9a-f]{64} where [0-9a-f]{64} was recorded/);
+      // Nothing restored is passed off as good: every file there under a source's name is whole and
+      // equal to its source (the damaged one is not among them).
+      const restored = existsSync(to) ? readdirSync(to, { recursive: true }).map(String).filter((n) => /f\d\.bin$/.test(n)) : [];
+      for (const name of restored) {
+        expect(readFileSync(path.join(to, name)).equals(readFileSync(path.join(ws, 'data', path.basename(name))))).toBe(true);
+      }
+      expect(restored.length).toBeLessThan(3);
+    } finally {
+      catalog.close();
+      writeFileSync(file, original);
+    }
   });
 
   it('two chunks swapped (sequence numbers rewritten to match) are caught by their recorded places', async () => {
