@@ -107,7 +107,7 @@ export class AgentHost {
     return host;
   }
 
-  /** The entry point the host was in: from shared memory during a backup, else from CALL frames. */
+  /** The entry point the host was in: from shared memory when mapped, else from CALL frames. */
   private currentCall(): string {
     return (this.region && readCallStatus(this.region.bytes, SLOTS * SLOT_SIZE)) ?? this.call;
   }
@@ -253,14 +253,13 @@ export class AgentHost {
     if (frame.type !== Frame.DATA_SLOT || !this.region) return frame;
     const slot = frame.payload.readUInt32LE(0);
     const length = frame.payload.readUInt32LE(4);
-    const slotSize = SLOT_SIZE;
-    if (slot >= SLOTS || length > slotSize) {
+    if (slot >= SLOTS || length > SLOT_SIZE) {
       const error = new AgentfdError('E_HOST_PROTOCOL', `the agent host announced ${length} bytes in shared-memory slot ${slot}; the host is broken`);
       this.fail(error);
       this.child.kill('SIGKILL');
       throw error;
     }
-    const data = Buffer.from(this.region.bytes.subarray(slot * slotSize, slot * slotSize + length));
+    const data = Buffer.from(this.region.bytes.subarray(slot * SLOT_SIZE, slot * SLOT_SIZE + length));
     const free = Buffer.alloc(4);
     free.writeUInt32LE(slot, 0);
     this.post(encodeFrame(Frame.SLOT_FREE, free));

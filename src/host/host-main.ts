@@ -47,7 +47,6 @@ export interface DataPlane {
   slotSize: number;
 }
 
-
 export interface BackupOpenMessage extends JobContextMessage {
   dataPlane: DataPlane | null;
   level: Level;
@@ -237,6 +236,19 @@ async function runBackup(): Promise<void> {
   }
 }
 
+/**
+ * A restore write, which is not answered: a failure is kept for the file's RESTORE_END_FILE to
+ * answer with, and the file's later writes are dropped.
+ */
+async function restoreWrite(streamIndex: number, bytes: Uint8Array): Promise<void> {
+  if (writeError !== null) return;
+  try {
+    await need(session, 'a restore was opened').restoreWrite(streamIndex, bytes);
+  } catch (error) {
+    writeError = error;
+  }
+}
+
 async function handle(frame: DecodedFrame): Promise<void> {
   switch (frame.type) {
     case Frame.LOAD: {
@@ -281,13 +293,7 @@ async function handle(frame: DecodedFrame): Promise<void> {
       try {
         const { shared, plane } = need(region, 'shared memory was mapped');
         if (slot >= plane.slots || length > plane.slotSize) throw new AgentfdError('E_HOST_PROTOCOL', `a restore write names slot ${slot} with ${length} bytes`);
-        if (writeError === null) {
-          try {
-            await need(session, 'a restore was opened').restoreWrite(streamIndex, shared.bytes.subarray(slot * plane.slotSize, slot * plane.slotSize + length));
-          } catch (error) {
-            writeError = error;
-          }
-        }
+        await restoreWrite(streamIndex, shared.bytes.subarray(slot * plane.slotSize, slot * plane.slotSize + length));
       } finally {
         const done = Buffer.alloc(4);
         done.writeUInt32LE(slot, 0);
@@ -306,12 +312,7 @@ async function handle(frame: DecodedFrame): Promise<void> {
       // No answer: the daemon streams writes. A failure is kept, the file's later writes are
       // dropped, and the file's RESTORE_END_FILE answers with it (every answered request gets
       // exactly one answer, so the two sides stay in step).
-      if (writeError !== null) return;
-      try {
-        await need(session, 'a restore was opened').restoreWrite(frame.payload.readUInt32LE(0), frame.payload.subarray(4));
-      } catch (error) {
-        writeError = error;
-      }
+      await restoreWrite(frame.payload.readUInt32LE(0), frame.payload.subarray(4));
       return;
     case Frame.RESTORE_END_FILE: {
       const { ok } = parseJson<{ ok: boolean }>(frame.payload);

@@ -12,7 +12,7 @@ import { AgentfdError } from '../errors.js';
 import { CALL_STATUS_BYTES, FRAME_HEADER, Frame, encodeFrame, jsonFrame, parseJson } from './protocol.js';
 import { AgentHost, SLOTS, SLOT_SIZE, type HostSettings } from './host-client.js';
 import { SharedRegion } from './shared-memory.js';
-import type { BackupOpenMessage, RestoreOpenMessage, WireFile } from './host-main.js';
+import type { BackupOpenMessage, DataPlane, RestoreOpenMessage, WireFile } from './host-main.js';
 
 /** Restore writes up to this size go inside the pipe's frame; larger ones through a shared-memory slot. */
 const INLINE_WRITE = 64 * 1024;
@@ -28,6 +28,22 @@ function toWire(file: AgentFileInfo): WireFile {
 
 function context(host: AgentHost, request: AgentJobContext) {
   return { cancelFile: host.cancelFile, jobName: request.jobName, jobId: request.jobId, options: request.options, fileset: request.fileset ?? { include: [], exclude: [] } };
+}
+
+/**
+ * The shared-memory region of one backup or restore (null where there is none: then data goes by
+ * the pipe), its layout as the host is told it, and how to let it go once the host is gone.
+ */
+function dataRegion(): { region: SharedRegion | null; dataPlane: DataPlane | null; release: () => void } {
+  const region = SharedRegion.create(SLOTS * SLOT_SIZE + CALL_STATUS_BYTES);
+  return {
+    region,
+    dataPlane: region ? { file: region.file, slots: SLOTS, slotSize: SLOT_SIZE } : null,
+    release: () => {
+      region?.unlink();
+      region?.close();
+    },
+  };
 }
 
 function protocolCheck(agent: string, errors: string[] | undefined): void {
@@ -72,16 +88,12 @@ export class IsolatedAgent implements Agent {
   async backup(request: BackupRequest): Promise<BackupRun> {
     const host = await this.start(request);
     const unwatch = this.watchCancel(host, request);
-    const region = SharedRegion.create(SLOTS * SLOT_SIZE + CALL_STATUS_BYTES);
-    const release = () => {
-      region?.unlink();
-      region?.close();
-    };
+    const { region, dataPlane, release } = dataRegion();
     let state: Uint8Array | null = null;
     try {
       const open: BackupOpenMessage = {
         ...context(host, request),
-        dataPlane: region ? { file: region.file, slots: SLOTS, slotSize: SLOT_SIZE } : null,
+        dataPlane,
         level: request.level, sinceNs: request.sinceNs.toString(), jobStartNs: request.jobStartNs.toString(),
         referenceState: request.referenceState ? Buffer.from(request.referenceState).toString('base64') : null,
       };
@@ -147,16 +159,11 @@ export class IsolatedAgent implements Agent {
   async restore(request: RestoreRequest): Promise<RestoreRun> {
     const host = await this.start(request);
     // Large writes go through shared memory (one copy in, the agent writes from it), like backup data.
-    const region = SharedRegion.create(SLOTS * SLOT_SIZE + CALL_STATUS_BYTES);
-    const release = () => {
-      region?.unlink();
-      region?.close();
-    };
+    const { region, dataPlane, release } = dataRegion();
     let shared: SharedRegion | null = null;
     try {
       const open: RestoreOpenMessage = {
-        ...context(host, request), target: request.target, sourceAbi: request.sourceAbi, sourceAgentVersion: request.sourceAgentVersion,
-        dataPlane: region ? { file: region.file, slots: SLOTS, slotSize: SLOT_SIZE } : null,
+        ...context(host, request), target: request.target, sourceAbi: request.sourceAbi, sourceAgentVersion: request.sourceAgentVersion, dataPlane,
       };
       if (region) host.useRegion(region); // a crash in restore_prepare is named from it
       const reply = parseJson<{ sharedMemory?: boolean }>((await host.request(Frame.RESTORE_OPEN, jsonFrame(Frame.RESTORE_OPEN, open))).payload);

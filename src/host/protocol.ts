@@ -45,7 +45,7 @@ export const Frame = {
 export type FrameType = (typeof Frame)[keyof typeof Frame];
 
 /**
- * After its data slots, a backup's shared-memory region holds the name of the agent entry point
+ * After its data slots, a backup's or restore's shared-memory region holds the name of the agent entry point
  * the host is in (a length byte, then ASCII): written before every call, read by the daemon only
  * if the host dies, so a crash report names the call without a frame per call.
  */

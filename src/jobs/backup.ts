@@ -14,7 +14,7 @@ import { Catalog, type NewFile } from '../catalog/catalog.js';
 import { CatalogFileWriter } from '../catalog/file-writer.js';
 import type { AgentfdConfig } from '../config/load.js';
 import { AgentfdError, messageOf } from '../errors.js';
-import { CODEC_IDS, compressChunk, formatCompression, parseCompression, type Compression } from '../pipeline/codecs.js';
+import { formatCompression, packChunk, parseCompression, type Compression } from '../pipeline/codecs.js';
 import { CompressPool } from '../pipeline/compress-pool.js';
 import { StreamHasher } from '../pipeline/stream-hasher.js';
 import { encodeStream, type StreamSummary } from '../pipeline/stream-encoder.js';
@@ -266,6 +266,12 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
         fileset: { include: job.include ?? [], exclude: job.exclude ?? [] },
       });
 
+      /** The catalog row of a file this job reported. */
+      const catalogRow = (file: AgentFile, fileIndex: number, status: 'ok' | 'failed', error: string | null, streams: NewFile['streams']): NewFile => ({
+        fileIndex, path: file.path, kind: file.kind, mode: file.mode, mtimeNs: file.mtimeNs, size: file.size, seen: file.seen,
+        linkTarget: file.linkTarget, agent: agent.name, agentVersion: agent.version, agentAbi: agent.abi, status, error, streams,
+      });
+
       /** Save one file; `whole` when it went into one FILE_WHOLE record (which ends the file too). */
       const saveFile = async (file: AgentFile, fileIndex: number): Promise<{ whole: boolean; file: NewFile }> => {
         const record: FileRecord = {
@@ -281,10 +287,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
           agent: { name: agent.name, version: agent.version, abi: agent.abi },
           streams: file.streams.map(({ index, type, name, sizeHint, rawRestorable }) => ({ index, type, name, sizeHint, rawRestorable })),
         };
-        const saved = (streams: NewFile['streams']): NewFile => ({
-          fileIndex, path: file.path, kind: file.kind, mode: file.mode, mtimeNs: file.mtimeNs, size: file.size, seen: file.seen,
-          linkTarget: file.linkTarget, agent: agent.name, agentVersion: agent.version, agentAbi: agent.abi, status: 'ok', error: null, streams,
-        });
+        const saved = (streams: NewFile['streams']): NewFile => catalogRow(file, fileIndex, 'ok', null, streams);
         let toStream = file.streams;
         if (isSmall(file)) {
           let held: Held;
@@ -298,10 +301,9 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
             const streams: WholeStream[] = [];
             const stored: Uint8Array[] = [];
             held.data.forEach((plain, index) => {
-              const packed = plain.length > 0 && compression.codec !== 'none' ? compressChunk(plain, compression) : plain;
-              const shrunk = packed.length < plain.length;
-              stored.push(shrunk ? packed : plain);
-              streams.push({ index, codec: shrunk ? CODEC_IDS[compression.codec] : CODEC_IDS.none, plainLength: plain.length, storedLength: shrunk ? packed.length : plain.length, sha256: hash('sha256', plain, 'hex') });
+              const packed = packChunk(plain, compression);
+              stored.push(packed.stored);
+              streams.push({ index, codec: packed.codecId, plainLength: plain.length, storedLength: packed.stored.length, sha256: hash('sha256', plain, 'hex') });
               bytes += plain.length;
             });
             await writer.wholeFile(record, streams, stored);
@@ -350,10 +352,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
             const message = messageOf(e);
             log('error', message);
             await writer.fileEnd(file.path, { fileIndex, status: 'failed', error: message });
-            batch.push({
-              fileIndex, path: file.path, kind: file.kind, mode: file.mode, mtimeNs: file.mtimeNs, size: file.size, seen: file.seen,
-              linkTarget: file.linkTarget, agent: agent.name, agentVersion: agent.version, agentAbi: agent.abi, status: 'failed', error: message, streams: [],
-            });
+            batch.push(catalogRow(file, fileIndex, 'failed', message, []));
             // The built-in agent's files are independent of each other: go on with the next one.
             // A native agent's session may be in no state to go on, and a cancel ends the job.
             const cause = (e as { cause?: { code?: string } }).cause;

@@ -86,6 +86,16 @@ export function compressChunk(data: Uint8Array, c: Compression): Uint8Array {
 }
 
 /**
+ * `plain` compressed when that makes it smaller, else as it is, with the codec id that says which
+ * (incompressible data is stored as it is rather than grown).
+ */
+export function packChunk(plain: Uint8Array, c: Compression): { codecId: number; stored: Uint8Array } {
+  if (c.codec === 'none' || plain.length === 0) return { codecId: CODEC_IDS.none, stored: plain };
+  const out = compressChunk(plain, c);
+  return out.length < plain.length ? { codecId: CODEC_IDS[c.codec], stored: out } : { codecId: CODEC_IDS.none, stored: plain };
+}
+
+/**
  * Decompress one chunk whose plaintext is `expectedLength` bytes. A result of any other length is
  * corruption; the output is capped, so a hostile record cannot make us allocate without bound.
  */

@@ -4,7 +4,7 @@
  * main thread hashes, encrypts and writes.
  */
 import { parentPort } from 'node:worker_threads';
-import { compressChunk, type Compression } from './codecs.js';
+import { CODEC_IDS, packChunk, type Compression } from './codecs.js';
 
 interface Task {
   id: number;
@@ -14,8 +14,8 @@ interface Task {
 
 parentPort!.on('message', (task: Task) => {
   try {
-    const out = compressChunk(task.data, task.compression);
-    if (out.length >= task.data.length) {
+    const { codecId, stored: out } = packChunk(task.data, task.compression);
+    if (codecId === CODEC_IDS.none) {
       // Incompressible: hand the input back untouched; the chunk is stored as it is.
       parentPort!.postMessage({ id: task.id, data: task.data, raw: true }, [task.data.buffer as ArrayBuffer]);
       return;

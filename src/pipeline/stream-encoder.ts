@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { AgentfdError } from '../errors.js';
-import { CODEC_IDS, compressChunk, type Compression } from './codecs.js';
+import { CODEC_IDS, packChunk, type Compression } from './codecs.js';
 import type { CompressPool } from './compress-pool.js';
 import { prefetch } from './prefetch.js';
 import type { StreamHasher } from './stream-hasher.js';
@@ -85,12 +85,7 @@ export async function* encodeStream(data: AsyncIterable<Uint8Array>, options: En
     if (!compress) return Promise.resolve({ index: i, plainLength: chunk.length, codecId: CODEC_IDS.none, stored: chunk });
     if (chunk.length < INLINE_LIMIT) {
       // A small chunk compresses in microseconds: cheaper here than a round trip to a worker.
-      const out = compressChunk(chunk, options.compression);
-      return Promise.resolve(
-        out.length < chunk.length
-          ? { index: i, plainLength: chunk.length, codecId: CODEC_IDS[options.compression.codec], stored: out }
-          : { index: i, plainLength: chunk.length, codecId: CODEC_IDS.none, stored: chunk },
-      );
+      return Promise.resolve({ index: i, plainLength: chunk.length, ...packChunk(chunk, options.compression) });
     }
     // The pool takes the chunk's buffer (transferred, not copied: the chunk is unusable here
     // afterwards) and gives it back when the chunk does not shrink.

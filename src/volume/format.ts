@@ -147,11 +147,12 @@ export function recordAad(header: Uint8Array | RecordFields): Buffer {
 }
 
 /** CRC-32 of header bytes [0, 20) followed by the payload. */
-export function recordCrc(header: Uint8Array, payload: Uint8Array): number {
-  const crc = crc32(header.subarray(0, 20));
-  // Not crc32(payload, crc) for an empty payload: Node 20's zlib.crc32 returns 0 for some empty
+export function recordCrc(header: Uint8Array, payload: Uint8Array | readonly Uint8Array[]): number {
+  let crc = crc32(header.subarray(0, 20));
+  // Empty parts are skipped, not crc32(part, crc): Node 20's zlib.crc32 returns 0 for some empty
   // buffers (e.g. randomBytes(0)) instead of the running value.
-  return payload.length === 0 ? crc : crc32(payload, crc);
+  for (const part of payload instanceof Uint8Array ? [payload] : payload) if (part.length > 0) crc = crc32(part, crc);
+  return crc;
 }
 
 /**
@@ -166,10 +167,7 @@ export function encodeRecordHeader(fields: RecordFields, payload: Uint8Array | r
   const header = Buffer.alloc(RECORD_HEADER_SIZE);
   writeAadBytes(header, fields);
   header.writeUInt32LE(length, 16);
-  let crc = crc32(header.subarray(0, 20));
-  // Empty parts are skipped: Node 20's zlib.crc32 returns 0 for some empty buffers (see recordCrc).
-  for (const part of parts) if (part.length > 0) crc = crc32(part, crc);
-  header.writeUInt32LE(crc, 20);
+  header.writeUInt32LE(recordCrc(header, parts), 20);
   return header;
 }
 
