@@ -1,7 +1,9 @@
 # Builds the native side of agentfd with node-gyp: the sample agents (native-samples/) into
 # build/<config>/agents/ (the demo's plugin directory) and the deliberately broken agents the tests
-# use (test/fixtures/native/) into build/<config>/test-agents/. Every target is a plain shared
-# library: agents are loaded with koffi, not as Node addons. The one Node addon, afd_deflate (gzip
+# use (test/fixtures/native/, including Bacula 9.6 test plugins named NAME-fd.so) into
+# build/<config>/test-agents/, and the Bacula adapter's callback shim (src/afd_bacula_shim.c) into
+# build/<config>/. Every target is a plain shared library: agents are loaded with koffi, not as
+# Node addons. The one Node addon, afd_deflate (gzip
 # with libdeflate), is built where libdeflate's header is installed (Debian: libdeflate-dev);
 # without it agentfd compresses gzip with node:zlib, slower but in the same format.
 {
@@ -116,8 +118,76 @@
       'product_dir': '<(PRODUCT_DIR)/test-agents',
       'sources': ['../test/fixtures/native/bad_future_abi.c'],
     },
+    {
+      # The C half of the Bacula 9.6 FD plugin adapter (include/afd_bacula_shim.h): the variadic
+      # bFuncs callbacks, formatted in C and forwarded to one non-variadic sink set from JS.
+      # A plain shared library loaded with koffi like the agents, next to the addon.
+      'type': 'shared_library',
+      'target_name': 'afd_bacula_shim',
+      'product_dir': '<(PRODUCT_DIR)',
+      'product_prefix': '',
+      'sources': ['src/afd_bacula_shim.c'],
+    },
   ],
   'conditions': [
+    ['OS!="win"', {
+      # Bacula 9.6 FD test plugins (test/fixtures/native/bacula_test_plugin.c), named the Bacula
+      # way, NAME-fd.so, without a "lib" prefix. One good plugin and four that bacula-fd's
+      # compatibility check rejects; the bad ones differ only in their pInfo (one define each) and
+      # each has a one-line wrapper source so that the variants do not share an object file.
+      # POSIX only (open/mkdir/chmod and the platform's struct stat in the packets).
+      'targets': [
+        {
+          'target_name': 'bacula_testplug',
+          'product_name': 'testplug-fd',
+          'type': 'shared_library',
+          'product_dir': '<(PRODUCT_DIR)/test-agents',
+          'product_prefix': '',
+          'product_extension': 'so',
+          'sources': ['../test/fixtures/native/bacula_test_plugin.c'],
+        },
+        {
+          'target_name': 'bacula_badversion',
+          'product_name': 'badversion-fd',
+          'type': 'shared_library',
+          'product_dir': '<(PRODUCT_DIR)/test-agents',
+          'product_prefix': '',
+          'product_extension': 'so',
+          'defines': ['TESTPLUG_BAD_VERSION'],
+          'sources': ['../test/fixtures/native/bacula_test_plugin_badversion.c'],
+        },
+        {
+          'target_name': 'bacula_badsize',
+          'product_name': 'badsize-fd',
+          'type': 'shared_library',
+          'product_dir': '<(PRODUCT_DIR)/test-agents',
+          'product_prefix': '',
+          'product_extension': 'so',
+          'defines': ['TESTPLUG_BAD_SIZE'],
+          'sources': ['../test/fixtures/native/bacula_test_plugin_badsize.c'],
+        },
+        {
+          'target_name': 'bacula_badlicense',
+          'product_name': 'badlicense-fd',
+          'type': 'shared_library',
+          'product_dir': '<(PRODUCT_DIR)/test-agents',
+          'product_prefix': '',
+          'product_extension': 'so',
+          'defines': ['TESTPLUG_BAD_LICENSE'],
+          'sources': ['../test/fixtures/native/bacula_test_plugin_badlicense.c'],
+        },
+        {
+          'target_name': 'bacula_badmagic',
+          'product_name': 'badmagic-fd',
+          'type': 'shared_library',
+          'product_dir': '<(PRODUCT_DIR)/test-agents',
+          'product_prefix': '',
+          'product_extension': 'so',
+          'defines': ['TESTPLUG_BAD_MAGIC'],
+          'sources': ['../test/fixtures/native/bacula_test_plugin_badmagic.c'],
+        },
+      ],
+    }],
     ['has_libdeflate==1', {
       'targets': [
         {
