@@ -58,6 +58,12 @@ export interface BackupRun {
   files: AsyncIterable<AgentFile>;
   /** The state blob the agent stored during this backup, once `files` is exhausted. */
   state(): Uint8Array | null;
+  /**
+   * Accurate mode, after `files` is exhausted: of `paths` (the reference job had them, this job
+   * did not report them), the ones the agent says still exist (a Bacula plugin's checkFile).
+   * Absent when the agent reports every existing file itself.
+   */
+  stillExisting?(paths: string[]): Promise<string[]>;
   /** Tell the agent whether the job was committed (it may now truncate logs). */
   finish(committed: boolean): Promise<void>;
   close(): Promise<void>;

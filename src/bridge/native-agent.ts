@@ -9,8 +9,7 @@
  * agent.
  */
 import type { Agent, AgentFile, AgentStream, BackupRequest, BackupRun, RestoreRequest, RestoreRun } from '../agents/agent.js';
-import type { NativeAgentLibrary } from '../agents/native/library.js';
-import { NativeAgentSession, type SessionOptions } from '../agents/native/session.js';
+import type { AgentSession, LoadedAgent, SessionOptions } from '../agents/session.js';
 import type { AgentFileInfo } from '../agents/types.js';
 import { AgentfdError } from '../errors.js';
 
@@ -30,17 +29,17 @@ function sessionOptions(request: BackupRequest | RestoreRequest, offThread: bool
   };
 }
 
-function protocolCheck(session: NativeAgentSession): void {
+function protocolCheck(name: string, session: AgentSession): void {
   if (session.protocolErrors.length > 0) {
-    throw new AgentfdError('E_AGENT_PROTOCOL', `agent "${session.agent.name}" misused a host function: ${session.protocolErrors.join('; ')}`);
+    throw new AgentfdError('E_AGENT_PROTOCOL', `agent "${name}" misused a host function: ${session.protocolErrors.join('; ')}`);
   }
 }
 
 /** The files of a backup session, pulled one call at a time. */
-async function* filesOf(session: NativeAgentSession): AsyncGenerator<AgentFile> {
+async function* filesOf(name: string, session: AgentSession): AsyncGenerator<AgentFile> {
   for (;;) {
     const info = await session.nextFile();
-    protocolCheck(session);
+    protocolCheck(name, session);
     if (info === null) return;
     let next = 0; // the stream the consumer may read now
     const streams: AgentStream[] = info.streams.map((stream) => ({
@@ -72,16 +71,17 @@ async function* filesOf(session: NativeAgentSession): AsyncGenerator<AgentFile> 
 }
 
 export class NativeAgent implements Agent {
-  readonly kind = 'native' as const;
+  readonly kind: 'native' | 'bacula';
   readonly name: string;
   readonly version: string | null;
   readonly abi: number;
   readonly capabilities;
-  private readonly library: NativeAgentLibrary;
+  private readonly library: LoadedAgent;
   private readonly offThread: boolean;
 
-  constructor(library: NativeAgentLibrary, options: { offThread?: boolean } = {}) {
+  constructor(library: LoadedAgent, options: { offThread?: boolean } = {}) {
     this.library = library;
+    this.kind = library.kind;
     this.name = library.name;
     this.version = library.info.version ?? null;
     this.abi = library.abi;
@@ -90,26 +90,27 @@ export class NativeAgent implements Agent {
   }
 
   async backup(request: BackupRequest): Promise<BackupRun> {
-    const session = await NativeAgentSession.open(this.library, sessionOptions(request, this.offThread));
+    const session = await this.library.openSession(sessionOptions(request, this.offThread));
     let deliveredLevel;
     try {
       deliveredLevel = await session.backupPrepare(request.level, request.sinceNs, request.jobStartNs);
-      protocolCheck(session);
+      protocolCheck(this.name, session);
     } catch (error) {
       session.close();
       throw error;
     }
     return {
       deliveredLevel,
-      files: filesOf(session),
+      files: filesOf(this.name, session),
       state: () => session.state,
+      ...(session.stillExisting ? { stillExisting: (paths: string[]) => session.stillExisting!(paths) } : {}),
       finish: (committed) => session.backupFinish(committed),
       close: async () => session.close(),
     };
   }
 
   async restore(request: RestoreRequest): Promise<RestoreRun> {
-    const session = await NativeAgentSession.open(this.library, sessionOptions(request, this.offThread));
+    const session = await this.library.openSession(sessionOptions(request, this.offThread));
     try {
       await session.restorePrepare(request.target, request.sourceAbi, request.sourceAgentVersion);
     } catch (error) {

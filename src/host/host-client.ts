@@ -23,6 +23,9 @@ export interface HostSettings {
   /** The agent's Name() and library, for messages. */
   agent: string;
   file: string;
+  /** The library's ABI, and (Bacula plugins) what to preload before it. */
+  kind?: 'native' | 'bacula';
+  preload?: string[];
   /** A call (or a silence while streaming) longer than this kills the host. */
   callTimeoutMs: number;
   /** After a cancel, how long the agent may take to stop before the host is killed. */
@@ -103,7 +106,7 @@ export class AgentHost {
   /** Start a host and load `file` into it. */
   static async start(settings: HostSettings): Promise<AgentHost> {
     const host = new AgentHost(settings);
-    await host.request(Frame.LOAD, jsonFrame(Frame.LOAD, { file: settings.file }), [Frame.LOADED]);
+    await host.request(Frame.LOAD, jsonFrame(Frame.LOAD, { file: settings.file, kind: settings.kind ?? 'native', preload: settings.preload }), [Frame.LOADED]);
     return host;
   }
 

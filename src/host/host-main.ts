@@ -13,8 +13,8 @@
  */
 import { existsSync, writeSync } from 'node:fs';
 import net from 'node:net';
-import { loadNativeAgent, type NativeAgentLibrary } from '../agents/native/library.js';
-import { NativeAgentSession, type SessionOptions } from '../agents/native/session.js';
+import { loadAgentLibrary, type LoadTarget } from '../agents/load.js';
+import type { AgentSession, LoadedAgent, SessionOptions } from '../agents/session.js';
 import type { AgentFileInfo } from '../agents/types.js';
 import type { Level } from '../agents/native/abi.js';
 import { AgentfdError, messageOf } from '../errors.js';
@@ -71,12 +71,12 @@ export type WireFile = Omit<AgentFileInfo, 'mtimeNs'> & { mtimeNs: string };
 const IN_FD = 3;
 const OUT_FD = 4;
 const pause = new Int32Array(new SharedArrayBuffer(4));
-let library: NativeAgentLibrary | null = null;
+let library: LoadedAgent | null = null;
 let region: { shared: SharedRegion; plane: DataPlane } | null = null;
 /** Shared-memory slots the daemon has handed back, and the pump waiting for one. */
 const freeSlots: number[] = [];
 let slotWaiter: (() => void) | null = null;
-let session: NativeAgentSession | null = null;
+let session: AgentSession | null = null;
 let current = 'startup';
 /** Why a restore write of the current file failed; its later writes are dropped until its end. */
 let writeError: unknown = null;
@@ -252,9 +252,9 @@ async function restoreWrite(streamIndex: number, bytes: Uint8Array): Promise<voi
 async function handle(frame: DecodedFrame): Promise<void> {
   switch (frame.type) {
     case Frame.LOAD: {
-      const { file } = parseJson<{ file: string }>(frame.payload);
-      current = 'loading';
-      library = loadNativeAgent(file);
+      const target = parseJson<LoadTarget>(frame.payload);
+      current = target.kind === 'bacula' ? 'loadPlugin' : 'loading';
+      library = loadAgentLibrary(target);
       send(jsonFrame(Frame.LOADED, { name: library.name, abi: library.abi, capabilities: library.capabilities, info: library.info }));
       return;
     }
@@ -262,7 +262,7 @@ async function handle(frame: DecodedFrame): Promise<void> {
       const m = parseJson<BackupOpenMessage>(frame.payload);
       const state = m.referenceState === null ? null : Buffer.from(m.referenceState, 'base64');
       mapRegion(m.dataPlane);
-      session = await NativeAgentSession.open(need(library, 'the library was loaded'), sessionOptions(m, state));
+      session = await need(library, 'the library was loaded').openSession(sessionOptions(m, state));
       const delivered = await session.backupPrepare(m.level, BigInt(m.sinceNs), BigInt(m.jobStartNs));
       send(jsonFrame(Frame.OK, { deliveredLevel: delivered, protocolErrors: session.protocolErrors, sharedMemory: region !== null }));
       return;
@@ -270,6 +270,12 @@ async function handle(frame: DecodedFrame): Promise<void> {
     case Frame.BACKUP_RUN:
       await runBackup();
       return;
+    case Frame.BACKUP_STILL_EXISTING: {
+      const { paths } = parseJson<{ paths: string[] }>(frame.payload);
+      const s = need(session, 'a backup was opened');
+      send(jsonFrame(Frame.OK, { paths: s.stillExisting ? await s.stillExisting(paths) : [] }));
+      return;
+    }
     case Frame.BACKUP_FINISH: {
       const { committed } = parseJson<{ committed: boolean }>(frame.payload);
       await need(session, 'a backup was opened').backupFinish(committed);
@@ -279,7 +285,7 @@ async function handle(frame: DecodedFrame): Promise<void> {
     case Frame.RESTORE_OPEN: {
       const m = parseJson<RestoreOpenMessage>(frame.payload);
       mapRegion(m.dataPlane);
-      session = await NativeAgentSession.open(need(library, 'the library was loaded'), sessionOptions(m, null));
+      session = await need(library, 'the library was loaded').openSession(sessionOptions(m, null));
       await session.restorePrepare(m.target, m.sourceAbi, m.sourceAgentVersion);
       send(jsonFrame(Frame.OK, { sharedMemory: region !== null }));
       return;

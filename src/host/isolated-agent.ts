@@ -51,15 +51,18 @@ function protocolCheck(agent: string, errors: string[] | undefined): void {
 }
 
 export class IsolatedAgent implements Agent {
-  readonly kind = 'native' as const;
+  readonly kind: 'native' | 'bacula';
   readonly name: string;
   readonly version: string | null;
   readonly abi: number;
   readonly capabilities: readonly Capability[];
   private readonly file: string;
+  private readonly preload: string[] | undefined;
   private readonly settings: IsolationSettings;
 
   constructor(descriptor: AgentDescriptor, settings: IsolationSettings) {
+    this.kind = descriptor.kind;
+    this.preload = descriptor.preload;
     this.name = descriptor.name;
     this.version = descriptor.info.version ?? null;
     this.abi = descriptor.abi;
@@ -69,7 +72,7 @@ export class IsolatedAgent implements Agent {
   }
 
   private start(request: AgentJobContext): Promise<AgentHost> {
-    const settings: HostSettings = { agent: this.name, file: this.file, ...this.settings, onLog: (level, message) => request.log(level as 'info', message) };
+    const settings: HostSettings = { agent: this.name, file: this.file, kind: this.kind, preload: this.preload, ...this.settings, onLog: (level, message) => request.log(level as 'info', message) };
     return AgentHost.start(settings);
   }
 
@@ -142,6 +145,8 @@ export class IsolatedAgent implements Agent {
         finish: async (committed) => {
           await host.request(Frame.BACKUP_FINISH, jsonFrame(Frame.BACKUP_FINISH, { committed }));
         },
+        stillExisting: async (paths) =>
+          parseJson<{ paths: string[] }>((await host.request(Frame.BACKUP_STILL_EXISTING, jsonFrame(Frame.BACKUP_STILL_EXISTING, { paths }))).payload).paths,
         close: async () => {
           unwatch();
           await host.close();

@@ -2,7 +2,8 @@
 import path from 'node:path';
 import type { Agent } from '../agents/agent.js';
 import type { AgentDescriptor } from '../agents/descriptor.js';
-import { loadNativeAgent, type NativeAgentLibrary } from '../agents/native/library.js';
+import { loadAgentLibrary } from '../agents/load.js';
+import type { LoadedAgent } from '../agents/session.js';
 import { AgentfdError } from '../errors.js';
 import { createFilesystemAgent } from '../agents/filesystem/index.js';
 import type { AgentRegistry } from '../agents/registry.js';
@@ -14,12 +15,12 @@ import type { JobConfig } from '../config/schema.js';
 export const FILESYSTEM_AGENT = 'filesystem';
 
 /** Libraries loaded into this process for isolation = "none", kept for the life of the process. */
-const inProcess = new Map<string, NativeAgentLibrary>();
+const inProcess = new Map<string, LoadedAgent>();
 
-function loadInProcess(descriptor: AgentDescriptor): NativeAgentLibrary {
+function loadInProcess(descriptor: AgentDescriptor): LoadedAgent {
   let library = inProcess.get(descriptor.file);
   if (!library) {
-    library = loadNativeAgent(descriptor.file);
+    library = loadAgentLibrary(descriptor);
     if (library.name !== descriptor.name) {
       library.unload();
       throw new AgentfdError('E_AGENT_CHANGED', `${descriptor.file} now answers Name() "${library.name}", not "${descriptor.name}"; it changed while agentfd ran`);

@@ -22,7 +22,7 @@ import { SESSION_FORMAT, type FileRecord, type SessionStart, type WholeStream } 
 import { SessionWriter } from '../sink/session-writer.js';
 import { HOST_VERSION } from '../version.js';
 import { VolumeWriter } from '../volume/index.js';
-import { compareWithReference, streamKey, type AccurateRecord } from './accurate.js';
+import { compareWithReference, existingFiles, streamKey, type AccurateRecord } from './accurate.js';
 import { agentOptions, resolveAgent } from './agents.js';
 import { restoreChain } from './chain.js';
 import { jobCrypto } from './encryption.js';
@@ -374,6 +374,12 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
       let accurate: AccurateRecord = { deleted: [], renamed: [] };
       if (fatal === null && reference && current) {
         const referenceIds = restoreChain(catalog, reference.id).map((j) => j.id).reverse();
+        // An agent that does not report every file it still has (a Bacula plugin) is asked about
+        // the ones it did not report, as bacula-fd asks checkFile(); those it keeps carry forward.
+        if (run.stillExisting) {
+          const unreported = existingFiles(catalog, reference.id).map((f) => f.path).filter((p) => !current.has(p));
+          if (unreported.length > 0) for (const kept of await run.stillExisting(unreported)) current.set(kept, null);
+        }
         accurate = compareWithReference(catalog, referenceIds, current);
         if (accurate.deleted.length > 0 || accurate.renamed.length > 0) await writer.accurate(accurate);
         accurate.deleted.forEach((gone, i) => {

@@ -27,6 +27,8 @@ import {
 import { escapeBytes, readCString } from './cstring.js';
 import { AgentLoadError } from '../../errors.js';
 import { HOST_VERSION } from '../../version.js';
+import type { AgentSession, SessionOptions } from '../session.js';
+import { NativeAgentSession } from './session.js';
 
 /** Why a library was refused; stable values for scripts (`plugins list --json`) and tests. */
 export type RefusalCode =
@@ -61,6 +63,8 @@ export interface NativeAgentLibrary {
   readonly warnings: readonly string[];
   /** Entry points present in the table (absent ones are missing here). */
   readonly entry: Readonly<Partial<Record<AgentEntryPoint, EntryPoint>>>;
+  /** A session for one job. */
+  openSession(options: SessionOptions): Promise<AgentSession>;
   /** dlclose the library; the agent must not be used afterwards. */
   unload(): void;
 }
@@ -342,7 +346,7 @@ export function loadNativeAgent(file: string): NativeAgentLibrary {
     const negotiated = negotiate(negotiateFn, file, name);
     const table = readTable(file, name, negotiated);
     let loaded = true;
-    return {
+    const library: NativeAgentLibrary = {
       kind: 'native',
       name,
       file,
@@ -353,11 +357,13 @@ export function loadNativeAgent(file: string): NativeAgentLibrary {
       info: table.info,
       warnings: table.warnings,
       entry: table.entry,
+      openSession: (options) => NativeAgentSession.open(library, options),
       unload() {
         if (loaded) lib.unload();
         loaded = false;
       },
     };
+    return library;
   } catch (error) {
     lib.unload();
     throw error;

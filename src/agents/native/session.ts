@@ -16,7 +16,6 @@ import {
   FileDescIn,
   LEVELS,
   type Level,
-  type LogLevel,
   OpenParams,
   RETURN_CODES,
   RestoreParams,
@@ -28,30 +27,13 @@ import { attachHostContext, detachHostContext, hostTableFor, type HostCallbacks 
 import type { NativeAgentLibrary } from './library.js';
 import { decodeAgentFile } from './validate.js';
 import type { AgentFileInfo } from '../types.js';
+import type { AgentSession, SessionOptions } from '../session.js';
 
-export interface SessionOptions {
-  jobName: string;
-  jobId?: number;
-  /** The job's options for the agent (get_option). */
-  options?: Record<string, string>;
-  /** The fileset check; everything is included when absent. */
-  filesetCheck?: (path: string) => boolean;
-  log?: (level: LogLevel, message: string) => void;
-  isCancelled?: () => boolean;
-  /** The state blob of the reference job (state_get). */
-  referenceState?: Uint8Array | null;
-  /**
-   * Call the agent on the libuv thread pool (koffi's .async) so the event loop keeps running while
-   * the agent works. The agent host process, whose only job is the agent, calls it directly.
-   */
-  offThread?: boolean;
-  /** Told the name of each entry point just before it is called (the agent host reports it). */
-  onCall?: (entry: AgentEntryPoint) => void;
-}
+export type { SessionOptions } from '../session.js';
 
 const LEVEL_NAMES = Object.fromEntries(Object.entries(LEVELS).map(([name, value]) => [value, name])) as Record<number, Level>;
 
-export class NativeAgentSession {
+export class NativeAgentSession implements AgentSession {
   readonly agent: NativeAgentLibrary;
   /** The blob the agent stored with state_set during this session, if any. */
   state: Uint8Array | null = null;
@@ -60,7 +42,7 @@ export class NativeAgentSession {
   private handle: unknown;
   private readonly ctx: bigint;
   private readonly offThread: boolean;
-  private onCall: ((entry: AgentEntryPoint) => void) | undefined;
+  private onCall: ((entry: string) => void) | undefined;
   /** Where the backup call sequence stands, so that calls out of order are refused, not made. */
   private file: AgentFileInfo | null = null;
   private stream: { index: number; bytes: number; limit: number | null; ended: boolean } | null = null;
