@@ -3,25 +3,31 @@
  * Plain data, with no function pointers and no loaded code, so it can come from a probe process
  * (the default: no agent code runs in the daemon) or from an in-process load.
  */
+import path from 'node:path';
+import { BACULA_PLUGIN_FILE } from './bacula/command.js';
+import { loadAgentLibrary } from './load.js';
 import type { Capability } from './native/abi.js';
-import { loadNativeAgent, type NativeAgentLibrary } from './native/library.js';
 import { checkLibraryFile } from './plugin-dir.js';
+import type { LoadedAgent } from './session.js';
 
 export interface AgentDescriptor {
-  kind: 'native';
+  /** An agentfd agent, or an unmodified Bacula 9.6 File Daemon plugin (a *-fd.so). */
+  kind: 'native' | 'bacula';
   name: string;
   file: string;
-  /** The generation both sides agreed on, and the range the agent speaks. */
+  /** The generation both sides agreed on, and the range the agent speaks (Bacula: 14). */
   abi: number;
   agentAbiRange: [number, number];
   capabilities: Capability[];
   info: Record<string, string>;
   warnings: string[];
+  /** Bacula plugins: the libraries opened with global binding before it (libbac). */
+  preload?: string[];
 }
 
-export function describeLibrary(library: NativeAgentLibrary): AgentDescriptor {
+export function describeLibrary(library: LoadedAgent, preload?: readonly string[]): AgentDescriptor {
   return {
-    kind: 'native',
+    kind: library.kind,
     name: library.name,
     file: library.file,
     abi: library.abi,
@@ -29,18 +35,26 @@ export function describeLibrary(library: NativeAgentLibrary): AgentDescriptor {
     capabilities: [...library.capabilities],
     info: { ...library.info },
     warnings: [...library.warnings],
+    ...(library.kind === 'bacula' ? { preload: [...(preload ?? [])] } : {}),
   };
+}
+
+/** Bacula's rule: a file named NAME-fd.so (NAME-fd.dll) is a File Daemon plugin. */
+export function isBaculaPluginFile(file: string): boolean {
+  return BACULA_PLUGIN_FILE.test(path.basename(file));
 }
 
 /**
  * Check, load, negotiate and describe one library, then unload it. Throws AgentLoadError with the
- * reason when it is refused. `dirProblem` is the plugin directory's own safety problem, if any.
+ * reason when it is refused. `dirProblem` is the plugin directory's own safety problem, if any;
+ * `preload` the libraries Bacula plugins need in the global scope.
  */
-export function examineLibrary(file: string, dirProblem: string | null): AgentDescriptor {
+export function examineLibrary(file: string, dirProblem: string | null, preload?: readonly string[]): AgentDescriptor {
   checkLibraryFile(file, dirProblem);
-  const library = loadNativeAgent(file);
+  const kind = isBaculaPluginFile(file) ? 'bacula' : 'native';
+  const library = loadAgentLibrary({ kind, file, preload });
   try {
-    return describeLibrary(library);
+    return describeLibrary(library, preload);
   } finally {
     library.unload();
   }

@@ -9,7 +9,7 @@
  */
 import { AgentLoadError, AgentfdError, messageOf } from '../errors.js';
 import { probeLibraries, type ProbeResult } from '../host/probe.js';
-import { examineLibrary, type AgentDescriptor } from './descriptor.js';
+import { examineLibrary, isBaculaPluginFile, type AgentDescriptor } from './descriptor.js';
 import type { RefusalCode } from './native/library.js';
 import { checkDirectorySafe, listPluginDir } from './plugin-dir.js';
 
@@ -30,9 +30,24 @@ export interface AgentRegistry {
   get(name: string): AgentDescriptor;
 }
 
-function examineHere(file: string, dirProblem: string | null): ProbeResult {
+/** A library to examine, with its directory's safety problem (null when safe). */
+export interface Candidate {
+  file: string;
+  dirProblem: string | null;
+}
+
+export interface RegistryOptions {
+  /** Examine the libraries in a probe process (the default), or in this one. */
+  isolated?: boolean;
+  /** Bacula's Plugin Directory: its *-fd.so files are loaded as Bacula plugins, nothing else there. */
+  baculaPluginDir?: string | null;
+  /** Libraries Bacula plugins need in the global scope (libbac). */
+  preload?: readonly string[];
+}
+
+function examineHere({ file, dirProblem }: Candidate, preload: readonly string[] | undefined): ProbeResult {
   try {
-    return { file, agent: examineLibrary(file, dirProblem) };
+    return { file, agent: examineLibrary(file, dirProblem, preload) };
   } catch (error) {
     if (error instanceof AgentLoadError) return { file, refused: { file, code: error.code as RefusalCode, reason: error.message } };
     // Anything else is a bug in a check or in koffi's handling of the file; keep it, never crash.
@@ -40,14 +55,21 @@ function examineHere(file: string, dirProblem: string | null): ProbeResult {
   }
 }
 
-export async function loadPluginDir(dir: string, options: { isolated?: boolean } = {}): Promise<AgentRegistry> {
+export async function loadPluginDir(dir: string, options: RegistryOptions = {}): Promise<AgentRegistry> {
   const listing = listPluginDir(dir);
   const dirProblem = checkDirectorySafe(listing.dir);
+  const candidates: Candidate[] = listing.libraries.map((file) => ({ file, dirProblem }));
+  if (options.baculaPluginDir) {
+    const bacula = listPluginDir(options.baculaPluginDir);
+    const baculaProblem = checkDirectorySafe(bacula.dir);
+    const known = new Set(listing.libraries);
+    for (const file of bacula.libraries) if (isBaculaPluginFile(file) && !known.has(file)) candidates.push({ file, dirProblem: baculaProblem });
+  }
   const results =
     options.isolated === false
-      ? listing.libraries.map((file) => examineHere(file, dirProblem))
-      : listing.libraries.length > 0
-        ? await probeLibraries(listing.libraries, dirProblem)
+      ? candidates.map((candidate) => examineHere(candidate, options.preload))
+      : candidates.length > 0
+        ? await probeLibraries(candidates, options.preload)
         : [];
   const loaded = results.flatMap((r) => ('agent' in r ? [r.agent] : []));
   const refused = results.flatMap((r) => ('refused' in r ? [r.refused] : []));

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
+import { DEFAULT_PRELOAD } from '../agents/bacula/command.js';
 import { ConfigError } from '../errors.js';
 import { configSchema, type JobConfig } from './schema.js';
 
@@ -40,6 +41,8 @@ export interface AgentfdConfig {
   isolation: IsolationDefaults;
   agentIsolation: Record<string, Partial<IsolationDefaults>>;
   jobs: Record<string, JobConfig>;
+  /** Bacula plugins: their extra directory (null: only *-fd.so files of pluginDir), and the libraries to preload. */
+  bacula: { pluginDir: string | null; preload: string[] };
 }
 
 /** The package's root (two levels above dist/config/ or src/config/). */
@@ -143,6 +146,10 @@ export function parseConfig(text: string, file: string): AgentfdConfig {
       ]),
     ),
     jobs,
+    bacula: {
+      pluginDir: raw.bacula.plugin_dir ? path.resolve(base, raw.bacula.plugin_dir) : null,
+      preload: raw.bacula.preload ? raw.bacula.preload.map((p) => path.resolve(base, p)) : [...DEFAULT_PRELOAD],
+    },
   };
 }
 
@@ -153,6 +160,7 @@ export function loadConfig(file: string | null): AgentfdConfig {
     return {
       file: null, pluginDir: SAMPLE_PLUGIN_DIR, dataDir, storageDir: path.join(dataDir, 'volumes'), volumeSize: parseSize('1G'),
       agentOptions: {}, isolation: DEFAULT_ISOLATION, agentIsolation: {}, jobs: {},
+      bacula: { pluginDir: null, preload: [...DEFAULT_PRELOAD] },
     };
   }
   let text: string;

@@ -5,6 +5,7 @@
  * is silently ignored is a backup that silently does not happen.
  */
 import { z } from 'zod';
+import { pluginNameOrNull } from '../agents/bacula/command.js';
 
 const JOB_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -15,8 +16,13 @@ const glob = z.string().min(1, 'a glob cannot be empty');
 
 const compression = z.string().regex(/^(none|gzip(:[1-9])?|zstd(:([1-9]|1[0-9]))?)$/, 'one of none, gzip:1-9, zstd:1-19');
 
-export const jobSchema = z.strictObject({
-  agent: z.string().min(1, 'name the agent by its Name(), or "filesystem" for directories, e.g. agent = "MicrosoftExchange"'),
+const jobFields = z.strictObject({
+  agent: z.string().min(1, 'name the agent by its Name(), or "filesystem" for directories, e.g. agent = "MicrosoftExchange"').optional(),
+  /**
+   * A Bacula plugin command, as in a Bacula FileSet's `Plugin = "..."`: the plugin is named before
+   * the first ':' and gets the whole string (it is stored on the volume and used at restore).
+   */
+  plugin: z.string().min(1).optional(),
   description: z.string().optional(),
   /** Directories to back up (the filesystem agent). */
   paths: z.array(z.string().min(1)).optional(),
@@ -34,6 +40,20 @@ export const jobSchema = z.strictObject({
   sign_with: z.string().min(1).optional(),
 });
 
+export const jobSchema = jobFields
+  .superRefine((job, ctx) => {
+    if (job.plugin === undefined) {
+      if (job.agent === undefined) ctx.addIssue({ code: 'custom', path: ['agent'], message: 'name the agent (agent = "MicrosoftExchange", or "filesystem" for directories) or give a Bacula plugin command (plugin = "bpipe:...")' });
+      return;
+    }
+    const name = pluginNameOrNull(job.plugin);
+    if (name === null) ctx.addIssue({ code: 'custom', path: ['plugin'], message: `malformed plugin command "${job.plugin}": Bacula's form is NAME:ARGUMENTS, e.g. "bpipe:/@bpipe@/dump.sql:mysqldump mydb:mysql mydb"` });
+    else if (job.agent !== undefined && job.agent !== name) ctx.addIssue({ code: 'custom', path: ['agent'], message: `agent "${job.agent}" differs from the plugin the command names ("${name}"); leave agent out` });
+    if (job.options.command !== undefined) ctx.addIssue({ code: 'custom', path: ['options', 'command'], message: 'the command of a Bacula plugin job is its plugin key; do not set options.command as well' });
+  })
+  // A plugin job runs the plugin the command names, which gets the command as its option "command".
+  .transform((job) => (job.plugin === undefined ? { ...job, agent: job.agent! } : { ...job, agent: pluginNameOrNull(job.plugin)!, options: { ...job.options, command: job.plugin } }));
+
 /** A duration: seconds as a number, or "500ms", "30s", "5m", "1h". */
 const duration = z.union([z.number().positive(), z.string().regex(/^\d+(\.\d+)?\s*(ms|s|m|h)$/, 'a duration like 30, "500ms", "30s", "5m" or "1h"')]);
 const isolation = z.enum(['process', 'none']);
@@ -48,8 +68,17 @@ export const agentSettingsSchema = z.strictObject({
   cancel_grace: duration.optional(),
 });
 
+/** Where Bacula File Daemon plugins come from, and what they need loaded before them. */
+export const baculaSchema = z.strictObject({
+  /** Bacula's Plugin Directory (Debian: /usr/lib/bacula): its *-fd.so files are loaded as Bacula plugins. */
+  plugin_dir: z.string().min(1).optional(),
+  /** Libraries opened with global binding before a plugin (Debian's bpipe-fd.so needs libbac). */
+  preload: z.array(z.string().min(1)).optional(),
+});
+
 export const configSchema = z.strictObject({
   plugin_dir: z.string().min(1).optional(),
+  bacula: baculaSchema.default({}),
   data_dir: z.string().min(1).optional(),
   /** Where volumes are written (default: <data_dir>/volumes). */
   storage_dir: z.string().min(1).optional(),

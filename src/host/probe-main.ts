@@ -11,13 +11,13 @@ import { writeSync } from 'node:fs';
 import { examineLibrary } from '../agents/descriptor.js';
 import { AgentLoadError, messageOf } from '../errors.js';
 
-const { files, dirProblem } = JSON.parse(process.argv[2] ?? '{}') as { files: string[]; dirProblem: string | null };
+const { candidates, preload } = JSON.parse(process.argv[2] ?? '{}') as { candidates: { file: string; dirProblem: string | null }[]; preload?: string[] };
 const line = (value: unknown) => writeSync(1, `${JSON.stringify(value)}\n`);
 
-for (const file of files) {
+for (const { file, dirProblem } of candidates) {
   line({ loading: file });
   try {
-    line({ file, agent: examineLibrary(file, dirProblem) });
+    line({ file, agent: examineLibrary(file, dirProblem, preload) });
   } catch (error) {
     const code = error instanceof AgentLoadError ? error.code : 'E_LOAD_FAILED';
     const reason = error instanceof AgentLoadError ? error.message : `${file}: cannot be loaded: ${messageOf(error)}`;

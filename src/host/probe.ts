@@ -5,16 +5,16 @@
 import { compiledScript } from '../compiled-script.js';
 import { spawn } from 'node:child_process';
 import type { AgentDescriptor } from '../agents/descriptor.js';
-import type { RefusedLibrary } from '../agents/registry.js';
+import type { Candidate, RefusedLibrary } from '../agents/registry.js';
 
 export type ProbeResult = { file: string; agent: AgentDescriptor } | { file: string; refused: RefusedLibrary };
 
 /** How long one library may take to load and negotiate before the probe is killed. */
 const PROBE_TIMEOUT_MS = 30_000;
 
-function runProbe(files: string[], dirProblem: string | null): Promise<{ results: ProbeResult[]; crash: RefusedLibrary | null }> {
+function runProbe(candidates: Candidate[], preload: readonly string[] | undefined): Promise<{ results: ProbeResult[]; crash: RefusedLibrary | null }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [compiledScript(import.meta.url, 'probe-main.js'), JSON.stringify({ files, dirProblem })], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [compiledScript(import.meta.url, 'probe-main.js'), JSON.stringify({ candidates, preload })], { stdio: ['ignore', 'pipe', 'pipe'] });
     const results: ProbeResult[] = [];
     let loading: string | null = null;
     let pending = '';
@@ -48,7 +48,7 @@ function runProbe(files: string[], dirProblem: string | null): Promise<{ results
         crash: {
           file: loading,
           code: 'E_LOAD_CRASHED',
-          reason: `${loading}: ${how} while being loaded (its initialisation code, Name() or afd_negotiate())${said ? `; it printed: ${said}` : ''}. The library is broken; remove it and contact its vendor.`,
+          reason: `${loading}: ${how} while being loaded (its initialisation code, Name() or afd_negotiate(); for a Bacula plugin, loadPlugin())${said ? `; it printed: ${said}` : ''}. The library is broken; remove it and contact its vendor.`,
         },
       });
     });
@@ -56,16 +56,16 @@ function runProbe(files: string[], dirProblem: string | null): Promise<{ results
 }
 
 /** Probe every file; a library that crashes its probe is refused, and the probe goes on without it. */
-export async function probeLibraries(files: string[], dirProblem: string | null): Promise<ProbeResult[]> {
+export async function probeLibraries(candidates: Candidate[], preload?: readonly string[]): Promise<ProbeResult[]> {
   const results: ProbeResult[] = [];
-  let remaining = files;
+  let remaining = candidates;
   while (remaining.length > 0) {
-    const run = await runProbe(remaining, dirProblem);
+    const run = await runProbe(remaining, preload);
     results.push(...run.results);
     if (!run.crash) break;
     results.push({ file: run.crash.file, refused: run.crash });
     const handled = new Set(results.map((r) => r.file));
-    remaining = remaining.filter((f) => !handled.has(f));
+    remaining = remaining.filter((c) => !handled.has(c.file));
   }
   return results;
 }

@@ -35,7 +35,7 @@ describe('configuration', () => {
   });
 
   it('points at a missing agent', () => {
-    expect(() => parseConfig('[jobs.nightly]\ndescription = "x"\n', FILE)).toThrow(/jobs\.nightly\.agent: expected string \(the key is missing\)/);
+    expect(() => parseConfig('[jobs.nightly]\ndescription = "x"\n', FILE)).toThrow(/jobs\.nightly\.agent: name the agent .* or give a Bacula plugin command \(plugin = "bpipe:\.\.\."\)/);
   });
 
   it('points at a value of the wrong type', () => {

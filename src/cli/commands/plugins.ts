@@ -21,6 +21,7 @@ export function describeAgent(agent: AgentDescriptor) {
     version: agent.info.version ?? null,
     vendor: agent.info.vendor ?? null,
     description: agent.info.description ?? null,
+    author: agent.info.author ?? null,
     capabilities: agent.capabilities,
     info: agent.info,
     warnings: agent.warnings,
@@ -48,9 +49,14 @@ export async function pluginsList(io: CommandIo, options: PluginOptions): Promis
     else {
       const rows = [['NAME', 'ABI', 'VERSION', 'FILE', 'CAPABILITIES']];
       for (const a of agents) {
-        rows.push([a.name, `${a.abi} (${a.agentAbiRange[0]}..${a.agentAbiRange[1]})`, a.info.version ?? '-', path.basename(a.file), a.capabilities.join(', ')]);
+        const abi = a.kind === 'bacula' ? `Bacula ${a.abi}` : `${a.abi} (${a.agentAbiRange[0]}..${a.agentAbiRange[1]})`;
+        rows.push([a.name, abi, a.info.version ?? '-', path.basename(a.file), a.capabilities.join(', ')]);
       }
       io.out(table(rows));
+      // Bacula plugins say who wrote them and what they are; jobs use them with plugin = "NAME:...".
+      for (const a of agents.filter((x) => x.kind === 'bacula')) {
+        io.out(`${a.name}: Bacula File Daemon plugin (interface ${a.abi}): ${a.info.description || '(no description)'}, by ${a.info.author || '(no author)'}, licence ${a.info.license}; use it with plugin = "${a.name}:..."`);
+      }
     }
     const warned = agents.filter((a) => a.warnings.length > 0);
     for (const a of warned) for (const w of a.warnings) io.out(`warning: ${a.name}: ${w}`);
@@ -76,7 +82,9 @@ export async function pluginsInfo(io: CommandIo, name: string, options: PluginOp
     const rows = [
       ['Name', agent.name],
       ['File', agent.file],
-      ['ABI', `generation ${agent.abi} negotiated (agent speaks ${agent.agentAbiRange[0]}..${agent.agentAbiRange[1]}, agentfd ${HOST_MIN_ABI}..${HOST_MAX_ABI})`],
+      agent.kind === 'bacula'
+        ? ['ABI', `Bacula File Daemon plugin interface ${agent.abi} (Bacula 9.6); preloaded: ${agent.preload?.join(', ') || '(nothing)'}`]
+        : ['ABI', `generation ${agent.abi} negotiated (agent speaks ${agent.agentAbiRange[0]}..${agent.agentAbiRange[1]}, agentfd ${HOST_MIN_ABI}..${HOST_MAX_ABI})`],
       ['Capabilities', agent.capabilities.join(', ')],
       ...Object.entries(agent.info).map(([k, v]) => [k[0]!.toUpperCase() + k.slice(1), v]),
     ];
@@ -94,6 +102,7 @@ export function registerPluginCommands(program: Command, io: CommandIo, setExit:
     .command('list')
     .description('load every library in the plugin directory and show the agents, and the libraries refused with their reasons')
     .option('--plugin-dir <dir>', 'the directory of agent libraries (default: plugin_dir of the configuration)')
+    .option('--bacula-plugin-dir <dir>', "also load the Bacula plugins (*-fd.so) of this directory (default: [bacula] plugin_dir; Debian's is /usr/lib/bacula)")
     .option('-c, --config <file>', 'configuration file (default: $AGENTFD_CONFIG, else ./agentfd.toml)')
     .option('--json', 'print one JSON object')
     .action(async (options: PluginOptions) => setExit(await pluginsList(io, options)));

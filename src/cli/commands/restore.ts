@@ -18,7 +18,19 @@ interface RestoreOptions extends ConfigOptions, SecretOptions {
   agent?: string;
   raw?: boolean;
   include?: string[];
+  option?: string[];
   json?: boolean;
+}
+
+/** --option KEY=VALUE pairs (repeatable) as an options object. */
+export function parseOptionPairs(pairs: string[] | undefined): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const pair of pairs ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new AgentfdError('E_USAGE', `--option ${pair} is not KEY=VALUE (e.g. --option "command=bpipe:/@bpipe@/dump.sql:cat:cat >/tmp/dump.sql")`);
+    result[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return result;
 }
 
 export function parseJobId(text: string): number {
@@ -77,7 +89,7 @@ export async function restoreCommand(io: CommandIo, options: RestoreOptions): Pr
     const progress = startProgress(!json, `restore ${jobId}`, total);
     try {
       const report = await runRestore({
-        config, catalog, registry, jobId, to: options.to, agent: options.agent, raw: options.raw, include: options.include, secrets,
+        config, catalog, registry, jobId, to: options.to, agent: options.agent, raw: options.raw, include: options.include, optionOverrides: parseOptionPairs(options.option), secrets,
         onProgress: (p) => progress.update(p.bytes, p.files),
         onLog: (level, message) => {
           if (!json && (level === 'warning' || level === 'error')) io.err(`${level}: ${message}`);
@@ -111,6 +123,7 @@ export function registerRestoreCommand(program: Command, io: CommandIo, setExit:
     .option('--agent <name>', 'route every file to this agent instead of the one that saved it')
     .option('--raw', 'write every stream as a plain file under --to (an MSSQL stream becomes a .bak)')
     .option('--include <glob>', 'restore only files whose path matches (repeatable)', collect)
+    .option('--option <key=value>', "replace an agent option recorded with the job (repeatable); for a Bacula plugin, command=... replaces the command saved on the volume, as the restore's plugin string", collect)
     .option('-c, --config <file>', 'configuration file (default: $AGENTFD_CONFIG, else ./agentfd.toml)')
     .option('--plugin-dir <dir>', 'override plugin_dir of the configuration')
     .option('--json', 'print one JSON object')
