@@ -36,6 +36,8 @@ export interface RestoreOptions {
   agent?: string;
   /** Write every stream as a plain file under `to`. */
   raw?: boolean;
+  /** Agent options that replace the ones recorded on the volume (a Bacula plugin's `command`). */
+  optionOverrides?: Record<string, string>;
   include?: string[];
   secrets: UnwrapSecrets;
   onProgress?: (p: { files: number; bytes: number; path: string }) => void;
@@ -158,7 +160,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
     for await (const event of events) {
       switch (event.kind) {
         case 'info':
-          jobOptions = event.info.options;
+          jobOptions = { ...event.info.options, ...(options.optionOverrides ?? {}) };
           sourceAbi = event.info.agent.abi;
           sourceVersion = event.info.agent.version;
           break;
