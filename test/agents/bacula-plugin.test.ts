@@ -156,6 +156,22 @@ for (const mode of ['in-process', 'isolated'] as const) {
       expect(logs.some((l) => l.startsWith('info: testplug: job start: JobId=7 Job=plugjob'))).toBe(true);
     });
 
+    it('sends the events in bacula-fd\'s order', async () => {
+      const events = (logs: string[]) => logs.flatMap((l) => /^debug: testplug: event (\d+)$/.exec(l)?.[1] ?? []).map(Number);
+      const full: string[] = [];
+      await backupAll(agent(), backupRequest('testplug:files=1:size=10', full));
+      // JobStart, Level, PluginCommand, EndFileSet, StartBackupJob, BackupCommand ... EndBackupJob, JobEnd
+      expect(events(full)).toEqual([1, 12, 20, 19, 3, 9, 4, 2]);
+      const incremental: string[] = [];
+      await backupAll(agent(), backupRequest('testplug:files=1:size=10', incremental, { level: 'incremental', sinceNs: 1_700_000_000_000_000_000n }));
+      expect(events(incremental)).toEqual([1, 13, 12, 20, 19, 3, 9, 4, 2]); // Since before Level
+      const files = await backupAll(agent(), backupRequest('testplug:files=2:size=10', []));
+      const restore: string[] = [];
+      await restoreAll(agent(), restoreRequest('testplug:files=2:size=10', path.join(work, `${mode}-events`), restore), files);
+      // JobStart, StartRestoreJob, RestoreCommand per file, EndRestoreJob, JobEnd
+      expect(events(restore)).toEqual([1, 5, 10, 10, 6, 2]);
+    });
+
     it('restores through createFile and pluginIO writes, which the plugin checks byte for byte', async () => {
       const logs: string[] = [];
       const files = await backupAll(agent(), backupRequest('testplug:files=2:size=250000', logs));
