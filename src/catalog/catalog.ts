@@ -9,7 +9,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import { openDatabase, type SqlDatabase, type SqlStatement } from './sqlite.js';
 import { AgentfdError } from '../errors.js';
 import { MIGRATIONS, SCHEMA, SCHEMA_VERSION } from './schema.js';
 
@@ -144,25 +144,25 @@ export function fileRows(jobId: number, batch: readonly NewFile[]): FileRows {
 
 export class Catalog {
   readonly file: string;
-  private readonly db: Database.Database;
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly db: SqlDatabase;
+  private readonly statements = new Map<string, SqlStatement>();
 
-  private constructor(file: string, db: Database.Database) {
+  private constructor(file: string, db: SqlDatabase) {
     this.file = file;
     this.db = db;
   }
 
   static open(dataDir: string): Catalog {
     const file = path.join(dataDir, 'catalog.sqlite');
-    let db: Database.Database;
+    let db: SqlDatabase;
     try {
       mkdirSync(dataDir, { recursive: true });
-      db = new Database(file);
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      db.pragma('foreign_keys = ON');
+      db = openDatabase(file);
+      db.exec('PRAGMA journal_mode = WAL');
+      db.exec('PRAGMA synchronous = NORMAL');
+      db.exec('PRAGMA foreign_keys = ON');
       db.exec(SCHEMA);
-      const version = db.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get() as string | undefined;
+      const version = db.prepare("SELECT value FROM meta WHERE key = 'schema'").value() as string | undefined;
       if (version === undefined) db.prepare("INSERT INTO meta(key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
       else if (Number(version) > SCHEMA_VERSION) {
         throw new AgentfdError('E_CATALOG', `${file} has catalog schema ${version}, newer than this agentfd (${SCHEMA_VERSION}); upgrade agentfd`);
@@ -170,7 +170,7 @@ export class Catalog {
         db.transaction(() => {
           for (let v = Number(version) + 1; v <= SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
           db.prepare("UPDATE meta SET value = ? WHERE key = 'schema'").run(String(SCHEMA_VERSION));
-        })();
+        });
       }
     } catch (error) {
       if (error instanceof AgentfdError) throw error;
@@ -190,7 +190,7 @@ export class Catalog {
   // ---- volumes --------------------------------------------------------------------------------
 
   volumeId(label: string, volumePath: string): number {
-    const existing = this.db.prepare('SELECT id FROM volumes WHERE label = ?').pluck().get(label) as number | undefined;
+    const existing = this.db.prepare('SELECT id FROM volumes WHERE label = ?').value(label) as number | undefined;
     if (existing !== undefined) {
       this.db.prepare('UPDATE volumes SET path = ? WHERE id = ?').run(volumePath, existing);
       return existing;
@@ -226,7 +226,7 @@ export class Catalog {
 
   /** The id the next job would get; volumes name jobs by it before the row exists. */
   nextJobId(): number {
-    return ((this.db.prepare('SELECT MAX(id) FROM jobs').pluck().get() as number | null) ?? 0) + 1;
+    return ((this.db.prepare('SELECT MAX(id) FROM jobs').value() as number | null) ?? 0) + 1;
   }
 
   finishJob(jobId: number, end: JobEnd): void {
@@ -272,7 +272,7 @@ export class Catalog {
       throw new AgentfdError('E_CATALOG', 'a batch of catalog rows is malformed (this is a bug in agentfd)');
     }
     this.db.transaction(() => {
-      const firstId = ((this.db.prepare('SELECT MAX(id) FROM files').pluck().get() as number | null) ?? 0) + 1;
+      const firstId = ((this.db.prepare('SELECT MAX(id) FROM files').value() as number | null) ?? 0) + 1;
       const values: unknown[] = [];
       const put = (table: 'files' | 'streams', names: readonly string[], final: boolean) => {
         while (values.length >= names.length * ROWS_PER_INSERT || (final && values.length > 0)) {
@@ -292,11 +292,11 @@ export class Catalog {
         put('streams', STREAM_COLUMN_NAMES, false);
       }
       put('streams', STREAM_COLUMN_NAMES, true);
-    })();
+    });
   }
 
   /** A cached `INSERT INTO table(columns) VALUES (...), (...)` of `rows` rows. */
-  private insertStatement(table: string, columns: readonly string[], rows: number): Database.Statement {
+  private insertStatement(table: string, columns: readonly string[], rows: number): SqlStatement {
     const key = `${table}/${rows}`;
     let statement = this.statements.get(key);
     if (!statement) {
@@ -330,6 +330,6 @@ export class Catalog {
 
   /** Run `body` in one transaction (scan imports a whole session at once). */
   transaction<T>(body: () => T): T {
-    return this.db.transaction(body)();
+    return this.db.transaction(body);
   }
 }

@@ -2,6 +2,8 @@
  * Compression codecs, by the id stored in every record (so a reader always knows which decoder a
  * record needs, and no decoder is ever dropped): 0 none, 1 gzip, 2 zstd (zstd-napi, chosen
  * because it installs from npm without downloading binaries and wraps libzstd's stable API).
+ * Where zstd-napi's addon is not built (Windows Node.js running a tree built on Linux), Node's own
+ * zstd (node:zlib, Node 22.15 and later) writes and reads the same frames.
  *
  * gzip is compressed with libdeflate through agentfd's small addon (binding/src/afd_deflate.c)
  * where it was built, else with node:zlib; both write standard gzip, and node:zlib decompresses
@@ -11,8 +13,8 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as zlib from 'node:zlib';
 import { gunzipSync, gzipSync, constants as zlibConstants } from 'node:zlib';
-import { compress as zstdCompress, decompress as zstdDecompress } from 'zstd-napi';
 import { AgentfdError } from '../errors.js';
 
 export const CODEC_IDS = { none: 0, gzip: 1, zstd: 2 } as const;
@@ -68,6 +70,43 @@ function libdeflate(): Deflate | null {
   return deflate;
 }
 
+type Zstd = { compress(data: Uint8Array, level: number): Uint8Array; decompress(data: Uint8Array, size: number): Uint8Array; engine: string };
+let zstd: Zstd | undefined;
+
+/** Node's own zstd (node:zlib), typed here because @types/node for Node 20 does not know it. */
+type NodeZstd = {
+  zstdCompressSync?: (data: Uint8Array, options: object) => Buffer;
+  zstdDecompressSync?: (data: Uint8Array, options: object) => Buffer;
+  constants: Record<string, number>;
+};
+
+/** zstd-napi, or node:zlib's zstd where zstd-napi's addon cannot be loaded. */
+function zstdCodec(): Zstd {
+  if (zstd) return zstd;
+  try {
+    const napi = createRequire(import.meta.url)('zstd-napi') as { compress(d: Uint8Array, o: object): Buffer; decompress(d: Uint8Array): Buffer };
+    zstd = { engine: 'zstd-napi', compress: (d, level) => napi.compress(d, { compressionLevel: level }), decompress: (d) => napi.decompress(d) };
+  } catch (error) {
+    const z = zlib as unknown as NodeZstd;
+    if (!z.zstdCompressSync || !z.zstdDecompressSync) {
+      throw new AgentfdError('E_CODEC', `zstd is not available: zstd-napi's addon cannot be loaded (${(error as Error).message}) and this Node.js (${process.version}) has no built-in zstd (Node 22.15 or later has). Run npm rebuild zstd-napi, or use gzip.`);
+    }
+    const { zstdCompressSync, zstdDecompressSync, constants } = z as Required<NodeZstd>;
+    zstd = {
+      engine: 'node:zlib',
+      // The pledged size puts the content size in the frame header, as zstd-napi's one-shot call does.
+      compress: (d, level) => zstdCompressSync(d, { params: { [constants.ZSTD_c_compressionLevel!]: level }, pledgedSrcSize: d.length }),
+      decompress: (d, size) => zstdDecompressSync(d, { maxOutputLength: Math.max(size, 1) }),
+    };
+  }
+  return zstd;
+}
+
+/** Which library compresses zstd here (for reports and the Windows lane). */
+export function zstdEngine(): string {
+  return zstdCodec().engine;
+}
+
 /** Which library compresses gzip here (for benchmarks and reports). */
 export function gzipEngine(): 'libdeflate' | 'zlib' {
   return libdeflate() ? 'libdeflate' : 'zlib';
@@ -81,7 +120,7 @@ export function compressChunk(data: Uint8Array, c: Compression): Uint8Array {
     case 'gzip':
       return libdeflate()?.gzip(data, c.level) ?? gzipSync(data, { level: c.level });
     case 'zstd':
-      return zstdCompress(data, { compressionLevel: c.level });
+      return zstdCodec().compress(data, c.level);
   }
 }
 
@@ -112,7 +151,7 @@ export function decompressChunk(data: Uint8Array, codecId: number, expectedLengt
         break;
       case 'zstd':
         checkZstdContentSize(data, expectedLength);
-        out = zstdDecompress(data);
+        out = zstdCodec().decompress(data, expectedLength);
         break;
       default:
         throw new AgentfdError('E_CODEC', `unknown compression codec id ${codecId}: this volume was written by a newer agentfd; upgrade to read it`);
