@@ -48,8 +48,19 @@ export interface AgentfdConfig {
 /** The package's root (two levels above dist/config/ or src/config/). */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** Where `npm install` puts the sample agents: the plugin directory when nothing else is said. */
-export const SAMPLE_PLUGIN_DIR = path.join(PACKAGE_ROOT, 'binding', 'build', 'Release', 'agents');
+/**
+ * Where `npm install` puts the sample agents: the plugin directory when nothing else is said. On
+ * Windows, node-gyp's MSVC build puts them in the same place; a tree built on Linux for Windows
+ * (scripts/build-windows-dlls.sh, MinGW) has them in binding/build/windows/agents instead.
+ */
+export const SAMPLE_PLUGIN_DIR = samplePluginDir();
+
+function samplePluginDir(): string {
+  const gyp = path.join(PACKAGE_ROOT, 'binding', 'build', 'Release', 'agents');
+  const mingw = path.join(PACKAGE_ROOT, 'binding', 'build', 'windows', 'agents');
+  if (process.platform === 'win32' && !existsSync(path.join(gyp, 'exchange.dll')) && existsSync(mingw)) return mingw;
+  return gyp;
+}
 
 function defaultDataDir(): string {
   if (process.platform === 'win32') {

@@ -393,6 +393,10 @@ export class VolumeWriter {
     if (this.failure) throw this.failure;
     if (current.handle) await current.handle.datasync();
     this.unsyncedBytes = 0;
+    // A new file's directory entry is made durable by syncing the directory, on POSIX systems.
+    // Windows cannot open a directory for that (FlushFileBuffers on one is refused with EPERM);
+    // NTFS journals the entry itself.
+    if (current.dirDirty && process.platform === 'win32') current.dirDirty = false;
     if (current.dirDirty) {
       const dir = await openFile(this.dir, 'r');
       try {

@@ -12,6 +12,7 @@ import type { Command } from 'commander';
 import { registryFor } from '../context.js';
 import { Catalog } from '../../catalog/catalog.js';
 import { SAMPLE_PLUGIN_DIR, parseConfig } from '../../config/load.js';
+import { restoreComponents, toAgentPath } from '../../agents/filesystem/agent-path.js';
 import { generateKeyFiles, loadPrivateIdentity } from '../../crypto/keys.js';
 import { AgentfdError } from '../../errors.js';
 import { runBackup } from '../../jobs/backup.js';
@@ -122,7 +123,9 @@ export async function demoCommand(io: CommandIo, options: { dir?: string; json?:
         const to = path.join(root, 'restore', job);
         const restore = await runRestore({ config, catalog, registry, jobId: backup.jobId, to, secrets });
         const original = job === 'files' ? path.join(data, 'files') : path.join(data, job);
-        const restoredRoot = job === 'files' ? path.join(to, ...original.split(path.sep).filter(Boolean)) : to;
+        // The filesystem agent restores a path under the target as its agent path says (on Windows
+        // "C:\\x" -> <to>\\C\\x): the same mapping finds it here.
+        const restoredRoot = job === 'files' ? path.join(to, ...restoreComponents(toAgentPath(original))) : to;
         const problems = compareTrees(original, restoredRoot);
         rows.push({
           job, agent: backup.agent, jobId: backup.jobId, files: backup.files, bytes: backup.bytes, stored: backup.storedBytes,
