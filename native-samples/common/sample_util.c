@@ -6,7 +6,12 @@
  * is unaffected. */
 #undef AFD_TARGET_ABI
 #define AFD_TARGET_ABI AFD_ABI_LATEST
-#if !defined(_WIN32)
+#if defined(_WIN32)
+/* MSVC: plain fopen() and friends, without the "consider fopen_s" deprecation warnings. */
+#ifndef _CRT_SECURE_NO_WARNINGS
+#define _CRT_SECURE_NO_WARNINGS
+#endif
+#else
 #define _POSIX_C_SOURCE 200809L
 #endif
 
@@ -18,10 +23,7 @@
 
 #if defined(_WIN32)
 #include <direct.h>
-#include <io.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/utime.h>
+#include <wchar.h>
 #include <windows.h>
 #else
 #include <dirent.h>
@@ -29,6 +31,68 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/types.h>
+#endif
+
+#if defined(_WIN32)
+/* Windows: the ABI's paths are UTF-8, but the "A" functions and the narrow C runtime calls
+ * (fopen, _stat64, _mkdir, ...) read a char path in the ANSI code page, which mangles every
+ * non-ASCII name. So every path goes through su_widen() to UTF-16 and the "W" functions, and the
+ * names a directory listing finds come back as UTF-8. Times use FILETIME (100 ns steps) rather
+ * than the C runtime's whole seconds. */
+
+/* errno for a Win32 error code (GetLastError()). */
+static int su_win_errno(DWORD error) {
+    switch (error) {
+    case ERROR_FILE_NOT_FOUND:
+    case ERROR_PATH_NOT_FOUND:
+    case ERROR_INVALID_DRIVE:
+    case ERROR_INVALID_NAME:
+    case ERROR_BAD_NETPATH:
+    case ERROR_BAD_NET_NAME:
+        return ENOENT;
+    case ERROR_ACCESS_DENIED:
+    case ERROR_SHARING_VIOLATION:
+    case ERROR_LOCK_VIOLATION:
+        return EACCES;
+    case ERROR_ALREADY_EXISTS:
+    case ERROR_FILE_EXISTS:
+        return EEXIST;
+    case ERROR_DIRECTORY:
+        return ENOTDIR;
+    case ERROR_DIR_NOT_EMPTY:
+        return ENOTEMPTY;
+    case ERROR_NOT_ENOUGH_MEMORY:
+    case ERROR_OUTOFMEMORY:
+        return ENOMEM;
+    case ERROR_DISK_FULL:
+    case ERROR_HANDLE_DISK_FULL:
+        return ENOSPC;
+    case ERROR_FILENAME_EXCED_RANGE:
+        return ENAMETOOLONG;
+    default:
+        return EIO;
+    }
+}
+
+/* UTF-8 `path` as UTF-16 into out (cap wide characters). Returns 0, or -1 with errno set:
+ * ENAMETOOLONG when it does not fit, EILSEQ when it is not valid UTF-8. */
+static int su_widen(const char *path, wchar_t *out, int cap) {
+    if (MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, out, cap) == 0) {
+        errno = GetLastError() == ERROR_INSUFFICIENT_BUFFER ? ENAMETOOLONG : EILSEQ;
+        return -1;
+    }
+    return 0;
+}
+
+/* FILETIME counts 100 ns steps since 1601-01-01; this many of them lie before 1970-01-01. */
+#define SU_FILETIME_1970 116444736000000000LL
+
+static int64_t su_filetime_to_ns(FILETIME ft) {
+    int64_t steps = (int64_t)(((uint64_t)ft.dwHighDateTime << 32) | ft.dwLowDateTime);
+    steps -= SU_FILETIME_1970;
+    if (steps > INT64_MAX / 100) return INT64_MAX; /* after 2262: past what int64 ns can hold */
+    return steps * 100;
+}
 #endif
 
 int32_t su_base_init(su_base *base, const afd_open_params *params) {
@@ -202,7 +266,10 @@ int su_join(char *out, size_t cap, const char *a, const char *b) {
 
 static int su_mkdir_one(const char *path) {
 #if defined(_WIN32)
-    int rc = _mkdir(path);
+    wchar_t wpath[SU_PATH_MAX];
+    int rc;
+    if (su_widen(path, wpath, SU_PATH_MAX) != 0) return -1;
+    rc = _wmkdir(wpath);
 #else
     int rc = mkdir(path, 0755);
 #endif
@@ -237,13 +304,45 @@ int su_mkdirs(const char *path) {
 
 int su_stat_path(const char *path, su_stat *out) {
 #if defined(_WIN32)
-    struct _stat64 st;
-    if (_stat64(path, &st) != 0) return -1;
-    out->is_dir = (st.st_mode & _S_IFDIR) != 0;
-    out->is_regular = (st.st_mode & _S_IFREG) != 0;
-    out->size = (int64_t)st.st_size;
-    out->mtime_ns = (int64_t)st.st_mtime * 1000000000LL;
-    out->mode = (uint32_t)(st.st_mode & 0777);
+    wchar_t wpath[SU_PATH_MAX];
+    WIN32_FILE_ATTRIBUTE_DATA data;
+    DWORD attrs;
+    FILETIME mtime;
+    uint64_t size;
+    if (su_widen(path, wpath, SU_PATH_MAX) != 0) return -1;
+    if (!GetFileAttributesExW(wpath, GetFileExInfoStandard, &data)) {
+        errno = su_win_errno(GetLastError());
+        return -1;
+    }
+    attrs = data.dwFileAttributes;
+    mtime = data.ftLastWriteTime;
+    size = ((uint64_t)data.nFileSizeHigh << 32) | data.nFileSizeLow;
+    if ((attrs & FILE_ATTRIBUTE_REPARSE_POINT) != 0) {
+        /* A symbolic link or junction: the facts above are the link's own; stat() follows it. */
+        BY_HANDLE_FILE_INFORMATION info;
+        BOOL ok;
+        HANDLE h = CreateFileW(wpath, 0, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                               NULL, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, NULL);
+        if (h == INVALID_HANDLE_VALUE) {
+            errno = su_win_errno(GetLastError());
+            return -1;
+        }
+        ok = GetFileInformationByHandle(h, &info);
+        if (!ok) errno = su_win_errno(GetLastError());
+        CloseHandle(h);
+        if (!ok) return -1;
+        attrs = info.dwFileAttributes;
+        mtime = info.ftLastWriteTime;
+        size = ((uint64_t)info.nFileSizeHigh << 32) | info.nFileSizeLow;
+    }
+    out->is_dir = (attrs & FILE_ATTRIBUTE_DIRECTORY) != 0;
+    out->is_regular = !out->is_dir && (attrs & FILE_ATTRIBUTE_DEVICE) == 0;
+    out->size = out->is_dir ? 0 : (int64_t)size;
+    out->mtime_ns = su_filetime_to_ns(mtime);
+    /* The C runtime's stat() convention: everyone may read, write unless read-only, and
+     * directories are searchable. */
+    out->mode = (attrs & FILE_ATTRIBUTE_READONLY) != 0 ? 0444u : 0666u;
+    if (out->is_dir) out->mode |= 0111u;
 #else
     struct stat st;
     if (stat(path, &st) != 0) return -1;
@@ -258,9 +357,32 @@ int su_stat_path(const char *path, su_stat *out) {
 
 int su_set_mtime(const char *path, int64_t mtime_ns) {
 #if defined(_WIN32)
-    struct __utimbuf64 times;
-    times.actime = times.modtime = (__time64_t)(mtime_ns / 1000000000LL);
-    return _utime64(path, &times);
+    wchar_t wpath[SU_PATH_MAX];
+    int64_t steps = mtime_ns / 100;
+    FILETIME ft;
+    HANDLE h;
+    BOOL ok;
+    if (mtime_ns % 100 < 0) steps -= 1; /* round down before 1970 too */
+    if (steps < -SU_FILETIME_1970) { /* before 1601: FILETIME cannot hold it */
+        errno = EINVAL;
+        return -1;
+    }
+    steps += SU_FILETIME_1970;
+    ft.dwLowDateTime = (DWORD)((uint64_t)steps & 0xFFFFFFFFu);
+    ft.dwHighDateTime = (DWORD)((uint64_t)steps >> 32);
+    if (su_widen(path, wpath, SU_PATH_MAX) != 0) return -1;
+    h = CreateFileW(wpath, FILE_WRITE_ATTRIBUTES,
+                    FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL, OPEN_EXISTING,
+                    FILE_FLAG_BACKUP_SEMANTICS, NULL);
+    if (h == INVALID_HANDLE_VALUE) {
+        errno = su_win_errno(GetLastError());
+        return -1;
+    }
+    /* Access and modification time, as utimensat() below sets both. */
+    ok = SetFileTime(h, NULL, &ft, &ft);
+    if (!ok) errno = su_win_errno(GetLastError());
+    CloseHandle(h);
+    return ok ? 0 : -1;
 #else
     struct timespec times[2];
     int64_t sec = mtime_ns / 1000000000LL, nsec = mtime_ns % 1000000000LL;
@@ -305,24 +427,59 @@ char **su_list_dir(const char *path, size_t *count) {
     *count = 0;
 #if defined(_WIN32)
     char pattern[SU_PATH_MAX];
-    WIN32_FIND_DATAA found;
+    wchar_t wpattern[SU_PATH_MAX];
+    /* A name of up to MAX_PATH UTF-16 units takes at most 3 UTF-8 bytes per unit. */
+    char name[MAX_PATH * 3 + 1];
+    WIN32_FIND_DATAW found;
     HANDLE h;
-    if (su_join(pattern, sizeof pattern, path, "*") != 0) return NULL;
-    h = FindFirstFileA(pattern, &found);
-    if (h == INVALID_HANDLE_VALUE) {
-        errno = ENOENT;
+    DWORD error;
+    if (su_join(pattern, sizeof pattern, path, "*") != 0) {
+        errno = ENAMETOOLONG;
         return NULL;
     }
-    do {
-        if (strcmp(found.cFileName, ".") == 0 || strcmp(found.cFileName, "..") == 0) continue;
-        if (su_push_name(&names, count, &cap, found.cFileName) != 0) {
-            FindClose(h);
-            su_free_list(names, *count);
-            errno = ENOMEM;
+    if (su_widen(pattern, wpattern, SU_PATH_MAX) != 0) return NULL;
+    h = FindFirstFileW(wpattern, &found);
+    if (h == INVALID_HANDLE_VALUE) {
+        su_stat st;
+        error = GetLastError();
+        /* Nothing matched "*" (not even "." and "..", as in the root of an empty drive): empty
+         * when `path` is a directory; any other error, or no directory there, is an error. */
+        if (error != ERROR_FILE_NOT_FOUND) {
+            errno = su_win_errno(error);
             return NULL;
         }
-    } while (FindNextFileA(h, &found));
-    FindClose(h);
+        if (su_stat_path(path, &st) != 0) return NULL;
+        if (!st.is_dir) {
+            errno = ENOTDIR;
+            return NULL;
+        }
+    } else {
+        do {
+            if (wcscmp(found.cFileName, L".") == 0 || wcscmp(found.cFileName, L"..") == 0) {
+                continue;
+            }
+            /* An unpaired surrogate (NTFS allows one) becomes U+FFFD: the name then no longer
+             * opens, which the caller reports as a file that has disappeared. */
+            if (WideCharToMultiByte(CP_UTF8, 0, found.cFileName, -1, name, (int)sizeof name,
+                                    NULL, NULL) == 0) {
+                continue;
+            }
+            if (su_push_name(&names, count, &cap, name) != 0) {
+                FindClose(h);
+                su_free_list(names, *count);
+                errno = ENOMEM;
+                return NULL;
+            }
+        } while (FindNextFileW(h, &found));
+        error = GetLastError();
+        FindClose(h);
+        if (error != ERROR_NO_MORE_FILES) {
+            su_free_list(names, *count);
+            *count = 0;
+            errno = su_win_errno(error);
+            return NULL;
+        }
+    }
 #else
     DIR *dir = opendir(path);
     struct dirent *entry;
@@ -354,11 +511,24 @@ void su_free_list(char **names, size_t count) {
 }
 
 int su_remove(const char *path) {
+#if defined(_WIN32)
+    wchar_t wpath[SU_PATH_MAX];
+    if (su_widen(path, wpath, SU_PATH_MAX) != 0) return -1;
+    return _wremove(wpath);
+#else
     return remove(path);
+#endif
 }
 
 FILE *su_fopen(const char *path, const char *mode) {
+#if defined(_WIN32)
+    wchar_t wpath[SU_PATH_MAX];
+    wchar_t wmode[8];
+    if (su_widen(path, wpath, SU_PATH_MAX) != 0 || su_widen(mode, wmode, 8) != 0) return NULL;
+    return _wfopen(wpath, wmode);
+#else
     return fopen(path, mode);
+#endif
 }
 
 char *su_strdup(const char *s) {
@@ -385,9 +555,17 @@ int su_mkdirs_parent(const char *path) {
 
 int su_replace(const char *from, const char *to) {
 #if defined(_WIN32)
-    if (remove(to) != 0 && errno != ENOENT) return -1;
-#endif
+    /* rename() does not replace an existing file on Windows; MoveFileExW does, in one step. */
+    wchar_t wfrom[SU_PATH_MAX], wto[SU_PATH_MAX];
+    if (su_widen(from, wfrom, SU_PATH_MAX) != 0 || su_widen(to, wto, SU_PATH_MAX) != 0) return -1;
+    if (!MoveFileExW(wfrom, wto, MOVEFILE_REPLACE_EXISTING)) {
+        errno = su_win_errno(GetLastError());
+        return -1;
+    }
+    return 0;
+#else
     return rename(from, to);
+#endif
 }
 
 const char *su_strerror(su_base *base, int err) {

@@ -76,14 +76,18 @@ int32_t su_negotiate_single(const afd_negotiate_request *request, afd_negotiate_
     {"vendor", "agentfd samples"}, {"version", version}, {"description", description},             \
         {"license", "MIT"}
 
-/* ---- portable filesystem helpers ---- */
+/* ---- portable filesystem helpers ----
+ * Paths are UTF-8 everywhere; on Windows they are passed to the wide ("W") API as UTF-16, so
+ * non-ASCII names work whatever the ANSI code page is. */
 #define SU_PATH_MAX 4096
 
 /* Join two path parts with one '/' (Windows accepts '/' as well). Returns 0, or -1 if too long. */
 int su_join(char *out, size_t cap, const char *a, const char *b);
 /* mkdir -p. Returns 0 or -1 with errno set. */
 int su_mkdirs(const char *path);
-/* Facts of a file system entry. Returns 0, or -1 with errno set. */
+/* Facts of a file system entry (following symbolic links). Returns 0, or -1 with errno set.
+ * mtime_ns has the file system's resolution (100 ns on NTFS). On Windows, mode is 0666, 0444 when
+ * read-only, plus 0111 for a directory. */
 typedef struct su_stat {
     int is_dir;
     int is_regular;
@@ -107,7 +111,7 @@ char *su_strdup(const char *s);
 /* mkdir -p of the directory that holds `path`. Returns 0 or -1 with errno set. */
 int su_mkdirs_parent(const char *path);
 /* Rename `from` to `to`, replacing an existing `to` (on Windows, where rename() does not replace,
- * the existing file is removed first). Returns 0 or -1 with errno set. */
+ * with MoveFileExW(MOVEFILE_REPLACE_EXISTING)). Returns 0 or -1 with errno set. */
 int su_replace(const char *from, const char *to);
 /* strerror(err), thread-safe: the text lives in base->errtext until the next call. */
 const char *su_strerror(su_base *base, int err);
