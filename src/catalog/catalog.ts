@@ -55,6 +55,7 @@ export interface FileRow {
   status: string;
   error: string | null;
   renamed_from: string | null;
+  win_attributes: number;
 }
 
 export interface StreamRow {
@@ -98,6 +99,8 @@ export interface NewFile {
   status: 'ok' | 'failed' | 'deleted';
   error: string | null;
   renamedFrom?: string | null;
+  /** Windows FILE_ATTRIBUTE_* bits, 0 elsewhere. */
+  winAttributes?: number;
   streams: { index: number; name: string; type: string; rawRestorable: boolean; bytes: number; sha256: string | null }[];
 }
 
@@ -112,10 +115,10 @@ export interface JobEnd {
   level?: string;
 }
 
-/** Rows per multi-row INSERT (files have 16 columns: 1,600 parameters, far below SQLite's limit). */
+/** Rows per multi-row INSERT (files have 17 columns: 1,700 parameters, far below SQLite's limit). */
 const ROWS_PER_INSERT = 100;
 const FILE_COLUMN_NAMES = [
-  'id', 'job_id', 'file_index', 'path', 'kind', 'mode', 'mtime_ns', 'size', 'seen', 'link_target', 'agent', 'agent_version', 'agent_abi', 'status', 'error', 'renamed_from',
+  'id', 'job_id', 'file_index', 'path', 'kind', 'mode', 'mtime_ns', 'size', 'seen', 'link_target', 'agent', 'agent_version', 'agent_abi', 'status', 'error', 'renamed_from', 'win_attributes',
 ] as const;
 const FILE_COLUMNS = FILE_COLUMN_NAMES.length;
 const STREAM_COLUMN_NAMES = ['file_id', 'stream_index', 'name', 'type', 'raw_restorable', 'bytes', 'sha256'] as const;
@@ -136,7 +139,7 @@ export function fileRows(jobId: number, batch: readonly NewFile[]): FileRows {
   const files: unknown[] = [];
   const streams: unknown[] = [];
   batch.forEach((f, ordinal) => {
-    files.push(jobId, f.fileIndex, f.path, f.kind, f.mode, f.mtimeNs.toString(), f.size, f.seen ? 1 : 0, f.linkTarget, f.agent, f.agentVersion, f.agentAbi, f.status, f.error, f.renamedFrom ?? null);
+    files.push(jobId, f.fileIndex, f.path, f.kind, f.mode, f.mtimeNs.toString(), f.size, f.seen ? 1 : 0, f.linkTarget, f.agent, f.agentVersion, f.agentAbi, f.status, f.error, f.renamedFrom ?? null, f.winAttributes ?? 0);
     for (const st of f.streams) streams.push(ordinal, st.index, st.name, st.type, st.rawRestorable ? 1 : 0, st.bytes, st.sha256);
   });
   return { files, streams };

@@ -1,5 +1,5 @@
 /** The catalog's tables. Bump SCHEMA_VERSION with every change, and migrate in catalog.ts. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS files (
   status TEXT NOT NULL,
   error TEXT,
   renamed_from TEXT,
+  win_attributes INTEGER NOT NULL DEFAULT 0,
   UNIQUE (job_id, file_index)
 );
 CREATE INDEX IF NOT EXISTS files_by_path ON files(path);
@@ -78,4 +79,6 @@ CREATE TABLE IF NOT EXISTS streams (
 export const MIGRATIONS: Record<number, string> = {
   // 1 -> 2: accurate mode records deletions (status 'deleted') and renames.
   2: 'ALTER TABLE files ADD COLUMN renamed_from TEXT;',
+  // 2 -> 3: Windows file attributes (hidden, system, ...), which have no POSIX twin.
+  3: 'ALTER TABLE files ADD COLUMN win_attributes INTEGER NOT NULL DEFAULT 0;',
 };

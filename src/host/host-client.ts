@@ -19,6 +19,21 @@ import { AgentfdError } from '../errors.js';
 import { Frame, FrameReader, encodeFrame, jsonFrame, parseJson, readCallStatus, type DecodedFrame } from './protocol.js';
 import type { SharedRegion } from './shared-memory.js';
 
+/** Windows ends a crashed process with its exception's NTSTATUS as the exit code: say which. */
+const NTSTATUS: Record<number, string> = {
+  0xc0000005: 'an access violation (the Windows segfault)',
+  0xc0000409: 'a stack buffer overrun or abort()',
+  0xc00000fd: 'a stack overflow',
+  0xc000001d: 'an illegal instruction',
+  0xc0000094: 'an integer division by zero',
+  0xe06d7363: 'an uncaught C++ exception',
+};
+
+function windowsCrash(code: number | null): string {
+  if (code === null || code < 0xc0000000) return '';
+  return ` (0x${code.toString(16).toUpperCase()}${NTSTATUS[code] ? `: ${NTSTATUS[code]}` : ''})`;
+}
+
 export interface HostSettings {
   /** The agent's Name() and library, for messages. */
   agent: string;
@@ -116,7 +131,7 @@ export class AgentHost {
   }
 
   private crashError(code: number | null, signal: NodeJS.Signals | null): AgentHostError {
-    const how = signal ? `was killed by signal ${signal}` : `exited with code ${code}`;
+    const how = signal ? `was killed by signal ${signal}` : `exited with code ${code}${windowsCrash(code)}`;
     const said = this.stderr.trim().split('\n').filter(Boolean).slice(-3).join(' | ');
     const call = this.currentCall();
     return new AgentHostError(

@@ -270,6 +270,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
       const catalogRow = (file: AgentFile, fileIndex: number, status: 'ok' | 'failed', error: string | null, streams: NewFile['streams']): NewFile => ({
         fileIndex, path: file.path, kind: file.kind, mode: file.mode, mtimeNs: file.mtimeNs, size: file.size, seen: file.seen,
         linkTarget: file.linkTarget, agent: agent.name, agentVersion: agent.version, agentAbi: agent.abi, status, error, streams,
+        winAttributes: file.winAttributes,
       });
 
       /** Save one file; `whole` when it went into one FILE_WHOLE record (which ends the file too). */

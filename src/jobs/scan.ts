@@ -98,7 +98,7 @@ export async function runScan(options: { catalog: Catalog; volumes: string[]; se
           files.push({
             fileIndex: file.fileIndex, path: file.path, kind: file.kind, mode: file.mode, mtimeNs: BigInt(file.mtimeNs), size: file.size,
             seen: file.seen, linkTarget: file.linkTarget, agent: file.agent.name, agentVersion: file.agent.version, agentAbi: file.agent.abi,
-            status: event.end.status, error: event.end.error, streams,
+            status: event.end.status, error: event.end.error, streams, winAttributes: file.winAttributes,
           });
           file = null;
         } else if (event.kind === 'accurate') {
