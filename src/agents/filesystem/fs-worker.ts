@@ -12,17 +12,32 @@ import { closeSync, fstatSync, lstatSync, openSync, readlinkSync, readSync } fro
 import { parentPort } from 'node:worker_threads';
 import { READ_FLAGS } from './file-stream.js';
 import { STAT_FIELDS, type ReadReply, type ReadRequest, type ReadResult, type StatReply, type StatRequest, type WireError } from './io-protocol.js';
+import { readWinAttributes } from './win-attributes.js';
+
+/**
+ * What this thread adds to each StatReply: the Windows attributes of the directories and regular
+ * files (the entries a restore sets them on), read here so that the main thread never waits on
+ * kernel32. io.ts imports this type only, so it never loads this script.
+ */
+export interface StatReplyAttributes {
+  /** Per path: restorable FILE_ATTRIBUTE_* bits (win-attributes.ts), 0 off Windows or when unread. */
+  winAttributes: Uint32Array;
+  /** Per path: why they could not be read, or null. */
+  winAttributesProblems: (string | null)[];
+}
 
 function wire(error: unknown): WireError {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return { code: typeof code === 'string' ? code : null, message: error instanceof Error ? error.message : String(error) };
 }
 
-function statMany(request: StatRequest): StatReply {
+function statMany(request: StatRequest): StatReply & StatReplyAttributes {
   const { paths } = request;
   const fields = new BigInt64Array(paths.length * STAT_FIELDS);
   const errors: (WireError | null)[] = [];
   const targets: (Uint8Array | null)[] = [];
+  const winAttributes = new Uint32Array(paths.length);
+  const winAttributesProblems: (string | null)[] = paths.map(() => null);
   paths.forEach((osPath, i) => {
     try {
       const st = lstatSync(osPath, { bigint: true });
@@ -36,12 +51,20 @@ function statMany(request: StatRequest): StatReply {
       const target = st.isSymbolicLink() ? readlinkSync(osPath, { encoding: 'buffer' }) : null;
       targets.push(target);
       errors.push(null);
+      if (st.isFile() || st.isDirectory()) {
+        // A failure here costs the attributes only, not the entry: the walk warns and saves it.
+        try {
+          winAttributes[i] = readWinAttributes(osPath);
+        } catch (error) {
+          winAttributesProblems[i] = error instanceof Error ? error.message : String(error);
+        }
+      }
     } catch (error) {
       targets.push(null);
       errors.push(wire(error));
     }
   });
-  return { id: request.id, fields, errors, targets };
+  return { id: request.id, fields, errors, targets, winAttributes, winAttributesProblems };
 }
 
 /** file-stream.ts preloadFile, synchronously: the same checks, the same outcomes. */
@@ -89,7 +112,7 @@ function readOne(file: ReadRequest['files'][number]): ReadResult {
 parentPort!.on('message', (request: StatRequest | ReadRequest) => {
   if (request.op === 'stat') {
     const reply = statMany(request);
-    parentPort!.postMessage(reply, [reply.fields.buffer as ArrayBuffer]);
+    parentPort!.postMessage(reply, [reply.fields.buffer as ArrayBuffer, reply.winAttributes.buffer as ArrayBuffer]);
   } else {
     const results = request.files.map(readOne);
     const transfer = results.flatMap((r) => (r.buffer ? [r.buffer.buffer as ArrayBuffer] : []));

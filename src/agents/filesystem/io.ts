@@ -15,7 +15,9 @@ import { Worker } from 'node:worker_threads';
 import { compiledScript } from '../../compiled-script.js';
 import { AgentfdError } from '../../errors.js';
 import { changedError, preloadFile, type ExpectedFile, type Preloaded } from './file-stream.js';
+import type { StatReplyAttributes } from './fs-worker.js';
 import { STAT_FIELDS, type ReadReply, type ReadRequest, type StatReply, type StatRequest, type WireError } from './io-protocol.js';
+import { readWinAttributes } from './win-attributes.js';
 
 /** What the walk uses of an lstat. */
 export interface EntryStat {
@@ -28,8 +30,14 @@ export interface EntryStat {
   ino: bigint;
 }
 
-/** One entry's lstat (and, for a symlink, its raw target), or the error that stopped it. */
-export type StatResult = { ok: true; st: EntryStat; target: Buffer | null } | { ok: false; error: unknown };
+/**
+ * One entry's lstat (and, for a symlink, its raw target; for a directory or regular file, its
+ * restorable Windows attributes, 0 off Windows), or the error that stopped it. Attributes that
+ * could not be read leave the entry ok, with winAttributesProblem saying why.
+ */
+export type StatResult =
+  | { ok: true; st: EntryStat; target: Buffer | null; winAttributes: number; winAttributesProblem: string | null }
+  | { ok: false; error: unknown };
 
 export interface WalkIo {
   stat(paths: string[]): Promise<StatResult[]>;
@@ -73,11 +81,22 @@ function readlinkRaw(osPath: string): Promise<Buffer> {
   return new Promise((resolve, reject) => readlink(osPath, { encoding: 'buffer' }, (error, target) => (error ? reject(error) : resolve(target))));
 }
 
-/** lstat one entry, and read its target if it is a symlink. */
+/** lstat one entry, and read its target if it is a symlink, its Windows attributes if not. */
 export async function statOne(osPath: string): Promise<StatResult> {
   try {
     const st = entryStat(await lstatBig(osPath));
-    return { ok: true, st, target: fileType.isSymbolicLink(st) ? await readlinkRaw(osPath) : null };
+    const target = fileType.isSymbolicLink(st) ? await readlinkRaw(osPath) : null;
+    let winAttributes = 0;
+    let winAttributesProblem: string | null = null;
+    if (fileType.isFile(st) || fileType.isDirectory(st)) {
+      // Synchronous, in this thread: one metadata call, only on Windows (0 at once elsewhere).
+      try {
+        winAttributes = readWinAttributes(osPath);
+      } catch (error) {
+        winAttributesProblem = error instanceof Error ? error.message : String(error);
+      }
+    }
+    return { ok: true, st, target, winAttributes, winAttributesProblem };
   } catch (error) {
     return { ok: false, error };
   }
@@ -107,7 +126,7 @@ class ThreadIo implements WalkIo {
 
   async stat(paths: string[]): Promise<StatResult[]> {
     if (paths.length === 0) return [];
-    const reply = (await this.request({ id: this.nextId++, op: 'stat', paths })) as StatReply;
+    const reply = (await this.request({ id: this.nextId++, op: 'stat', paths })) as StatReply & StatReplyAttributes;
     return paths.map((_p, i): StatResult => {
       const error = reply.errors[i];
       if (error) return { ok: false, error: fsError(error) };
@@ -115,7 +134,13 @@ class ThreadIo implements WalkIo {
       const at = i * STAT_FIELDS;
       const st = { mode: Number(f[at]), size: Number(f[at + 1]), mtimeNs: f[at + 2]!, ctimeNs: f[at + 3]!, dev: f[at + 4]!, ino: f[at + 5]! };
       const target = reply.targets[i];
-      return { ok: true, st, target: target ? Buffer.from(target.buffer, target.byteOffset, target.byteLength) : null };
+      return {
+        ok: true,
+        st,
+        target: target ? Buffer.from(target.buffer, target.byteOffset, target.byteLength) : null,
+        winAttributes: reply.winAttributes[i]!,
+        winAttributesProblem: reply.winAttributesProblems[i] ?? null,
+      };
     });
   }
 

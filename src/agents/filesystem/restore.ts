@@ -5,6 +5,11 @@
  * `.<name>.agentfd-part-<random>` (O_EXCL, O_NOFOLLOW) and is renamed over the final name only
  * once the engine says the file is good. Directory modes and times are applied in finish(),
  * deepest first, because restoring their contents changes their mtime.
+ *
+ * On Windows, names Windows cannot hold are written mapped (agent-path.ts; each one logged once as
+ * a warning), a path that would land on one already restored in the run (Windows ignores case) is
+ * refused, and a file's or directory's Windows attributes are set as its very last step
+ * (win-attributes.ts); a READONLY set earlier would refuse what follows.
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
@@ -13,9 +18,10 @@ import path from 'node:path';
 import { AgentfdError } from '../../errors.js';
 import type { RestoreRequest, RestoreRun } from '../agent.js';
 import type { AgentFileInfo } from '../types.js';
-import { restoreComponents } from './agent-path.js';
+import { WindowsNameClaims, planRestorePath, type MappedName } from './agent-path.js';
 import { RESTORE_DIR_MODE, SafeDirs, codeOf, lstatOrNull } from './safe-dirs.js';
 import { nsToUtimesSeconds } from './times.js';
+import { restorableWinAttributes, writeWinAttributes } from './win-attributes.js';
 
 const IS_WINDOWS = process.platform === 'win32';
 const CREATE_FLAGS = constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | (constants.O_NOFOLLOW ?? 0);
@@ -31,7 +37,17 @@ interface DirTimes {
   agentPath: string;
   mode: number;
   mtimeNs: bigint;
+  winAttributes: number;
   depth: number;
+}
+
+export interface FilesystemRestoreOptions {
+  /**
+   * Restore as on Windows (names mapped, case clashes refused) or as on POSIX; by default as this
+   * system does. For tests of the Windows rules on any system: the attributes themselves are only
+   * ever set on Windows.
+   */
+  windows?: boolean;
 }
 
 /** A temporary name next to `finalPath` (a long name is left out, to stay under NAME_MAX). */
@@ -47,7 +63,7 @@ function ioError(agentPath: string, what: string, error: unknown): AgentfdError 
   return new AgentfdError('E_RESTORE_IO', `restore of ${agentPath}: ${what} failed (${codeOf(error)})`, { cause: error });
 }
 
-export async function startFilesystemRestore(request: RestoreRequest): Promise<RestoreRun> {
+export async function startFilesystemRestore(request: RestoreRequest, options: FilesystemRestoreOptions = {}): Promise<RestoreRun> {
   let root: string;
   try {
     await mkdir(request.target, { recursive: true, mode: RESTORE_DIR_MODE });
@@ -60,7 +76,7 @@ export async function startFilesystemRestore(request: RestoreRequest): Promise<R
       { cause: error },
     );
   }
-  return new FilesystemRestore(root, request);
+  return new FilesystemRestore(root, request, options.windows ?? IS_WINDOWS);
 }
 
 class FilesystemRestore implements RestoreRun {
@@ -68,12 +84,18 @@ class FilesystemRestore implements RestoreRun {
   private readonly dirTimes: DirTimes[] = [];
   private current: Current | null = null;
   private closed = false;
+  /** Windows only: where this run has written, compared as Windows compares names. */
+  private readonly claims: WindowsNameClaims | null;
+  /** The agent paths of the mapped names already logged: a directory's, once for all its files. */
+  private readonly reported = new Set<string>();
 
   constructor(
     private readonly root: string,
     private readonly request: RestoreRequest,
+    private readonly windows: boolean,
   ) {
     this.dirs = new SafeDirs(root);
+    this.claims = windows ? new WindowsNameClaims() : null;
   }
 
   async startFile(file: AgentFileInfo): Promise<void> {
@@ -81,7 +103,7 @@ class FilesystemRestore implements RestoreRun {
     if (this.current) {
       throw new AgentfdError('E_RESTORE_ORDER', `startFile(${file.path}) while ${this.current.info.path} is still open; call endFile first`);
     }
-    const components = restoreComponents(file.path);
+    const { components, mapped } = planRestorePath(file.path, this.windows);
     if (file.kind === 'virtual') {
       throw new AgentfdError('E_RESTORE_KIND', `${file.path}: virtual objects are restored by their agent, or with --raw`);
     }
@@ -95,6 +117,9 @@ class FilesystemRestore implements RestoreRun {
       this.current = { kind: 'directory', info: file, osPath: this.root, depth: 0 };
       return;
     }
+    // Before anything is written: a refused path leaves no trace, not even its parents.
+    this.claims?.claim(file.path, components);
+    this.reportMapped(mapped);
     const parent = await this.dirs.ensure(components.slice(0, -1), file.path);
     const osPath = path.join(parent, components[components.length - 1]!);
     switch (file.kind) {
@@ -159,7 +184,14 @@ class FilesystemRestore implements RestoreRun {
       case 'skip':
         return;
       case 'directory':
-        this.dirTimes.push({ osPath: current.osPath, agentPath: current.info.path, mode: current.info.mode, mtimeNs: current.info.mtimeNs, depth: current.depth });
+        this.dirTimes.push({
+          osPath: current.osPath,
+          agentPath: current.info.path,
+          mode: current.info.mode,
+          mtimeNs: current.info.mtimeNs,
+          winAttributes: current.info.winAttributes,
+          depth: current.depth,
+        });
         return;
       case 'symlink':
         return this.makeSymlink(current);
@@ -190,6 +222,7 @@ class FilesystemRestore implements RestoreRun {
       } catch (error) {
         this.request.log('warning', `${dir.agentPath}: could not set the modification time of ${dir.osPath} (${codeOf(error)})`);
       }
+      this.applyWinAttributes(dir.osPath, dir.agentPath, dir.winAttributes);
     }
     this.dirTimes.length = 0;
   }
@@ -262,6 +295,34 @@ class FilesystemRestore implements RestoreRun {
         throw new AgentfdError('E_RESTORE_PATH', `restore of ${info.path} refused: ${osPath} is in the way (${code}); remove it or restore elsewhere`, { cause: error });
       }
       throw ioError(info.path, `renaming ${tempPath} to ${osPath}`, error);
+    }
+    this.applyWinAttributes(osPath, info.path, info.winAttributes);
+  }
+
+  /** Log, once per run, each name written differently from the backup's. */
+  private reportMapped(mapped: readonly MappedName[]): void {
+    for (const name of mapped) {
+      if (this.reported.has(name.agentPath)) continue;
+      this.reported.add(name.agentPath);
+      this.request.log('warning', `${name.agentPath} restored as ${name.written} (${name.why})`);
+    }
+  }
+
+  /**
+   * Set the saved Windows attributes of `osPath`, the last step for it. Only on a Windows restore
+   * (POSIX has no twin for them; the saved mode already says whether the file was writable), and
+   * only when the backup recorded some: a file from a POSIX backup keeps what creating it gave
+   * (ARCHIVE, and READONLY when chmod found no write bit in its mode). A refusal costs the
+   * attributes, not the file.
+   */
+  private applyWinAttributes(osPath: string, agentPath: string, bits: number): void {
+    const kept = restorableWinAttributes(bits);
+    if (!this.windows || kept === 0) return;
+    try {
+      writeWinAttributes(osPath, kept);
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      this.request.log('warning', `${agentPath}: could not set its Windows attributes 0x${kept.toString(16)} on ${osPath} (${why}); it is restored without them`);
     }
   }
 

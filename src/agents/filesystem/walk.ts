@@ -10,7 +10,8 @@
  * built on orderedMap (results in order, whatever order the work finishes in):
  *
  * 1. Metadata: the entries of the directory being walked are checked `batch` at a time (name,
- *    fileset, then lstat, and readlink for a symlink), up to `statAhead` entries ahead of the walk.
+ *    fileset, then lstat, and readlink for a symlink; on Windows, the attributes of a directory or
+ *    regular file: win-attributes.ts), up to `statAhead` entries ahead of the walk.
  *    Warnings are logged, and directories listed, only when the walk reaches the entry in order:
  *    the engine sees the same files, warnings and errors, in the same order, as from a walk done
  *    one entry at a time. The fileset is still asked before lstat, and never about the contents of
@@ -31,7 +32,7 @@ import { AgentfdError } from '../../errors.js';
 import type { AgentFile, BackupRequest } from '../agent.js';
 import { childAgentPath } from './agent-path.js';
 import { preloadedStream, readFileStream, type ExpectedFile } from './file-stream.js';
-import { fileType, processIo, statOne, threadIo, type EntryStat, type WalkIo } from './io.js';
+import { fileType, processIo, statOne, threadIo, type StatResult, type WalkIo } from './io.js';
 import type { BackupRoot } from './options.js';
 import { orderedMap } from './ordered-map.js';
 
@@ -61,13 +62,16 @@ export const READ_AHEAD: Readonly<ReadAhead> = Object.freeze({
   thread: true,
 });
 
+/** An entry's lstat, symlink target and Windows attributes, as io.ts found them. */
+type Stat = Extract<StatResult, { ok: true }>;
+
 /** What the metadata window found about one directory entry. */
 type Probe =
   | { kind: 'excluded' }
   | { kind: 'cancelled' }
   | { kind: 'bad-name'; warning: string }
   | { kind: 'failed'; osPath: string; error: unknown }
-  | { kind: 'found'; osPath: string; agentPath: string; st: EntryStat; target: Buffer | null };
+  | { kind: 'found'; osPath: string; agentPath: string; stat: Stat };
 
 /** An entry in walk order: the file for the engine, and what reading it ahead needs. */
 interface Listed {
@@ -194,12 +198,17 @@ async function* listRoots(roots: readonly BackupRoot[], request: BackupRequest, 
   };
 
   /** The entry as the engine will see it, or null when it is skipped (with a warning). */
-  const describe = (osPath: string, agentPath: string, st: EntryStat, rawTarget: Buffer | null): Listed | null => {
+  const describe = (osPath: string, agentPath: string, stat: Stat): Listed | null => {
+    const { st, target: rawTarget, winAttributes } = stat;
+    // Here, not when probed: warnings reach the log in walk order.
+    if (stat.winAttributesProblem !== null) {
+      request.log('warning', `${osPath}: its Windows attributes could not be read (${stat.winAttributesProblem}); it is saved without them`);
+    }
     // Object literals written out (not spread from a common base): this runs for every entry.
     const mode = st.mode & 0o7777;
     const unchanged = incremental && st.mtimeNs <= request.sinceNs && st.ctimeNs <= request.sinceNs;
     if (fileType.isDirectory(st)) {
-      const file: AgentFile = { path: agentPath, kind: 'directory', linkTarget: null, mode, mtimeNs: st.mtimeNs, size: 0, winAttributes: 0, seen: false, streams: [] };
+      const file: AgentFile = { path: agentPath, kind: 'directory', linkTarget: null, mode, mtimeNs: st.mtimeNs, size: 0, winAttributes, seen: false, streams: [] };
       return { file, expected: null };
     }
     if (fileType.isSymbolicLink(st)) {
@@ -208,13 +217,14 @@ async function* listRoots(roots: readonly BackupRoot[], request: BackupRequest, 
         request.log('warning', `${osPath}: skipped: the symlink target is not valid UTF-8`);
         return null;
       }
+      // No attributes: a restore creates the link with symlink() and sets nothing else on it.
       const file: AgentFile = { path: agentPath, kind: 'symlink', linkTarget: target, mode, mtimeNs: st.mtimeNs, size: 0, winAttributes: 0, seen: unchanged, streams: [] };
       return { file, expected: null };
     }
     if (fileType.isFile(st)) {
       const { size } = st;
       if (unchanged) {
-        const file: AgentFile = { path: agentPath, kind: 'regular', linkTarget: null, mode, mtimeNs: st.mtimeNs, size, winAttributes: 0, seen: true, streams: [] };
+        const file: AgentFile = { path: agentPath, kind: 'regular', linkTarget: null, mode, mtimeNs: st.mtimeNs, size, winAttributes, seen: true, streams: [] };
         return { file, expected: null };
       }
       const expected: ExpectedFile = { osPath, agentPath, size, dev: st.dev, ino: st.ino };
@@ -225,7 +235,7 @@ async function* listRoots(roots: readonly BackupRoot[], request: BackupRequest, 
         mode,
         mtimeNs: st.mtimeNs,
         size,
-        winAttributes: 0,
+        winAttributes,
         seen: false,
         streams: [
           {
@@ -302,7 +312,7 @@ async function* listRoots(roots: readonly BackupRoot[], request: BackupRequest, 
         probes[at] = { kind: 'failed', osPath, error: result.error };
       } else {
         readAhead.afterStat?.(osPath);
-        probes[at] = { kind: 'found', osPath, agentPath, st: result.st, target: result.target };
+        probes[at] = { kind: 'found', osPath, agentPath, stat: result };
       }
     });
     return probes;
@@ -326,7 +336,7 @@ async function* listRoots(roots: readonly BackupRoot[], request: BackupRequest, 
       try {
         const result = await statOne(root.osPath);
         if (!result.ok) throw result.error;
-        first = describe(root.osPath, root.agentPath, result.st, result.target);
+        first = describe(root.osPath, root.agentPath, result);
         if (first?.file.kind === 'directory') await enter(root.osPath, root.agentPath, true);
       } catch (error) {
         throw isFsError(error) ? rootError(root.osPath, error) : error;
@@ -357,7 +367,7 @@ async function* listRoots(roots: readonly BackupRoot[], request: BackupRequest, 
           request.log('warning', `${found.osPath}: could not stat (${errorCode(found.error)}); it is not saved`);
           continue;
         }
-        const entry = describe(found.osPath, found.agentPath, found.st, found.target);
+        const entry = describe(found.osPath, found.agentPath, found.stat);
         if (entry === null) continue;
         if (entry.file.kind === 'directory') await enter(found.osPath, found.agentPath, false);
         yield entry;
