@@ -149,6 +149,23 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
     c.openStream = streamIndex;
   };
 
+  /**
+   * A path this system cannot hold (E_RESTORE_PATH: refused before anything was written for it,
+   * e.g. two names that differ only in case on Windows) fails that file, not the restore: the
+   * error is reported, the file's data skipped, and the other files restored. False when refused.
+   */
+  const refusable = async (start: () => Promise<void>): Promise<boolean> => {
+    try {
+      await start();
+      return true;
+    } catch (error) {
+      if (!(error instanceof AgentfdError) || error.code !== 'E_RESTORE_PATH') throw error;
+      log('error', error.message); // the log keeps it among the restore's errors
+      skipped++;
+      return false;
+    }
+  };
+
   const hasher = new StreamHasher();
   try {
     for (const part of plan.chain) {
@@ -177,21 +194,24 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
             // streams have nothing to write.
             if (file.kind === 'symlink' || file.kind === 'directory') {
               current = { file, run: await runFor('\0raw'), raw: false, openStream: null };
-              await current.run.startFile(toInfo(file));
+              if (!(await refusable(() => current!.run.startFile(toInfo(file))))) current = null;
             } else {
               current = { file, run: await runFor('\0raw'), raw: true, openStream: null };
             }
           } else {
             const name = options.agent ?? file.agent.name ?? FILESYSTEM_AGENT;
             current = { file, run: await runFor(name), raw: false, openStream: null };
-            await current.run.startFile(toInfo(file));
+            if (!(await refusable(() => current!.run.startFile(toInfo(file))))) current = null;
           }
           break;
         }
         case 'chunk':
           if (!current) break;
           if (current.raw) {
-            await startRawStream(event.prefix.streamIndex);
+            if (!(await refusable(() => startRawStream(event.prefix.streamIndex)))) {
+              current = null;
+              break;
+            }
             await current.run.write(0, event.data!);
           } else {
             await current.run.write(event.prefix.streamIndex, event.data!);
@@ -201,7 +221,11 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
           break;
         case 'streamEnd':
           if (current?.raw) {
-            await startRawStream(event.end.streamIndex); // an empty stream still becomes a file
+            // An empty stream still becomes a file.
+            if (!(await refusable(() => startRawStream(event.end.streamIndex)))) {
+              current = null;
+              break;
+            }
             await current.run.endFile(true);
             current.openStream = null;
           }
@@ -214,8 +238,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
           } else if (!current.raw) {
             const ending = current;
             current = null; // ended either way: a failing endFile is not followed by another
-            await ending.run.endFile(true);
-            files++;
+            if (await refusable(() => ending.run.endFile(true))) files++; // a symlink is made (or refused) here
           } else {
             files++;
           }
