@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // The Windows lane's suite runs under Windows Node.js in Wine (npm run test:windows).
+    exclude: ['test/windows/**', 'node_modules/**'],
     // Native agents are loaded with koffi: separate processes keep one test file's libraries
     // (and any crash) away from the others.
     pool: 'forks',

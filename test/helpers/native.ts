@@ -6,7 +6,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const RELEASE_DIR = path.join(ROOT, 'binding', 'build', 'Release');
+/** node-gyp's build; on Windows without one, the MinGW build of scripts/build-windows-dlls.sh (the Wine lane). */
+const GYP_DIR = path.join(ROOT, 'binding', 'build', 'Release');
+const MINGW_DIR = path.join(ROOT, 'binding', 'build', 'windows');
+export const RELEASE_DIR =
+  process.platform === 'win32' && !existsSync(path.join(GYP_DIR, 'agents', 'exchange.dll')) && existsSync(MINGW_DIR) ? MINGW_DIR : GYP_DIR;
 export const SAMPLE_DIR = path.join(RELEASE_DIR, 'agents');
 export const TEST_AGENT_DIR = path.join(RELEASE_DIR, 'test-agents');
 export const LIB_EXT = process.platform === 'win32' ? '.dll' : process.platform === 'darwin' ? '.dylib' : '.so';

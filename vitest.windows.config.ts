@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+// The Windows lane (npm run test:windows): Windows Node.js under Wine runs test/windows/ against
+// the MinGW-built agent DLLs. Wine is slower than Linux at starting processes: longer timeouts.
+export default defineConfig({
+  test: {
+    include: ['test/windows/**/*.test.ts'],
+    pool: 'forks',
+    fileParallelism: false,
+    testTimeout: 180_000,
+    hookTimeout: 180_000,
+  },
+});
