@@ -4,7 +4,9 @@ import { defineConfig } from 'vitest/config';
 // the MinGW-built agent DLLs. Wine is slower than Linux at starting processes: longer timeouts.
 export default defineConfig({
   test: {
-    include: ['test/windows/**/*.test.ts'],
+    // test/windows/ is this lane's own suite; windows-names.test.ts has Windows-only cases (real
+    // kernel32 attributes) that the Linux run skips, and runs here whole.
+    include: ['test/windows/**/*.test.ts', 'test/agents/windows-names.test.ts'],
     pool: 'forks',
     fileParallelism: false,
     testTimeout: 180_000,

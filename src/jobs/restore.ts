@@ -109,7 +109,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
   };
   const rawAgent = createFilesystemAgent();
 
-  const include = options.include && options.include.length > 0 ? picomatch(options.include, { dot: true }) : null;
+  const include = options.include && options.include.length > 0 ? picomatch(options.include, { dot: true, nocase: process.platform === 'win32' }) : null; // Windows names ignore case
   const to = path.resolve(options.to);
   const runs = new Map<string, RestoreRun>();
   const errors: string[] = [];

@@ -14,24 +14,12 @@ import { READ_FLAGS } from './file-stream.js';
 import { STAT_FIELDS, type ReadReply, type ReadRequest, type ReadResult, type StatReply, type StatRequest, type WireError } from './io-protocol.js';
 import { readWinAttributes } from './win-attributes.js';
 
-/**
- * What this thread adds to each StatReply: the Windows attributes of the directories and regular
- * files (the entries a restore sets them on), read here so that the main thread never waits on
- * kernel32. io.ts imports this type only, so it never loads this script.
- */
-export interface StatReplyAttributes {
-  /** Per path: restorable FILE_ATTRIBUTE_* bits (win-attributes.ts), 0 off Windows or when unread. */
-  winAttributes: Uint32Array;
-  /** Per path: why they could not be read, or null. */
-  winAttributesProblems: (string | null)[];
-}
-
 function wire(error: unknown): WireError {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return { code: typeof code === 'string' ? code : null, message: error instanceof Error ? error.message : String(error) };
 }
 
-function statMany(request: StatRequest): StatReply & StatReplyAttributes {
+function statMany(request: StatRequest): StatReply {
   const { paths } = request;
   const fields = new BigInt64Array(paths.length * STAT_FIELDS);
   const errors: (WireError | null)[] = [];

@@ -26,6 +26,14 @@ export interface StatReply {
   errors: (WireError | null)[];
   /** Per path: the raw target of a symlink, or null. */
   targets: (Uint8Array | null)[];
+  /**
+   * Per path: the restorable Windows FILE_ATTRIBUTE_* bits of a directory or regular file
+   * (win-attributes.ts), read on the I/O thread so the main thread never waits on kernel32; 0 off
+   * Windows or when unread.
+   */
+  winAttributes: Uint32Array;
+  /** Per path: why they could not be read, or null. */
+  winAttributesProblems: (string | null)[];
 }
 
 export interface ReadRequest {

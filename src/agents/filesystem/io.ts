@@ -15,7 +15,6 @@ import { Worker } from 'node:worker_threads';
 import { compiledScript } from '../../compiled-script.js';
 import { AgentfdError } from '../../errors.js';
 import { changedError, preloadFile, type ExpectedFile, type Preloaded } from './file-stream.js';
-import type { StatReplyAttributes } from './fs-worker.js';
 import { STAT_FIELDS, type ReadReply, type ReadRequest, type StatReply, type StatRequest, type WireError } from './io-protocol.js';
 import { readWinAttributes } from './win-attributes.js';
 
@@ -126,7 +125,7 @@ class ThreadIo implements WalkIo {
 
   async stat(paths: string[]): Promise<StatResult[]> {
     if (paths.length === 0) return [];
-    const reply = (await this.request({ id: this.nextId++, op: 'stat', paths })) as StatReply & StatReplyAttributes;
+    const reply = (await this.request({ id: this.nextId++, op: 'stat', paths })) as StatReply;
     return paths.map((_p, i): StatResult => {
       const error = reply.errors[i];
       if (error) return { ok: false, error: fsError(error) };
