@@ -10,6 +10,7 @@ import { registerConfigCommands } from './commands/config.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerKeysCommands } from './commands/keys.js';
 import { registerRestoreCommand } from './commands/restore.js';
+import { registerServeCommand } from './commands/serve.js';
 import { registerPluginCommands } from './commands/plugins.js';
 import { processIo, type CommandIo } from './output.js';
 
@@ -27,6 +28,7 @@ export function buildProgram(io: CommandIo, setExit: (code: number) => void): Co
   registerCatalogCommands(program, io, setExit);
   registerKeysCommands(program, io, setExit);
   registerDemoCommand(program, io, setExit);
+  registerServeCommand(program, io, setExit);
   return program;
 }
 

@@ -41,6 +41,8 @@ export interface AgentfdConfig {
   isolation: IsolationDefaults;
   agentIsolation: Record<string, Partial<IsolationDefaults>>;
   jobs: Record<string, JobConfig>;
+  /** agentfd serve: the File Daemon a Bacula Director drives; null when not configured. */
+  serve: { name: string; address: string; port: number; directors: { name: string; password: string }[]; maxJobs: number } | null;
   /** Bacula plugins: their extra directory (null: only *-fd.so files of pluginDir), and the libraries to preload. */
   bacula: { pluginDir: string | null; preload: string[] };
 }
@@ -157,6 +159,9 @@ export function parseConfig(text: string, file: string): AgentfdConfig {
       ]),
     ),
     jobs,
+    serve: raw.serve
+      ? { name: raw.serve.name, address: raw.serve.address, port: raw.serve.port, directors: raw.serve.directors, maxJobs: raw.serve.max_jobs }
+      : null,
     bacula: {
       pluginDir: raw.bacula.plugin_dir ? path.resolve(base, raw.bacula.plugin_dir) : null,
       preload: raw.bacula.preload ? raw.bacula.preload.map((p) => path.resolve(base, p)) : [...DEFAULT_PRELOAD],
@@ -172,6 +177,7 @@ export function loadConfig(file: string | null): AgentfdConfig {
       file: null, pluginDir: SAMPLE_PLUGIN_DIR, dataDir, storageDir: path.join(dataDir, 'volumes'), volumeSize: parseSize('1G'),
       agentOptions: {}, isolation: DEFAULT_ISOLATION, agentIsolation: {}, jobs: {},
       bacula: { pluginDir: null, preload: [...DEFAULT_PRELOAD] },
+      serve: null,
     };
   }
   let text: string;

@@ -76,9 +76,22 @@ export const baculaSchema = z.strictObject({
   preload: z.array(z.string().min(1)).optional(),
 });
 
+/** `agentfd serve`: agentfd as a Bacula 9.6 File Daemon that a Director drives. */
+export const serveSchema = z.strictObject({
+  /** The Client's name, as the Director's Client resource has it. */
+  name: z.string().regex(/^[A-Za-z0-9._:-]{1,127}$/, "a Bacula resource name: letters, digits, '.', '_', ':' or '-'").default('agentfd-fd'),
+  address: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(1).max(65535).default(9102),
+  /** Directors allowed to connect, each with the Client resource's Password. */
+  directors: z.array(z.strictObject({ name: z.string().min(1), password: z.string().min(1) })).min(1, 'name at least one Director: [[serve.directors]] name = "bacula-dir", password = "..."'),
+  /** How many jobs may run at once (Bacula's Maximum Concurrent Jobs). */
+  max_jobs: z.number().int().min(1).default(20),
+});
+
 export const configSchema = z.strictObject({
   plugin_dir: z.string().min(1).optional(),
   bacula: baculaSchema.default({}),
+  serve: serveSchema.optional(),
   data_dir: z.string().min(1).optional(),
   /** Where volumes are written (default: <data_dir>/volumes). */
   storage_dir: z.string().min(1).optional(),

@@ -1,0 +1,111 @@
+/**
+ * `agentfd serve`: a Bacula 9.6 File Daemon a Director can drive. It listens where the Director's
+ * Client resource points, takes each connection as its own conversation (so several jobs run at
+ * once, and a dropped connection or a cancel ends only its job), and keeps what `status client`
+ * shows: the jobs running and the last ones that ended.
+ */
+import net from 'node:net';
+import os from 'node:os';
+import { HOST_VERSION } from '../version.js';
+import { Bsock } from './bsock.js';
+import { DirectorSession, type DirectorIdentity, type JobRecord } from './director.js';
+
+export interface ServeSettings {
+  name: string;
+  address: string;
+  port: number;
+  directors: DirectorIdentity[];
+  maxJobs: number;
+  log: (level: 'info' | 'warning' | 'error', message: string) => void;
+}
+
+const KEEP_TERMINATED = 10;
+
+function termText(code: number | null): string {
+  return code === 84 ? 'OK' : code === 69 ? 'OK -- with warnings' : code === 65 ? 'Cancel' : code === null ? '?' : 'Error';
+}
+
+export class FileDaemonServer {
+  private readonly server: net.Server;
+  private readonly running = new Map<string, JobRecord>();
+  private readonly terminated: JobRecord[] = [];
+  private readonly connections = new Set<net.Socket>();
+  private readonly started = new Date();
+  private jobsRun = 0;
+
+  constructor(private readonly settings: ServeSettings) {
+    this.server = net.createServer((socket) => this.accept(socket));
+  }
+
+  /** Listen; resolves with the bound port (useful with port 0). */
+  listen(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.settings.port, this.settings.address, () => {
+        this.server.off('error', reject);
+        resolve((this.server.address() as net.AddressInfo).port);
+      });
+    });
+  }
+
+  /** Stop listening and end every conversation. */
+  async close(): Promise<void> {
+    for (const socket of this.connections) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(socket: net.Socket): void {
+    socket.setNoDelay(true);
+    this.connections.add(socket);
+    socket.once('close', () => this.connections.delete(socket));
+    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    const bsock = new Bsock(socket, `Director at ${peer}`);
+    const session = new DirectorSession(bsock, {
+      clientName: this.settings.name,
+      directors: this.settings.directors,
+      log: this.settings.log,
+      register: (job) => {
+        if (this.running.size >= this.settings.maxJobs) throw new Error(`${this.running.size} jobs are running, the most serve.max_jobs allows`);
+        this.running.set(job.job, job);
+        this.jobsRun++;
+      },
+      finished: (job) => {
+        if (!this.running.delete(job.job)) return;
+        this.terminated.unshift(job);
+        this.terminated.splice(KEEP_TERMINATED);
+        this.settings.log(job.termCode === 84 ? 'info' : 'warning', `job ${job.jobId} (${job.job}) ended: ${termText(job.termCode)}, ${job.files} files, ${job.bytes} bytes${job.errors.length ? `; ${job.errors.join('; ')}` : ''}`);
+      },
+      statusLines: () => this.statusLines(),
+      cancel: (job) => {
+        const record = this.running.get(job);
+        if (!record) return false;
+        record.cancelled = true;
+        return true;
+      },
+    });
+    session
+      .run()
+      .catch((error: Error) => this.settings.log('warning', `connection from ${peer}: ${error.message}`))
+      .finally(() => bsock.destroy());
+  }
+
+  /** The text of `status client`, one message per line as bacula-fd sends it. */
+  statusLines(): string[] {
+    const date = (d: Date) => d.toISOString().replace('T', ' ').slice(0, 16);
+    const lines = [
+      `${this.settings.name} Version: agentfd ${HOST_VERSION} (Bacula FD protocol 213)  ${os.arch()} ${process.platform} ${os.release()}\n`,
+      `Daemon started ${date(this.started)}. Jobs: run=${this.jobsRun} running=${this.running.size}.\n`,
+      '\nRunning Jobs:\n',
+    ];
+    if (this.running.size === 0) lines.push('No Jobs running.\n');
+    for (const job of this.running.values()) {
+      lines.push(`JobId ${job.jobId} Job ${job.job} is running.\n`, `    ${job.kind} Job started: ${date(job.started)}\n`, `    Files=${job.files} Bytes=${job.bytes} Errors=${job.errors.length}\n`);
+    }
+    lines.push('====\n', '\nTerminated Jobs:\n', ' JobId  Level    Files      Bytes   Status   Finished        Name \n', '===================================================================\n');
+    for (const job of this.terminated) {
+      lines.push(`${String(job.jobId).padStart(6)}  ${job.level.padEnd(4)} ${String(job.files).padStart(9)} ${String(job.bytes).padStart(10)}   ${termText(job.termCode).padEnd(8)} ${date(job.ended ?? job.started)} ${job.job}\n`);
+    }
+    lines.push('====\n');
+    return lines;
+  }
+}

@@ -1,0 +1,54 @@
+/** `agentfd serve`: answer a Bacula Director as its File Daemon (bacula-fd), until stopped. */
+import type { Command } from 'commander';
+import { FileDaemonServer } from '../../bacula/server.js';
+import { AgentfdError } from '../../errors.js';
+import { configFromOptions, type ConfigOptions } from '../context.js';
+import { reportFailure, type CommandIo } from '../output.js';
+
+interface ServeOptions extends ConfigOptions {
+  port?: string;
+  address?: string;
+}
+
+export async function serveCommand(io: CommandIo, options: ServeOptions): Promise<number> {
+  try {
+    const config = configFromOptions(options);
+    if (!config.serve) {
+      throw new AgentfdError(
+        'E_CONFIG',
+        `${config.file ?? 'the configuration'} has no [serve] section. Add one with the Client's name and the Director that may connect:\n` +
+          '  [serve]\n  name = "agentfd-fd"        # the Client resource\'s Name\n  port = 9102\n  [[serve.directors]]\n  name = "bacula-dir"\n  password = "..."          # the Client resource\'s Password',
+      );
+    }
+    const serve = config.serve;
+    const server = new FileDaemonServer({
+      name: serve.name,
+      address: options.address ?? serve.address,
+      port: options.port !== undefined ? Number(options.port) : serve.port,
+      directors: serve.directors,
+      maxJobs: serve.maxJobs,
+      log: (level, message) => (level === 'info' ? io.out(message) : io.err(`${level}: ${message}`)),
+    });
+    const port = await server.listen();
+    io.out(`agentfd serve: File Daemon "${serve.name}" listening on ${options.address ?? serve.address}:${port} for Director${serve.directors.length > 1 ? 's' : ''} ${serve.directors.map((d) => d.name).join(', ')}`);
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    await server.close();
+    return 0;
+  } catch (error) {
+    return reportFailure(io, false, error);
+  }
+}
+
+export function registerServeCommand(program: Command, io: CommandIo, setExit: (code: number) => void): void {
+  program
+    .command('serve')
+    .description("serve a Bacula Director as its File Daemon (a drop-in bacula-fd): [serve] in the configuration names the Client and its Directors")
+    .option('-c, --config <file>', 'configuration file (default: $AGENTFD_CONFIG, else ./agentfd.toml)')
+    .option('--address <address>', 'listen on this address (default: serve.address)')
+    .option('--port <port>', 'listen on this port (default: serve.port, 9102)')
+    .action(async (options: ServeOptions) => setExit(await serveCommand(io, options)));
+}
