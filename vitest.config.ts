@@ -3,8 +3,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // The Windows lane's suite runs under Windows Node.js in Wine (npm run test:windows).
-    exclude: ['test/windows/**', 'node_modules/**'],
+    // The Windows lane's suite runs under Windows Node.js in Wine (npm run test:windows); the
+    // Bacula lab's needs a real Director and Storage Daemon (npm run test:bacula).
+    exclude: ['test/windows/**', 'test/bacula-lab/**', 'node_modules/**'],
     // Native agents are loaded with koffi: separate processes keep one test file's libraries
     // (and any crash) away from the others.
     pool: 'forks',

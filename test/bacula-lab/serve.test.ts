@@ -1,0 +1,208 @@
+/**
+ * agentfd serve against a real, unmodified Bacula 9.6 Director and Storage Daemon on 127.0.0.1
+ * (scripts/bacula/lab.sh; npm run test:bacula). Every job is started through bconsole and must end
+ * "Backup OK" or "Restore OK" in the Director's own report: a full backup and restore of a tree
+ * (contents, modes, times, symlinks), GZIP6 with MD5, an incremental after a change, two jobs at
+ * once, and the cross-checks: the real bacula-fd restores agentfd's backup, and agentfd restores
+ * the real bacula-fd's.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, cpSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, tempDir } from '../helpers/native.js';
+
+const LAB_SH = path.join(ROOT, 'scripts', 'bacula', 'lab.sh');
+let lab: string;
+let data: string;
+let serve: ChildProcess | null = null;
+let serveLog = '';
+
+function labEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, LAB: lab, FD_NAME: 'agentfd-fd', FD_PORT: '9102', FD_PASSWORD: 'lab-fd-pass', DIR_NAME: 'lab-dir', JOB_TIMEOUT: '120' };
+}
+
+/** lab.sh COMMAND...; its output, and it must succeed unless `mayFail`. */
+function labSh(args: string[], mayFail = false): { status: number | null; out: string } {
+  const result = spawnSync('bash', [LAB_SH, ...args], { env: labEnv(), encoding: 'utf8', timeout: 300_000 });
+  const out = `${result.stdout}${result.stderr}`;
+  if (!mayFail && result.status !== 0) throw new Error(`lab.sh ${args.join(' ')} failed (${result.status}):\n${out}\n--- agentfd serve:\n${serveLog}`);
+  return { status: result.status, out };
+}
+
+/** Run a job through the Director; returns its report and JobId. */
+function runJob(job: string, ...options: string[]): { report: string; jobId: number } {
+  const { out } = labSh(['run-job', job, ...options]);
+  expect(out).toMatch(/Termination:\s+Backup OK/);
+  return { report: out, jobId: Number(/jobid=(\d+)/.exec(out)![1]) };
+}
+
+function restoreJob(jobId: number, where: string): string {
+  const { out } = labSh(['restore', String(jobId), where]);
+  expect(out).toMatch(/Termination:\s+Restore OK/);
+  return out;
+}
+
+async function startServe(): Promise<void> {
+  const config = path.join(lab, 'agentfd.toml');
+  writeFileSync(config, 'data_dir = "agentfd-state"\n[serve]\nname = "agentfd-fd"\nport = 9102\n[[serve.directors]]\nname = "lab-dir"\npassword = "lab-fd-pass"\n');
+  serve = spawn(process.execPath, [path.join(ROOT, 'bin', 'agentfd.js'), 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = serve;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`agentfd serve did not start:\n${serveLog}`)), 20_000);
+    const take = (chunk: Buffer) => {
+      serveLog += chunk.toString();
+      if (serveLog.includes('listening on')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', take);
+    child.stderr!.on('data', take);
+    child.once('exit', (code) => reject(new Error(`agentfd serve exited (${code}):\n${serveLog}`)));
+  });
+}
+
+async function stopServe(): Promise<void> {
+  if (!serve) return;
+  const child = serve;
+  serve = null;
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+/** Every entry under `root`: type, mode, content digest or link target, and mtime for files. */
+function describeTree(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string) => {
+    const full = path.join(root, rel);
+    const st = lstatSync(full);
+    const mode = (st.mode & 0o7777).toString(8);
+    if (st.isSymbolicLink()) out[rel] = `link -> ${readlinkSync(full)}`;
+    else if (st.isDirectory()) {
+      out[rel] = `dir ${mode}`;
+      for (const name of readdirSync(full).sort()) walk(path.join(rel, name));
+    } else out[rel] = `file ${mode} ${Math.floor(st.mtimeMs / 1000)} ${createHash('sha256').update(readFileSync(full)).digest('hex')}`;
+  };
+  walk('.');
+  return out;
+}
+
+/** A copy of the data as it is now, to compare a later restore of this backup with. */
+function snapshot(name: string): string {
+  const copy = path.join(lab, 'snapshots', name);
+  cpSync(data, copy, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+  return copy;
+}
+
+function restored(where: string): string {
+  return path.join(where, ...data.split(path.sep).filter(Boolean));
+}
+
+beforeAll(async () => {
+  lab = tempDir('bacula-lab');
+  chmodSync(lab, 0o755);
+  labSh(['setup']);
+  data = path.join(lab, 'data');
+  mkdirSync(path.join(data, 'sub', 'deeper'), { recursive: true });
+  writeFileSync(path.join(data, 'hello.txt'), 'hello bacula\n');
+  writeFileSync(path.join(data, 'random.bin'), randomBytes(3_000_000));
+  writeFileSync(path.join(data, 'log.txt'), Array.from({ length: 60_000 }, (_, i) => `2026-11-27 line ${i} of a log that compresses well\n`).join(''));
+  writeFileSync(path.join(data, 'empty'), '');
+  writeFileSync(path.join(data, 'sub', 'deeper', 'file with space.txt'), 'deep\n');
+  symlinkSync('hello.txt', path.join(data, 'link-to-hello'));
+  symlinkSync('../hello.txt', path.join(data, 'sub', 'uplink'));
+  chmodSync(path.join(data, 'hello.txt'), 0o640);
+  chmodSync(path.join(data, 'sub'), 0o750);
+  utimesSync(path.join(data, 'random.bin'), new Date('2020-02-02T02:02:02Z'), new Date('2020-02-02T02:02:02Z'));
+  labSh(['start']);
+  await startServe();
+}, 300_000);
+
+afterAll(async () => {
+  await stopServe();
+  if (lab) {
+    labSh(['stop'], true);
+    rmSync(lab, { recursive: true, force: true });
+  }
+});
+
+describe('agentfd serve with a real Bacula 9.6 Director and Storage Daemon', () => {
+  it('answers status client', () => {
+    const { out } = labSh(['console', 'status client=agentfd-fd']);
+    expect(out).toMatch(/agentfd-fd Version: agentfd \S+ \(Bacula FD protocol 213\)/);
+    expect(out).toContain('No Jobs running.');
+  });
+
+  let fullId = 0;
+  it('backs up a tree (Backup OK) and restores it byte for byte, with modes, times and symlinks (Restore OK)', () => {
+    const before = snapshot('full');
+    const { report, jobId } = runJob('LabBackup');
+    fullId = jobId;
+    expect(report).toMatch(/FD Files Written:\s+10\b/);
+    const where = path.join(lab, 'restore-full');
+    restoreJob(jobId, where);
+    expect(describeTree(restored(where))).toEqual(describeTree(before));
+  });
+
+  it('compresses with GZIP6 and digests with MD5 as the FileSet asks, and restores it', () => {
+    const before = snapshot('gzip');
+    const { report, jobId } = runJob('LabBackupGzip');
+    expect(report).toMatch(/Software Compression:\s+\d+\.\d+% [\d.]+:1/);
+    const where = path.join(lab, 'restore-gzip');
+    restoreJob(jobId, where);
+    expect(describeTree(restored(where))).toEqual(describeTree(before));
+  });
+
+  it('saves only what changed in an incremental', () => {
+    writeFileSync(path.join(data, 'hello.txt'), 'hello again\n');
+    writeFileSync(path.join(data, 'sub', 'new.txt'), 'new\n');
+    const { report, jobId } = runJob('LabBackup', 'level=Incremental');
+    expect(report).toMatch(/Backup Level:\s+Incremental/);
+    // hello.txt (rewritten in place), sub/new.txt, and sub/, whose entries changed.
+    expect(report).toMatch(/FD Files Written:\s+3\b/);
+    const where = path.join(lab, 'restore-incremental');
+    restoreJob(jobId, where);
+    expect(readFileSync(path.join(restored(where), 'hello.txt'), 'utf8')).toBe('hello again\n');
+    expect(readFileSync(path.join(restored(where), 'sub', 'new.txt'), 'utf8')).toBe('new\n');
+    expect(() => lstatSync(path.join(restored(where), 'random.bin'))).toThrow(); // unchanged: not in this job
+    expect(fullId).toBeGreaterThan(0);
+  });
+
+  it('runs two jobs at once, each to Backup OK', async () => {
+    const run = (job: string) =>
+      new Promise<string>((resolve) => {
+        const child = spawn('bash', [LAB_SH, 'run-job', job], { env: labEnv() });
+        let out = '';
+        child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+        child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+        child.on('exit', () => resolve(out));
+      });
+    const [a, b] = await Promise.all([run('LabBackup'), run('LabBackupGzip')]);
+    expect(a).toMatch(/Termination:\s+Backup OK/);
+    expect(b).toMatch(/Termination:\s+Backup OK/);
+  });
+
+  it("restores what the real bacula-fd saved, and the real bacula-fd restores agentfd's backup", async () => {
+    const before = snapshot('cross');
+    const ours = runJob('LabBackupGzip').jobId;
+    await stopServe();
+    labSh(['start-real-fd']);
+    let theirs: number;
+    try {
+      theirs = runJob('LabBackupGzip').jobId;
+      const whereReal = path.join(lab, 'restore-by-real-fd');
+      restoreJob(ours, whereReal);
+      expect(describeTree(restored(whereReal))).toEqual(describeTree(before));
+    } finally {
+      labSh(['stop-real-fd'], true);
+    }
+    await startServe();
+    const whereOurs = path.join(lab, 'restore-by-agentfd');
+    restoreJob(theirs, whereOurs);
+    expect(describeTree(restored(whereOurs))).toEqual(describeTree(before));
+  });
+});
