@@ -7,7 +7,9 @@
 import os from 'node:os';
 import { AgentfdError, messageOf } from '../errors.js';
 import { HOST_VERSION } from '../version.js';
-import { sendBackup, type BackupTotals } from './backup.js';
+import { newTotals, sendBackup } from './backup.js';
+import { startPluginRestore, type PluginAgents } from './agents.js';
+import type { RestoreRun as AgentRestoreRun } from '../agents/agent.js';
 import { BNET, Bsock, unbashSpaces } from './bsock.js';
 import { cramAccepts, cramResponse, directorKey, makeChallenge } from './cram-md5.js';
 import { parseFileSet, type FileSet } from './fileset.js';
@@ -42,6 +44,8 @@ export interface DirectorHost {
   statusLines(): string[];
   cancel(job: string): boolean;
   log: (level: 'info' | 'warning' | 'error', message: string) => void;
+  /** Agents for Plugin lines (null: none configured; plugin files then fail, or restore as plain files). */
+  plugins: PluginAgents | null;
 }
 
 /** Bacula's job status characters (jcr.h), sent as TermCode. */
@@ -241,25 +245,36 @@ export class DirectorSession {
     }
     job.kind = 'backup';
     await this.bsock.send('2000 OK backup\n');
-    let totals: BackupTotals = { files: 0, readBytes: 0, jobBytes: 0, errors: [] };
+    const totals = newTotals();
     let termCode: number = TERM.ok;
+    const levelName = job.level === 'I' ? 'incremental' : job.level === 'D' ? 'differential' : 'full';
     try {
       const ticket = await sd.openAppend();
-      totals = await sendBackup({
-        sd,
-        fileset: this.fileset,
-        since: this.since,
-        isCancelled: () => job.cancelled,
-        log: (level, message) => {
-          if (level !== 'info') void this.jmsg(level === 'error' ? 4 : 5, message).catch(() => undefined);
+      await sendBackup(
+        {
+          sd,
+          fileset: this.fileset,
+          since: this.since,
+          isCancelled: () => job.cancelled,
+          log: (level, message) => {
+            if (level !== 'info') void this.jmsg(level === 'error' ? 4 : 5, message).catch(() => undefined);
+          },
+          ...(this.host.plugins ? { plugins: { agents: this.host.plugins, level: levelName, jobName: job.job, jobId: job.jobId } } : {}),
         },
-      });
+        totals,
+      );
       await sd.closeAppend(ticket);
       termCode = job.cancelled ? TERM.cancelled : totals.errors.length > 0 ? TERM.errors : TERM.ok;
     } catch (error) {
       job.errors.push(messageOf(error));
       await this.jmsg(3, messageOf(error)).catch(() => undefined);
       termCode = TERM.fatal;
+    }
+    // The agents learn whether their data is safe on the SD (an Exchange agent truncates its logs
+    // only then), and their hosts end.
+    for (const agentRun of totals.pluginRuns) {
+      await agentRun.finish(termCode === TERM.ok).catch((error: unknown) => job.errors.push(messageOf(error)));
+      await agentRun.close().catch(() => undefined);
     }
     job.files = totals.files;
     job.bytes = totals.readBytes;
@@ -285,11 +300,19 @@ export class DirectorSession {
       const totals = await receiveRestore({
         records: sd.records(),
         where: this.where,
+        plugin: this.host.plugins ? (command) => this.pluginRestore(command) : undefined,
         log: (level, message) => {
           if (level !== 'info') void this.jmsg(level === 'error' ? 4 : 5, message).catch(() => undefined);
         },
       });
       await sd.closeRead(ticket);
+      for (const [name, agentRun] of this.pluginRuns) {
+        try {
+          await agentRun.finish();
+        } catch (error) {
+          totals.errors.push(`${name}: ${messageOf(error)}`);
+        }
+      }
       job.files = totals.files;
       job.bytes = totals.bytes;
       job.errors.push(...totals.errors);
@@ -297,9 +320,31 @@ export class DirectorSession {
       job.errors.push(messageOf(error));
       await this.jmsg(3, messageOf(error)).catch(() => undefined);
     }
+    for (const agentRun of this.pluginRuns.values()) await agentRun.close().catch(() => undefined);
+    this.pluginRuns.clear();
     await sd.close();
     this.sd = null;
     await this.bsock.send('2000 OK storage end\n');
+  }
+
+  /** Restore runs of the agents met in this restore, by plugin command's agent. */
+  private readonly pluginRuns = new Map<string, AgentRestoreRun>();
+
+  /** The agent a restored file's plugin command names, or null: then it restores as a plain file. */
+  private async pluginRestore(command: string): Promise<AgentRestoreRun | null> {
+    const agents = this.host.plugins;
+    const agent = agents?.agentFor(command) ?? null;
+    if (!agents || !agent) return null;
+    let run = this.pluginRuns.get(agent.name);
+    if (!run) {
+      run = await startPluginRestore(agents, agent, command, this.where || '/', {
+        jobName: this.job?.job ?? 'restore', jobId: this.job?.jobId ?? 0,
+        log: (level, message) => void this.jmsg(level === 'error' ? 4 : level === 'warning' ? 5 : 6, message).catch(() => undefined),
+        isCancelled: () => this.job?.cancelled ?? false,
+      });
+      this.pluginRuns.set(agent.name, run);
+    }
+    return run;
   }
 
   private async endJob(): Promise<void> {

@@ -11,6 +11,8 @@ import { inflateSync } from 'node:zlib';
 import { AgentfdError, messageOf } from '../errors.js';
 import { FT, STREAM, STREAM_MASK, decodeAttributes, decodeLStat, type BaculaStat } from './lstat.js';
 import type { SdRecord } from './storage-daemon.js';
+import type { RestoreRun as AgentRestoreRun } from '../agents/agent.js';
+import type { AgentFileInfo } from '../agents/types.js';
 
 export interface RestoreTotals {
   files: number;
@@ -23,6 +25,12 @@ export interface RestoreRun {
   /** Bacula's `where`: the restore's root; '' or '/' restores in place. */
   where: string;
   log: (level: 'info' | 'warning' | 'error', message: string) => void;
+  /**
+   * The agent run for a plugin command met on the volume (STREAM_PLUGIN_NAME), or null when no
+   * agent of that name is installed: then its files restore as plain files under `where`, as
+   * bacula-fd does with a plugin it does not have.
+   */
+  plugin?: (command: string) => Promise<AgentRestoreRun | null>;
 }
 
 /** The path `fname` (absolute, from the backup) under `where`; refuses what would leave it. */
@@ -56,6 +64,39 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
     totals.errors.push(message);
     run.log('error', message);
   };
+  /** The plugin command in force (between its start and end records), and its agent's run. */
+  let plugin: { command: string; run: AgentRestoreRun | null } | null = null;
+  let agentFile: { run: AgentRestoreRun; fname: string } | null = null;
+
+  const endAgentFile = async (ok: boolean) => {
+    if (!agentFile) return;
+    const file = agentFile;
+    agentFile = null;
+    try {
+      await file.run.endFile(ok);
+      if (ok) totals.files++;
+    } catch (error) {
+      problem(`${file.fname}: the agent could not restore it: ${messageOf(error)}`);
+    }
+  };
+
+  /** An attributes record inside a plugin's brackets: the file goes to the agent. */
+  const startAgentFile = async (agentRun: AgentRestoreRun, fname: string, type: number, stat: BaculaStat, link: string) => {
+    const pathName = fname.length > 1 && fname.endsWith('/') ? fname.slice(0, -1) : fname;
+    const kind = type === FT.DIREND ? 'directory' : type === FT.LNK ? 'symlink' : 'virtual';
+    const info: AgentFileInfo = {
+      path: pathName, kind, linkTarget: kind === 'symlink' ? link : null, mode: stat.mode & 0o7777, seen: false,
+      mtimeNs: stat.mtime * 1_000_000_000n, size: kind === 'virtual' ? Number(stat.size) : null, winAttributes: 0,
+      streams: type === FT.REG ? [{ index: 0, type: 'data', name: 'data', sizeHint: Number(stat.size), rawRestorable: true }] : [],
+    };
+    try {
+      await agentRun.startFile(info);
+      agentFile = { run: agentRun, fname };
+    } catch (error) {
+      problem(`${fname}: the agent refused it: ${messageOf(error)}`);
+      skipping = true;
+    }
+  };
 
   const closeCurrent = async () => {
     if (!current) return;
@@ -72,11 +113,30 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
 
   for await (const record of run.records) {
     const stream = record.stream & STREAM_MASK;
+    if (stream === STREAM.PLUGIN_NAME) {
+      await closeCurrent();
+      await endAgentFile(!skipping);
+      skipping = false;
+      const text = record.data.toString('utf8').replace(/\0+$/, '');
+      const start = /^\d+ 1 \d (.*)$/s.exec(text);
+      if (start) {
+        const command = start[1]!;
+        const agentRun = run.plugin ? await run.plugin(command) : null;
+        if (!agentRun) run.log('warning', `Plugin=${command.split(':')[0]} not found: its files are restored as plain files under the restore's where`);
+        plugin = { command, run: agentRun };
+      } else plugin = null;
+      continue;
+    }
     if (stream === STREAM.UNIX_ATTRIBUTES) {
       await closeCurrent();
+      await endAgentFile(!skipping);
       skipping = false;
       const attributes = decodeAttributes(record.data);
       const stat = decodeLStat(attributes.lstat);
+      if (plugin?.run) {
+        await startAgentFile(plugin.run, attributes.fname, attributes.type, stat, attributes.link);
+        continue;
+      }
       let target: string;
       try {
         target = restorePath(run.where, attributes.fname);
@@ -117,6 +177,19 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
       continue;
     }
     if (skipping) continue;
+    // (set by startAgentFile, which TypeScript's narrowing cannot see through)
+    const openAgentFile = agentFile as { run: AgentRestoreRun; fname: string } | null;
+    if (openAgentFile && (stream === STREAM.FILE_DATA || stream === STREAM.GZIP_DATA)) {
+      const data = stream === STREAM.GZIP_DATA ? inflateSync(record.data) : record.data;
+      try {
+        await openAgentFile.run.write(0, data);
+        totals.bytes += data.length;
+      } catch (error) {
+        problem(`${openAgentFile.fname}: the agent could not write it: ${messageOf(error)}`);
+        skipping = true;
+      }
+      continue;
+    }
     if (stream === STREAM.FILE_DATA || stream === STREAM.GZIP_DATA || stream === STREAM.SPARSE_DATA || stream === STREAM.SPARSE_GZIP_DATA) {
       if (!current) {
         problem(`data (stream ${stream}) arrived with no file open; the volume's records are out of order`);
@@ -136,6 +209,7 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
     // (ACLs, xattrs, plugin names) are not restored by this version.
   }
   await closeCurrent();
+  await endAgentFile(!skipping);
   // Deepest first: setting a parent's times before its children are done would be undone.
   directories.sort((a, b) => b.target.length - a.target.length);
   for (const dir of directories) {

@@ -9,6 +9,7 @@ import os from 'node:os';
 import { HOST_VERSION } from '../version.js';
 import { Bsock } from './bsock.js';
 import { DirectorSession, type DirectorIdentity, type JobRecord } from './director.js';
+import type { PluginAgents } from './agents.js';
 
 export interface ServeSettings {
   name: string;
@@ -17,6 +18,8 @@ export interface ServeSettings {
   directors: DirectorIdentity[];
   maxJobs: number;
   log: (level: 'info' | 'warning' | 'error', message: string) => void;
+  /** Agents for FileSets' Plugin lines; null: none. */
+  plugins?: PluginAgents | null;
 }
 
 const KEEP_TERMINATED = 10;
@@ -64,6 +67,7 @@ export class FileDaemonServer {
       clientName: this.settings.name,
       directors: this.settings.directors,
       log: this.settings.log,
+      plugins: this.settings.plugins ?? null,
       register: (job) => {
         if (this.running.size >= this.settings.maxJobs) throw new Error(`${this.running.size} jobs are running, the most serve.max_jobs allows`);
         this.running.set(job.job, job);

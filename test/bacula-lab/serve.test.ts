@@ -16,11 +16,28 @@ import { ROOT, tempDir } from '../helpers/native.js';
 const LAB_SH = path.join(ROOT, 'scripts', 'bacula', 'lab.sh');
 let lab: string;
 let data: string;
+let store: string;
+let dumpSource: string;
 let serve: ChildProcess | null = null;
 let serveLog = '';
 
 function labEnv(): NodeJS.ProcessEnv {
-  return { ...process.env, LAB: lab, FD_NAME: 'agentfd-fd', FD_PORT: '9102', FD_PASSWORD: 'lab-fd-pass', DIR_NAME: 'lab-dir', JOB_TIMEOUT: '120' };
+  return {
+    ...process.env, LAB: lab, FD_NAME: 'agentfd-fd', FD_PORT: '9102', FD_PASSWORD: 'lab-fd-pass', DIR_NAME: 'lab-dir', JOB_TIMEOUT: '120',
+    EXTRA_DIR_CONF: path.join(lab, 'extra-dir.conf'),
+  };
+}
+
+/** FileSets with Plugin lines: the sample Exchange agent, and Debian's bpipe through the adapter. */
+function extraDirectorConf(): string {
+  return [
+    'FileSet {', '  Name = "ExchangeSet"', '  Include {', '    Options { signature = MD5; compression = GZIP6 }',
+    `    Plugin = "MicrosoftExchange:store=${store}:truncate_logs=no"`, '  }', '}',
+    'Job { Name = "ExchangeBackup"; JobDefs = "LabJobDefs"; FileSet = "ExchangeSet" }',
+    'FileSet {', '  Name = "BpipeSet"', '  Include {', '    Options { signature = MD5 }',
+    `    Plugin = "bpipe:/@bpipe@/dump.sql:cat ${dumpSource}:sh -c 'cat > %w/dump-restored.sql'"`, '  }', '}',
+    'Job { Name = "BpipeBackup"; JobDefs = "LabJobDefs"; FileSet = "BpipeSet" }',
+  ].join('\n');
 }
 
 /** lab.sh COMMAND...; its output, and it must succeed unless `mayFail`. */
@@ -44,9 +61,15 @@ function restoreJob(jobId: number, where: string): string {
   return out;
 }
 
-async function startServe(): Promise<void> {
+/** agentfd serve, with the sample agents and Bacula's plugins; `withoutAgents`: an empty plugin directory. */
+async function startServe(withoutAgents = false): Promise<void> {
   const config = path.join(lab, 'agentfd.toml');
-  writeFileSync(config, 'data_dir = "agentfd-state"\n[serve]\nname = "agentfd-fd"\nport = 9102\n[[serve.directors]]\nname = "lab-dir"\npassword = "lab-fd-pass"\n');
+  const pluginDir = withoutAgents ? `plugin_dir = ${JSON.stringify(path.join(lab, 'no-agents'))}\n` : '';
+  if (withoutAgents) mkdirSync(path.join(lab, 'no-agents'), { recursive: true, mode: 0o755 });
+  writeFileSync(
+    config,
+    `${pluginDir}data_dir = "agentfd-state"\n[bacula]\nplugin_dir = "/usr/lib/bacula"\n[serve]\nname = "agentfd-fd"\nport = 9102\n[[serve.directors]]\nname = "lab-dir"\npassword = "lab-fd-pass"\n`,
+  );
   serve = spawn(process.execPath, [path.join(ROOT, 'bin', 'agentfd.js'), 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   const child = serve;
   await new Promise<void>((resolve, reject) => {
@@ -105,6 +128,13 @@ function restored(where: string): string {
 beforeAll(async () => {
   lab = tempDir('bacula-lab');
   chmodSync(lab, 0o755);
+  store = path.join(lab, 'exchange-store');
+  mkdirSync(path.join(store, 'SG1', 'logs'), { recursive: true });
+  writeFileSync(path.join(store, 'SG1', 'DB1.edb'), Buffer.concat([randomBytes(400_000), Buffer.from('page '.repeat(100_000))]));
+  writeFileSync(path.join(store, 'SG1', 'logs', 'E00000001.log'), 'transaction log\n'.repeat(1000));
+  dumpSource = path.join(lab, 'dump.sql');
+  writeFileSync(dumpSource, Array.from({ length: 50_000 }, (_, i) => `INSERT INTO t VALUES (${i}, 'row ${i}');\n`).join(''));
+  writeFileSync(path.join(lab, 'extra-dir.conf'), extraDirectorConf());
   labSh(['setup']);
   data = path.join(lab, 'data');
   mkdirSync(path.join(data, 'sub', 'deeper'), { recursive: true });
@@ -184,6 +214,40 @@ describe('agentfd serve with a real Bacula 9.6 Director and Storage Daemon', () 
     const [a, b] = await Promise.all([run('LabBackup'), run('LabBackupGzip')]);
     expect(a).toMatch(/Termination:\s+Backup OK/);
     expect(b).toMatch(/Termination:\s+Backup OK/);
+  });
+
+  it('backs up an agent from a FileSet Plugin line and restores it through the same agent', () => {
+    const { report, jobId } = runJob('ExchangeBackup');
+    expect(report).toMatch(/FD Files Written:\s+2\b/);
+    const listed = labSh(['console', `list files jobid=${jobId}`]).out;
+    expect(listed).toContain('/@exchange/SG1/DB1.edb');
+    const where = path.join(lab, 'restore-exchange');
+    restoreJob(jobId, where);
+    // The agent restored its store under where (the Exchange sample puts SG1/ there).
+    expect(readFileSync(path.join(where, 'SG1', 'DB1.edb')).equals(readFileSync(path.join(store, 'SG1', 'DB1.edb')))).toBe(true);
+    expect(readFileSync(path.join(where, 'SG1', 'logs', 'E00000001.log'), 'utf8')).toBe('transaction log\n'.repeat(1000));
+  });
+
+  it('restores an agent file as a plain file under where when the agent is not installed', async () => {
+    const { jobId } = runJob('ExchangeBackup');
+    await stopServe();
+    await startServe(true);
+    try {
+      const where = path.join(lab, 'restore-exchange-plain');
+      restoreJob(jobId, where);
+      expect(readFileSync(path.join(where, '@exchange', 'SG1', 'DB1.edb')).equals(readFileSync(path.join(store, 'SG1', 'DB1.edb')))).toBe(true);
+    } finally {
+      await stopServe();
+      await startServe();
+    }
+  });
+
+  it("runs Debian's bpipe plugin from a Plugin line through the Bacula adapter, both ways", () => {
+    const { jobId } = runJob('BpipeBackup');
+    const where = path.join(lab, 'restore-bpipe');
+    mkdirSync(where, { recursive: true });
+    restoreJob(jobId, where);
+    expect(readFileSync(path.join(where, 'dump-restored.sql')).equals(readFileSync(dumpSource))).toBe(true);
   });
 
   it("restores what the real bacula-fd saved, and the real bacula-fd restores agentfd's backup", async () => {

@@ -104,6 +104,11 @@ export function explainStatus(line: string): string {
   return line;
 }
 
+/** A file whose data goes through pluginIO: a regular file, or an agent's virtual object. */
+function hasData(file: AgentFileInfo): boolean {
+  return file.kind === 'regular' || file.kind === 'virtual';
+}
+
 /** A plugin's pseudo path as an agentfd path: absolute, '/'-separated, no trailing '/'. */
 function agentPath(fname: string): string {
   let p = fname.startsWith('/') ? fname : `/${fname}`;
@@ -501,7 +506,7 @@ export class BaculaPluginSession implements AgentSession {
       this.coreRun ??= await createFilesystemAgent().restore({ ...this.restoreRequestBase(), target: this.where });
       await this.coreRun.startFile(file);
     }
-    if (mode === 'extract' && file.kind === 'regular') {
+    if (mode === 'extract' && hasData(file)) {
       this.ioPacket(IO.OPEN, { flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600, fname: this.fileArena.string(ofname) });
       await this.pluginIO('IO_OPEN (write) of', file.path);
     }
@@ -547,9 +552,9 @@ export class BaculaPluginSession implements AgentSession {
       await attempt(async () => {
         this.expectOk('setFileAttributes', await this.call('setFileAttributes', this.ctx, this.rp));
         const status = koffi.decode(this.rp, koffi.offsetof(RestorePkt, 'create_status'), 'int32_t') as number;
-        if (status === CF.CORE && r.file.kind === 'regular') await this.coreAttributes(r);
+        if (status === CF.CORE && hasData(r.file)) await this.coreAttributes(r);
       });
-      if (r.file.kind === 'regular') {
+      if (hasData(r.file)) {
         await attempt(async () => {
           this.ioPacket(IO.CLOSE, {});
           await this.pluginIO('IO_CLOSE of', r.file.path);

@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { FileDaemonServer } from '../../bacula/server.js';
 import { AgentfdError } from '../../errors.js';
-import { configFromOptions, type ConfigOptions } from '../context.js';
+import { pluginAgents } from '../../bacula/agents.js';
+import { configFromOptions, registryFor, type ConfigOptions } from '../context.js';
 import { reportFailure, type CommandIo } from '../output.js';
 
 interface ServeOptions extends ConfigOptions {
@@ -21,7 +22,11 @@ export async function serveCommand(io: CommandIo, options: ServeOptions): Promis
       );
     }
     const serve = config.serve;
+    // The agents of the plugin directory (and Bacula's plugins), for FileSets' Plugin lines.
+    const registry = await registryFor(config);
+    for (const refused of registry.refused) io.err(`warning: ${refused.reason}`);
     const server = new FileDaemonServer({
+      plugins: pluginAgents(config, registry),
       name: serve.name,
       address: options.address ?? serve.address,
       port: options.port !== undefined ? Number(options.port) : serve.port,
