@@ -35,8 +35,13 @@ export interface BackupTotals {
   pluginRuns: AgentBackupRun[];
 }
 
+/** Where a backup's streams go: the Storage Daemon, or an estimate's counter. */
+export type StreamSink = Pick<StorageDaemon, 'sendStream'>;
+
 export interface BackupRun {
-  sd: StorageDaemon;
+  sd: StreamSink;
+  /** An estimate: Plugin lines are not run (their agents would have to produce their data). */
+  skipPlugins?: boolean;
   fileset: FileSet;
   /** Incremental or differential: files whose mtime and ctime are both older are skipped. Seconds. */
   since: bigint | null;
@@ -238,7 +243,7 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
       await walk(file, top.dev, options);
     }
     // After the block's File entries, as bacula-fd (find_files, then plugin_save per command).
-    for (const command of block.plugins) await sendPlugin(command, options);
+    if (!run.skipPlugins) for (const command of block.plugins) await sendPlugin(command, options);
   }
   return totals;
 }

@@ -8,6 +8,7 @@ import os from 'node:os';
 import { AgentfdError, messageOf } from '../errors.js';
 import { HOST_VERSION } from '../version.js';
 import { newTotals, sendBackup } from './backup.js';
+import { estimate } from './estimate.js';
 import { startPluginRestore, type PluginAgents } from './agents.js';
 import type { RestoreRun as AgentRestoreRun } from '../agents/agent.js';
 import { BNET, Bsock, unbashSpaces } from './bsock.js';
@@ -198,6 +199,13 @@ export class DirectorSession {
     if (command.startsWith('.status') || command.startsWith('status')) {
       if (command.startsWith('.status')) await send('2000 OK .status\n');
       for (const line of this.host.statusLines()) await send(line);
+      await this.bsock.sendSignal(BNET.EOD);
+      return true;
+    }
+    if ((m = /^estimate listing=(\d+)/.exec(command))) {
+      const found = await estimate({ fileset: this.fileset, since: this.since, isCancelled: () => false, log: () => undefined });
+      if (m[1] !== '0') for (const line of found.listing) await send(line);
+      await send(`2000 OK estimate files=${found.files} bytes=${found.bytes}\n`);
       await this.bsock.sendSignal(BNET.EOD);
       return true;
     }

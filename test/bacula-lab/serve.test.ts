@@ -167,6 +167,15 @@ describe('agentfd serve with a real Bacula 9.6 Director and Storage Daemon', () 
     expect(out).toContain('No Jobs running.');
   });
 
+  it('estimates a job from the FileSet, listing its files', () => {
+    const { out } = labSh(['console', 'estimate job=LabBackup listing']);
+    expect(out).toMatch(/-rw-r-----\s+1 .* \/\S+\/data\/hello\.txt/);
+    // 10 entries, and the bytes of the regular files (3,000,000 + the log + 13 + 5).
+    const totals = /2000 OK estimate files=(\d+) bytes=([\d,]+)/.exec(out);
+    expect(totals, out).not.toBeNull();
+    expect(Number(totals![1])).toBe(10);
+  });
+
   let fullId = 0;
   it('backs up a tree (Backup OK) and restores it byte for byte, with modes, times and symlinks (Restore OK)', () => {
     const before = snapshot('full');
