@@ -111,8 +111,9 @@ export class DirectorSession {
       }
     } catch (error) {
       if (this.job && !this.job.ended) {
-        this.job.errors.push(messageOf(error));
-        this.finish(TERM.fatal);
+        // After a cancel the Director hangs up on the job: that is the cancel, not a new error.
+        if (!this.job.cancelled) this.job.errors.push(messageOf(error));
+        this.finish(this.job.cancelled ? TERM.cancelled : TERM.fatal);
       }
       this.host.log('warning', `Director "${director.name}": ${messageOf(error)}`);
     } finally {
@@ -212,6 +213,7 @@ export class DirectorSession {
     if ((m = /^cancel Job=(\S+)/.exec(command))) {
       const job = m[1]!;
       await send(this.host.cancel(job) ? `2001 Job "${job}" marked to be canceled.\n` : `2901 Job "${job}" not found.\n`);
+      await this.bsock.sendSignal(BNET.EOD); // the Director reads the answer up to EOD, as for status
       return true;
     }
     if (command.startsWith('setdebug=')) {
@@ -274,9 +276,12 @@ export class DirectorSession {
       await sd.closeAppend(ticket);
       termCode = job.cancelled ? TERM.cancelled : totals.errors.length > 0 ? TERM.errors : TERM.ok;
     } catch (error) {
-      job.errors.push(messageOf(error));
-      await this.jmsg(3, messageOf(error)).catch(() => undefined);
-      termCode = TERM.fatal;
+      // A cancel can surface as the agent's own "cancelled" error: it is still a cancel.
+      if (!job.cancelled) {
+        job.errors.push(messageOf(error));
+        await this.jmsg(3, messageOf(error)).catch(() => undefined);
+      }
+      termCode = job.cancelled ? TERM.cancelled : TERM.fatal;
     }
     // The agents learn whether their data is safe on the SD (an Exchange agent truncates its logs
     // only then), and their hosts end.

@@ -37,6 +37,9 @@ function extraDirectorConf(): string {
     'FileSet {', '  Name = "BpipeSet"', '  Include {', '    Options { signature = MD5 }',
     `    Plugin = "bpipe:/@bpipe@/dump.sql:cat ${dumpSource}:sh -c 'cat > %w/dump-restored.sql'"`, '  }', '}',
     'Job { Name = "BpipeBackup"; JobDefs = "LabJobDefs"; FileSet = "BpipeSet" }',
+    // An agent that waits until it is cancelled: a job to cancel from the Director.
+    'FileSet {', '  Name = "HangSet"', '  Include {', '    Plugin = "FaultInjector:fault=hang-cancellable"', '  }', '}',
+    'Job { Name = "HangBackup"; JobDefs = "LabJobDefs"; FileSet = "HangSet" }',
   ].join('\n');
 }
 
@@ -257,6 +260,25 @@ describe('agentfd serve with a real Bacula 9.6 Director and Storage Daemon', () 
     mkdirSync(where, { recursive: true });
     restoreJob(jobId, where);
     expect(readFileSync(path.join(where, 'dump-restored.sql')).equals(readFileSync(dumpSource))).toBe(true);
+  });
+
+  it('cancels a running job from the Director, and goes on serving', async () => {
+    const child = spawn('bash', [LAB_SH, 'run-job', 'HangBackup'], { env: labEnv() });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const ended = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    // Wait until agentfd reports the job running, then cancel it through the Director.
+    let jobId: string | undefined;
+    for (let i = 0; i < 60 && !jobId; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      jobId = /JobId (\d+) Job HangBackup\S* is running/.exec(labSh(['console', 'status client=agentfd-fd']).out)?.[1];
+    }
+    expect(jobId, out).toBeDefined();
+    labSh(['console', `cancel jobid=${jobId}`]);
+    await ended;
+    expect(out).toMatch(/Termination:\s+Backup Canceled/);
+    expect(runJob('LabBackup').report).toMatch(/Backup OK/);
   });
 
   it("restores what the real bacula-fd saved, and the real bacula-fd restores agentfd's backup", async () => {
