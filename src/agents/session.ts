@@ -58,13 +58,19 @@ export interface AgentSession {
 /** A loaded agent library of either ABI, as the bridge and the agent host use it. */
 export interface LoadedAgent {
   readonly kind: 'native' | 'bacula';
+  /** Name() of a native agent; the file name up to "-fd.so" of a Bacula plugin. */
   readonly name: string;
   readonly file: string;
+  /** The generation both sides agreed on (Bacula: 14). */
   readonly abi: number;
+  /** The generations the agent said it speaks. */
   readonly agentAbiRange: readonly [number, number];
   readonly capabilities: readonly Capability[];
   readonly info: Readonly<Record<string, string>>;
+  /** Things a person should know that did not stop the load. */
   readonly warnings: readonly string[];
+  /** A session for one job. */
   openSession(options: SessionOptions): Promise<AgentSession>;
+  /** Unload the library; the agent must not be used afterwards. */
   unload(): void;
 }

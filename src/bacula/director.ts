@@ -242,6 +242,11 @@ export class DirectorSession {
     return false;
   }
 
+  /** A job's warnings and errors go to the Director as job messages (info stays local). */
+  private readonly jobLog = (level: 'info' | 'warning' | 'error', message: string): void => {
+    if (level !== 'info') void this.jmsg(level === 'error' ? 4 : 5, message).catch(() => undefined);
+  };
+
   private jmsg(type: number, text: string): Promise<void> {
     return this.bsock.send(`Jmsg JobId=${this.job?.jobId ?? 0} type=${type} level=${Math.floor(Date.now() / 1000)} ${this.host.clientName} JobId ${this.job?.jobId ?? 0}: ${text}\n`);
   }
@@ -266,9 +271,7 @@ export class DirectorSession {
           fileset: this.fileset,
           since: this.since,
           isCancelled: () => job.cancelled,
-          log: (level, message) => {
-            if (level !== 'info') void this.jmsg(level === 'error' ? 4 : 5, message).catch(() => undefined);
-          },
+          log: this.jobLog,
           ...(this.host.plugins ? { plugins: { agents: this.host.plugins, level: levelName, jobName: job.job, jobId: job.jobId } } : {}),
         },
         totals,
@@ -314,9 +317,7 @@ export class DirectorSession {
         records: sd.records(),
         where: this.where,
         plugin: this.host.plugins ? (command) => this.pluginRestore(command) : undefined,
-        log: (level, message) => {
-          if (level !== 'info') void this.jmsg(level === 'error' ? 4 : 5, message).catch(() => undefined);
-        },
+        log: this.jobLog,
       });
       await sd.closeRead(ticket);
       for (const [name, agentRun] of this.pluginRuns) {

@@ -30,7 +30,7 @@ import {
 } from './abi.js';
 import { DEFAULT_PRELOAD, baculaPluginName } from './command.js';
 import { hostFunctionTable, onLoadMessage } from './host-functions.js';
-import type { AgentSession, SessionOptions } from '../session.js';
+import type { LoadedAgent } from '../session.js';
 import { BaculaPluginSession } from './session.js';
 
 /**
@@ -42,19 +42,10 @@ export const BACULA_CAPABILITIES: readonly Capability[] = ['full', 'incremental'
 
 type PluginFunction = ((...args: unknown[]) => number) & { async?: (...args: unknown[]) => void };
 
-export interface BaculaPluginLibrary {
+/** A loaded Bacula plugin: its name is the file name up to "-fd.so", its ABI is 14. */
+export interface BaculaPluginLibrary extends LoadedAgent {
   readonly kind: 'bacula';
-  /** The file name up to "-fd.so", as Bacula names plugins. */
-  readonly name: string;
-  readonly file: string;
-  readonly abi: number;
-  readonly agentAbiRange: readonly [number, number];
-  readonly capabilities: readonly Capability[];
-  readonly info: Readonly<Record<string, string>>;
-  readonly warnings: readonly string[];
   readonly entry: Readonly<Partial<Record<PluginEntryPoint, PluginFunction>>>;
-  openSession(options: SessionOptions): Promise<AgentSession>;
-  unload(): void;
 }
 
 function refuse(code: RefusalCode, file: string, message: string, cause?: unknown): never {

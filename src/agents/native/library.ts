@@ -27,7 +27,7 @@ import {
 import { escapeBytes, readCString } from './cstring.js';
 import { AgentLoadError } from '../../errors.js';
 import { HOST_VERSION } from '../../version.js';
-import type { AgentSession, SessionOptions } from '../session.js';
+import type { LoadedAgent } from '../session.js';
 import { NativeAgentSession } from './session.js';
 
 /** Why a library was refused; stable values for scripts (`plugins list --json`) and tests. */
@@ -48,25 +48,11 @@ export type RefusalCode =
 export type EntryPoint = ((...args: unknown[]) => unknown) & { async?: (...args: unknown[]) => void };
 
 /** A loaded, negotiated native agent library. */
-export interface NativeAgentLibrary {
+export interface NativeAgentLibrary extends LoadedAgent {
   readonly kind: 'native';
-  readonly name: string;
-  readonly file: string;
-  /** The generation both sides agreed on. */
-  readonly abi: number;
-  /** The generations the agent said it speaks. */
-  readonly agentAbiRange: readonly [number, number];
-  readonly capabilities: readonly Capability[];
   readonly capabilityBits: bigint;
-  readonly info: Readonly<Record<string, string>>;
-  /** Things a person should know that did not stop the load. */
-  readonly warnings: readonly string[];
   /** Entry points present in the table (absent ones are missing here). */
   readonly entry: Readonly<Partial<Record<AgentEntryPoint, EntryPoint>>>;
-  /** A session for one job. */
-  openSession(options: SessionOptions): Promise<AgentSession>;
-  /** dlclose the library; the agent must not be used afterwards. */
-  unload(): void;
 }
 
 const NAME_MAX_BYTES = 64;
