@@ -6,27 +6,23 @@
  * once, and the cross-checks: the real bacula-fd restores agentfd's backup, and agentfd restores
  * the real bacula-fd's.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, cpSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, cpSync, lstatSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, tempDir } from '../helpers/native.js';
+import { BaculaLab, LAB_SH, describeTree, restoredPath } from '../helpers/bacula-lab.js';
 
-const LAB_SH = path.join(ROOT, 'scripts', 'bacula', 'lab.sh');
 let lab: string;
 let data: string;
 let store: string;
 let dumpSource: string;
-let serve: ChildProcess | null = null;
-let serveLog = '';
-
-function labEnv(): NodeJS.ProcessEnv {
-  return {
-    ...process.env, LAB: lab, FD_NAME: 'agentfd-fd', FD_PORT: '9102', FD_PASSWORD: 'lab-fd-pass', DIR_NAME: 'lab-dir', JOB_TIMEOUT: '120',
-    EXTRA_DIR_CONF: path.join(lab, 'extra-dir.conf'),
-  };
-}
+const bacula = new BaculaLab('bacula-lab', { extraDirectorConf: () => extraDirectorConf() });
+const labSh = (args: string[], mayFail = false) => bacula.sh(args, mayFail);
+const runJob = (job: string, ...options: string[]) => bacula.runJob(job, ...options);
+const restoreJob = (jobId: number, where: string) => bacula.restore(jobId, where);
+const startServe = (withoutAgents = false) => bacula.startServe('', withoutAgents);
+const stopServe = () => bacula.stopServe();
 
 /** FileSets with Plugin lines: the sample Exchange agent, and Debian's bpipe through the adapter. */
 function extraDirectorConf(): string {
@@ -43,80 +39,6 @@ function extraDirectorConf(): string {
   ].join('\n');
 }
 
-/** lab.sh COMMAND...; its output, and it must succeed unless `mayFail`. */
-function labSh(args: string[], mayFail = false): { status: number | null; out: string } {
-  const result = spawnSync('bash', [LAB_SH, ...args], { env: labEnv(), encoding: 'utf8', timeout: 300_000 });
-  const out = `${result.stdout}${result.stderr}`;
-  if (!mayFail && result.status !== 0) throw new Error(`lab.sh ${args.join(' ')} failed (${result.status}):\n${out}\n--- agentfd serve:\n${serveLog}`);
-  return { status: result.status, out };
-}
-
-/** Run a job through the Director; returns its report and JobId. */
-function runJob(job: string, ...options: string[]): { report: string; jobId: number } {
-  const { out } = labSh(['run-job', job, ...options]);
-  expect(out).toMatch(/Termination:\s+Backup OK/);
-  return { report: out, jobId: Number(/jobid=(\d+)/.exec(out)![1]) };
-}
-
-function restoreJob(jobId: number, where: string): string {
-  const { out } = labSh(['restore', String(jobId), where]);
-  expect(out).toMatch(/Termination:\s+Restore OK/);
-  return out;
-}
-
-/** agentfd serve, with the sample agents and Bacula's plugins; `withoutAgents`: an empty plugin directory. */
-async function startServe(withoutAgents = false): Promise<void> {
-  const config = path.join(lab, 'agentfd.toml');
-  const pluginDir = withoutAgents ? `plugin_dir = ${JSON.stringify(path.join(lab, 'no-agents'))}\n` : '';
-  if (withoutAgents) mkdirSync(path.join(lab, 'no-agents'), { recursive: true, mode: 0o755 });
-  writeFileSync(
-    config,
-    `${pluginDir}data_dir = "agentfd-state"\n[bacula]\nplugin_dir = "/usr/lib/bacula"\n[serve]\nname = "agentfd-fd"\nport = 9102\n[[serve.directors]]\nname = "lab-dir"\npassword = "lab-fd-pass"\n`,
-  );
-  serve = spawn(process.execPath, [path.join(ROOT, 'bin', 'agentfd.js'), 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const child = serve;
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`agentfd serve did not start:\n${serveLog}`)), 20_000);
-    const take = (chunk: Buffer) => {
-      serveLog += chunk.toString();
-      if (serveLog.includes('listening on')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', take);
-    child.stderr!.on('data', take);
-    child.once('exit', (code) => reject(new Error(`agentfd serve exited (${code}):\n${serveLog}`)));
-  });
-}
-
-async function stopServe(): Promise<void> {
-  if (!serve) return;
-  const child = serve;
-  serve = null;
-  await new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
-}
-
-/** Every entry under `root`: type, mode, content digest or link target, and mtime for files. */
-function describeTree(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (rel: string) => {
-    const full = path.join(root, rel);
-    const st = lstatSync(full);
-    const mode = (st.mode & 0o7777).toString(8);
-    if (st.isSymbolicLink()) out[rel] = `link -> ${readlinkSync(full)}`;
-    else if (st.isDirectory()) {
-      out[rel] = `dir ${mode}`;
-      for (const name of readdirSync(full).sort()) walk(path.join(rel, name));
-    } else out[rel] = `file ${mode} ${Math.floor(st.mtimeMs / 1000)} ${createHash('sha256').update(readFileSync(full)).digest('hex')}`;
-  };
-  walk('.');
-  return out;
-}
-
 /** A copy of the data as it is now, to compare a later restore of this backup with. */
 function snapshot(name: string): string {
   const copy = path.join(lab, 'snapshots', name);
@@ -125,20 +47,17 @@ function snapshot(name: string): string {
 }
 
 function restored(where: string): string {
-  return path.join(where, ...data.split(path.sep).filter(Boolean));
+  return restoredPath(where, data);
 }
 
 beforeAll(async () => {
-  lab = tempDir('bacula-lab');
-  chmodSync(lab, 0o755);
+  lab = bacula.dir;
   store = path.join(lab, 'exchange-store');
   mkdirSync(path.join(store, 'SG1', 'logs'), { recursive: true });
   writeFileSync(path.join(store, 'SG1', 'DB1.edb'), Buffer.concat([randomBytes(400_000), Buffer.from('page '.repeat(100_000))]));
   writeFileSync(path.join(store, 'SG1', 'logs', 'E00000001.log'), 'transaction log\n'.repeat(1000));
   dumpSource = path.join(lab, 'dump.sql');
   writeFileSync(dumpSource, Array.from({ length: 50_000 }, (_, i) => `INSERT INTO t VALUES (${i}, 'row ${i}');\n`).join(''));
-  writeFileSync(path.join(lab, 'extra-dir.conf'), extraDirectorConf());
-  labSh(['setup']);
   data = path.join(lab, 'data');
   mkdirSync(path.join(data, 'sub', 'deeper'), { recursive: true });
   writeFileSync(path.join(data, 'hello.txt'), 'hello bacula\n');
@@ -151,17 +70,11 @@ beforeAll(async () => {
   chmodSync(path.join(data, 'hello.txt'), 0o640);
   chmodSync(path.join(data, 'sub'), 0o750);
   utimesSync(path.join(data, 'random.bin'), new Date('2020-02-02T02:02:02Z'), new Date('2020-02-02T02:02:02Z'));
-  labSh(['start']);
+  bacula.start();
   await startServe();
 }, 300_000);
 
-afterAll(async () => {
-  await stopServe();
-  if (lab) {
-    labSh(['stop'], true);
-    rmSync(lab, { recursive: true, force: true });
-  }
-});
+afterAll(() => bacula.destroy());
 
 describe('agentfd serve with a real Bacula 9.6 Director and Storage Daemon', () => {
   it('answers status client', () => {
@@ -217,7 +130,7 @@ describe('agentfd serve with a real Bacula 9.6 Director and Storage Daemon', () 
   it('runs two jobs at once, each to Backup OK', async () => {
     const run = (job: string) =>
       new Promise<string>((resolve) => {
-        const child = spawn('bash', [LAB_SH, 'run-job', job], { env: labEnv() });
+        const child = spawn('bash', [LAB_SH, 'run-job', job], { env: bacula.env() });
         let out = '';
         child.stdout.on('data', (c: Buffer) => (out += c.toString()));
         child.stderr.on('data', (c: Buffer) => (out += c.toString()));
@@ -263,7 +176,7 @@ describe('agentfd serve with a real Bacula 9.6 Director and Storage Daemon', () 
   });
 
   it('cancels a running job from the Director, and goes on serving', async () => {
-    const child = spawn('bash', [LAB_SH, 'run-job', 'HangBackup'], { env: labEnv() });
+    const child = spawn('bash', [LAB_SH, 'run-job', 'HangBackup'], { env: bacula.env() });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));
