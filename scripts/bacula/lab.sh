@@ -16,7 +16,9 @@
 # LAB (required) is the scratch directory. Settings, read by `setup` and saved in $LAB/etc/lab.env
 # (later commands use the saved values): FD_NAME (agentfd-fd), FD_PORT (9102), FD_PASSWORD
 # (lab-fd-pass), DIR_NAME (lab-dir), DIR_PORT (9101), SD_PORT (9103), EXTRA_DIR_CONF (a file
-# appended to bacula-dir.conf). Others: DEBUG=N (start: -d N -dt), JOB_TIMEOUT (run-job, restore:
+# appended to bacula-dir.conf), TLS (0; 1: a CA and certificates in $LAB/etc/tls, and the Director's
+# Client resource and the SD's Storage resource require TLS, checking peer certificates: the FD must
+# present $LAB/etc/tls/fd.crt, signed by ca.crt, CN FD_NAME, for 127.0.0.1). Others: DEBUG=N (start: -d N -dt), JOB_TIMEOUT (run-job, restore:
 # seconds, default 300). Never touches /etc/bacula; everything binds 127.0.0.1.
 set -euo pipefail
 
@@ -270,6 +272,41 @@ queue_job() { # bconsole command line -> echoes the JobId
 
 # ---------------------------------------------------------------- setup
 
+# A private CA and a certificate for each daemon (TLS=1). The Director checks the FD's certificate
+# against the Client's Address and the FD checks the SD's against the Storage's Address, so the
+# FD and SD certificates name 127.0.0.1 (as a DNS name, which Bacula compares, and as an IP, which
+# OpenSSL-based clients such as Node compare).
+make_certificates() {
+  local tls=$ETC/tls name cn
+  command -v openssl >/dev/null || die "openssl not found (apt-get install openssl)"
+  mkdir -p "$tls"
+  if [ ! -s "$tls/ca.crt" ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=agentfd lab CA" \
+      -keyout "$tls/ca.key" -out "$tls/ca.crt" 2>"$LOGS/openssl.log" || die "openssl could not make the lab CA (see $LOGS/openssl.log)"
+  fi
+  for name in dir sd fd; do
+    [ -s "$tls/$name.crt" ] && continue
+    case $name in dir) cn=$DIR_NAME ;; sd) cn=$SD_NAME ;; fd) cn=$FD_NAME ;; esac
+    printf 'subjectAltName = DNS:127.0.0.1, DNS:localhost, IP:127.0.0.1\nextendedKeyUsage = serverAuth, clientAuth\n' > "$tls/$name.ext"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$cn" -keyout "$tls/$name.key" -out "$tls/$name.csr" 2>>"$LOGS/openssl.log" \
+      && openssl x509 -req -in "$tls/$name.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial -days 30 \
+        -extfile "$tls/$name.ext" -out "$tls/$name.crt" 2>>"$LOGS/openssl.log" \
+      || die "openssl could not make the $name certificate (see $LOGS/openssl.log)"
+  done
+  chmod 644 "$tls"/*.key # the lab's daemons and the tests read them; a scratch CA, never a real one
+  say "TLS: CA and certificates in $tls"
+}
+
+# TLS directives for one resource (TLS=1): $1 = the certificate's name (dir, sd, fd); $2 = what the
+# resource does with peers' certificates ("verify": TLS Verify Peer with the FD's name allowed).
+tls_directives() {
+  [ "$TLS" = 1 ] || return 0
+  local tls=$ETC/tls
+  printf '  TLS Enable = yes\n  TLS Require = yes\n  TLS CA Certificate File = "%s"\n' "$tls/ca.crt"
+  printf '  TLS Certificate = "%s"\n  TLS Key = "%s"\n' "$tls/$1.crt" "$tls/$1.key"
+  if [ "${2:-}" = verify ]; then printf '  TLS Verify Peer = yes\n  TLS Allowed CN = "%s"\n' "$FD_NAME"; fi
+}
+
 write_configs() {
   local extra=
   cp "$QUERY_SQL" "$ETC/query.sql"
@@ -300,6 +337,7 @@ Client {
   Password = "$FD_PASSWORD"
   AutoPrune = no
   Maximum Concurrent Jobs = 10
+$(tls_directives dir)
 }
 Storage {
   Name = File1
@@ -388,6 +426,7 @@ Storage {
   WorkingDirectory = "$LAB/work-sd"
   Pid Directory = "$RUN"
   Maximum Concurrent Jobs = 20
+$(tls_directives sd verify)
 }
 Director {
   Name = $DIR_NAME
@@ -416,6 +455,7 @@ EOF
 Director {
   Name = $DIR_NAME
   Password = "$FD_PASSWORD"
+$(tls_directives fd)
 }
 FileDaemon {
   Name = $FD_NAME
@@ -426,6 +466,7 @@ FileDaemon {
   Maximum Concurrent Jobs = 10
   Plugin Directory = "/usr/lib/bacula"
   CommCompression = no
+$(tls_directives fd)
 }
 Messages {
   Name = Standard
@@ -467,7 +508,9 @@ cmd_setup() {
   DIR_NAME=${DIR_NAME:-lab-dir}
   DIR_PORT=${DIR_PORT:-9101}
   SD_PORT=${SD_PORT:-9103}
+  TLS=${TLS:-0}
   local v
+  [[ "$TLS" =~ ^[01]$ ]] || die "TLS must be 0 or 1: $TLS"
   for v in FD_PORT DIR_PORT SD_PORT; do [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a port number: ${!v}"; done
   for v in FD_NAME DIR_NAME; do [[ "${!v}" =~ ^[A-Za-z0-9._:-]+$ ]] || die "$v may hold letters, digits and . _ : - only: ${!v}"; done
   case "$FD_PASSWORD" in *'"'* | *\\* | *$'\n'*) die "FD_PASSWORD must not contain quotes, backslashes or newlines" ;; esac
@@ -506,9 +549,10 @@ cmd_setup() {
 
   {
     echo "# Written by agentfd scripts/bacula/lab.sh setup; later lab.sh commands read it"
-    for v in FD_NAME FD_PORT FD_PASSWORD DIR_NAME DIR_PORT SD_PORT; do printf '%s=%q\n' "$v" "${!v}"; done
+    for v in FD_NAME FD_PORT FD_PASSWORD DIR_NAME DIR_PORT SD_PORT TLS; do printf '%s=%q\n' "$v" "${!v}"; done
   } > "$ENVFILE"
 
+  [ "$TLS" = 0 ] || make_certificates
   write_configs
   create_catalog
   "$SD_BIN" -t -c "$ETC/bacula-sd.conf" || die "bacula-sd rejects $ETC/bacula-sd.conf"

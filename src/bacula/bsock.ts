@@ -1,10 +1,11 @@
 /**
  * Bacula's message framing (lib/bsock.c): every message is a big-endian int32 length and that many
  * bytes; a length <= 0 is a signal with no payload. The Director, the SD and the FD all talk this on
- * plain TCP, so a Bsock wraps any Duplex (a net.Socket, or a TLS socket later).
+ * TCP, so a Bsock wraps any Duplex; TLS, when both sides want it, takes over the same socket after
+ * authentication (startTls).
  */
 import type { Duplex } from 'node:stream';
-import { AgentfdError } from '../errors.js';
+import { AgentfdError, messageOf } from '../errors.js';
 
 /** Signals (negative lengths, bsock.h). */
 export const BNET = {
@@ -115,7 +116,7 @@ type FrameState = { step: 'length' } | { step: 'flags'; length: number } | { ste
 
 export class Bsock {
   readonly peer: string;
-  private readonly socket: Duplex;
+  private socket: Duplex;
 
   /** Unparsed received bytes, as the socket delivered them (concatenated only when a frame spans chunks). */
   private chunks: Buffer[] = [];
@@ -132,18 +133,71 @@ export class Bsock {
   private finalError: BsockError | undefined;
   private isClosed = false;
   private drainWait: Promise<void> | undefined;
+  /** Messages still to be parsed before the bytes that follow belong to a TLS handshake. */
+  private parseLimit = Number.POSITIVE_INFINITY;
 
   constructor(socket: Duplex, peer: string) {
     this.socket = socket;
     this.peer = peer;
+    this.listen(socket);
+  }
+
+  private listen(socket: Duplex): void {
     socket.on('data', this.onData);
-    // 'end' only means the peer will send nothing more (we may still write if the socket allows
-    // half-open connections); 'close' means the connection is gone.
-    socket.on('end', () => this.endOfInput(this.closedByPeer()));
-    socket.on('close', () => this.finish(this.closedByPeer()));
-    // Without an 'error' listener a reset connection would crash the process; it ends this
-    // conversation only, and the reason goes into the error receivers see.
-    socket.on('error', (error: Error) => this.finish(this.closedByPeer(error)));
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onClose);
+    socket.on('error', this.onError);
+  }
+
+  private unlisten(socket: Duplex): void {
+    socket.off('data', this.onData);
+    socket.off('end', this.onEnd);
+    socket.off('close', this.onClose);
+    socket.off('error', this.onError);
+  }
+
+  // 'end' only means the peer will send nothing more (we may still write if the socket allows
+  // half-open connections); 'close' means the connection is gone.
+  private readonly onEnd = (): void => this.endOfInput(this.closedByPeer());
+  private readonly onClose = (): void => this.finish(this.closedByPeer());
+  // Without an 'error' listener a reset connection would crash the process; it ends this
+  // conversation only, and the reason goes into the error receivers see.
+  private readonly onError = (error: Error): void => this.finish(this.closedByPeer(error));
+
+  /**
+   * The next `messages` messages are the last plain ones: the peer's TLS handshake may follow them
+   * in the same TCP segment, and those bytes must not be parsed as frames. Call before they arrive.
+   */
+  plainUntil(messages: number): void {
+    this.parseLimit = messages;
+  }
+
+  /**
+   * Hands the connection to TLS: `upgrade` wraps the plain socket (with any handshake bytes that
+   * arrived after the last plain message put back) and resolves once the handshake is done; every
+   * later message goes through the TLS socket.
+   */
+  async startTls(upgrade: (plain: Duplex) => Promise<Duplex>): Promise<void> {
+    if (this.frame.step !== 'length') throw new BsockError('E_BACULA_PROTOCOL', this.peer, `${this.peer} started TLS in the middle of a message`);
+    const plain = this.socket;
+    this.unlisten(plain);
+    // A failure during the handshake is reported by `upgrade`; this only keeps the process alive.
+    const ignore = (): void => undefined;
+    plain.on('error', ignore);
+    plain.pause();
+    const early = this.chunks;
+    this.chunks = [];
+    this.chunkBytes = 0;
+    if (early.length > 0) plain.unshift(Buffer.concat(early));
+    this.parseLimit = Number.POSITIVE_INFINITY;
+    try {
+      this.socket = await upgrade(plain);
+    } catch (error) {
+      this.finish(error instanceof BsockError ? error : new BsockError('E_BACULA_TLS', this.peer, messageOf(error), { cause: error }));
+      throw error;
+    }
+    this.listen(this.socket);
+    this.socket.resume();
   }
 
   get closed(): boolean {
@@ -200,7 +254,7 @@ export class Bsock {
   }
 
   private parse(): void {
-    for (;;) {
+    while (this.parseLimit > 0) {
       const state = this.frame;
       if (state.step === 'length') {
         if (this.chunkBytes < 4) return;
@@ -238,6 +292,8 @@ export class Bsock {
   private enqueue(message: BsockMessage): void {
     this.queue.push(message);
     if (message.kind === 'data') this.queuedBytes += message.data.length;
+    // The last plain message: what follows is TLS, left unparsed for startTls.
+    if (--this.parseLimit === 0) this.socket.pause();
   }
 
   private dequeue(): BsockMessage | undefined {
@@ -272,7 +328,8 @@ export class Bsock {
       this.waiters = [];
       for (const waiter of waiters) waiter.reject(this.finalError);
     }
-    if (this.queuedBytes < RECEIVE_HIGH_WATER / 2 && this.socket.isPaused() && !this.finalError) this.socket.resume();
+    const waitingForTls = this.parseLimit === 0;
+    if (this.queuedBytes < RECEIVE_HIGH_WATER / 2 && this.socket.isPaused() && !this.finalError && !waitingForTls) this.socket.resume();
   }
 
   /** No more messages will arrive: remember why, and tell receivers once they have read what came before. */

@@ -15,6 +15,7 @@ import { BNET, Bsock, unbashSpaces } from './bsock.js';
 import { cramAccepts, cramResponse, directorKey, makeChallenge } from './cram-md5.js';
 import { parseFileSet, type FileSet } from './fileset.js';
 import { receiveRestore } from './restore.js';
+import { TLS_NEED, negotiateTls, tlsServer, type TlsSettings } from './tls.js';
 import { FD_PROTOCOL_VERSION, StorageDaemon } from './storage-daemon.js';
 
 export interface DirectorIdentity {
@@ -47,6 +48,8 @@ export interface DirectorHost {
   log: (level: 'info' | 'warning' | 'error', message: string) => void;
   /** Agents for Plugin lines (null: none configured; plugin files then fail, or restore as plain files). */
   plugins: PluginAgents | null;
+  /** [serve.tls], towards Directors and Storage Daemons; null: TLS off. */
+  tls: TlsSettings | null;
 }
 
 /** Bacula's job status characters (jcr.h), sent as TermCode. */
@@ -74,7 +77,8 @@ export class DirectorSession {
     const director = this.host.directors.find((d) => d.name === name);
     const secret = directorKey(director?.password ?? makeChallenge('no-such-director'));
     const challenge = makeChallenge(this.host.clientName);
-    await this.bsock.send(`auth cram-md5 ${challenge} ssl=0\n`);
+    const localNeed = this.host.tls?.need ?? TLS_NEED.none;
+    await this.bsock.send(`auth cram-md5 ${challenge} ssl=${localNeed}\n`);
     const response = await this.bsock.receiveText();
     if (!director || !cramAccepts(challenge, secret, response)) {
       await this.bsock.send('1999 Authorization failed.\n').catch(() => undefined);
@@ -88,11 +92,14 @@ export class DirectorSession {
     await this.bsock.send('1000 OK auth\n');
     const theirs = /^auth cram-md5 (<[^>]*>) ssl=(\d)/.exec(await this.bsock.receiveText());
     if (!theirs) throw new AgentfdError('E_BACULA_AUTH', `Director "${name}" did not send its CRAM-MD5 challenge`);
-    if (theirs[2] === '2') throw new AgentfdError('E_BACULA_AUTH', `Director "${name}" requires TLS, which agentfd serve does not speak yet`);
+    // Decided before its last plain message arrives: its TLS handshake may follow in the same segment.
+    const useTls = negotiateTls(localNeed, Number(theirs[2]), `Director "${name}"`);
+    if (useTls) this.bsock.plainUntil(1);
     await this.bsock.send(`${cramResponse(theirs[1]!, secret)}\0`);
     if (!(await this.bsock.receiveText()).startsWith('1000 OK auth')) {
       throw new AgentfdError('E_BACULA_AUTH', `Director "${name}" refused our answer: its Client password differs from ours`);
     }
+    if (useTls) await this.bsock.startTls((plain) => tlsServer(plain, this.host.tls!, `Director "${name}"`));
     await this.bsock.send(`2000 OK Hello ${FD_PROTOCOL_VERSION}\n`);
     return director;
   }
@@ -174,10 +181,11 @@ export class DirectorSession {
     if ((m = /^storage address=(\S+) port=(\d+) ssl=(\d+)(?: Authorization=(\S+))?/.exec(command))) {
       if (m[4]) this.sessionKey = m[4];
       try {
-        this.sd = await StorageDaemon.connect(m[1]!, Number(m[2]), this.job?.job ?? 'unknown', this.sessionKey, this.host.clientName);
+        this.sd = await StorageDaemon.connect(m[1]!, Number(m[2]), this.job?.job ?? 'unknown', this.sessionKey, this.host.clientName, this.host.tls);
       } catch (error) {
         this.host.log('error', messageOf(error));
         this.job?.errors.push(messageOf(error));
+        await this.jmsg(3, messageOf(error)).catch(() => undefined); // so the job's report says why
         await send('2902 Bad storage\n');
         return true;
       }

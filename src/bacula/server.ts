@@ -10,6 +10,7 @@ import { HOST_VERSION } from '../version.js';
 import { Bsock } from './bsock.js';
 import { DirectorSession, type DirectorIdentity, type JobRecord } from './director.js';
 import type { PluginAgents } from './agents.js';
+import type { TlsSettings } from './tls.js';
 
 export interface ServeSettings {
   name: string;
@@ -20,6 +21,8 @@ export interface ServeSettings {
   log: (level: 'info' | 'warning' | 'error', message: string) => void;
   /** Agents for FileSets' Plugin lines; null: none. */
   plugins?: PluginAgents | null;
+  /** [serve.tls]; null or absent: no TLS. */
+  tls?: TlsSettings | null;
 }
 
 const KEEP_TERMINATED = 10;
@@ -68,6 +71,7 @@ export class FileDaemonServer {
       directors: this.settings.directors,
       log: this.settings.log,
       plugins: this.settings.plugins ?? null,
+      tls: this.settings.tls ?? null,
       register: (job) => {
         if (this.running.size >= this.settings.maxJobs) throw new Error(`${this.running.size} jobs are running, the most serve.max_jobs allows`);
         this.running.set(job.job, job);
@@ -90,7 +94,12 @@ export class FileDaemonServer {
     session
       .run()
       .catch((error: Error) => this.settings.log('warning', `connection from ${peer}: ${error.message}`))
-      .finally(() => bsock.destroy());
+      .finally(() => {
+        // Ended, not destroyed: queued frames (the End Job report) go out first, and over TLS the
+        // close_notify lets the Director see a clean end instead of a truncated connection.
+        bsock.close();
+        setTimeout(() => bsock.destroy(), 30_000).unref();
+      });
   }
 
   /** The text of `status client`, one message per line as bacula-fd sends it. */

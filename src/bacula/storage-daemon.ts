@@ -9,6 +9,7 @@ import net from 'node:net';
 import { AgentfdError } from '../errors.js';
 import { BNET, Bsock, type BsockMessage } from './bsock.js';
 import { cramAccepts, cramResponse, makeChallenge } from './cram-md5.js';
+import { TLS_NEED, negotiateTls, tlsClient, type TlsSettings } from './tls.js';
 
 export const FD_PROTOCOL_VERSION = 213;
 
@@ -27,7 +28,7 @@ export class StorageDaemon {
   private constructor(readonly bsock: Bsock, readonly where: string) {}
 
   /** Connect to the SD at host:port for job `job`, authenticating with the session key `key`. */
-  static async connect(host: string, port: number, job: string, key: string, clientName: string): Promise<StorageDaemon> {
+  static async connect(host: string, port: number, job: string, key: string, clientName: string, tls: TlsSettings | null = null): Promise<StorageDaemon> {
     const where = `${host}:${port}`;
     const socket = await new Promise<net.Socket>((resolve, reject) => {
       const s = net.connect({ host, port }, () => resolve(s));
@@ -40,16 +41,19 @@ export class StorageDaemon {
       // The SD challenges first, then we do (as the real FD).
       const challenge = /^auth cram-md5 (<[^>]*>) ssl=(\d)/.exec(await bsock.receiveText());
       if (!challenge) throw sdError(`the Storage Daemon at ${where} did not start CRAM-MD5 authentication`);
-      if (challenge[2] === '2') throw sdError(`the Storage Daemon at ${where} requires TLS, which agentfd serve does not speak yet`);
+      const localNeed = tls?.need ?? TLS_NEED.none;
+      const useTls = negotiateTls(localNeed, Number(challenge[2]), `the Storage Daemon at ${where}`);
       await bsock.send(`${cramResponse(challenge[1]!, key)}\0`);
       if (!(await bsock.receiveText()).startsWith('1000 OK auth')) throw sdError(`the Storage Daemon at ${where} refused the job's session key`);
       const ours = makeChallenge(clientName);
-      await bsock.send(`auth cram-md5 ${ours} ssl=0\n`);
+      await bsock.send(`auth cram-md5 ${ours} ssl=${localNeed}\n`);
       if (!cramAccepts(ours, key, await bsock.receiveText())) {
         await bsock.send('1999 Authorization failed.\n');
         throw sdError(`the Storage Daemon at ${where} answered our challenge wrongly: it does not know this job's session key`);
       }
       await bsock.send('1000 OK auth\n');
+      // Our "1000 OK auth" was the last plain message; the SD now waits for our TLS hello.
+      if (useTls) await bsock.startTls((plain) => tlsClient(plain, tls!, host, `the Storage Daemon at ${where}`));
       const hello = await bsock.receiveText();
       if (!hello.startsWith('3000 OK Hello')) throw sdError(`the Storage Daemon at ${where} said "${hello.trim()}" after authentication`);
       return new StorageDaemon(bsock, where);

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { DEFAULT_PRELOAD } from '../agents/bacula/command.js';
+import type { TlsConfig } from '../bacula/tls.js';
 import { ConfigError } from '../errors.js';
 import { configSchema, type JobConfig } from './schema.js';
 
@@ -42,7 +43,7 @@ export interface AgentfdConfig {
   agentIsolation: Record<string, Partial<IsolationDefaults>>;
   jobs: Record<string, JobConfig>;
   /** agentfd serve: the File Daemon a Bacula Director drives; null when not configured. */
-  serve: { name: string; address: string; port: number; directors: { name: string; password: string }[]; maxJobs: number } | null;
+  serve: { name: string; address: string; port: number; directors: { name: string; password: string }[]; maxJobs: number; tls: TlsConfig | null } | null;
   /** Bacula plugins: their extra directory (null: only *-fd.so files of pluginDir), and the libraries to preload. */
   bacula: { pluginDir: string | null; preload: string[] };
 }
@@ -160,7 +161,24 @@ export function parseConfig(text: string, file: string): AgentfdConfig {
     ),
     jobs,
     serve: raw.serve
-      ? { name: raw.serve.name, address: raw.serve.address, port: raw.serve.port, directors: raw.serve.directors, maxJobs: raw.serve.max_jobs }
+      ? {
+          name: raw.serve.name,
+          address: raw.serve.address,
+          port: raw.serve.port,
+          directors: raw.serve.directors,
+          maxJobs: raw.serve.max_jobs,
+          tls: raw.serve.tls
+            ? {
+                enable: raw.serve.tls.enable,
+                require: raw.serve.tls.require,
+                certificate: raw.serve.tls.certificate ? path.resolve(base, raw.serve.tls.certificate) : null,
+                key: raw.serve.tls.key ? path.resolve(base, raw.serve.tls.key) : null,
+                caCertificateFile: raw.serve.tls.ca_certificate_file ? path.resolve(base, raw.serve.tls.ca_certificate_file) : null,
+                verifyPeer: raw.serve.tls.verify_peer,
+                allowedCn: raw.serve.tls.allowed_cn,
+              }
+            : null,
+        }
       : null,
     bacula: {
       pluginDir: raw.bacula.plugin_dir ? path.resolve(base, raw.bacula.plugin_dir) : null,

@@ -76,6 +76,23 @@ export const baculaSchema = z.strictObject({
   preload: z.array(z.string().min(1)).optional(),
 });
 
+/** [serve.tls]: bacula-fd's TLS directives, for Director connections (server) and SD connections (client). */
+export const serveTlsSchema = z.strictObject({
+  /** TLS Enable: use TLS with peers that offer it. */
+  enable: z.boolean().default(false),
+  /** TLS Require: refuse peers that do not offer TLS (implies enable). */
+  require: z.boolean().default(false),
+  /** TLS Certificate and TLS Key: this File Daemon's certificate (PEM), needed when TLS is on. */
+  certificate: z.string().min(1).optional(),
+  key: z.string().min(1).optional(),
+  /** TLS CA Certificate File: the CAs that sign Directors' and Storage Daemons' certificates (default: the system's). */
+  ca_certificate_file: z.string().min(1).optional(),
+  /** TLS Verify Peer: Directors must present a certificate signed by the CA (default true, as bacula-fd). */
+  verify_peer: z.boolean().default(true),
+  /** TLS Allowed CN: when not empty, a Director's certificate must name one of these. */
+  allowed_cn: z.array(z.string().min(1)).default([]),
+});
+
 /** `agentfd serve`: agentfd as a Bacula 9.6 File Daemon that a Director drives. */
 export const serveSchema = z.strictObject({
   /** The Client's name, as the Director's Client resource has it. */
@@ -86,6 +103,7 @@ export const serveSchema = z.strictObject({
   directors: z.array(z.strictObject({ name: z.string().min(1), password: z.string().min(1) })).min(1, 'name at least one Director: [[serve.directors]] name = "bacula-dir", password = "..."'),
   /** How many jobs may run at once (Bacula's Maximum Concurrent Jobs). */
   max_jobs: z.number().int().min(1).default(20),
+  tls: serveTlsSchema.optional(),
 });
 
 export const configSchema = z.strictObject({

@@ -132,6 +132,15 @@ export class BaculaLab {
     });
   }
 
+  /** Waits until agentfd serve's output matches `pattern` (its output is read between test steps only). */
+  async waitForServeLog(pattern: RegExp, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pattern.test(this.serveLog)) {
+      if (Date.now() > deadline) throw new Error(`agentfd serve did not log ${pattern} within ${timeoutMs / 1000} s:\n${this.serveLog}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
   async stopServe(): Promise<void> {
     if (!this.serve) return;
     const child = this.serve;

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { FileDaemonServer } from '../../bacula/server.js';
 import { AgentfdError } from '../../errors.js';
 import { pluginAgents } from '../../bacula/agents.js';
+import { loadTlsSettings } from '../../bacula/tls.js';
 import { configFromOptions, registryFor, type ConfigOptions } from '../context.js';
 import { reportFailure, type CommandIo } from '../output.js';
 
@@ -22,6 +23,7 @@ export async function serveCommand(io: CommandIo, options: ServeOptions): Promis
       );
     }
     const serve = config.serve;
+    const tls = serve.tls ? loadTlsSettings(serve.tls) : null;
     // The agents of the plugin directory (and Bacula's plugins), for FileSets' Plugin lines.
     const registry = await registryFor(config);
     for (const refused of registry.refused) io.err(`warning: ${refused.reason}`);
@@ -32,10 +34,11 @@ export async function serveCommand(io: CommandIo, options: ServeOptions): Promis
       port: options.port !== undefined ? Number(options.port) : serve.port,
       directors: serve.directors,
       maxJobs: serve.maxJobs,
+      tls,
       log: (level, message) => (level === 'info' ? io.out(message) : io.err(`${level}: ${message}`)),
     });
     const port = await server.listen();
-    io.out(`agentfd serve: File Daemon "${serve.name}" listening on ${options.address ?? serve.address}:${port} for Director${serve.directors.length > 1 ? 's' : ''} ${serve.directors.map((d) => d.name).join(', ')}`);
+    io.out(`agentfd serve: File Daemon "${serve.name}" listening on ${options.address ?? serve.address}:${port} for Director${serve.directors.length > 1 ? 's' : ''} ${serve.directors.map((d) => d.name).join(', ')}${tls ? `, TLS ${tls.need === 2 ? 'required' : 'enabled'} (${tls.certificateFile})` : ''}`);
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once('SIGINT', stop);
