@@ -15,6 +15,7 @@ import { BNET, Bsock, unbashSpaces } from './bsock.js';
 import { cramAccepts, cramResponse, directorKey, makeChallenge } from './cram-md5.js';
 import { parseFileSet, type FileSet } from './fileset.js';
 import { receiveRestore } from './restore.js';
+import { JobScripts } from './run-scripts.js';
 import { TLS_NEED, negotiateTls, tlsServer, type TlsSettings } from './tls.js';
 import { FD_PROTOCOL_VERSION, StorageDaemon } from './storage-daemon.js';
 
@@ -65,6 +66,16 @@ export class DirectorSession {
   private since: bigint | null = null;
   private sd: StorageDaemon | null = null;
   private where = '';
+  /**
+   * The job's client run scripts. %D needs the Director's name: with one configured Director it is
+   * the one that authenticated; with several it is not kept here, and %D stays as it is.
+   */
+  private readonly scripts = new JobScripts(() => ({
+    clientName: this.host.clientName,
+    directorName: this.host.directors.length === 1 ? this.host.directors[0]!.name : null,
+    job: this.job,
+    message: (type, text) => this.jmsg(type, text),
+  }));
 
   constructor(private readonly bsock: Bsock, private readonly host: DirectorHost) {}
 
@@ -232,11 +243,14 @@ export class DirectorSession {
       await send('2000 OK Bandwidth\n');
       return true;
     }
-    // Client run scripts are accepted and not run yet (the note of issue 9 says so).
-    const runScript = [['RunBeforeNow', '2000 OK RunBeforeNow\n'], ['RunBeforeJob', '2000 OK RunBefore\n'], ['RunAfterJob', '2000 OK RunAfter\n'], ['Run ', '2000 OK RunScript\n']].find(([prefix]) => command.startsWith(prefix!));
-    if (runScript) {
-      await send(runScript[1]!);
-      return true;
+    // Client run scripts (run-scripts.ts): kept, or run now (RunBeforeJob, RunBeforeNow). When one
+    // fails the job, bacula-fd answers 2905 and ends the job: after-scripts, then 2800 End Job.
+    const scripted = await this.scripts.command(command);
+    if (scripted) {
+      await send(scripted.reply);
+      if (scripted.goOn) return true;
+      await this.endJob();
+      return false;
     }
     if (command.startsWith('accurate')) {
       // The previous job's file list: not used yet (incrementals go by the since-time); read it all.
@@ -273,7 +287,9 @@ export class DirectorSession {
     const levelName = job.level === 'I' ? 'incremental' : job.level === 'D' ? 'differential' : 'full';
     try {
       const ticket = await sd.openAppend();
-      await sendBackup(
+      // AfterVSS scripts run here in bacula-fd (Linux too): the SD took the session, no file sent yet.
+      const scriptsOk = await this.scripts.afterVss();
+      if (scriptsOk) await sendBackup(
         {
           sd,
           fileset: this.fileset,
@@ -285,7 +301,7 @@ export class DirectorSession {
         totals,
       );
       await sd.closeAppend(ticket);
-      termCode = job.cancelled ? TERM.cancelled : totals.errors.length > 0 ? TERM.errors : TERM.ok;
+      termCode = job.cancelled ? TERM.cancelled : !scriptsOk || totals.errors.length > 0 ? TERM.errors : TERM.ok;
     } catch (error) {
       // A cancel can surface as the agent's own "cancelled" error: it is still a cancel.
       if (!job.cancelled) {
@@ -303,6 +319,8 @@ export class DirectorSession {
     job.files = totals.files;
     job.bytes = totals.readBytes;
     job.errors.push(...totals.errors);
+    // After-scripts run before the End Job, which then carries their errors and what they did to the job.
+    termCode = await this.scripts.after(termCode);
     await this.bsock.send(
       `2800 End Job TermCode=${termCode} JobFiles=${totals.files} ReadBytes=${totals.readBytes} JobBytes=${totals.jobBytes} Errors=${job.errors.length} VSS=0 Encrypt=0 CommBytes=${totals.jobBytes} CompressCommBytes=${totals.jobBytes}\n`,
     );
@@ -371,7 +389,10 @@ export class DirectorSession {
 
   private async endJob(): Promise<void> {
     const job = this.job;
-    const termCode = !job ? TERM.fatal : job.cancelled ? TERM.cancelled : job.errors.length > 0 ? TERM.errors : TERM.ok;
+    // Errors of scripts with FailJobOnError = no are warnings: the job stays OK, as with bacula-fd.
+    let termCode: number = !job ? TERM.fatal : job.cancelled ? TERM.cancelled : job.errors.length > this.scripts.warnings ? TERM.errors : TERM.ok;
+    // After-scripts (restores, and jobs ended by a failed before-script) run before the End Job.
+    termCode = await this.scripts.after(termCode);
     await this.bsock.send(
       `2800 End Job TermCode=${termCode} JobFiles=${job?.files ?? 0} ReadBytes=${job?.bytes ?? 0} JobBytes=${job?.bytes ?? 0} Errors=${job?.errors.length ?? 0} VSS=0 Encrypt=0 CommBytes=0 CompressCommBytes=0\n`,
     );
