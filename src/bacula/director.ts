@@ -55,6 +55,8 @@ export interface DirectorHost {
 
 /** Bacula's job status characters (jcr.h), sent as TermCode. */
 const TERM = { ok: 84, errors: 69, fatal: 102, cancelled: 65 } as const;
+/** Jmsg types (message.h: M_FATAL 3, M_ERROR 4, M_WARNING 5, M_INFO 6) and their prefixes. */
+const JMSG_PREFIX: Record<number, string> = { 3: 'Fatal error: ', 4: 'Error: ', 5: 'Warning: ' };
 const LEVELS: Record<string, string> = { full: 'F', incremental: 'I', differential: 'D', since: 'I' };
 
 export class DirectorSession {
@@ -66,13 +68,14 @@ export class DirectorSession {
   private since: bigint | null = null;
   private sd: StorageDaemon | null = null;
   private where = '';
-  /**
-   * The job's client run scripts. %D needs the Director's name: with one configured Director it is
-   * the one that authenticated; with several it is not kept here, and %D stays as it is.
-   */
+  /** The Director that authenticated, and the job an incremental builds on (prev_job=). */
+  private directorName: string | null = null;
+  private previousJob = '';
+  /** The job's client run scripts. */
   private readonly scripts = new JobScripts(() => ({
     clientName: this.host.clientName,
-    directorName: this.host.directors.length === 1 ? this.host.directors[0]!.name : null,
+    directorName: this.directorName,
+    previousJob: this.previousJob,
     job: this.job,
     message: (type, text) => this.jmsg(type, text),
   }));
@@ -117,6 +120,7 @@ export class DirectorSession {
 
   async run(): Promise<void> {
     const director = await this.authenticate();
+    this.directorName = director.name;
     try {
       for (;;) {
         const message = await this.bsock.receive();
@@ -166,6 +170,7 @@ export class DirectorSession {
       const level = m[1]!;
       if (level === 'since_utime') {
         this.since = BigInt(/since_utime (\d+)/.exec(command)?.[1] ?? '0');
+        this.previousJob = /prev_job=(\S+)/.exec(command)?.[1] ?? '';
         await this.bsock.sendSignal(BNET.EOD);
         await send('2000 OK level\n');
         return true;
@@ -270,7 +275,11 @@ export class DirectorSession {
   };
 
   private jmsg(type: number, text: string): Promise<void> {
-    return this.bsock.send(`Jmsg JobId=${this.job?.jobId ?? 0} type=${type} level=${Math.floor(Date.now() / 1000)} ${this.host.clientName} JobId ${this.job?.jobId ?? 0}: ${text}\n`);
+    // The words bacula-fd's Jmsg puts before the text of each type (lib/message.c), which the
+    // Director's report shows as they are.
+    const prefix = JMSG_PREFIX[type] ?? '';
+    const line = text.endsWith('\n') ? text : `${text}\n`;
+    return this.bsock.send(`Jmsg JobId=${this.job?.jobId ?? 0} type=${type} level=${Math.floor(Date.now() / 1000)} ${this.host.clientName} JobId ${this.job?.jobId ?? 0}: ${prefix}${line}`);
   }
 
   private async backup(): Promise<void> {

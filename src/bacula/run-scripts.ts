@@ -172,6 +172,8 @@ export interface ScriptHost {
   clientName: string;
   /** The Director's name (%D), if known; unknown leaves %D as it is. */
   directorName: string | null;
+  /** The job an incremental or differential builds on (%S; the level command's prev_job=), or ''. */
+  previousJob: string;
   /** The job (null before `JobId=`: bacula-fd's placeholder job then). */
   job: JobRecord | null;
   /** A job message to the Director: 6 info, 4 error, 3 fatal. */
@@ -187,7 +189,7 @@ export function jobCodes(host: ScriptHost, status: string): Record<string, strin
     c: host.clientName, d: host.clientName, e: statusText(status, errors), E: String(errors),
     i: String(job?.jobId ?? 0), j: name, n: plainJobName(name), l: levelText(job?.level ?? '-'), t: typeText(job?.kind ?? 'unknown'),
     F: String(job?.files ?? 0), b: String(job?.bytes ?? 0), R: String(job?.bytes ?? 0),
-    s: '*none*', S: '', v: '', r: '', P: String(process.pid),
+    s: '*none*', S: host.previousJob, v: '', r: '', P: String(process.pid),
   };
   if (host.directorName !== null) codes.D = host.directorName;
   return codes;

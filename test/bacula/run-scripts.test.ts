@@ -29,7 +29,7 @@ function makeJob(over: Partial<JobRecord> = {}): JobRecord {
 /** A job's scripts with a session that records the job messages it would send the Director. */
 function harness(job = makeJob()) {
   const messages: { type: number; text: string }[] = [];
-  const scripts = new JobScripts(() => ({ clientName: 'client-fd', directorName: 'the-dir', job, message: (type, text) => void messages.push({ type, text }) }));
+  const scripts = new JobScripts(() => ({ clientName: 'client-fd', directorName: 'the-dir', previousJob: '', job, message: (type, text) => void messages.push({ type, text }) }));
   const texts = () => messages.map((m) => m.text);
   return { job, messages, scripts, texts };
 }
@@ -80,17 +80,17 @@ describe('bpipe word splitting (no shell)', () => {
 
 describe("the FD's %-codes", () => {
   it('expands what bacula-fd knows of its job, leaves unknown codes, and %% is %', () => {
-    const host = { clientName: 'client-fd', directorName: 'the-dir', job: makeJob({ files: 12, bytes: 3456 }), message: () => undefined };
+    const host = { clientName: 'client-fd', directorName: 'the-dir', previousJob: 'Nightly.2026-11-26_23.05.00_03', job: makeJob({ files: 12, bytes: 3456 }), message: () => undefined };
     const codes = jobCodes(host, 'C');
     expect(expandCodes('%c %d %D %i %j %n %l %t %e %s %S %v %F %b %R %E [%x] 100%% %', codes)).toBe(
-      `client-fd client-fd the-dir 7 Nightly.2026-11-27_10.00.00_05 Nightly Full System or Console Created *none*   12 3456 3456 0 [%x] 100% %`,
+      `client-fd client-fd the-dir 7 Nightly.2026-11-27_10.00.00_05 Nightly Full System or Console Created *none* Nightly.2026-11-26_23.05.00_03  12 3456 3456 0 [%x] 100% %`,
     );
     expect(expandCodes('%P', codes)).toBe(String(process.pid));
   });
 
   it('names job status, type and level as bacula-fd does', () => {
     const job = makeJob({ kind: 'restore', level: '-' });
-    const host = { clientName: 'c', directorName: null, job, message: () => undefined };
+    const host = { clientName: 'c', directorName: null, previousJob: '', job, message: () => undefined };
     expect(expandCodes('[%l] %t %e %D', jobCodes(host, 'T'))).toBe('[ ] Restore OK %D');
     job.errors.push('one');
     expect(expandCodes('%e %E', jobCodes(host, 'T'))).toBe('OK -- with warnings 1');
@@ -357,7 +357,7 @@ describe('agentfd serve, as a Director sends run scripts', () => {
     expect(received).toEqual([
       jmsg(6, `shell command: run ClientBeforeJob "/bin/sh -c 'echo cannot prepare; exit 2'"`),
       jmsg(6, 'ClientBeforeJob: cannot prepare'),
-      jmsg(4, 'Runscript: ClientBeforeJob returned non-zero status=2. ERR=Child exited with code 2'),
+      jmsg(4, 'Error: Runscript: ClientBeforeJob returned non-zero status=2. ERR=Child exited with code 2'),
       '2905 Bad RunBeforeNow command.\n',
       jmsg(6, `shell command: run ClientAfterJob "/bin/sh -c 'echo test-dir:agentfd-fd:42:Scripted:Error >> ${log}'"`),
       expect.stringMatching(/^2800 End Job TermCode=69 JobFiles=0 .* Errors=1 /),
