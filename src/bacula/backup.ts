@@ -1,13 +1,17 @@
 /**
- * A Bacula backup of plain files, as a 9.6 File Daemon sends it to the Storage Daemon
- * (filed/backup.c): per file a FileIndex, then its attributes record (stream 1), its data in
- * frames of at most 64 KiB (stream 2, or 4 with each frame an independent zlib stream when the
- * FileSet asks for GZIP), and the digest its `signature =` names. A directory's record comes
- * after its contents, its name ending in '/', as the real FD sends it.
+ * A Bacula backup of a file tree, as a 9.6 File Daemon sends it to the Storage Daemon
+ * (filed/backup.c, findlib/find_one.c): per file a FileIndex, then its attributes record (stream
+ * 1), its data in frames of at most 64 KiB (stream 2, or 4 with each frame an independent zlib
+ * stream when the FileSet asks for GZIP; with sparse = yes, 6 or 7: each frame an 8-byte offset
+ * then the data, all-zero blocks left out), and the digest its `signature =` names. A directory's
+ * record comes after its contents, its name ending in '/', as the real FD sends it. A file's
+ * further hard links are sent as FT_LNKSAVED records pointing at the first; fifos and device nodes
+ * as FT_SPEC (or read, for a fifo or block device named by a File line with readfifo = yes or
+ * raw); sockets are skipped, as bacula-fd skips them.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { lstat, open, opendir, readlink } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
+import { lstat, open, opendir, readlink, utimes, type FileHandle } from 'node:fs/promises';
+import { constants, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { messageOf } from '../errors.js';
@@ -20,9 +24,15 @@ import type { Level } from '../agents/native/abi.js';
 import { pluginNameOf } from '../agents/bacula/command.js';
 import { startPluginBackup, type PluginAgents } from './agents.js';
 import type { BaculaStat } from './lstat.js';
+import { openFifo, setAccessTime } from './libc.js';
 
 /** The real FD's default Maximum Network Buffer Size: the data frame size. */
 const FRAME = 64 * 1024;
+/** A sparse frame starts with the block's file offset, 8 bytes big-endian (OFFSET_FADDR_SIZE)... */
+const OFFSET_SIZE = 8;
+/** ...so bacula-fd reads blocks of 65,528 bytes then, and these are the blocks it may skip. */
+const SPARSE_BLOCK = FRAME - OFFSET_SIZE;
+const ZEROS = Buffer.alloc(FRAME);
 
 export interface BackupTotals {
   files: number;
@@ -49,6 +59,8 @@ export interface BackupRun {
   isCancelled: () => boolean;
   /** Agents for the FileSet's Plugin lines, and the job they run for. */
   plugins?: { agents: PluginAgents; level: Level; jobName: string; jobId: number };
+  /** How long a readfifo fifo may wait for its writer (bacula-fd: 60 s; tests shorten it). */
+  fifoOpenTimeoutMs?: number;
 }
 
 const DIGESTS = {
@@ -60,6 +72,109 @@ const DIGESTS = {
 
 function excluded(p: string, fileset: FileSet): boolean {
   return fileset.excludes.some((e) => p === e || p.startsWith(e.endsWith('/') ? e : `${e}/`));
+}
+
+/** What a later hard link to a sent file needs (find_one.c's f_link). */
+interface SavedFile {
+  fileIndex: number;
+  /** The file's digest, sent again after each of its hard links. */
+  digest: { stream: number; value: Buffer } | null;
+}
+
+interface SavedLink extends SavedFile {
+  /** The first name the file was sent under: the link of its FT_LNKSAVED records. */
+  name: string;
+}
+
+/**
+ * The data stream of a FileSet's options (findlib/attribs.c select_data_stream). Every record's
+ * LStat names it, directories and links too, so it does not depend on the file.
+ */
+export function dataStreamFor(options: Pick<IncludeOptions, 'sparse' | 'gzip'>): number {
+  if (options.sparse) return options.gzip !== null ? STREAM.SPARSE_GZIP_DATA : STREAM.SPARSE_DATA;
+  return options.gzip !== null ? STREAM.GZIP_DATA : STREAM.FILE_DATA;
+}
+
+/**
+ * Open for reading; with noatime, O_NOATIME where the kernel allows it (only the owner or root may
+ * ask for it: bacula-fd's bopen ignores that refusal, EPERM, and reads anyway).
+ */
+async function openForRead(p: string, noAtime: boolean): Promise<FileHandle> {
+  const noAtimeFlag = constants.O_NOATIME ?? 0;
+  if (noAtime && noAtimeFlag !== 0) {
+    try {
+      return await open(p, constants.O_RDONLY | noAtimeFlag);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+    }
+  }
+  return open(p, constants.O_RDONLY);
+}
+
+/**
+ * keepatime: put back the access time our read changed. Only the atime, so the mtime stays exact
+ * (bacula-fd's utime() rewrites both, to whole seconds). The ctime changes either way, so with
+ * keepatime an incremental sends such files again unless mtimeonly is set, as with bacula-fd.
+ * Failures are ignored, as bacula-fd ignores utime()'s.
+ */
+async function putBackAccessTime(p: string, st: BigIntStats): Promise<void> {
+  try {
+    setAccessTime(p, st.atimeNs);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOSYS') return;
+    // No utimensat here (not Linux): both times, as bacula-fd sets them.
+    await utimes(p, Number(st.atimeMs) / 1000, Number(st.mtimeMs) / 1000).catch(() => undefined);
+  }
+}
+
+function allZero(data: Buffer): boolean {
+  return data.equals(ZEROS.subarray(0, data.length));
+}
+
+interface FrameOptions {
+  sparse: boolean;
+  gzip: number | null;
+  /** The size the LStat gives: blocks that end at or past it are always sent. */
+  size: bigint;
+  /** Raw devices and fifos (size 0): every block may be skipped. */
+  checkEveryBlock: boolean;
+  hash: Hash | null;
+  read: (bytes: number) => void;
+}
+
+/**
+ * A file's data as send_data frames it: one frame per read. With sparse, each read is 65,528 bytes
+ * and its frame starts with its file offset, and a read that is all zeros is not sent when it is
+ * whole and ends before the file's size: the last block is always sent, which is how a restore
+ * gets the size right. A skipped block is neither digested nor counted as read, as in bacula-fd.
+ * (For a fifo bacula-fd tests its whole read buffer, stale bytes after a short read included; here
+ * only the bytes read are tested.)
+ */
+async function* dataFrames(handle: FileHandle, o: FrameOptions): AsyncGenerator<Buffer> {
+  const start = o.sparse ? OFFSET_SIZE : 0;
+  const length = o.sparse ? SPARSE_BLOCK : FRAME;
+  let offset = 0n;
+  for (;;) {
+    const buffer = Buffer.allocUnsafe(FRAME); // handed to the socket: not reused
+    const { bytesRead } = await handle.read(buffer, start, length, null);
+    if (bytesRead === 0) return;
+    const plain = buffer.subarray(start, start + bytesRead);
+    const at = offset;
+    offset += BigInt(bytesRead);
+    if (o.sparse && (o.checkEveryBlock || (bytesRead === length && offset < o.size)) && allZero(plain)) continue;
+    o.hash?.update(plain);
+    o.read(bytesRead);
+    if (!o.sparse) {
+      yield o.gzip !== null ? deflateSync(plain, { level: o.gzip }) : plain;
+    } else if (o.gzip === null) {
+      buffer.writeBigUInt64BE(at, 0);
+      yield buffer.subarray(0, OFFSET_SIZE + bytesRead);
+    } else {
+      const head = Buffer.allocUnsafe(OFFSET_SIZE);
+      head.writeBigUInt64BE(at, 0);
+      yield Buffer.concat([head, deflateSync(plain, { level: o.gzip })]);
+    }
+  }
 }
 
 export function newTotals(): BackupTotals {
@@ -77,51 +192,125 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
     run.log('error', message);
   };
 
-  const sendAttributes = async (index: number, type: number, fname: string, st: BigIntStats, link: string, options: IncludeOptions) => {
-    const dataStream = options.gzip !== null ? STREAM.GZIP_DATA : STREAM.FILE_DATA;
-    const record = encodeAttributes({ fileIndex: index, type, fname, lstat: encodeLStat(statFromNode(st, dataStream)), link, attribsEx: '', deltaSeq: 0 });
+  const sendAttributes = async (index: number, type: number, fname: string, st: BigIntStats, link: string, options: IncludeOptions, linkFI = 0) => {
+    const lstat = encodeLStat(statFromNode(st, dataStreamFor(options), linkFI));
+    const record = encodeAttributes({ fileIndex: index, type, fname, lstat, link, attribsEx: '', deltaSeq: 0 });
     await run.sd.sendStream(index, STREAM.UNIX_ATTRIBUTES, 0, [record]);
   };
 
-  const changed = (st: BigIntStats) => run.since === null || st.mtimeMs / 1000n >= run.since || st.ctimeMs / 1000n >= run.since;
+  /** Incremental test of find_one.c's check_changes: mtime, and ctime unless mtimeonly. */
+  const changed = (st: BigIntStats, options: IncludeOptions) =>
+    run.since === null || st.mtimeMs / 1000n >= run.since || (!options.mtimeOnly && st.ctimeMs / 1000n >= run.since);
 
-  const sendFile = async (p: string, st: BigIntStats, options: IncludeOptions) => {
-    // Opened before anything is sent: a file that cannot be read is reported, not half-sent.
-    let handle;
-    try {
-      handle = await open(p, 'r');
-    } catch (error) {
-      problem(`Cannot open "${p}": ${messageOf(error)}`);
-      return;
+  /** The data frames of one file, counting what was read into the totals. */
+  const fileFrames = (handle: FileHandle, st: BigIntStats, options: IncludeOptions, hash: Hash | null, checkEveryBlock: boolean) =>
+    dataFrames(handle, { sparse: options.sparse, gzip: options.gzip, size: st.size, checkEveryBlock, hash, read: (n) => (totals.readBytes += n) });
+
+  /**
+   * A regular file (FT_REG, or FT_REGE when empty and world-readable, as find_one.c) or a block
+   * device named by a File line (FT_RAW, read whole: stat gives it size 0): attributes, data,
+   * digest. What a later hard link to it needs, or null when it was not sent.
+   */
+  const sendFile = async (p: string, st: BigIntStats, options: IncludeOptions, type: number): Promise<SavedFile | null> => {
+    // bacula-fd reads only files with data (and raw devices); they are opened before anything is
+    // sent, so a file that cannot be read is reported, not half-sent.
+    let handle: FileHandle | null = null;
+    if (type === FT.RAW || st.size > 0n) {
+      try {
+        handle = await openForRead(p, options.noAtime);
+      } catch (error) {
+        problem(`Cannot open "${p}": ${messageOf(error)}`);
+        return null;
+      }
     }
     try {
       const index = ++fileIndex;
-      await sendAttributes(index, st.size > 0n ? FT.REG : FT.REGE, p, st, '', options);
+      await sendAttributes(index, type, p, st, '', options);
       const digest = options.digest ? DIGESTS[options.digest] : null;
       const hash: Hash | null = digest ? createHash(digest.algorithm) : null;
-      if (st.size > 0n) {
-        const stream = options.gzip !== null ? STREAM.GZIP_DATA : STREAM.FILE_DATA;
-        const frames = async function* () {
-          for (;;) {
-            const buffer = Buffer.allocUnsafe(FRAME); // handed to the socket: not reused
-            const { bytesRead } = await handle.read(buffer, 0, FRAME, null);
-            if (bytesRead === 0) return;
-            const plain = buffer.subarray(0, bytesRead);
-            hash?.update(plain);
-            totals.readBytes += bytesRead;
-            yield options.gzip !== null ? deflateSync(plain, { level: options.gzip }) : plain;
-          }
-        };
-        totals.jobBytes += await run.sd.sendStream(index, stream, st.size, frames());
+      if (handle) totals.jobBytes += await run.sd.sendStream(index, dataStreamFor(options), st.size, fileFrames(handle, st, options, hash, type === FT.RAW));
+      let saved: SavedFile['digest'] = null;
+      if (digest && hash) {
+        saved = { stream: digest.stream, value: hash.digest() };
+        await run.sd.sendStream(index, saved.stream, 0, [saved.value]);
       }
-      if (digest && hash) await run.sd.sendStream(index, digest.stream, 0, [hash.digest()]);
       totals.files++;
+      return { fileIndex: index, digest: saved };
     } finally {
-      await handle.close();
+      await handle?.close();
     }
   };
 
-  const walk = async (p: string, topDev: bigint, options: IncludeOptions): Promise<void> => {
+  /**
+   * A fifo named by a File line with readfifo = yes (FT_FIFO): what a writer sends through it,
+   * without digest (bacula-fd makes none for fifos). It is opened only when its data is read, so
+   * an estimate, which reads none, never waits for a writer.
+   */
+  const sendFifo = async (p: string, st: BigIntStats, options: IncludeOptions): Promise<SavedFile> => {
+    const index = ++fileIndex;
+    await sendAttributes(index, FT.FIFO, p, st, '', options);
+    const data = async function* () {
+      let handle: FileHandle;
+      try {
+        handle = await openFifo(p, 'read', run.fifoOpenTimeoutMs);
+      } catch (error) {
+        problem(`Cannot open "${p}": ${messageOf(error)}`);
+        return;
+      }
+      try {
+        yield* fileFrames(handle, st, options, null, true);
+      } finally {
+        await handle.close();
+      }
+    };
+    totals.jobBytes += await run.sd.sendStream(index, dataStreamFor(options), st.size, data());
+    totals.files++;
+    return { fileIndex: index, digest: null };
+  };
+
+  /** A fifo or device node saved as what it is (FT_SPEC): attributes only, rdev in the LStat. */
+  const sendSpecial = async (p: string, st: BigIntStats, options: IncludeOptions): Promise<SavedFile> => {
+    const index = ++fileIndex;
+    await sendAttributes(index, FT.SPEC, p, st, '', options);
+    totals.files++;
+    return { fileIndex: index, digest: null };
+  };
+
+  /**
+   * A further name of a file already sent (FT_LNKSAVED): its own attributes, the first name as the
+   * link and that file's FileIndex as LinkFI, no data, and the first file's digest again (as
+   * crypto.c sends it for a hard link).
+   */
+  const sendLinkSaved = async (p: string, st: BigIntStats, first: SavedLink, options: IncludeOptions) => {
+    const index = ++fileIndex;
+    await sendAttributes(index, FT.LNKSAVED, p, st, first.name, options, first.fileIndex);
+    if (first.digest) await run.sd.sendStream(index, first.digest.stream, 0, [first.digest.value]);
+    totals.files++;
+  };
+
+  /** Files seen with more than one link, by device and inode (find_one.c's linkhash), for the whole job. */
+  const links = new Map<string, SavedLink>();
+
+  /** Anything but a directory or symlink: a hard link to something sent, or the thing itself. */
+  const sendEntry = async (p: string, st: BigIntStats, options: IncludeOptions, top: boolean) => {
+    const key = options.hardlinks && st.nlink > 1n ? `${st.dev}:${st.ino}` : null;
+    const first = key === null ? undefined : links.get(key);
+    if (first) {
+      // The same name twice (a File line repeated) is skipped, as bacula-fd does.
+      if (first.name !== p) await sendLinkSaved(p, st, first, options);
+      return;
+    }
+    let sent: SavedFile | null;
+    if (st.isFile()) {
+      sent = await sendFile(p, st, options, st.size === 0n && (Number(st.mode) & 0o444) === 0o444 ? FT.REGE : FT.REG);
+      if (options.keepAtime) await putBackAccessTime(p, st);
+    } else if (top && st.isBlockDevice()) sent = await sendFile(p, st, options, FT.RAW);
+    else if (top && st.isFIFO() && options.readFifo) sent = await sendFifo(p, st, options);
+    else sent = await sendSpecial(p, st, options);
+    if (key !== null && sent) links.set(key, { name: p, ...sent });
+  };
+
+  const walk = async (p: string, topDev: bigint, options: IncludeOptions, top: boolean): Promise<void> => {
     if (run.isCancelled() || excluded(p, run.fileset)) return;
     let st: BigIntStats;
     try {
@@ -141,25 +330,30 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
           names = [];
         }
         names.sort();
-        for (const name of names) await walk(path.join(p, name), topDev, options);
+        for (const name of names) await walk(path.join(p, name), topDev, options, false);
       }
       // The directory itself after its contents, named with a trailing slash (FT_DIREND).
-      if (changed(st)) {
+      if (changed(st, options)) {
         const index = ++fileIndex;
         await sendAttributes(index, FT.DIREND, p.endsWith('/') ? p : `${p}/`, st, '', options);
         totals.files++;
       }
+      if (options.keepAtime) await putBackAccessTime(p, st);
       return;
     }
-    if (!changed(st)) return;
+    if (!changed(st, options)) return;
     if (st.isSymbolicLink()) {
       const index = ++fileIndex;
       await sendAttributes(index, FT.LNK, p, st, await readlink(p), options);
       totals.files++;
       return;
     }
-    if (st.isFile()) return sendFile(p, st, options);
-    run.log('warning', `"${p}" is a special file (fifo, device or socket); agentfd serve does not save those yet`);
+    if (st.isSocket()) {
+      // save_file: "Socket file skipped" (M_SKIPPED), and nothing is sent.
+      run.log('info', `Socket file skipped: ${p}`);
+      return;
+    }
+    await sendEntry(p, st, options, top);
   };
 
   /** An agent file, bracketed by STREAM_PLUGIN_NAME records as bacula-fd sends a plugin's files. */
@@ -240,7 +434,7 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
         problem(`Could not stat "${file}": ${messageOf(error)}`);
         continue;
       }
-      await walk(file, top.dev, options);
+      await walk(file, top.dev, options, true);
     }
     // After the block's File entries, as bacula-fd (find_files, then plugin_save per command).
     if (!run.skipPlugins) for (const command of block.plugins) await sendPlugin(command, options);

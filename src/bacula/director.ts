@@ -14,7 +14,7 @@ import type { RestoreRun as AgentRestoreRun } from '../agents/agent.js';
 import { BNET, Bsock, unbashSpaces } from './bsock.js';
 import { cramAccepts, cramResponse, directorKey, makeChallenge } from './cram-md5.js';
 import { parseFileSet, type FileSet } from './fileset.js';
-import { receiveRestore } from './restore.js';
+import { parseReplace, receiveRestore, type ReplaceMode } from './restore.js';
 import { JobScripts } from './run-scripts.js';
 import { TLS_NEED, negotiateTls, tlsServer, type TlsSettings } from './tls.js';
 import { FD_PROTOCOL_VERSION, StorageDaemon } from './storage-daemon.js';
@@ -191,6 +191,14 @@ export class DirectorSession {
         items.push(item.data.toString('utf8').replace(/\0$/, ''));
       }
       this.fileset = parseFileSet(items);
+      if (this.fileset.error) {
+        // bacula-fd fails the job on a FileSet it cannot use (a bad regex, an unknown item).
+        const problem = `the FileSet cannot be used: ${this.fileset.error}`;
+        this.job?.errors.push(problem);
+        await this.jmsg(3, problem).catch(() => undefined);
+        await send(`2902 Bad FileSet: ${this.fileset.error}\n`);
+        return true;
+      }
       await send('2000 OK include\n');
       return true;
     }
@@ -214,7 +222,7 @@ export class DirectorSession {
     }
     if ((m = /^restore (?:files=\d+ )?replace=(\S) prelinks=(\d+) where=(.*)$/s.exec(command))) {
       this.where = unbashSpaces(m[3]!.replace(/\n$/, ''));
-      await this.restore();
+      await this.restore(parseReplace(m[1]!));
       return true;
     }
     if (command.startsWith('endrestore')) {
@@ -337,7 +345,7 @@ export class DirectorSession {
     this.finish(termCode);
   }
 
-  private async restore(): Promise<void> {
+  private async restore(replace: ReplaceMode): Promise<void> {
     const job = this.job;
     const sd = this.sd;
     if (!job || !sd) {
@@ -351,6 +359,7 @@ export class DirectorSession {
       const totals = await receiveRestore({
         records: sd.records(),
         where: this.where,
+        replace,
         plugin: this.host.plugins ? (command) => this.pluginRestore(command) : undefined,
         log: this.jobLog,
       });

@@ -19,6 +19,9 @@ function modeText(mode: number): string {
   return type + bits;
 }
 
+/** The streams that carry a file's data; each counts with the file's size, as bacula-fd counts. */
+const DATA_STREAMS = new Set<number>([STREAM.FILE_DATA, STREAM.GZIP_DATA, STREAM.SPARSE_DATA, STREAM.SPARSE_GZIP_DATA]);
+
 export async function estimate(run: Omit<BackupRun, 'sd' | 'skipPlugins'>): Promise<Estimate> {
   const result: Estimate = { files: 0, bytes: 0n, listing: [] };
   const sink: StreamSink = {
@@ -31,7 +34,7 @@ export async function estimate(run: Omit<BackupRun, 'sd' | 'skipPlugins'>): Prom
           const date = new Date(Number(stat.mtime) * 1000).toISOString().replace('T', ' ').slice(0, 19);
           result.listing.push(`${modeText(stat.mode)} ${String(stat.nlink).padStart(2)} ${String(stat.uid).padEnd(8)} ${String(stat.gid).padEnd(8)} ${String(stat.size).padStart(10)} ${date} ${attributes.fname}\n`);
         }
-      } else if (stream === STREAM.FILE_DATA || stream === STREAM.GZIP_DATA) {
+      } else if (DATA_STREAMS.has(stream)) {
         result.bytes += BigInt(expectedLength);
       }
       return 0; // nothing read, nothing sent

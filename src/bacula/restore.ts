@@ -1,15 +1,24 @@
 /**
- * A Bacula restore of plain files from the Storage Daemon's records (filed/restore.c): an
+ * A Bacula restore from the Storage Daemon's records (filed/restore.c, findlib/create_file.c): an
  * attributes record opens each file, data records (plain, GZIP: one zlib stream per record, or
  * sparse: an 8-byte offset first) fill it, and the next attributes record closes it and sets its
  * mode, owner and times. Directories get theirs at the end, deepest first, since writing their
- * contents changed their times. Every path lands under `where`: a name with ".." is refused.
+ * contents changed their times. Hard links (FT_LNKSAVED) are linked to their first name as restored
+ * here, fifos and device nodes (FT_SPEC) are made with mkfifo/mknod (libc.ts), and the Director's
+ * replace= letter decides what happens to an entry that is already there, as in bacula-fd.
+ *
+ * Every path lands under `where`: a name with ".." is refused, and under a where (not in place) no
+ * directory on the way may be a symlink, nothing is opened through a symlink, and a hard link's
+ * target must resolve inside where; so a symlink restored earlier, or planted there, cannot send a
+ * write outside where.
  */
-import { chmod, chown, lchown, lutimes, mkdir, open, rm, symlink, utimes, type FileHandle } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { chmod, chown, lchown, link as hardLink, lstat, lutimes, mkdir, open, realpath, stat as statFollow, symlink, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { AgentfdError, messageOf } from '../errors.js';
-import { FT, STREAM, STREAM_MASK, decodeAttributes, decodeLStat, type BaculaStat } from './lstat.js';
+import { FT, FT_MASK, STREAM, STREAM_MASK, decodeAttributes, decodeLStat, type BaculaStat } from './lstat.js';
+import { mkfifo, mknod, openFifo } from './libc.js';
 import type { SdRecord } from './storage-daemon.js';
 import type { RestoreRun as AgentRestoreRun } from '../agents/agent.js';
 import type { AgentFileInfo } from '../agents/types.js';
@@ -31,6 +40,20 @@ export interface RestoreRun {
    * bacula-fd does with a plugin it does not have.
    */
   plugin?: (command: string) => Promise<AgentRestoreRun | null>;
+  /** The Director's replace= letter (default a: always). */
+  replace?: ReplaceMode;
+  /** How long an FT_FIFO fifo may wait for its reader (bacula-fd: 60 s; tests shorten it). */
+  fifoOpenTimeoutMs?: number;
+}
+
+/**
+ * What to do with an entry that already exists (REPLACE_* in bacula's jcr.h): a always replace it,
+ * w (ifnewer) only when the backup's mtime is newer, o (ifolder) only when it is older, n never.
+ */
+export type ReplaceMode = 'a' | 'w' | 'o' | 'n';
+
+export function parseReplace(letter: string): ReplaceMode {
+  return letter === 'w' || letter === 'o' || letter === 'n' ? letter : 'a';
 }
 
 /** The path `fname` (absolute, from the backup) under `where`; refuses what would leave it. */
@@ -41,6 +64,164 @@ export function restorePath(where: string, fname: string): string {
   }
   const root = where === '' ? '/' : where;
   return path.join(root, ...parts);
+}
+
+const S_IFMT = 0o170000;
+const S_IFIFO = 0o010000;
+const S_IFSOCK = 0o140000;
+/** A regular file is created as bacula-fd creates it: new (the old one was removed), never through a symlink. */
+const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
+
+function codeOf(error: unknown): string {
+  return (error as NodeJS.ErrnoException | undefined)?.code ?? messageOf(error);
+}
+
+async function lstatOrNull(p: string): Promise<Stats | null> {
+  try {
+    return await lstat(p);
+  } catch (error) {
+    if (codeOf(error) === 'ENOENT') return null;
+    throw error;
+  }
+}
+
+/**
+ * Where a restore may write. Under a `where`, names are built below its real path and every
+ * directory on the way must be a real directory: a symlink there is refused, so nothing restored or
+ * planted can lead a write outside. In place (where '' or '/') the tree is the system's own, and its
+ * symlinked directories (/lib -> usr/lib) are followed as bacula-fd follows them.
+ */
+class RestoreRoot {
+  private readonly verified = new Set<string>();
+  /** Directories this restore made: replace=never still sets their attributes (bacula-fd's path_list). */
+  readonly made = new Set<string>();
+
+  private constructor(readonly root: string, readonly confined: boolean) {
+    this.verified.add(root);
+  }
+
+  static async open(where: string): Promise<RestoreRoot> {
+    if (where === '' || where === '/') return new RestoreRoot('/', false);
+    try {
+      await mkdir(where, { recursive: true });
+      return new RestoreRoot(await realpath(where), true);
+    } catch (error) {
+      throw new AgentfdError('E_RESTORE_PATH', `the restore's where "${where}" cannot be used as a directory (${codeOf(error)}); give a directory agentfd may create or write`);
+    }
+  }
+
+  /** Where the backup's `fname` goes; refuses "." and ".." components. */
+  target(fname: string): string {
+    return restorePath(this.root, fname);
+  }
+
+  /** The directories above `target`, made when missing with `mode`. */
+  async parents(target: string, mode: number): Promise<void> {
+    if (target === this.root) return; // the root's own record ("/"): its parents are not ours
+    let current = this.root;
+    for (const part of path.relative(this.root, path.dirname(target)).split(path.sep).filter((p) => p.length > 0)) {
+      current = path.join(current, part);
+      if (!this.verified.has(current)) await this.directory(current, mode);
+    }
+  }
+
+  /** `dir` as a directory: made when missing, refused when it is something else (or, under a where, a symlink). */
+  async directory(dir: string, mode: number): Promise<void> {
+    let st = await lstatOrNull(dir);
+    if (st === null) {
+      try {
+        await mkdir(dir, mode);
+        this.made.add(dir);
+      } catch (error) {
+        if (codeOf(error) !== 'EEXIST') throw error;
+      }
+      st = await lstatOrNull(dir);
+    }
+    if (st?.isSymbolicLink() && !this.confined) st = await statFollow(dir);
+    if (st === null || !st.isDirectory()) {
+      const what = st === null ? 'vanished' : st.isSymbolicLink() ? 'is a symlink' : 'is not a directory';
+      throw new AgentfdError('E_RESTORE_PATH', `${dir} ${what}, and a restore under where never writes through or over it; restore into an empty directory, or remove that entry first`);
+    }
+    this.verified.add(dir);
+  }
+
+  /**
+   * The restored first name a hard link (FT_LNKSAVED) is linked to: `link` under the root, and
+   * under a where it must resolve (symlinks followed) to a file inside it.
+   */
+  async linkSource(link: string): Promise<string> {
+    const source = this.target(link);
+    if (!this.confined) return source;
+    let real: string;
+    try {
+      real = await realpath(source);
+    } catch (error) {
+      throw new AgentfdError('E_RESTORE_LINK', `its first name "${link}" was not restored at ${source} (${codeOf(error)}); restore the file's other names with it`);
+    }
+    if (real !== this.root && !real.startsWith(`${this.root}/`)) {
+      throw new AgentfdError('E_RESTORE_PATH', `its first name "${link}" resolves to ${real}, outside where ${this.root}; nothing is linked to a file outside where`);
+    }
+    return source;
+  }
+}
+
+/** Why an existing entry is kept under `replace`, as create_file words it, or null to replace it. */
+function keptBecause(replace: ReplaceMode, stat: BaculaStat, existing: Stats, isDir: boolean, madeHere: boolean): string | null {
+  const existingMtime = BigInt(Math.floor(existing.mtimeMs / 1000));
+  switch (replace) {
+    case 'w':
+      return stat.mtime <= existingMtime ? 'Not newer' : null;
+    case 'o':
+      return stat.mtime >= existingMtime ? 'Not older' : null;
+    case 'n':
+      // A directory this restore made (for the files in it) still gets its attributes.
+      return isDir && madeHere ? null : 'Already exists';
+    default:
+      return null;
+  }
+}
+
+/** A file being written: its data records go here until the next attributes record. */
+interface OpenFile {
+  target: string;
+  stat: BaculaStat;
+  handle: FileHandle;
+  fname: string;
+  /** A fifo cannot seek: data goes in order, a skipped sparse block as zeros. */
+  sequential: boolean;
+  /** Where unpositioned data goes next, and the end of what was written. */
+  cursor: number;
+  end: number;
+  /** A regular file that got sparse records: its size is set to st_size when shorter. */
+  sized: boolean;
+  regular: boolean;
+}
+
+/** A fifo (mkfifo) or device node (mknod with the saved rdev: root only), as create_file makes them; one already there is fine. */
+function makeNode(target: string, stat: BaculaStat): void {
+  const fifo = (stat.mode & S_IFMT) === S_IFIFO;
+  try {
+    if (fifo) mkfifo(target, stat.mode);
+    else mknod(target, stat.mode, stat.rdev);
+  } catch (error) {
+    if (codeOf(error) === 'EEXIST') return;
+    const hint = codeOf(error) === 'EPERM' ? ' (device nodes need root)' : '';
+    throw new AgentfdError('E_RESTORE_IO', `Cannot make ${fifo ? 'fifo' : 'node'} ${target}: ERR=${codeOf(error)}${hint}`);
+  }
+}
+
+const ZEROS = Buffer.alloc(64 * 1024);
+
+async function writeData(file: OpenFile, data: Buffer, position: number | null): Promise<void> {
+  const at = position ?? file.cursor;
+  if (file.sequential) {
+    for (let gap = at - file.cursor; gap > 0; gap -= ZEROS.length) await file.handle.write(ZEROS, 0, Math.min(gap, ZEROS.length), null);
+    await file.handle.write(data, 0, data.length, null);
+  } else {
+    await file.handle.write(data, 0, data.length, at);
+  }
+  file.cursor = (file.sequential ? Math.max(at, file.cursor) : at) + data.length;
+  file.end = Math.max(file.end, file.cursor);
 }
 
 async function setAttributes(target: string, stat: BaculaStat, link: boolean): Promise<void> {
@@ -58,7 +239,10 @@ async function setAttributes(target: string, stat: BaculaStat, link: boolean): P
 export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
   const totals: RestoreTotals = { files: 0, bytes: 0, errors: [] };
   const directories: { target: string; stat: BaculaStat }[] = [];
-  let current: { target: string; stat: BaculaStat; handle: FileHandle; fname: string } | null = null;
+  let current: OpenFile | null = null;
+  const replace = run.replace ?? 'a';
+  let rootOrNull: RestoreRoot | null = null;
+  const rootOf = async () => (rootOrNull ??= await RestoreRoot.open(run.where));
   let skipping = false;
   const problem = (message: string) => {
     totals.errors.push(message);
@@ -102,13 +286,109 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
     if (!current) return;
     const file = current;
     current = null;
-    await file.handle.close();
+    try {
+      // Sparse data leaves the trailing hole unwritten when the last block was skipped: st_size says how long it was.
+      if (file.regular && file.sized && BigInt(file.end) < file.stat.size) await file.handle.truncate(Number(file.stat.size));
+    } catch (error) {
+      problem(`Could not set the size of "${file.target}" to ${file.stat.size}: ${messageOf(error)}`);
+    } finally {
+      await file.handle.close();
+    }
     try {
       await setAttributes(file.target, file.stat, false);
     } catch (error) {
       problem(`Unable to set the attributes of "${file.target}": ${messageOf(error)}`);
     }
     totals.files++;
+  };
+
+  const openFile = (target: string, stat: BaculaStat, handle: FileHandle, fname: string, kind: 'regular' | 'fifo' | 'device') => {
+    current = { target, stat, handle, fname, sequential: kind === 'fifo', cursor: 0, end: 0, sized: false, regular: kind === 'regular' };
+  };
+
+  /**
+   * One entry of the backup, made as create_file makes it. Returns false when its data records (if
+   * any) are to be skipped.
+   */
+  const createEntry = async (root: RestoreRoot, target: string, type: number, fname: string, link: string, stat: BaculaStat): Promise<boolean> => {
+    const isDir = type === FT.DIREND || type === FT.DIRBEGIN;
+    // bacula-fd makes missing parents with the entry's own mode plus u+wx, until their own records come.
+    await root.parents(target, (stat.mode & 0o7777) | 0o300);
+    let existing = await lstatOrNull(target);
+    if (existing) {
+      const kept = keptBecause(replace, stat, existing, isDir, root.made.has(target));
+      if (kept !== null) {
+        run.log('info', `File skipped. ${kept}: ${target}`);
+        totals.files++; // bacula-fd counts it: the Director then reports the restore OK, not short
+        return false;
+      }
+      // What is there goes, except a directory (kept and reused), a fifo written into and, in place,
+      // a raw device written into (a reader may be waiting on the fifo; the device is the target).
+      const keep = isDir || (type === FT.FIFO && existing.isFIFO()) || (type === FT.RAW && !root.confined);
+      if (!keep) {
+        try {
+          await unlink(target);
+        } catch (error) {
+          throw new AgentfdError('E_RESTORE_IO', `File ${target} already exists and could not be replaced. ERR=${codeOf(error)}`);
+        }
+        existing = null;
+      }
+    }
+    switch (type) {
+      case FT.REG:
+      case FT.REGE:
+        openFile(target, stat, await open(target, CREATE_FLAGS, 0o600), fname, 'regular');
+        return true;
+      case FT.DIREND:
+      case FT.DIRBEGIN:
+        await root.directory(target, stat.mode & 0o7777);
+        directories.push({ target, stat });
+        return false;
+      case FT.LNK:
+        await symlink(link, target);
+        await setAttributes(target, stat, true);
+        totals.files++;
+        return false;
+      case FT.LNKSAVED: {
+        let source: string;
+        try {
+          source = await root.linkSource(link);
+        } catch (error) {
+          throw new AgentfdError(error instanceof AgentfdError ? error.code : 'E_RESTORE_LINK', `Could not hard link ${target} -> ${link}: ${messageOf(error)}`);
+        }
+        await hardLink(source, target);
+        await setAttributes(target, stat, false);
+        totals.files++;
+        return false;
+      }
+      case FT.SPEC:
+        if ((stat.mode & S_IFMT) === S_IFSOCK) {
+          run.log('info', `Socket ${fname} is not restored (bacula-fd does not restore sockets either)`);
+        } else {
+          makeNode(target, stat);
+          await setAttributes(target, stat, false);
+        }
+        totals.files++;
+        return false;
+      case FT.FIFO:
+        // Data for a reader of the fifo: it must be reading within the timeout, as with bacula-fd.
+        if (!existing) makeNode(target, stat);
+        openFile(target, stat, await openFifo(target, 'write', run.fifoOpenTimeoutMs), fname, 'fifo');
+        return true;
+      case FT.RAW:
+        if (root.confined) {
+          // Under a where, the device's data becomes an image file: writing a device is for an in-place restore.
+          run.log('warning', `"${fname}" was saved from a raw device; restored under where as an image file ${target}, not into a device (restore with where=/ to write the device)`);
+          openFile(target, stat, await open(target, CREATE_FLAGS, 0o600), fname, 'regular');
+          return true;
+        }
+        if (!existing) makeNode(target, stat);
+        openFile(target, stat, await open(target, constants.O_WRONLY), fname, 'device');
+        return true;
+      default:
+        run.log('warning', `"${fname}" has file type ${type}, which agentfd serve does not restore; skipped`);
+        return false;
+    }
   };
 
   for await (const record of run.records) {
@@ -137,41 +417,13 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
         await startAgentFile(plugin.run, attributes.fname, attributes.type, stat, attributes.link);
         continue;
       }
-      let target: string;
+      let target = attributes.fname;
       try {
-        target = restorePath(run.where, attributes.fname);
+        const root = await rootOf();
+        target = root.target(attributes.fname);
+        skipping = !(await createEntry(root, target, attributes.type & FT_MASK, attributes.fname, attributes.link, stat));
       } catch (error) {
-        problem(messageOf(error));
-        skipping = true;
-        continue;
-      }
-      try {
-        switch (attributes.type) {
-          case FT.REG:
-          case FT.REGE: {
-            await mkdir(path.dirname(target), { recursive: true });
-            const handle = await open(target, 'w', 0o600);
-            current = { target, stat, handle, fname: attributes.fname };
-            break;
-          }
-          case FT.DIREND:
-          case FT.DIRBEGIN:
-            await mkdir(target, { recursive: true });
-            directories.push({ target, stat });
-            break;
-          case FT.LNK:
-            await mkdir(path.dirname(target), { recursive: true });
-            await rm(target, { force: true });
-            await symlink(attributes.link, target);
-            await setAttributes(target, stat, true);
-            totals.files++;
-            break;
-          default:
-            run.log('warning', `"${attributes.fname}" has file type ${attributes.type}, which agentfd serve does not restore yet; skipped`);
-            skipping = true;
-        }
-      } catch (error) {
-        problem(`Could not create "${target}": ${messageOf(error)}`);
+        problem(error instanceof AgentfdError ? messageOf(error) : `Could not create "${target}": ${messageOf(error)}`);
         skipping = true;
       }
       continue;
@@ -191,19 +443,27 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
       continue;
     }
     if (stream === STREAM.FILE_DATA || stream === STREAM.GZIP_DATA || stream === STREAM.SPARSE_DATA || stream === STREAM.SPARSE_GZIP_DATA) {
-      if (!current) {
+      const file = current as OpenFile | null;
+      if (!file) {
         problem(`data (stream ${stream}) arrived with no file open; the volume's records are out of order`);
         continue;
       }
-      let data = record.data;
-      let position: number | null = null;
-      if (stream === STREAM.SPARSE_DATA || stream === STREAM.SPARSE_GZIP_DATA) {
-        position = Number(data.readBigUInt64BE(0));
-        data = data.subarray(8);
+      try {
+        let data = record.data;
+        let position: number | null = null;
+        if (stream === STREAM.SPARSE_DATA || stream === STREAM.SPARSE_GZIP_DATA) {
+          if (data.length < 8) throw new Error(`a sparse record of ${data.length} bytes has no 8-byte offset`);
+          position = Number(data.readBigUInt64BE(0));
+          data = data.subarray(8);
+          file.sized = true;
+        }
+        if (stream === STREAM.GZIP_DATA || stream === STREAM.SPARSE_GZIP_DATA) data = inflateSync(data);
+        await writeData(file, data, position);
+        totals.bytes += data.length;
+      } catch (error) {
+        problem(`Write error on "${file.target}": ${messageOf(error)}; the rest of its data is skipped`);
+        skipping = true;
       }
-      if (stream === STREAM.GZIP_DATA || stream === STREAM.SPARSE_GZIP_DATA) data = inflateSync(data);
-      await current.handle.write(data, 0, data.length, position);
-      totals.bytes += data.length;
     }
     // Digest records (3, 10, 17, 18) are not checked on restore, as in bacula-fd; other streams
     // (ACLs, xattrs, plugin names) are not restored by this version.
