@@ -10,7 +10,10 @@
 #   lab.sh console CMD...        bconsole: each CMD one line, then quit; prints the output
 #   lab.sh run-job JOB [OPT...]  run job=JOB OPT... yes; waits; prints the job's messages;
 #                                exit 0 only on "Backup OK" / "Restore OK"
-#   lab.sh restore JOBID [WHERE] restore every file of JOBID to WHERE (default $LAB/restore); same rule
+#   lab.sh restore JOBID[,JOBID...] [WHERE]
+#                                restore every file of the jobs (a full and its incrementals: the
+#                                latest version of each file, deleted ones left out) to WHERE
+#                                (default $LAB/restore); same rule
 #   lab.sh env                   the settings the lab was set up with (shell syntax)
 #
 # LAB (required) is the scratch directory. Settings, read by `setup` and saved in $LAB/etc/lab.env
@@ -27,7 +30,7 @@ say() { echo "lab.sh: $*"; }
 
 case "${1:-}" in
 setup | start | stop | start-real-fd | stop-real-fd | console | run-job | restore | env) ;;
-*) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 1 ;;
+*) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 1 ;;
 esac
 [ -n "${LAB:-}" ] || die "set LAB to a scratch directory (e.g. LAB=/tmp/agentfd-lab)"
 case "$LAB" in *'"'* | *"'"* | *\\* | *$'\n'*) die "LAB must not contain quotes, backslashes or newlines: $LAB" ;; esac
@@ -612,7 +615,7 @@ run-job)
   ;;
 restore)
   load_env
-  if [ $# -lt 1 ] || ! [[ "$1" =~ ^[0-9]+$ ]]; then die "usage: lab.sh restore JOBID [WHERE]"; fi
+  if [ $# -lt 1 ] || ! [[ "$1" =~ ^[0-9]+(,[0-9]+)*$ ]]; then die "usage: lab.sh restore JOBID[,JOBID...] [WHERE]"; fi
   where=${2:-$LAB/restore}
   case "$where" in *'"'* | *$'\n'*) die "WHERE must not contain quotes or newlines" ;; esac
   line="restore jobid=$1 client=$FD_NAME where=\"$where\" all done yes"

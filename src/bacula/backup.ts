@@ -10,13 +10,14 @@
  * raw); sockets are skipped, as bacula-fd skips them.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { lstat, open, opendir, readlink, utimes, type FileHandle } from 'node:fs/promises';
+import { lstat, open, opendir, readlink, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { constants, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { messageOf } from '../errors.js';
 import { FT, STREAM, encodeAttributes, encodeLStat, statFromNode } from './lstat.js';
-import { blockOptions, type FileSet, type IncludeOptions } from './fileset.js';
+import { acceptFile, accurateOptions, ignoreDirMarker, topLevelOptions, type FileSet, type IncludeBlock, type IncludeOptions } from './fileset.js';
+import type { AccurateList } from './accurate.js';
 import type { StorageDaemon } from './storage-daemon.js';
 import type { BackupRun as AgentBackupRun } from '../agents/agent.js';
 import type { AgentFile } from '../agents/agent.js';
@@ -61,6 +62,16 @@ export interface BackupRun {
   plugins?: { agents: PluginAgents; level: Level; jobName: string; jobId: number };
   /** How long a readfifo fifo may wait for its writer (bacula-fd: 60 s; tests shorten it). */
   fifoOpenTimeoutMs?: number;
+  /** Accurate mode: the previous jobs' files, sent by the Director (incremental/differential). */
+  accurate?: AccurateList;
+}
+
+/** An FT_DELETED record's stat: zeros but for the times the file had (accurate.c). */
+function statFromZero(mtime: bigint, ctime: bigint): BaculaStat {
+  return {
+    dev: 0n, ino: 0n, mode: 0, nlink: 0n, uid: 0, gid: 0, rdev: 0n, size: 0n, blksize: 0n, blocks: 0n,
+    atime: 0n, mtime, ctime, linkFI: 0, flags: 0, dataStream: 0,
+  };
 }
 
 const DIGESTS = {
@@ -70,9 +81,6 @@ const DIGESTS = {
   sha512: { algorithm: 'sha512', stream: STREAM.SHA512_DIGEST },
 } as const;
 
-function excluded(p: string, fileset: FileSet): boolean {
-  return fileset.excludes.some((e) => p === e || p.startsWith(e.endsWith('/') ? e : `${e}/`));
-}
 
 /** What a later hard link to a sent file needs (find_one.c's f_link). */
 interface SavedFile {
@@ -310,8 +318,30 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
     if (key !== null && sent) links.set(key, { name: p, ...sent });
   };
 
-  const walk = async (p: string, topDev: bigint, options: IncludeOptions, top: boolean): Promise<void> => {
-    if (run.isCancelled() || excluded(p, run.fileset)) return;
+  /**
+   * Whether an entry goes into this job: accurate mode compares it with the Director's list (and
+   * marks it met); otherwise an incremental compares its times with the since-time.
+   */
+  const mustSave = async (p: string, st: BigIntStats, options: IncludeOptions, block: IncludeBlock): Promise<boolean> => {
+    if (!run.accurate) return changed(st, options);
+    const name = st.isDirectory() && !p.endsWith('/') ? `${p}/` : p;
+    return run.accurate.mustSave(name, st, accurateOptions(block), options.digest, st.isFile());
+  };
+
+  /** Exclude Dir Containing: a directory holding the block's marker is skipped whole. */
+  const holdsMarker = async (dir: string, block: IncludeBlock): Promise<boolean> => {
+    const marker = ignoreDirMarker(block);
+    if (marker === null) return false;
+    return stat(path.join(dir, marker)).then(() => true, () => false);
+  };
+
+  /**
+   * One entry of the walk (find_one.c). A File entry (`top`) is saved whatever the patterns say and
+   * always descended into; below it each entry is matched by acceptFile, and a directory it rejects
+   * is neither saved nor descended into. `parentDev` decides onefs (the parent's device, as Bacula).
+   */
+  const walk = async (p: string, parentDev: bigint, options: IncludeOptions, block: IncludeBlock, top: boolean): Promise<void> => {
+    if (run.isCancelled()) return;
     let st: BigIntStats;
     try {
       st = await lstat(p, { bigint: true });
@@ -319,8 +349,15 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
       problem(`Could not stat "${p}": ${messageOf(error)}`);
       return;
     }
+    if (!top) {
+      const accepted = acceptFile(block, run.fileset, p, st.isDirectory());
+      if (accepted === null) return;
+      options = accepted;
+    }
     if (st.isDirectory()) {
-      if (!options.noRecursion && (options.crossFilesystems || st.dev === topDev)) {
+      if (await holdsMarker(p, block)) return;
+      const descend = top || (!options.noRecursion && (options.crossFilesystems || st.dev === parentDev));
+      if (descend) {
         let names: string[] = [];
         try {
           const dir = await opendir(p);
@@ -330,10 +367,12 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
           names = [];
         }
         names.sort();
-        for (const name of names) await walk(path.join(p, name), topDev, options, false);
+        for (const name of names) await walk(path.join(p, name), st.dev, options, block, false);
+      } else if (!options.crossFilesystems && st.dev !== parentDev) {
+        run.log('info', `"${p}" is a different filesystem. Will not descend from "${path.dirname(p)}" into it.`);
       }
       // The directory itself after its contents, named with a trailing slash (FT_DIREND).
-      if (changed(st, options)) {
+      if (await mustSave(p, st, options, block)) {
         const index = ++fileIndex;
         await sendAttributes(index, FT.DIREND, p.endsWith('/') ? p : `${p}/`, st, '', options);
         totals.files++;
@@ -341,7 +380,7 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
       if (options.keepAtime) await putBackAccessTime(p, st);
       return;
     }
-    if (!changed(st, options)) return;
+    if (!(await mustSave(p, st, options, block))) return;
     if (st.isSymbolicLink()) {
       const index = ++fileIndex;
       await sendAttributes(index, FT.LNK, p, st, await readlink(p), options);
@@ -354,6 +393,24 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
       return;
     }
     await sendEntry(p, st, options, top);
+  };
+
+  /**
+   * Accurate mode, at the end: every listed file this job did not meet is reported as FT_DELETED
+   * (accurate_send_deleted_list): its name, and of its stat only the times it had.
+   */
+  const sendDeleted = async (): Promise<number> => {
+    let deleted = 0;
+    for (const gone of run.accurate?.unseen() ?? []) {
+      if (run.isCancelled()) break;
+      const index = ++fileIndex;
+      const zero = statFromZero(gone.stat.mtime, gone.stat.ctime);
+      const record = encodeAttributes({ fileIndex: index, type: FT.DELETED, fname: gone.name, lstat: encodeLStat(zero), link: '', attribsEx: '', deltaSeq: 0 });
+      await run.sd.sendStream(index, STREAM.UNIX_ATTRIBUTES, 0, [record]);
+      totals.files++;
+      deleted++;
+    }
+    return deleted;
   };
 
   /** An agent file, bracketed by STREAM_PLUGIN_NAME records as bacula-fd sends a plugin's files. */
@@ -419,13 +476,21 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
     totals.pluginRuns.push(backup);
     for await (const file of backup.files) {
       if (run.isCancelled()) break;
+      // An agent decides for its own files: those it reports (sent or unchanged) are met.
+      run.accurate?.markSeen(file.kind === 'directory' ? `${file.path}/` : file.path);
       if (file.seen) continue; // unchanged since the reference: bacula-fd sends nothing either
       await sendAgentFile(command, file, options);
+    }
+    // Listed files nobody met yet: an agent that does not report all it still has (a Bacula plugin)
+    // is asked about each (checkFile), as bacula-fd asks every plugin before reporting a deletion.
+    if (run.accurate && backup.stillExisting) {
+      const unreported = [...run.accurate.unseen()].map((u) => u.name);
+      if (unreported.length > 0) for (const kept of await backup.stillExisting(unreported)) run.accurate.markSeen(kept);
     }
   };
 
   for (const block of run.fileset.includes) {
-    const options = blockOptions(block);
+    const options = topLevelOptions(block, run.fileset);
     for (const file of block.files) {
       let top: BigIntStats;
       try {
@@ -434,10 +499,14 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
         problem(`Could not stat "${file}": ${messageOf(error)}`);
         continue;
       }
-      await walk(file, top.dev, options, true);
+      await walk(file, top.dev, options, block, true);
     }
     // After the block's File entries, as bacula-fd (find_files, then plugin_save per command).
     if (!run.skipPlugins) for (const command of block.plugins) await sendPlugin(command, options);
+  }
+  if (run.accurate && !run.isCancelled()) {
+    const deleted = await sendDeleted();
+    run.log('info', `accurate: ${deleted} deleted of ${run.accurate.size} files in the previous jobs' list`);
   }
   return totals;
 }

@@ -16,6 +16,7 @@ import { cramAccepts, cramResponse, directorKey, makeChallenge } from './cram-md
 import { parseFileSet, type FileSet } from './fileset.js';
 import { parseReplace, receiveRestore, type ReplaceMode } from './restore.js';
 import { JobScripts } from './run-scripts.js';
+import { AccurateList } from './accurate.js';
 import { TLS_NEED, negotiateTls, tlsServer, type TlsSettings } from './tls.js';
 import { FD_PROTOCOL_VERSION, StorageDaemon } from './storage-daemon.js';
 
@@ -68,6 +69,7 @@ export class DirectorSession {
   private since: bigint | null = null;
   private sd: StorageDaemon | null = null;
   private where = '';
+  private accurate: AccurateList | null = null;
   /** The Director that authenticated, and the job an incremental builds on (prev_job=). */
   private directorName: string | null = null;
   private previousJob = '';
@@ -265,12 +267,9 @@ export class DirectorSession {
       await this.endJob();
       return false;
     }
-    if (command.startsWith('accurate')) {
-      // The previous job's file list: not used yet (incrementals go by the since-time); read it all.
-      for (;;) {
-        const item = await this.bsock.receive();
-        if (item.kind === 'signal' && item.signal === BNET.EOD) break;
-      }
+    if (/^accurate files=\d+/.test(command)) {
+      // Accurate mode: the previous jobs' files; the backup compares with them and reports deletions.
+      this.accurate = await AccurateList.receive(this.bsock);
       return true;
     }
     await send('2999 Invalid command\n');
@@ -279,6 +278,7 @@ export class DirectorSession {
 
   /** A job's warnings and errors go to the Director as job messages (info stays local). */
   private readonly jobLog = (level: 'info' | 'warning' | 'error', message: string): void => {
+    this.host.log(level, `job ${this.job?.jobId ?? 0}: ${message}`);
     if (level !== 'info') void this.jmsg(level === 'error' ? 4 : 5, message).catch(() => undefined);
   };
 
@@ -313,6 +313,7 @@ export class DirectorSession {
           since: this.since,
           isCancelled: () => job.cancelled,
           log: this.jobLog,
+          ...(this.accurate ? { accurate: this.accurate } : {}),
           ...(this.host.plugins ? { plugins: { agents: this.host.plugins, level: levelName, jobName: job.job, jobId: job.jobId } } : {}),
         },
         totals,

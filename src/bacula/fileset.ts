@@ -48,6 +48,8 @@ export interface IncludeOptions {
   xattr: boolean;
   /** Enhanced wild (W): wildcards match with FNM_PATHNAME, WB ones against the base name. */
   enhancedWild: boolean;
+  /** `accurate =` letters (C...:), what accurate mode compares; '' when the block says none. */
+  accurate: string;
   /** `W` wildcards (`wild =`): matched against the full path of files and directories. */
   wild: string[];
   /** `WD` wildcards (`wilddir =`): directories only, full path. */
@@ -71,7 +73,7 @@ export interface IncludeOptions {
 export function defaultOptions(): IncludeOptions {
   return {
     digest: null, gzip: null, exclude: false, crossFilesystems: false, noRecursion: false, sparse: false, hardlinks: true, readFifo: false,
-    keepAtime: false, noAtime: false, mtimeOnly: false, honorNodump: false, ignoreCase: false, acl: false, xattr: false, enhancedWild: false,
+    keepAtime: false, noAtime: false, mtimeOnly: false, honorNodump: false, ignoreCase: false, acl: false, xattr: false, enhancedWild: false, accurate: '',
     wild: [], wildDir: [], wildFile: [], wildBase: [], regex: [], regexDir: [], regexFile: [], fsTypes: [], driveTypes: [], base: [], plugin: null,
   };
 }
@@ -143,6 +145,7 @@ function setOptions(options: IncludeOptions, letters: string): void {
     else if (c === 'P' || c === 'V' || c === 'C' || c === 'J') {
       // Options with a value up to ':' (strip path, verify, accurate, basejob).
       const end = letters.indexOf(':', i);
+      if (c === 'C') options.accurate = letters.slice(i + 1, end < 0 ? letters.length : end);
       i = end < 0 ? letters.length : end;
     }
     // a, 0, n, w, p, R, c and unknown letters: nothing that selects or reads files.
@@ -654,6 +657,14 @@ export function topLevelOptions(block: IncludeBlock, fileset?: FileSet): Include
 /** Old name of topLevelOptions: the options for a block's File entries. */
 export function blockOptions(block: IncludeBlock): IncludeOptions {
   return topLevelOptions(block);
+}
+
+/**
+ * What accurate mode compares for the files of a block (find.c): "mcs" (mtime, ctime, size) unless
+ * one of its Options blocks says `accurate =`, the last such one winning.
+ */
+export function accurateOptions(block: IncludeBlock): string {
+  return block.options.findLast((fo) => fo.accurate !== '')?.accurate ?? 'mcs';
 }
 
 /**

@@ -110,7 +110,7 @@ describe('client run scripts with a real Bacula 9.6 Director', () => {
     const jobId = jobIdOf(report);
     expect(report).toMatch(/Termination:\s+\*\*\* Backup Error \*\*\*/);
     expect(report).toMatch(fdMessage(jobId, 'ClientBeforeJob: cannot prepare the database'));
-    expect(report).toMatch(fdMessage(jobId, 'Runscript: ClientBeforeJob returned non-zero status=3. ERR=Child exited with code 3'));
+    expect(report).toMatch(fdMessage(jobId, 'Error: Runscript: ClientBeforeJob returned non-zero status=3. ERR=Child exited with code 3'));
     expect(report).toMatch(/Bad response to RunBeforeNow command: wanted 2000 OK RunBeforeNow\s+, got 2905 Bad RunBeforeNow command\./);
     expect(report).toMatch(/Client "agentfd-fd" RunScript failed\./);
     expect(report).toMatch(/FD termination status:\s+Error/);
@@ -124,14 +124,14 @@ describe('client run scripts with a real Bacula 9.6 Director', () => {
     const report = bacula.runJobAnyEnd('OldStyleFailure');
     const jobId = jobIdOf(report);
     expect(report).toMatch(/Termination:\s+\*\*\* Backup Error \*\*\*/);
-    expect(report).toMatch(fdMessage(jobId, 'Runscript: ClientRunBeforeJob returned non-zero status=1. ERR=Child exited with code 1'));
+    expect(report).toMatch(fdMessage(jobId, 'Error: Runscript: ClientRunBeforeJob returned non-zero status=1. ERR=Child exited with code 1'));
     expect(report).toMatch(/Bad response to ClientRunBeforeJob command: wanted 2000 OK RunBefore\s+, got 2905 Bad RunBeforeJob command\./);
   });
 
   it('only warns about a failing script with FailJobOnError = no', () => {
     const report = bacula.runJobAnyEnd('ScriptWarning');
     const jobId = jobIdOf(report);
-    expect(report).toMatch(fdMessage(jobId, 'Runscript: ClientBeforeJob returned non-zero status=208. ERR=No such file or directory'));
+    expect(report).toMatch(fdMessage(jobId, 'Error: Runscript: ClientBeforeJob returned non-zero status=208. ERR=No such file or directory'));
     expect(report).toMatch(/Termination:\s+Backup OK -- with warnings/);
   });
 

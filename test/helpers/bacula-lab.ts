@@ -80,9 +80,9 @@ export class BaculaLab {
     return this.sh(['run-job', job, ...options], true).out;
   }
 
-  /** Restore every file of a job to `where`; it must end "Restore OK". */
-  restore(jobId: number, where: string): string {
-    const { out } = this.sh(['restore', String(jobId), where]);
+  /** Restore every file of a job (or of "full,incremental,...": the latest state) to `where`; it must end "Restore OK". */
+  restore(jobIds: number | string, where: string): string {
+    const { out } = this.sh(['restore', String(jobIds), where]);
     expect(out).toMatch(/Termination:\s+Restore OK/);
     return out;
   }
