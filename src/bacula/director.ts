@@ -224,7 +224,7 @@ export class DirectorSession {
     }
     if ((m = /^restore (?:files=\d+ )?replace=(\S) prelinks=(\d+) where=(.*)$/s.exec(command))) {
       this.where = unbashSpaces(m[3]!.replace(/\n$/, ''));
-      await this.restore(parseReplace(m[1]!));
+      await this.restore(parseReplace(m[1]!), m[2] === '1');
       return true;
     }
     if (command.startsWith('endrestore')) {
@@ -346,7 +346,7 @@ export class DirectorSession {
     this.finish(termCode);
   }
 
-  private async restore(replace: ReplaceMode): Promise<void> {
+  private async restore(replace: ReplaceMode, prefixLinks: boolean): Promise<void> {
     const job = this.job;
     const sd = this.sd;
     if (!job || !sd) {
@@ -361,6 +361,7 @@ export class DirectorSession {
         records: sd.records(),
         where: this.where,
         replace,
+        prefixLinks,
         plugin: this.host.plugins ? (command) => this.pluginRestore(command) : undefined,
         log: this.jobLog,
       });

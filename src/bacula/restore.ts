@@ -42,6 +42,8 @@ export interface RestoreRun {
   plugin?: (command: string) => Promise<AgentRestoreRun | null>;
   /** The Director's replace= letter (default a: always). */
   replace?: ReplaceMode;
+  /** The Director's prelinks=1: absolute symlink targets are restored with where in front. */
+  prefixLinks?: boolean;
   /** How long an FT_FIFO fifo may wait for its reader (bacula-fd: 60 s; tests shorten it). */
   fifoOpenTimeoutMs?: number;
 }
@@ -345,7 +347,9 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
         directories.push({ target, stat });
         return false;
       case FT.LNK:
-        await symlink(link, target);
+        // prelinks=1 (the restore's "add prefix to absolute links"): an absolute target gets where
+        // in front, as bacula-fd does, so the restored tree points into itself.
+        await symlink(run.prefixLinks && link.startsWith('/') && run.where !== '' && run.where !== '/' ? path.join(run.where, link) : link, target);
         await setAttributes(target, stat, true);
         totals.files++;
         return false;

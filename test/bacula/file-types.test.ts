@@ -549,3 +549,24 @@ describe.runIf(IS_ROOT && spawnSync('losetup', ['--version']).status === 0)('raw
     }
   });
 });
+
+describe('prelinks (add where to absolute symlink targets)', () => {
+  it('prefixes absolute targets with where when the Director asks, and leaves relative ones', async () => {
+    const root = scratch('prelinks');
+    for (const prefixLinks of [true, false]) {
+      const where = path.join(root, `where-${prefixLinks}`);
+      const totals = await receiveRestore({
+        records: (async function* () {
+          yield attrRecord(1, FT.LNK, '/data/abs', { mode: 0o120777 }, '/data/target.txt');
+          yield attrRecord(2, FT.LNK, '/data/rel', { mode: 0o120777 }, 'target.txt');
+        })(),
+        where,
+        prefixLinks,
+        log: () => undefined,
+      });
+      expect(totals.errors).toEqual([]);
+      expect(readlinkSync(path.join(where, 'data', 'abs'))).toBe(prefixLinks ? path.join(where, 'data', 'target.txt') : '/data/target.txt');
+      expect(readlinkSync(path.join(where, 'data', 'rel'))).toBe('target.txt');
+    }
+  });
+});
