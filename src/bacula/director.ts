@@ -52,6 +52,8 @@ export interface DirectorHost {
   plugins: PluginAgents | null;
   /** [serve.tls], towards Directors and Storage Daemons; null: TLS off. */
   tls: TlsSettings | null;
+  /** Heartbeat Interval in ms (0: none). */
+  heartbeatMs: number;
 }
 
 /** Bacula's job status characters (jcr.h), sent as TermCode. */
@@ -290,6 +292,20 @@ export class DirectorSession {
     return this.bsock.send(`Jmsg JobId=${this.job?.jobId ?? 0} type=${type} level=${Math.floor(Date.now() / 1000)} ${this.host.clientName} JobId ${this.job?.jobId ?? 0}: ${prefix}${line}`);
   }
 
+  /**
+   * While a job moves data the Director hears nothing for a long time; bacula-fd sends it a
+   * heartbeat every Heartbeat Interval so firewalls and idle timeouts keep the connection. The
+   * Director skips them wherever it waits for a reply. Returns the stop function.
+   */
+  private startHeartbeat(): () => void {
+    if (this.host.heartbeatMs <= 0) return () => undefined;
+    const timer = setInterval(() => {
+      if (!this.bsock.closed) void this.bsock.sendSignal(BNET.HEARTBEAT).catch(() => undefined);
+    }, this.host.heartbeatMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
   private async backup(): Promise<void> {
     const job = this.job;
     const sd = this.sd;
@@ -299,6 +315,7 @@ export class DirectorSession {
     }
     job.kind = 'backup';
     await this.bsock.send('2000 OK backup\n');
+    const stopHeartbeat = this.startHeartbeat();
     const totals = newTotals();
     let termCode: number = TERM.ok;
     const levelName = job.level === 'I' ? 'incremental' : job.level === 'D' ? 'differential' : 'full';
@@ -334,6 +351,7 @@ export class DirectorSession {
       await agentRun.finish(termCode === TERM.ok).catch((error: unknown) => job.errors.push(messageOf(error)));
       await agentRun.close().catch(() => undefined);
     }
+    stopHeartbeat();
     job.files = totals.files;
     job.bytes = totals.readBytes;
     job.errors.push(...totals.errors);
@@ -355,6 +373,7 @@ export class DirectorSession {
     }
     job.kind = 'restore';
     await this.bsock.send('2000 OK restore\n');
+    const stopHeartbeat = this.startHeartbeat();
     try {
       const ticket = await sd.openRead(this.sdId, this.sdTime);
       const totals = await receiveRestore({
@@ -384,6 +403,7 @@ export class DirectorSession {
     this.pluginRuns.clear();
     await sd.close();
     this.sd = null;
+    stopHeartbeat();
     await this.bsock.send('2000 OK storage end\n');
   }
 

@@ -23,6 +23,8 @@ export interface ServeSettings {
   plugins?: PluginAgents | null;
   /** [serve.tls]; null or absent: no TLS. */
   tls?: TlsSettings | null;
+  /** Heartbeats to the Director during a job's data transfer, this often; 0 or absent: none. */
+  heartbeatMs?: number;
 }
 
 const KEEP_TERMINATED = 10;
@@ -72,6 +74,7 @@ export class FileDaemonServer {
       log: this.settings.log,
       plugins: this.settings.plugins ?? null,
       tls: this.settings.tls ?? null,
+      heartbeatMs: this.settings.heartbeatMs ?? 0,
       register: (job) => {
         if (this.running.size >= this.settings.maxJobs) throw new Error(`${this.running.size} jobs are running, the most serve.max_jobs allows`);
         this.running.set(job.job, job);

@@ -43,7 +43,16 @@ export interface AgentfdConfig {
   agentIsolation: Record<string, Partial<IsolationDefaults>>;
   jobs: Record<string, JobConfig>;
   /** agentfd serve: the File Daemon a Bacula Director drives; null when not configured. */
-  serve: { name: string; address: string; port: number; directors: { name: string; password: string }[]; maxJobs: number; tls: TlsConfig | null } | null;
+  serve: {
+    name: string;
+    address: string;
+    port: number;
+    directors: { name: string; password: string }[];
+    maxJobs: number;
+    /** 0: no heartbeats. */
+    heartbeatMs: number;
+    tls: TlsConfig | null;
+  } | null;
   /** Bacula plugins: their extra directory (null: only *-fd.so files of pluginDir), and the libraries to preload. */
   bacula: { pluginDir: string | null; preload: string[] };
 }
@@ -167,6 +176,7 @@ export function parseConfig(text: string, file: string): AgentfdConfig {
           port: raw.serve.port,
           directors: raw.serve.directors,
           maxJobs: raw.serve.max_jobs,
+          heartbeatMs: raw.serve.heartbeat_interval === 0 ? 0 : parseDuration(raw.serve.heartbeat_interval),
           tls: raw.serve.tls
             ? {
                 enable: raw.serve.tls.enable,

@@ -103,6 +103,8 @@ export const serveSchema = z.strictObject({
   directors: z.array(z.strictObject({ name: z.string().min(1), password: z.string().min(1) })).min(1, 'name at least one Director: [[serve.directors]] name = "bacula-dir", password = "..."'),
   /** How many jobs may run at once (Bacula's Maximum Concurrent Jobs). */
   max_jobs: z.number().int().min(1).default(20),
+  /** Heartbeat Interval: during a job's data transfer, a heartbeat to the Director this often (0: none). */
+  heartbeat_interval: z.union([z.literal(0), duration]).default(300),
   tls: serveTlsSchema.optional(),
 });
 

@@ -17,7 +17,8 @@ let lab: string;
 let data: string;
 let store: string;
 let dumpSource: string;
-const bacula = new BaculaLab('bacula-lab', { extraDirectorConf: () => extraDirectorConf() });
+// Heartbeats every 200 ms: every job below also proves the Director takes them wherever it waits.
+const bacula = new BaculaLab('bacula-lab', { extraDirectorConf: () => extraDirectorConf(), serveSettings: ['heartbeat_interval = "200ms"'] });
 const labSh = (args: string[], mayFail = false) => bacula.sh(args, mayFail);
 const runJob = (job: string, ...options: string[]) => bacula.runJob(job, ...options);
 const restoreJob = (jobId: number, where: string) => bacula.restore(jobId, where);

@@ -5,11 +5,14 @@
  * line until EOD, and an unknown command refused. Jobs against a real Director and Storage Daemon
  * are in test/bacula-lab/.
  */
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BNET, Bsock } from '../../src/bacula/bsock.js';
 import { cramAccepts, cramResponse, directorKey, makeChallenge } from '../../src/bacula/cram-md5.js';
 import { FileDaemonServer } from '../../src/bacula/server.js';
+import { tempDir } from '../helpers/native.js';
 
 let server: FileDaemonServer;
 let port: number;
@@ -94,5 +97,101 @@ describe('agentfd serve, as a Director sees it', () => {
     await bs.send('frobnicate now\n');
     expect(await bs.receiveText()).toBe('2999 Invalid command\n');
     bs.destroy();
+  });
+});
+
+/**
+ * A Storage Daemon that takes one append session and is slow to mount its volume, the way a real
+ * SD keeps the FD waiting for "3000 OK data"; it reads the streams and says how many it got.
+ */
+async function slowStorageDaemon(key: string, mountDelayMs: number): Promise<{ port: number; streams: Promise<number>; close: () => void }> {
+  const listener = net.createServer();
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  const streams = new Promise<number>((resolve, reject) => {
+    listener.once('connection', (socket) => {
+      const sd = new Bsock(socket, 'agentfd serve (as FD)');
+      (async () => {
+        expect(await sd.receiveText()).toMatch(/^Hello Bacula SD: Start Job \S+ 213/);
+        const ours = makeChallenge('test-sd');
+        await sd.send(`auth cram-md5 ${ours} ssl=0\n`);
+        expect(cramAccepts(ours, key, await sd.receiveText())).toBe(true);
+        await sd.send('1000 OK auth\n');
+        const theirs = /^auth cram-md5 (<[^>]+>)/.exec(await sd.receiveText())![1]!;
+        await sd.send(`${cramResponse(theirs, key)}\0`);
+        expect(await sd.receiveText()).toBe('1000 OK auth\n');
+        await sd.send('3000 OK Hello 306\n');
+        expect(await sd.receiveText()).toBe('append open session\n');
+        await sd.send('3000 OK open ticket = 1\n');
+        expect(await sd.receiveText()).toBe('append data 1\n');
+        await new Promise((r) => setTimeout(r, mountDelayMs));
+        await sd.send('3000 OK data\n');
+        let count = 0;
+        for (;;) {
+          const header = await sd.receive();
+          if (header.kind === 'signal') break; // EOD where a stream header would be: the end of the data
+          count++;
+          for (let m = await sd.receive(); m.kind === 'data'; m = await sd.receive());
+        }
+        await sd.send('3000 OK append data\n');
+        expect(await sd.receiveText()).toBe('append end session 1\n');
+        await sd.send('3000 OK end\n');
+        expect(await sd.receiveText()).toBe('append close session 1\n');
+        await sd.send('3000 OK close Status = 84\n');
+        await sd.sendSignal(BNET.EOD);
+        return count;
+      })().then(resolve, reject);
+    });
+  });
+  return { port: (listener.address() as net.AddressInfo).port, streams, close: () => listener.close() };
+}
+
+describe('heartbeats', () => {
+  it('sends the Director heartbeats while the job waits on the Storage Daemon', async () => {
+    const beating = new FileDaemonServer({
+      name: 'agentfd-fd', address: '127.0.0.1', port: 0, maxJobs: 5, heartbeatMs: 100,
+      directors: [{ name: 'test-dir', password: 'right-pass' }],
+      log: () => undefined,
+    });
+    const fdPort = await beating.listen();
+    const key = 'HKGM-AKMD-NAPI-MMFP-CCNM-GGKK-FAKG-IICH';
+    const sd = await slowStorageDaemon(key, 700);
+    const dataDir = tempDir('heartbeat');
+    writeFileSync(path.join(dataDir, 'one.txt'), 'one\n');
+    try {
+      const socket = await new Promise<net.Socket>((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port: fdPort }, () => resolve(s));
+      });
+      const bs = new Bsock(socket, 'agentfd serve');
+      expect(await handshake(bs, 'test-dir', 'right-pass')).toBe('2000 OK Hello 213\n');
+      await bs.send(`JobId=7 Job=Beat.2026-11-27_10.00.00_07 SDid=1 SDtime=1 Authorization=${key}\n`);
+      expect(await bs.receiveText()).toMatch(/^2000 OK Job/);
+      await bs.send('level = full  mtime_only=0 \n');
+      expect(await bs.receiveText()).toBe('2000 OK level\n');
+      await bs.send('fileset vss=0\n');
+      for (const item of ['I', 'O M', 'N', `F ${dataDir}`, 'N', 'N']) await bs.send(`${item}\n`);
+      await bs.sendSignal(BNET.EOD);
+      expect(await bs.receiveText()).toBe('2000 OK include\n');
+      await bs.send(`storage address=127.0.0.1 port=${sd.port} ssl=0\n`);
+      expect(await bs.receiveText()).toBe('2000 OK storage\n');
+      await bs.send('backup FileIndex=0\n');
+      expect(await bs.receiveText()).toBe('2000 OK backup\n');
+      // Read everything up to the End Job, heartbeats included (receive() would skip them).
+      let heartbeats = 0;
+      let endJob = '';
+      for (;;) {
+        const m = await bs.receive({ skipHeartbeats: false });
+        if (m.kind === 'signal') {
+          if (m.signal === BNET.HEARTBEAT) heartbeats++;
+          else break; // TERMINATE after the End Job
+        } else if (m.data.toString().startsWith('2800 End Job')) endJob = m.data.toString();
+      }
+      expect(heartbeats).toBeGreaterThanOrEqual(4); // 700 ms of waiting, one every 100 ms
+      expect(endJob).toMatch(/^2800 End Job TermCode=84 JobFiles=2 /);
+      expect(await sd.streams).toBe(4); // the file's attributes, data and MD5, then the directory's attributes
+      bs.destroy();
+    } finally {
+      sd.close();
+      await beating.close();
+    }
   });
 });

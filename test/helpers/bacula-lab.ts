@@ -19,6 +19,8 @@ export interface LabOptions {
   extraDirectorConf?: (lab: string) => string;
   /** Extra lab.sh settings (for example TLS=1). */
   env?: Record<string, string>;
+  /** Extra lines for agentfd's [serve] table (for example heartbeat_interval = "200ms"). */
+  serveSettings?: string[];
 }
 
 export class BaculaLab {
@@ -106,6 +108,7 @@ export class BaculaLab {
         '[serve]',
         'name = "agentfd-fd"',
         `port = ${this.ports.fd}`,
+        ...(this.options.serveSettings ?? []),
         '[[serve.directors]]',
         'name = "lab-dir"',
         'password = "lab-fd-pass"',

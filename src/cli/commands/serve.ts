@@ -34,6 +34,7 @@ export async function serveCommand(io: CommandIo, options: ServeOptions): Promis
       port: options.port !== undefined ? Number(options.port) : serve.port,
       directors: serve.directors,
       maxJobs: serve.maxJobs,
+      heartbeatMs: serve.heartbeatMs,
       tls,
       log: (level, message) => (level === 'info' ? io.out(message) : io.err(`${level}: ${message}`)),
     });
