@@ -16,7 +16,7 @@ import path from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { messageOf } from '../errors.js';
 import { FT, STREAM, encodeAttributes, encodeLStat, statFromNode } from './lstat.js';
-import { acceptFile, accurateOptions, ignoreDirMarker, topLevelOptions, type FileSet, type IncludeBlock, type IncludeOptions } from './fileset.js';
+import { traceAcceptFile, accurateOptions, ignoreDirMarker, topLevelOptions, type FileSet, type IncludeBlock, type IncludeOptions } from './fileset.js';
 import type { AccurateList } from './accurate.js';
 import type { StorageDaemon } from './storage-daemon.js';
 import type { BackupRun as AgentBackupRun } from '../agents/agent.js';
@@ -328,6 +328,9 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
     return run.accurate.mustSave(name, st, accurateOptions(block), options.digest, st.isFile());
   };
 
+  /** The Options block bacula-fd's flags were last set from while matching this Include block's files. */
+  let leftOver: IncludeOptions | null = null;
+
   /** Exclude Dir Containing: a directory holding the block's marker is skipped whole. */
   const holdsMarker = async (dir: string, block: IncludeBlock): Promise<boolean> => {
     const marker = ignoreDirMarker(block);
@@ -350,9 +353,10 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
       return;
     }
     if (!top) {
-      const accepted = acceptFile(block, run.fileset, p, st.isDirectory());
-      if (accepted === null) return;
-      options = accepted;
+      const traced = traceAcceptFile(block, run.fileset, p, st.isDirectory());
+      if (traced.left) leftOver = traced.left;
+      if (traced.options === null) return;
+      options = traced.options;
     }
     if (st.isDirectory()) {
       if (await holdsMarker(p, block)) return;
@@ -366,7 +370,9 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
           problem(`Could not open directory "${p}": ${messageOf(error)}`);
           names = [];
         }
-        names.sort();
+        // In the order the directory gives them (readdir), unsorted as bacula-fd walks: FileIndexes,
+        // which hard link comes first and the options left over for the next File entry (see
+        // traceAcceptFile) then come out as the real FD's on the same file system.
         for (const name of names) await walk(path.join(p, name), st.dev, options, block, false);
       } else if (!options.crossFilesystems && st.dev !== parentDev) {
         run.log('info', `"${p}" is a different filesystem. Will not descend from "${path.dirname(p)}" into it.`);
@@ -491,6 +497,7 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
 
   for (const block of run.fileset.includes) {
     const options = topLevelOptions(block, run.fileset);
+    leftOver = null;
     for (const file of block.files) {
       let top: BigIntStats;
       try {
@@ -499,7 +506,9 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
         problem(`Could not stat "${file}": ${messageOf(error)}`);
         continue;
       }
-      await walk(file, top.dev, options, block, true);
+      // The first File entry gets all the block's Options together; a later one, what matching the
+      // previous entry's files left in bacula-fd's flags (see traceAcceptFile): its digest, say.
+      await walk(file, top.dev, leftOver ?? options, block, true);
     }
     // After the block's File entries, as bacula-fd (find_files, then plugin_save per command).
     if (!run.skipPlugins) for (const command of block.plugins) await sendPlugin(command, options);

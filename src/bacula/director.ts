@@ -15,7 +15,8 @@ import { BNET, Bsock, unbashSpaces } from './bsock.js';
 import { cramAccepts, cramResponse, directorKey, makeChallenge } from './cram-md5.js';
 import { parseFileSet, type FileSet } from './fileset.js';
 import { parseReplace, receiveRestore, type ReplaceMode } from './restore.js';
-import { JobScripts } from './run-scripts.js';
+import { JobScripts, jobCodes, type ScriptHost } from './run-scripts.js';
+import { expandFileLists } from './file-lists.js';
 import { AccurateList } from './accurate.js';
 import { TLS_NEED, negotiateTls, tlsServer, type TlsSettings } from './tls.js';
 import { FD_PROTOCOL_VERSION, StorageDaemon } from './storage-daemon.js';
@@ -75,14 +76,19 @@ export class DirectorSession {
   /** The Director that authenticated, and the job an incremental builds on (prev_job=). */
   private directorName: string | null = null;
   private previousJob = '';
+  /** What run scripts and `F |command` entries know of the job (their %-codes, their messages). */
+  private scriptHost(): ScriptHost {
+    return {
+      clientName: this.host.clientName,
+      directorName: this.directorName,
+      previousJob: this.previousJob,
+      job: this.job,
+      message: (type, text) => this.jmsg(type, text),
+    };
+  }
+
   /** The job's client run scripts. */
-  private readonly scripts = new JobScripts(() => ({
-    clientName: this.host.clientName,
-    directorName: this.directorName,
-    previousJob: this.previousJob,
-    job: this.job,
-    message: (type, text) => this.jmsg(type, text),
-  }));
+  private readonly scripts = new JobScripts(() => this.scriptHost());
 
   constructor(private readonly bsock: Bsock, private readonly host: DirectorHost) {}
 
@@ -201,6 +207,15 @@ export class DirectorSession {
         this.job?.errors.push(problem);
         await this.jmsg(3, problem).catch(() => undefined);
         await send(`2902 Bad FileSet: ${this.fileset.error}\n`);
+        return true;
+      }
+      // `F |command` and `F <file` entries name files on this client: expanded now, as bacula-fd does.
+      try {
+        await expandFileLists(this.fileset, { codes: jobCodes(this.scriptHost(), 'R'), isCancelled: () => this.job?.cancelled ?? false });
+      } catch (error) {
+        this.job?.errors.push(messageOf(error));
+        await this.jmsg(3, messageOf(error)).catch(() => undefined);
+        await send(`2902 Bad FileSet: ${messageOf(error)}\n`);
         return true;
       }
       await send('2000 OK include\n');

@@ -614,13 +614,25 @@ function inheritedOptions(fileset: FileSet, block: IncludeBlock): IncludeOptions
  * the options returned also decide recursion (noRecursion) and crossing file systems.
  */
 export function acceptFile(block: IncludeBlock, fileset: FileSet, path: string, isDirectory: boolean): IncludeOptions | null {
+  return traceAcceptFile(block, fileset, path, isDirectory).options;
+}
+
+/**
+ * acceptFile, and the Options block whose settings bacula-fd's flags hold afterwards: accept_file
+ * copies each block's options into the walk's flags as it tries it, so the block it stopped at
+ * (or the last one) stays in force. bacula-fd uses those left-over flags for the next File entry
+ * of the Include block (find_files computes the OR of all blocks only once, before the first),
+ * which is why the walk needs them. null when the block has no Options (nothing is copied).
+ */
+export function traceAcceptFile(block: IncludeBlock, fileset: FileSet, path: string, isDirectory: boolean): { options: IncludeOptions | null; left: IncludeOptions | null } {
   for (const fo of block.options) {
     const verdict = blockVerdict(fo, path, isDirectory);
-    if (verdict) return verdict === 'accept' ? fo : null;
-    if (fo.exclude && !hasPatterns(fo)) return null;
+    if (verdict) return { options: verdict === 'accept' ? fo : null, left: fo };
+    if (fo.exclude && !hasPatterns(fo)) return { options: null, left: fo };
   }
-  if (excludedByBlocks(fileset, path)) return null;
-  return block.options.at(-1) ?? inheritedOptions(fileset, block);
+  const left = block.options.at(-1) ?? null;
+  if (excludedByBlocks(fileset, path)) return { options: null, left };
+  return { options: left ?? inheritedOptions(fileset, block), left };
 }
 
 /**

@@ -128,6 +128,17 @@ describe('agentfd serve with a real Bacula 9.6 Director and Storage Daemon', () 
     expect(fullId).toBeGreaterThan(0);
   });
 
+  it('saves everything changed since the full in a differential (the Director gives the full\'s since-time)', () => {
+    writeFileSync(path.join(data, 'sub', 'deeper', 'another.txt'), 'after the incremental\n');
+    const { report, jobId } = runJob('LabBackup', 'level=Differential');
+    expect(report).toMatch(/Backup Level:\s+Differential/);
+    // The incremental's three (hello.txt, sub/new.txt, sub/) again, and sub/deeper/another.txt with sub/deeper/.
+    expect(report).toMatch(/FD Files Written:\s+5\b/);
+    const listed = labSh(['console', `list files jobid=${jobId}`]).out;
+    for (const name of ['hello.txt', 'sub/new.txt', 'sub/deeper/another.txt']) expect(listed).toContain(`${data}/${name}`);
+    expect(listed).not.toContain(`${data}/random.bin`);
+  });
+
   it('runs two jobs at once, each to Backup OK', async () => {
     const run = (job: string) =>
       new Promise<string>((resolve) => {
