@@ -3,7 +3,8 @@
  * (filed/backup.c, findlib/find_one.c): per file a FileIndex, then its attributes record (stream
  * 1), its data in frames of at most 64 KiB (stream 2, or 4 with each frame an independent zlib
  * stream when the FileSet asks for GZIP; with sparse = yes, 6 or 7: each frame an 8-byte offset
- * then the data, all-zero blocks left out), and the digest its `signature =` names. A directory's
+ * then the data, all-zero blocks left out), with aclsupport / xattrsupport its ACL and xattr
+ * streams (1008, 1007, 1998: xacl.ts), and the digest its `signature =` names. A directory's
  * record comes after its contents, its name ending in '/', as the real FD sends it. A file's
  * further hard links are sent as FT_LNKSAVED records pointing at the first; fifos and device nodes
  * as FT_SPEC (or read, for a fifo or block device named by a File line with readfifo = yes or
@@ -26,6 +27,7 @@ import { pluginNameOf } from '../agents/bacula/command.js';
 import { startPluginBackup, type PluginAgents } from './agents.js';
 import type { BaculaStat } from './lstat.js';
 import { openFifo, setAccessTime } from './libc.js';
+import { XaclBackup } from './xacl.js';
 
 /** The real FD's default Maximum Network Buffer Size: the data frame size. */
 const FRAME = 64 * 1024;
@@ -206,6 +208,17 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
     await run.sd.sendStream(index, STREAM.UNIX_ATTRIBUTES, 0, [record]);
   };
 
+  const xacl = new XaclBackup((message) => run.log('warning', message));
+
+  /**
+   * aclsupport / xattrsupport: the entry's ACL and xattr streams (xacl.ts), after its data and
+   * before its digest as save_file sends them, counted as job bytes as bacula-fd counts them.
+   */
+  const sendXacl = async (index: number, p: string, type: number, options: IncludeOptions) => {
+    if (!options.acl && !options.xattr) return;
+    for (const { stream, data } of xacl.streamsOf(p, type, options)) totals.jobBytes += await run.sd.sendStream(index, stream, 0, [data]);
+  };
+
   /** Incremental test of find_one.c's check_changes: mtime, and ctime unless mtimeonly. */
   const changed = (st: BigIntStats, options: IncludeOptions) =>
     run.since === null || st.mtimeMs / 1000n >= run.since || (!options.mtimeOnly && st.ctimeMs / 1000n >= run.since);
@@ -237,6 +250,7 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
       const digest = options.digest ? DIGESTS[options.digest] : null;
       const hash: Hash | null = digest ? createHash(digest.algorithm) : null;
       if (handle) totals.jobBytes += await run.sd.sendStream(index, dataStreamFor(options), st.size, fileFrames(handle, st, options, hash, type === FT.RAW));
+      await sendXacl(index, p, type, options);
       let saved: SavedFile['digest'] = null;
       if (digest && hash) {
         saved = { stream: digest.stream, value: hash.digest() };
@@ -272,6 +286,7 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
       }
     };
     totals.jobBytes += await run.sd.sendStream(index, dataStreamFor(options), st.size, data());
+    await sendXacl(index, p, FT.FIFO, options);
     totals.files++;
     return { fileIndex: index, digest: null };
   };
@@ -280,6 +295,7 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
   const sendSpecial = async (p: string, st: BigIntStats, options: IncludeOptions): Promise<SavedFile> => {
     const index = ++fileIndex;
     await sendAttributes(index, FT.SPEC, p, st, '', options);
+    await sendXacl(index, p, FT.SPEC, options);
     totals.files++;
     return { fileIndex: index, digest: null };
   };
@@ -292,6 +308,7 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
   const sendLinkSaved = async (p: string, st: BigIntStats, first: SavedLink, options: IncludeOptions) => {
     const index = ++fileIndex;
     await sendAttributes(index, FT.LNKSAVED, p, st, first.name, options, first.fileIndex);
+    await sendXacl(index, p, FT.LNKSAVED, options);
     if (first.digest) await run.sd.sendStream(index, first.digest.stream, 0, [first.digest.value]);
     totals.files++;
   };
@@ -381,6 +398,7 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
       if (await mustSave(p, st, options, block)) {
         const index = ++fileIndex;
         await sendAttributes(index, FT.DIREND, p.endsWith('/') ? p : `${p}/`, st, '', options);
+        await sendXacl(index, p, FT.DIREND, options);
         totals.files++;
       }
       if (options.keepAtime) await putBackAccessTime(p, st);
@@ -390,6 +408,7 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
     if (st.isSymbolicLink()) {
       const index = ++fileIndex;
       await sendAttributes(index, FT.LNK, p, st, await readlink(p), options);
+      await sendXacl(index, p, FT.LNK, options);
       totals.files++;
       return;
     }
@@ -517,5 +536,6 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
     const deleted = await sendDeleted();
     run.log('info', `accurate: ${deleted} deleted of ${run.accurate.size} files in the previous jobs' list`);
   }
+  xacl.finish();
   return totals;
 }

@@ -43,7 +43,7 @@ export interface IncludeOptions {
   honorNodump: boolean;
   /** ignore case = yes (i): patterns match regardless of case. */
   ignoreCase: boolean;
-  /** aclsupport / xattrsupport (A, X): asked for; agentfd serve does not save ACLs or xattrs yet. */
+  /** aclsupport / xattrsupport (A, X): save POSIX ACLs and extended attributes (xacl.ts). */
   acl: boolean;
   xattr: boolean;
   /** Enhanced wild (W): wildcards match with FNM_PATHNAME, WB ones against the base name. */

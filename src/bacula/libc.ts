@@ -49,7 +49,7 @@ function bind(what: string): Libc {
 }
 
 /** The failed call as Node reports its own: message with the code and path, `code` to test. */
-function callError(call: string, path: string): NodeJS.ErrnoException {
+export function callError(call: string, path: string): NodeJS.ErrnoException {
   const errno = koffi.errno();
   let code: string;
   try {

@@ -5,7 +5,9 @@
  * mode, owner and times. Directories get theirs at the end, deepest first, since writing their
  * contents changed their times. Hard links (FT_LNKSAVED) are linked to their first name as restored
  * here, fifos and device nodes (FT_SPEC) are made with mkfifo/mknod (libc.ts), and the Director's
- * replace= letter decides what happens to an entry that is already there, as in bacula-fd.
+ * replace= letter decides what happens to an entry that is already there, as in bacula-fd. ACL and
+ * xattr records are set as bacula-fd sets them (xacl.ts): on a directory at once, on a file once
+ * its data and attributes are done.
  *
  * Every path lands under `where`: a name with ".." is refused, and under a where (not in place) no
  * directory on the way may be a symlink, nothing is opened through a symlink, and a hard link's
@@ -19,6 +21,7 @@ import { inflateSync } from 'node:zlib';
 import { AgentfdError, messageOf } from '../errors.js';
 import { FT, FT_MASK, STREAM, STREAM_MASK, decodeAttributes, decodeLStat, type BaculaStat } from './lstat.js';
 import { mkfifo, mknod, openFifo } from './libc.js';
+import { XaclRestore, isXaclStream } from './xacl.js';
 import type { SdRecord } from './storage-daemon.js';
 import type { RestoreRun as AgentRestoreRun } from '../agents/agent.js';
 import type { AgentFileInfo } from '../agents/types.js';
@@ -253,6 +256,8 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
   /** The plugin command in force (between its start and end records), and its agent's run. */
   let plugin: { command: string; run: AgentRestoreRun | null } | null = null;
   let agentFile: { run: AgentRestoreRun; fname: string } | null = null;
+  /** ACL and xattr records (xacl.ts): for the entry the last attributes record made. */
+  const xacl = new XaclRestore((message) => run.log('warning', message));
 
   const endAgentFile = async (ok: boolean) => {
     if (!agentFile) return;
@@ -301,6 +306,8 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
     } catch (error) {
       problem(`Unable to set the attributes of "${file.target}": ${messageOf(error)}`);
     }
+    // Its ACLs and xattrs now, after the mode: chmod would change an ACL's mask (restore.c's delayed streams).
+    xacl.applyDelayed();
     totals.files++;
   };
 
@@ -415,6 +422,7 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
       await closeCurrent();
       await endAgentFile(!skipping);
       skipping = false;
+      xacl.begin(null, 0);
       const attributes = decodeAttributes(record.data);
       const stat = decodeLStat(attributes.lstat);
       if (plugin?.run) {
@@ -426,10 +434,16 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
         const root = await rootOf();
         target = root.target(attributes.fname);
         skipping = !(await createEntry(root, target, attributes.type & FT_MASK, attributes.fname, attributes.link, stat));
+        xacl.begin(target, attributes.type & FT_MASK);
       } catch (error) {
         problem(error instanceof AgentfdError ? messageOf(error) : `Could not create "${target}": ${messageOf(error)}`);
         skipping = true;
       }
+      continue;
+    }
+    if (isXaclStream(stream)) {
+      // Even when skipping: a directory gets its ACLs and xattrs whether it was made or kept, as with bacula-fd.
+      xacl.receive(stream, record.data, skipping);
       continue;
     }
     if (skipping) continue;
@@ -470,7 +484,7 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
       }
     }
     // Digest records (3, 10, 17, 18) are not checked on restore, as in bacula-fd; other streams
-    // (ACLs, xattrs, plugin names) are not restored by this version.
+    // are not restored by this version.
   }
   await closeCurrent();
   await endAgentFile(!skipping);
@@ -484,5 +498,6 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
       problem(`Unable to set the attributes of "${dir.target}": ${messageOf(error)}`);
     }
   }
+  xacl.finish();
   return totals;
 }
