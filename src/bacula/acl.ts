@@ -17,6 +17,7 @@
  */
 import koffi from 'koffi';
 import { getXattr, isUnsupported, setXattr } from './xattr.js';
+import { libcBinding } from './libc.js';
 
 /** streams.h: the Linux ACL streams, and the deprecated generic ones bacula-fd still restores. */
 export const ACL_STREAM = { LINUX_DEFAULT: 1007, LINUX_ACCESS: 1008, UNIX_ACCESS: 15, UNIX_DEFAULT: 16 } as const;
@@ -143,26 +144,20 @@ interface Nss {
   getgrnam_r: (name: string, out: Record<string, unknown>, buffer: Buffer, size: number, result: [unknown]) => number;
 }
 
-let nss: Nss | null = null;
-
-/** libc's reentrant passwd and group look-ups (what libacl calls), declared on first use. */
-function bindNss(): Nss {
-  if (nss === null) {
-    const self = koffi.load(null);
-    // struct passwd and struct group as glibc and musl lay them out (uid_t and gid_t are 32 bits);
-    // unnamed, so that loading this module twice in a process declares no type twice.
-    const passwd = koffi.out(koffi.pointer(koffi.struct({ pw_name: 'char *', pw_passwd: 'char *', pw_uid: 'uint32_t', pw_gid: 'uint32_t', pw_gecos: 'char *', pw_dir: 'char *', pw_shell: 'char *' })));
-    const group = koffi.out(koffi.pointer(koffi.struct({ gr_name: 'char *', gr_passwd: 'char *', gr_gid: 'uint32_t', gr_mem: 'void *' })));
-    const found = koffi.out(koffi.pointer('void *'));
-    nss = {
-      getpwuid_r: self.func('getpwuid_r', 'int', ['uint32_t', passwd, 'void *', 'size_t', found]) as Nss['getpwuid_r'],
-      getpwnam_r: self.func('getpwnam_r', 'int', ['const char *', passwd, 'void *', 'size_t', found]) as Nss['getpwnam_r'],
-      getgrgid_r: self.func('getgrgid_r', 'int', ['uint32_t', group, 'void *', 'size_t', found]) as Nss['getgrgid_r'],
-      getgrnam_r: self.func('getgrnam_r', 'int', ['const char *', group, 'void *', 'size_t', found]) as Nss['getgrnam_r'],
-    };
-  }
-  return nss;
-}
+/** libc's reentrant passwd and group look-ups (what libacl calls). */
+const bindNss = libcBinding<Nss>((self) => {
+  // struct passwd and struct group as glibc and musl lay them out (uid_t and gid_t are 32 bits);
+  // unnamed, so that loading this module twice in a process declares no type twice.
+  const passwd = koffi.out(koffi.pointer(koffi.struct({ pw_name: 'char *', pw_passwd: 'char *', pw_uid: 'uint32_t', pw_gid: 'uint32_t', pw_gecos: 'char *', pw_dir: 'char *', pw_shell: 'char *' })));
+  const group = koffi.out(koffi.pointer(koffi.struct({ gr_name: 'char *', gr_passwd: 'char *', gr_gid: 'uint32_t', gr_mem: 'void *' })));
+  const found = koffi.out(koffi.pointer('void *'));
+  return {
+    getpwuid_r: self.func('getpwuid_r', 'int', ['uint32_t', passwd, 'void *', 'size_t', found]) as Nss['getpwuid_r'],
+    getpwnam_r: self.func('getpwnam_r', 'int', ['const char *', passwd, 'void *', 'size_t', found]) as Nss['getpwnam_r'],
+    getgrgid_r: self.func('getgrgid_r', 'int', ['uint32_t', group, 'void *', 'size_t', found]) as Nss['getgrgid_r'],
+    getgrnam_r: self.func('getgrnam_r', 'int', ['const char *', group, 'void *', 'size_t', found]) as Nss['getgrnam_r'],
+  };
+});
 
 const ERANGE = 34;
 /** Where a look-up whose record does not fit stops growing its buffer (libacl grows without end). */
@@ -183,10 +178,10 @@ function lookUp(call: (out: Record<string, unknown>, buffer: Buffer, size: numbe
 
 /** The system's names, through libc: the same NSS sources (files, LDAP, ...) libacl consults. */
 export const systemIdNames: IdNames = {
-  userName: (uid) => (lookUp((o, b, s, r) => bindNss().getpwuid_r(uid, o, b, s, r))?.pw_name as string | undefined) ?? null,
-  groupName: (gid) => (lookUp((o, b, s, r) => bindNss().getgrgid_r(gid, o, b, s, r))?.gr_name as string | undefined) ?? null,
-  userId: (name) => (lookUp((o, b, s, r) => bindNss().getpwnam_r(name, o, b, s, r))?.pw_uid as number | undefined) ?? null,
-  groupId: (name) => (lookUp((o, b, s, r) => bindNss().getgrnam_r(name, o, b, s, r))?.gr_gid as number | undefined) ?? null,
+  userName: (uid) => (lookUp((o, b, s, r) => bindNss('user and group names').getpwuid_r(uid, o, b, s, r))?.pw_name as string | undefined) ?? null,
+  groupName: (gid) => (lookUp((o, b, s, r) => bindNss('user and group names').getgrgid_r(gid, o, b, s, r))?.gr_name as string | undefined) ?? null,
+  userId: (name) => (lookUp((o, b, s, r) => bindNss('user and group names').getpwnam_r(name, o, b, s, r))?.pw_uid as number | undefined) ?? null,
+  groupId: (name) => (lookUp((o, b, s, r) => bindNss('user and group names').getgrnam_r(name, o, b, s, r))?.gr_gid as number | undefined) ?? null,
 };
 
 // ---- libacl's text ----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { getSystemErrorName } from 'node:util';
-import koffi from 'koffi';
+import koffi, { type LibraryHandle } from 'koffi';
 
 interface Libc {
   mkfifo: (path: string, mode: number) => number;
@@ -30,23 +30,26 @@ const AT_SYMLINK_NOFOLLOW = 0x100;
 /** timespec.tv_nsec meaning "leave this time as it is" (linux/stat.h). */
 const UTIME_OMIT = (1 << 30) - 2;
 
-let libc: Libc | null = null;
-
-/** libc's functions, found in the process itself (Node links libc): declared on first use. */
-function bind(what: string): Libc {
-  if (process.platform !== 'linux') {
-    throw Object.assign(new Error(`${what} is only available on Linux (agentfd serve calls libc for it); this is ${process.platform}`), { code: 'ENOSYS' });
-  }
-  if (libc === null) {
-    const self = koffi.load(null);
-    libc = {
-      mkfifo: self.func('int mkfifo(const char *path, uint32_t mode)') as Libc['mkfifo'],
-      mknod: self.func('int mknod(const char *path, uint32_t mode, uint64_t dev)') as Libc['mknod'],
-      utimensat: self.func('int utimensat(int dirfd, const char *path, void *times, int flags)') as Libc['utimensat'],
-    };
-  }
-  return libc;
+/**
+ * A set of libc functions, found in the process itself (Node links libc) and declared on first
+ * use, once per process. Linux only: `what` names the call in the refusal elsewhere.
+ */
+export function libcBinding<T>(declare: (self: LibraryHandle) => T): (what: string) => T {
+  let bound: T | null = null;
+  return (what) => {
+    if (process.platform !== 'linux') {
+      throw Object.assign(new Error(`${what} is only available on Linux (agentfd serve calls libc for it); this is ${process.platform}`), { code: 'ENOSYS' });
+    }
+    bound ??= declare(koffi.load(null));
+    return bound;
+  };
 }
+
+const bind = libcBinding<Libc>((self) => ({
+  mkfifo: self.func('int mkfifo(const char *path, uint32_t mode)') as Libc['mkfifo'],
+  mknod: self.func('int mknod(const char *path, uint32_t mode, uint64_t dev)') as Libc['mknod'],
+  utimensat: self.func('int utimensat(int dirfd, const char *path, void *times, int flags)') as Libc['utimensat'],
+}));
 
 /** The failed call as Node reports its own: message with the code and path, `code` to test. */
 export function callError(call: string, path: string): NodeJS.ErrnoException {

@@ -13,8 +13,7 @@
  * The libc calls go through koffi, as libc.ts's: Node has no xattr API. Names are kept as bytes
  * (Buffers), since a name need not be UTF-8; values are bytes.
  */
-import koffi from 'koffi';
-import { callError } from './libc.js';
+import { callError, libcBinding } from './libc.js';
 
 /** The Linux xattr stream (streams.h STREAM_XACL_LINUX_XATTR). */
 export const STREAM_LINUX_XATTR = 1998;
@@ -39,23 +38,12 @@ interface XattrCalls {
   lsetxattr: (path: string, name: Buffer, value: Buffer, size: number, flags: number) => number;
 }
 
-let calls: XattrCalls | null = null;
-
-/** libc's xattr calls (the l- variants: a symlink's own attributes), declared on first use. */
-function bind(what: string): XattrCalls {
-  if (process.platform !== 'linux') {
-    throw Object.assign(new Error(`${what} is only available on Linux (agentfd serve calls libc for it); this is ${process.platform}`), { code: 'ENOSYS' });
-  }
-  if (calls === null) {
-    const self = koffi.load(null);
-    calls = {
-      llistxattr: self.func('intptr_t llistxattr(const char *path, void *list, size_t size)') as XattrCalls['llistxattr'],
-      lgetxattr: self.func('intptr_t lgetxattr(const char *path, const void *name, void *value, size_t size)') as XattrCalls['lgetxattr'],
-      lsetxattr: self.func('int lsetxattr(const char *path, const void *name, const void *value, size_t size, int flags)') as XattrCalls['lsetxattr'],
-    };
-  }
-  return calls;
-}
+/** libc's xattr calls (the l- variants: a symlink's own attributes). */
+const bind = libcBinding<XattrCalls>((self) => ({
+  llistxattr: self.func('intptr_t llistxattr(const char *path, void *list, size_t size)') as XattrCalls['llistxattr'],
+  lgetxattr: self.func('intptr_t lgetxattr(const char *path, const void *name, void *value, size_t size)') as XattrCalls['lgetxattr'],
+  lsetxattr: self.func('int lsetxattr(const char *path, const void *name, const void *value, size_t size, int flags)') as XattrCalls['lsetxattr'],
+}));
 
 /** The name as the C string libc takes. */
 function cName(name: XattrName): Buffer {
