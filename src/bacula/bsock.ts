@@ -133,6 +133,9 @@ export class Bsock {
   private finalError: BsockError | undefined;
   private isClosed = false;
   private drainWait: Promise<void> | undefined;
+  /** Told once when the peer ends or breaks the connection before we close it. */
+  private peerGoneListeners: ((error: BsockError) => void)[] = [];
+  private closedByUs = false;
   /** Messages still to be parsed before the bytes that follow belong to a TLS handshake. */
   private parseLimit = Number.POSITIVE_INFINITY;
 
@@ -335,7 +338,22 @@ export class Bsock {
   /** No more messages will arrive: remember why, and tell receivers once they have read what came before. */
   private endOfInput(error: BsockError): void {
     this.finalError ??= error;
+    if (!this.closedByUs) {
+      const listeners = this.peerGoneListeners;
+      this.peerGoneListeners = [];
+      for (const listener of listeners) listener(error);
+    }
     this.deliver();
+  }
+
+  /**
+   * Calls `listener` once if the peer ends or breaks the connection while we still hold it, even
+   * when nobody is receiving (a Director that hangs up while its job reads files).
+   */
+  onPeerGone(listener: (error: BsockError) => void): void {
+    if (this.closedByUs) return;
+    if (this.finalError) listener(this.finalError);
+    else this.peerGoneListeners.push(listener);
   }
 
   /** The connection is gone for both directions. */
@@ -456,6 +474,7 @@ export class Bsock {
 
   /** Ends the connection after queued writes are flushed. Pending and later receives reject. */
   close(): void {
+    this.closedByUs = true;
     if (!this.isClosed) this.finalError ??= new BsockError('E_BACULA_CLOSED', this.peer, `the connection to ${this.peer} was closed`);
     this.isClosed = true;
     this.discardInput();
@@ -465,6 +484,7 @@ export class Bsock {
 
   /** Drops the connection at once, discarding unsent data. */
   destroy(): void {
+    this.closedByUs = true;
     if (!this.isClosed) this.finalError ??= new BsockError('E_BACULA_CLOSED', this.peer, `the connection to ${this.peer} was closed`);
     this.isClosed = true;
     this.discardInput();

@@ -90,7 +90,20 @@ export class DirectorSession {
   /** The job's client run scripts. */
   private readonly scripts = new JobScripts(() => this.scriptHost());
 
-  constructor(private readonly bsock: Bsock, private readonly host: DirectorHost) {}
+  /** Why the Director's connection ended while a job ran, or null: the job then stops, as failed. */
+  private directorLost: string | null = null;
+
+  constructor(private readonly bsock: Bsock, private readonly host: DirectorHost) {
+    // A Director that hangs up mid-job ends that job (its files stop being read); other jobs go on.
+    bsock.onPeerGone((error) => {
+      if (!this.job || this.job.ended) return;
+      this.directorLost = error.message;
+      this.job.errors.push(`the job stopped: ${error.message}`);
+    });
+  }
+
+  /** The job should stop: cancelled from the Director, or the Director is gone. */
+  private readonly stopping = (): boolean => (this.job?.cancelled ?? false) || this.directorLost !== null;
 
   /** Hello and authentication; returns the Director's name, or throws (the caller drops the connection). */
   private async authenticate(): Promise<DirectorIdentity> {
@@ -211,7 +224,7 @@ export class DirectorSession {
       }
       // `F |command` and `F <file` entries name files on this client: expanded now, as bacula-fd does.
       try {
-        await expandFileLists(this.fileset, { codes: jobCodes(this.scriptHost(), 'R'), isCancelled: () => this.job?.cancelled ?? false });
+        await expandFileLists(this.fileset, { codes: jobCodes(this.scriptHost(), 'R'), isCancelled: this.stopping });
       } catch (error) {
         this.job?.errors.push(messageOf(error));
         await this.jmsg(3, messageOf(error)).catch(() => undefined);
@@ -343,7 +356,7 @@ export class DirectorSession {
           sd,
           fileset: this.fileset,
           since: this.since,
-          isCancelled: () => job.cancelled,
+          isCancelled: this.stopping,
           log: this.jobLog,
           ...(this.accurate ? { accurate: this.accurate } : {}),
           ...(this.host.plugins ? { plugins: { agents: this.host.plugins, level: levelName, jobName: job.job, jobId: job.jobId } } : {}),
@@ -351,7 +364,7 @@ export class DirectorSession {
         totals,
       );
       await sd.closeAppend(ticket);
-      termCode = job.cancelled ? TERM.cancelled : !scriptsOk || totals.errors.length > 0 ? TERM.errors : TERM.ok;
+      termCode = job.cancelled ? TERM.cancelled : this.directorLost !== null ? TERM.fatal : !scriptsOk || totals.errors.length > 0 ? TERM.errors : TERM.ok;
     } catch (error) {
       // A cancel can surface as the agent's own "cancelled" error: it is still a cancel.
       if (!job.cancelled) {
@@ -435,7 +448,7 @@ export class DirectorSession {
       run = await startPluginRestore(agents, agent, command, this.where || '/', {
         jobName: this.job?.job ?? 'restore', jobId: this.job?.jobId ?? 0,
         log: (level, message) => void this.jmsg(level === 'error' ? 4 : level === 'warning' ? 5 : 6, message).catch(() => undefined),
-        isCancelled: () => this.job?.cancelled ?? false,
+        isCancelled: this.stopping,
       });
       this.pluginRuns.set(agent.name, run);
     }

@@ -195,3 +195,60 @@ describe('heartbeats', () => {
     }
   });
 });
+
+describe('a Director that hangs up', () => {
+  it('ends only its job, as failed and said why, and agentfd goes on serving', async () => {
+    const logs: string[] = [];
+    const fd = new FileDaemonServer({
+      name: 'agentfd-fd', address: '127.0.0.1', port: 0, maxJobs: 5,
+      directors: [{ name: 'test-dir', password: 'right-pass' }],
+      log: (level, message) => logs.push(`${level}: ${message}`),
+    });
+    const fdPort = await fd.listen();
+    const key = 'AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH';
+    const sd = await slowStorageDaemon(key, 600);
+    const dataDir = tempDir('hangup');
+    for (let i = 0; i < 50; i++) writeFileSync(path.join(dataDir, `f${i}.txt`), `file ${i}\n`);
+    const connectTo = async () => {
+      const socket = await new Promise<net.Socket>((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port: fdPort }, () => resolve(s));
+      });
+      const bs = new Bsock(socket, 'agentfd serve');
+      expect(await handshake(bs, 'test-dir', 'right-pass')).toBe('2000 OK Hello 213\n');
+      return bs;
+    };
+    try {
+      const bs = await connectTo();
+      await bs.send(`JobId=9 Job=Dropped.2026-11-27_10.00.00_09 SDid=1 SDtime=1 Authorization=${key}\n`);
+      await bs.receiveText();
+      await bs.send('level = full  mtime_only=0 \n');
+      await bs.receiveText();
+      await bs.send('fileset vss=0\n');
+      for (const item of ['I', 'O M', 'N', `F ${dataDir}`, 'N', 'N']) await bs.send(`${item}\n`);
+      await bs.sendSignal(BNET.EOD);
+      await bs.receiveText();
+      await bs.send(`storage address=127.0.0.1 port=${sd.port} ssl=0\n`);
+      expect(await bs.receiveText()).toBe('2000 OK storage\n');
+      await bs.send('backup FileIndex=0\n');
+      expect(await bs.receiveText()).toBe('2000 OK backup\n');
+      bs.destroy(); // the Director is gone while the SD is still mounting its volume
+      // The job stops at once (no file is sent after the SD is ready) and ends as an error.
+      expect(await sd.streams).toBe(0);
+      for (let i = 0; i < 50 && !logs.some((l) => l.includes('job 9 (Dropped')); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(logs.find((l) => l.includes('job 9 (Dropped'))).toMatch(/ended: Error, 0 files.*the job stopped: Director at 127\.0\.0\.1:\d+ closed the connection/);
+      // Another Director connection is served, and status tells what happened to the job.
+      const next = await connectTo();
+      await next.send('JobId=0 Job=-Console-.2026-11-27_10.00.01_10 SDid=0 SDtime=0 Authorization=dummy\n');
+      await next.receiveText();
+      await next.send('status');
+      const lines: string[] = [];
+      for (let m = await next.receive(); m.kind === 'data'; m = await next.receive()) lines.push(m.data.toString());
+      expect(lines.join('')).toContain('No Jobs running.');
+      expect(lines.join('')).toMatch(/ 9 +F +0 +0 +Error .* Dropped\.2026-11-27_10\.00\.00_09/);
+      next.destroy();
+    } finally {
+      sd.close();
+      await fd.close();
+    }
+  });
+});
