@@ -12,17 +12,16 @@
 import { describe, expect, it } from 'vitest';
 import {
   acceptFile,
-  baculaFnmatch,
   blockOptions,
   defaultOptions,
   ignoreDirMarker,
   parseFileSet,
-  posixRegExp,
   topLevelOptions,
   type FileSet,
-  type FnmatchFlags,
   type IncludeOptions,
 } from '../../src/bacula/fileset.js';
+import { baculaFnmatch, type FnmatchFlags } from '../../src/bacula/fnmatch.js';
+import { posixRegExp } from '../../src/bacula/posix-regex.js';
 
 const ROOT = '/srv/data';
 
