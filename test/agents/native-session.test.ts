@@ -96,7 +96,7 @@ async function backup(session: NativeAgentSession, level: Level, bufferSize = 65
 }
 
 /** Replay saved files through an agent's restore calls, in chunks of `chunk` bytes. */
-async function restore(session: NativeAgentSession, target: string, files: Iterable<SavedFile>, chunk = 65536): void {
+async function restore(session: NativeAgentSession, target: string, files: Iterable<SavedFile>, chunk = 65536): Promise<void> {
   await session.restorePrepare(target, session.agent.abi, session.agent.info.version ?? null);
   for (const { info, streams } of files) {
     await session.restoreStartFile(info);
@@ -291,7 +291,7 @@ describe('MSSQL sample', () => {
     session.close();
     const sales = files.get('/@mssql/MSSQLSERVER/sales.bak')!;
     const corrupt = Buffer.from(sales.streams[0]!);
-    corrupt[200_000] ^= 0x01;
+    corrupt.writeUInt8(corrupt.readUInt8(200_000) ^ 0x01, 200_000);
 
     const target = dir('mssql-corrupt');
     const restorer = await open('MSSQL', { options: {} });

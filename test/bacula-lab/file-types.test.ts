@@ -198,6 +198,20 @@ beforeAll(async () => {
 
 afterAll(() => bacula.destroy());
 
+/** Restores the three jobs of `jobs` (by whichever FD is serving) and checks each: trees, then the fifo's data. */
+async function restoresIdentically(jobs: Record<string, { jobId: number }>, prefix: string): Promise<void> {
+  for (const job of ['TypesBackup', 'TypesBackupGzip']) {
+    const where = path.join(lab, `${prefix}-${job}`);
+    expectClean(bacula.restore(jobs[job]!.jobId, where));
+    expectSameTree(where);
+  }
+  const out = path.join(lab, `${prefix}-fifo.out`);
+  const read = fifoReader(restoredPath(path.join(lab, `${prefix}-fifo`), feed), out);
+  expectClean(bacula.restore(jobs.FifoBackup!.jobId, path.join(lab, `${prefix}-fifo`)));
+  await read;
+  expect(readFileSync(out, 'utf8')).toBe('data through a fifo');
+}
+
 describe('file kinds with a real Bacula 9.6 Director, Storage Daemon and bacula-fd', () => {
   const ours: Record<string, { jobId: number; report: string }> = {};
   const theirs: Record<string, { jobId: number; report: string }> = {};
@@ -279,30 +293,12 @@ describe('file kinds with a real Bacula 9.6 Director, Storage Daemon and bacula-
         }
       }
       // The real FD restores agentfd's backups.
-      for (const job of ['TypesBackup', 'TypesBackupGzip']) {
-        const where = path.join(lab, `restore-by-real-fd-${job}`);
-        expectClean(bacula.restore(ours[job]!.jobId, where));
-        expectSameTree(where);
-      }
-      const out = path.join(lab, 'fifo-by-real-fd.out');
-      const read = fifoReader(restoredPath(path.join(lab, 'restore-by-real-fd-fifo'), feed), out);
-      expectClean(bacula.restore(ours.FifoBackup!.jobId, path.join(lab, 'restore-by-real-fd-fifo')));
-      await read;
-      expect(readFileSync(out, 'utf8')).toBe('data through a fifo');
+      await restoresIdentically(ours, 'restore-by-real-fd');
     } finally {
       bacula.sh(['stop-real-fd'], true);
     }
     // agentfd restores the real FD's.
     await bacula.startServe();
-    for (const job of ['TypesBackup', 'TypesBackupGzip']) {
-      const where = path.join(lab, `restore-of-real-fd-${job}`);
-      expectClean(bacula.restore(theirs[job]!.jobId, where));
-      expectSameTree(where);
-    }
-    const out = path.join(lab, 'fifo-of-real-fd.out');
-    const read = fifoReader(restoredPath(path.join(lab, 'restore-of-real-fd-fifo'), feed), out);
-    expectClean(bacula.restore(theirs.FifoBackup!.jobId, path.join(lab, 'restore-of-real-fd-fifo')));
-    await read;
-    expect(readFileSync(out, 'utf8')).toBe('data through a fifo');
+    await restoresIdentically(theirs, 'restore-of-real-fd');
   });
 });

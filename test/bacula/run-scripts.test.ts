@@ -35,7 +35,7 @@ function harness(job = makeJob()) {
 }
 
 /** The Director's RunScript command for `command` (spaces bashed, as dird/fd_cmds.c sends it). */
-function runCmd(command: string, { onSuccess = 1, onFailure = 0, abort = 1, when = WHEN.before } = {}): string {
+function runCmd(command: string, { onSuccess = 1, onFailure = 0, abort = 1, when = WHEN.before as number }: { onSuccess?: number; onFailure?: number; abort?: number; when?: number } = {}): string {
   return `Run OnSuccess=${onSuccess} OnFailure=${onFailure} AbortOnError=${abort} When=${when} Command=${bashSpaces(command)}\n`;
 }
 
@@ -153,7 +153,7 @@ describe('which scripts a phase runs (run_scripts)', () => {
 describe('running a command', () => {
   it('gives stdout and stderr lines, and the exit code', async () => {
     const out: string[] = [];
-    const result = await runCommand(`/bin/sh -c 'echo one; echo two >&2; printf "no newline"; exit 3'`, (l) => out.push(l));
+    const result = await runCommand(`/bin/sh -c 'echo one; echo two >&2; printf "no newline"; exit 3'`, (l) => void out.push(l));
     expect(result).toEqual({ status: 3, text: 'Child exited with code 3', killed: false });
     expect(out.sort()).toEqual(['no newline', 'one', 'two']);
   });
@@ -185,7 +185,7 @@ describe('running a command', () => {
 
   it('sends a long line in pieces of 499 bytes', async () => {
     const out: string[] = [];
-    await runCommand(`/bin/sh -c 'head -c 1200 /dev/zero | tr "\\\\0" x; echo; echo after'`, (l) => out.push(l));
+    await runCommand(`/bin/sh -c 'head -c 1200 /dev/zero | tr "\\\\0" x; echo; echo after'`, (l) => void out.push(l));
     expect(out.map((l) => l.length)).toEqual([499, 499, 202, 5]);
   });
 });
