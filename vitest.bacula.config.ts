@@ -6,6 +6,8 @@ export default defineConfig({
   test: {
     include: ['test/bacula-lab/**/*.test.ts'],
     pool: 'forks',
+    // Each file's temp directories are removed after its tests (test/helpers/cleanup.ts).
+    setupFiles: ['test/helpers/cleanup.ts'],
     fileParallelism: false,
     testTimeout: 300_000,
     hookTimeout: 300_000,

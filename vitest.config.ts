@@ -9,6 +9,8 @@ export default defineConfig({
     // Native agents are loaded with koffi: separate processes keep one test file's libraries
     // (and any crash) away from the others.
     pool: 'forks',
+    // Each file's temp directories are removed after its tests (test/helpers/cleanup.ts).
+    setupFiles: ['test/helpers/cleanup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

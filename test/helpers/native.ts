@@ -24,8 +24,27 @@ export function builtAgent(name: string): string {
   throw new Error(`${name}${LIB_EXT} is not built; run npm install (or npm run build:native)`);
 }
 
+const madeDirs: string[] = [];
+
+/**
+ * A fresh directory under the system's temp directory, removed after the test file's tests
+ * (AGENTFD_KEEP_TEMP=1 keeps them, to look at what a failing test left).
+ */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(path.join(os.tmpdir(), `agentfd-${prefix}-`));
+  const dir = mkdtempSync(path.join(os.tmpdir(), `agentfd-${prefix}-`));
+  if (!process.env.AGENTFD_KEEP_TEMP) madeDirs.push(dir);
+  return dir;
+}
+
+/** Removes the directories tempDir made (test/helpers/cleanup.ts calls it after each test file). */
+export function removeTempDirs(): void {
+  for (const dir of madeDirs.splice(0)) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // a mount or a busy file: the OS cleans /tmp eventually; never fail a test run for it
+    }
+  }
 }
 
 /**
