@@ -183,8 +183,17 @@ export class DirectorSession {
       this.sdTime = m[4]!;
       this.sessionKey = m[5]!;
       if (m[1] !== '0') {
-        this.job = { jobId: Number(m[1]), job: m[2]!, kind: 'unknown', level: '-', started: new Date(), ended: null, files: 0, bytes: 0, termCode: null, errors: [], cancelled: false };
-        this.host.register(this.job);
+        const job: JobRecord = { jobId: Number(m[1]), job: m[2]!, kind: 'unknown', level: '-', started: new Date(), ended: null, files: 0, bytes: 0, termCode: null, errors: [], cancelled: false };
+        try {
+          this.host.register(job);
+        } catch (error) {
+          // Too many jobs: the Director is told why (in the job's report) and gets bacula-fd's refusal.
+          this.host.log('warning', `job ${job.jobId} (${job.job}) refused: ${messageOf(error)}`);
+          await this.bsock.send(`Jmsg JobId=${job.jobId} type=3 level=${Math.floor(Date.now() / 1000)} ${this.host.clientName} JobId ${job.jobId}: ${JMSG_PREFIX[3]}${this.host.clientName} refused the job: ${messageOf(error)}\n`).catch(() => undefined);
+          await send('2901 Bad Job\n');
+          return false;
+        }
+        this.job = job;
       }
       await send(`2000 OK Job ${HOST_VERSION} (agentfd) ${os.arch()}-${process.platform},agentfd,${HOST_VERSION}`);
       return true;

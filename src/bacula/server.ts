@@ -76,7 +76,7 @@ export class FileDaemonServer {
       tls: this.settings.tls ?? null,
       heartbeatMs: this.settings.heartbeatMs ?? 0,
       register: (job) => {
-        if (this.running.size >= this.settings.maxJobs) throw new Error(`${this.running.size} jobs are running, the most serve.max_jobs allows`);
+        if (this.running.size >= this.settings.maxJobs) throw new Error(`${this.running.size} jobs are running, the most [serve] max_jobs allows; raise it, or lower the Client resource's Maximum Concurrent Jobs to match`);
         this.running.set(job.job, job);
         this.jobsRun++;
       },

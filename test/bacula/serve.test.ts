@@ -252,3 +252,44 @@ describe('a Director that hangs up', () => {
     }
   });
 });
+
+describe('max_jobs', () => {
+  it('refuses a job over the limit with bacula-fd\'s 2901 and the reason in a job message, and takes jobs again once one ends', async () => {
+    const logs: string[] = [];
+    const fd = new FileDaemonServer({
+      name: 'agentfd-fd', address: '127.0.0.1', port: 0, maxJobs: 1,
+      directors: [{ name: 'test-dir', password: 'right-pass' }],
+      log: (level, message) => logs.push(`${level}: ${message}`),
+    });
+    const fdPort = await fd.listen();
+    const connectTo = async () => {
+      const socket = await new Promise<net.Socket>((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port: fdPort }, () => resolve(s));
+      });
+      const bs = new Bsock(socket, 'agentfd serve');
+      expect(await handshake(bs, 'test-dir', 'right-pass')).toBe('2000 OK Hello 213\n');
+      return bs;
+    };
+    const startJob = async (bs: Bsock, id: number) => {
+      await bs.send(`JobId=${id} Job=Limit.2026-11-27_10.00.00_${id} SDid=1 SDtime=1 Authorization=KEY\n`);
+      return bs.receiveText();
+    };
+    try {
+      const first = await connectTo();
+      expect(await startJob(first, 11)).toMatch(/^2000 OK Job/);
+      const second = await connectTo();
+      const jmsg = await startJob(second, 12);
+      expect(jmsg).toMatch(/^Jmsg JobId=12 type=3 level=\d+ agentfd-fd JobId 12: Fatal error: agentfd-fd refused the job: 1 jobs are running, the most \[serve\] max_jobs allows/);
+      expect(await second.receiveText()).toBe('2901 Bad Job\n');
+      expect(logs.some((l) => l.includes('job 12 (Limit.2026-11-27_10.00.00_12) refused'))).toBe(true);
+      second.destroy();
+      first.destroy(); // the Director hangs up: job 11 ends
+      for (let i = 0; i < 50 && !logs.some((l) => l.includes('job 11 (')); i++) await new Promise((r) => setTimeout(r, 20));
+      const third = await connectTo();
+      expect(await startJob(third, 13)).toMatch(/^2000 OK Job/);
+      third.destroy();
+    } finally {
+      await fd.close();
+    }
+  });
+});
