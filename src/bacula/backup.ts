@@ -28,6 +28,7 @@ import { startPluginBackup, type PluginAgents } from './agents.js';
 import type { BaculaStat } from './lstat.js';
 import { openFifo, setAccessTime } from './libc.js';
 import { XaclBackup } from './xacl.js';
+import { baculaName, childName, lstatMode } from './windows.js';
 
 /** The real FD's default Maximum Network Buffer Size: the data frame size. */
 const FRAME = 64 * 1024;
@@ -203,7 +204,11 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
   };
 
   const sendAttributes = async (index: number, type: number, fname: string, st: BigIntStats, link: string, options: IncludeOptions, linkFI = 0) => {
-    const lstat = encodeLStat(statFromNode(st, dataStreamFor(options), linkFI));
+    const stat = statFromNode(st, dataStreamFor(options), linkFI);
+    stat.mode = lstatMode(stat.mode); // Windows: directories get 'x' (windows.ts)
+    const lstat = encodeLStat(stat);
+    // Stream 1 with no attribsEx on Windows too, not a Windows bacula-fd's stream 19 (windows.ts):
+    // the lab's 9.6.7 Director did not catalog stream 19 records from agentfd.
     const record = encodeAttributes({ fileIndex: index, type, fname, lstat, link, attribsEx: '', deltaSeq: 0 });
     await run.sd.sendStream(index, STREAM.UNIX_ATTRIBUTES, 0, [record]);
   };
@@ -390,7 +395,8 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
         // In the order the directory gives them (readdir), unsorted as bacula-fd walks: FileIndexes,
         // which hard link comes first and the options left over for the next File entry (see
         // traceAcceptFile) then come out as the real FD's on the same file system.
-        for (const name of names) await walk(path.join(p, name), st.dev, options, block, false);
+        // childName: path.join on Linux; '/' on Windows, the names a Windows bacula-fd sends (windows.ts).
+        for (const name of names) await walk(childName(p, name), st.dev, options, block, false);
       } else if (!options.crossFilesystems && st.dev !== parentDev) {
         run.log('info', `"${p}" is a different filesystem. Will not descend from "${path.dirname(p)}" into it.`);
       }
@@ -527,7 +533,8 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
       }
       // The first File entry gets all the block's Options together; a later one, what matching the
       // previous entry's files left in bacula-fd's flags (see traceAcceptFile): its digest, say.
-      await walk(file, top.dev, leftOver ?? options, block, true);
+      // baculaName: on Windows a File line written with backslashes is sent with '/' (windows.ts).
+      await walk(baculaName(file), top.dev, leftOver ?? options, block, true);
     }
     // After the block's File entries, as bacula-fd (find_files, then plugin_save per command).
     if (!run.skipPlugins) for (const command of block.plugins) await sendPlugin(command, options);

@@ -54,6 +54,8 @@ export const STREAM = {
   SPARSE_DATA: 6,
   SPARSE_GZIP_DATA: 7,
   SHA1_DIGEST: 10,
+  /** A Windows FD's attribute records: as stream 1, with its Windows attributes in attribsEx (windows.ts). */
+  UNIX_ATTRIBUTES_EX: 19,
   SHA256_DIGEST: 17,
   SHA512_DIGEST: 18,
   PLUGIN_NAME: 26,

@@ -25,6 +25,8 @@ import { XaclRestore, isXaclStream } from './xacl.js';
 import type { SdRecord } from './storage-daemon.js';
 import type { RestoreRun as AgentRestoreRun } from '../agents/agent.js';
 import type { AgentFileInfo } from '../agents/types.js';
+import { FILE_ATTRIBUTE_DIRECTORY, IS_WINDOWS, decodeWindowsAttribs, restoreTarget } from './windows.js';
+import { writeWinAttributes } from '../agents/filesystem/win-attributes.js';
 
 export interface RestoreTotals {
   files: number;
@@ -61,14 +63,12 @@ export function parseReplace(letter: string): ReplaceMode {
   return letter === 'w' || letter === 'o' || letter === 'n' ? letter : 'a';
 }
 
-/** The path `fname` (absolute, from the backup) under `where`; refuses what would leave it. */
-export function restorePath(where: string, fname: string): string {
-  const parts = fname.split('/').filter((p) => p.length > 0);
-  if (parts.some((p) => p === '..' || p === '.')) {
-    throw new AgentfdError('E_RESTORE_PATH', `restore of "${fname}" refused: it has a "." or ".." component; nothing was written for it`);
-  }
-  const root = where === '' ? '/' : where;
-  return path.join(root, ...parts);
+/**
+ * The path `fname` (absolute, from the backup) under `where`; refuses what would leave it. On
+ * Windows as a Windows bacula-fd builds it: "C:/x" under where is <where>\C\x (windows.ts).
+ */
+export function restorePath(where: string, fname: string, windows = IS_WINDOWS): string {
+  return restoreTarget(where, fname, windows);
 }
 
 const S_IFMT = 0o170000;
@@ -123,8 +123,9 @@ class RestoreRoot {
   /** The directories above `target`, made when missing with `mode`. */
   async parents(target: string, mode: number): Promise<void> {
     if (target === this.root) return; // the root's own record ("/"): its parents are not ours
-    let current = this.root;
-    for (const part of path.relative(this.root, path.dirname(target)).split(path.sep).filter((p) => p.length > 0)) {
+    // In place the walk starts at the target's own root: '/' on Linux, its drive (C:\) on Windows.
+    let current = this.confined ? this.root : path.parse(target).root;
+    for (const part of path.relative(current, path.dirname(target)).split(path.sep).filter((p) => p.length > 0)) {
       current = path.join(current, part);
       if (!this.verified.has(current)) await this.directory(current, mode);
     }
@@ -163,7 +164,8 @@ class RestoreRoot {
     } catch (error) {
       throw new AgentfdError('E_RESTORE_LINK', `its first name "${link}" was not restored at ${source} (${codeOf(error)}); restore the file's other names with it`);
     }
-    if (real !== this.root && !real.startsWith(`${this.root}/`)) {
+    const inside = this.root.endsWith(path.sep) ? this.root : `${this.root}${path.sep}`; // path.sep: '\\' on Windows
+    if (real !== this.root && !real.startsWith(inside)) {
       throw new AgentfdError('E_RESTORE_PATH', `its first name "${link}" resolves to ${real}, outside where ${this.root}; nothing is linked to a file outside where`);
     }
     return source;
@@ -200,6 +202,8 @@ interface OpenFile {
   /** A regular file that got sparse records: its size is set to st_size when shorter. */
   sized: boolean;
   regular: boolean;
+  /** The record's attribsEx (a Windows FD's attributes, set by a Windows restore). */
+  attribsEx: string;
 }
 
 /** A fifo (mkfifo) or device node (mknod with the saved rdev: root only), as create_file makes them; one already there is fine. */
@@ -229,7 +233,7 @@ async function writeData(file: OpenFile, data: Buffer, position: number | null):
   file.end = Math.max(file.end, file.cursor);
 }
 
-async function setAttributes(target: string, stat: BaculaStat, link: boolean): Promise<void> {
+async function setAttributes(target: string, stat: BaculaStat, link: boolean, attribsEx = ''): Promise<void> {
   const mtime = Number(stat.mtime);
   const atime = Number(stat.atime);
   if (process.getuid?.() === 0) await (link ? lchown : chown)(target, stat.uid, stat.gid).catch(() => undefined);
@@ -237,13 +241,36 @@ async function setAttributes(target: string, stat: BaculaStat, link: boolean): P
     await lutimes(target, atime, mtime).catch(() => undefined);
     return;
   }
-  await chmod(target, stat.mode & 0o7777);
-  await utimes(target, atime, mtime);
+  if (!IS_WINDOWS) {
+    await chmod(target, stat.mode & 0o7777);
+    await utimes(target, atime, mtime);
+    return;
+  }
+  await setWindowsAttributes(target, stat, attribsEx);
+}
+
+/**
+ * On Windows, as a Windows bacula-fd (findlib/attribs.c set_attributes): owners do not exist there
+ * (chown is not called: process.getuid is undefined), and of the mode only the write bit means
+ * something (chmod sets or clears read-only), so a chmod Windows refuses is not the file's failure.
+ * A Windows FD's record (stream 19, attribsEx: windows.ts) gives the times to 100 ns and the
+ * attributes (hidden, system, read-only, ...), set last, since read-only would forbid setting times;
+ * without it (a record from Unix) the LStat's whole seconds, as set_mod_own_time.
+ */
+async function setWindowsAttributes(target: string, stat: BaculaStat, attribsEx: string): Promise<void> {
+  const windows = decodeWindowsAttribs(attribsEx);
+  if (!windows) await chmod(target, stat.mode & 0o7777).catch(() => undefined);
+  else await chmod(target, 0o666).catch(() => undefined); // writable until the attributes are set
+  const seconds = (ns: bigint) => Number(ns / 1000n) / 1_000_000;
+  if (windows) await utimes(target, seconds(windows.atimeNs), seconds(windows.mtimeNs));
+  else await utimes(target, Number(stat.atime), Number(stat.mtime));
+  // Not on directories, as set_win32_attributes (read-only means nothing on a directory there).
+  if (windows && (windows.attributes & FILE_ATTRIBUTE_DIRECTORY) === 0) writeWinAttributes(target, windows.attributes);
 }
 
 export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
   const totals: RestoreTotals = { files: 0, bytes: 0, errors: [] };
-  const directories: { target: string; stat: BaculaStat }[] = [];
+  const directories: { target: string; stat: BaculaStat; attribsEx: string }[] = [];
   let current: OpenFile | null = null;
   const replace = run.replace ?? 'a';
   let rootOrNull: RestoreRoot | null = null;
@@ -302,7 +329,7 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
       await file.handle.close();
     }
     try {
-      await setAttributes(file.target, file.stat, false);
+      await setAttributes(file.target, file.stat, false, file.attribsEx);
     } catch (error) {
       problem(`Unable to set the attributes of "${file.target}": ${messageOf(error)}`);
     }
@@ -311,8 +338,11 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
     totals.files++;
   };
 
+  /** The attribsEx of the record being created (a Windows FD's attributes: windows.ts). */
+  let attribsEx = '';
+
   const openFile = (target: string, stat: BaculaStat, handle: FileHandle, fname: string, kind: 'regular' | 'fifo' | 'device') => {
-    current = { target, stat, handle, fname, sequential: kind === 'fifo', cursor: 0, end: 0, sized: false, regular: kind === 'regular' };
+    current = { target, stat, handle, fname, sequential: kind === 'fifo', cursor: 0, end: 0, sized: false, regular: kind === 'regular', attribsEx };
   };
 
   /**
@@ -351,12 +381,18 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
       case FT.DIREND:
       case FT.DIRBEGIN:
         await root.directory(target, stat.mode & 0o7777);
-        directories.push({ target, stat });
+        directories.push({ target, stat, attribsEx });
         return false;
       case FT.LNK:
         // prelinks=1 (the restore's "add prefix to absolute links"): an absolute target gets where
         // in front, as bacula-fd does, so the restored tree points into itself.
         await symlink(run.prefixLinks && link.startsWith('/') && run.where !== '' && run.where !== '/' ? path.join(run.where, link) : link, target);
+        // Windows: making a symlink needs SeCreateSymbolicLinkPrivilege (or Developer Mode), and
+        // Wine reports success without making one. Checked, so that a link not made is this
+        // file's error ("Could not symlink", as a Windows bacula-fd), not a file counted as restored.
+        if (IS_WINDOWS && !(await lstatOrNull(target))?.isSymbolicLink()) {
+          throw new AgentfdError('E_RESTORE_IO', `Could not symlink ${target} -> ${link}: Windows made no symbolic link (it needs the SeCreateSymbolicLinkPrivilege or Developer Mode; Wine makes none)`);
+        }
         await setAttributes(target, stat, true);
         totals.files++;
         return false;
@@ -368,7 +404,7 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
           throw new AgentfdError(error instanceof AgentfdError ? error.code : 'E_RESTORE_LINK', `Could not hard link ${target} -> ${link}: ${messageOf(error)}`);
         }
         await hardLink(source, target);
-        await setAttributes(target, stat, false);
+        await setAttributes(target, stat, false, attribsEx);
         totals.files++;
         return false;
       }
@@ -377,7 +413,7 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
           run.log('info', `Socket ${fname} is not restored (bacula-fd does not restore sockets either)`);
         } else {
           makeNode(target, stat);
-          await setAttributes(target, stat, false);
+          await setAttributes(target, stat, false, attribsEx);
         }
         totals.files++;
         return false;
@@ -418,13 +454,15 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
       } else plugin = null;
       continue;
     }
-    if (stream === STREAM.UNIX_ATTRIBUTES) {
+    // 19: a Windows FD's attributes record, restored as any other (as bacula-fd's restore.c does).
+    if (stream === STREAM.UNIX_ATTRIBUTES || stream === STREAM.UNIX_ATTRIBUTES_EX) {
       await closeCurrent();
       await endAgentFile(!skipping);
       skipping = false;
       xacl.begin(null, 0);
       const attributes = decodeAttributes(record.data);
       const stat = decodeLStat(attributes.lstat);
+      attribsEx = stream === STREAM.UNIX_ATTRIBUTES_EX ? attributes.attribsEx : '';
       if (plugin?.run) {
         await startAgentFile(plugin.run, attributes.fname, attributes.type, stat, attributes.link);
         continue;
@@ -492,7 +530,7 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
   directories.sort((a, b) => b.target.length - a.target.length);
   for (const dir of directories) {
     try {
-      await setAttributes(dir.target, dir.stat, false);
+      await setAttributes(dir.target, dir.stat, false, dir.attribsEx);
       totals.files++;
     } catch (error) {
       problem(`Unable to set the attributes of "${dir.target}": ${messageOf(error)}`);

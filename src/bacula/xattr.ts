@@ -140,7 +140,9 @@ export function decodeXattrStream(data: Buffer): { xattrs: Xattr[]; error: strin
 /** A filesystem without extended attributes answers EOPNOTSUPP (Node names it ENOTSUP: the same errno on Linux). */
 export function isUnsupported(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  return code === 'ENOTSUP' || code === 'EOPNOTSUPP';
+  // ENOSYS: not Linux (libc.ts refuses there, Windows included): no xattrs or ACLs on this system,
+  // handled as a filesystem without them, so it never fails or floods a job with per-file warnings.
+  return code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS';
 }
 
 function codeOf(error: unknown): string {

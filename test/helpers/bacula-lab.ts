@@ -23,10 +23,30 @@ export interface LabOptions {
   serveSettings?: string[];
 }
 
+/**
+ * Another program than Linux node as the serve (startServe's `command`): Windows node under Wine.
+ * It runs in its own process group, which stopServe ends whole (a wrapper script's child would
+ * outlive a signal to the wrapper alone).
+ */
+export interface ServeCommand {
+  command: string;
+  /** Its arguments, given the path of the TOML startServe wrote. */
+  args: (configPath: string) => string[];
+  /**
+   * A file that receives its output while it runs, read for "listening on" and the log, for a
+   * program whose output reaches its stdout only at its end (wine-node.sh keeps Windows node's).
+   */
+  outputFile?: string;
+  /** TOML lines instead of the [bacula] table (plugin_dir = "/usr/lib/bacula": Linux plugins). */
+  baculaTable?: string[];
+}
+
 export class BaculaLab {
   readonly dir: string;
   readonly ports: { dir: number; fd: number; sd: number };
   private serve: ChildProcess | null = null;
+  private serveGroup = false;
+  private serveOutputTimer: NodeJS.Timeout | null = null;
   serveLog = '';
 
   constructor(prefix: string, private readonly options: LabOptions = {}) {
@@ -94,7 +114,7 @@ export class BaculaLab {
    * [[serve.directors]], so it may add keys to that table or start new tables);
    * `withoutAgents`: an empty plugin directory.
    */
-  async startServe(configExtra = '', withoutAgents = false): Promise<void> {
+  async startServe(configExtra = '', withoutAgents = false, command?: ServeCommand): Promise<void> {
     const config = path.join(this.dir, 'agentfd.toml');
     const noAgents = path.join(this.dir, 'no-agents');
     if (withoutAgents) mkdirSync(noAgents, { recursive: true, mode: 0o755 });
@@ -103,8 +123,7 @@ export class BaculaLab {
       [
         withoutAgents ? `plugin_dir = ${JSON.stringify(noAgents)}` : '',
         'data_dir = "agentfd-state"',
-        '[bacula]',
-        'plugin_dir = "/usr/lib/bacula"',
+        ...(command?.baculaTable ?? ['[bacula]', 'plugin_dir = "/usr/lib/bacula"']),
         '[serve]',
         'name = "agentfd-fd"',
         `port = ${this.ports.fd}`,
@@ -115,8 +134,28 @@ export class BaculaLab {
         configExtra,
       ].join('\n'),
     );
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'agentfd.js'), 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = command
+      ? spawn(command.command, command.args(config), { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT, detached: true })
+      : spawn(process.execPath, [path.join(ROOT, 'bin', 'agentfd.js'), 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.serve = child;
+    this.serveGroup = command !== undefined;
+    const outputFile = command?.outputFile;
+    if (outputFile) {
+      // Read as it grows; what the program prints at its end still comes through stdout.
+      let seen = 0;
+      this.serveOutputTimer = setInterval(() => {
+        let text = '';
+        try {
+          text = readFileSync(outputFile, 'utf8');
+        } catch {
+          return;
+        }
+        if (text.length > seen) {
+          child.stdout!.emit('data', Buffer.from(text.slice(seen)));
+          seen = text.length;
+        }
+      }, 100);
+    }
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`agentfd serve did not start:\n${this.serveLog}`)), 20_000);
       const take = (chunk: Buffer) => {
@@ -148,6 +187,9 @@ export class BaculaLab {
     if (!this.serve) return;
     const child = this.serve;
     this.serve = null;
+    if (this.serveOutputTimer) clearInterval(this.serveOutputTimer);
+    this.serveOutputTimer = null;
+    if (this.serveGroup) return stopGroup(child.pid!);
     if (child.exitCode !== null || child.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       child.once('exit', () => resolve());
@@ -162,6 +204,31 @@ export class BaculaLab {
     this.sh(['stop'], true);
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** SIGTERM to the process group `pid` leads (ours: spawned detached), SIGKILL after 10 s; waits until it is gone. */
+async function stopGroup(pid: number): Promise<void> {
+  const alive = () => {
+    try {
+      process.kill(-pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const signal = (name: NodeJS.Signals) => {
+    try {
+      process.kill(-pid, name);
+    } catch {
+      // already gone
+    }
+  };
+  signal('SIGTERM');
+  for (let waited = 0; alive() && waited < 10_000; waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
+  if (!alive()) return;
+  signal('SIGKILL');
+  for (let waited = 0; alive() && waited < 10_000; waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
+  if (alive()) throw new Error(`the serve's process group ${pid} is still there after SIGKILL`);
 }
 
 /** Every entry under `root`: type, mode, content digest or link target, and mtime for files. */
