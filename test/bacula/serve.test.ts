@@ -145,36 +145,52 @@ async function slowStorageDaemon(key: string, mountDelayMs: number): Promise<{ p
   return { port: (listener.address() as net.AddressInfo).port, streams, close: () => listener.close() };
 }
 
+/** A File Daemon on a free port for one test, logging into `logs`. */
+async function startServer(logs: string[], settings: { maxJobs?: number; heartbeatMs?: number } = {}): Promise<{ fd: FileDaemonServer; port: number }> {
+  const fd = new FileDaemonServer({
+    name: 'agentfd-fd', address: '127.0.0.1', port: 0, maxJobs: settings.maxJobs ?? 5, heartbeatMs: settings.heartbeatMs ?? 0,
+    directors: [{ name: 'test-dir', password: 'right-pass' }],
+    log: (level, message) => logs.push(`${level}: ${message}`),
+  });
+  return { fd, port: await fd.listen() };
+}
+
+/** A Director connection to `port`, authenticated. */
+async function directorAt(port: number): Promise<Bsock> {
+  const socket = await new Promise<net.Socket>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port }, () => resolve(s));
+  });
+  const bs = new Bsock(socket, 'agentfd serve');
+  expect(await handshake(bs, 'test-dir', 'right-pass')).toBe('2000 OK Hello 213\n');
+  return bs;
+}
+
+/** What a 9.6 Director sends to start a full backup of `dir` to the SD at `sdPort`, up to "2000 OK backup". */
+async function startBackup(bs: Bsock, job: { id: number; name: string; key: string; dir: string; sdPort: number }): Promise<void> {
+  await bs.send(`JobId=${job.id} Job=${job.name} SDid=1 SDtime=1 Authorization=${job.key}\n`);
+  expect(await bs.receiveText()).toMatch(/^2000 OK Job/);
+  await bs.send('level = full  mtime_only=0 \n');
+  expect(await bs.receiveText()).toBe('2000 OK level\n');
+  await bs.send('fileset vss=0\n');
+  for (const item of ['I', 'O M', 'N', `F ${job.dir}`, 'N', 'N']) await bs.send(`${item}\n`);
+  await bs.sendSignal(BNET.EOD);
+  expect(await bs.receiveText()).toBe('2000 OK include\n');
+  await bs.send(`storage address=127.0.0.1 port=${job.sdPort} ssl=0\n`);
+  expect(await bs.receiveText()).toBe('2000 OK storage\n');
+  await bs.send('backup FileIndex=0\n');
+  expect(await bs.receiveText()).toBe('2000 OK backup\n');
+}
+
 describe('heartbeats', () => {
   it('sends the Director heartbeats while the job waits on the Storage Daemon', async () => {
-    const beating = new FileDaemonServer({
-      name: 'agentfd-fd', address: '127.0.0.1', port: 0, maxJobs: 5, heartbeatMs: 100,
-      directors: [{ name: 'test-dir', password: 'right-pass' }],
-      log: () => undefined,
-    });
-    const fdPort = await beating.listen();
+    const { fd: beating, port: fdPort } = await startServer([], { heartbeatMs: 100 });
     const key = 'HKGM-AKMD-NAPI-MMFP-CCNM-GGKK-FAKG-IICH';
     const sd = await slowStorageDaemon(key, 700);
     const dataDir = tempDir('heartbeat');
     writeFileSync(path.join(dataDir, 'one.txt'), 'one\n');
     try {
-      const socket = await new Promise<net.Socket>((resolve) => {
-        const s = net.connect({ host: '127.0.0.1', port: fdPort }, () => resolve(s));
-      });
-      const bs = new Bsock(socket, 'agentfd serve');
-      expect(await handshake(bs, 'test-dir', 'right-pass')).toBe('2000 OK Hello 213\n');
-      await bs.send(`JobId=7 Job=Beat.2026-11-27_10.00.00_07 SDid=1 SDtime=1 Authorization=${key}\n`);
-      expect(await bs.receiveText()).toMatch(/^2000 OK Job/);
-      await bs.send('level = full  mtime_only=0 \n');
-      expect(await bs.receiveText()).toBe('2000 OK level\n');
-      await bs.send('fileset vss=0\n');
-      for (const item of ['I', 'O M', 'N', `F ${dataDir}`, 'N', 'N']) await bs.send(`${item}\n`);
-      await bs.sendSignal(BNET.EOD);
-      expect(await bs.receiveText()).toBe('2000 OK include\n');
-      await bs.send(`storage address=127.0.0.1 port=${sd.port} ssl=0\n`);
-      expect(await bs.receiveText()).toBe('2000 OK storage\n');
-      await bs.send('backup FileIndex=0\n');
-      expect(await bs.receiveText()).toBe('2000 OK backup\n');
+      const bs = await directorAt(fdPort);
+      await startBackup(bs, { id: 7, name: 'Beat.2026-11-27_10.00.00_07', key, dir: dataDir, sdPort: sd.port });
       // Read everything up to the End Job, heartbeats included (receive() would skip them).
       let heartbeats = 0;
       let endJob = '';
@@ -199,45 +215,21 @@ describe('heartbeats', () => {
 describe('a Director that hangs up', () => {
   it('ends only its job, as failed and said why, and agentfd goes on serving', async () => {
     const logs: string[] = [];
-    const fd = new FileDaemonServer({
-      name: 'agentfd-fd', address: '127.0.0.1', port: 0, maxJobs: 5,
-      directors: [{ name: 'test-dir', password: 'right-pass' }],
-      log: (level, message) => logs.push(`${level}: ${message}`),
-    });
-    const fdPort = await fd.listen();
+    const { fd, port: fdPort } = await startServer(logs);
     const key = 'AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH';
     const sd = await slowStorageDaemon(key, 600);
     const dataDir = tempDir('hangup');
     for (let i = 0; i < 50; i++) writeFileSync(path.join(dataDir, `f${i}.txt`), `file ${i}\n`);
-    const connectTo = async () => {
-      const socket = await new Promise<net.Socket>((resolve) => {
-        const s = net.connect({ host: '127.0.0.1', port: fdPort }, () => resolve(s));
-      });
-      const bs = new Bsock(socket, 'agentfd serve');
-      expect(await handshake(bs, 'test-dir', 'right-pass')).toBe('2000 OK Hello 213\n');
-      return bs;
-    };
     try {
-      const bs = await connectTo();
-      await bs.send(`JobId=9 Job=Dropped.2026-11-27_10.00.00_09 SDid=1 SDtime=1 Authorization=${key}\n`);
-      await bs.receiveText();
-      await bs.send('level = full  mtime_only=0 \n');
-      await bs.receiveText();
-      await bs.send('fileset vss=0\n');
-      for (const item of ['I', 'O M', 'N', `F ${dataDir}`, 'N', 'N']) await bs.send(`${item}\n`);
-      await bs.sendSignal(BNET.EOD);
-      await bs.receiveText();
-      await bs.send(`storage address=127.0.0.1 port=${sd.port} ssl=0\n`);
-      expect(await bs.receiveText()).toBe('2000 OK storage\n');
-      await bs.send('backup FileIndex=0\n');
-      expect(await bs.receiveText()).toBe('2000 OK backup\n');
+      const bs = await directorAt(fdPort);
+      await startBackup(bs, { id: 9, name: 'Dropped.2026-11-27_10.00.00_09', key, dir: dataDir, sdPort: sd.port });
       bs.destroy(); // the Director is gone while the SD is still mounting its volume
       // The job stops at once (no file is sent after the SD is ready) and ends as an error.
       expect(await sd.streams).toBe(0);
       for (let i = 0; i < 50 && !logs.some((l) => l.includes('job 9 (Dropped')); i++) await new Promise((r) => setTimeout(r, 20));
       expect(logs.find((l) => l.includes('job 9 (Dropped'))).toMatch(/ended: Error, 0 files.*the job stopped: Director at 127\.0\.0\.1:\d+ closed the connection/);
       // Another Director connection is served, and status tells what happened to the job.
-      const next = await connectTo();
+      const next = await directorAt(fdPort);
       await next.send('JobId=0 Job=-Console-.2026-11-27_10.00.01_10 SDid=0 SDtime=0 Authorization=dummy\n');
       await next.receiveText();
       await next.send('status');
@@ -256,20 +248,8 @@ describe('a Director that hangs up', () => {
 describe('max_jobs', () => {
   it('refuses a job over the limit with bacula-fd\'s 2901 and the reason in a job message, and takes jobs again once one ends', async () => {
     const logs: string[] = [];
-    const fd = new FileDaemonServer({
-      name: 'agentfd-fd', address: '127.0.0.1', port: 0, maxJobs: 1,
-      directors: [{ name: 'test-dir', password: 'right-pass' }],
-      log: (level, message) => logs.push(`${level}: ${message}`),
-    });
-    const fdPort = await fd.listen();
-    const connectTo = async () => {
-      const socket = await new Promise<net.Socket>((resolve) => {
-        const s = net.connect({ host: '127.0.0.1', port: fdPort }, () => resolve(s));
-      });
-      const bs = new Bsock(socket, 'agentfd serve');
-      expect(await handshake(bs, 'test-dir', 'right-pass')).toBe('2000 OK Hello 213\n');
-      return bs;
-    };
+    const { fd, port: fdPort } = await startServer(logs, { maxJobs: 1 });
+    const connectTo = () => directorAt(fdPort);
     const startJob = async (bs: Bsock, id: number) => {
       await bs.send(`JobId=${id} Job=Limit.2026-11-27_10.00.00_${id} SDid=1 SDtime=1 Authorization=KEY\n`);
       return bs.receiveText();
