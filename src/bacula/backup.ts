@@ -480,7 +480,7 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
           }
         }
       };
-      totals.jobBytes += await run.sd.sendStream(index, options.gzip !== null ? STREAM.GZIP_DATA : STREAM.FILE_DATA, size, frames());
+      totals.jobBytes += await run.sd.sendStream(index, dataStream, size, frames());
       if (digest && hash) await run.sd.sendStream(index, digest.stream, 0, [hash.digest()]);
     }
     await run.sd.sendStream(index, STREAM.PLUGIN_NAME, 0, [Buffer.from(`${index} 0\0`)]);

@@ -474,21 +474,21 @@ export class Bsock {
 
   /** Ends the connection after queued writes are flushed. Pending and later receives reject. */
   close(): void {
-    this.closedByUs = true;
-    if (!this.isClosed) this.finalError ??= new BsockError('E_BACULA_CLOSED', this.peer, `the connection to ${this.peer} was closed`);
-    this.isClosed = true;
-    this.discardInput();
-    this.socket.end();
-    this.deliver();
+    this.closeOurSide(() => this.socket.end());
   }
 
   /** Drops the connection at once, discarding unsent data. */
   destroy(): void {
+    this.closeOurSide(() => this.socket.destroy());
+  }
+
+  /** We close (`how`: end or destroy the socket): receivers get a "closed" error, not the peer's. */
+  private closeOurSide(how: () => void): void {
     this.closedByUs = true;
     if (!this.isClosed) this.finalError ??= new BsockError('E_BACULA_CLOSED', this.peer, `the connection to ${this.peer} was closed`);
     this.isClosed = true;
     this.discardInput();
-    this.socket.destroy();
+    how();
     this.deliver();
   }
 

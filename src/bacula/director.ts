@@ -189,7 +189,7 @@ export class DirectorSession {
         } catch (error) {
           // Too many jobs: the Director is told why (in the job's report) and gets bacula-fd's refusal.
           this.host.log('warning', `job ${job.jobId} (${job.job}) refused: ${messageOf(error)}`);
-          await this.bsock.send(`Jmsg JobId=${job.jobId} type=3 level=${Math.floor(Date.now() / 1000)} ${this.host.clientName} JobId ${job.jobId}: ${JMSG_PREFIX[3]}${this.host.clientName} refused the job: ${messageOf(error)}\n`).catch(() => undefined);
+          await this.jmsg(3, `${this.host.clientName} refused the job: ${messageOf(error)}`, job.jobId).catch(() => undefined);
           await send('2901 Bad Job\n');
           return false;
         }
@@ -321,12 +321,13 @@ export class DirectorSession {
     if (level !== 'info') void this.jmsg(level === 'error' ? 4 : 5, message).catch(() => undefined);
   };
 
-  private jmsg(type: number, text: string): Promise<void> {
+  /** A job message; `jobId` defaults to this conversation's job (a refused job has none here). */
+  private jmsg(type: number, text: string, jobId = this.job?.jobId ?? 0): Promise<void> {
     // The words bacula-fd's Jmsg puts before the text of each type (lib/message.c), which the
     // Director's report shows as they are.
     const prefix = JMSG_PREFIX[type] ?? '';
     const line = text.endsWith('\n') ? text : `${text}\n`;
-    return this.bsock.send(`Jmsg JobId=${this.job?.jobId ?? 0} type=${type} level=${Math.floor(Date.now() / 1000)} ${this.host.clientName} JobId ${this.job?.jobId ?? 0}: ${prefix}${line}`);
+    return this.bsock.send(`Jmsg JobId=${jobId} type=${type} level=${Math.floor(Date.now() / 1000)} ${this.host.clientName} JobId ${jobId}: ${prefix}${line}`);
   }
 
   /**
