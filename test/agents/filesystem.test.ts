@@ -25,15 +25,16 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { AgentFile, BackupRequest, RestoreRequest, RestoreRun } from '../../src/agents/agent.js';
+import type { AgentFile, BackupRequest, RestoreRun } from '../../src/agents/agent.js';
 import { restoreComponents, toAgentPath } from '../../src/agents/filesystem/agent-path.js';
 import { createFilesystemAgent } from '../../src/agents/filesystem/index.js';
 import { orderedMap } from '../../src/agents/filesystem/ordered-map.js';
 import { READ_AHEAD, walkRoots, type ReadAhead } from '../../src/agents/filesystem/walk.js';
-import type { Level, LogLevel } from '../../src/agents/native/abi.js';
+import type { Level } from '../../src/agents/native/abi.js';
 import type { AgentFileInfo } from '../../src/agents/types.js';
 import { AgentfdError } from '../../src/errors.js';
 import { HOST_VERSION } from '../../src/version.js';
+import { restoreRequest, type Logged } from '../helpers/requests.js';
 
 const IS_WINDOWS = process.platform === 'win32';
 const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -65,10 +66,6 @@ function agentPathOf(osPath: string): string {
   return [`/${drive!.toUpperCase()}`, ...rest].join('/');
 }
 
-interface Logged {
-  level: LogLevel;
-  message: string;
-}
 
 function backupRequest(
   paths: string | undefined,
@@ -120,23 +117,12 @@ async function backupAll(paths: string, extra: Partial<BackupRequest> = {}, logs
   return saved;
 }
 
-function restoreRequest(target: string, logs: Logged[] = []): RestoreRequest {
-  return {
-    jobName: 'restore',
-    jobId: 2,
-    options: {},
-    filesetCheck: () => true,
-    log: (level, message) => logs.push({ level, message }),
-    isCancelled: () => false,
-    target,
-    sourceAbi: 0,
-    sourceAgentVersion: HOST_VERSION,
-  };
-}
+/** A restore of what this version's filesystem agent saved. */
+const fsRestoreRequest = (target: string, logs: Logged[] = []) => restoreRequest(target, logs, HOST_VERSION);
 
 /** Restore `saved` into `target`, in chunks of at most 64 KiB. */
 async function restoreAll(saved: Saved[], target: string): Promise<void> {
-  const run = await agent.restore(restoreRequest(target));
+  const run = await agent.restore(fsRestoreRequest(target));
   try {
     for (const { info, data } of saved) {
       await run.startFile(info);
@@ -472,7 +458,7 @@ describe('restore safety', () => {
   }
 
   async function withRestore(target: string, body: (run: RestoreRun) => Promise<void>): Promise<void> {
-    const run = await agent.restore(restoreRequest(target));
+    const run = await agent.restore(fsRestoreRequest(target));
     try {
       await body(run);
     } finally {
@@ -559,7 +545,7 @@ describe('restore safety', () => {
   it('close() with a file open removes its temporary file; an existing file is replaced whole', async () => {
     const target = tempDir('close');
     writeFileSync(path.join(target, 'keep.txt'), 'old content, longer than the new');
-    const run = await agent.restore(restoreRequest(target));
+    const run = await agent.restore(fsRestoreRequest(target));
     await run.startFile(fileInfo('/keep.txt'));
     await run.write(0, Buffer.from('new!!'));
     await run.endFile(true);

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { RestoreRequest, RestoreRun } from '../../src/agents/agent.js';
+import type { RestoreRun } from '../../src/agents/agent.js';
 import {
   WindowsNameClaims,
   foldWindowsName,
@@ -29,9 +29,9 @@ import {
   restorableWinAttributes,
   writeWinAttributes,
 } from '../../src/agents/filesystem/win-attributes.js';
-import type { LogLevel } from '../../src/agents/native/abi.js';
 import type { AgentFileInfo } from '../../src/agents/types.js';
 import { AgentfdError } from '../../src/errors.js';
+import { restoreRequest, type Logged } from '../helpers/requests.js';
 
 const IS_WINDOWS = process.platform === 'win32';
 const cleanup: string[] = [];
@@ -199,25 +199,6 @@ describe('case-insensitive names on Windows', () => {
     expect((thrown as AgentfdError).code).toBe('E_RESTORE_PATH');
   });
 });
-
-interface Logged {
-  level: LogLevel;
-  message: string;
-}
-
-function restoreRequest(target: string, logs: Logged[]): RestoreRequest {
-  return {
-    jobName: 'restore',
-    jobId: 2,
-    options: {},
-    filesetCheck: () => true,
-    log: (level, message) => logs.push({ level, message }),
-    isCancelled: () => false,
-    target,
-    sourceAbi: 0,
-    sourceAgentVersion: null,
-  };
-}
 
 function info(agentPath: string, kind: 'regular' | 'directory', extra: Partial<AgentFileInfo> = {}): AgentFileInfo {
   return {
