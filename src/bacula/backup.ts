@@ -363,9 +363,10 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
   /**
    * One entry of the walk (find_one.c). A File entry (`top`) is saved whatever the patterns say and
    * always descended into; below it each entry is matched by acceptFile, and a directory it rejects
-   * is neither saved nor descended into. `parentDev` decides onefs (the parent's device, as Bacula).
+   * is neither saved nor descended into. `parentDev` decides onefs (the parent's device, as Bacula;
+   * null for a File entry, which is always descended into).
    */
-  const walk = async (p: string, parentDev: bigint, options: IncludeOptions, block: IncludeBlock, top: boolean): Promise<void> => {
+  const walk = async (p: string, parentDev: bigint | null, options: IncludeOptions, block: IncludeBlock, top: boolean): Promise<void> => {
     if (run.isCancelled()) return;
     let st: BigIntStats;
     try {
@@ -524,17 +525,10 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
     const options = topLevelOptions(block, run.fileset);
     leftOver = null;
     for (const file of block.files) {
-      let top: BigIntStats;
-      try {
-        top = await lstat(file, { bigint: true });
-      } catch (error) {
-        problem(`Could not stat "${file}": ${messageOf(error)}`);
-        continue;
-      }
       // The first File entry gets all the block's Options together; a later one, what matching the
       // previous entry's files left in bacula-fd's flags (see traceAcceptFile): its digest, say.
       // baculaName: on Windows a File line written with backslashes is sent with '/' (windows.ts).
-      await walk(baculaName(file), top.dev, leftOver ?? options, block, true);
+      await walk(baculaName(file), null, leftOver ?? options, block, true);
     }
     // After the block's File entries, as bacula-fd (find_files, then plugin_save per command).
     if (!run.skipPlugins) for (const command of block.plugins) await sendPlugin(command, options);

@@ -573,3 +573,14 @@ describe('prelinks (add where to absolute symlink targets)', () => {
     }
   });
 });
+
+describe('File entries that cannot be read', () => {
+  it('reports a File entry that does not exist, and saves the others', async () => {
+    const root = scratch('bacula-missing');
+    writeFileSync(path.join(root, 'here.txt'), 'here\n');
+    const missing = path.join(root, 'not-there');
+    const { totals, attributes } = await backup([missing, path.join(root, 'here.txt')], 'M');
+    expect(totals.errors).toEqual([expect.stringMatching(new RegExp(`^Could not stat "${missing}": .*ENOENT`))]);
+    expect(attributes.map((a) => a.fname)).toEqual([path.join(root, 'here.txt')]);
+  });
+});
