@@ -379,5 +379,12 @@ pipe.on('data', (chunk: Buffer) => {
   void drain();
 });
 // The daemon went away: nothing is left to serve.
+// A Ctrl-C at a terminal signals the whole foreground process group, and a service manager's stop
+// may signal every process of the service: this host included. Dying here would turn the
+// daemon's cooperative cancel (is_cancelled, then a grace period) into a reported crash of the
+// agent, so the host leaves both signals to the daemon, which ends it; a daemon that is gone
+// closes the pipe, and the host exits below.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => {});
 pipe.on('end', () => process.exit(0));
 pipe.on('error', () => process.exit(1));

@@ -111,10 +111,12 @@ describe('cancelling a job (Ctrl-C)', () => {
   function backupThenInterrupt(
     job: string,
     interrupt: (cli: ReturnType<typeof spawn>) => void = (cli) => cli.kill('SIGINT'),
+    spawnOptions: { detached?: boolean } = {},
   ): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string; jobStatus: string | undefined }> {
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'agentfd.js'), 'backup', '--job', job, '--config', cancelConfig], {
         env: { ...process.env, AGENTFD_CONFIG: '' },
+        ...spawnOptions,
       });
       let output = '';
       let interrupted = false;
@@ -156,6 +158,16 @@ describe('cancelling a job (Ctrl-C)', () => {
     expect(result.signal).toBeNull();
     expect(result.code).toBe(1);
     expect(result.output).toMatch(/crashed in backup_read\(\): its host process was killed by signal SIGKILL/);
+    expect(result.jobStatus).toBe('aborted');
+  });
+
+  it('treats a Ctrl-C at a terminal (SIGINT to the whole process group) as a cancel, not a crash of the agent', async () => {
+    // detached: the CLI leads a process group of its own, as a shell's foreground job does, and
+    // the signal goes to the group: the CLI and its agent host alike.
+    const result = await backupThenInterrupt('cancellable', (cli) => process.kill(-cli.pid!, 'SIGINT'), { detached: true });
+    expect(result.code).toBe(1);
+    expect(result.output).toMatch(/the job was cancelled while \/@faulty\/file2\.bin was stalled/);
+    expect(result.output).not.toMatch(/crashed/);
     expect(result.jobStatus).toBe('aborted');
   });
 
