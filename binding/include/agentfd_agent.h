@@ -279,6 +279,23 @@ typedef struct afd_backup_params {
     uint32_t reserved;        /* zero */
 } afd_backup_params;
 
+/* ---------------------------------------------------------------------------------------------
+ * Where a restore writes
+ * ---------------------------------------------------------------------------------------------
+ * - A restore writes beneath afd_restore_params.target and nowhere else. agentfd always names a
+ *   target (`agentfd restore --to DIR`); only a host that restores "to the original location"
+ *   passes NULL, and then the agent decides from its own configuration.
+ * - Job options at restore: get_option() answers with the options recorded on the volume at
+ *   backup (they describe what was saved: the agent needs them to read its own data back),
+ *   replaced one by one by those the user gives for the restore (`--option KEY=VALUE`). A volume
+ *   is data from the past, possibly from someone else: an agent must never let an option choose
+ *   where a restore writes (no "restore to this directory" option; an option that names a
+ *   directory is for the backup). The sample SyntheticFiles once wrote below a recorded
+ *   write_to=DIR; it now writes below the target, with the restore-time option write=yes.
+ *   agentfd cannot see inside an agent: breaking this rule is not detected, it is a bug of the
+ *   agent (gen 3 agents write through restore_open(), which cannot leave the target).
+ */
+
 /* Parameters of restore_prepare(). */
 typedef struct afd_restore_params {
     uint32_t struct_size;         /* sizeof(afd_restore_params) as the host compiled it */

@@ -257,7 +257,7 @@ describe('SyntheticFiles: restore', () => {
     saved = await backup(options);
   });
 
-  it('verifies every file, writes nothing without write_to, and logs a summary', async () => {
+  it('verifies every file, writes nothing without write=yes, and logs a summary', async () => {
     const logs = collectLogs();
     const target = dir('synthetic-restore');
     await restore(saved, options, { log: logs.log, target }, 333);
@@ -269,10 +269,10 @@ describe('SyntheticFiles: restore', () => {
     expect(logs.lines.some((l) => l.message.includes(`nothing is written to ${target}`))).toBe(true);
   });
 
-  it('writes the verified files below write_to', async () => {
+  it('writes the verified files below the restore target with write=yes', async () => {
     const writeTo = path.join(dir('synthetic-write'), 'out');
     const logs = collectLogs();
-    await restore(saved.slice(0, 700), { ...options, write_to: writeTo }, { log: logs.log });
+    await restore(saved.slice(0, 700), { ...options, write: 'yes' }, { log: logs.log, target: writeTo });
     expect(readdirSync(writeTo)).toEqual(['d000000', 'd000001', 'd000002']);
     expect(readdirSync(path.join(writeTo, 'd000001'))).toHaveLength(300);
     expect(readFileSync(path.join(writeTo, 'd000002', 'f000000699.dat')).equals(saved[699]!.data)).toBe(true);
@@ -280,15 +280,15 @@ describe('SyntheticFiles: restore', () => {
   });
 
   /** A restore session that has been prepared; the caller closes it. */
-  async function restorer(extra: Record<string, string> = {}) {
+  async function restorer(extra: Record<string, string> = {}, target: string | null = null) {
     const session = await NativeAgentSession.open(library, { jobName: 'synthetic', options: { ...options, ...extra } });
-    await session.restorePrepare(null, 2, null);
+    await session.restorePrepare(target, 2, null);
     return session;
   }
 
   it('refuses a tampered byte, naming the file and the offset, and leaves nothing behind', async () => {
     const writeTo = dir('synthetic-tampered');
-    const session = await restorer({ write_to: writeTo });
+    const session = await restorer({ write: 'yes' }, writeTo);
     try {
       const { file, data } = saved[42]!;
       const tampered = Buffer.from(data);
