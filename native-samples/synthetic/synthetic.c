@@ -1,10 +1,10 @@
 /*
  * synthetic.c: the "SyntheticFiles" sample agent, a load generator and the smallest complete
- * generation-2 agent.
+ * generation-3 agent.
  *
  * It reads nothing: every file is computed. The benchmarks use it for "an agent producing
  * 1,000,000 files of 1 KiB" (the agent costs next to nothing, so what is measured is agentfd), and
- * it shows the whole ABI with no application in the way: negotiation (generations 1..2, one table
+ * it shows the whole ABI with no application in the way: negotiation (generations 1..3, one table
  * each), job options, the fileset check, cancellation, backup reads of any size, restore, the log,
  * and the generation-2 backup_finish().
  *
@@ -429,6 +429,7 @@ static int32_t AFD_CALL sy_restore_prepare(afd_session *s, const afd_restore_par
             return su_fail(&s->base, AFD_E_IO, "cannot create the restore target %s: %s",
                            s->target, su_strerror(&s->base, err));
         }
+        su_confine(&s->base, s->target);
         s->writing = 1;
     } else if (target != NULL) {
         su_log(&s->base, AFD_LOG_INFO,
@@ -619,17 +620,24 @@ static const afd_agent_api sy_api_gen1 = {
 };
 
 #if AFD_TARGET_ABI >= 2
-static const afd_agent_api sy_api_gen2 = {
-    sizeof(afd_agent_api),
-    AFD_ABI_GEN_2,
-    SY_CAPS,
-    SY_INFO_AND_GEN1_ENTRY_POINTS,
-    sy_backup_finish,
-    NULL, /* no estimate(): the host does not ask for it, and files * size says it all */
-};
+/* Generations 2 and 3 share a table (3 only adds host functions: restore_open and its kin, which
+ * sample_util.c uses when the host offers them). */
+#define SY_GEN2_TABLE(generation)                                                                  \
+    {                                                                                              \
+        sizeof(afd_agent_api), generation, SY_CAPS, SY_INFO_AND_GEN1_ENTRY_POINTS,                 \
+            sy_backup_finish,                                                                      \
+            NULL, /* no estimate(): the host does not ask for it, and files * size says it all */  \
+    }
+static const afd_agent_api sy_api_gen2 = SY_GEN2_TABLE(AFD_ABI_GEN_2);
+#endif
+#if AFD_TARGET_ABI >= 3
+static const afd_agent_api sy_api_gen3 = SY_GEN2_TABLE(AFD_ABI_GEN_3);
 #endif
 
 static const afd_agent_api *sy_table_for(uint32_t generation) {
+#if AFD_TARGET_ABI >= 3
+    if (generation == AFD_ABI_GEN_3) return &sy_api_gen3;
+#endif
 #if AFD_TARGET_ABI >= 2
     if (generation == AFD_ABI_GEN_2) return &sy_api_gen2;
 #endif

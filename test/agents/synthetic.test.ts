@@ -11,7 +11,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentFile, BackupRequest, RestoreRequest } from '../../src/agents/agent.js';
-import type { LogLevel } from '../../src/agents/native/abi.js';
+import { HOST_MAX_ABI, type LogLevel } from '../../src/agents/native/abi.js';
 import { loadNativeAgent, type NativeAgentLibrary } from '../../src/agents/native/library.js';
 import { NativeAgentSession } from '../../src/agents/native/session.js';
 import { NativeAgent } from '../../src/bridge/native-agent.js';
@@ -106,7 +106,7 @@ function expectedContent(seed: number, i: number, length: number): Buffer {
 }
 
 describe('SyntheticFiles: the library', () => {
-  it('is listed by agentfd plugins list with generations 1..2 and full backup and restore only', () => {
+  it('is listed by agentfd plugins list with generations 1..3 and full backup and restore only', () => {
     const { status, json } = runCliJson(['plugins', 'list', '--plugin-dir', SAMPLE_DIR]);
     expect(status).toBe(0);
     expect(json.refused).toEqual([]);
@@ -114,7 +114,7 @@ describe('SyntheticFiles: the library', () => {
     expect(names).toEqual(['FaultInjector', 'LegacyFlatFiles', 'MSSQL', 'MicrosoftExchange', 'SyntheticFiles']);
     const synthetic = json.agents.find((a: { name: string }) => a.name === 'SyntheticFiles');
     expect(synthetic).toMatchObject({
-      abi: 2, agentAbiRange: [1, 2], vendor: 'agentfd samples', version: '1.0.0', file: path.join(SAMPLE_DIR, `synthetic${LIB_EXT}`),
+      abi: HOST_MAX_ABI, agentAbiRange: [1, 3], vendor: 'agentfd samples', version: '1.0.0', file: path.join(SAMPLE_DIR, `synthetic${LIB_EXT}`),
     });
     expect([...synthetic.capabilities].sort()).toEqual(['cancel', 'full', 'restore', 'thread-safe']);
   });

@@ -2,6 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { HOST_MAX_ABI } from '../../src/agents/native/abi.js';
 import { runCli, runCliJson } from '../helpers/cli.js';
 import { LIB_EXT, SAMPLE_DIR, makePluginDir, removeDir, tempDir, ROOT } from '../helpers/native.js';
 
@@ -22,9 +23,9 @@ describe('agentfd plugins list', () => {
     expect(json.hostAbiRange).toEqual([1, 2]);
     const byName = Object.fromEntries(json.agents.map((a: any) => [a.name, a]));
     expect(Object.keys(byName).sort()).toEqual(['FaultInjector', 'LegacyFlatFiles', 'MSSQL', 'MicrosoftExchange', 'SyntheticFiles']);
-    expect(byName.MicrosoftExchange).toMatchObject({ abi: 2, agentAbiRange: [1, 2], vendor: 'agentfd samples' });
+    expect(byName.MicrosoftExchange).toMatchObject({ abi: HOST_MAX_ABI, agentAbiRange: [1, 3], vendor: 'agentfd samples' });
     expect(byName.MicrosoftExchange.capabilities).toContain('own-state');
-    expect(byName.MSSQL).toMatchObject({ abi: 2, agentAbiRange: [2, 2] });
+    expect(byName.MSSQL).toMatchObject({ abi: HOST_MAX_ABI, agentAbiRange: [2, 3] });
     expect(byName.MSSQL.capabilities).toContain('raw-restorable');
     expect(byName.LegacyFlatFiles).toMatchObject({ abi: 1, agentAbiRange: [1, 1], capabilities: ['full', 'restore'] });
     expect(byName.LegacyFlatFiles.file).toBe(path.join(SAMPLE_DIR, `legacy${LIB_EXT}`));

@@ -5,10 +5,19 @@
  *
  * - Options recorded with a backup come back to the agent at restore, but never choose where it
  *   writes (SyntheticFiles once wrote below a recorded write_to=DIR).
+ * - Native agents write their files through the gen 3 host function restore_open() (and
+ *   restore_rename/restore_remove), which resolves every path beneath the target without following
+ *   a link: a symlink planted in the target (`ln -s /outside T/SG1`) fails the restore with a clear
+ *   error, and nothing appears outside. The host functions run in the agent host process by
+ *   default and in the daemon with isolation = "none": both are tested. Agents of generations 1
+ *   and 2 keep restoring.
  */
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { HOST_MAX_ABI } from '../../src/agents/native/abi.js';
+import { compareTrees } from '../../src/cli/commands/demo.js';
 import { runCliJson } from '../helpers/cli.js';
 import { makePluginDir, tempDir } from '../helpers/native.js';
 
@@ -70,3 +79,88 @@ describe('options recorded at backup do not choose where a restore writes', () =
   });
 });
 
+
+function write(file: string, content: Buffer): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, content);
+}
+
+const MODES = { isolated: [], 'in-process': ['isolation = "none"'] } as const;
+
+/** Each sample agent with its source, the job options, and the directory a planted link replaces. */
+const SAMPLES = {
+  MicrosoftExchange: {
+    library: 'exchange',
+    option: 'store',
+    fill: (dir: string) => {
+      write(path.join(dir, 'SG1', 'Mailbox1.edb'), randomBytes(300_000));
+      write(path.join(dir, 'SG1', 'logs', 'E00000001.log'), randomBytes(5000));
+    },
+    planted: 'SG1',
+  },
+  MSSQL: {
+    library: 'mssql',
+    option: 'data_dir',
+    fill: (dir: string) => {
+      write(path.join(dir, 'sales', 'sales.mdf'), randomBytes(200_000));
+      write(path.join(dir, 'sales', 'sales_log.ldf'), randomBytes(3000));
+    },
+    planted: 'sales',
+  },
+} as const;
+
+describe.skipIf(HOST_MAX_ABI < 3)('native agents write only beneath --to (gen 3 restore_open)', () => {
+  for (const [agent, sample] of Object.entries(SAMPLES)) {
+    for (const [mode, extra] of Object.entries(MODES)) {
+      it(`${agent} (${mode}): a symlink planted in the target fails the restore, nothing is written outside, and a normal restore is byte-identical`, () => {
+        const { ws, config } = workspace(`confine-${sample.library}`, [sample.library], [], [...extra]);
+        const source = path.join(ws, 'source');
+        sample.fill(source);
+        writeFileSync(config, `${readFileSync(config, 'utf8')}\n\n[jobs.app]\nagent = "${agent}"\noptions = { ${sample.option} = ${JSON.stringify(source)}${agent === 'MicrosoftExchange' ? ', truncate_logs = "no"' : ''} }\n`);
+        const jobId = backup(config, 'app');
+
+        const plain = path.join(ws, 'plain');
+        const ok = restore(config, jobId, plain);
+        expect(ok.status, ok.stdout + ok.stderr).toBe(0);
+        expect(ok.json).toMatchObject({ status: 'ok', errors: [] });
+        expect(compareTrees(source, plain)).toEqual([]);
+
+        const outside = tempDir('confine-outside');
+        const target = path.join(ws, 'attacked');
+        mkdirSync(target);
+        symlinkSync(outside, path.join(target, sample.planted));
+        const attacked = restore(config, jobId, target);
+        expect(attacked.status, attacked.stdout + attacked.stderr).toBe(1);
+        expect(attacked.json).toMatchObject({ status: 'failed', code: 'E_AGENT_CALL' });
+        expect(attacked.json.message).toContain(`${target}/${sample.planted}/`);
+        expect(attacked.json.message).toMatch(/agentfd refused it, the path leads through a symbolic link or a non-directory, and a restore never writes outside its target; restore into an empty target \(AFD_E_REFUSED\)/);
+        expect(listTree(outside)).toEqual([]);
+        expect(listTree(target)).toEqual([sample.planted]);
+      });
+    }
+  }
+
+  it('agents of generation 1 (LegacyFlatFiles) and 2 (FaultInjector) still restore', () => {
+    const flat = tempDir('confine-flat');
+    write(path.join(flat, 'export1.csv'), randomBytes(70_000));
+    const { ws, config } = workspace('confine-old', ['legacy', 'faulty'], [
+      `[jobs.legacy]\nagent = "LegacyFlatFiles"\noptions = { dir = ${JSON.stringify(flat)} }`,
+      `[jobs.faulty]\nagent = "FaultInjector"\noptions = { size = "1000" }`,
+    ]);
+    const plugins = runCliJson(['plugins', 'list', '--config', config]);
+    const byName = Object.fromEntries(plugins.json.agents.map((a: { name: string }) => [a.name, a]));
+    expect(byName.LegacyFlatFiles).toMatchObject({ abi: 1 });
+    expect(byName.FaultInjector).toMatchObject({ abi: 2 });
+
+    const legacyTo = path.join(ws, 'legacy');
+    const legacy = restore(config, backup(config, 'legacy'), legacyTo);
+    expect(legacy.status, legacy.stdout + legacy.stderr).toBe(0);
+    expect(readFileSync(path.join(legacyTo, 'export1.csv')).equals(readFileSync(path.join(flat, 'export1.csv')))).toBe(true);
+
+    const faultyTo = path.join(ws, 'faulty');
+    const faulty = restore(config, backup(config, 'faulty'), faultyTo);
+    expect(faulty.status, faulty.stdout + faulty.stderr).toBe(0);
+    const expected = Buffer.from(Array.from({ length: 1000 }, (_, i) => (i * 31 + 2) & 0xff));
+    expect(readFileSync(path.join(faultyTo, '@faulty', 'file2.bin')).equals(expected)).toBe(true);
+  });
+});
