@@ -20,7 +20,7 @@ describe('agentfd plugins list', () => {
     const { status, json } = runCliJson(['plugins', 'list', '--plugin-dir', SAMPLE_DIR]);
     expect(status).toBe(0);
     expect(json.status).toBe('ok');
-    expect(json.hostAbiRange).toEqual([1, 2]);
+    expect(json.hostAbiRange).toEqual([1, HOST_MAX_ABI]);
     const byName = Object.fromEntries(json.agents.map((a: any) => [a.name, a]));
     expect(Object.keys(byName).sort()).toEqual(['FaultInjector', 'LegacyFlatFiles', 'MSSQL', 'MicrosoftExchange', 'SyntheticFiles']);
     expect(byName.MicrosoftExchange).toMatchObject({ abi: HOST_MAX_ABI, agentAbiRange: [1, 3], vendor: 'agentfd samples' });
@@ -36,7 +36,7 @@ describe('agentfd plugins list', () => {
     const dir = pluginDir(['exchange', 'bad_future_abi', 'bad_null_name'], { [`junk${LIB_EXT}`]: 'not an elf' });
     const { status, stdout } = runCli(['plugins', 'list', '--plugin-dir', dir]);
     expect(status).toBe(0);
-    expect(stdout).toMatch(/MicrosoftExchange\s+2 \(1\.\.2\)\s+1\.2\.0\s+exchange/);
+    expect(stdout).toMatch(new RegExp(`MicrosoftExchange\\s+${HOST_MAX_ABI} \\(1\\.\\.3\\)\\s+1\\.2\\.0\\s+exchange`));
     expect(stdout).toContain('Refused (3):');
     expect(stdout).toContain('[E_ABI_RANGE]');
     expect(stdout).toContain('[E_BAD_NAME]');
@@ -66,7 +66,7 @@ describe('agentfd plugins info', () => {
   it('shows what an agent declares', () => {
     const { status, stdout } = runCli(['plugins', 'info', 'MicrosoftExchange', '--plugin-dir', SAMPLE_DIR]);
     expect(status).toBe(0);
-    expect(stdout).toMatch(/ABI:\s+generation 2 negotiated \(agent speaks 1\.\.2, agentfd 1\.\.2\)/);
+    expect(stdout).toMatch(new RegExp(`ABI:\\s+generation ${HOST_MAX_ABI} negotiated \\(agent speaks 1\\.\\.3, agentfd 1\\.\\.${HOST_MAX_ABI}\\)`));
     expect(stdout).toMatch(/Vendor:\s+agentfd samples/);
     expect(stdout).toMatch(/Capabilities:.*incremental/);
   });
