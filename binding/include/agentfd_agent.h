@@ -304,10 +304,10 @@ typedef struct afd_host_api {
  *          an older table, and the agent writes as a gen 2 agent does).
  * Relative paths are '/'-separated, without a leading '/', empty, "." or ".." components, NUL or
  * '\'. A component that is a symbolic link, or a non-directory where a directory is needed,
- * fails the call with AFD_E_REFUSED; nothing is created outside the target. A directory that is
- * swapped for a link after it was opened cannot redirect later calls: the host keeps each
- * directory it opened and creates entries relative to it. Only the target itself is named by
- * path, once, by the host.
+ * fails the call with AFD_E_REFUSED; nothing is created outside the target. Each call resolves its
+ * path again from the open target, so a directory swapped for a link between two calls fails the
+ * next call through it instead of redirecting it. Only the target itself is named by path, once,
+ * by the host.
  * The function pointers are only in a table of generation 3 (AFD_HAS_FIELD(host, afd_host_api,
  * restore_open)); they may only be called between restore_prepare() and close().
  */

@@ -5,10 +5,9 @@
  * "..": openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) where the kernel has it (5.6+), else
  * openat(O_NOFOLLOW | O_DIRECTORY) per component; files are created with openat(O_NOFOLLOW), and
  * directories, symlinks, renames and removals with mkdirat/symlinkat/renameat/unlinkat in the open
- * parent. So checking a parent and writing into it are one step: a directory swapped for a link
- * between two calls is refused by the next one (ELOOP), and an open one keeps being the directory
- * that was checked. Someone who moves a whole directory elsewhere can only move it where they
- * could write anyway (rename needs write access to both parents).
+ * parent. So checking a parent and writing into it are one step, and every call resolves its path
+ * again from the open target: a directory swapped for a link between two calls is refused by the
+ * next call that passes through it (ELOOP), never followed.
  *
  * Used by the gen 3 host functions restore_open/restore_rename/restore_remove (native agents) and
  * by the filesystem agent's restore. Linux only (the flag values below are Linux's): elsewhere
@@ -35,6 +34,7 @@ interface Libc {
   symlinkat: (target: string, dirfd: number, path: string) => number;
   renameat: (olddirfd: number, oldpath: string, newdirfd: number, newpath: string) => number;
   unlinkat: (dirfd: number, path: string, flags: number) => number;
+  utimensat: (dirfd: number, path: string, times: Buffer, flags: number) => number;
   syscall: (...args: unknown[]) => number | bigint;
 }
 
@@ -44,6 +44,7 @@ const bind = libcBinding<Libc>((self) => ({
   symlinkat: self.func('int symlinkat(const char *target, int dirfd, const char *path)') as Libc['symlinkat'],
   renameat: self.func('int renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath)') as Libc['renameat'],
   unlinkat: self.func('int unlinkat(int dirfd, const char *path, int flags)') as Libc['unlinkat'],
+  utimensat: self.func('int utimensat(int dirfd, const char *path, void *times, int flags)') as Libc['utimensat'],
   syscall: self.func('long syscall(long number, ...)') as Libc['syscall'],
 }));
 
@@ -69,13 +70,18 @@ export function splitRelative(relative: string): string[] {
   return parts;
 }
 
-/** Directories kept open below the target; older ones are closed (they can always be reached again). */
-const MAX_OPEN_DIRS = 64;
-
 let openat2Works = true;
 
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const AT_REMOVEDIR = 0x200;
+
+/**
+ * A restore target, open. Every call resolves its path again from the open target, confined, and
+ * closes what it opened: nothing below the target is kept open between calls, so a directory
+ * swapped for a link is noticed (refused) by the very next call that passes through it, rather than
+ * written into wherever it was moved.
+ */
 export class ConfinedTarget {
-  private readonly dirs = new Map<string, number>();
   private closed = false;
 
   private constructor(
@@ -90,100 +96,93 @@ export class ConfinedTarget {
   }
 
   /**
-   * An open directory `parts` below the target (the target itself for []), created (with `mode`,
-   * less the umask) where missing when `create`. The fd stays owned by this object.
+   * Run `body` with the directory `parts` below the target open (the target itself for []),
+   * created (with `mode`, less the umask) where missing when `create`.
    */
-  dir(parts: readonly string[], create: boolean, mode = 0o755): number {
+  withDir<T>(parts: readonly string[], create: boolean, body: (fd: number) => T, mode = 0o755): T {
     if (this.closed) throw new ConfinedError('invalid', `the restore target ${this.target} is closed`);
-    if (parts.length === 0) return this.rootFd;
-    const key = parts.join('/');
-    const cached = this.dirs.get(key);
-    if (cached !== undefined) {
-      this.dirs.delete(key); // most recently used last
-      this.dirs.set(key, cached);
-      return cached;
+    if (parts.length === 0) return body(this.rootFd);
+    let fd = openat2Works ? this.openBeneath(parts.join('/')) : -1;
+    if (fd < 0) fd = this.walk(parts, create, mode);
+    try {
+      return body(fd);
+    } finally {
+      closeSync(fd);
     }
-    let fd = openat2Works ? this.openBeneath(key) : -1;
-    if (fd < 0) {
-      let at = this.rootFd;
-      let opened = -1;
-      try {
-        for (let i = 0; i < parts.length; i++) {
-          const next = this.openChildDir(at, parts, i, create, mode);
-          if (opened >= 0) closeSync(opened);
-          at = opened = next;
-        }
-      } catch (error) {
-        if (opened >= 0) closeSync(opened);
-        throw error;
-      }
-      fd = opened;
-    }
-    this.dirs.set(key, fd);
-    if (this.dirs.size > MAX_OPEN_DIRS) {
-      const [oldest, oldFd] = this.dirs.entries().next().value as [string, number];
-      this.dirs.delete(oldest);
-      closeSync(oldFd);
-    }
-    return fd;
   }
 
   /** Open (create) the file `parts` for writing: O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | extra. */
-  openFile(parts: readonly string[], extraFlags: number, mode: number, createParents = true): number {
-    const parent = this.dir(parts.slice(0, -1), createParents);
-    const name = parts[parts.length - 1]!;
+  openFile(parts: readonly string[], extraFlags: number, mode: number, createParents = true, dirMode = 0o755): number {
     const flags = constants.O_WRONLY | constants.O_CREAT | (constants.O_NOFOLLOW ?? 0) | O_CLOEXEC | extraFlags;
-    const fd = bind('openat').openat(parent, name, flags, mode);
-    if (fd < 0) throw this.failure('open', parts);
-    return fd;
+    return this.withDir(parts.slice(0, -1), createParents, (parent) => {
+      const fd = bind('openat').openat(parent, parts[parts.length - 1]!, flags, mode);
+      if (fd < 0) throw this.failure('open', parts);
+      return fd;
+    }, dirMode);
   }
 
   /** Open the existing directory `parts` (not following a link) for fchmod/futimes; the caller closes it. */
   openDirForUpdate(parts: readonly string[]): number {
     if (parts.length === 0) return openSync(this.target, constants.O_RDONLY | constants.O_DIRECTORY | O_CLOEXEC);
-    const parent = this.dir(parts.slice(0, -1), false);
-    const fd = bind('openat').openat(parent, parts[parts.length - 1]!, DIR_FLAGS, 0);
-    if (fd < 0) throw this.failure('open', parts);
-    return fd;
+    return this.withDir(parts.slice(0, -1), false, (parent) => {
+      const fd = bind('openat').openat(parent, parts[parts.length - 1]!, DIR_FLAGS, 0);
+      if (fd < 0) throw this.failure('open', parts);
+      return fd;
+    });
+  }
+
+  /** Throws unless `parts` is a directory below the target (ENOENT when missing, refused when a link or file). */
+  checkDir(parts: readonly string[]): void {
+    this.withDir(parts, false, () => undefined);
   }
 
   mkdir(parts: readonly string[], mode: number): void {
-    const parent = this.dir(parts.slice(0, -1), true);
-    if (bind('mkdirat').mkdirat(parent, parts[parts.length - 1]!, mode) !== 0) throw this.failure('mkdir', parts);
+    this.withDir(parts.slice(0, -1), true, (parent) => {
+      if (bind('mkdirat').mkdirat(parent, parts[parts.length - 1]!, mode) !== 0) throw this.failure('mkdir', parts);
+    }, mode);
   }
 
   symlink(parts: readonly string[], linkTarget: string): void {
-    const parent = this.dir(parts.slice(0, -1), true);
-    if (bind('symlinkat').symlinkat(linkTarget, parent, parts[parts.length - 1]!) !== 0) throw this.failure('symlink', parts);
+    this.withDir(parts.slice(0, -1), true, (parent) => {
+      if (bind('symlinkat').symlinkat(linkTarget, parent, parts[parts.length - 1]!) !== 0) throw this.failure('symlink', parts);
+    });
+  }
+
+  /** Set the times of the link (or file) `parts` itself, not following it. */
+  setLinkTimes(parts: readonly string[], mtimeNs: bigint): void {
+    const second = 1_000_000_000n;
+    const nanos = ((mtimeNs % second) + second) % second;
+    const now = BigInt(Date.now()) * 1_000_000n;
+    const times = Buffer.alloc(32);
+    [now / second, now % second, (mtimeNs - nanos) / second, nanos].forEach((v, i) => times.writeBigInt64LE(v, i * 8));
+    this.withDir(parts.slice(0, -1), false, (parent) => {
+      if (bind('utimensat').utimensat(parent, parts[parts.length - 1]!, times, AT_SYMLINK_NOFOLLOW) !== 0) throw this.failure('utimensat', parts);
+    });
   }
 
   /** rename(from, to) inside the target; replaces a file or link at `to`, never follows one. */
   rename(from: readonly string[], to: readonly string[]): void {
-    const fromDir = this.dir(from.slice(0, -1), false);
-    const toDir = this.dir(to.slice(0, -1), true);
-    if (bind('renameat').renameat(fromDir, from[from.length - 1]!, toDir, to[to.length - 1]!) !== 0) throw this.failure('rename', to);
+    this.withDir(from.slice(0, -1), false, (fromDir) =>
+      this.withDir(to.slice(0, -1), true, (toDir) => {
+        if (bind('renameat').renameat(fromDir, from[from.length - 1]!, toDir, to[to.length - 1]!) !== 0) throw this.failure('rename', to);
+      }),
+    );
   }
 
   /** Remove the file or link `parts` (a directory only with `directory`); a missing one is fine. */
   remove(parts: readonly string[], directory = false): void {
-    let parent: number;
     try {
-      parent = this.dir(parts.slice(0, -1), false);
+      this.withDir(parts.slice(0, -1), false, (parent) => {
+        if (bind('unlinkat').unlinkat(parent, parts[parts.length - 1]!, directory ? AT_REMOVEDIR : 0) !== 0) throw this.failure('remove', parts);
+      });
     } catch (error) {
-      if (error instanceof ConfinedError && error.code === 'ENOENT') return;
-      throw error;
-    }
-    if (bind('unlinkat').unlinkat(parent, parts[parts.length - 1]!, directory ? 0x200 /* AT_REMOVEDIR */ : 0) !== 0) {
-      const error = this.failure('remove', parts);
-      if (error.code !== 'ENOENT') throw error;
+      if (!(error instanceof ConfinedError && error.code === 'ENOENT')) throw error;
     }
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const fd of this.dirs.values()) closeSync(fd);
-    this.dirs.clear();
     closeSync(this.rootFd);
   }
 
@@ -205,6 +204,22 @@ export class ConfinedTarget {
     throw this.failure('open', relative.split('/'));
   }
 
+  /** openat(O_NOFOLLOW | O_DIRECTORY) one component at a time, creating missing ones when `create`. */
+  private walk(parts: readonly string[], create: boolean, mode: number): number {
+    let at = this.rootFd;
+    try {
+      for (let i = 0; i < parts.length; i++) {
+        const next = this.openChildDir(at, parts, i, create, mode);
+        if (at !== this.rootFd) closeSync(at);
+        at = next;
+      }
+    } catch (error) {
+      if (at !== this.rootFd) closeSync(at);
+      throw error;
+    }
+    return at;
+  }
+
   private openChildDir(at: number, parts: readonly string[], i: number, create: boolean, mode: number): number {
     const api = bind('openat');
     let fd = api.openat(at, parts[i]!, DIR_FLAGS, 0);
@@ -222,10 +237,10 @@ export class ConfinedTarget {
     const error = callError(call, `${this.target}/${relative}`);
     const code = error.code ?? 'EIO';
     if (code === 'ELOOP' || code === 'ENOTDIR' || code === 'EXDEV') {
-      const why = code === 'ENOTDIR' ? 'is not a directory' : 'is a symbolic link';
+      // openat2 answers ENOTDIR or ELOOP for a link alike: the message names both.
       return new ConfinedError(
         'refused',
-        `refused to ${call} ${this.target}/${relative}: a component of it ${why}, and a restore never writes through or over one (it could lead outside the target); restore into an empty target, or remove that entry first`,
+        `refused to ${call} ${this.target}/${relative}: a component of it is a symbolic link or not a directory, and a restore never writes through or over one (it could lead outside the target); restore into an empty target, or remove that entry first`,
         code,
       );
     }

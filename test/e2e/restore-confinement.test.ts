@@ -11,15 +11,19 @@
  *   error, and nothing appears outside. The host functions run in the agent host process by
  *   default and in the daemon with isolation = "none": both are tested. Agents of generations 1
  *   and 2 keep restoring.
+ * - The filesystem agent creates every entry relative to the open target (Linux): a directory
+ *   swapped for a symlink by someone else in the middle of a real restore refuses what follows
+ *   below it, the restore reports it, and nothing lands where the link points.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HOST_MAX_ABI } from '../../src/agents/native/abi.js';
 import { compareTrees } from '../../src/cli/commands/demo.js';
 import { runCliJson } from '../helpers/cli.js';
-import { makePluginDir, tempDir } from '../helpers/native.js';
+import { ROOT, makePluginDir, tempDir } from '../helpers/native.js';
 
 /** Every entry under `dir` (directories too), as '/'-separated relative paths, sorted. */
 function listTree(dir: string): string[] {
@@ -163,4 +167,72 @@ describe.skipIf(HOST_MAX_ABI < 3)('native agents write only beneath --to (gen 3 
     const expected = Buffer.from(Array.from({ length: 1000 }, (_, i) => (i * 31 + 2) & 0xff));
     expect(readFileSync(path.join(faultyTo, '@faulty', 'file2.bin')).equals(expected)).toBe(true);
   });
+});
+
+/** `agentfd restore` as a child process that runs while the test acts on the target. */
+function restoreInBackground(config: string, jobId: number, to: string) {
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'agentfd.js'), 'restore', '--job-id', String(jobId), '--to', to, '--config', config, '--json'], {
+    env: { ...process.env, AGENTFD_CONFIG: '' },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<{ status: number | null; json: Record<string, any>; stderr: string }>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (status) => {
+      try {
+        resolve({ status, json: JSON.parse(stdout), stderr });
+      } catch {
+        reject(new Error(`agentfd restore printed no JSON object:\nstdout: ${stdout}\nstderr: ${stderr}`));
+      }
+    });
+  });
+  return { child, done };
+}
+
+/** Wait (busy, so that nothing else runs in between) until `dir` holds an entry; false after `ms`. */
+function waitForEntry(dir: string, ms: number): boolean {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    try {
+      if (readdirSync(dir).length > 0) return true;
+    } catch {
+      // not created yet
+    }
+  }
+  return false;
+}
+
+describe.skipIf(process.platform !== 'linux')('the filesystem agent against a directory swapped for a symlink during the restore', () => {
+  it('refuses what follows below the swapped directory, reports the failure, and writes nothing where the link points', async () => {
+    // More files each time the restore was over before the swap could happen (a fast machine).
+    for (const files of [3000, 12000, 40000]) {
+      const src = tempDir('confine-fs-src');
+      for (let i = 0; i < files; i++) write(path.join(src, 'A', `f${String(i).padStart(6, '0')}`), Buffer.from(`file ${i}\n`));
+      for (let i = 0; i < 20; i++) symlinkSync(`f${String(i).padStart(6, '0')}`, path.join(src, 'A', `link${i}`));
+      const { ws, config } = workspace('confine-fs', [], [`[jobs.fs]\nagent = "filesystem"\ncompression = "none"\npaths = [${JSON.stringify(src)}]`]);
+      const jobId = backup(config, 'fs');
+      const outside = tempDir('confine-outside');
+      const to = path.join(ws, 'restored');
+      const restoredA = path.join(to, src, 'A');
+
+      const run = restoreInBackground(config, jobId, to);
+      const swapped = waitForEntry(restoredA, 60_000);
+      if (swapped) {
+        renameSync(restoredA, path.join(to, src, 'A.moved'));
+        symlinkSync(outside, restoredA);
+      }
+      const result = await run.done;
+      expect(listTree(outside)).toEqual([]);
+      const moved = listTree(path.join(to, src, 'A.moved'));
+      if (!swapped || moved.filter((f) => f.startsWith('f')).length >= files) continue; // the restore was done with A before the swap
+      expect(result.status, result.stderr).not.toBe(0);
+      expect(result.json.status).toBe('failed');
+      expect(result.json.errors.length).toBeGreaterThan(0);
+      expect(result.json.errors[0]).toMatch(/refused: refused to \w+ .*\/A\b.*is a symbolic link or not a directory, and a restore never writes through or over one/);
+      return;
+    }
+    throw new Error('the restore was always done with directory A before the test could swap it; give it more files');
+  }, 600_000);
 });
