@@ -266,9 +266,10 @@ typedef struct afd_host_api {
     /* Open `relative_path` (relative to the restore target) for writing, creating the missing
      * parent directories (mode 0755 less the umask). `flags` is the new file's permission bits
      * (0..0777; 0 means 0600, the umask applies) or'ed with AFD_RESTORE_TRUNCATE or
-     * AFD_RESTORE_EXCLUSIVE. Returns an OS file descriptor (POSIX: an int, opened O_WRONLY |
-     * O_CLOEXEC; Windows: a HANDLE opened GENERIC_WRITE, share mode FILE_SHARE_READ) that the
-     * agent owns: it writes, may set times and size through it, and must close it (close() /
+     * AFD_RESTORE_EXCLUSIVE. A symbolic link at relative_path itself is refused too, never
+     * followed or replaced. Returns an OS file descriptor (POSIX: an int, opened O_WRONLY |
+     * O_CLOEXEC; Windows, on a host that offers generation 3 there, which agentfd does not yet: a
+     * HANDLE opened GENERIC_WRITE, share mode FILE_SHARE_READ) that the agent owns: it writes, may set times and size through it, and must close it (close() /
      * CloseHandle(), or fdopen()/_open_osfhandle() and then fclose()) before restore_end_file()
      * returns. On failure a negative AFD_E_* code: AFD_E_REFUSED when the path would leave the
      * target, AFD_E_INVALID for a bad path or flags, AFD_E_UNSUPPORTED when the host has no
