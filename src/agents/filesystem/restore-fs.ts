@@ -11,7 +11,7 @@
  *   before the restore, not against one swapped in between the check and the write.
  */
 import { constants, fchmod, futimes, close, write } from 'node:fs';
-import { chmod, lstat, lutimes, mkdir, open, rename, symlink, unlink, utimes } from 'node:fs/promises';
+import { chmod, lstat, lutimes, mkdir, open, realpath, rename, stat, symlink, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { AgentfdError } from '../../errors.js';
@@ -41,7 +41,7 @@ export interface RestoreFs {
   createFile(parts: readonly string[], agentPath: string): Promise<WritableFile>;
   /** Rename `from` over `to` (the same parent); a directory at `to` refuses it (E_RESTORE_PATH). */
   replace(from: readonly string[], to: readonly string[], agentPath: string): Promise<void>;
-  /** Remove the file `parts`; false (with the reason) when it could not be removed. */
+  /** Remove the file `parts` (a missing one is fine); null, or the reason it could not be removed. */
   remove(parts: readonly string[]): Promise<string | null>;
   /** Set a directory's mode and mtime; a warning's text when it is no longer a directory or refused. */
   setDirectory(parts: readonly string[], agentPath: string, mode: number, mtimeNs: bigint, warn: (message: string) => void): Promise<void>;
@@ -224,7 +224,6 @@ class PathRestoreFs implements RestoreFs {
   }
 
   static async open(target: string): Promise<PathRestoreFs> {
-    const { realpath, stat } = await import('node:fs/promises');
     try {
       await mkdir(target, { recursive: true, mode: RESTORE_DIR_MODE });
       const root = await realpath(target);
