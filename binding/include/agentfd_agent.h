@@ -39,6 +39,8 @@
  *   2  adds agent-owned state (state_get/state_set host functions), "seen" files for accurate
  *      mode (AFD_FILE_SEEN), backup_finish() called after the job has been committed, and an
  *      optional estimate().
+ *   3  adds confined restore writes: the host functions restore_open(), restore_rename() and
+ *      restore_remove(), which cannot leave the restore target (see "Writing restored files").
  * An agent built against an older generation keeps working with a newer agentfd: define
  * AFD_TARGET_ABI before including this header to compile against an older generation, and
  * afd_negotiate() answers with the generation the agent was built for.
@@ -56,7 +58,8 @@ extern "C" {
 /* The generations this header knows. A host supports a range of them. */
 #define AFD_ABI_GEN_1 1u
 #define AFD_ABI_GEN_2 2u
-#define AFD_ABI_LATEST AFD_ABI_GEN_2
+#define AFD_ABI_GEN_3 3u
+#define AFD_ABI_LATEST AFD_ABI_GEN_3
 
 /* The generation an agent compiles against. Define it before including this header to build
  * against an older generation (the sample "legacy" agent does so with 1). */
@@ -103,6 +106,9 @@ extern "C" {
 #define AFD_E_UNSUPPORTED (-5) /* a level or operation the agent does not offer */
 #define AFD_E_IO (-6)          /* reading or writing the application's data failed */
 #define AFD_E_NOMEM (-7)       /* out of memory */
+#define AFD_E_REFUSED (-8)     /* gen 3, restore_open() and friends: the path would leave the
+                                  restore target (a symlink, a reparse point, a file where a
+                                  directory is needed); the host logged why */
 
 /* ---------------------------------------------------------------------------------------------
  * Capabilities (afd_agent_api.capabilities). Declared, never guessed: the host only asks for
@@ -254,7 +260,62 @@ typedef struct afd_host_api {
      * one as their reference. Returns AFD_OK, or a negative code when it is too large (1 MiB). */
     int32_t (AFD_CALL *state_set)(void *host_ctx, const uint8_t *data, uint64_t len);
 #endif
+
+#if AFD_TARGET_ABI >= 3
+    /* ---- generation 3: writing restored files (see "Writing restored files" below) ---- */
+    /* Open `relative_path` (relative to the restore target) for writing, creating the missing
+     * parent directories (mode 0755 less the umask). `flags` is the new file's permission bits
+     * (0..0777; 0 means 0600, the umask applies) or'ed with AFD_RESTORE_TRUNCATE or
+     * AFD_RESTORE_EXCLUSIVE. A symbolic link at relative_path itself is refused too, never
+     * followed or replaced. Returns an OS file descriptor (POSIX: an int, opened O_WRONLY |
+     * O_CLOEXEC; Windows, on a host that offers generation 3 there, which agentfd does not yet: a
+     * HANDLE opened GENERIC_WRITE, share mode FILE_SHARE_READ) that the agent owns: it writes, may set times and size through it, and must close it (close() /
+     * CloseHandle(), or fdopen()/_open_osfhandle() and then fclose()) before restore_end_file()
+     * returns. On failure a negative AFD_E_* code: AFD_E_REFUSED when the path would leave the
+     * target, AFD_E_INVALID for a bad path or flags, AFD_E_UNSUPPORTED when the host has no
+     * target (restore to the original location), AFD_E_IO otherwise; the host logs the reason
+     * (with the OS error) as an error of the job. */
+    int64_t (AFD_CALL *restore_open)(void *host_ctx, const char *relative_path, uint32_t flags);
+    /* Rename the file `from` to `to`, both relative to the target, replacing a file (never a
+     * directory) at `to`: how a file written under a temporary name gets its real name.
+     * AFD_OK or a negative code as for restore_open(). */
+    int32_t (AFD_CALL *restore_rename)(void *host_ctx, const char *from, const char *to);
+    /* Remove the file `relative_path` (never a directory): how a discarded file goes. AFD_OK
+     * (also when it does not exist) or a negative code as for restore_open(). */
+    int32_t (AFD_CALL *restore_remove)(void *host_ctx, const char *relative_path);
+#endif
 } afd_host_api;
+
+#if AFD_TARGET_ABI >= 3
+/* ---------------------------------------------------------------------------------------------
+ * Writing restored files (generation 3)
+ * ---------------------------------------------------------------------------------------------
+ * The target is a directory other people may write to, before and during the restore. An agent
+ * that builds "<target>/SG1/Mailbox1.edb" and calls fopen() follows whatever it finds: after
+ * `ln -s /outside <target>/SG1` it writes /outside/Mailbox1.edb, and agentfd usually runs as root.
+ * Checking first and opening after does not help: the link can be planted between the two.
+ * So a gen 3 agent writes every restored file through restore_open(), and renames and removes
+ * them through restore_rename() and restore_remove(). The host opened the target once, at
+ * restore_prepare(), and resolves each relative path from that open directory one component at
+ * a time, never through a symbolic link, a reparse point or "..":
+ *   Linux: openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), or where the kernel lacks it (ENOSYS)
+ *          openat(O_NOFOLLOW | O_DIRECTORY) per component and mkdirat() for missing ones; the
+ *          file itself with O_NOFOLLOW | O_CLOEXEC; renameat()/unlinkat() in the open parent.
+ *   Other systems: a host that cannot confine offers at most generation 2 (afd_negotiate picks
+ *          an older table, and the agent writes as a gen 2 agent does).
+ * Relative paths are '/'-separated, without a leading '/', empty, "." or ".." components, NUL or
+ * '\'. A component that is a symbolic link, or a non-directory where a directory is needed,
+ * fails the call with AFD_E_REFUSED; nothing is created outside the target. Each call resolves its
+ * path again from the open target, so a directory swapped for a link between two calls fails the
+ * next call through it instead of redirecting it. Only the target itself is named by path, once,
+ * by the host.
+ * The function pointers are only in a table of generation 3 (AFD_HAS_FIELD(host, afd_host_api,
+ * restore_open)); they may only be called between restore_prepare() and close().
+ */
+#define AFD_RESTORE_MODE_MASK 0777u    /* the new file's permission bits; 0 means 0600 */
+#define AFD_RESTORE_TRUNCATE (1u << 16) /* an existing file is emptied (else it is opened as is) */
+#define AFD_RESTORE_EXCLUSIVE (1u << 17) /* an existing file fails the call (AFD_E_IO) */
+#endif
 
 /* Parameters of open(). */
 typedef struct afd_open_params {
@@ -278,6 +339,23 @@ typedef struct afd_backup_params {
                                  e.g. an incremental without a usable checkpoint */
     uint32_t reserved;        /* zero */
 } afd_backup_params;
+
+/* ---------------------------------------------------------------------------------------------
+ * Where a restore writes
+ * ---------------------------------------------------------------------------------------------
+ * - A restore writes beneath afd_restore_params.target and nowhere else. agentfd always names a
+ *   target (`agentfd restore --to DIR`); only a host that restores "to the original location"
+ *   passes NULL, and then the agent decides from its own configuration.
+ * - Job options at restore: get_option() answers with the options recorded on the volume at
+ *   backup (they describe what was saved: the agent needs them to read its own data back),
+ *   replaced one by one by those the user gives for the restore (`--option KEY=VALUE`). A volume
+ *   is data from the past, possibly from someone else: an agent must never let an option choose
+ *   where a restore writes (no "restore to this directory" option; an option that names a
+ *   directory is for the backup). The sample SyntheticFiles once wrote below a recorded
+ *   write_to=DIR; it now writes below the target, with the restore-time option write=yes.
+ *   agentfd cannot see inside an agent: breaking this rule is not detected, it is a bug of the
+ *   agent (gen 3 agents write through restore_open(), which cannot leave the target).
+ */
 
 /* Parameters of restore_prepare(). */
 typedef struct afd_restore_params {

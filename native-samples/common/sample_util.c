@@ -23,6 +23,8 @@
 
 #if defined(_WIN32)
 #include <direct.h>
+#include <fcntl.h>
+#include <io.h>
 #include <wchar.h>
 #include <windows.h>
 #else
@@ -31,6 +33,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/types.h>
+#include <unistd.h>
 #endif
 
 #if defined(_WIN32)
@@ -818,8 +821,98 @@ int32_t su_restore_prepare(su_base *base, int *restore_ready, const afd_restore_
                        "cannot create the restore target %s: %s; choose another target", target,
                        su_strerror(base, err));
     }
+    if (params != NULL && AFD_HAS_FIELD(params, afd_restore_params, target) &&
+        params->target != NULL && params->target[0] != '\0') {
+        su_confine(base, target);
+    }
     *restore_ready = 1;
     return AFD_OK;
+}
+
+void su_confine(su_base *base, const char *target) {
+    size_t len = strlen(target);
+    base->confined = 0;
+    if (!AFD_HAS_FIELD(base->host, afd_host_api, restore_remove) || base->abi < AFD_ABI_GEN_3 ||
+        base->host->restore_open == NULL || len >= sizeof base->target) {
+        return;
+    }
+    while (len > 1 && (target[len - 1] == '/' || target[len - 1] == '\\')) len--;
+    memcpy(base->target, target, len);
+    base->target[len] = '\0';
+    base->confined = 1;
+}
+
+/* `path` relative to the confined target (it was built with su_join(target, ...)), or NULL. */
+static const char *su_relative(su_base *base, const char *path) {
+    size_t len = strlen(base->target);
+    if (strncmp(path, base->target, len) != 0 || (path[len] != '/' && path[len] != '\\')) {
+        return NULL;
+    }
+    path += len;
+    while (*path == '/' || *path == '\\') path++;
+    return *path != '\0' ? path : NULL;
+}
+
+/* Set the times of the open file `fp` (flushed first, so that no later write changes them). */
+static int su_set_mtime_fp(FILE *fp, int64_t mtime_ns) {
+    int64_t sec = mtime_ns / 1000000000LL, nsec = mtime_ns % 1000000000LL;
+    if (fflush(fp) != 0) return -1;
+    if (nsec < 0) {
+        nsec += 1000000000LL;
+        sec -= 1;
+    }
+#if defined(_WIN32)
+    {
+        int64_t steps = sec * 10000000LL + nsec / 100 + SU_FILETIME_1970;
+        FILETIME ft;
+        HANDLE h = (HANDLE)_get_osfhandle(_fileno(fp));
+        if (steps < 0) {
+            errno = EINVAL;
+            return -1;
+        }
+        ft.dwLowDateTime = (DWORD)((uint64_t)steps & 0xFFFFFFFFu);
+        ft.dwHighDateTime = (DWORD)((uint64_t)steps >> 32);
+        if (!SetFileTime(h, NULL, &ft, &ft)) {
+            errno = su_win_errno(GetLastError());
+            return -1;
+        }
+        return 0;
+    }
+#else
+    {
+        struct timespec times[2];
+        times[0].tv_sec = times[1].tv_sec = (time_t)sec;
+        times[0].tv_nsec = times[1].tv_nsec = (long)nsec;
+        return futimens(fileno(fp), times);
+    }
+#endif
+}
+
+/* restore_open() of `rel` as a stdio stream for binary writing; NULL with *code set on failure. */
+static FILE *su_confined_fopen(su_base *base, const char *rel, int32_t *code) {
+    int64_t fd = base->host->restore_open(base->host_ctx, rel, AFD_RESTORE_TRUNCATE | 0644u);
+    FILE *fp;
+    if (fd < 0) {
+        *code = (int32_t)fd;
+        return NULL;
+    }
+#if defined(_WIN32)
+    {
+        int cfd = _open_osfhandle((intptr_t)fd, _O_WRONLY | _O_BINARY);
+        if (cfd < 0) {
+            CloseHandle((HANDLE)(intptr_t)fd);
+            *code = AFD_E_IO;
+            return NULL;
+        }
+        fp = _fdopen(cfd, "wb");
+        if (fp == NULL) _close(cfd);
+    }
+#else
+    fp = fdopen((int)fd, "wb");
+    if (fp == NULL) close((int)fd);
+#endif
+    if (fp == NULL) *code = AFD_E_IO;
+    return fp;
 }
 
 int32_t su_restore_start_allowed(su_base *base, int restore_ready, const afd_file *file) {
@@ -887,12 +980,40 @@ int32_t su_part_open(su_base *base, su_part *p, const char *final_path) {
     int n;
     p->fp = NULL;
     p->part_path[0] = '\0';
+    p->base = base;
+    p->final_rel[0] = p->part_rel[0] = '\0';
+    p->mtime_ns = 0;
     n = snprintf(p->final_path, sizeof p->final_path, "%s", final_path);
     if (n < 0 || (size_t)n >= sizeof p->final_path || (size_t)n + 5 >= sizeof p->part_path) {
         p->final_path[0] = '\0';
         return su_fail(base, AFD_E_INVALID, "restore path too long: %.200s...", final_path);
     }
     snprintf(p->part_path, sizeof p->part_path, "%s.part", final_path);
+    if (base->confined) {
+        /* The host creates the parents and the file beneath the target, never through a link. */
+        const char *rel = su_relative(base, final_path);
+        int32_t code = AFD_E_IO;
+        if (rel == NULL) {
+            p->part_path[0] = '\0';
+            return su_fail(base, AFD_E_INVALID, "%s is not below the restore target %s", final_path,
+                           base->target);
+        }
+        snprintf(p->final_rel, sizeof p->final_rel, "%s", rel);
+        snprintf(p->part_rel, sizeof p->part_rel, "%s.part", rel);
+        p->fp = su_confined_fopen(base, p->part_rel, &code);
+        if (p->fp == NULL) {
+            p->part_path[0] = p->part_rel[0] = '\0';
+            if (code == AFD_E_REFUSED) {
+                return su_fail(base, code,
+                               "cannot create %s.part: agentfd refused it, the path leads through "
+                               "a symbolic link or a non-directory, and a restore never writes "
+                               "outside its target; restore into an empty target",
+                               final_path);
+            }
+            return su_fail(base, code, "cannot create %s.part: the job log says why", final_path);
+        }
+        return AFD_OK;
+    }
     if (su_mkdirs_parent(final_path) != 0) {
         int err = errno;
         p->part_path[0] = '\0';
@@ -933,6 +1054,12 @@ int32_t su_part_close(su_base *base, su_part *p) {
     if (p->fp == NULL) return AFD_OK;
     errno = 0;
     failed = fflush(p->fp) != 0 || ferror(p->fp);
+    if (!failed && p->part_rel[0] != '\0' && p->mtime_ns != 0 &&
+        su_set_mtime_fp(p->fp, p->mtime_ns) != 0) {
+        int err = errno;
+        su_log(base, AFD_LOG_WARNING, "cannot set the modification time of %s: %s", p->final_path,
+               su_strerror(base, err));
+    }
     if (fclose(p->fp) != 0) failed = 1;
     p->fp = NULL;
     if (failed) {
@@ -945,9 +1072,20 @@ int32_t su_part_close(su_base *base, su_part *p) {
 }
 
 int32_t su_part_commit(su_base *base, su_part *p, int64_t mtime_ns) {
-    int32_t rc = su_part_close(base, p);
+    int32_t rc;
+    if (p->fp != NULL) p->mtime_ns = mtime_ns; /* confined: set through the file as it closes */
+    rc = su_part_close(base, p);
     if (rc != AFD_OK) return rc;
     if (p->part_path[0] == '\0') return su_fail(base, AFD_E_INVALID, "no restored file is open");
+    if (p->part_rel[0] != '\0') {
+        rc = base->host->restore_rename(base->host_ctx, p->part_rel, p->final_rel);
+        if (rc != AFD_OK) {
+            return su_fail(base, rc, "cannot rename %s to %s: the job log says why", p->part_path,
+                           p->final_path);
+        }
+        p->part_path[0] = p->part_rel[0] = '\0';
+        return AFD_OK;
+    }
     if (su_replace(p->part_path, p->final_path) != 0) {
         int err = errno;
         return su_fail(base, AFD_E_IO,
@@ -966,8 +1104,12 @@ int32_t su_part_commit(su_base *base, su_part *p, int64_t mtime_ns) {
 void su_part_abort(su_part *p) {
     if (p->fp != NULL) fclose(p->fp);
     p->fp = NULL;
-    if (p->part_path[0] != '\0') su_remove(p->part_path);
-    p->part_path[0] = '\0';
+    if (p->part_rel[0] != '\0' && p->part_path[0] != '\0') {
+        p->base->host->restore_remove(p->base->host_ctx, p->part_rel);
+    } else if (p->part_path[0] != '\0') {
+        su_remove(p->part_path);
+    }
+    p->part_path[0] = p->part_rel[0] = '\0';
 }
 
 /* ---- su_file_out ---- */

@@ -18,6 +18,9 @@
 #define SU_PRINTF(fmt, args)
 #endif
 
+/* The longest path (in bytes, with its NUL) the samples handle. */
+#define SU_PATH_MAX 4096
+
 /* What every sample session starts with: the host table and context, and the last error. */
 typedef struct su_base {
     const afd_host_api *host;
@@ -25,7 +28,17 @@ typedef struct su_base {
     uint32_t abi;
     char error[1024];
     char errtext[160]; /* scratch for su_strerror() */
+    /* Gen 3: restored files are written through the host's restore_open() beneath `target` (set
+     * by su_confine() when the host offers it and names a target). */
+    int confined;
+    char target[SU_PATH_MAX];
 } su_base;
+
+/* restore_prepare(): from now on, write restored files below `target` through the host's
+ * restore_open()/restore_rename()/restore_remove() when the host offers them (generation 3), so
+ * that nothing found in the target (a symbolic link planted by someone else) can lead a write
+ * outside it. Without them (an older host) the files are written by path, as before. */
+void su_confine(su_base *base, const char *target);
 
 /* Copy the host table pointer and context out of open()'s parameters. */
 int32_t su_base_init(su_base *base, const afd_open_params *params);
@@ -79,7 +92,6 @@ int32_t su_negotiate_single(const afd_negotiate_request *request, afd_negotiate_
 /* ---- portable filesystem helpers ----
  * Paths are UTF-8 everywhere; on Windows they are passed to the wide ("W") API as UTF-16, so
  * non-ASCII names work whatever the ANSI code page is. */
-#define SU_PATH_MAX 4096
 
 /* Join two path parts with one '/' (Windows accepts '/' as well). Returns 0, or -1 if too long. */
 int su_join(char *out, size_t cap, const char *a, const char *b);
@@ -222,11 +234,18 @@ typedef struct su_part {
     FILE *fp; /* NULL once closed */
     char final_path[SU_PATH_MAX];
     char part_path[SU_PATH_MAX];
+    /* Confined (su_confine): the same two paths relative to the target, for the host calls, and
+     * the session they go through. The mtime is set through the open file, before it is closed. */
+    su_base *base;
+    char final_rel[SU_PATH_MAX];
+    char part_rel[SU_PATH_MAX];
+    int64_t mtime_ns;
 } su_part;
 /* Create the parent directories of final_path and open "<final_path>.part" for writing. */
 int32_t su_part_open(su_base *base, su_part *p, const char *final_path);
 int32_t su_part_write(su_base *base, su_part *p, const uint8_t *buf, uint64_t len);
-/* Flush and close the .part file (a full disk shows up here). Idempotent. */
+/* Flush and close the .part file (a full disk shows up here); confined, p->mtime_ns (when not 0)
+ * is set through the file first. Idempotent. */
 int32_t su_part_close(su_base *base, su_part *p);
 /* Close, rename "<final>.part" over "<final>", then set its mtime when mtime_ns != 0 (a failure to
  * set the time is logged as a warning: the data is in place). */

@@ -9,7 +9,8 @@
  * become /@exchange/<SG>/<DB>.edb, /@exchange/<SG>/<DB>.stm and /@exchange/<SG>/logs/E....log,
  * each an AFD_KIND_VIRTUAL object with one "data" stream. Other files are ignored.
  *
- * Generations 1..2. With generation 2 the agent keeps a log checkpoint as agent state:
+ * Generations 1..3 (3: restored files are written through the host's restore_open(), see
+ * sample_util.c). With generation 2 the agent keeps a log checkpoint as agent state:
  *
  *   agentfd-exchange-checkpoint 1\n
  *   <SG> <highest saved log number, 8 hex digits>\n      (one line per storage group)
@@ -881,19 +882,26 @@ static const afd_agent_api ex_api_gen1 = {
 };
 
 #if AFD_TARGET_ABI >= 2
-static const afd_agent_api ex_api_gen2 = {
-    sizeof(afd_agent_api),
-    AFD_ABI_GEN_2,
-    AFD_CAP_BACKUP_FULL | AFD_CAP_BACKUP_INCREMENTAL | AFD_CAP_BACKUP_DIFFERENTIAL |
-        AFD_CAP_RESTORE | AFD_CAP_OWN_STATE | AFD_CAP_ACCURATE | AFD_CAP_THREAD_SAFE |
-        AFD_CAP_CANCEL | AFD_CAP_ESTIMATE,
-    EX_INFO_AND_GEN1_ENTRY_POINTS,
-    ex_backup_finish,
-    ex_estimate,
-};
+/* Generations 2 and 3 share a table (3 only adds host functions: restore_open and its kin, which
+ * sample_util.c uses when the host offers them). */
+#define EX_GEN2_TABLE(generation)                                                                  \
+    {                                                                                              \
+        sizeof(afd_agent_api), generation,                                                         \
+            AFD_CAP_BACKUP_FULL | AFD_CAP_BACKUP_INCREMENTAL | AFD_CAP_BACKUP_DIFFERENTIAL |       \
+                AFD_CAP_RESTORE | AFD_CAP_OWN_STATE | AFD_CAP_ACCURATE | AFD_CAP_THREAD_SAFE |     \
+                AFD_CAP_CANCEL | AFD_CAP_ESTIMATE,                                                 \
+            EX_INFO_AND_GEN1_ENTRY_POINTS, ex_backup_finish, ex_estimate                           \
+    }
+static const afd_agent_api ex_api_gen2 = EX_GEN2_TABLE(AFD_ABI_GEN_2);
+#endif
+#if AFD_TARGET_ABI >= 3
+static const afd_agent_api ex_api_gen3 = EX_GEN2_TABLE(AFD_ABI_GEN_3);
 #endif
 
 static const afd_agent_api *ex_table_for(uint32_t generation) {
+#if AFD_TARGET_ABI >= 3
+    if (generation == AFD_ABI_GEN_3) return &ex_api_gen3;
+#endif
 #if AFD_TARGET_ABI >= 2
     if (generation == AFD_ABI_GEN_2) return &ex_api_gen2;
 #endif

@@ -696,7 +696,8 @@ static int32_t AFD_CALL ms_restore_start_file(afd_session *s, const afd_file *fi
         s->rs_active = 1;
         return AFD_OK;
     }
-    if (su_mkdirs(s->rs_dir) != 0) {
+    /* Confined (gen 3), the host creates the directory with the first file, beneath the target. */
+    if (!s->base.confined && su_mkdirs(s->rs_dir) != 0) {
         int err = errno;
         return su_fail(&s->base, AFD_E_IO,
                        "cannot create %s: %s; check that agentfd may write to the target",
@@ -730,8 +731,10 @@ static int32_t ms_corrupt(afd_session *s, const char *detail) {
 
 /* The current file's content is complete: close it and keep it for the rename. */
 static int32_t ms_file_done(afd_session *s) {
-    int32_t rc = su_part_close(&s->base, &s->cur);
+    int32_t rc;
     ms_pending *p;
+    s->cur.mtime_ns = s->f_mtime; /* confined writes set it through the file as it closes */
+    rc = su_part_close(&s->base, &s->cur);
     if (rc != AFD_OK) return ms_fail_restore(s, rc);
     if (su_grow((void **)&s->pending, &s->pending_cap, s->pending_count, sizeof *s->pending) != 0) {
         su_fail(&s->base, AFD_E_NOMEM, "out of memory");
@@ -984,31 +987,28 @@ static int32_t AFD_CALL ms_restore_finish(afd_session *s) {
 /* entry points                                                                                 */
 /* ------------------------------------------------------------------------------------------- */
 
-static const afd_agent_api ms_api = {
-    sizeof(afd_agent_api),
-    AFD_ABI_GEN_2,
-    AFD_CAP_BACKUP_FULL | AFD_CAP_RESTORE | AFD_CAP_RAW_RESTORABLE | AFD_CAP_THREAD_SAFE |
-        AFD_CAP_CANCEL,
-    ms_info,
-    (uint32_t)(sizeof ms_info / sizeof ms_info[0]),
-    0,
-    ms_open,
-    ms_close,
-    su_session_last_error,
-    ms_backup_prepare,
-    ms_backup_next_file,
-    ms_backup_start_stream,
-    ms_backup_read,
-    ms_backup_end_stream,
-    ms_backup_end_file,
-    ms_restore_prepare,
-    ms_restore_start_file,
-    ms_restore_write,
-    ms_restore_end_file,
-    ms_restore_finish,
-    NULL, /* backup_finish: nothing to do after the job */
-    NULL, /* estimate: not offered */
-};
+/* The same table for generations 2 and 3 (3 only adds host functions: restore_open and its
+ * kin, which sample_util.c uses when the host offers them). */
+#define MS_TABLE(generation)                                                                       \
+    {                                                                                              \
+        sizeof(afd_agent_api), generation,                                                         \
+            AFD_CAP_BACKUP_FULL | AFD_CAP_RESTORE | AFD_CAP_RAW_RESTORABLE |                       \
+                AFD_CAP_THREAD_SAFE | AFD_CAP_CANCEL,                                              \
+            ms_info, (uint32_t)(sizeof ms_info / sizeof ms_info[0]), 0, ms_open, ms_close,         \
+            su_session_last_error, ms_backup_prepare, ms_backup_next_file,                         \
+            ms_backup_start_stream, ms_backup_read, ms_backup_end_stream, ms_backup_end_file,      \
+            ms_restore_prepare, ms_restore_start_file, ms_restore_write, ms_restore_end_file,      \
+            ms_restore_finish, NULL /* backup_finish: nothing to do */, NULL /* no estimate */     \
+    }
+
+static const afd_agent_api ms_api_gen2 = MS_TABLE(AFD_ABI_GEN_2);
+static const afd_agent_api ms_api_gen3 = MS_TABLE(AFD_ABI_GEN_3);
+
+static const afd_agent_api *ms_table_for(uint32_t generation) {
+    return generation == AFD_ABI_GEN_3 ? &ms_api_gen3
+           : generation == AFD_ABI_GEN_2 ? &ms_api_gen2
+                                         : NULL;
+}
 
 AFD_EXPORT const char *AFD_CALL Name(void) {
     return "MSSQL";
@@ -1016,5 +1016,5 @@ AFD_EXPORT const char *AFD_CALL Name(void) {
 
 AFD_EXPORT int32_t AFD_CALL afd_negotiate(const afd_negotiate_request *request,
                                           afd_negotiate_reply *reply) {
-    return su_negotiate_single(request, reply, &ms_api); /* generation 2 only */
+    return su_negotiate(request, reply, AFD_ABI_GEN_2, AFD_ABI_GEN_3, ms_table_for);
 }

@@ -1,10 +1,10 @@
 /*
  * synthetic.c: the "SyntheticFiles" sample agent, a load generator and the smallest complete
- * generation-2 agent.
+ * generation-3 agent.
  *
  * It reads nothing: every file is computed. The benchmarks use it for "an agent producing
  * 1,000,000 files of 1 KiB" (the agent costs next to nothing, so what is measured is agentfd), and
- * it shows the whole ABI with no application in the way: negotiation (generations 1..2, one table
+ * it shows the whole ABI with no application in the way: negotiation (generations 1..3, one table
  * each), job options, the fileset check, cancellation, backup reads of any size, restore, the log,
  * and the generation-2 backup_finish().
  *
@@ -14,7 +14,8 @@
  *   size=BYTES  bytes per file (default 1024, 0..67108864 = 64 MiB)
  *   dirs=N      files per directory (default 1000, 1..100000000)
  *   seed=N      selects the content and the mtime (default 1, 0..4294967295)
- *   write_to=DIR  restore only: also write the verified files below DIR
+ *   write=yes   restore only: also write the verified files below the restore target (give it
+ *               with `agentfd restore --option write=yes`)
  *
  * Backup: file i (0 <= i < files) is /@synthetic/d<i / dirs, 6+ digits>/f<i, 9+ digits>.dat, a
  * regular file (mode 0644, an mtime in 2020 chosen by the seed) with one "data" stream of `size`
@@ -24,7 +25,12 @@
  * Restore: each file is checked against the content regenerated from the job options (agentfd
  * hands a restore the options recorded with the backup). A wrong byte, a wrong length or a path
  * the options do not produce fails that file, naming the file and the offset. Nothing is written
- * to disk unless write_to is set; restore_finish() logs how many files were verified.
+ * to disk unless write=yes; restore_finish() logs how many files were verified.
+ *
+ * Where a restore writes is the restore target (afd_restore_params.target) and nothing else: the
+ * options come back from the volume, so an option that named a directory (this agent once had
+ * write_to=DIR) would let whoever wrote the volume choose where a restore writes. See "Job options
+ * at restore" in agentfd_agent.h.
  */
 #include "sample_util.h"
 
@@ -75,9 +81,9 @@ struct afd_session {
     /* ---- restore ---- */
     int restore_ready, rs_active;
     int32_t rs_bad;   /* the current file failed verification: the code it failed with */
-    int writing;      /* write_to is set */
+    int writing;      /* write=yes: the verified files are written below the target */
     char target[SU_PATH_MAX];
-    su_file_in in;    /* the file being written below write_to */
+    su_file_in in;    /* the file being written below the target */
     uint64_t rs_key, rs_offset;
     char rs_path[SY_PATH_CAP];
     uint64_t verified, verified_bytes, failed;
@@ -381,36 +387,57 @@ static int32_t AFD_CALL sy_backup_finish(afd_session *s, int32_t status) {
 /* ------------------------------------------------------------------------------------------- */
 
 static int32_t AFD_CALL sy_restore_prepare(afd_session *s, const afd_restore_params *params) {
-    char *write_to;
+    char *write, *old_write_to;
+    const char *target;
     int32_t rc;
     if (s == NULL) return AFD_E_INVALID;
     if (s->restore_ready) return su_fail(&s->base, AFD_E_INVALID, "restore_prepare was already called");
     rc = sy_read_options(s);
     if (rc != AFD_OK) return rc;
-    write_to = su_option(&s->base, "write_to");
-    if (write_to != NULL && write_to[0] != '\0') {
-        /* room below it for "/d<digits>/f<digits>.dat.part" */
-        if (strlen(write_to) >= sizeof s->target - SY_PATH_CAP) {
-            free(write_to);
-            return su_fail(&s->base, AFD_E_INVALID, "the job option write_to is too long");
+    write = su_option(&s->base, "write");
+    target = params != NULL && AFD_HAS_FIELD(params, afd_restore_params, target) ? params->target
+                                                                                   : NULL;
+    if (write != NULL && strcmp(write, "yes") != 0 && strcmp(write, "no") != 0) {
+        su_fail(&s->base, AFD_E_INVALID, "the job option write=\"%.40s\" is invalid: give yes or no",
+                write);
+        free(write);
+        return AFD_E_INVALID;
+    }
+    old_write_to = su_option(&s->base, "write_to");
+    if (old_write_to != NULL) {
+        su_log(&s->base, AFD_LOG_WARNING,
+               "the job option write_to=\"%.200s\" is ignored: a restore writes only below its "
+               "target; restore with --to DIR --option write=yes to write the files",
+               old_write_to);
+        free(old_write_to);
+    }
+    if (write != NULL && strcmp(write, "yes") == 0) {
+        if (target == NULL || target[0] == '\0') {
+            free(write);
+            return su_fail(&s->base, AFD_E_INVALID,
+                           "write=yes needs a restore target: restore with --to DIR");
         }
-        memcpy(s->target, write_to, strlen(write_to) + 1);
+        /* room below it for "/d<digits>/f<digits>.dat.part" */
+        if (strlen(target) >= sizeof s->target - SY_PATH_CAP) {
+            free(write);
+            return su_fail(&s->base, AFD_E_INVALID, "the restore target is too long");
+        }
+        memcpy(s->target, target, strlen(target) + 1);
         if (su_mkdirs(s->target) != 0) {
             int err = errno;
-            free(write_to);
-            return su_fail(&s->base, AFD_E_IO,
-                           "cannot create %s: %s; check the job option write_to", s->target,
-                           su_strerror(&s->base, err));
+            free(write);
+            return su_fail(&s->base, AFD_E_IO, "cannot create the restore target %s: %s",
+                           s->target, su_strerror(&s->base, err));
         }
+        su_confine(&s->base, s->target);
         s->writing = 1;
-    } else if (params != NULL && AFD_HAS_FIELD(params, afd_restore_params, target) &&
-               params->target != NULL) {
+    } else if (target != NULL) {
         su_log(&s->base, AFD_LOG_INFO,
                SY_NAME " only verifies the restored files: nothing is written to %s "
-                       "(set the job option write_to to write them)",
-               params->target);
+                       "(restore with --option write=yes to write them)",
+               target);
     }
-    free(write_to);
+    free(write);
     s->restore_ready = 1;
     return AFD_OK;
 }
@@ -593,17 +620,24 @@ static const afd_agent_api sy_api_gen1 = {
 };
 
 #if AFD_TARGET_ABI >= 2
-static const afd_agent_api sy_api_gen2 = {
-    sizeof(afd_agent_api),
-    AFD_ABI_GEN_2,
-    SY_CAPS,
-    SY_INFO_AND_GEN1_ENTRY_POINTS,
-    sy_backup_finish,
-    NULL, /* no estimate(): the host does not ask for it, and files * size says it all */
-};
+/* Generations 2 and 3 share a table (3 only adds host functions: restore_open and its kin, which
+ * sample_util.c uses when the host offers them). */
+#define SY_GEN2_TABLE(generation)                                                                  \
+    {                                                                                              \
+        sizeof(afd_agent_api), generation, SY_CAPS, SY_INFO_AND_GEN1_ENTRY_POINTS,                 \
+            sy_backup_finish,                                                                      \
+            NULL, /* no estimate(): the host does not ask for it, and files * size says it all */  \
+    }
+static const afd_agent_api sy_api_gen2 = SY_GEN2_TABLE(AFD_ABI_GEN_2);
+#endif
+#if AFD_TARGET_ABI >= 3
+static const afd_agent_api sy_api_gen3 = SY_GEN2_TABLE(AFD_ABI_GEN_3);
 #endif
 
 static const afd_agent_api *sy_table_for(uint32_t generation) {
+#if AFD_TARGET_ABI >= 3
+    if (generation == AFD_ABI_GEN_3) return &sy_api_gen3;
+#endif
 #if AFD_TARGET_ABI >= 2
     if (generation == AFD_ABI_GEN_2) return &sy_api_gen2;
 #endif

@@ -6,6 +6,7 @@ import { chmodSync, chownSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadPluginDir, type AgentRegistry } from '../../src/agents/registry.js';
+import { HOST_MAX_ABI } from '../../src/agents/native/abi.js';
 import { LIB_EXT, makePluginDir, removeDir } from '../helpers/native.js';
 
 const SAMPLES = ['exchange', 'mssql', 'legacy'];
@@ -40,14 +41,14 @@ beforeAll(() => {
 });
 
 describe('sample agents', () => {
-  it('load and negotiate: Exchange and MSSQL on generation 2, the legacy agent on generation 1', async () => {
+  it('load and negotiate: Exchange and MSSQL on the newest generation the host speaks (3 on Linux), the legacy agent on generation 1', async () => {
     const registry = await load(makePluginDir(SAMPLES));
     expectSamplesLoaded(registry);
     expect(registry.refused).toEqual([]);
 
     const exchange = registry.get('MicrosoftExchange');
-    expect(exchange.abi).toBe(2);
-    expect(exchange.agentAbiRange).toEqual([1, 2]);
+    expect(exchange.abi).toBe(HOST_MAX_ABI);
+    expect(exchange.agentAbiRange).toEqual([1, 3]);
     expect(exchange.capabilities).toEqual(
       expect.arrayContaining(['full', 'incremental', 'differential', 'restore', 'own-state', 'accurate']),
     );
@@ -55,7 +56,8 @@ describe('sample agents', () => {
     expect(exchange.info.version).toMatch(/^\d+\.\d+\.\d+$/);
 
     const mssql = registry.get('MSSQL');
-    expect(mssql.abi).toBe(2);
+    expect(mssql.abi).toBe(HOST_MAX_ABI);
+    expect(mssql.agentAbiRange).toEqual([2, 3]);
     expect(mssql.capabilities).toEqual(expect.arrayContaining(['full', 'restore', 'raw-restorable']));
     expect(mssql.capabilities).not.toContain('incremental');
 
@@ -77,8 +79,8 @@ describe('refused libraries', () => {
     expectSamplesLoaded(registry);
     const r = refusal(registry, `bad_future_abi${LIB_EXT}`);
     expect(r.code).toBe('E_ABI_RANGE');
-    expect(r.reason).toContain('speaks ABI generations 3..4');
-    expect(r.reason).toContain('this agentfd speaks 1..2');
+    expect(r.reason).toContain('speaks ABI generations 9..10');
+    expect(r.reason).toContain(`this agentfd speaks 1..${HOST_MAX_ABI}`);
   });
 
   it('a library missing a required symbol', async () => {

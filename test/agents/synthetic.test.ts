@@ -11,7 +11,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentFile, BackupRequest, RestoreRequest } from '../../src/agents/agent.js';
-import type { LogLevel } from '../../src/agents/native/abi.js';
+import { HOST_MAX_ABI, type LogLevel } from '../../src/agents/native/abi.js';
 import { loadNativeAgent, type NativeAgentLibrary } from '../../src/agents/native/library.js';
 import { NativeAgentSession } from '../../src/agents/native/session.js';
 import { NativeAgent } from '../../src/bridge/native-agent.js';
@@ -106,7 +106,7 @@ function expectedContent(seed: number, i: number, length: number): Buffer {
 }
 
 describe('SyntheticFiles: the library', () => {
-  it('is listed by agentfd plugins list with generations 1..2 and full backup and restore only', () => {
+  it('is listed by agentfd plugins list with generations 1..3 and full backup and restore only', () => {
     const { status, json } = runCliJson(['plugins', 'list', '--plugin-dir', SAMPLE_DIR]);
     expect(status).toBe(0);
     expect(json.refused).toEqual([]);
@@ -114,7 +114,7 @@ describe('SyntheticFiles: the library', () => {
     expect(names).toEqual(['FaultInjector', 'LegacyFlatFiles', 'MSSQL', 'MicrosoftExchange', 'SyntheticFiles']);
     const synthetic = json.agents.find((a: { name: string }) => a.name === 'SyntheticFiles');
     expect(synthetic).toMatchObject({
-      abi: 2, agentAbiRange: [1, 2], vendor: 'agentfd samples', version: '1.0.0', file: path.join(SAMPLE_DIR, `synthetic${LIB_EXT}`),
+      abi: HOST_MAX_ABI, agentAbiRange: [1, 3], vendor: 'agentfd samples', version: '1.0.0', file: path.join(SAMPLE_DIR, `synthetic${LIB_EXT}`),
     });
     expect([...synthetic.capabilities].sort()).toEqual(['cancel', 'full', 'restore', 'thread-safe']);
   });
@@ -257,7 +257,7 @@ describe('SyntheticFiles: restore', () => {
     saved = await backup(options);
   });
 
-  it('verifies every file, writes nothing without write_to, and logs a summary', async () => {
+  it('verifies every file, writes nothing without write=yes, and logs a summary', async () => {
     const logs = collectLogs();
     const target = dir('synthetic-restore');
     await restore(saved, options, { log: logs.log, target }, 333);
@@ -269,10 +269,10 @@ describe('SyntheticFiles: restore', () => {
     expect(logs.lines.some((l) => l.message.includes(`nothing is written to ${target}`))).toBe(true);
   });
 
-  it('writes the verified files below write_to', async () => {
+  it('writes the verified files below the restore target with write=yes', async () => {
     const writeTo = path.join(dir('synthetic-write'), 'out');
     const logs = collectLogs();
-    await restore(saved.slice(0, 700), { ...options, write_to: writeTo }, { log: logs.log });
+    await restore(saved.slice(0, 700), { ...options, write: 'yes' }, { log: logs.log, target: writeTo });
     expect(readdirSync(writeTo)).toEqual(['d000000', 'd000001', 'd000002']);
     expect(readdirSync(path.join(writeTo, 'd000001'))).toHaveLength(300);
     expect(readFileSync(path.join(writeTo, 'd000002', 'f000000699.dat')).equals(saved[699]!.data)).toBe(true);
@@ -280,15 +280,15 @@ describe('SyntheticFiles: restore', () => {
   });
 
   /** A restore session that has been prepared; the caller closes it. */
-  async function restorer(extra: Record<string, string> = {}) {
+  async function restorer(extra: Record<string, string> = {}, target: string | null = null) {
     const session = await NativeAgentSession.open(library, { jobName: 'synthetic', options: { ...options, ...extra } });
-    await session.restorePrepare(null, 2, null);
+    await session.restorePrepare(target, 2, null);
     return session;
   }
 
   it('refuses a tampered byte, naming the file and the offset, and leaves nothing behind', async () => {
     const writeTo = dir('synthetic-tampered');
-    const session = await restorer({ write_to: writeTo });
+    const session = await restorer({ write: 'yes' }, writeTo);
     try {
       const { file, data } = saved[42]!;
       const tampered = Buffer.from(data);

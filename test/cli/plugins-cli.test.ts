@@ -2,6 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { HOST_MAX_ABI } from '../../src/agents/native/abi.js';
 import { runCli, runCliJson } from '../helpers/cli.js';
 import { LIB_EXT, SAMPLE_DIR, makePluginDir, removeDir, tempDir, ROOT } from '../helpers/native.js';
 
@@ -19,12 +20,12 @@ describe('agentfd plugins list', () => {
     const { status, json } = runCliJson(['plugins', 'list', '--plugin-dir', SAMPLE_DIR]);
     expect(status).toBe(0);
     expect(json.status).toBe('ok');
-    expect(json.hostAbiRange).toEqual([1, 2]);
+    expect(json.hostAbiRange).toEqual([1, HOST_MAX_ABI]);
     const byName = Object.fromEntries(json.agents.map((a: any) => [a.name, a]));
     expect(Object.keys(byName).sort()).toEqual(['FaultInjector', 'LegacyFlatFiles', 'MSSQL', 'MicrosoftExchange', 'SyntheticFiles']);
-    expect(byName.MicrosoftExchange).toMatchObject({ abi: 2, agentAbiRange: [1, 2], vendor: 'agentfd samples' });
+    expect(byName.MicrosoftExchange).toMatchObject({ abi: HOST_MAX_ABI, agentAbiRange: [1, 3], vendor: 'agentfd samples' });
     expect(byName.MicrosoftExchange.capabilities).toContain('own-state');
-    expect(byName.MSSQL).toMatchObject({ abi: 2, agentAbiRange: [2, 2] });
+    expect(byName.MSSQL).toMatchObject({ abi: HOST_MAX_ABI, agentAbiRange: [2, 3] });
     expect(byName.MSSQL.capabilities).toContain('raw-restorable');
     expect(byName.LegacyFlatFiles).toMatchObject({ abi: 1, agentAbiRange: [1, 1], capabilities: ['full', 'restore'] });
     expect(byName.LegacyFlatFiles.file).toBe(path.join(SAMPLE_DIR, `legacy${LIB_EXT}`));
@@ -35,7 +36,7 @@ describe('agentfd plugins list', () => {
     const dir = pluginDir(['exchange', 'bad_future_abi', 'bad_null_name'], { [`junk${LIB_EXT}`]: 'not an elf' });
     const { status, stdout } = runCli(['plugins', 'list', '--plugin-dir', dir]);
     expect(status).toBe(0);
-    expect(stdout).toMatch(/MicrosoftExchange\s+2 \(1\.\.2\)\s+1\.2\.0\s+exchange/);
+    expect(stdout).toMatch(new RegExp(`MicrosoftExchange\\s+${HOST_MAX_ABI} \\(1\\.\\.3\\)\\s+1\\.2\\.0\\s+exchange`));
     expect(stdout).toContain('Refused (3):');
     expect(stdout).toContain('[E_ABI_RANGE]');
     expect(stdout).toContain('[E_BAD_NAME]');
@@ -65,7 +66,7 @@ describe('agentfd plugins info', () => {
   it('shows what an agent declares', () => {
     const { status, stdout } = runCli(['plugins', 'info', 'MicrosoftExchange', '--plugin-dir', SAMPLE_DIR]);
     expect(status).toBe(0);
-    expect(stdout).toMatch(/ABI:\s+generation 2 negotiated \(agent speaks 1\.\.2, agentfd 1\.\.2\)/);
+    expect(stdout).toMatch(new RegExp(`ABI:\\s+generation ${HOST_MAX_ABI} negotiated \\(agent speaks 1\\.\\.3, agentfd 1\\.\\.${HOST_MAX_ABI}\\)`));
     expect(stdout).toMatch(/Vendor:\s+agentfd samples/);
     expect(stdout).toMatch(/Capabilities:.*incremental/);
   });

@@ -1,7 +1,8 @@
 /**
  * The filesystem agent's restore: the engine's startFile/write/endFile calls turned into files
- * under the target. Safe against a hostile backup (paths are checked, parents never symlinks, see
- * safe-dirs.ts) and never leaves a half-written file under its final name: data goes to
+ * under the target. Safe against a hostile backup and against others writing in the target while
+ * it runs (paths are checked, nothing is ever written through a symlink; on Linux every entry is
+ * created relative to the open target, see restore-fs.ts) and never leaves a half-written file under its final name: data goes to
  * `.<name>.agentfd-part-<random>` (O_EXCL, O_NOFOLLOW) and is renamed over the final name only
  * once the engine says the file is good. Directory modes and times are applied in finish(),
  * deepest first, because restoring their contents changes their mtime.
@@ -12,28 +13,25 @@
  * (win-attributes.ts); a READONLY set earlier would refuse what follows.
  */
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { mkdir, open, realpath, rename, stat, symlink, unlink, lutimes, chmod, utimes, type FileHandle } from 'node:fs/promises';
-import path from 'node:path';
 import { AgentfdError } from '../../errors.js';
 import type { RestoreRequest, RestoreRun } from '../agent.js';
 import type { AgentFileInfo } from '../types.js';
 import { WindowsNameClaims, planRestorePath, type MappedName } from './agent-path.js';
-import { RESTORE_DIR_MODE, SafeDirs, codeOf, lstatOrNull } from './safe-dirs.js';
+import { ioError, openRestoreFs, type RestoreFs, type WritableFile } from './restore-fs.js';
+import { codeOf } from './safe-dirs.js';
 import { nsToUtimesSeconds } from './times.js';
 import { restorableWinAttributes, writeWinAttributes } from './win-attributes.js';
 
 const IS_WINDOWS = process.platform === 'win32';
-const CREATE_FLAGS = constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | (constants.O_NOFOLLOW ?? 0);
 
 type Current =
   | { kind: 'skip'; info: AgentFileInfo }
-  | { kind: 'directory'; info: AgentFileInfo; osPath: string; depth: number }
-  | { kind: 'symlink'; info: AgentFileInfo; osPath: string; target: string }
-  | { kind: 'regular'; info: AgentFileInfo; osPath: string; tempPath: string; handle: FileHandle; written: number };
+  | { kind: 'directory'; info: AgentFileInfo; parts: string[] }
+  | { kind: 'symlink'; info: AgentFileInfo; parts: string[]; target: string }
+  | { kind: 'regular'; info: AgentFileInfo; parts: string[]; tempParts: string[]; handle: WritableFile; written: number };
 
 interface DirTimes {
-  osPath: string;
+  parts: string[];
   agentPath: string;
   mode: number;
   mtimeNs: bigint;
@@ -50,37 +48,19 @@ export interface FilesystemRestoreOptions {
   windows?: boolean;
 }
 
-/** A temporary name next to `finalPath` (a long name is left out, to stay under NAME_MAX). */
-function tempNameFor(finalPath: string): string {
-  const name = path.basename(finalPath);
+/** A temporary name next to `parts` (a long name is left out, to stay under NAME_MAX). */
+function tempPartsFor(parts: readonly string[]): string[] {
+  const name = parts[parts.length - 1]!;
   const random = randomBytes(6).toString('hex');
   const prefix = Buffer.byteLength(name) <= 200 ? `.${name}` : '';
-  return path.join(path.dirname(finalPath), `${prefix}.agentfd-part-${random}`);
-}
-
-function ioError(agentPath: string, what: string, error: unknown): AgentfdError {
-  if (error instanceof AgentfdError) return error;
-  return new AgentfdError('E_RESTORE_IO', `restore of ${agentPath}: ${what} failed (${codeOf(error)})`, { cause: error });
+  return [...parts.slice(0, -1), `${prefix}.agentfd-part-${random}`];
 }
 
 export async function startFilesystemRestore(request: RestoreRequest, options: FilesystemRestoreOptions = {}): Promise<RestoreRun> {
-  let root: string;
-  try {
-    await mkdir(request.target, { recursive: true, mode: RESTORE_DIR_MODE });
-    root = await realpath(request.target);
-    if (!(await stat(root)).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
-  } catch (error) {
-    throw new AgentfdError(
-      'E_RESTORE_PATH',
-      `restore target ${request.target} cannot be used as a directory (${codeOf(error)}); give a directory agentfd may create or write`,
-      { cause: error },
-    );
-  }
-  return new FilesystemRestore(root, request, options.windows ?? IS_WINDOWS);
+  return new FilesystemRestore(await openRestoreFs(request.target), request, options.windows ?? IS_WINDOWS);
 }
 
 class FilesystemRestore implements RestoreRun {
-  private readonly dirs: SafeDirs;
   private readonly dirTimes: DirTimes[] = [];
   private current: Current | null = null;
   private closed = false;
@@ -90,11 +70,10 @@ class FilesystemRestore implements RestoreRun {
   private readonly reported = new Set<string>();
 
   constructor(
-    private readonly root: string,
+    private readonly fs: RestoreFs,
     private readonly request: RestoreRequest,
     private readonly windows: boolean,
   ) {
-    this.dirs = new SafeDirs(root);
     this.claims = windows ? new WindowsNameClaims() : null;
   }
 
@@ -114,34 +93,29 @@ class FilesystemRestore implements RestoreRun {
     }
     if (components.length === 0) {
       if (file.kind !== 'directory') throw new AgentfdError('E_RESTORE_PATH', `restore of "/" as a ${file.kind} refused: "/" is the target directory`);
-      this.current = { kind: 'directory', info: file, osPath: this.root, depth: 0 };
+      this.current = { kind: 'directory', info: file, parts: [] };
       return;
     }
     // Before anything is written: a refused path leaves no trace, not even its parents.
     this.claims?.claim(file.path, components);
     this.reportMapped(mapped);
-    const parent = await this.dirs.ensure(components.slice(0, -1), file.path);
-    const osPath = path.join(parent, components[components.length - 1]!);
+    const parts = [...components];
+    await this.fs.ensureParents(parts, file.path);
     switch (file.kind) {
       case 'directory':
-        await this.makeDirectory(osPath, file.path);
-        this.current = { kind: 'directory', info: file, osPath, depth: components.length };
+        await this.fs.makeDirectory(parts, file.path);
+        this.current = { kind: 'directory', info: file, parts };
         return;
       case 'symlink':
         if (file.linkTarget === null || file.linkTarget === '' || file.linkTarget.includes('\0')) {
           throw new AgentfdError('E_RESTORE_KIND', `${file.path}: a symlink without a usable target; the backup is damaged`);
         }
-        this.current = { kind: 'symlink', info: file, osPath, target: file.linkTarget };
+        this.current = { kind: 'symlink', info: file, parts, target: file.linkTarget };
         return;
       case 'regular': {
-        const tempPath = tempNameFor(osPath);
-        let handle: FileHandle;
-        try {
-          handle = await open(tempPath, CREATE_FLAGS, 0o600);
-        } catch (error) {
-          throw ioError(file.path, `creating ${tempPath}`, error);
-        }
-        this.current = { kind: 'regular', info: file, osPath, tempPath, handle, written: 0 };
+        const tempParts = tempPartsFor(parts);
+        const handle = await this.fs.createFile(tempParts, file.path);
+        this.current = { kind: 'regular', info: file, parts, tempParts, handle, written: 0 };
         return;
       }
       default:
@@ -167,7 +141,7 @@ class FilesystemRestore implements RestoreRun {
         current.written += bytesWritten;
       }
     } catch (error) {
-      throw ioError(current.info.path, `writing ${current.tempPath}`, error);
+      throw ioError(current.info.path, `writing ${this.fs.osPath(current.tempParts)}`, error);
     }
   }
 
@@ -185,16 +159,16 @@ class FilesystemRestore implements RestoreRun {
         return;
       case 'directory':
         this.dirTimes.push({
-          osPath: current.osPath,
+          parts: current.parts,
           agentPath: current.info.path,
           mode: current.info.mode,
           mtimeNs: current.info.mtimeNs,
           winAttributes: current.info.winAttributes,
-          depth: current.depth,
+          depth: current.parts.length,
         });
         return;
       case 'symlink':
-        return this.makeSymlink(current);
+        return this.fs.makeSymlink(current.parts, current.target, current.info.mtimeNs, current.info.path);
       case 'regular':
         return this.commit(current);
     }
@@ -211,18 +185,8 @@ class FilesystemRestore implements RestoreRun {
     // Children first: setting a parent's mtime before its children are done would be undone.
     const ordered = [...this.dirTimes].sort((a, b) => b.depth - a.depth);
     for (const dir of ordered) {
-      const st = await lstatOrNull(dir.osPath);
-      if (!st || st.isSymbolicLink() || !st.isDirectory()) {
-        this.request.log('warning', `${dir.agentPath}: ${dir.osPath} is no longer a directory; its mode and time were not set`);
-        continue;
-      }
-      await this.applyMode(dir.osPath, dir.agentPath, dir.mode, (p, m) => chmod(p, m));
-      try {
-        await utimes(dir.osPath, Date.now() / 1000, nsToUtimesSeconds(dir.mtimeNs));
-      } catch (error) {
-        this.request.log('warning', `${dir.agentPath}: could not set the modification time of ${dir.osPath} (${codeOf(error)})`);
-      }
-      this.applyWinAttributes(dir.osPath, dir.agentPath, dir.winAttributes);
+      await this.fs.setDirectory(dir.parts, dir.agentPath, dir.mode, dir.mtimeNs, (message) => this.request.log('warning', message));
+      this.applyWinAttributes(this.fs.osPath(dir.parts), dir.agentPath, dir.winAttributes);
     }
     this.dirTimes.length = 0;
   }
@@ -233,6 +197,7 @@ class FilesystemRestore implements RestoreRun {
     const open = this.current;
     this.current = null;
     if (open?.kind === 'regular') await this.discard(open);
+    this.fs.close();
   }
 
   // ---- helpers --------------------------------------------------------------------------------
@@ -241,62 +206,26 @@ class FilesystemRestore implements RestoreRun {
     if (this.closed) throw new AgentfdError('E_RESTORE_ORDER', `${call} after close: this restore is over`);
   }
 
-  private async makeDirectory(osPath: string, agentPath: string): Promise<void> {
-    const st = await lstatOrNull(osPath);
-    if (st && st.isDirectory() && !st.isSymbolicLink()) {
-      this.dirs.markVerified(osPath);
-      return;
-    }
-    try {
-      // A file or symlink where the backup had a directory is replaced, as files are.
-      if (st) await unlink(osPath);
-      await mkdir(osPath, { mode: RESTORE_DIR_MODE });
-    } catch (error) {
-      throw ioError(agentPath, `creating the directory ${osPath}`, error);
-    }
-    this.dirs.markVerified(osPath);
-  }
-
-  private async makeSymlink(current: Extract<Current, { kind: 'symlink' }>): Promise<void> {
-    const { info, osPath, target } = current;
-    const st = await lstatOrNull(osPath);
-    if (st && st.isDirectory() && !st.isSymbolicLink()) {
-      throw new AgentfdError('E_RESTORE_PATH', `restore of the symlink ${info.path} refused: the directory ${osPath} is in the way; remove it or restore elsewhere`);
-    }
-    try {
-      if (st) await unlink(osPath);
-      await symlink(target, osPath);
-    } catch (error) {
-      throw ioError(info.path, `creating the symlink ${osPath}`, error);
-    }
-    // Optional: not every platform can set a symlink's own time.
-    await lutimes(osPath, Date.now() / 1000, nsToUtimesSeconds(info.mtimeNs)).catch(() => undefined);
-  }
-
   private async commit(current: Extract<Current, { kind: 'regular' }>): Promise<void> {
-    const { info, handle, tempPath, osPath } = current;
+    const { info, handle, tempParts, parts } = current;
     try {
       if (info.size !== null && info.size !== current.written) {
         this.request.log('warning', `${info.path}: ${current.written} bytes restored where the backup recorded ${info.size}`);
       }
-      await this.applyMode(tempPath, info.path, info.mode, (_p, m) => handle.chmod(m));
+      await this.applyMode(info.path, info.mode, (m) => handle.chmod(m));
       await handle.utimes(Date.now() / 1000, nsToUtimesSeconds(info.mtimeNs));
       await handle.close();
     } catch (error) {
       await this.discard(current);
-      throw ioError(info.path, `setting the mode and time of ${tempPath}`, error);
+      throw ioError(info.path, `setting the mode and time of ${this.fs.osPath(tempParts)}`, error);
     }
     try {
-      await rename(tempPath, osPath);
+      await this.fs.replace(tempParts, parts, info.path);
     } catch (error) {
-      await unlink(tempPath).catch(() => undefined);
-      const code = codeOf(error);
-      if (code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EPERM') {
-        throw new AgentfdError('E_RESTORE_PATH', `restore of ${info.path} refused: ${osPath} is in the way (${code}); remove it or restore elsewhere`, { cause: error });
-      }
-      throw ioError(info.path, `renaming ${tempPath} to ${osPath}`, error);
+      await this.fs.remove(tempParts);
+      throw error;
     }
-    this.applyWinAttributes(osPath, info.path, info.winAttributes);
+    this.applyWinAttributes(this.fs.osPath(parts), info.path, info.winAttributes);
   }
 
   /** Log, once per run, each name written differently from the backup's. */
@@ -326,26 +255,20 @@ class FilesystemRestore implements RestoreRun {
     }
   }
 
-  private async applyMode(
-    osPath: string,
-    agentPath: string,
-    mode: number,
-    apply: (osPath: string, mode: number) => Promise<void>,
-  ): Promise<void> {
+  private async applyMode(agentPath: string, mode: number, apply: (mode: number) => Promise<void>): Promise<void> {
     try {
-      await apply(osPath, mode & 0o7777);
+      await apply(mode & 0o7777);
     } catch (error) {
       if (IS_WINDOWS) return; // Windows keeps only a read-only bit; nothing worth failing for.
-      this.request.log('warning', `${agentPath}: could not set mode ${(mode & 0o7777).toString(8)} on ${osPath} (${codeOf(error)})`);
+      this.request.log('warning', `${agentPath}: could not set mode ${(mode & 0o7777).toString(8)} (${codeOf(error)})`);
     }
   }
 
   /** Close and remove the temporary file of an unfinished regular file. */
   private async discard(current: Extract<Current, { kind: 'regular' }>): Promise<void> {
     await current.handle.close().catch(() => undefined);
-    await unlink(current.tempPath).catch((error: unknown) => {
-      if (codeOf(error) !== 'ENOENT') this.request.log('warning', `${current.info.path}: could not remove ${current.tempPath} (${codeOf(error)})`);
-    });
+    const problem = await this.fs.remove(current.tempParts);
+    if (problem !== null) this.request.log('warning', `${current.info.path}: could not remove ${this.fs.osPath(current.tempParts)} (${problem})`);
   }
 }
 

@@ -4,6 +4,10 @@
  * restore runs), and one that is a symlink or not a directory stops the file with E_RESTORE_PATH.
  * So a symlink restored earlier in the same job, or planted in the target by someone else, can
  * never redirect a later write outside the target: nothing is ever written THROUGH a symlink.
+ *
+ * Used where the restore writes by path (Windows, macOS: restore-fs.ts). It checks, then writes:
+ * a directory swapped for a link in between is not seen. On Linux the restore creates every entry
+ * relative to the open target instead (confined-target.ts), which leaves no such gap.
  */
 import { lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';

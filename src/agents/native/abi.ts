@@ -9,9 +9,13 @@
  */
 import koffi, { type TypeObject } from 'koffi';
 
-/** The ABI generations this host speaks, oldest and newest. */
+/**
+ * The ABI generations this host speaks, oldest and newest. Generation 3 (confined restore writes:
+ * restore_open and friends) needs the Linux primitives of confined-target.ts; elsewhere the host
+ * offers 1..2 and agents negotiate down, as the header says.
+ */
 export const HOST_MIN_ABI = 1;
-export const HOST_MAX_ABI = 2;
+export const HOST_MAX_ABI = process.platform === 'linux' ? 3 : 2;
 
 export const AFD_OK = 0;
 export const AFD_DONE = 1;
@@ -25,6 +29,7 @@ export const RETURN_CODES: Readonly<Record<number, string>> = {
   [-5]: 'AFD_E_UNSUPPORTED',
   [-6]: 'AFD_E_IO',
   [-7]: 'AFD_E_NOMEM',
+  [-8]: 'AFD_E_REFUSED',
 };
 export const AFD_E_VERSION = -2;
 
@@ -235,6 +240,9 @@ export const HostProtos = {
   is_cancelled: koffi.proto('int32_t afd_host_is_cancelled_fn(void *ctx)'),
   state_get: koffi.proto('int64_t afd_host_state_get_fn(void *ctx, void *buf, uint64_t cap)'),
   state_set: koffi.proto('int32_t afd_host_state_set_fn(void *ctx, void *data, uint64_t len)'),
+  restore_open: koffi.proto('int64_t afd_host_restore_open_fn(void *ctx, void *path, uint32_t flags)'),
+  restore_rename: koffi.proto('int32_t afd_host_restore_rename_fn(void *ctx, void *from, void *to)'),
+  restore_remove: koffi.proto('int32_t afd_host_restore_remove_fn(void *ctx, void *path)'),
 };
 
 export const HostApi = koffi.struct('afd_host_api', {
@@ -246,9 +254,13 @@ export const HostApi = koffi.struct('afd_host_api', {
   is_cancelled: 'void *',
   state_get: 'void *',
   state_set: 'void *',
+  restore_open: 'void *',
+  restore_rename: 'void *',
+  restore_remove: 'void *',
 });
 
-/** The size of the host table a generation knows (gen 1 ends before state_get). */
+/** The size of the host table a generation knows (gen 1 ends before state_get, gen 2 before restore_open). */
 export function hostApiSizeFor(generation: number): number {
-  return generation >= 2 ? HostApi.size : koffi.offsetof(HostApi, 'state_get');
+  if (generation >= 3) return HostApi.size;
+  return koffi.offsetof(HostApi, generation >= 2 ? 'restore_open' : 'state_get');
 }

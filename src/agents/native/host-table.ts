@@ -1,7 +1,7 @@
 /**
  * The host-function table handed to native agents (afd_host_api).
  *
- * koffi allows 8192 registered callbacks per process, so the six host functions are registered
+ * koffi allows 8192 registered callbacks per process, so the host functions are registered
  * once, and every session is told apart by its host_ctx (a small integer the agent passes back).
  * The table lives in memory allocated with koffi.alloc, because agents keep its address from
  * open() to close(); a JS-owned buffer could move or be collected under them.
@@ -10,7 +10,7 @@
  * return in C and a rethrow somewhere unrelated (research/koffi.md, section 6).
  */
 import koffi from 'koffi';
-import { HostApi, HostProtos, LOG_LEVELS, type LogLevel, hostApiSizeFor } from './abi.js';
+import { HOST_MAX_ABI, HostApi, HostProtos, LOG_LEVELS, type LogLevel, hostApiSizeFor } from './abi.js';
 import { readCString } from './cstring.js';
 
 /** What a session answers to its agent's host calls. */
@@ -21,6 +21,13 @@ export interface HostCallbacks {
   isCancelled(): boolean;
   stateGet(): Uint8Array | null;
   stateSet(blob: Uint8Array): void;
+  /**
+   * Gen 3, confined restore writes (see restore-writes.ts): an OS file descriptor, or a negative
+   * AFD_E_* code once the reason is logged.
+   */
+  restoreOpen(relativePath: string, flags: number): number;
+  restoreRename(from: string, to: string): number;
+  restoreRemove(relativePath: string): number;
   /** A host call the agent got wrong (bad string, oversized blob); recorded for the job report. */
   protocolError(message: string): void;
 }
@@ -106,6 +113,22 @@ const implementations = {
       host.stateSet(size === 0 ? new Uint8Array(0) : Uint8Array.from(new Uint8Array(koffi.view(data, size))));
       return 0;
     }),
+  restore_open: (ctx: unknown, path: unknown, flags: number) =>
+    guard(ctx, -1, (host) => {
+      const text = stringArg(host, 'a path to restore_open', path);
+      return text === null ? -3 : host.restoreOpen(text, flags >>> 0);
+    }),
+  restore_rename: (ctx: unknown, from: unknown, to: unknown) =>
+    guard(ctx, -1, (host) => {
+      const source = stringArg(host, 'a path to restore_rename', from);
+      const destination = source === null ? null : stringArg(host, 'a path to restore_rename', to);
+      return destination === null ? -3 : host.restoreRename(source!, destination);
+    }),
+  restore_remove: (ctx: unknown, path: unknown) =>
+    guard(ctx, -1, (host) => {
+      const text = stringArg(host, 'a path to restore_remove', path);
+      return text === null ? -3 : host.restoreRemove(text);
+    }),
 };
 
 /** The table for a generation (a gen 1 agent gets a gen 1 sized table), allocated on first use. */
@@ -118,13 +141,13 @@ export function hostTableFor(generation: number): unknown {
         koffi.register(implementations[name] as (...args: never[]) => unknown, koffi.pointer(HostProtos[name])),
       ]),
     );
-    for (const gen of [1, 2]) {
+    for (let gen = 1; gen <= HOST_MAX_ABI; gen++) {
       const table = koffi.alloc(HostApi, 1);
       koffi.encode(table, HostApi, { struct_size: hostApiSizeFor(gen), abi_version: gen, ...pointers });
       tables.set(gen, table);
     }
   }
-  return tables.get(generation) ?? tables.get(2);
+  return tables.get(generation) ?? tables.get(HOST_MAX_ABI);
 }
 
 /** Attach callbacks to a new host_ctx; release it with detachHostContext. */

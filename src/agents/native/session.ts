@@ -25,6 +25,7 @@ import {
 import { readCString } from './cstring.js';
 import { attachHostContext, detachHostContext, hostTableFor, type HostCallbacks } from './host-table.js';
 import type { NativeAgentLibrary } from './library.js';
+import { RestoreWrites } from './restore-writes.js';
 import { decodeAgentFile } from './validate.js';
 import type { AgentFileInfo } from '../types.js';
 import type { AgentSession, SessionOptions } from '../session.js';
@@ -48,13 +49,14 @@ export class NativeAgentSession implements AgentSession {
   private stream: { index: number; bytes: number; limit: number | null; ended: boolean } | null = null;
   private nextStream = 0;
 
-  private constructor(agent: NativeAgentLibrary, ctx: bigint, offThread: boolean) {
+  private constructor(agent: NativeAgentLibrary, ctx: bigint, offThread: boolean, private readonly writes: RestoreWrites) {
     this.agent = agent;
     this.ctx = ctx;
     this.offThread = offThread;
   }
 
   static async open(agent: NativeAgentLibrary, options: SessionOptions): Promise<NativeAgentSession> {
+    const writes = new RestoreWrites((level, message) => options.log?.(level, message));
     const callbacks: HostCallbacks = {
       log: (level, message) => options.log?.(level, message),
       filesetCheck: (path) => options.filesetCheck?.(path) ?? true,
@@ -62,10 +64,13 @@ export class NativeAgentSession implements AgentSession {
       isCancelled: () => options.isCancelled?.() ?? false,
       stateGet: () => options.referenceState ?? null,
       stateSet: (blob) => (session.state = blob),
+      restoreOpen: (relative, flags) => writes.open(relative, flags),
+      restoreRename: (from, to) => writes.rename(from, to),
+      restoreRemove: (relative) => writes.remove(relative),
       protocolError: (message) => session.protocolErrors.push(message),
     };
     const ctx = attachHostContext(callbacks);
-    const session = new NativeAgentSession(agent, ctx, options.offThread ?? false);
+    const session = new NativeAgentSession(agent, ctx, options.offThread ?? false, writes);
     session.onCall = options.onCall;
     const out: unknown[] = [null];
     const params = {
@@ -209,6 +214,8 @@ export class NativeAgentSession implements AgentSession {
   // ---- restore ------------------------------------------------------------------------------
 
   async restorePrepare(target: string | null, sourceAbi: number, sourceAgentVersion: string | null): Promise<void> {
+    // Gen 3: the host opens the target once, before the agent writes anything through restore_open.
+    if (this.agent.abi >= 3) this.writes.prepare(target);
     const params = {
       struct_size: RestoreParams.size,
       source_abi: sourceAbi,
@@ -264,6 +271,7 @@ export class NativeAgentSession implements AgentSession {
       this.agent.entry.close?.(this.handle);
       this.handle = null;
     }
+    this.writes.close();
     detachHostContext(this.ctx);
   }
 }

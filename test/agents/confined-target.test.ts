@@ -1,0 +1,65 @@
+/**
+ * The confined restore primitive (src/agents/confined-target.ts) on real directories, both ways it
+ * resolves: openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) and the per-component
+ * openat(O_NOFOLLOW | O_DIRECTORY) walk of kernels without openat2. Every call must refuse a path
+ * through a symlink (planted before the call) and "..", create nothing outside, and work inside.
+ */
+import { closeSync, existsSync, lstatSync, readFileSync, readdirSync, symlinkSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfinedError, ConfinedTarget, splitRelative, useOpenat2 } from '../../src/agents/confined-target.js';
+import { tempDir } from '../helpers/native.js';
+
+afterEach(() => useOpenat2(true));
+
+describe.skipIf(process.platform !== 'linux')('ConfinedTarget', () => {
+  for (const [way, openat2] of [['openat2', true], ['the openat walk', false]] as const) {
+    it(`creates parents, files, links, renames and removes inside the target, and refuses a planted symlink for every call (${way})`, () => {
+      useOpenat2(openat2);
+      const root = path.join(tempDir('confined'), 'target');
+      const outside = tempDir('confined-outside');
+      const target = ConfinedTarget.open(root);
+      try {
+        const fd = target.openFile(['a', 'b', 'file.part'], 0, 0o640);
+        writeSync(fd, 'hello');
+        closeSync(fd);
+        target.rename(['a', 'b', 'file.part'], ['a', 'b', 'file']);
+        expect(readFileSync(path.join(root, 'a', 'b', 'file'), 'utf8')).toBe('hello');
+        expect(lstatSync(path.join(root, 'a', 'b', 'file')).mode & 0o777).toBe(0o640 & ~process.umask());
+        target.symlink(['a', 'link'], '/etc/hostname');
+        target.mkdir(['a', 'dir'], 0o700);
+        target.remove(['a', 'b', 'file']);
+        target.remove(['a', 'b', 'missing']); // a missing file is fine
+        expect(readdirSync(path.join(root, 'a')).sort()).toEqual(['b', 'dir', 'link']);
+
+        symlinkSync(outside, path.join(root, 'planted'));
+        const refused = (call: () => unknown) => {
+          let error: unknown;
+          try {
+            call();
+          } catch (e) {
+            error = e;
+          }
+          expect(error).toBeInstanceOf(ConfinedError);
+          expect((error as ConfinedError).kind).toBe('refused');
+          expect((error as ConfinedError).message).toContain(`${root}/planted`);
+        };
+        refused(() => target.openFile(['planted', 'x'], 0, 0o600));
+        refused(() => target.openFile(['planted', 'deeper', 'x'], 0, 0o600));
+        refused(() => target.openFile(['planted'], 0, 0o600)); // the file itself is the link
+        refused(() => target.mkdir(['planted', 'd'], 0o700));
+        refused(() => target.symlink(['planted', 'l'], '/etc/passwd'));
+        refused(() => target.rename(['a', 'link'], ['planted', 'moved']));
+        refused(() => target.remove(['planted', 'x']));
+        refused(() => target.checkDir(['planted']));
+        refused(() => target.openDirForUpdate(['planted']));
+        expect(readdirSync(outside)).toEqual([]);
+        expect(() => splitRelative('a/../b')).toThrow(/not a relative path below the target/);
+        expect(() => splitRelative('/etc/passwd')).toThrow(/not a relative path below the target/);
+        expect(existsSync(path.join(root, 'a', 'link'))).toBe(true); // the refused rename left it
+      } finally {
+        target.close();
+      }
+    });
+  }
+});
