@@ -4,17 +4,26 @@
  * comp_stream_header whose magic is "LZOX"), and a stream number no version knows. The Director
  * and the Storage Daemon are scripted as 9.6 speaks (filed/job.c, stored/fd_cmds.c); each such
  * file must fail with a job error naming it and its stream, must not be left behind as if
- * restored, and the job must end with errors, while the files it can decode are restored.
+ * restored, and the job must end with errors, while the files it can decode are restored. A file
+ * of an agent (a Plugin line's, here the sample Exchange agent's) is ended as failed for the agent.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { RestoreRun as AgentRestoreRun } from '../../src/agents/agent.js';
+import { loadPluginDir } from '../../src/agents/registry.js';
+import { pluginAgents, startPluginRestore } from '../../src/bacula/agents.js';
+import { newTotals, sendBackup, type StreamSink } from '../../src/bacula/backup.js';
 import { BNET, Bsock } from '../../src/bacula/bsock.js';
 import { cramAccepts, cramResponse, makeChallenge } from '../../src/bacula/cram-md5.js';
 import { FT, STREAM } from '../../src/bacula/lstat.js';
+import { parseFileSet } from '../../src/bacula/fileset.js';
+import { receiveRestore } from '../../src/bacula/restore.js';
 import type { SdRecord } from '../../src/bacula/storage-daemon.js';
-import { tempDir } from '../helpers/native.js';
+import { parseConfig } from '../../src/config/load.js';
+import { SAMPLE_DIR, tempDir } from '../helpers/native.js';
 import { attrRecord } from './records.js';
 import { directorAt, startServer } from './scripted-director.js';
 
@@ -122,5 +131,72 @@ describe('a restore meeting streams agentfd cannot decode', () => {
     // The job ends with errors (E, 3 of them), counting only the file restored.
     expect(endJob).toMatch(/^2800 End Job TermCode=69 JobFiles=1 ReadBytes=\d+ JobBytes=\d+ Errors=3 /);
     expect(logs.find((l) => l.includes('job 21 ('))).toMatch(/ended: OK -- with warnings, 1 files/);
+  });
+});
+
+describe('an agent file whose data is in a stream agentfd cannot decode', () => {
+  it('is ended as failed for its agent, with a job error naming it, and the agent restores nothing of it', async () => {
+    const ws = tempDir('undecodable-agent');
+    const store = path.join(ws, 'store');
+    mkdirSync(path.join(store, 'SG1', 'logs'), { recursive: true });
+    writeFileSync(path.join(store, 'SG1', 'DB1.edb'), randomBytes(100_000));
+    writeFileSync(path.join(store, 'SG1', 'logs', 'E00000001.log'), 'transaction log\n'.repeat(100));
+    const config = parseConfig(`plugin_dir = ${JSON.stringify(SAMPLE_DIR)}\ndata_dir = "state"\n`, path.join(ws, 'agentfd.toml'));
+    const agents = pluginAgents(config, await loadPluginDir(SAMPLE_DIR));
+    const command = `MicrosoftExchange:store=${store}:truncate_logs=no`;
+
+    // The sample Exchange agent's backup, as agentfd serve sends it to the SD.
+    const sent: SdRecord[] = [];
+    const sink: StreamSink = {
+      async sendStream(fileIndex, stream, _length, frames) {
+        let bytes = 0;
+        for await (const frame of frames) {
+          sent.push({ fileIndex, stream, data: Buffer.from(frame) });
+          bytes += frame.length;
+        }
+        return bytes;
+      },
+    };
+    const backupLogs: string[] = [];
+    const totals = await sendBackup(
+      { sd: sink, fileset: parseFileSet(['I', 'O M', 'N', `P ${command}`, 'N']), since: null, isCancelled: () => false, log: (l, m) => backupLogs.push(`${l}: ${m}`), plugins: { agents, level: 'full', jobName: 'ExchangeBackup', jobId: 30 } },
+      newTotals(),
+    );
+    for (const run of totals.pluginRuns) {
+      await run.finish(true);
+      await run.close();
+    }
+    expect(totals.errors).toEqual([]);
+    // The database's data records become LZO records (stream 29), as a bacula-fd with compression = LZO would write them.
+    const db = sent.find((r) => r.stream === STREAM.UNIX_ATTRIBUTES && r.data.toString('latin1').includes('DB1.edb'))!;
+    expect(db).toBeDefined();
+    const records = sent.map((r) => (r.fileIndex === db.fileIndex && r.stream === STREAM.FILE_DATA ? { ...r, stream: 29, data: Buffer.concat([compHeader('LZOX', r.data.length), r.data]) } : r));
+
+    const where = path.join(ws, 'restored');
+    const logs: string[] = [];
+    const runs: AgentRestoreRun[] = [];
+    const restored = await receiveRestore({
+      records: (async function* () {
+        yield* records;
+      })(),
+      where,
+      log: (l, m) => logs.push(`${l}: ${m}`),
+      plugin: async (cmd) => {
+        const agent = agents.agentFor(cmd)!;
+        const run = await startPluginRestore(agents, agent, cmd, where, { jobName: 'Restore', jobId: 31, log: (l, m) => logs.push(`${l}: ${m}`), isCancelled: () => false });
+        runs.push(run);
+        return run;
+      },
+    });
+    for (const run of runs) {
+      await run.finish();
+      await run.close();
+    }
+    expect(restored.errors).toHaveLength(1);
+    expect(restored.errors[0]).toMatch(/"[^"]*DB1\.edb" is not restored: its data is in stream 29 \(STREAM_COMPRESSED_DATA, compressed with LZO \("LZOX"\)\), which agentfd cannot decompress; the agent was told the file failed/);
+    // The log the agent could decode is restored; of the database, nothing is left.
+    const left = readdirSync(where, { recursive: true }).map(String);
+    expect(left.some((n) => n.endsWith('E00000001.log'))).toBe(true);
+    expect(left.filter((n) => n.includes('DB1'))).toEqual([]);
   });
 });
