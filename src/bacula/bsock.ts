@@ -56,6 +56,14 @@ export const BNET_FLAGS = {
 export const MAX_RECEIVE = 1_000_000;
 /** Largest payload Bacula will send. */
 export const MAX_SEND = 4_000_000;
+/**
+ * Largest payload accepted before the peer authenticated: a Director's hello and CRAM-MD5 messages
+ * are a few hundred bytes (bacula-fd wants a hello of 25 to 500), so a stranger announcing more is
+ * refused at its header instead of being buffered up to MAX_RECEIVE.
+ */
+export const PRE_AUTH_MAX_RECEIVE = 64 * 1024;
+/** What a queued message counts for the high-water mark besides its payload: its header, so a flood of signals counts too. */
+const QUEUED_OVERHEAD = 4;
 
 /**
  * Above this many bytes of received but unread messages the socket is paused, so a fast peer (an SD
@@ -138,6 +146,11 @@ export class Bsock {
   private closedByUs = false;
   /** Messages still to be parsed before the bytes that follow belong to a TLS handshake. */
   private parseLimit = Number.POSITIVE_INFINITY;
+  /** The largest payload accepted, and the queued bytes above which the socket is paused (limitReceive). */
+  private maxReceive = MAX_RECEIVE;
+  private highWater = RECEIVE_HIGH_WATER;
+  /** Set by hold(): nothing more is read from the peer. */
+  private held = false;
 
   constructor(socket: Duplex, peer: string) {
     this.socket = socket;
@@ -207,6 +220,29 @@ export class Bsock {
     return this.isClosed;
   }
 
+  /**
+   * Caps what the peer may make us hold: a message announcing more than `maxMessage` bytes drops
+   * the connection at its header, and reading pauses once that much is queued. null: Bacula's own
+   * limits (MAX_RECEIVE), once the peer has authenticated.
+   */
+  limitReceive(maxMessage: number | null): void {
+    this.maxReceive = maxMessage ?? MAX_RECEIVE;
+    this.highWater = maxMessage ?? RECEIVE_HIGH_WATER;
+    this.deliver(); // resumes or pauses the socket for the new mark
+  }
+
+  /** Stops reading from the peer for good (what arrives stays in the kernel); sending still works. */
+  hold(): void {
+    this.held = true;
+    this.queue = [];
+    this.queueHead = 0;
+    this.queuedBytes = 0;
+    this.chunks = [];
+    this.chunkBytes = 0;
+    this.socket.off('data', this.onData);
+    this.socket.pause();
+  }
+
   private closedByPeer(cause?: Error): BsockError {
     const why = cause && 'code' in cause && typeof cause.code === 'string' ? ` (${cause.code})` : cause ? ` (${cause.message})` : '';
     const midFrame = this.chunkBytes > 0 || this.frame.step !== 'length' ? ' in the middle of a message' : '';
@@ -227,7 +263,7 @@ export class Bsock {
       this.fail(error as BsockError);
       return;
     }
-    if (this.queuedBytes >= RECEIVE_HIGH_WATER && !this.socket.isPaused()) this.socket.pause();
+    if (this.queuedBytes >= this.highWater && !this.socket.isPaused()) this.socket.pause();
     this.deliver();
   };
 
@@ -273,8 +309,9 @@ export class Bsock {
           throw new BsockError('E_BACULA_PROTOCOL', this.peer, `${this.peer} sent an LZ4-compressed message, which agentfd does not accept (it advertises protocol 213 so peers do not compress)`);
         }
         const length = word & ~BNET_HDR_EXTEND;
-        if (length > MAX_RECEIVE) {
-          throw new BsockError('E_BACULA_PROTOCOL', this.peer, `${this.peer} sent a ${length}-byte message, over the ${MAX_RECEIVE}-byte limit; dropping the connection`);
+        if (length > this.maxReceive) {
+          const when = this.maxReceive < MAX_RECEIVE ? ' before authenticating' : '';
+          throw new BsockError('E_BACULA_PROTOCOL', this.peer, `${this.peer} sent a ${length}-byte message${when}, over the ${this.maxReceive}-byte limit; dropping the connection`);
         }
         this.frame = word & BNET_HDR_EXTEND ? { step: 'flags', length } : { step: 'payload', length };
         continue;
@@ -294,7 +331,7 @@ export class Bsock {
 
   private enqueue(message: BsockMessage): void {
     this.queue.push(message);
-    if (message.kind === 'data') this.queuedBytes += message.data.length;
+    this.queuedBytes += QUEUED_OVERHEAD + (message.kind === 'data' ? message.data.length : 0);
     // The last plain message: what follows is TLS, left unparsed for startTls.
     if (--this.parseLimit === 0) this.socket.pause();
   }
@@ -309,7 +346,7 @@ export class Bsock {
       this.queue = this.queue.slice(this.queueHead);
       this.queueHead = 0;
     }
-    if (message.kind === 'data') this.queuedBytes -= message.data.length;
+    this.queuedBytes -= QUEUED_OVERHEAD + (message.kind === 'data' ? message.data.length : 0);
     return message;
   }
 
@@ -332,7 +369,8 @@ export class Bsock {
       for (const waiter of waiters) waiter.reject(this.finalError);
     }
     const waitingForTls = this.parseLimit === 0;
-    if (this.queuedBytes < RECEIVE_HIGH_WATER / 2 && this.socket.isPaused() && !this.finalError && !waitingForTls) this.socket.resume();
+    if (this.queuedBytes < this.highWater / 2 && this.socket.isPaused() && !this.finalError && !waitingForTls && !this.held) this.socket.resume();
+    else if (this.queuedBytes >= this.highWater && !this.socket.isPaused()) this.socket.pause();
   }
 
   /** No more messages will arrive: remember why, and tell receivers once they have read what came before. */

@@ -55,6 +55,10 @@ export interface DirectorHost {
   tls: TlsSettings | null;
   /** Heartbeat Interval in ms (0: none). */
   heartbeatMs: number;
+  /** The Director proved who it is: Bacula's limits apply from now on, and no authentication timeout. */
+  authenticated(): void;
+  /** How long a failed authentication waits before its answer (bacula-fd sleeps 6 s), in ms. */
+  authFailureDelayMs: number;
 }
 
 /** Bacula's job status characters (jcr.h), sent as TermCode. */
@@ -118,6 +122,10 @@ export class DirectorSession {
     await this.bsock.send(`auth cram-md5 ${challenge} ssl=${localNeed}\n`);
     const response = await this.bsock.receiveText();
     if (!director || !cramAccepts(challenge, secret, response)) {
+      // Answered only after the delay, and nothing more is read meanwhile: guessing passwords is
+      // slow, and a guesser holds no memory here while it waits.
+      this.bsock.hold();
+      await new Promise((resolve) => setTimeout(resolve, this.host.authFailureDelayMs));
       await this.bsock.send('1999 Authorization failed.\n').catch(() => undefined);
       throw new AgentfdError(
         'E_BACULA_AUTH',
@@ -137,6 +145,7 @@ export class DirectorSession {
       throw new AgentfdError('E_BACULA_AUTH', `Director "${name}" refused our answer: its Client password differs from ours`);
     }
     if (useTls) await this.bsock.startTls((plain) => tlsServer(plain, this.host.tls!, `Director "${name}"`));
+    this.host.authenticated();
     await this.bsock.send(`2000 OK Hello ${FD_PROTOCOL_VERSION}\n`);
     return director;
   }

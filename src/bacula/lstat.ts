@@ -61,6 +61,37 @@ export const STREAM = {
   PLUGIN_NAME: 26,
 } as const;
 
+/**
+ * Streams a bacula-fd may write that agentfd serve cannot restore (yet), by number, for messages
+ * that say what the volume holds: LZO and other non-GZIP compression (29-31: a comp_stream_header
+ * names the algorithm), Win32 BackupRead data (11, 12), encryption (19-25, 32, 33), Mac forks,
+ * program data, plugin data and restore objects.
+ */
+export const UNDECODABLE_STREAM_NAMES: Readonly<Record<number, string>> = {
+  8: 'STREAM_PROGRAM_NAMES',
+  9: 'STREAM_PROGRAM_DATA',
+  11: 'STREAM_WIN32_DATA',
+  12: 'STREAM_WIN32_GZIP_DATA',
+  13: 'STREAM_MACOS_FORK_DATA',
+  14: 'STREAM_HFSPLUS_ATTRIBUTES',
+  20: 'STREAM_ENCRYPTED_FILE_DATA',
+  21: 'STREAM_ENCRYPTED_WIN32_DATA',
+  22: 'STREAM_ENCRYPTED_SESSION_DATA',
+  23: 'STREAM_ENCRYPTED_FILE_GZIP_DATA',
+  24: 'STREAM_ENCRYPTED_WIN32_GZIP_DATA',
+  25: 'STREAM_ENCRYPTED_MACOS_FORK_DATA',
+  27: 'STREAM_PLUGIN_DATA',
+  28: 'STREAM_RESTORE_OBJECT',
+  29: 'STREAM_COMPRESSED_DATA',
+  30: 'STREAM_SPARSE_COMPRESSED_DATA',
+  31: 'STREAM_WIN32_COMPRESSED_DATA',
+  32: 'STREAM_ENCRYPTED_FILE_COMPRESSED_DATA',
+  33: 'STREAM_ENCRYPTED_WIN32_COMPRESSED_DATA',
+};
+
+/** Digests of a file's data: restores do not check them, as bacula-fd does not. */
+export const DIGEST_STREAMS: ReadonlySet<number> = new Set([STREAM.MD5_DIGEST, STREAM.SHA1_DIGEST, STREAM.SHA256_DIGEST, STREAM.SHA512_DIGEST]);
+
 /** Stream headers may carry flag bits (delta, plugin, portable) above these; mask them on read. */
 export const STREAM_MASK = 0x7ff;
 

@@ -19,7 +19,7 @@ import { chmod, chown, lchown, link as hardLink, lstat, lutimes, mkdir, open, re
 import path from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { AgentfdError, messageOf } from '../errors.js';
-import { FT, FT_MASK, STREAM, STREAM_MASK, decodeAttributes, decodeLStat, type BaculaStat } from './lstat.js';
+import { DIGEST_STREAMS, FT, FT_MASK, STREAM, STREAM_MASK, UNDECODABLE_STREAM_NAMES, decodeAttributes, decodeLStat, type BaculaStat } from './lstat.js';
 import { mkfifo, mknod, openFifo } from './libc.js';
 import { XaclRestore, isXaclStream } from './xacl.js';
 import type { SdRecord } from './storage-daemon.js';
@@ -268,6 +268,23 @@ async function setWindowsAttributes(target: string, stat: BaculaStat, attribsEx:
   if (windows && (windows.attributes & FILE_ATTRIBUTE_DIRECTORY) === 0) writeWinAttributes(target, windows.attributes);
 }
 
+/**
+ * What a stream agentfd cannot decode is, for the error: its name, and for the non-GZIP compressed
+ * streams the algorithm their comp_stream_header names (ch.h: a big-endian magic such as "LZOX",
+ * after the 8-byte offset of a sparse one).
+ */
+export function undecodableStream(stream: number, data: Buffer): string {
+  const name = UNDECODABLE_STREAM_NAMES[stream];
+  if (name === undefined) return `stream ${stream}, which this version of agentfd does not know`;
+  const headerAt = stream === 30 ? 8 : 0;
+  if (stream >= 29 && stream <= 31 && data.length >= headerAt + 4) {
+    const magic = data.subarray(headerAt, headerAt + 4);
+    const text = /^[\x20-\x7e]{4}$/.test(magic.toString('latin1')) ? `"${magic.toString('latin1')}"` : `0x${magic.toString('hex')}`;
+    return `stream ${stream} (${name}, compressed with ${text === '"LZOX"' ? 'LZO ("LZOX")' : text}), which agentfd cannot decompress`;
+  }
+  return `stream ${stream} (${name}), which agentfd cannot decode`;
+}
+
 export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
   const totals: RestoreTotals = { files: 0, bytes: 0, errors: [] };
   const directories: { target: string; stat: BaculaStat; attribsEx: string }[] = [];
@@ -340,6 +357,38 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
 
   /** The attribsEx of the record being created (a Windows FD's attributes: windows.ts). */
   let attribsEx = '';
+  /** The name of the last attributes record: the entry the records that follow belong to. */
+  let entryName = '';
+
+  /**
+   * A record this version cannot decode: its file fails, loudly, and is not left as if restored
+   * (what was written of it is removed; bacula-fd too stops extracting it). Its other records are skipped.
+   */
+  const undecodable = async (stream: number, data: Buffer) => {
+    const what = undecodableStream(stream, data);
+    skipping = true;
+    const openAgentFile = agentFile as { run: AgentRestoreRun; fname: string } | null;
+    if (openAgentFile) {
+      await endAgentFile(false);
+      problem(`"${openAgentFile.fname}" is not restored: its data is in ${what}; the agent was told the file failed`);
+      return;
+    }
+    const file = current as OpenFile | null;
+    if (!file) {
+      problem(`"${entryName}": a record of ${what} was ignored; restore it with a bacula-fd that can`);
+      return;
+    }
+    current = null;
+    await file.handle.close().catch(() => undefined);
+    let removed = '';
+    if (file.regular) {
+      removed = await unlink(file.target).then(
+        () => `; ${file.target} was removed`,
+        (error: unknown) => `; ${file.target} could not be removed (${codeOf(error)}) and is incomplete`,
+      );
+    }
+    problem(`"${file.fname}" is not restored: its data is in ${what}${removed}; restore it with a bacula-fd that can`);
+  };
 
   const openFile = (target: string, stat: BaculaStat, handle: FileHandle, fname: string, kind: 'regular' | 'fifo' | 'device') => {
     current = { target, stat, handle, fname, sequential: kind === 'fifo', cursor: 0, end: 0, sized: false, regular: kind === 'regular', attribsEx };
@@ -461,6 +510,7 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
       skipping = false;
       xacl.begin(null, 0);
       const attributes = decodeAttributes(record.data);
+      entryName = attributes.fname;
       const stat = decodeLStat(attributes.lstat);
       attribsEx = stream === STREAM.UNIX_ATTRIBUTES_EX ? attributes.attribsEx : '';
       if (plugin?.run) {
@@ -484,7 +534,7 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
       xacl.receive(stream, record.data, skipping);
       continue;
     }
-    if (skipping) continue;
+    if (skipping || DIGEST_STREAMS.has(stream)) continue; // digests are not checked on restore, as in bacula-fd
     // (set by startAgentFile, which TypeScript's narrowing cannot see through)
     const openAgentFile = agentFile as { run: AgentRestoreRun; fname: string } | null;
     if (openAgentFile && (stream === STREAM.FILE_DATA || stream === STREAM.GZIP_DATA)) {
@@ -520,9 +570,9 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
         problem(`Write error on "${file.target}": ${messageOf(error)}; the rest of its data is skipped`);
         skipping = true;
       }
+      continue;
     }
-    // Digest records (3, 10, 17, 18) are not checked on restore, as in bacula-fd; other streams
-    // are not restored by this version.
+    await undecodable(stream, record.data);
   }
   await closeCurrent();
   await endAgentFile(!skipping);

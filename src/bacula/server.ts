@@ -7,7 +7,7 @@
 import net from 'node:net';
 import os from 'node:os';
 import { HOST_VERSION } from '../version.js';
-import { Bsock } from './bsock.js';
+import { Bsock, PRE_AUTH_MAX_RECEIVE } from './bsock.js';
 import { DirectorSession, type DirectorIdentity, type JobRecord } from './director.js';
 import type { PluginAgents } from './agents.js';
 import type { TlsSettings } from './tls.js';
@@ -25,6 +25,23 @@ export interface ServeSettings {
   tls?: TlsSettings | null;
   /** Heartbeats to the Director during a job's data transfer, this often; 0 or absent: none. */
   heartbeatMs?: number;
+  /** A connection not authenticated this long after it opened is dropped (ms; default 30 s). */
+  authTimeoutMs?: number;
+  /** At most this many connections wait to authenticate; a new one drops the oldest (default 32). */
+  maxUnauthenticated?: number;
+  /** A failed authentication is answered after this long (ms; default 6 s, as bacula-fd sleeps). */
+  authFailureDelayMs?: number;
+}
+
+export const SERVE_DEFAULTS = { authTimeoutMs: 30_000, maxUnauthenticated: 32, authFailureDelayMs: 6_000 } as const;
+
+/** A connection that has not authenticated yet. */
+interface Stranger {
+  peer: string;
+  bsock: Bsock;
+  timer: NodeJS.Timeout;
+  /** Its conversation ended (refused, and said why); it waits only for its answer to be read. */
+  ended: boolean;
 }
 
 const KEEP_TERMINATED = 10;
@@ -38,6 +55,13 @@ export class FileDaemonServer {
   private readonly running = new Map<string, JobRecord>();
   private readonly terminated: JobRecord[] = [];
   private readonly connections = new Set<net.Socket>();
+  /**
+   * Connections still to authenticate, oldest first (a Map keeps insertion order). They are capped
+   * and timed out so that strangers cannot hold the sockets and memory a Director needs; ended by
+   * us, they are in `dropped`, whose sessions' own errors are not logged a second time.
+   */
+  private readonly strangers = new Map<net.Socket, Stranger>();
+  private readonly dropped = new WeakSet<net.Socket>();
   private readonly started = new Date();
   private jobsRun = 0;
 
@@ -58,16 +82,49 @@ export class FileDaemonServer {
 
   /** Stop listening and end every conversation. */
   async close(): Promise<void> {
+    for (const socket of this.strangers.keys()) this.forget(socket);
     for (const socket of this.connections) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Ends a connection that has not authenticated, saying why in one line. */
+  private drop(socket: net.Socket, why: string): void {
+    const stranger = this.strangers.get(socket);
+    if (!stranger) return;
+    this.forget(socket);
+    this.dropped.add(socket);
+    if (!stranger.ended) this.settings.log('warning', `connection from ${stranger.peer} dropped: ${why}`);
+    stranger.bsock.destroy();
+  }
+
+  private forget(socket: net.Socket): void {
+    const stranger = this.strangers.get(socket);
+    if (!stranger) return;
+    clearTimeout(stranger.timer);
+    this.strangers.delete(socket);
   }
 
   private accept(socket: net.Socket): void {
     socket.setNoDelay(true);
     this.connections.add(socket);
-    socket.once('close', () => this.connections.delete(socket));
+    socket.once('close', () => {
+      this.connections.delete(socket);
+      this.forget(socket);
+    });
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
     const bsock = new Bsock(socket, `Director at ${peer}`);
+    bsock.limitReceive(PRE_AUTH_MAX_RECEIVE);
+    const maxStrangers = this.settings.maxUnauthenticated ?? SERVE_DEFAULTS.maxUnauthenticated;
+    // The oldest stranger makes room, never the newcomer: a Director connecting now authenticates
+    // in milliseconds, and idle connections cannot lock it out, however many are opened.
+    for (const oldest of this.strangers.keys()) {
+      if (this.strangers.size < maxStrangers) break;
+      this.drop(oldest, `${this.strangers.size} connections were waiting to authenticate, the most [serve] max_unauthenticated allows, and it was the oldest`);
+    }
+    const authTimeoutMs = this.settings.authTimeoutMs ?? SERVE_DEFAULTS.authTimeoutMs;
+    const timer = setTimeout(() => this.drop(socket, `not authenticated within ${authTimeoutMs / 1000} s ([serve] auth_timeout)`), authTimeoutMs);
+    timer.unref();
+    this.strangers.set(socket, { peer, bsock, timer, ended: false });
     const session = new DirectorSession(bsock, {
       clientName: this.settings.name,
       directors: this.settings.directors,
@@ -75,6 +132,11 @@ export class FileDaemonServer {
       plugins: this.settings.plugins ?? null,
       tls: this.settings.tls ?? null,
       heartbeatMs: this.settings.heartbeatMs ?? 0,
+      authenticated: () => {
+        this.forget(socket);
+        bsock.limitReceive(null);
+      },
+      authFailureDelayMs: this.settings.authFailureDelayMs ?? SERVE_DEFAULTS.authFailureDelayMs,
       register: (job) => {
         if (this.running.size >= this.settings.maxJobs) throw new Error(`${this.running.size} jobs are running, the most [serve] max_jobs allows; raise it, or lower the Client resource's Maximum Concurrent Jobs to match`);
         this.running.set(job.job, job);
@@ -96,12 +158,18 @@ export class FileDaemonServer {
     });
     session
       .run()
-      .catch((error: Error) => this.settings.log('warning', `connection from ${peer}: ${error.message}`))
+      .catch((error: Error) => {
+        if (!this.dropped.has(socket)) this.settings.log('warning', `connection from ${peer}: ${error.message}`);
+      })
       .finally(() => {
         // Ended, not destroyed: queued frames (the End Job report) go out first, and over TLS the
         // close_notify lets the Director see a clean end instead of a truncated connection.
         bsock.close();
-        setTimeout(() => bsock.destroy(), 30_000).unref();
+        const stranger = this.strangers.get(socket);
+        // A refused stranger stays counted (and timed out) until the socket goes, so refusals
+        // cannot pile up sockets; a Director's connection gets 30 s to read its last messages.
+        if (stranger) stranger.ended = true;
+        else setTimeout(() => bsock.destroy(), 30_000).unref();
       });
   }
 

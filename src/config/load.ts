@@ -51,6 +51,9 @@ export interface AgentfdConfig {
     maxJobs: number;
     /** 0: no heartbeats. */
     heartbeatMs: number;
+    authTimeoutMs: number;
+    maxUnauthenticated: number;
+    authFailureDelayMs: number;
     tls: TlsConfig | null;
   } | null;
   /** Bacula plugins: their extra directory (null: only *-fd.so files of pluginDir), and the libraries to preload. */
@@ -177,6 +180,9 @@ export function parseConfig(text: string, file: string): AgentfdConfig {
           directors: raw.serve.directors,
           maxJobs: raw.serve.max_jobs,
           heartbeatMs: raw.serve.heartbeat_interval === 0 ? 0 : parseDuration(raw.serve.heartbeat_interval),
+          authTimeoutMs: parseDuration(raw.serve.auth_timeout),
+          maxUnauthenticated: raw.serve.max_unauthenticated,
+          authFailureDelayMs: raw.serve.auth_failure_delay === 0 ? 0 : parseDuration(raw.serve.auth_failure_delay),
           tls: raw.serve.tls
             ? {
                 enable: raw.serve.tls.enable,

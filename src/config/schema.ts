@@ -105,6 +105,12 @@ export const serveSchema = z.strictObject({
   max_jobs: z.number().int().min(1).default(20),
   /** Heartbeat Interval: during a job's data transfer, a heartbeat to the Director this often (0: none). */
   heartbeat_interval: z.union([z.literal(0), duration]).default(300),
+  /** A connection that has not authenticated this long after it opened is dropped. */
+  auth_timeout: duration.default('30s'),
+  /** Connections waiting to authenticate, at most; one more drops the oldest of them. */
+  max_unauthenticated: z.number().int().min(1).default(32),
+  /** A failed authentication is answered after this long (bacula-fd: 6 s); 0: at once. */
+  auth_failure_delay: z.union([z.literal(0), duration]).default('6s'),
   tls: serveTlsSchema.optional(),
 });
 

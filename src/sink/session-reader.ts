@@ -8,6 +8,7 @@
  * names the volume, the record's offset, its sequence number and type.
  */
 import { createHash, verify as verifySignature, type Hash } from 'node:crypto';
+import { STREAM_TYPES } from '../agents/native/abi.js';
 import { publicKeyFromRaw } from '../crypto/keys.js';
 import { unwrapDataKey, type UnwrapSecrets } from '../crypto/envelope.js';
 import { AgentfdError, messageOf } from '../errors.js';
@@ -71,6 +72,17 @@ function where(record: VolumeRecord): string {
 
 function fail(record: VolumeRecord, message: string, code = 'E_CORRUPT_DATA'): never {
   throw new AgentfdError(code, `${where(record)}: ${message}`);
+}
+
+const KNOWN_STREAM_TYPES: ReadonlySet<string> = new Set(Object.values(STREAM_TYPES));
+
+/** A stream type from a newer agentfd: no agent can be told what the stream is, so the file cannot be restored as it was saved. */
+function checkStreamTypes(record: VolumeRecord, file: FileRecord): void {
+  for (const [i, s] of (file.streams ?? []).entries()) {
+    if (!KNOWN_STREAM_TYPES.has(s.type)) {
+      fail(record, `stream ${i} of ${file.path} has type "${String(s.type)}", which this agentfd does not know (${[...KNOWN_STREAM_TYPES].join(', ')}): written by a newer agentfd? Upgrade to read this job`);
+    }
+  }
 }
 
 /** The records of one session, in order, from the volumes it spans. */
@@ -155,6 +167,7 @@ async function* readEvents(options: ReadSessionOptions): AsyncGenerator<ReadEven
         case RecordType.FILE: {
           if (file !== null) fail(record, `a new file begins before file ${file.fileIndex} (${file.path}) ended`);
           const f = codec.openMetaJson<FileRecord>(fields, record.payload, where(record));
+          checkStreamTypes(record, f);
           if (f.fileIndex !== nextFileIndex) fail(record, `file ${f.fileIndex} where file ${nextFileIndex} was expected`);
           nextFileIndex++;
           file = f;
@@ -167,6 +180,7 @@ async function* readEvents(options: ReadSessionOptions): AsyncGenerator<ReadEven
           if (file !== null) fail(record, `a new file begins before file ${file.fileIndex} (${file.path}) ended`);
           const { whole, stored } = codec.openWhole(fields, record.payload, where(record));
           const f = whole.file;
+          checkStreamTypes(record, f);
           if (f.fileIndex !== nextFileIndex) fail(record, `file ${f.fileIndex} where file ${nextFileIndex} was expected`);
           if (whole.streams.length !== f.streams.length) fail(record, `${f.path} declares ${f.streams.length} streams and holds ${whole.streams.length}`);
           nextFileIndex++;

@@ -19,10 +19,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { sendBackup, type BackupRun, type StreamSink } from '../../src/bacula/backup.js';
 import { parseFileSet } from '../../src/bacula/fileset.js';
 import { mkfifo, mknod } from '../../src/bacula/libc.js';
-import { FT, STREAM, decodeAttributes, decodeLStat, encodeAttributes, encodeLStat, type BaculaStat } from '../../src/bacula/lstat.js';
+import { FT, STREAM, decodeAttributes, decodeLStat } from '../../src/bacula/lstat.js';
 import { receiveRestore, type ReplaceMode } from '../../src/bacula/restore.js';
 import type { SdRecord } from '../../src/bacula/storage-daemon.js';
 import { tempDir } from '../helpers/native.js';
+import { attrRecord } from './records.js';
 
 const IS_ROOT = process.getuid?.() === 0;
 const BLOCK = 65_528; // 64 KiB frames less the 8-byte offset
@@ -100,15 +101,6 @@ async function sparseFile(p: string, size: number, pieces: [number, Buffer][]): 
   const whole = Buffer.alloc(size);
   for (const [at, data] of pieces) data.copy(whole, at);
   return whole;
-}
-
-function attrRecord(fileIndex: number, type: number, fname: string, stat: Partial<BaculaStat>, link = ''): SdRecord {
-  const now = BigInt(Math.floor(Date.now() / 1000));
-  const full: BaculaStat = {
-    dev: 1n, ino: BigInt(fileIndex), mode: 0o100644, nlink: 1n, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, rdev: 0n, size: 0n,
-    blksize: 4096n, blocks: 0n, atime: now, mtime: now, ctime: now, linkFI: 0, flags: 0, dataStream: STREAM.FILE_DATA, ...stat,
-  };
-  return { fileIndex, stream: STREAM.UNIX_ATTRIBUTES, data: encodeAttributes({ fileIndex, type, fname, lstat: encodeLStat(full), link, attribsEx: '', deltaSeq: 0 }) };
 }
 
 function sparseRecord(fileIndex: number, offset: number, data: Buffer): SdRecord {

@@ -10,9 +10,10 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BNET, Bsock } from '../../src/bacula/bsock.js';
-import { cramAccepts, cramResponse, directorKey, makeChallenge } from '../../src/bacula/cram-md5.js';
+import { cramAccepts, cramResponse, makeChallenge } from '../../src/bacula/cram-md5.js';
 import { FileDaemonServer } from '../../src/bacula/server.js';
 import { tempDir } from '../helpers/native.js';
+import { connectTo, directorAt, handshake, startServer } from './scripted-director.js';
 
 let server: FileDaemonServer;
 let port: number;
@@ -20,7 +21,7 @@ const logs: string[] = [];
 
 beforeAll(async () => {
   server = new FileDaemonServer({
-    name: 'agentfd-fd', address: '127.0.0.1', port: 0, maxJobs: 5,
+    name: 'agentfd-fd', address: '127.0.0.1', port: 0, maxJobs: 5, authFailureDelayMs: 0,
     directors: [{ name: 'test-dir', password: 'right-pass' }],
     log: (level, message) => logs.push(`${level}: ${message}`),
   });
@@ -28,28 +29,7 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-async function connect(): Promise<Bsock> {
-  const socket = await new Promise<net.Socket>((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port }, () => resolve(s));
-  });
-  return new Bsock(socket, 'agentfd serve');
-}
-
-/** The Director's side of the handshake; returns the FD's final answer. */
-async function handshake(bs: Bsock, name: string, password: string): Promise<string> {
-  await bs.send(`Hello Director ${name} calling 103\n`);
-  const challenge = /^auth cram-md5 (<[^>]+>) ssl=0/.exec(await bs.receiveText());
-  expect(challenge).not.toBeNull();
-  await bs.send(`${cramResponse(challenge![1]!, directorKey(password))}\0`);
-  const verdict = await bs.receiveText();
-  if (!verdict.startsWith('1000 OK auth')) return verdict;
-  const ours = makeChallenge('test-dir');
-  await bs.send(`auth cram-md5 ${ours} ssl=0\n`);
-  const answer = await bs.receiveText();
-  expect(cramAccepts(ours, directorKey(password), answer)).toBe(true);
-  await bs.send('1000 OK auth\n');
-  return bs.receiveText();
-}
+const connect = (): Promise<Bsock> => connectTo(port);
 
 describe('agentfd serve, as a Director sees it', () => {
   it('authenticates a known Director both ways and says it speaks protocol 213', async () => {
@@ -143,26 +123,6 @@ async function slowStorageDaemon(key: string, mountDelayMs: number): Promise<{ p
     });
   });
   return { port: (listener.address() as net.AddressInfo).port, streams, close: () => listener.close() };
-}
-
-/** A File Daemon on a free port for one test, logging into `logs`. */
-async function startServer(logs: string[], settings: { maxJobs?: number; heartbeatMs?: number } = {}): Promise<{ fd: FileDaemonServer; port: number }> {
-  const fd = new FileDaemonServer({
-    name: 'agentfd-fd', address: '127.0.0.1', port: 0, maxJobs: settings.maxJobs ?? 5, heartbeatMs: settings.heartbeatMs ?? 0,
-    directors: [{ name: 'test-dir', password: 'right-pass' }],
-    log: (level, message) => logs.push(`${level}: ${message}`),
-  });
-  return { fd, port: await fd.listen() };
-}
-
-/** A Director connection to `port`, authenticated. */
-async function directorAt(port: number): Promise<Bsock> {
-  const socket = await new Promise<net.Socket>((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port }, () => resolve(s));
-  });
-  const bs = new Bsock(socket, 'agentfd serve');
-  expect(await handshake(bs, 'test-dir', 'right-pass')).toBe('2000 OK Hello 213\n');
-  return bs;
 }
 
 /** What a 9.6 Director sends to start a full backup of `dir` to the SD at `sdPort`, up to "2000 OK backup". */

@@ -35,6 +35,9 @@ export async function serveCommand(io: CommandIo, options: ServeOptions): Promis
       directors: serve.directors,
       maxJobs: serve.maxJobs,
       heartbeatMs: serve.heartbeatMs,
+      authTimeoutMs: serve.authTimeoutMs,
+      maxUnauthenticated: serve.maxUnauthenticated,
+      authFailureDelayMs: serve.authFailureDelayMs,
       tls,
       log: (level, message) => (level === 'info' ? io.out(message) : io.err(`${level}: ${message}`)),
     });
