@@ -207,8 +207,9 @@ export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotal
     const stat = statFromNode(st, dataStreamFor(options), linkFI);
     stat.mode = lstatMode(stat.mode); // Windows: directories get 'x' (windows.ts)
     const lstat = encodeLStat(stat);
-    // Stream 1 with no attribsEx on Windows too, not a Windows bacula-fd's stream 19 (windows.ts):
-    // the lab's 9.6.7 Director did not catalog stream 19 records from agentfd.
+    // Stream 1 with no attribsEx on Windows too, not a Windows bacula-fd's stream 5 (windows.ts).
+    // (An earlier agentfd sent its Windows attributes as stream 19, which is STREAM_SIGNED_DIGEST,
+    // and the Director rightly did not catalog them; stream 5 from agentfd is not yet tried.)
     const record = encodeAttributes({ fileIndex: index, type, fname, lstat, link, attribsEx: '', deltaSeq: 0 });
     await run.sd.sendStream(index, STREAM.UNIX_ATTRIBUTES, 0, [record]);
   };

@@ -55,16 +55,17 @@ export const STREAM = {
   SPARSE_GZIP_DATA: 7,
   SHA1_DIGEST: 10,
   /** A Windows FD's attribute records: as stream 1, with its Windows attributes in attribsEx (windows.ts). */
-  UNIX_ATTRIBUTES_EX: 19,
+  UNIX_ATTRIBUTES_EX: 5,
   SHA256_DIGEST: 17,
   SHA512_DIGEST: 18,
+  SIGNED_DIGEST: 19,
   PLUGIN_NAME: 26,
 } as const;
 
 /**
  * Streams a bacula-fd may write that agentfd serve cannot restore (yet), by number, for messages
  * that say what the volume holds: LZO and other non-GZIP compression (29-31: a comp_stream_header
- * names the algorithm), Win32 BackupRead data (11, 12), encryption (19-25, 32, 33), Mac forks,
+ * names the algorithm), Win32 BackupRead data (11, 12), encryption (20-25, 32, 33), Mac forks,
  * program data, plugin data and restore objects.
  */
 export const UNDECODABLE_STREAM_NAMES: Readonly<Record<number, string>> = {
@@ -90,7 +91,9 @@ export const UNDECODABLE_STREAM_NAMES: Readonly<Record<number, string>> = {
 };
 
 /** Digests of a file's data: restores do not check them, as bacula-fd does not. */
-export const DIGEST_STREAMS: ReadonlySet<number> = new Set([STREAM.MD5_DIGEST, STREAM.SHA1_DIGEST, STREAM.SHA256_DIGEST, STREAM.SHA512_DIGEST]);
+// A PKI signature over a file's digest (19) is skipped like the digests: agentfd serve has no PKI
+// keys to check it with, and the data it signs is restored and decoded like any other.
+export const DIGEST_STREAMS: ReadonlySet<number> = new Set([STREAM.MD5_DIGEST, STREAM.SHA1_DIGEST, STREAM.SHA256_DIGEST, STREAM.SHA512_DIGEST, STREAM.SIGNED_DIGEST]);
 
 /** Stream headers may carry flag bits (delta, plugin, portable) above these; mask them on read. */
 export const STREAM_MASK = 0x7ff;

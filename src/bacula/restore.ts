@@ -253,7 +253,7 @@ async function setAttributes(target: string, stat: BaculaStat, link: boolean, at
  * On Windows, as a Windows bacula-fd (findlib/attribs.c set_attributes): owners do not exist there
  * (chown is not called: process.getuid is undefined), and of the mode only the write bit means
  * something (chmod sets or clears read-only), so a chmod Windows refuses is not the file's failure.
- * A Windows FD's record (stream 19, attribsEx: windows.ts) gives the times to 100 ns and the
+ * A Windows FD's record (stream 5, attribsEx: windows.ts) gives the times to 100 ns and the
  * attributes (hidden, system, read-only, ...), set last, since read-only would forbid setting times;
  * without it (a record from Unix) the LStat's whole seconds, as set_mod_own_time.
  */
@@ -503,7 +503,7 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
       } else plugin = null;
       continue;
     }
-    // 19: a Windows FD's attributes record, restored as any other (as bacula-fd's restore.c does).
+    // 5: a Windows FD's attributes record, restored as any other (as bacula-fd's restore.c does).
     if (stream === STREAM.UNIX_ATTRIBUTES || stream === STREAM.UNIX_ATTRIBUTES_EX) {
       await closeCurrent();
       await endAgentFile(!skipping);

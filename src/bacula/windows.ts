@@ -9,7 +9,7 @@
  *   colon into a separator: where + "C:/x" is <where>/C/x. Without one the name is used as it is.
  *   A component holding '\' (a separator on Windows) or ':' (an alternate data stream) would lead
  *   the write somewhere else than the name says, so such a name is refused (Linux names only).
- * - Attributes. A Windows bacula-fd sends its attribute records as STREAM_UNIX_ATTRIBUTES_EX (19)
+ * - Attributes. A Windows bacula-fd sends its attribute records as STREAM_UNIX_ATTRIBUTES_EX (5)
  *   with attribsEx (findlib/attribs.c encode_attribsEx): dwFileAttributes, creation, last access and
  *   last write FILETIMEs, file size high and low 32 bits, in Bacula base64, space-separated. Every
  *   FD restores such a record as an ordinary one; a Windows FD also sets the attributes and times.

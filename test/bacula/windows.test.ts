@@ -2,7 +2,7 @@
  * agentfd serve's Windows forms (src/bacula/windows.ts), checked on Linux with the platform as a
  * parameter: the names sent to the SD, the LStat mode of directories, where a restore puts a name,
  * and a Windows FD's attribsEx; plus a restore on Linux of records a Windows bacula-fd writes
- * (stream 19), which must come back as ordinary files.
+ * (stream 5), which must come back as ordinary files.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -86,7 +86,7 @@ describe("a Windows FD's attribsEx", () => {
   });
 });
 
-describe('restoring records a Windows bacula-fd wrote (stream 19) on Linux', () => {
+describe('restoring records a Windows bacula-fd wrote (stream 5) on Linux', () => {
   let dir = '';
   afterEach(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
