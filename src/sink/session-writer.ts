@@ -73,7 +73,10 @@ export class SessionWriter {
     }
   }
 
-  /** A metadata record: sealed, and its plaintext added to the manifest. */
+  /**
+   * A metadata record: sealed, and its plaintext added to the manifest. (The manifest's v1 lines
+   * are added too, by the callers: they count only in a session of format 2 or older.)
+   */
   private async meta(type: number, body: unknown): Promise<void> {
     const f = this.fields(type);
     const plain = metaPlain(body);
@@ -98,11 +101,13 @@ export class SessionWriter {
   async streamEnd(fileIndex: number, streamIndex: number, summary: StreamSummary): Promise<StreamEnd> {
     const end: StreamEnd = { fileIndex, streamIndex, chunks: summary.chunks, bytes: summary.bytes, sha256: summary.sha256 };
     await this.meta(RecordType.STREAM_END, end);
+    this.manifest.stream(end);
     return end;
   }
 
-  async fileEnd(_path: string, end: FileEnd): Promise<void> {
+  async fileEnd(path: string, end: FileEnd): Promise<void> {
     await this.meta(RecordType.FILE_END, end);
+    this.manifest.file(path, end);
   }
 
   /** A small file whose streams are all in memory, in one FILE_WHOLE record (see records.ts). */
@@ -111,14 +116,20 @@ export class SessionWriter {
     const meta = metaPlain({ file: record, streams });
     this.manifest.record(RecordType.FILE_WHOLE, meta);
     await this.append(f, this.codec.sealWhole(f, meta, stored));
+    for (const s of streams) {
+      this.manifest.stream({ fileIndex: record.fileIndex, streamIndex: s.index, chunks: s.plainLength > 0 ? 1 : 0, bytes: s.plainLength, sha256: s.sha256 });
+    }
+    this.manifest.file(record.path, { fileIndex: record.fileIndex, status: 'ok', error: null });
   }
 
   async accurate(record: AccurateRecord): Promise<void> {
     await this.meta(RecordType.ACCURATE, record);
+    this.manifest.accurate(record);
   }
 
   async state(blob: Uint8Array): Promise<void> {
     await this.meta(RecordType.STATE, blob);
+    this.manifest.state(blob);
   }
 
   /** Close the session: the manifest digest, signed when a signing key is given. */
