@@ -271,11 +271,12 @@ describe('scan trusts only the signers it is told to', () => {
     expect(refused.json).toMatchObject({ status: 'failed', errorCode: 'E_UNTRUSTED_SIGNER' });
     expect(verify(untrusted.ws, 1, '--allow-untrusted-signer').json).toMatchObject({ status: 'ok', signature: 'untrusted' });
     const jobs = runCliJson(['jobs', '--config', untrusted.ws.config]);
-    expect(jobs.json.jobs[0].signer).toMatch(/^[0-9a-f]{32}$/);
+    expect(jobs.json.jobs[0]).toMatchObject({ signer: expect.stringMatching(/^[0-9a-f]{32}$/), signerTrusted: false });
 
     const byFlag = scanInto('flag', [], { sign: null }, ['--trust-signer', path.join(ws.keys, 'owner.pub')]);
     expect(byFlag.scan.json.warnings).toEqual([]);
     expect(verify(byFlag.ws, 1).json).toMatchObject({ status: 'ok', signature: 'valid' });
+    expect(runCliJson(['jobs', '--config', byFlag.ws.config]).json.jobs[0]).toMatchObject({ signerTrusted: true });
     const restored = restore(byFlag.ws, 1);
     expect(restored.json).toMatchObject({ status: 'ok', signature: 'valid' });
     expect(readFileSync(path.join(restoredData(ws, restored.to), 'report.txt'), 'utf8')).toBe('the real report\n');

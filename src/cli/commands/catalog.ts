@@ -34,7 +34,7 @@ export function jobsCommand(io: CommandIo, options: CatalogOptions): number {
     return withCatalog(options, (catalog) => {
       const jobs = catalog.jobs().map((j) => ({
         jobId: j.id, name: j.name, agent: j.agent, level: j.level, status: j.status, started: nsToIso(j.started_ns), ended: nsToIso(j.ended_ns),
-        files: j.files, bytes: j.bytes, storedBytes: j.stored_bytes, compression: j.compression, cipher: j.cipher, signer: j.signer, referenceJob: j.reference_job, error: j.error,
+        files: j.files, bytes: j.bytes, storedBytes: j.stored_bytes, compression: j.compression, cipher: j.cipher, signer: j.signer, signerTrusted: j.signer === null ? null : j.signer_trusted === 1, referenceJob: j.reference_job, error: j.error,
       }));
       if (options.json) printJson(io, { status: 'ok', jobs });
       else if (jobs.length === 0) io.out('No jobs in the catalog.');
