@@ -9,6 +9,9 @@ import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Catalog } from '../../src/catalog/catalog.js';
+import { SCHEMA } from '../../src/catalog/schema.js';
+import { openDatabase } from '../../src/catalog/sqlite.js';
 import { fingerprint, loadPublicIdentity, rawPublicKey } from '../../src/crypto/keys.js';
 import { decodeRecordHeader, recordCrc, RecordType, RECORD_HEADER_SIZE, TEXT_HEADER_SIZE } from '../../src/volume/index.js';
 import { runCli, runCliJson } from '../helpers/cli.js';
@@ -318,5 +321,26 @@ describe('private key files', () => {
     chmodSync(key(ws), 0o600);
     expect(verify(ws, jobId).json).toMatchObject({ status: 'ok', signature: 'valid' });
     expect(runCliJson(['backup', '--job', 'docs', '--config', ws.config]).status).toBe(0);
+  });
+});
+
+describe('catalogs made before signer trust', () => {
+  it('a schema 3 catalog gains signer_trusted, its signed jobs kept trusted', () => {
+    const dir = tempDir('sig-schema3');
+    const db = openDatabase(path.join(dir, 'catalog.sqlite'));
+    const schema3 = SCHEMA.replace(/\n\s*signer_trusted INTEGER NOT NULL DEFAULT 1,/, '');
+    expect(schema3).not.toContain('signer_trusted');
+    db.exec(schema3);
+    db.prepare("INSERT INTO meta(key, value) VALUES ('schema', '3')").run();
+    db.prepare(
+      "INSERT INTO jobs(id, uuid, name, agent, agent_abi, level, requested_level, status, started_ns, compression, cipher, signer) VALUES (1, 'u', 'docs', 'filesystem', 0, 'full', 'full', 'committed', '1', 'none', 'none', 'abcd')",
+    ).run();
+    db.close();
+    const catalog = Catalog.open(dir);
+    try {
+      expect(catalog.job(1)).toMatchObject({ signer: 'abcd', signer_trusted: 1 });
+    } finally {
+      catalog.close();
+    }
   });
 });
