@@ -126,11 +126,12 @@ export async function runScan(options: { catalog: Catalog; volumes: string[]; se
     }
     if (!start) continue;
     const status = end ? end.status : 'aborted';
-    // Without an end the signature was not checked: the signer named is recorded, untrusted.
+    // Without an end the signature was not checked: the signer named is recorded, untrusted (the job
+    // is aborted then, which restore refuses anyway, and the error says why).
     const signer = end ? verifiedSigner : start.signer?.fingerprint ?? null;
     const name = info?.jobName ?? '(unknown)';
     const signerTrusted = signer === null || (end !== null && isTrusted(trusted, name, signer));
-    if (!signerTrusted) {
+    if (!signerTrusted && end !== null) {
       report.warnings.push(
         `job ${found.jobId} (${name}) is signed by ${signer}, which is not a trusted signer: it is entered as untrusted, and restore and verify refuse it. ` +
           'If the key is yours, scan into an empty data directory with --trust-signer FILE.pub (or trusted_signers in the configuration)',
