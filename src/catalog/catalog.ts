@@ -33,7 +33,10 @@ export interface JobRow {
   stored_bytes: number;
   compression: string;
   cipher: string;
+  /** The fingerprint of the Ed25519 key that signed the job, or null. */
   signer: string | null;
+  /** 0 when scan found the job signed by a key the operator does not trust: restore refuses it. */
+  signer_trusted: number;
   error: string | null;
   state: Buffer | null;
 }
@@ -82,6 +85,8 @@ export interface NewJob {
   compression: string;
   cipher: string;
   signer: string | null;
+  /** False when the signer is not a trusted key (scan); true by default. */
+  signerTrusted?: boolean;
 }
 
 export interface NewFile {
@@ -220,10 +225,10 @@ export class Catalog {
   createJob(job: NewJob): number {
     const result = this.db
       .prepare(
-        `INSERT INTO jobs(id, uuid, name, agent, agent_version, agent_abi, level, requested_level, reference_job, status, started_ns, compression, cipher, signer)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)`,
+        `INSERT INTO jobs(id, uuid, name, agent, agent_version, agent_abi, level, requested_level, reference_job, status, started_ns, compression, cipher, signer, signer_trusted)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)`,
       )
-      .run(job.id ?? null, job.uuid, job.name, job.agent, job.agentVersion, job.agentAbi, job.level, job.requestedLevel, job.referenceJob, job.startedNs.toString(), job.compression, job.cipher, job.signer);
+      .run(job.id ?? null, job.uuid, job.name, job.agent, job.agentVersion, job.agentAbi, job.level, job.requestedLevel, job.referenceJob, job.startedNs.toString(), job.compression, job.cipher, job.signer, job.signerTrusted === false ? 0 : 1);
     return Number(result.lastInsertRowid);
   }
 

@@ -1,5 +1,5 @@
 /** The catalog's tables. Bump SCHEMA_VERSION with every change, and migrate in catalog.ts. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   compression TEXT NOT NULL,
   cipher TEXT NOT NULL,
   signer TEXT,
+  signer_trusted INTEGER NOT NULL DEFAULT 1,
   error TEXT,
   state BLOB
 );
@@ -81,4 +82,7 @@ export const MIGRATIONS: Record<number, string> = {
   2: 'ALTER TABLE files ADD COLUMN renamed_from TEXT;',
   // 2 -> 3: Windows file attributes (hidden, system, ...), which have no POSIX twin.
   3: 'ALTER TABLE files ADD COLUMN win_attributes INTEGER NOT NULL DEFAULT 0;',
+  // 3 -> 4: whether the signer of a job is trusted (0: scan found it signed by a key not trusted).
+  // Older rows keep 1: a backup's own signer, or a scan made before trust was asked for.
+  4: 'ALTER TABLE jobs ADD COLUMN signer_trusted INTEGER NOT NULL DEFAULT 1;',
 };

@@ -42,6 +42,8 @@ export interface AgentfdConfig {
   isolation: IsolationDefaults;
   agentIsolation: Record<string, Partial<IsolationDefaults>>;
   jobs: Record<string, JobConfig>;
+  /** Public key files whose signatures scan trusts (trusted_signers). */
+  trustedSigners: string[];
   /** agentfd serve: the File Daemon a Bacula Director drives; null when not configured. */
   serve: {
     name: string;
@@ -172,6 +174,7 @@ export function parseConfig(text: string, file: string): AgentfdConfig {
       ]),
     ),
     jobs,
+    trustedSigners: raw.trusted_signers.map((p) => path.resolve(base, p)),
     serve: raw.serve
       ? {
           name: raw.serve.name,
@@ -209,7 +212,7 @@ export function loadConfig(file: string | null): AgentfdConfig {
     const dataDir = defaultDataDir();
     return {
       file: null, pluginDir: SAMPLE_PLUGIN_DIR, dataDir, storageDir: path.join(dataDir, 'volumes'), volumeSize: parseSize('1G'),
-      agentOptions: {}, isolation: DEFAULT_ISOLATION, agentIsolation: {}, jobs: {},
+      agentOptions: {}, isolation: DEFAULT_ISOLATION, agentIsolation: {}, jobs: {}, trustedSigners: [],
       bacula: { pluginDir: null, preload: [...DEFAULT_PRELOAD] },
       serve: null,
     };

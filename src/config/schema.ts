@@ -127,6 +127,8 @@ export const configSchema = z.strictObject({
   call_timeout: duration.default('10m'),
   cancel_grace: duration.default('10s'),
   agents: z.record(z.string(), agentSettingsSchema).default({}),
+  /** Public key files (.pub) whose signatures agentfd scan accepts, besides each job's own sign_with key. */
+  trusted_signers: z.array(z.string().min(1)).default([]),
   jobs: z
     .record(z.string().regex(JOB_NAME, 'a job name is 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit'), jobSchema)
     .default({}),

@@ -10,7 +10,7 @@
  * All primitives are node:crypto's (OpenSSL); nothing here is home-made.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { AgentfdError } from '../errors.js';
 
@@ -81,7 +81,30 @@ export function loadPublicIdentity(file: string): PublicIdentity {
   return loadIdentity(file, 'public');
 }
 
+/**
+ * Refuse a private key file that others may read, as ssh does: a key that leaked to other local
+ * users signs and opens backups for them. Windows is skipped: access there is ACLs, which the
+ * POSIX mode bits Node reports do not describe.
+ */
+export function checkPrivateKeyMode(file: string): void {
+  if (process.platform === 'win32') return;
+  let mode: number;
+  try {
+    mode = statSync(file).mode & 0o777;
+  } catch {
+    return; // reading it reports what is wrong with it
+  }
+  if ((mode & 0o077) !== 0) {
+    const octal = mode.toString(8).padStart(4, '0');
+    throw new AgentfdError(
+      'E_KEY_PERMISSIONS',
+      `the private key file ${file} has mode ${octal}: it is readable or writable by other users, so agentfd refuses to use it. Make it private with: chmod 600 ${file}`,
+    );
+  }
+}
+
 export function loadPrivateIdentity(file: string): PrivateIdentity {
+  checkPrivateKeyMode(file);
   return loadIdentity(file, 'private');
 }
 

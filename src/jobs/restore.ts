@@ -24,6 +24,8 @@ import type { FileRecord } from '../pipeline/records.js';
 import { readSession } from '../sink/session-reader.js';
 import { FILESYSTEM_AGENT, hasAgent, resolveAgent } from './agents.js';
 import { planRestore } from './chain.js';
+import { checkTrust, expectedSession, signatureState, verifySignedSession, weakest, type SignatureState } from './signatures.js';
+import type { VerifiedRecords } from '../sink/manifest.js';
 
 export interface RestoreOptions {
   /** For how agents are run (isolation); the defaults when absent. */
@@ -40,6 +42,8 @@ export interface RestoreOptions {
   optionOverrides?: Record<string, string>;
   include?: string[];
   secrets: UnwrapSecrets;
+  /** Restore a job signed by a key not trusted at scan (see signatures.ts). */
+  allowUntrustedSigner?: boolean;
   onProgress?: (p: { files: number; bytes: number; path: string }) => void;
   onLog?: (level: LogLevel, message: string) => void;
 }
@@ -53,7 +57,7 @@ export interface RestoreReport {
   skipped: number;
   bytes: number;
   agents: string[];
-  signature: 'valid' | 'unsigned' | 'unchecked';
+  signature: SignatureState;
   errors: string[];
   seconds: number;
   /** The jobs restored, full first: the point in time. */
@@ -120,7 +124,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
   let files = 0;
   let skipped = 0;
   let bytes = 0;
-  let signature: RestoreReport['signature'] = 'unchecked';
+  let signature: SignatureState = 'unchecked';
   let sourceAbi = job.agent_abi;
   let sourceVersion = job.agent_version;
   let jobOptions: Record<string, string> = {};
@@ -168,12 +172,22 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
 
   const hasher = new StreamHasher();
   try {
+    // Each signed job of the chain is read once before anything is written: its signature is checked
+    // against the signer the catalog records, and the records it covers are kept for the second read.
+    const verified = new Map<number, VerifiedRecords>();
+    for (const part of plan.chain) {
+      checkTrust(part, options.allowUntrustedSigner ?? false);
+      if (part.signer !== null) verified.set(part.id, await verifySignedSession(catalog, part, options.secrets));
+    }
     for (const part of plan.chain) {
     const select = plan.select.get(part.id)!;
     const placements = catalog.jobVolumes(part.id).map((v) => ({ path: v.path, firstOffset: v.first_offset }));
     // The reader runs a few events ahead (reading, opening, decompressing and checking the next
     // chunks) while the agent writes this one.
-    const events = prefetch(readSession({ jobId: part.id, placements, secrets: options.secrets, data: true, what: `job ${part.id} (${part.name})`, hasher }), READ_AHEAD);
+    const events = prefetch(
+      readSession({ jobId: part.id, placements, secrets: options.secrets, data: true, what: `job ${part.id} (${part.name})`, hasher, expect: expectedSession(part), verified: verified.get(part.id) }),
+      READ_AHEAD,
+    );
     for await (const event of events) {
       switch (event.kind) {
         case 'info':
@@ -246,7 +260,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
           break;
         case 'end':
           // The weakest signature state of the chain is the one reported.
-          signature = signature === 'unchecked' || event.signature === 'unsigned' ? event.signature : signature;
+          signature = weakest(signature, signatureState(part));
           break;
         default:
           break;

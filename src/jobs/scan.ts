@@ -3,7 +3,9 @@
  * read through the session reader (metadata only: CRCs, sequence, tags, the manifest and its
  * signature are still checked) and entered with its original job id, files, agents, digests and
  * agent state. Jobs already in the catalog (same UUID) are left as they are. A session without an
- * end is entered as aborted, so nothing restores it as complete.
+ * end is entered as aborted, so nothing restores it as complete. A signature is only as good as the
+ * key behind it, and anyone can make a key: a job signed by a key not among the trusted signers is
+ * entered as untrusted, which restore and verify refuse (signatures.ts).
  */
 import path from 'node:path';
 import type { Catalog, NewFile } from '../catalog/catalog.js';
@@ -14,12 +16,15 @@ import type { AccurateRecord } from './accurate.js';
 import { readSession } from '../sink/session-reader.js';
 import { parseVolumeFileName, readRecords, RecordType } from '../volume/index.js';
 import { parseClearJson } from '../pipeline/records.js';
+import { isTrusted, type TrustedSigners } from './signatures.js';
 
 export interface ScanReport {
   volumes: string[];
   added: { jobId: number; name: string; status: string; files: number }[];
   present: number[];
   errors: string[];
+  /** Jobs entered but not to be trusted as they are (signed by a key not trusted). */
+  warnings: string[];
 }
 
 interface Found {
@@ -38,10 +43,11 @@ function orderVolumes(files: string[]): string[] {
   });
 }
 
-export async function runScan(options: { catalog: Catalog; volumes: string[]; secrets: UnwrapSecrets }): Promise<ScanReport> {
+export async function runScan(options: { catalog: Catalog; volumes: string[]; secrets: UnwrapSecrets; trusted?: TrustedSigners }): Promise<ScanReport> {
   const { catalog } = options;
   const volumes = orderVolumes(options.volumes);
-  const report: ScanReport = { volumes, added: [], present: [], errors: [] };
+  const trusted: TrustedSigners = options.trusted ?? { all: new Map(), byJob: new Map(), problems: [] };
+  const report: ScanReport = { volumes, added: [], present: [], errors: [], warnings: [...trusted.problems] };
   const sessions = new Map<string, Found>(); // by job id + uuid
   const current = new Map<number, string>(); // session number -> uuid of the session open there
 
@@ -78,6 +84,7 @@ export async function runScan(options: { catalog: Catalog; volumes: string[]; se
     let start: SessionStart | null = null;
     let info: SessionInfo | null = null;
     let end: SessionEnd | null = null;
+    let verifiedSigner: string | null = null;
     let state: Buffer | null = null;
     const files: NewFile[] = [];
     let file: FileRecord | null = null;
@@ -104,7 +111,10 @@ export async function runScan(options: { catalog: Catalog; volumes: string[]; se
         } else if (event.kind === 'accurate') {
           accurate = event.record;
         } else if (event.kind === 'state') state = event.blob;
-        else if (event.kind === 'end') end = event.end;
+        else if (event.kind === 'end') {
+          end = event.end;
+          verifiedSigner = event.signer;
+        }
       }
     } catch (e) {
       if (e instanceof AgentfdError && e.code === 'E_WRONG_KEY') {
@@ -116,12 +126,23 @@ export async function runScan(options: { catalog: Catalog; volumes: string[]; se
     }
     if (!start) continue;
     const status = end ? end.status : 'aborted';
+    // Without an end the signature was not checked: the signer named is recorded, untrusted (the job
+    // is aborted then, which restore refuses anyway, and the error says why).
+    const signer = end ? verifiedSigner : start.signer?.fingerprint ?? null;
+    const name = info?.jobName ?? '(unknown)';
+    const signerTrusted = signer === null || (end !== null && isTrusted(trusted, name, signer));
+    if (!signerTrusted && end !== null) {
+      report.warnings.push(
+        `job ${found.jobId} (${name}) is signed by ${signer}, which is not a trusted signer: it is entered as untrusted, and restore and verify refuse it. ` +
+          'If the key is yours, scan into an empty data directory with --trust-signer FILE.pub (or trusted_signers in the configuration)',
+      );
+    }
     catalog.transaction(() => {
       catalog.createJob({
         id: found.jobId, uuid: found.uuid, name: info?.jobName ?? '(unknown)', agent: info?.agent.name ?? '(unknown)',
         agentVersion: info?.agent.version ?? null, agentAbi: info?.agent.abi ?? 0, level: start!.level, requestedLevel: info?.requestedLevel ?? start!.level,
         referenceJob: info?.referenceJob?.id ?? null, startedNs: BigInt(start!.startedNs), compression: start!.compression, cipher: start!.cipher,
-        signer: start!.signer?.fingerprint ?? null,
+        signer, signerTrusted,
       });
       const fileCount = files.length;
       accurate.deleted.forEach((gone, i) =>

@@ -2,14 +2,15 @@
  * agentfd verify: re-read a job from its volumes and check everything: every record's CRC in
  * every volume the job touches (so damage anywhere in them shows, not only in this job's records),
  * the volumes' text headers, then the job's own records through the session reader (sequence,
- * AEAD tags, chunk places, sizes, SHA-256 digests, the manifest and its signature). It reports the
- * first bad record precisely.
+ * AEAD tags, chunk places, sizes, SHA-256 digests, the manifest and its signature, which must be by
+ * the signer the catalog records: see signatures.ts). It reports the first bad record precisely.
  */
 import type { Catalog } from '../catalog/catalog.js';
 import type { UnwrapSecrets } from '../crypto/envelope.js';
 import { AgentfdError, messageOf } from '../errors.js';
 import { readSession } from '../sink/session-reader.js';
 import { readRecords } from '../volume/index.js';
+import { checkTrust, expectedSession, signatureState, type SignatureState } from './signatures.js';
 
 export interface VerifyReport {
   jobId: number;
@@ -20,12 +21,12 @@ export interface VerifyReport {
   files: number;
   streams: number;
   bytes: number;
-  signature: 'valid' | 'unsigned' | 'unchecked';
+  signature: SignatureState;
   error: string | null;
   errorCode: string | null;
 }
 
-export async function runVerify(options: { catalog: Catalog; jobId: number; secrets: UnwrapSecrets }): Promise<VerifyReport> {
+export async function runVerify(options: { catalog: Catalog; jobId: number; secrets: UnwrapSecrets; allowUntrustedSigner?: boolean }): Promise<VerifyReport> {
   const { catalog, jobId } = options;
   const job = catalog.job(jobId);
   if (!job) throw new AgentfdError('E_UNKNOWN_JOB', `there is no job ${jobId} in the catalog ${catalog.file}`);
@@ -39,13 +40,13 @@ export async function runVerify(options: { catalog: Catalog; jobId: number; secr
     for (const p of placements) {
       for await (const _record of readRecords(p.path)) report.volumeRecords++;
     }
-    for await (const event of readSession({ jobId, placements, secrets: options.secrets, data: true, what: `job ${jobId} (${job.name})` })) {
+    for await (const event of readSession({ jobId, placements, secrets: options.secrets, data: true, what: `job ${jobId} (${job.name})`, expect: expectedSession(job) })) {
       if (event.kind === 'fileEnd') report.files++;
       else if (event.kind === 'streamEnd') {
         report.streams++;
         report.bytes += event.end.bytes;
       } else if (event.kind === 'end') {
-        report.signature = event.signature;
+        report.signature = signatureState(job);
         if (event.end.status !== 'committed') {
           throw new AgentfdError('E_JOB_FAILED', `job ${jobId} is intact on its volumes, but it ended as ${event.end.status}: ${event.end.error ?? 'no reason recorded'}`);
         }
@@ -54,6 +55,7 @@ export async function runVerify(options: { catalog: Catalog; jobId: number; secr
     if (job.status !== 'committed') {
       throw new AgentfdError('E_JOB_FAILED', `the catalog records job ${jobId} as ${job.status}${job.error ? `: ${job.error}` : ''}`);
     }
+    checkTrust(job, options.allowUntrustedSigner ?? false);
   } catch (error) {
     if (error instanceof AgentfdError && error.code === 'E_WRONG_KEY') throw error;
     report.status = 'bad';

@@ -22,8 +22,11 @@ import { recordAad, RecordType, type RecordFields } from '../volume/format.js';
 import type { AgentStreamInfo } from '../agents/types.js';
 import type { FileKind, Level } from '../agents/native/abi.js';
 
-/** 2: sessions may hold FILE_WHOLE records. Readers accept every format up to this one. */
-export const SESSION_FORMAT = 2;
+/**
+ * 2: sessions may hold FILE_WHOLE records. 3: the manifest is v2 (it covers every metadata record:
+ * sink/manifest.ts). Readers accept every format up to this one.
+ */
+export const SESSION_FORMAT = 3;
 
 export interface SessionStart {
   format: number;
@@ -151,7 +154,11 @@ export class SessionCodec {
 
   /** Payload of a metadata record (JSON object, or raw bytes for STATE). */
   sealMeta(fields: RecordFields, body: unknown): Buffer {
-    const plain = body instanceof Uint8Array ? Buffer.from(body) : Buffer.from(JSON.stringify(body));
+    return this.sealPlain(fields, metaPlain(body));
+  }
+
+  /** Seal a metadata record's plaintext (metaPlain()): the writer hashes the same bytes into the manifest. */
+  sealPlain(fields: RecordFields, plain: Buffer): Buffer {
     return this.key ? seal(this.key, this.aad(fields), plain) : plain;
   }
 
@@ -163,12 +170,7 @@ export class SessionCodec {
   }
 
   openMetaJson<T>(fields: RecordFields, payload: Uint8Array, what: string): T {
-    const text = this.openMeta(fields, payload, what).toString('utf8');
-    try {
-      return JSON.parse(text) as T;
-    } catch {
-      throw new AgentfdError('E_CORRUPT_DATA', `${what}: the payload is not valid JSON`);
-    }
+    return parseMetaJson<T>(this.openMeta(fields, payload, what), what);
   }
 
   /** A CHUNK payload, in parts (prefix, then the stored or sealed bytes): a 1 MiB chunk is not copied to join them. */
@@ -177,9 +179,8 @@ export class SessionCodec {
     return this.key ? [head, ...sealParts(this.key, this.aad(fields, head), stored)] : [head, stored];
   }
 
-  /** Payload of a FILE_WHOLE record: the file's metadata and its streams' stored bytes. */
-  sealWhole(fields: RecordFields, whole: WholeFile, stored: readonly Uint8Array[]): Buffer {
-    const meta = Buffer.from(JSON.stringify(whole));
+  /** Payload of a FILE_WHOLE record: the file's metadata (metaPlain() of a WholeFile) and its streams' stored bytes. */
+  sealWhole(fields: RecordFields, meta: Buffer, stored: readonly Uint8Array[]): Buffer {
     let total = 4 + meta.length;
     for (const s of stored) total += s.length;
     const plain = Buffer.allocUnsafe(total);
@@ -193,13 +194,14 @@ export class SessionCodec {
     return this.key ? seal(this.key, this.aad(fields), plain) : plain;
   }
 
-  openWhole(fields: RecordFields, payload: Uint8Array, what: string): { whole: WholeFile; stored: Buffer[] } {
+  openWhole(fields: RecordFields, payload: Uint8Array, what: string): { whole: WholeFile; meta: Buffer; stored: Buffer[] } {
     const plain = this.openMeta(fields, payload, what);
     const metaLength = plain.length >= 4 ? plain.readUInt32LE(0) : -1;
     if (metaLength < 0 || 4 + metaLength > plain.length) throw new AgentfdError('E_CORRUPT_DATA', `${what}: the whole-file record is cut short`);
     let whole: WholeFile;
+    const meta = plain.subarray(4, 4 + metaLength);
     try {
-      whole = JSON.parse(plain.toString('utf8', 4, 4 + metaLength)) as WholeFile;
+      whole = JSON.parse(meta.toString('utf8')) as WholeFile;
     } catch {
       throw new AgentfdError('E_CORRUPT_DATA', `${what}: the whole-file record's metadata is not valid JSON`);
     }
@@ -213,7 +215,7 @@ export class SessionCodec {
       at += s.storedLength;
     }
     if (at !== plain.length) throw new AgentfdError('E_CORRUPT_DATA', `${what}: ${plain.length - at} bytes after the last stream`);
-    return { whole, stored };
+    return { whole, meta, stored };
   }
 
   /** The stored (still compressed) bytes of a chunk, after checking its seal. */
@@ -226,6 +228,19 @@ export class SessionCodec {
     }
     const stored = this.key ? open(this.key, this.aad(fields, head), body, what) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     return { prefix, stored };
+  }
+}
+
+/** The plaintext of a metadata record: JSON, or raw bytes (STATE). */
+export function metaPlain(body: unknown): Buffer {
+  return body instanceof Uint8Array ? Buffer.from(body) : Buffer.from(JSON.stringify(body));
+}
+
+export function parseMetaJson<T>(plain: Buffer, what: string): T {
+  try {
+    return JSON.parse(plain.toString('utf8')) as T;
+  } catch {
+    throw new AgentfdError('E_CORRUPT_DATA', `${what}: the payload is not valid JSON`);
   }
 }
 

@@ -9,7 +9,7 @@
  */
 import { createHash, verify as verifySignature, type Hash } from 'node:crypto';
 import { STREAM_TYPES } from '../agents/native/abi.js';
-import { publicKeyFromRaw } from '../crypto/keys.js';
+import { fingerprint, publicKeyFromRaw } from '../crypto/keys.js';
 import { unwrapDataKey, type UnwrapSecrets } from '../crypto/envelope.js';
 import { AgentfdError, messageOf } from '../errors.js';
 import { decompressChunk } from '../pipeline/codecs.js';
@@ -19,6 +19,7 @@ import {
   type FileEnd,
   type FileRecord,
   parseClearJson,
+  parseMetaJson,
   RecordType,
   SESSION_FORMAT,
   SessionCodec,
@@ -29,7 +30,7 @@ import {
 } from '../pipeline/records.js';
 import type { AccurateRecord } from '../jobs/accurate.js';
 import { readRecords, recordTypeName, type VolumeRecord } from '../volume/index.js';
-import { Manifest } from './session-writer.js';
+import { Manifest, VerifiedRecords } from './manifest.js';
 
 export interface Placement {
   path: string;
@@ -45,7 +46,14 @@ export type SessionEvent =
   | { kind: 'fileEnd'; end: FileEnd }
   | { kind: 'state'; blob: Buffer }
   | { kind: 'accurate'; record: AccurateRecord }
-  | { kind: 'end'; end: SessionEnd; signature: 'valid' | 'unsigned' };
+  | { kind: 'end'; end: SessionEnd; signature: 'valid' | 'unsigned'; signer: string | null; manifest: 1 | 2; verified: VerifiedRecords | null };
+
+/** What the catalog knows of a job, which its session on the volumes must match. */
+export interface ExpectedSession {
+  uuid: string;
+  /** The fingerprint of the key that signed the job, or null when it was not signed. */
+  signer: string | null;
+}
 
 export interface ReadSessionOptions {
   jobId: number;
@@ -57,6 +65,18 @@ export interface ReadSessionOptions {
   what: string;
   /** Compute stream digests on this hashing thread (see stream-hasher.ts). */
   hasher?: StreamHasher | null;
+  /**
+   * The job as the catalog has it: the session must have its UUID and be signed by its signer (or
+   * be unsigned when it was). Absent (scan): any valid signature, or none, is reported as found.
+   */
+  expect?: ExpectedSession;
+  /** Keep the digests of the metadata records (the first read of a signed restore); the end event has them. */
+  collect?: boolean;
+  /**
+   * The metadata records a first read verified under the signature: each record read now must be
+   * that one, checked before its event is yielded (so before anything acts on it).
+   */
+  verified?: VerifiedRecords;
 }
 
 /** A Buffer over the same bytes (a chunk's bytes are the reader's own: no copy needed). */
@@ -133,6 +153,9 @@ async function* readEvents(options: ReadSessionOptions): AsyncGenerator<ReadEven
   let manifest: Manifest | null = null;
   let file: FileRecord | null = null;
   let nextFileIndex = 0;
+  // Metadata records seen, for the comparison with (or the collection of) verified records.
+  let metaOrdinal = 0;
+  const collected = options.collect ? new VerifiedRecords() : null;
   // A stream's digest is computed here, or on the hashing thread when one is given (large restores).
   const hasher = options.hasher ?? null;
   const newStream = (index: number) => ({ index, chunks: 0, bytes: 0, hash: hasher ? null : createHash('sha256'), hashed: hasher?.begin() ?? 0 });
@@ -149,10 +172,11 @@ async function* readEvents(options: ReadSessionOptions): AsyncGenerator<ReadEven
           if (!(s.format >= 1 && s.format <= SESSION_FORMAT)) {
             fail(record, `session format ${String(s.format)} is newer than this agentfd reads (1 to ${SESSION_FORMAT}): upgrade agentfd to restore this job`);
           }
+          if (options.expect) checkExpected(record, s, options.expect, options.what);
           start = s;
           const key = s.cipher === 'none' ? null : unwrapDataKey(s.stanzas, options.secrets, options.what);
           codec = new SessionCodec(s.uuid, key);
-          manifest = new Manifest(s.uuid);
+          manifest = new Manifest(s);
           yield { kind: 'start', start: s };
         } else if (s.uuid !== start.uuid) {
           fail(record, `belongs to job ${s.uuid}, not ${start.uuid}`);
@@ -160,13 +184,25 @@ async function* readEvents(options: ReadSessionOptions): AsyncGenerator<ReadEven
         continue;
       }
       if (!codec || !manifest || !start) fail(record, 'the session does not begin with SESSION_START');
+      const m = manifest;
+      /** A metadata record's plaintext: into the manifest, and checked against (or kept as) the verified records. */
+      const meta = (plain: Buffer): Buffer => {
+        const digest = m.record(record.type, plain);
+        if (options.verified && !options.verified.matches(metaOrdinal, digest)) {
+          fail(record, 'differs from the record the signature was verified over when the job was first read: the volume changed during the restore', 'E_SIGNATURE');
+        }
+        collected?.push(digest);
+        metaOrdinal++;
+        return plain;
+      };
+      const openJson = <T>(): T => parseMetaJson<T>(meta(codec!.openMeta(fields, record.payload, where(record))), where(record));
       switch (record.type) {
         case RecordType.SESSION_INFO:
-          yield { kind: 'info', info: codec.openMetaJson<SessionInfo>(fields, record.payload, where(record)) };
+          yield { kind: 'info', info: openJson<SessionInfo>() };
           break;
         case RecordType.FILE: {
           if (file !== null) fail(record, `a new file begins before file ${file.fileIndex} (${file.path}) ended`);
-          const f = codec.openMetaJson<FileRecord>(fields, record.payload, where(record));
+          const f = openJson<FileRecord>();
           checkStreamTypes(record, f);
           if (f.fileIndex !== nextFileIndex) fail(record, `file ${f.fileIndex} where file ${nextFileIndex} was expected`);
           nextFileIndex++;
@@ -178,7 +214,8 @@ async function* readEvents(options: ReadSessionOptions): AsyncGenerator<ReadEven
         case RecordType.FILE_WHOLE: {
           // A small file in one record: check it exactly as its four kinds of records would be.
           if (file !== null) fail(record, `a new file begins before file ${file.fileIndex} (${file.path}) ended`);
-          const { whole, stored } = codec.openWhole(fields, record.payload, where(record));
+          const { whole, meta: wholeMeta, stored } = codec.openWhole(fields, record.payload, where(record));
+          meta(wholeMeta);
           const f = whole.file;
           checkStreamTypes(record, f);
           if (f.fileIndex !== nextFileIndex) fail(record, `file ${f.fileIndex} where file ${nextFileIndex} was expected`);
@@ -237,7 +274,7 @@ async function* readEvents(options: ReadSessionOptions): AsyncGenerator<ReadEven
           break;
         }
         case RecordType.STREAM_END: {
-          const end = codec.openMetaJson<StreamEnd>(fields, record.payload, where(record));
+          const end = openJson<StreamEnd>();
           if (!file || end.fileIndex !== file.fileIndex) fail(record, `the end of a stream of file ${end.fileIndex} outside that file`);
           const s = stream ?? newStream(nextStream);
           if (end.streamIndex !== s.index) fail(record, `the end of stream ${end.streamIndex} where stream ${s.index} is open`);
@@ -255,7 +292,7 @@ async function* readEvents(options: ReadSessionOptions): AsyncGenerator<ReadEven
           break;
         }
         case RecordType.FILE_END: {
-          const end = codec.openMetaJson<FileEnd>(fields, record.payload, where(record));
+          const end = openJson<FileEnd>();
           if (!file || end.fileIndex !== file.fileIndex) fail(record, `the end of file ${end.fileIndex}, which is not open`);
           if (stream !== null) fail(record, `${file.path} ends while stream ${stream.index} is open`);
           if (end.status === 'ok' && nextStream !== file.streams.length) fail(record, `${file.path} ends after ${nextStream} of its ${file.streams.length} streams`);
@@ -265,14 +302,14 @@ async function* readEvents(options: ReadSessionOptions): AsyncGenerator<ReadEven
           break;
         }
         case RecordType.ACCURATE: {
-          const accurate = codec.openMetaJson<AccurateRecord>(fields, record.payload, where(record));
+          const accurate = openJson<AccurateRecord>();
           if (file !== null) fail(record, `accurate-mode results while file ${file.path} is open`);
           manifest.accurate(accurate);
           yield { kind: 'accurate', record: accurate };
           break;
         }
         case RecordType.STATE: {
-          const blob = codec.openMeta(fields, record.payload, where(record));
+          const blob = meta(codec.openMeta(fields, record.payload, where(record)));
           manifest.state(blob);
           yield { kind: 'state', blob };
           break;
@@ -284,15 +321,11 @@ async function* readEvents(options: ReadSessionOptions): AsyncGenerator<ReadEven
           if (digest.toString('hex') !== end.manifestSha256) {
             fail(record, 'the manifest digest does not match the records: records were altered, removed or reordered');
           }
-          let signature: 'valid' | 'unsigned' = 'unsigned';
-          if (start.signer) {
-            const key = publicKeyFromRaw('ed25519', Buffer.from(start.signer.publicKey, 'base64'));
-            if (!end.signature || !verifySignature(null, digest, key, Buffer.from(end.signature, 'base64'))) {
-              fail(record, `the manifest signature by ${start.signer.fingerprint} does not verify`, 'E_SIGNATURE');
-            }
-            signature = 'valid';
+          if (options.verified && metaOrdinal !== options.verified.length) {
+            fail(record, `the session ends after ${metaOrdinal} metadata records where the first read verified ${options.verified.length}: the volume changed during the restore`, 'E_SIGNATURE');
           }
-          yield { kind: 'end', end, signature };
+          const signer = checkSignature(record, start, end, digest, options);
+          yield { kind: 'end', end, signature: signer ? 'valid' : 'unsigned', signer, manifest: manifest.version, verified: collected };
           break;
         }
         default:
@@ -301,8 +334,54 @@ async function* readEvents(options: ReadSessionOptions): AsyncGenerator<ReadEven
       }
     } catch (error) {
       if (error instanceof AgentfdError && error.message.startsWith(record.path)) throw error;
-      if (error instanceof AgentfdError && (error.code === 'E_WRONG_KEY')) throw error;
+      if (error instanceof AgentfdError && (error.code === 'E_WRONG_KEY' || error.code === 'E_SIGNATURE' || error.code === 'E_WRONG_SESSION')) throw error;
       throw new AgentfdError(error instanceof AgentfdError ? error.code : 'E_CORRUPT_DATA', `${where(record)}: ${messageOf(error)}`, { cause: error });
     }
   }
+}
+
+/** The session on the volume is the one the catalog indexed: same UUID, same signer (or none). */
+function checkExpected(record: VolumeRecord, start: SessionStart, expect: ExpectedSession, what: string): void {
+  if (start.uuid !== expect.uuid) {
+    fail(record, `holds job ${start.uuid}, but the catalog's ${what} is ${expect.uuid}: the volume was replaced or is another one with the same name`, 'E_WRONG_SESSION');
+  }
+  const found = start.signer ? signerKey(record, start.signer).fingerprint : null;
+  if (expect.signer !== null && found === null) {
+    fail(record, `an unsigned copy of a signed job: the catalog records ${what} as signed by ${expect.signer}, and this session carries no signer. Someone removed the signature, or replaced the job; do not trust it`, 'E_SIGNATURE');
+  }
+  if (expect.signer !== null && found !== expect.signer) {
+    fail(record, `signed by ${found}, but the catalog records ${what} as signed by ${expect.signer}: the job was re-signed with another key or replaced; do not trust it`, 'E_SIGNATURE');
+  }
+  if (expect.signer === null && found !== null) {
+    fail(record, `signed by ${found}, but the catalog records ${what} as unsigned: this is not the session the catalog indexed`, 'E_SIGNATURE');
+  }
+}
+
+/** The signer's key from the header, named by its own fingerprint (the one written beside it is not trusted). */
+function signerKey(record: VolumeRecord, signer: { publicKey: string; fingerprint: string }) {
+  let key;
+  try {
+    key = publicKeyFromRaw('ed25519', Buffer.from(signer.publicKey, 'base64'));
+  } catch {
+    fail(record, 'the signer\'s public key is not an Ed25519 key', 'E_SIGNATURE');
+  }
+  const real = fingerprint(key);
+  if (real !== signer.fingerprint) fail(record, `the signer's key is ${real}, not ${signer.fingerprint} as written beside it`, 'E_SIGNATURE');
+  return { key, fingerprint: real };
+}
+
+/** The manifest signature: valid (returns the signer's fingerprint), or absent (null); E_SIGNATURE otherwise. */
+function checkSignature(record: VolumeRecord, start: SessionStart, end: SessionEnd, digest: Buffer, options: ReadSessionOptions): string | null {
+  if (!start.signer) {
+    if (options.expect?.signer) fail(record, `an unsigned copy of a signed job: the catalog records ${options.what} as signed by ${options.expect.signer}`, 'E_SIGNATURE');
+    return null;
+  }
+  const { key, fingerprint: signer } = signerKey(record, start.signer);
+  if (!end.signature) {
+    fail(record, `an unsigned copy of a signed job: the session names the signer ${signer}, and its end carries no signature. Someone removed it; do not trust this job`, 'E_SIGNATURE');
+  }
+  if (!verifySignature(null, digest, key, Buffer.from(end.signature, 'base64'))) {
+    fail(record, `the manifest signature by ${signer} does not verify: the job was altered after it was signed`, 'E_SIGNATURE');
+  }
+  return signer;
 }

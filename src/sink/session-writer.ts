@@ -2,15 +2,16 @@
  * Writes one backup session (one job) into the volumes: numbers its records, seals their payloads
  * (SessionCodec), repeats the session header at the top of every new volume so each volume can be
  * read on its own, remembers where the session starts in each volume (for the catalog), and builds
- * the manifest of digests that the session's end signs.
+ * the manifest (manifest.ts) that the session's end signs.
  */
-import { createHash, sign, type KeyObject } from 'node:crypto';
+import { sign, type KeyObject } from 'node:crypto';
 import type { AccurateRecord } from '../jobs/accurate.js';
 import type { VolumeWriter } from '../volume/index.js';
 import { RECORD_HEADER_SIZE, RecordType, type RecordFields } from '../volume/format.js';
 import type { EncodedChunk, StreamSummary } from '../pipeline/stream-encoder.js';
 import {
   clearJson,
+  metaPlain,
   type FileEnd,
   type FileRecord,
   SessionCodec,
@@ -20,52 +21,12 @@ import {
   type StreamEnd,
   type WholeStream,
 } from '../pipeline/records.js';
+import { Manifest } from './manifest.js';
 
 export interface VolumePlacement {
   label: string;
   path: string;
   firstOffset: number;
-}
-
-/** The manifest: a digest over every file's outcome and every stream's size and SHA-256. */
-export class Manifest {
-  private readonly hash = createHash('sha256');
-  /** Lines not yet hashed: hashed in batches (the digest of the whole text is the same). */
-  private text: string;
-
-  constructor(uuid: string) {
-    this.text = `agentfd manifest v1\n${uuid}\n`;
-  }
-
-  private add(line: string): void {
-    this.text += line;
-    if (this.text.length >= 64 * 1024) {
-      this.hash.update(this.text);
-      this.text = '';
-    }
-  }
-
-  stream(end: StreamEnd): void {
-    this.add(`S\t${end.fileIndex}\t${end.streamIndex}\t${end.bytes}\t${end.sha256}\n`);
-  }
-
-  file(path: string, end: FileEnd): void {
-    this.add(`F\t${end.fileIndex}\t${JSON.stringify(path)}\t${end.status}\n`);
-  }
-
-  accurate(record: AccurateRecord): void {
-    this.add(`A\t${JSON.stringify(record)}\n`);
-  }
-
-  state(blob: Uint8Array): void {
-    this.add(`T\t${createHash('sha256').update(blob).digest('hex')}\n`);
-  }
-
-  digest(status: string): Buffer {
-    this.hash.update(`${this.text}E\t${status}\n`);
-    this.text = '';
-    return this.hash.digest();
-  }
 }
 
 export class SessionWriter {
@@ -84,7 +45,7 @@ export class SessionWriter {
     this.start = start;
     this.jobId = start.jobId;
     this.codec = new SessionCodec(start.uuid, key);
-    this.manifest = new Manifest(start.uuid);
+    this.manifest = new Manifest(start);
   }
 
   get recordCount(): number {
@@ -112,15 +73,24 @@ export class SessionWriter {
     }
   }
 
+  /**
+   * A metadata record: sealed, and its plaintext added to the manifest. (The manifest's v1 lines
+   * are added too, by the callers: they count only in a session of format 2 or older.)
+   */
+  private async meta(type: number, body: unknown): Promise<void> {
+    const f = this.fields(type);
+    const plain = metaPlain(body);
+    this.manifest.record(type, plain);
+    await this.append(f, this.codec.sealPlain(f, plain));
+  }
+
   async begin(info: SessionInfo): Promise<void> {
     await this.append(this.fields(RecordType.SESSION_START, 0, 0), clearJson(this.start));
-    const f = this.fields(RecordType.SESSION_INFO);
-    await this.append(f, this.codec.sealMeta(f, info));
+    await this.meta(RecordType.SESSION_INFO, info);
   }
 
   async file(record: FileRecord): Promise<void> {
-    const f = this.fields(RecordType.FILE);
-    await this.append(f, this.codec.sealMeta(f, record));
+    await this.meta(RecordType.FILE, record);
   }
 
   async chunk(fileIndex: number, streamIndex: number, chunk: EncodedChunk): Promise<void> {
@@ -130,22 +100,22 @@ export class SessionWriter {
 
   async streamEnd(fileIndex: number, streamIndex: number, summary: StreamSummary): Promise<StreamEnd> {
     const end: StreamEnd = { fileIndex, streamIndex, chunks: summary.chunks, bytes: summary.bytes, sha256: summary.sha256 };
-    const f = this.fields(RecordType.STREAM_END);
-    await this.append(f, this.codec.sealMeta(f, end));
+    await this.meta(RecordType.STREAM_END, end);
     this.manifest.stream(end);
     return end;
   }
 
   async fileEnd(path: string, end: FileEnd): Promise<void> {
-    const f = this.fields(RecordType.FILE_END);
-    await this.append(f, this.codec.sealMeta(f, end));
+    await this.meta(RecordType.FILE_END, end);
     this.manifest.file(path, end);
   }
 
   /** A small file whose streams are all in memory, in one FILE_WHOLE record (see records.ts). */
   async wholeFile(record: FileRecord, streams: readonly WholeStream[], stored: readonly Uint8Array[]): Promise<void> {
     const f = this.fields(RecordType.FILE_WHOLE);
-    await this.append(f, this.codec.sealWhole(f, { file: record, streams: streams as WholeStream[] }, stored));
+    const meta = metaPlain({ file: record, streams });
+    this.manifest.record(RecordType.FILE_WHOLE, meta);
+    await this.append(f, this.codec.sealWhole(f, meta, stored));
     for (const s of streams) {
       this.manifest.stream({ fileIndex: record.fileIndex, streamIndex: s.index, chunks: s.plainLength > 0 ? 1 : 0, bytes: s.plainLength, sha256: s.sha256 });
     }
@@ -153,14 +123,12 @@ export class SessionWriter {
   }
 
   async accurate(record: AccurateRecord): Promise<void> {
-    const f = this.fields(RecordType.ACCURATE);
-    await this.append(f, this.codec.sealMeta(f, record));
+    await this.meta(RecordType.ACCURATE, record);
     this.manifest.accurate(record);
   }
 
   async state(blob: Uint8Array): Promise<void> {
-    const f = this.fields(RecordType.STATE);
-    await this.append(f, this.codec.sealMeta(f, blob));
+    await this.meta(RecordType.STATE, blob);
     this.manifest.state(blob);
   }
 

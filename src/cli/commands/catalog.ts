@@ -4,14 +4,17 @@ import { Catalog } from '../../catalog/catalog.js';
 import { AgentfdError } from '../../errors.js';
 import { runScan } from '../../jobs/scan.js';
 import { runVerify } from '../../jobs/verify.js';
+import { trustedSigners } from '../../jobs/signatures.js';
 import { configFromOptions, type ConfigOptions } from '../context.js';
 import { humanBytes } from '../progress.js';
 import { printJson, reportFailure, table, type CommandIo } from '../output.js';
-import { secretsFrom, withSecretOptions, type SecretOptions } from '../secrets.js';
+import { collect, secretsFrom, withSecretOptions, type SecretOptions } from '../secrets.js';
 import { parseJobId } from './restore.js';
 
 interface CatalogOptions extends ConfigOptions, SecretOptions {
   json?: boolean;
+  trustSigner?: string[];
+  allowUntrustedSigner?: boolean;
 }
 
 function withCatalog<T>(options: CatalogOptions, body: (catalog: Catalog) => T): T {
@@ -31,7 +34,7 @@ export function jobsCommand(io: CommandIo, options: CatalogOptions): number {
     return withCatalog(options, (catalog) => {
       const jobs = catalog.jobs().map((j) => ({
         jobId: j.id, name: j.name, agent: j.agent, level: j.level, status: j.status, started: nsToIso(j.started_ns), ended: nsToIso(j.ended_ns),
-        files: j.files, bytes: j.bytes, storedBytes: j.stored_bytes, compression: j.compression, cipher: j.cipher, signer: j.signer, referenceJob: j.reference_job, error: j.error,
+        files: j.files, bytes: j.bytes, storedBytes: j.stored_bytes, compression: j.compression, cipher: j.cipher, signer: j.signer, signerTrusted: j.signer === null ? null : j.signer_trusted === 1, referenceJob: j.reference_job, error: j.error,
       }));
       if (options.json) printJson(io, { status: 'ok', jobs });
       else if (jobs.length === 0) io.out('No jobs in the catalog.');
@@ -70,7 +73,7 @@ export async function verifyCommand(io: CommandIo, options: CatalogOptions & { j
     const config = configFromOptions(options);
     const catalog = Catalog.open(config.dataDir);
     try {
-      const report = await runVerify({ catalog, jobId, secrets: secretsFrom(options) });
+      const report = await runVerify({ catalog, jobId, secrets: secretsFrom(options), allowUntrustedSigner: Boolean(options.allowUntrustedSigner) });
       if (options.json) printJson(io, { ...report, status: report.status === 'ok' ? 'ok' : 'failed', verify: report.status });
       else if (report.status === 'ok') {
         io.out(`job ${jobId}: OK: ${report.files} files, ${report.streams} streams, ${humanBytes(report.bytes)}; ${report.volumeRecords} records in ${report.volumes.length} volume(s) checked; signature ${report.signature}`);
@@ -89,12 +92,17 @@ export async function scanCommand(io: CommandIo, volumes: string[], options: Cat
     const config = configFromOptions(options);
     const catalog = Catalog.open(config.dataDir);
     try {
-      const report = await runScan({ catalog, volumes, secrets: secretsFrom(options) });
+      const trusted = trustedSigners(
+        [...config.trustedSigners, ...(options.trustSigner ?? [])],
+        Object.fromEntries(Object.entries(config.jobs).map(([name, job]) => [name, job.sign_with])),
+      );
+      const report = await runScan({ catalog, volumes, secrets: secretsFrom(options), trusted });
       const ok = report.errors.length === 0;
       if (options.json) printJson(io, { status: ok ? 'ok' : 'failed', jobId: report.added[0]?.jobId ?? null, ...report });
       else {
         for (const a of report.added) io.out(`added job ${a.jobId} (${a.name}): ${a.status}, ${a.files} files`);
         if (report.present.length > 0) io.out(`already in the catalog: job ${report.present.join(', ')}`);
+        for (const w of report.warnings) io.err(`warning: ${w}`);
         for (const e of report.errors) io.err(`error: ${e}`);
       }
       return ok ? 0 : 1;
@@ -119,11 +127,13 @@ export function registerCatalogCommands(program: Command, io: CommandIo, setExit
   common(
     withSecretOptions(program.command('verify'))
       .description('re-read a job from its volumes and check every checksum, tag, digest and the signature')
-      .requiredOption('--job-id <id>', 'the job to verify'),
+      .requiredOption('--job-id <id>', 'the job to verify')
+      .option('--allow-untrusted-signer', 'accept a job that scan found signed by a key not trusted (reported as signature untrusted)'),
   ).action(async (o: CatalogOptions & { jobId: string }) => setExit(await verifyCommand(io, o)));
   common(
     withSecretOptions(program.command('scan'))
       .description('rebuild the catalog from volumes alone')
-      .argument('<volume...>', 'volume files (.afv)'),
+      .argument('<volume...>', 'volume files (.afv)')
+      .option('--trust-signer <file.pub>', 'accept signatures by the signing key of this public key file (repeatable; also trusted_signers and each job\'s sign_with)', collect),
   ).action(async (volumes: string[], o: CatalogOptions) => setExit(await scanCommand(io, volumes, o)));
 }

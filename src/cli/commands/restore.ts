@@ -19,6 +19,7 @@ interface RestoreOptions extends ConfigOptions, SecretOptions {
   raw?: boolean;
   include?: string[];
   option?: string[];
+  allowUntrustedSigner?: boolean;
   json?: boolean;
 }
 
@@ -90,6 +91,7 @@ export async function restoreCommand(io: CommandIo, options: RestoreOptions): Pr
     try {
       const report = await runRestore({
         config, catalog, registry, jobId, to: options.to, agent: options.agent, raw: options.raw, include: options.include, optionOverrides: parseOptionPairs(options.option), secrets,
+        allowUntrustedSigner: Boolean(options.allowUntrustedSigner),
         onProgress: (p) => progress.update(p.bytes, p.files),
         onLog: (level, message) => {
           if (!json && (level === 'warning' || level === 'error')) io.err(`${level}: ${message}`);
@@ -124,6 +126,7 @@ export function registerRestoreCommand(program: Command, io: CommandIo, setExit:
     .option('--raw', 'write every stream as a plain file under --to (an MSSQL stream becomes a .bak)')
     .option('--include <glob>', 'restore only files whose path matches (repeatable)', collect)
     .option('--option <key=value>', "replace an agent option recorded with the job (repeatable); for a Bacula plugin, command=... replaces the command saved on the volume, as the restore's plugin string", collect)
+    .option('--allow-untrusted-signer', 'restore a job that scan found signed by a key not trusted (reported as signature untrusted)')
     .option('-c, --config <file>', 'configuration file (default: $AGENTFD_CONFIG, else ./agentfd.toml)')
     .option('--plugin-dir <dir>', 'override plugin_dir of the configuration')
     .option('--json', 'print one JSON object')
