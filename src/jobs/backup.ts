@@ -289,6 +289,10 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
           streams: file.streams.map(({ index, type, name, sizeHint, rawRestorable }) => ({ index, type, name, sizeHint, rawRestorable })),
         };
         const saved = (streams: NewFile['streams']): NewFile => catalogRow(file, fileIndex, 'ok', null, streams);
+        if (file.refused) {
+          await writer.file(record); // the failed FILE_END the caller writes names its file
+          throw new AgentfdError('E_FILE_REFUSED', file.refused);
+        }
         let toStream = file.streams;
         if (isSmall(file)) {
           let held: Held;
@@ -355,9 +359,11 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
             await writer.fileEnd(file.path, { fileIndex, status: 'failed', error: message });
             batch.push(catalogRow(file, fileIndex, 'failed', message, []));
             // The built-in agent's files are independent of each other: go on with the next one.
-            // A native agent's session may be in no state to go on, and a cancel ends the job.
+            // A native agent's session may be in no state to go on, and a cancel ends the job;
+            // a file agentfd refused was ended properly with the agent (its session goes on).
             const cause = (e as { cause?: { code?: string } }).cause;
-            if (agent.kind !== 'builtin' || cause?.code === 'E_CANCELLED') throw e;
+            const refused = (e as { code?: string }).code === 'E_FILE_REFUSED' || cause?.code === 'E_FILE_REFUSED';
+            if ((agent.kind !== 'builtin' && !refused) || cause?.code === 'E_CANCELLED') throw e;
           }
           if (batch.length >= CATALOG_BATCH) {
             rows ??= new CatalogFileWriter(config.dataDir);

@@ -25,7 +25,7 @@ import {
 import { readCString } from './cstring.js';
 import { attachHostContext, detachHostContext, hostTableFor, type HostCallbacks } from './host-table.js';
 import type { NativeAgentLibrary } from './library.js';
-import { decodeAgentFile } from './validate.js';
+import { FileRefused, decodeAgentFile } from './validate.js';
 import type { AgentFileInfo } from '../types.js';
 import type { AgentSession, SessionOptions } from '../session.js';
 
@@ -47,6 +47,8 @@ export class NativeAgentSession implements AgentSession {
   private file: AgentFileInfo | null = null;
   private stream: { index: number; bytes: number; limit: number | null; ended: boolean } | null = null;
   private nextStream = 0;
+  /** backup_prepare() succeeded and backup_finish() is still owed (the header: once after every backup). */
+  private finishOwed = false;
 
   private constructor(agent: NativeAgentLibrary, ctx: bigint, offThread: boolean) {
     this.agent = agent;
@@ -136,6 +138,7 @@ export class NativeAgentSession implements AgentSession {
       reserved: 0,
     };
     this.check('backup_prepare', await this.call('backup_prepare', this.handle, params) as number);
+    this.finishOwed = this.agent.entry.backup_finish !== undefined;
     const delivered = LEVEL_NAMES[params.delivered_level];
     if (!delivered) throw this.failure('backup_prepare', -3, `the agent set delivered_level to ${params.delivered_level}, which is no level`);
     return delivered;
@@ -156,7 +159,13 @@ export class NativeAgentSession implements AgentSession {
     try {
       this.file = decodeAgentFile(out[0]);
     } catch (error) {
-      throw this.failure('backup_next_file', -3, (error as Error).message);
+      if (!(error instanceof FileRefused)) throw this.failure('backup_next_file', -3, (error as Error).message);
+      // The file fails, not the job: it is handed on without streams (so none is asked for), and
+      // ending it as usual calls backup_end_file, which the agent is owed for every file it handed out.
+      this.file = {
+        path: error.path, kind: error.kind, linkTarget: null, mode: 0, seen: false, mtimeNs: 0n, size: null, winAttributes: 0, streams: [],
+        refused: `agent "${this.agent.name}" handed out a file that breaks the contract in backup_next_file(): ${error.message}; the file is recorded as failed`,
+      };
     }
     this.nextStream = 0;
     return this.file;
@@ -202,7 +211,8 @@ export class NativeAgentSession implements AgentSession {
 
   /** Tell a generation 2 agent the job's outcome (it may truncate logs after success). */
   async backupFinish(ok: boolean): Promise<void> {
-    if (!this.agent.entry.backup_finish) return;
+    if (!this.agent.entry.backup_finish || !this.finishOwed) return;
+    this.finishOwed = false;
     this.check('backup_finish', await this.call('backup_finish', this.handle, ok ? AFD_STATUS_OK : AFD_STATUS_FAILED) as number);
   }
 
@@ -261,6 +271,17 @@ export class NativeAgentSession implements AgentSession {
   /** End the session; safe to call twice. */
   close(): void {
     if (this.handle !== undefined && this.handle !== null) {
+      // A backup that ended before the job engine told the agent its outcome (a failure right after
+      // backup_prepare, a host that gave up): it failed, and the agent is told so before close().
+      if (this.finishOwed) {
+        this.finishOwed = false;
+        try {
+          this.onCall?.('backup_finish');
+          this.agent.entry.backup_finish!(this.handle, AFD_STATUS_FAILED);
+        } catch {
+          // close() must still run; the job has failed already
+        }
+      }
       this.agent.entry.close?.(this.handle);
       this.handle = null;
     }
