@@ -1,0 +1,168 @@
+/**
+ * The rules of binding/include/agentfd_agent.h, one test per rule, through the real CLI with the
+ * Contract test agent (test/fixtures/native/contract_agent.c), which breaks the rule its job
+ * options name. Each test checks what the header's table of rules says breaking it does: fail the
+ * file (the job goes on, the agent's backup_end_file is called), fail the job, or only log.
+ * The agent appends every entry point it enters to a trace file, so the call sequence it saw is
+ * checked too.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCliJson } from '../helpers/cli.js';
+import { makePluginDir, removeDir, tempDir } from '../helpers/native.js';
+
+let plugins: string;
+beforeAll(() => {
+  plugins = makePluginDir(['contract_agent']);
+});
+afterAll(() => removeDir(plugins));
+
+type Mode = 'isolated' | 'in-process';
+const MODES: Mode[] = ['isolated', 'in-process'];
+
+/** A fresh workspace with one job "c" of the Contract agent with these options. */
+function contractJob(options: Record<string, string>, mode: Mode = 'isolated', extra = '') {
+  const ws = tempDir('contract');
+  const trace = path.join(ws, 'trace');
+  const opts = Object.entries({ ...options, trace }).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(', ');
+  const config = path.join(ws, 'agentfd.toml');
+  writeFileSync(
+    config,
+    `data_dir = "state"\nplugin_dir = ${JSON.stringify(plugins)}\n${mode === 'in-process' ? 'isolation = "none"\n' : ''}${extra}\n[jobs.c]\nagent = "Contract"\noptions = { ${opts} }\n`,
+  );
+  return {
+    ws,
+    config,
+    cli: (args: string[]) => runCliJson([...args, '--config', config]),
+    /** The entry points the agent saw, in order. */
+    trace: () => (existsSync(trace) ? readFileSync(trace, 'utf8').trim().split('\n') : []),
+  };
+}
+
+/** The job ran every file, failed the one at `index` (1-based) with `message`, and saved the others. */
+function expectOneFileFailed(options: Record<string, string>, mode: Mode, message: RegExp, failedPath?: string) {
+  const job = contractJob(options, mode);
+  const backup = job.cli(['backup', '--job', 'c']);
+  expect(backup.status, backup.stdout).toBe(1);
+  expect(backup.json).toMatchObject({ status: 'failed', jobStatus: 'failed', files: 3, failedFiles: 1 });
+  expect(backup.json.errors.join('\n')).toMatch(message);
+  const files = job.cli(['files', String(backup.json.jobId)]).json.files as { path: string; status: string; error: string | null }[];
+  expect(files.map((f) => f.status)).toEqual(['ok', 'failed', 'ok']);
+  expect(files[1]!.error).toMatch(message);
+  if (failedPath !== undefined) expect(files[1]!.path).toBe(failedPath);
+  // The refused file was ended with the agent, the next file was asked for, and the agent heard
+  // that the job failed before close().
+  const trace = job.trace();
+  expect(trace).toContain('backup_end_file 2');
+  expect(trace).toContain('backup_next_file 3');
+  expect(trace).toContain('backup_end_file 3');
+  expect(trace.slice(-2)).toEqual(['backup_finish 1', 'close']);
+  expect(job.cli(['jobs']).json.jobs.find((j: { jobId: number }) => j.jobId === backup.json.jobId)).toMatchObject({ status: 'failed' });
+}
+
+describe('a file the agent describes wrongly fails that file; the job goes on', () => {
+  const refusals: [name: string, options: Record<string, string>, message: RegExp, failedPath?: string][] = [
+    ['a ".." component', { bad_path_at: '2', bad_path: '/@contract/a/../b' }, /the file path "\/@contract\/a\/\.\.\/b" is refused: it has a "\." or "\.\." component/, '/@contract/a/../b'],
+    ['an empty component', { bad_path_at: '2', bad_path: '/@contract//b' }, /the file path "\/@contract\/\/b" is refused: it has an empty component/],
+    ['a relative path', { bad_path_at: '2', bad_path: 'contract/b' }, /the file path "contract\/b" is refused: it is not absolute/],
+    ['an empty path', { bad_path_at: '2', bad_path: '' }, /the file path "" is refused: it is not absolute/],
+    ['a NULL path', { bad_path_at: '2', bad_path: 'NULL' }, /the file path is NULL/, '(NULL)'],
+    ['a path that is not UTF-8', { bad_path_at: '2', bad_path: '/@contract/bad\\xff.bin' }, /the file path "\/@contract\/bad\\xff\.bin" is not valid UTF-8/, '/@contract/bad\\xff.bin'],
+    ['an unknown kind', { bad_kind_at: '2' }, /\/@contract\/file2\.bin: unknown file kind 99/],
+    ['a bad stream name', { bad_stream_name_at: '2', bad_stream_name: 'no spaces' }, /\/@contract\/file2\.bin: stream 0 has an invalid name/],
+    ['two streams of one name', { dup_stream_at: '2' }, /\/@contract\/file2\.bin: two streams are named data/],
+    ['too many streams', { many_streams_at: '2' }, /\/@contract\/file2\.bin: 5000 streams \(at most 1024\)/],
+    ['a NULL stream array', { null_streams_at: '2' }, /\/@contract\/file2\.bin: 1 streams announced but the array is NULL/],
+    ['a "seen" file with streams', { seen_streams_at: '2' }, /\/@contract\/file2\.bin: a "seen" file cannot have streams/],
+  ];
+  for (const mode of MODES) {
+    for (const [name, options, message, failedPath] of refusals) {
+      it(`${name} (${mode})`, () => expectOneFileFailed(options, mode, message, failedPath));
+    }
+  }
+});
+
+describe('a backslash is an ordinary character of a name', () => {
+  for (const mode of MODES) {
+    it(`is accepted in an agent path (${mode})`, () => {
+      const job = contractJob({ bad_path_at: '2', bad_path: '/@contract/a\\b.bin' }, mode);
+      const backup = job.cli(['backup', '--job', 'c']);
+      expect(backup.status, backup.stdout).toBe(0);
+      const files = job.cli(['files', String(backup.json.jobId)]).json.files as { path: string; status: string }[];
+      expect(files.map((f) => [f.path, f.status])).toContainEqual(['/@contract/a\\b.bin', 'ok']);
+    });
+  }
+});
+
+describe('what fails the job', () => {
+  for (const mode of MODES) {
+    it(`backup_next_file returning AFD_OK without a file (${mode})`, () => {
+      const job = contractJob({ null_file_at: '2' }, mode);
+      const backup = job.cli(['backup', '--job', 'c']);
+      expect(backup.status).toBe(1);
+      expect(backup.json.errors.join('\n')).toMatch(/failed in backup_next_file\(\): backup_next_file returned AFD_OK without a file/);
+      expect(job.trace()).not.toContain('backup_next_file 3');
+      expect(job.trace().slice(-2)).toEqual(['backup_finish 1', 'close']);
+    });
+
+    it(`a read error (${mode})`, () => {
+      const job = contractJob({ fail_read_at: '2' }, mode);
+      const backup = job.cli(['backup', '--job', 'c']);
+      expect(backup.status).toBe(1);
+      expect(backup.json.errors.join('\n')).toMatch(/failed in backup_read\(\): cannot read the file: the test asked for a read error \(AFD_E_IO\)/);
+      expect(job.trace().slice(-2)).toEqual(['backup_finish 1', 'close']);
+    });
+
+    it(`a delivered_level that is no level, after backup_prepare succeeded: backup_finish(FAILED) is still called (${mode})`, () => {
+      const job = contractJob({ delivered_level: '9' }, mode);
+      const backup = job.cli(['backup', '--job', 'c']);
+      expect(backup.status).toBe(1);
+      expect(backup.json.message).toMatch(/the agent set delivered_level to 9, which is no level/);
+      expect(job.trace()).toEqual(['open', 'backup_prepare', 'backup_finish 1', 'close']);
+    });
+  }
+});
+
+describe('what is only logged', () => {
+  for (const mode of MODES) {
+    it(`a state_set over 1 MiB is an error return; the last blob accepted is the job's state (${mode})`, () => {
+      const job = contractJob({ state_sizes: '10,2000000', log_state: '1' }, mode);
+      const backup = job.cli(['backup', '--job', 'c']);
+      expect(backup.status, backup.stdout).toBe(0);
+      const warnings = backup.json.warnings.join('\n');
+      expect(warnings).toMatch(/state_set\(10 bytes\) returned 0/);
+      expect(warnings).toMatch(/state_set\(2000000 bytes\) returned -3/);
+      expect(warnings).toMatch(/tried to store 2000000 bytes of state; the limit is 1048576/);
+      expect(job.trace().slice(-2)).toEqual(['backup_finish 0', 'close']);
+      // The next incremental gets the 10-byte blob (of bytes 1) back.
+      const incremental = job.cli(['backup', '--job', 'c', '--level', 'incremental']);
+      expect(incremental.status, incremental.stdout).toBe(0);
+      expect(incremental.json.warnings).toContain('reference state: 10 bytes, first byte 1');
+    });
+
+    it(`a log message over 64 KiB is cut with a marker (${mode})`, () => {
+      const job = contractJob({ log_bytes: '70000' }, mode);
+      const backup = job.cli(['backup', '--job', 'c']);
+      expect(backup.status, backup.stdout).toBe(0);
+      const line = (backup.json.warnings as string[]).find((w) => w.startsWith('LLL'))!;
+      expect(line).toBe(`${'L'.repeat(65536)}… [truncated: ${70000 - 65536} bytes]`);
+    });
+
+    it(`a log message that is not UTF-8 is shown escaped (${mode})`, () => {
+      const job = contractJob({ log_invalid: '1' }, mode);
+      const backup = job.cli(['backup', '--job', 'c']);
+      expect(backup.status, backup.stdout).toBe(0);
+      expect(backup.json.warnings).toContain('a byte \\xff that is not UTF-8');
+    });
+
+    it(`an option name or fileset path over 64 KiB is an error return (${mode})`, () => {
+      const job = contractJob({ key_bytes: '70000' }, mode);
+      const backup = job.cli(['backup', '--job', 'c']);
+      expect(backup.status, backup.stdout).toBe(0);
+      const warnings = backup.json.warnings.join('\n');
+      expect(warnings).toMatch(/get_option with a long key returned -1, fileset_check returned -1/);
+      expect(warnings).toMatch(/an option name that is longer than 64 KiB to get_option\(\)/);
+    });
+  }
+});
