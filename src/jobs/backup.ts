@@ -438,7 +438,15 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
       await session
         ?.end({ status: 'failed', endedNs: (BigInt(Date.now()) * 1_000_000n).toString(), files: 0, failedFiles: 0, bytes: 0, error: message }, null)
         .catch(() => undefined);
-      catalog.finishJob(jobId, { status: 'failed', endedNs: BigInt(Date.now()) * 1_000_000n, files: 0, bytes: 0, storedBytes: 0, error: message, state: null });
+      try {
+        catalog.finishJob(jobId, { status: 'failed', endedNs: BigInt(Date.now()) * 1_000_000n, files: 0, bytes: 0, storedBytes: 0, error: message, state: null });
+      } catch (catalogError) {
+        // The catalog cannot be written either (its disk is full too): the job stays "running"
+        // there until the next agentfd job opens the catalog and marks it aborted (abortStaleJobs).
+        errors.push(`the catalog could not mark job ${jobId} failed: ${messageOf(catalogError)}; the next job marks it aborted`);
+      }
+      // The agent is told at once and its host stopped (an isolated host is killed after a short
+      // grace): a write error must not wait for the agent.
       await run?.finish(false).catch(() => undefined);
       await run?.close().catch(() => undefined);
       const code = e instanceof AgentfdError ? e.code : 'E_JOB_FAILED';

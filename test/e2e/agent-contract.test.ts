@@ -6,11 +6,12 @@
  * The agent appends every entry point it enters to a trace file, so the call sequence it saw is
  * checked too.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCliJson } from '../helpers/cli.js';
-import { makePluginDir, removeDir, tempDir } from '../helpers/native.js';
+import { canMountTmpfs, makePluginDir, removeDir, tempDir } from '../helpers/native.js';
 
 let plugins: string;
 beforeAll(() => {
@@ -163,6 +164,37 @@ describe('what is only logged', () => {
       const warnings = backup.json.warnings.join('\n');
       expect(warnings).toMatch(/get_option with a long key returned -1, fileset_check returned -1/);
       expect(warnings).toMatch(/an option name that is longer than 64 KiB to get_option\(\)/);
+    });
+  }
+});
+
+// A real full disk needs a small filesystem: a tmpfs, which only root can mount (CI runs as root).
+describe.runIf(canMountTmpfs())('a write error ends the job at once, whatever the agent is doing', () => {
+  for (const mode of MODES) {
+    it(`a full disk with a native agent fails the job within seconds and releases the lock (${mode})`, () => {
+      // 8 files of 4 MiB do not fit a 2 MiB volume directory; the call timeout is the default 10 min.
+      const job = contractJob({ files: '8', file_bytes: String(4 << 20) }, mode, 'storage_dir = "volumes"');
+      const storage = path.join(job.ws, 'volumes');
+      mkdirSync(storage);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', storage]);
+      try {
+        writeFileSync(job.config, readFileSync(job.config, 'utf8').replace('[jobs.c]', '[jobs.c]\ncompression = "none"'));
+        const started = Date.now();
+        const backup = job.cli(['backup', '--job', 'c']);
+        expect(Date.now() - started).toBeLessThan(15_000);
+        expect(backup.status).toBe(1);
+        expect(backup.json).toMatchObject({ status: 'failed', code: 'E_VOLUME_WRITE' });
+        expect(backup.json.message).toMatch(/disk full \(ENOSPC\)/);
+        expect(job.cli(['jobs']).json.jobs).toMatchObject([{ jobId: backup.json.jobId, status: 'failed' }]);
+        // The agent was told the job failed and closed (isolated: unless it had to be killed).
+        expect(job.trace().slice(-2)).toEqual(['backup_finish 1', 'close']);
+        // The storage lock is free: a job that fits runs.
+        writeFileSync(job.config, readFileSync(job.config, 'utf8').replace('files = "8"', 'files = "1"').replace(`file_bytes = "${4 << 20}"`, 'file_bytes = "1000"'));
+        const next = job.cli(['backup', '--job', 'c']);
+        expect(next.status, next.stdout).toBe(0);
+      } finally {
+        execFileSync('umount', [storage]);
+      }
     });
   }
 });
