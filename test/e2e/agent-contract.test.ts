@@ -115,6 +115,15 @@ describe('what fails the job', () => {
       expect(job.trace().slice(-2)).toEqual(['backup_finish 1', 'close']);
     });
 
+    it(`a stream that delivers more than its size_hint (${mode})`, () => {
+      const job = contractJob({ lie_at: '2' }, mode);
+      const backup = job.cli(['backup', '--job', 'c']);
+      expect(backup.status).toBe(1);
+      expect(backup.json.errors.join('\n')).toMatch(/stream 0 of \/@contract\/file2\.bin delivered more than the 100 bytes it announced/);
+      expect(job.trace()).not.toContain('backup_next_file 3');
+      expect(job.trace().slice(-2)).toEqual(['backup_finish 1', 'close']);
+    });
+
     it(`a delivered_level that is no level, after backup_prepare succeeded: backup_finish(FAILED) is still called (${mode})`, () => {
       const job = contractJob({ delivered_level: '9' }, mode);
       const backup = job.cli(['backup', '--job', 'c']);
