@@ -96,6 +96,27 @@ describe('a backslash is an ordinary character of a name', () => {
   }
 });
 
+describe.skipIf(process.platform === 'win32')('a backslash in a file name (the filesystem agent)', () => {
+  it('is backed up and restored byte for byte, never skipped', () => {
+    const ws = tempDir('backslash');
+    const data = path.join(ws, 'data');
+    mkdirSync(data);
+    writeFileSync(path.join(data, 'a\\b.txt'), 'back\\slash\n');
+    writeFileSync(path.join(data, 'plain.txt'), 'plain\n');
+    const config = path.join(ws, 'agentfd.toml');
+    writeFileSync(config, `data_dir = "state"\nplugin_dir = ${JSON.stringify(plugins)}\n[jobs.fs]\nagent = "filesystem"\npaths = [${JSON.stringify(data)}]\n`);
+    const backup = runCliJson(['backup', '--job', 'fs', '--config', config]);
+    expect(backup.status, backup.stdout).toBe(0);
+    expect(backup.json.warnings.join('\n')).not.toMatch(/skipped/);
+    const files = runCliJson(['files', String(backup.json.jobId), '--config', config]).json.files as { path: string }[];
+    expect(files.map((f) => f.path)).toContain(`${data}/a\\b.txt`);
+    const to = path.join(ws, 'restored');
+    const restore = runCliJson(['restore', '--job-id', String(backup.json.jobId), '--to', to, '--config', config]);
+    expect(restore.status, restore.stdout).toBe(0);
+    expect(readFileSync(path.join(to, data, 'a\\b.txt'), 'utf8')).toBe('back\\slash\n');
+  });
+});
+
 describe('what fails the job', () => {
   for (const mode of MODES) {
     it(`backup_next_file returning AFD_OK without a file (${mode})`, () => {
