@@ -410,7 +410,9 @@ typedef struct afd_agent_api {
      * failure it may come at any point of the call sequence, e.g. with a stream still open.
      * May be NULL. */
     int32_t (AFD_CALL *backup_finish)(afd_session *session, int32_t status);
-    /* After backup_prepare(): how much a backup would save, without reading data. May be NULL. */
+    /* After backup_prepare(): how much a backup would save, without reading data. May be NULL.
+     * `agentfd estimate` calls open, backup_prepare, estimate, backup_finish(AFD_STATUS_FAILED)
+     * (nothing was saved: discard nothing), close; no file is asked for. */
     int32_t (AFD_CALL *estimate)(afd_session *session, afd_estimate *out);
 #endif
 } afd_agent_api;

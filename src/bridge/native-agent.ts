@@ -104,6 +104,7 @@ export class NativeAgent implements Agent {
       files: filesOf(this.name, session),
       state: () => session.state,
       ...(session.stillExisting ? { stillExisting: (paths: string[]) => session.stillExisting!(paths) } : {}),
+      ...(this.capabilities.includes('estimate') && session.estimate ? { estimate: () => session.estimate!() } : {}),
       finish: (committed) => session.backupFinish(committed),
       close: async () => session.close(),
     };

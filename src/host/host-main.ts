@@ -282,6 +282,12 @@ async function handle(frame: DecodedFrame): Promise<void> {
       send(jsonFrame(Frame.OK, { paths: s.stillExisting ? await s.stillExisting(paths) : [] }));
       return;
     }
+    case Frame.BACKUP_ESTIMATE: {
+      const s = need(session, 'a backup was opened');
+      if (!s.estimate) throw new AgentfdError('E_UNSUPPORTED', 'this agent has no estimate()');
+      send(jsonFrame(Frame.OK, await s.estimate()));
+      return;
+    }
     case Frame.BACKUP_FINISH: {
       const { committed } = parseJson<{ committed: boolean }>(frame.payload);
       await need(session, 'a backup was opened').backupFinish(committed);

@@ -116,15 +116,23 @@ export class IsolatedAgent implements Agent {
       const name = this.name;
       // The host sends every file and its data without being asked (see runBackup in host-main.ts);
       // the frames arrive in order and are consumed in order.
-      host.post(encodeFrame(Frame.BACKUP_RUN));
-      /** The host's run is over (its last FILE, or an error ended it): it is waiting for requests. */
-      let runEnded = false;
+      /**
+       * The host's run is not going: not started (it starts when the files are first asked for:
+       * an estimate never starts it), or over (its last FILE, or an error ended it).
+       */
+      let runEnded = true;
+      let runStarted = false;
       const take = (types: readonly number[]) =>
         host.next(types).catch((error: unknown) => {
           runEnded = true;
           throw error;
         });
       async function* files(): AsyncGenerator<AgentFile> {
+        if (!runStarted) {
+          runStarted = true;
+          runEnded = false;
+          host.post(encodeFrame(Frame.BACKUP_RUN));
+        }
         for (;;) {
           let frame = await take([Frame.FILE, Frame.STATE]);
           if (frame.type === Frame.STATE) {
@@ -156,6 +164,9 @@ export class IsolatedAgent implements Agent {
         deliveredLevel: reply.deliveredLevel,
         files: files(),
         state: () => state,
+        ...(this.capabilities.includes('estimate')
+          ? { estimate: async () => parseJson<{ files: number | null; bytes: number | null }>((await host.request(Frame.BACKUP_ESTIMATE, null)).payload) }
+          : {}),
         finish: async (committed) => {
           if (runEnded) {
             await host.request(Frame.BACKUP_FINISH, jsonFrame(Frame.BACKUP_FINISH, { committed }));

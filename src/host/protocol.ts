@@ -22,6 +22,7 @@ export const Frame = {
   BACKUP_RUN: 3, // the host sends every file: FILE, then per stream DATA/DATA_SLOT frames and STREAM_END; FILE null ends
   BACKUP_FINISH: 7, // {committed}
   BACKUP_STILL_EXISTING: 17,
+  BACKUP_ESTIMATE: 19, // instead of BACKUP_RUN: the agent's estimate() (answered OK {files, bytes})
   BACKUP_STOP: 18, // no payload, no answer: the daemon gave up on the run (a write error); stop at the next read or file and wait for BACKUP_FINISH // {paths}: accurate mode, which of these unreported paths still exist (answered OK {paths})
   RESTORE_OPEN: 8, // {job context, target, sourceAbi, sourceAgentVersion}
   RESTORE_START_FILE: 9, // {file}

@@ -137,7 +137,7 @@ function isAbort(error: unknown): boolean {
   return false;
 }
 
-function referenceJob(catalog: Catalog, jobName: string, level: Level) {
+export function referenceJob(catalog: Catalog, jobName: string, level: Level) {
   if (level === 'full') return null;
   const committed = catalog.jobs().filter((j) => j.name === jobName && j.status === 'committed');
   const candidates = level === 'differential' ? committed.filter((j) => j.level === 'full') : committed;

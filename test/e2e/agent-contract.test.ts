@@ -15,7 +15,7 @@ import { canMountTmpfs, makePluginDir, removeDir, tempDir } from '../helpers/nat
 
 let plugins: string;
 beforeAll(() => {
-  plugins = makePluginDir(['contract_agent']);
+  plugins = makePluginDir(['contract_agent', 'exchange', 'synthetic']);
 });
 afterAll(() => removeDir(plugins));
 
@@ -227,4 +227,55 @@ describe.runIf(canMountTmpfs())('a write error ends the job at once, whatever th
       }
     });
   }
+});
+
+describe('agentfd estimate', () => {
+  for (const mode of MODES) {
+    it(`asks an agent that declares AFD_CAP_ESTIMATE, writes nothing, and ends the session properly (${mode})`, () => {
+      const job = contractJob({ files: '5', file_bytes: '1000' }, mode);
+      const estimate = job.cli(['estimate', '--job', 'c']);
+      expect(estimate.status, estimate.stdout).toBe(0);
+      expect(estimate.json).toMatchObject({ status: 'ok', job: 'c', agent: 'Contract', level: 'full', method: 'agent', files: 5, bytes: 5000 });
+      expect(job.trace()).toEqual(['open', 'backup_prepare', 'estimate', 'backup_finish 1', 'close']);
+      expect(existsSync(path.join(job.ws, 'state')), 'no catalog, no volume').toBe(false);
+    });
+  }
+
+  it('asks the Exchange sample, and counts its store', () => {
+    const ws = tempDir('estimate-exchange');
+    const store = path.join(ws, 'store');
+    mkdirSync(path.join(store, 'SG1', 'logs'), { recursive: true });
+    writeFileSync(path.join(store, 'SG1', 'DB1.edb'), Buffer.alloc(3000, 1));
+    writeFileSync(path.join(store, 'SG1', 'logs', 'E00000001.log'), Buffer.alloc(500, 2));
+    const config = path.join(ws, 'agentfd.toml');
+    writeFileSync(config, `data_dir = "state"\nplugin_dir = ${JSON.stringify(plugins)}\n[jobs.ex]\nagent = "MicrosoftExchange"\noptions = { store = ${JSON.stringify(store)} }\n`);
+    const estimate = runCliJson(['estimate', '--job', 'ex', '--config', config]);
+    expect(estimate.status, estimate.stdout).toBe(0);
+    expect(estimate.json).toMatchObject({ agent: 'MicrosoftExchange', method: 'agent' });
+    expect(estimate.json.bytes).toBeGreaterThanOrEqual(3500);
+    expect(existsSync(path.join(ws, 'state'))).toBe(false);
+  });
+
+  it('counts the filesystem agent by walking, reading nothing', () => {
+    const ws = tempDir('estimate-fs');
+    const data = path.join(ws, 'data');
+    mkdirSync(data);
+    writeFileSync(path.join(data, 'a'), Buffer.alloc(1234));
+    writeFileSync(path.join(data, 'b'), Buffer.alloc(766));
+    const config = path.join(ws, 'agentfd.toml');
+    writeFileSync(config, `data_dir = "state"\nplugin_dir = ${JSON.stringify(plugins)}\n[jobs.fs]\nagent = "filesystem"\npaths = [${JSON.stringify(data)}]\n`);
+    const estimate = runCliJson(['estimate', '--job', 'fs', '--config', config]);
+    expect(estimate.status, estimate.stdout).toBe(0);
+    expect(estimate.json).toMatchObject({ method: 'walk', files: 3, bytes: 2000 }); // the root directory and two files
+  });
+
+  it('says so when the agent cannot estimate', () => {
+    const ws = tempDir('estimate-none');
+    const config = path.join(ws, 'agentfd.toml');
+    writeFileSync(config, `data_dir = "state"\nplugin_dir = ${JSON.stringify(plugins)}\n[jobs.s]\nagent = "SyntheticFiles"\n`);
+    const estimate = runCliJson(['estimate', '--job', 's', '--config', config]);
+    expect(estimate.status).toBe(1);
+    expect(estimate.json).toMatchObject({ code: 'E_NO_ESTIMATE' });
+    expect(estimate.json.message).toMatch(/cannot estimate a backup \(it does not declare AFD_CAP_ESTIMATE\)/);
+  });
 });

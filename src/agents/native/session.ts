@@ -13,6 +13,7 @@ import {
   AFD_STATUS_FAILED,
   AFD_STATUS_OK,
   BackupParams,
+  Estimate,
   FileDescIn,
   LEVELS,
   type Level,
@@ -214,6 +215,14 @@ export class NativeAgentSession implements AgentSession {
     if (!this.agent.entry.backup_finish || !this.finishOwed) return;
     this.finishOwed = false;
     this.check('backup_finish', await this.call('backup_finish', this.handle, ok ? AFD_STATUS_OK : AFD_STATUS_FAILED) as number);
+  }
+
+  /** After backupPrepare: the agent's estimate() of what a backup would save (null where it says -1). */
+  async estimate(): Promise<{ files: number | null; bytes: number | null }> {
+    const out = { struct_size: Estimate.size, reserved: 0, files: -1, bytes: -1 };
+    this.check('estimate', await this.call('estimate', this.handle, out) as number);
+    const known = (n: number | bigint) => (Number(n) >= 0 ? Number(n) : null);
+    return { files: known(out.files), bytes: known(out.bytes) };
   }
 
   // ---- restore ------------------------------------------------------------------------------
