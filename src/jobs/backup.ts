@@ -435,6 +435,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
       // catalog, and in the volume too when it can still be written.
       const message = messageOf(e);
       if (!errors.includes(message)) errors.push(message);
+      let catalogNote = '';
       await session
         ?.end({ status: 'failed', endedNs: (BigInt(Date.now()) * 1_000_000n).toString(), files: 0, failedFiles: 0, bytes: 0, error: message }, null)
         .catch(() => undefined);
@@ -442,15 +443,15 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
         catalog.finishJob(jobId, { status: 'failed', endedNs: BigInt(Date.now()) * 1_000_000n, files: 0, bytes: 0, storedBytes: 0, error: message, state: null });
       } catch (catalogError) {
         // The catalog cannot be written either (its disk is full too): the job stays "running"
-        // there until the next agentfd job opens the catalog and marks it aborted (abortStaleJobs).
-        errors.push(`the catalog could not mark job ${jobId} failed: ${messageOf(catalogError)}; the next job marks it aborted`);
+        // there until the next backup opens the catalog and marks it aborted (abortStaleJobs).
+        catalogNote = `; the catalog could not mark the job failed (${messageOf(catalogError)}): the next backup marks it aborted`;
       }
       // The agent is told at once and its host stopped (an isolated host is killed after a short
       // grace): a write error must not wait for the agent.
       await run?.finish(false).catch(() => undefined);
       await run?.close().catch(() => undefined);
       const code = e instanceof AgentfdError ? e.code : 'E_JOB_FAILED';
-      throw Object.assign(new AgentfdError(code, `job ${jobId} (${jobName}) failed: ${message}`, { cause: e }), { jobId });
+      throw Object.assign(new AgentfdError(code, `job ${jobId} (${jobName}) failed: ${message}${catalogNote}`, { cause: e }), { jobId });
     }
   } finally {
     await pool?.close();
