@@ -38,10 +38,12 @@
  * What agentfd enforces, and what breaking each rule does
  * ---------------------------------------------------------------------------------------------
  * FAILS THE FILE: the file is recorded as failed (with the reason, and the path with bytes that
- * are not UTF-8 shown as \xNN), none of its streams is asked for, backup_end_file() is called
- * for it as for any file, and the job goes on with the next file. The job then ends failed (it
- * has a failed file), and backup_finish() gets AFD_STATUS_FAILED. An afd_file from
- * backup_next_file() fails its file when:
+ * are not UTF-8 shown as \xNN), no further stream of it is asked for, backup_end_stream() (for
+ * a stream that was started) and backup_end_file() are called for it, and the job goes on with
+ * the next file. The job then ends failed (it has a failed file), and backup_finish() gets
+ * AFD_STATUS_FAILED. A file fails when a stream delivers more bytes than its size_hint (found
+ * while reading: the host ends the stream and the file early), or when the afd_file from
+ * backup_next_file() breaks a rule (none of its streams is asked for):
  *   - path is NULL, longer than 32 KiB, not valid UTF-8, not absolute, or has an empty, "." or
  *     ".." component;
  *   - kind is not an AFD_KIND_*; a symlink's link_target is NULL, longer than 32 KiB or not UTF-8;
@@ -55,7 +57,7 @@
  *     generation 1's, or a return code other than AFD_OK, AFD_DONE or a negative code;
  *   - any backup call returns a negative code (last_error() is the job's error): there is no
  *     way to skip a stream the agent cannot read, so a read error ends the job;
- *   - backup_read() returns more than cap, or a stream delivers more than its size_hint;
+ *   - backup_read() returns more than cap (it may have written past the buffer);
  *   - the agent crashes (isolated: the host process ends; in-process: agentfd ends with it);
  *   - (isolated) a call, or a silence while a stream is read, lasts longer than call_timeout
  *     (10 minutes unless configured): the host process is killed;
@@ -228,7 +230,7 @@ typedef struct afd_stream {
                              [A-Za-z0-9._-] */
     int64_t size_hint;    /* the number of bytes the agent will deliver, or -1 if unknown. A
                              limit, not a guess: a stream that delivers more is refused as lying
-                             (fewer is allowed: a file may shrink) */
+                             and fails its file (fewer is allowed: a file may shrink) */
     uint32_t flags;       /* AFD_STREAM_* flags */
     uint32_t reserved;    /* zero */
 } afd_stream;
@@ -378,7 +380,9 @@ typedef struct afd_agent_api {
     const char *(AFD_CALL *last_error)(afd_session *session);
 
     /* Backup: prepare once, then for each file: next_file, and for each of its streams in order
-     * start_stream, read until it returns 0, end_stream; then end_file. */
+     * start_stream, read until it returns 0, end_stream; then end_file. A file agentfd refuses
+     * (see "What agentfd enforces") is ended early: end_stream before read returned 0, and
+     * end_file without its remaining streams (or without any, for a refused afd_file). */
     int32_t (AFD_CALL *backup_prepare)(afd_session *session, afd_backup_params *params);
     /* Hand out the next file: AFD_OK with *out set, AFD_DONE when there are no more files. */
     int32_t (AFD_CALL *backup_next_file)(afd_session *session, const afd_file **out);

@@ -71,7 +71,7 @@ export const SLOTS = 4;
 export const SLOT_SIZE = 1024 * 1024;
 
 /** The frames a backup run sends without being asked: dropped once the run is abandoned. */
-const RUN_FRAMES: readonly number[] = [Frame.FILE, Frame.DATA, Frame.DATA_SLOT, Frame.STREAM_END, Frame.STATE];
+const RUN_FRAMES: readonly number[] = [Frame.FILE, Frame.DATA, Frame.DATA_SLOT, Frame.STREAM_END, Frame.STATE, Frame.FILE_REFUSED];
 
 type Waiter = { accept: readonly number[]; resolve: (frame: DecodedFrame) => void; reject: (error: Error) => void };
 

@@ -184,7 +184,13 @@ async function pump(index: number): Promise<void> {
       const slot = await takeSlot(); // waits while every slot is with the daemon: the flow control
       if (stopRequested) return; // the daemon gave up on the run: no further read
       const bytes = shared.bytes.subarray(slot * plane.slotSize, (slot + 1) * plane.slotSize);
-      const n = await s.read(bytes);
+      let n: number;
+      try {
+        n = await s.read(bytes);
+      } catch (error) {
+        freeSlots.unshift(slot); // nothing of it went to the daemon
+        throw error;
+      }
       if (n <= INLINE_DATA) {
         // Small (or the end): the bytes go in the frame, and the slot is free again at once.
         if (n > 0) send(encodeFrame(Frame.DATA, bytes.subarray(0, n)));
@@ -228,10 +234,20 @@ async function runBackup(): Promise<void> {
       return;
     }
     send(jsonFrame(Frame.FILE, { file, protocolErrors: s.protocolErrors }));
-    for (const stream of file.streams) {
-      await pump(stream.index);
-      // Given up on by the daemon (a write error): stop here, mid-file; BACKUP_FINISH follows.
-      if (stopRequested) return;
+    try {
+      for (const stream of file.streams) {
+        await pump(stream.index);
+        // Given up on by the daemon (a write error): stop here, mid-file; BACKUP_FINISH follows.
+        if (stopRequested) return;
+      }
+    } catch (error) {
+      // A stream that broke a rule (more than its size_hint) fails its file, not the run: the
+      // stream and the file are ended with the agent, and the next file follows.
+      if ((error as { code?: string }).code !== 'E_FILE_REFUSED') throw error;
+      await s.endStream();
+      await s.endFile();
+      send(jsonFrame(Frame.FILE_REFUSED, { message: messageOf(error) }));
+      continue;
     }
     await s.endFile();
     if (count % FILES_PER_YIELD === 0) {

@@ -144,19 +144,25 @@ export class IsolatedAgent implements Agent {
           protocolCheck(name, protocolErrors);
           if (file === null) return;
           let next = 0;
+          let refused = false; // the host ended the file after a stream broke a rule
           const streams: AgentStream[] = file.streams.map((stream) => ({
             ...stream,
             data: async function* () {
               if (stream.index !== next) throw new AgentfdError('E_BRIDGE_ORDER', `${file.path}: stream ${stream.index} was read out of order`);
               next++;
               for (;;) {
-                const data = await take([Frame.DATA, Frame.STREAM_END]);
+                const data = await take([Frame.DATA, Frame.STREAM_END, Frame.FILE_REFUSED]);
                 if (data.type === Frame.STREAM_END) return;
+                if (data.type === Frame.FILE_REFUSED) {
+                  refused = true;
+                  throw new AgentfdError('E_FILE_REFUSED', parseJson<{ message: string }>(data.payload).message);
+                }
                 yield data.payload;
               }
             },
           }));
           yield { ...file, mtimeNs: BigInt(file.mtimeNs), streams };
+          if (refused) continue;
           if (next !== streams.length) throw new AgentfdError('E_BRIDGE_ORDER', `${file.path}: the next file was asked for before all ${streams.length} streams were read`);
         }
       }

@@ -43,6 +43,7 @@ export const Frame = {
   CALL: 47, // {call}: the agent entry point the host is entering (for crash reports; without shared memory)
   STATE: 48, // the agent's state blob (bytes), sent before the run's last FILE (null)
   DATA_SLOT: 49, // u32 slot, u32 length: a chunk the agent read into shared memory (shared-memory.ts)
+  FILE_REFUSED: 51, // {message}: in place of a stream's STREAM_END, a stream broke a rule (size_hint); the file was ended, the next FILE follows
   SLOT_DONE: 50, // u32 slot: the agent has written a restore slot out; the daemon may reuse it
 } as const;
 export type FrameType = (typeof Frame)[keyof typeof Frame];

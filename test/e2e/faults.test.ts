@@ -30,7 +30,7 @@ const CRASHES: [fault: string, message: RegExp][] = [
 const LIES: [fault: string, message: RegExp][] = [
   ['oversize-read', /failed in backup_read\(\): the agent claims \d+ bytes were read into a buffer of \d+; its data cannot be trusted/],
   ['negative-read', /failed in backup_read\(\): no message \(return code -100\)/],
-  ['more-data', /failed in backup_read\(\): stream 0 of \/@faulty\/file2\.bin delivered more than the 262144 bytes it announced/],
+  ['more-data', /broke the contract in backup_read\(\): stream 0 of \/@faulty\/file2\.bin delivered more than the 262144 bytes it announced/],
   ['bad-path-dotdot', /breaks the contract in backup_next_file\(\): the file path "\/@faulty\/\.\.\/\.\.\/etc\/passwd" is refused: it has a "\." or "\.\." component/],
   ['bad-path-relative', /breaks the contract in backup_next_file\(\): the file path "etc\/passwd" is refused: it is not absolute/],
   ['bad-utf8-path', /breaks the contract in backup_next_file\(\): the file path "\/@faulty\/bad\\xff\\xfe\.bin" is not valid UTF-8/],

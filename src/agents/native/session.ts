@@ -6,7 +6,7 @@
  * This class is the only place that calls an agent's entry points; the bridge that turns these
  * calls into async iterators, and the isolated host process, both drive it.
  */
-import { AgentCallError } from '../../errors.js';
+import { AgentCallError, AgentfdError } from '../../errors.js';
 import {
   AFD_DONE,
   AFD_OK,
@@ -192,7 +192,12 @@ export class NativeAgentSession implements AgentSession {
     if (n === 0) stream.ended = true;
     stream.bytes += n;
     if (stream.limit !== null && stream.bytes > stream.limit) {
-      throw this.failure('backup_read', -3, `stream ${stream.index} of ${this.file!.path} delivered more than the ${stream.limit} bytes it announced; its data cannot be trusted`);
+      // The file fails, not the job: the caller ends the stream and the file with the agent
+      // (endStream, endFile) and goes on with the next file.
+      throw new AgentfdError(
+        'E_FILE_REFUSED',
+        `agent "${this.agent.name}" broke the contract in backup_read(): stream ${stream.index} of ${this.file!.path} delivered more than the ${stream.limit} bytes it announced (size_hint is a limit); its data cannot be trusted, the file is recorded as failed`,
+      );
     }
     return n;
   }
