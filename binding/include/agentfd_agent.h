@@ -80,6 +80,10 @@
  * REFUSES THE AGENT at load (it is not used at all): a Name() that breaks its rules, a missing
  *   afd_negotiate(), no ABI generation in common, a table lacking an entry point its
  *   capabilities promise.
+ * NOT DETECTED (undefined behaviour, never do it): a host function called from a thread of the
+ *   agent's own or after close(), a pointer handed out that dies before the time given for it.
+ *   agentfd itself never calls an agent out of the order this header gives; it checks its own
+ *   sequence before each call.
  * After backup_prepare() has returned AFD_OK, backup_finish() (when not NULL) is called exactly
  * once before close(), whatever happens next, except when the agent can no longer be called: it
  * crashed, or its host process was killed (timeout, cancel grace, write-error grace).
