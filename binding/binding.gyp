@@ -119,6 +119,13 @@
       'sources': ['../test/fixtures/native/bad_future_abi.c'],
     },
     {
+      # Breaks one rule of agentfd_agent.h at a time, chosen by job options (agent-contract tests).
+      'type': 'shared_library',
+      'target_name': 'contract_agent',
+      'product_dir': '<(PRODUCT_DIR)/test-agents',
+      'sources': ['../test/fixtures/native/contract_agent.c'],
+    },
+    {
       # The C half of the Bacula 9.6 FD plugin adapter (include/afd_bacula_shim.h): the variadic
       # bFuncs callbacks, formatted in C and forwarded to one non-variadic sink set from JS.
       # A plain shared library loaded with koffi like the agents, next to the addon.

@@ -15,8 +15,10 @@
  *   between systems and compilers.
  * - Times are signed 64-bit nanoseconds since 1970-01-01T00:00:00Z (UTC).
  * - Paths are UTF-8, '/'-separated and absolute in the agent's own namespace (for example
- *   "/@exchange/SG1/DB1.edb"). They never contain NUL, a "." or ".." component, or an empty
- *   component. agentfd refuses a path that breaks these rules and fails the file.
+ *   "/@exchange/SG1/DB1.edb"), at most 32 KiB. They never contain NUL, a "." or ".." component,
+ *   or an empty component. '/' is the only separator: every other character, a backslash
+ *   included, is an ordinary character of a name. agentfd refuses a path that breaks these rules
+ *   and fails the file (see "What agentfd enforces" below).
  * - Versioned structures start with `uint32_t struct_size`, set by whoever allocated the
  *   structure to sizeof() as that side compiled it. A reader must check that a field lies inside
  *   struct_size before reading it (AFD_HAS_FIELD below). New fields are only ever appended.
@@ -31,6 +33,60 @@
  *   never call the host from a thread of its own.
  * - Crashes: by default agentfd runs each agent in a separate host process, so a crash ends the
  *   job, not the daemon. It is still a bug; report errors through return codes.
+ *
+ * ---------------------------------------------------------------------------------------------
+ * What agentfd enforces, and what breaking each rule does
+ * ---------------------------------------------------------------------------------------------
+ * FAILS THE FILE: the file is recorded as failed (with the reason, and the path with bytes that
+ * are not UTF-8 shown as \xNN), no further stream of it is asked for, backup_end_stream() (for
+ * a stream that was started) and backup_end_file() are called for it, and the job goes on with
+ * the next file. The job then ends failed (it has a failed file), and backup_finish() gets
+ * AFD_STATUS_FAILED. A file fails when a stream delivers more bytes than its size_hint (found
+ * while reading: the host ends the stream and the file early), or when the afd_file from
+ * backup_next_file() breaks a rule (none of its streams is asked for):
+ *   - path is NULL, longer than 32 KiB, not valid UTF-8, not absolute, or has an empty, "." or
+ *     ".." component;
+ *   - kind is not an AFD_KIND_*; a symlink's link_target is NULL, longer than 32 KiB or not UTF-8;
+ *   - stream_count is above 1024, or above 0 with streams NULL or with AFD_FILE_SEEN set;
+ *   - a stream has a struct_size below sizeof(afd_stream) of generation 1, a type that is not an
+ *     AFD_STREAM_*, a name that is not 1 to 64 of [A-Za-z0-9._-], or the name of an earlier stream.
+ * FAILS THE JOB (the job is recorded failed, or aborted for a crash, a timeout or a cancel;
+ * nothing of it is restorable):
+ *   - backup_prepare() sets delivered_level to something that is no AFD_LEVEL_*;
+ *   - backup_next_file() returns AFD_OK with *out NULL, an afd_file whose struct_size is below
+ *     generation 1's, or a return code other than AFD_OK, AFD_DONE or a negative code;
+ *   - any backup call returns a negative code (last_error() is the job's error): there is no
+ *     way to skip a stream the agent cannot read, so a read error ends the job;
+ *   - backup_read() returns more than cap (it may have written past the buffer);
+ *   - the agent crashes (isolated: the host process ends; in-process: agentfd ends with it);
+ *   - (isolated) a call, or a silence while a stream is read, lasts longer than call_timeout
+ *     (10 minutes unless configured): the host process is killed;
+ *   - the job is cancelled: is_cancelled() answers 1, the agent should return AFD_E_CANCELLED;
+ *     one that has not stopped after cancel_grace (10 s) is killed (isolated);
+ *   - writing the job's data fails (a full disk): the job stops at once, whatever the agent is
+ *     doing. agentfd stops asking for data, is_cancelled() answers 1, and backup_finish() is
+ *     called with AFD_STATUS_FAILED, possibly in the middle of a file or stream; an isolated
+ *     agent that has not returned to agentfd within 3 s (or cancel_grace, when shorter) is killed.
+ * ONLY LOGGED (the call returns an error code the agent can handle; the job goes on):
+ *   - log(): a message over 64 KiB is cut at 64 KiB and ends with an ellipsis
+ *     (U+2026) and " [truncated: N bytes]";
+ *     bytes that are not UTF-8 are logged as \xNN; a NULL message is logged as such;
+ *   - fileset_check() / get_option(): a path or key that is NULL, over 64 KiB or not UTF-8 is
+ *     logged, and the call returns -1 (fileset_check: error; get_option: not set);
+ *   - state_set(): a blob over 1 MiB, or NULL data with a length, returns AFD_E_INVALID; the
+ *     blob stored before (if any) stays the job's state;
+ *   - backup_finish() returning a negative code: the job keeps its status;
+ *   - info entries (afd_kv) that are not pairs of UTF-8 strings are skipped.
+ * REFUSES THE AGENT at load (it is not used at all): a Name() that breaks its rules, a missing
+ *   afd_negotiate(), no ABI generation in common, a table lacking an entry point its
+ *   capabilities promise.
+ * NOT DETECTED (undefined behaviour, never do it): a host function called from a thread of the
+ *   agent's own or after close(), a pointer handed out that dies before the time given for it.
+ *   agentfd itself never calls an agent out of the order this header gives; it checks its own
+ *   sequence before each call.
+ * After backup_prepare() has returned AFD_OK, backup_finish() (when not NULL) is called exactly
+ * once before close(), whatever happens next, except when the agent can no longer be called: it
+ * crashed, or its host process was killed (timeout, cancel grace, write-error grace).
  *
  * ---------------------------------------------------------------------------------------------
  * ABI generations
@@ -180,10 +236,11 @@ typedef struct afd_kv {
 typedef struct afd_stream {
     uint32_t struct_size; /* sizeof(afd_stream) as the agent compiled it */
     uint32_t type;        /* AFD_STREAM_* */
-    const char *name;     /* short name, unique within the file ("data", "meta"); [A-Za-z0-9._-] */
+    const char *name;     /* short name, unique within the file ("data", "meta"); 1 to 64 of
+                             [A-Za-z0-9._-] */
     int64_t size_hint;    /* the number of bytes the agent will deliver, or -1 if unknown. A
                              limit, not a guess: a stream that delivers more is refused as lying
-                             (fewer is allowed: a file may shrink) */
+                             and fails its file (fewer is allowed: a file may shrink) */
     uint32_t flags;       /* AFD_STREAM_* flags */
     uint32_t reserved;    /* zero */
 } afd_stream;
@@ -236,15 +293,18 @@ typedef struct afd_host_api {
     uint32_t abi_version; /* the negotiated generation */
 
     /* ---- generation 1 ---- */
-    /* Write a line to the job log. level is AFD_LOG_*; message is UTF-8 without a newline. */
+    /* Write a line to the job log. level is AFD_LOG_*; message is UTF-8 without a newline, at
+     * most 64 KiB (a longer one is cut and marked; bytes that are not UTF-8 are shown as \xNN). */
     void (AFD_CALL *log)(void *host_ctx, int32_t level, const char *message);
     /* Is `path` (an absolute path in the agent's namespace) part of the job's fileset, after its
-     * include and exclude rules? 1 = include, 0 = exclude, negative = error. An agent should not
-     * return files the fileset excludes. */
+     * include and exclude rules? 1 = include, 0 = exclude, negative = error (also for a path
+     * that is NULL, over 64 KiB or not UTF-8). An agent should not return files the fileset
+     * excludes. */
     int32_t (AFD_CALL *fileset_check)(void *host_ctx, const char *path);
     /* Look up a job option (the agent's options in the job configuration). Copies the UTF-8 value
      * and a NUL into buf when it fits in cap bytes; returns the value's length in bytes without the
-     * NUL (call again with a larger buffer if it is >= cap), or -1 when the option is not set. */
+     * NUL (call again with a larger buffer if it is >= cap), or -1 when the option is not set
+     * (and for a key that is NULL, over 64 KiB or not UTF-8). */
     int64_t (AFD_CALL *get_option)(void *host_ctx, const char *key, char *buf, uint64_t cap);
     /* 1 when the job has been cancelled: stop and return AFD_E_CANCELLED. */
     int32_t (AFD_CALL *is_cancelled)(void *host_ctx);
@@ -257,7 +317,9 @@ typedef struct afd_host_api {
     int64_t (AFD_CALL *state_get)(void *host_ctx, uint8_t *buf, uint64_t cap);
     /* Store a state blob for this job (a log number, an LSN). The last call wins. It is kept in
      * the catalog and on the volume, and handed back by state_get() to later jobs that use this
-     * one as their reference. Returns AFD_OK, or a negative code when it is too large (1 MiB). */
+     * one as their reference. Returns AFD_OK, or AFD_E_INVALID when it is larger than 1 MiB (or
+     * data is NULL with len > 0): the blob is then not stored, the one stored before (if any)
+     * stays, a warning is logged, and the job goes on. */
     int32_t (AFD_CALL *state_set)(void *host_ctx, const uint8_t *data, uint64_t len);
 #endif
 
@@ -400,7 +462,9 @@ typedef struct afd_agent_api {
     const char *(AFD_CALL *last_error)(afd_session *session);
 
     /* Backup: prepare once, then for each file: next_file, and for each of its streams in order
-     * start_stream, read until it returns 0, end_stream; then end_file. */
+     * start_stream, read until it returns 0, end_stream; then end_file. A file agentfd refuses
+     * (see "What agentfd enforces") is ended early: end_stream before read returned 0, and
+     * end_file without its remaining streams (or without any, for a refused afd_file). */
     int32_t (AFD_CALL *backup_prepare)(afd_session *session, afd_backup_params *params);
     /* Hand out the next file: AFD_OK with *out set, AFD_DONE when there are no more files. */
     int32_t (AFD_CALL *backup_next_file)(afd_session *session, const afd_file **out);
@@ -427,9 +491,14 @@ typedef struct afd_agent_api {
     /* ---- generation 2 ---- */
     /* Called once after the backup, when the host has committed the job (status AFD_STATUS_OK) or
      * given up on it (AFD_STATUS_FAILED). Only after AFD_STATUS_OK may an agent discard what the
-     * job saved (truncate transaction logs). May be NULL. */
+     * job saved (truncate transaction logs). Called whenever backup_prepare() returned AFD_OK,
+     * before close(), except after a crash or a kill (see "What agentfd enforces"); after a
+     * failure it may come at any point of the call sequence, e.g. with a stream still open.
+     * May be NULL. */
     int32_t (AFD_CALL *backup_finish)(afd_session *session, int32_t status);
-    /* After backup_prepare(): how much a backup would save, without reading data. May be NULL. */
+    /* After backup_prepare(): how much a backup would save, without reading data. May be NULL.
+     * `agentfd estimate` calls open, backup_prepare, estimate, backup_finish(AFD_STATUS_FAILED)
+     * (nothing was saved: discard nothing), close; no file is asked for. */
     int32_t (AFD_CALL *estimate)(afd_session *session, afd_estimate *out);
 #endif
 } afd_agent_api;

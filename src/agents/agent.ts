@@ -64,6 +64,11 @@ export interface BackupRun {
    * Absent when the agent reports every existing file itself.
    */
   stillExisting?(paths: string[]): Promise<string[]>;
+  /**
+   * Instead of reading `files` (agents that declare "estimate"): how much the backup would save,
+   * without reading data. An estimate then ends with finish(false) and close().
+   */
+  estimate?(): Promise<{ files: number | null; bytes: number | null }>;
   /** Tell the agent whether the job was committed (it may now truncate logs). */
   finish(committed: boolean): Promise<void>;
   close(): Promise<void>;

@@ -27,6 +27,11 @@ export interface SessionOptions {
   onCall?: (entry: string) => void;
 }
 
+export interface BackupEstimate {
+  files: number | null;
+  bytes: number | null;
+}
+
 export interface AgentSession {
   /** The blob the agent stored during this session, if any. */
   readonly state: Uint8Array | null;
@@ -41,6 +46,8 @@ export interface AgentSession {
   endStream(): Promise<void>;
   endFile(): Promise<void>;
   backupFinish(ok: boolean): Promise<void>;
+  /** After backupPrepare, an agent that declares "estimate": how much a backup would save (null: unknown). */
+  estimate?(): Promise<BackupEstimate>;
   /**
    * Accurate mode: of `paths`, which the reference job had and this job did not report, the ones
    * the agent says still exist (Bacula's checkFile). Absent: the agent reports every file itself.

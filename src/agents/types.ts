@@ -31,4 +31,10 @@ export interface AgentFileInfo {
   /** Windows FILE_ATTRIBUTE_* bits, 0 elsewhere. */
   winAttributes: number;
   streams: AgentStreamInfo[];
+  /**
+   * Set when agentfd refused the file as the agent described it (a path or stream that breaks a
+   * rule of agentfd_agent.h): why. Such a file has no streams, is recorded as failed, and the job
+   * goes on with the next file.
+   */
+  refused?: string;
 }

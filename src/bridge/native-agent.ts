@@ -42,6 +42,7 @@ async function* filesOf(name: string, session: AgentSession): AsyncGenerator<Age
     protocolCheck(name, session);
     if (info === null) return;
     let next = 0; // the stream the consumer may read now
+    let refused = false; // a stream broke a rule: the file was ended with the agent, the job goes on
     const streams: AgentStream[] = info.streams.map((stream) => ({
       ...stream,
       data: async function* () {
@@ -54,7 +55,16 @@ async function* filesOf(name: string, session: AgentSession): AsyncGenerator<Age
         // stream can still hold: the size hint is a limit, and 1 MiB for a 1 KiB file was most of its cost.
         for (let left = stream.sizeHint ?? Infinity; ; ) {
           const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(READ_SIZE, left)));
-          const n = await session.read(buffer);
+          let n: number;
+          try {
+            n = await session.read(buffer);
+          } catch (error) {
+            if ((error as { code?: string }).code !== 'E_FILE_REFUSED') throw error;
+            refused = true;
+            await session.endStream();
+            await session.endFile();
+            throw error;
+          }
           if (n === 0) break;
           left -= n;
           yield buffer.subarray(0, n);
@@ -63,6 +73,7 @@ async function* filesOf(name: string, session: AgentSession): AsyncGenerator<Age
       },
     }));
     yield { ...info, streams };
+    if (refused) continue;
     if (next !== streams.length) {
       throw new AgentfdError('E_BRIDGE_ORDER', `${info.path}: the next file was asked for before all ${streams.length} streams were read`);
     }
@@ -104,6 +115,7 @@ export class NativeAgent implements Agent {
       files: filesOf(this.name, session),
       state: () => session.state,
       ...(session.stillExisting ? { stillExisting: (paths: string[]) => session.stillExisting!(paths) } : {}),
+      ...(this.capabilities.includes('estimate') && session.estimate ? { estimate: () => session.estimate!() } : {}),
       finish: (committed) => session.backupFinish(committed),
       close: async () => session.close(),
     };

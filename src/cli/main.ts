@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { HOST_VERSION } from '../version.js';
 import { registerBackupCommand } from './commands/backup.js';
+import { registerEstimateCommand } from './commands/estimate.js';
 import { registerCatalogCommands } from './commands/catalog.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerDemoCommand } from './commands/demo.js';
@@ -24,6 +25,7 @@ export function buildProgram(io: CommandIo, setExit: (code: number) => void): Co
   registerPluginCommands(program, io, setExit);
   registerConfigCommands(program, io, setExit);
   registerBackupCommand(program, io, setExit);
+  registerEstimateCommand(program, io, setExit);
   registerRestoreCommand(program, io, setExit);
   registerCatalogCommands(program, io, setExit);
   registerKeysCommands(program, io, setExit);

@@ -70,6 +70,9 @@ const INBOX_BYTES = 8 * 1024 * 1024;
 export const SLOTS = 4;
 export const SLOT_SIZE = 1024 * 1024;
 
+/** The frames a backup run sends without being asked: dropped once the run is abandoned. */
+const RUN_FRAMES: readonly number[] = [Frame.FILE, Frame.DATA, Frame.DATA_SLOT, Frame.STREAM_END, Frame.STATE, Frame.FILE_REFUSED];
+
 type Waiter = { accept: readonly number[]; resolve: (frame: DecodedFrame) => void; reject: (error: Error) => void };
 
 export class AgentHost {
@@ -94,6 +97,8 @@ export class AgentHost {
   private readonly exited: Promise<void>;
   /** The shared-memory region DATA_SLOT frames point into, once the host has mapped it. */
   private region: SharedRegion | null = null;
+  /** The daemon gave up on a backup run: its data frames are dropped as they come (see abandonRun). */
+  private discarding = false;
 
   private constructor(settings: HostSettings) {
     this.settings = settings;
@@ -199,6 +204,10 @@ export class AgentHost {
     }
     if (frames.length > 0) this.lastHeard = Date.now(); // the host is alive and answering
     for (const frame of frames) {
+      if (this.discarding && RUN_FRAMES.includes(frame.type)) {
+        this.drop(frame);
+        continue;
+      }
       if (frame.type === Frame.SLOT_DONE) {
         this.restoreSlots.push(frame.payload.readUInt32LE(0));
         this.wakeSlotWaiter();
@@ -346,6 +355,36 @@ export class AgentHost {
       }).finally(() => this.drainWaits--);
     }
     if (this.failure) throw this.failure;
+  }
+
+  /** Drop a frame of an abandoned run; a shared-memory slot goes back to the host. */
+  private drop(frame: DecodedFrame): void {
+    if (frame.type !== Frame.DATA_SLOT) return;
+    const free = Buffer.alloc(4);
+    free.writeUInt32LE(frame.payload.readUInt32LE(0), 0);
+    this.post(encodeFrame(Frame.SLOT_FREE, free));
+  }
+
+  /**
+   * The job gave up on a backup run before its end (a write error): nothing will read its data.
+   * The host is told to stop at its next read or file, is_cancelled() answers 1, and what it
+   * still sends is dropped (slots handed back, the pipe read), so that it is never stuck on a
+   * full pipe and can answer BACKUP_FINISH.
+   */
+  abandonRun(): void {
+    if (this.discarding) return;
+    this.discarding = true;
+    writeFileSync(this.cancelFile, 'cancelled\n');
+    this.post(encodeFrame(Frame.BACKUP_STOP));
+    for (const frame of this.inbox.splice(0)) this.drop(frame);
+    this.inboxBytes = 0;
+    this.pipe.resume();
+  }
+
+  /** Kill the host now (after a grace period that ran out). */
+  kill(error: Error): void {
+    this.fail(error);
+    this.child.kill('SIGKILL');
   }
 
   /** Ask the agent to stop (is_cancelled), and kill the host if it has not ended in time. */

@@ -80,7 +80,7 @@ let session: AgentSession | null = null;
 let current = 'startup';
 /** Why a restore write of the current file failed; its later writes are dropped until its end. */
 let writeError: unknown = null;
-/** The daemon sent CLOSE while a backup run was going. */
+/** The daemon sent CLOSE or BACKUP_STOP while a backup run was going: the run ends at its next look. */
 let stopRequested = false;
 
 function writeAll(bytes: Buffer): void {
@@ -170,8 +170,8 @@ function mapRegion(plane: DataPlane | null): void {
 
 async function takeSlot(): Promise<number> {
   if (freeSlots.length === 0) flush(); // the daemon frees slots only after it has seen them
-  while (freeSlots.length === 0) await new Promise<void>((resolve) => (slotWaiter = resolve));
-  return freeSlots.shift()!;
+  while (freeSlots.length === 0 && !stopRequested) await new Promise<void>((resolve) => (slotWaiter = resolve));
+  return freeSlots.shift()!; // (undefined after a stop with no slot free: the caller looks at stopRequested first)
 }
 
 /** Stream one agent stream, through shared memory when mapped, else as DATA frames. */
@@ -182,8 +182,15 @@ async function pump(index: number): Promise<void> {
     const { shared, plane } = region;
     for (;;) {
       const slot = await takeSlot(); // waits while every slot is with the daemon: the flow control
+      if (stopRequested) return; // the daemon gave up on the run: no further read
       const bytes = shared.bytes.subarray(slot * plane.slotSize, (slot + 1) * plane.slotSize);
-      const n = await s.read(bytes);
+      let n: number;
+      try {
+        n = await s.read(bytes);
+      } catch (error) {
+        freeSlots.unshift(slot); // nothing of it went to the daemon
+        throw error;
+      }
       if (n <= INLINE_DATA) {
         // Small (or the end): the bytes go in the frame, and the slot is free again at once.
         if (n > 0) send(encodeFrame(Frame.DATA, bytes.subarray(0, n)));
@@ -202,6 +209,7 @@ async function pump(index: number): Promise<void> {
   }
   const buffer = Buffer.allocUnsafe(READ_SIZE); // written out before the next read: reusable
   for (;;) {
+    if (stopRequested) return;
     const n = await s.read(buffer);
     if (n === 0) break;
     send(encodeFrame(Frame.DATA, buffer.subarray(0, n))); // blocks while the daemon is not reading
@@ -226,7 +234,21 @@ async function runBackup(): Promise<void> {
       return;
     }
     send(jsonFrame(Frame.FILE, { file, protocolErrors: s.protocolErrors }));
-    for (const stream of file.streams) await pump(stream.index);
+    try {
+      for (const stream of file.streams) {
+        await pump(stream.index);
+        // Given up on by the daemon (a write error): stop here, mid-file; BACKUP_FINISH follows.
+        if (stopRequested) return;
+      }
+    } catch (error) {
+      // A stream that broke a rule (more than its size_hint) fails its file, not the run: the
+      // stream and the file are ended with the agent, and the next file follows.
+      if ((error as { code?: string }).code !== 'E_FILE_REFUSED') throw error;
+      await s.endStream();
+      await s.endFile();
+      send(jsonFrame(Frame.FILE_REFUSED, { message: messageOf(error) }));
+      continue;
+    }
     await s.endFile();
     if (count % FILES_PER_YIELD === 0) {
       flush();
@@ -274,6 +296,12 @@ async function handle(frame: DecodedFrame): Promise<void> {
       const { paths } = parseJson<{ paths: string[] }>(frame.payload);
       const s = need(session, 'a backup was opened');
       send(jsonFrame(Frame.OK, { paths: s.stillExisting ? await s.stillExisting(paths) : [] }));
+      return;
+    }
+    case Frame.BACKUP_ESTIMATE: {
+      const s = need(session, 'a backup was opened');
+      if (!s.estimate) throw new AgentfdError('E_UNSUPPORTED', 'this agent has no estimate()');
+      send(jsonFrame(Frame.OK, await s.estimate()));
       return;
     }
     case Frame.BACKUP_FINISH: {
@@ -373,6 +401,12 @@ pipe.on('data', (chunk: Buffer) => {
       slotWaiter = null;
     } else {
       if (frame.type === Frame.CLOSE) stopRequested = true; // ends a backup run at its next look
+      if (frame.type === Frame.BACKUP_STOP) {
+        stopRequested = true; // seen while the run waits for a slot, or at its next yield
+        slotWaiter?.();
+        slotWaiter = null;
+        continue;
+      }
       queue.push(frame);
     }
   }

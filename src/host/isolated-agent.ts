@@ -14,6 +14,12 @@ import { AgentHost, SLOTS, SLOT_SIZE, type HostSettings } from './host-client.js
 import { SharedRegion } from './shared-memory.js';
 import type { BackupOpenMessage, DataPlane, RestoreOpenMessage, WireFile } from './host-main.js';
 
+/**
+ * After the job gave up on a backup run (a write error), how long the agent may take to stop and
+ * answer backup_finish(FAILED) before its host is killed: short, the storage lock is held meanwhile.
+ */
+const ABANDON_GRACE_MS = 3000;
+
 /** Restore writes up to this size go inside the pipe's frame; larger ones through a shared-memory slot. */
 const INLINE_WRITE = 64 * 1024;
 
@@ -110,31 +116,53 @@ export class IsolatedAgent implements Agent {
       const name = this.name;
       // The host sends every file and its data without being asked (see runBackup in host-main.ts);
       // the frames arrive in order and are consumed in order.
-      host.post(encodeFrame(Frame.BACKUP_RUN));
+      /**
+       * The host's run is not going: not started (it starts when the files are first asked for:
+       * an estimate never starts it), or over (its last FILE, or an error ended it).
+       */
+      let runEnded = true;
+      let runStarted = false;
+      const take = (types: readonly number[]) =>
+        host.next(types).catch((error: unknown) => {
+          runEnded = true;
+          throw error;
+        });
       async function* files(): AsyncGenerator<AgentFile> {
+        if (!runStarted) {
+          runStarted = true;
+          runEnded = false;
+          host.post(encodeFrame(Frame.BACKUP_RUN));
+        }
         for (;;) {
-          let frame = await host.next([Frame.FILE, Frame.STATE]);
+          let frame = await take([Frame.FILE, Frame.STATE]);
           if (frame.type === Frame.STATE) {
             state = Uint8Array.from(frame.payload);
-            frame = await host.next([Frame.FILE]);
+            frame = await take([Frame.FILE]);
           }
           const { file, protocolErrors } = parseJson<{ file: WireFile | null; protocolErrors: string[] }>(frame.payload);
+          if (file === null) runEnded = true;
           protocolCheck(name, protocolErrors);
           if (file === null) return;
           let next = 0;
+          let refused = false; // the host ended the file after a stream broke a rule
           const streams: AgentStream[] = file.streams.map((stream) => ({
             ...stream,
             data: async function* () {
               if (stream.index !== next) throw new AgentfdError('E_BRIDGE_ORDER', `${file.path}: stream ${stream.index} was read out of order`);
               next++;
               for (;;) {
-                const data = await host.next([Frame.DATA, Frame.STREAM_END]);
+                const data = await take([Frame.DATA, Frame.STREAM_END, Frame.FILE_REFUSED]);
                 if (data.type === Frame.STREAM_END) return;
+                if (data.type === Frame.FILE_REFUSED) {
+                  refused = true;
+                  throw new AgentfdError('E_FILE_REFUSED', parseJson<{ message: string }>(data.payload).message);
+                }
                 yield data.payload;
               }
             },
           }));
           yield { ...file, mtimeNs: BigInt(file.mtimeNs), streams };
+          if (refused) continue;
           if (next !== streams.length) throw new AgentfdError('E_BRIDGE_ORDER', `${file.path}: the next file was asked for before all ${streams.length} streams were read`);
         }
       }
@@ -142,8 +170,27 @@ export class IsolatedAgent implements Agent {
         deliveredLevel: reply.deliveredLevel,
         files: files(),
         state: () => state,
+        ...(this.capabilities.includes('estimate')
+          ? { estimate: async () => parseJson<{ files: number | null; bytes: number | null }>((await host.request(Frame.BACKUP_ESTIMATE, null)).payload) }
+          : {}),
         finish: async (committed) => {
-          await host.request(Frame.BACKUP_FINISH, jsonFrame(Frame.BACKUP_FINISH, { committed }));
+          if (runEnded) {
+            await host.request(Frame.BACKUP_FINISH, jsonFrame(Frame.BACKUP_FINISH, { committed }));
+            return;
+          }
+          // The job stopped reading mid-run (a write error): the host stops and its data is
+          // dropped; the agent gets backup_finish(FAILED) if it stops in time, else its host is killed.
+          host.abandonRun();
+          const grace = Math.min(this.settings.cancelGraceMs, ABANDON_GRACE_MS);
+          const timer = setTimeout(
+            () => host.kill(new AgentfdError('E_AGENT_TIMEOUT', `agent "${name}" did not stop within ${grace / 1000} s after the job failed; its host process was killed`)),
+            grace,
+          );
+          try {
+            await host.request(Frame.BACKUP_FINISH, jsonFrame(Frame.BACKUP_FINISH, { committed: false }));
+          } finally {
+            clearTimeout(timer);
+          }
         },
         stillExisting: async (paths) =>
           parseJson<{ paths: string[] }>((await host.request(Frame.BACKUP_STILL_EXISTING, jsonFrame(Frame.BACKUP_STILL_EXISTING, { paths }))).payload).paths,

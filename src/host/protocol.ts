@@ -21,7 +21,9 @@ export const Frame = {
   BACKUP_OPEN: 2, // {job context, level, sinceNs, jobStartNs, referenceState, fileset}
   BACKUP_RUN: 3, // the host sends every file: FILE, then per stream DATA/DATA_SLOT frames and STREAM_END; FILE null ends
   BACKUP_FINISH: 7, // {committed}
-  BACKUP_STILL_EXISTING: 17, // {paths}: accurate mode, which of these unreported paths still exist (answered OK {paths})
+  BACKUP_STILL_EXISTING: 17,
+  BACKUP_ESTIMATE: 19, // instead of BACKUP_RUN: the agent's estimate() (answered OK {files, bytes})
+  BACKUP_STOP: 18, // no payload, no answer: the daemon gave up on the run (a write error); stop at the next read or file and wait for BACKUP_FINISH // {paths}: accurate mode, which of these unreported paths still exist (answered OK {paths})
   RESTORE_OPEN: 8, // {job context, target, sourceAbi, sourceAgentVersion}
   RESTORE_START_FILE: 9, // {file}
   RESTORE_WRITE: 10, // u32 stream index + bytes; no answer (a failure answers the file's RESTORE_END_FILE)
@@ -41,6 +43,7 @@ export const Frame = {
   CALL: 47, // {call}: the agent entry point the host is entering (for crash reports; without shared memory)
   STATE: 48, // the agent's state blob (bytes), sent before the run's last FILE (null)
   DATA_SLOT: 49, // u32 slot, u32 length: a chunk the agent read into shared memory (shared-memory.ts)
+  FILE_REFUSED: 51, // {message}: in place of a stream's STREAM_END, a stream broke a rule (size_hint); the file was ended, the next FILE follows
   SLOT_DONE: 50, // u32 slot: the agent has written a restore slot out; the daemon may reuse it
 } as const;
 export type FrameType = (typeof Frame)[keyof typeof Frame];

@@ -137,7 +137,7 @@ function isAbort(error: unknown): boolean {
   return false;
 }
 
-function referenceJob(catalog: Catalog, jobName: string, level: Level) {
+export function referenceJob(catalog: Catalog, jobName: string, level: Level) {
   if (level === 'full') return null;
   const committed = catalog.jobs().filter((j) => j.name === jobName && j.status === 'committed');
   const candidates = level === 'differential' ? committed.filter((j) => j.level === 'full') : committed;
@@ -289,6 +289,10 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
           streams: file.streams.map(({ index, type, name, sizeHint, rawRestorable }) => ({ index, type, name, sizeHint, rawRestorable })),
         };
         const saved = (streams: NewFile['streams']): NewFile => catalogRow(file, fileIndex, 'ok', null, streams);
+        if (file.refused) {
+          await writer.file(record); // the failed FILE_END the caller writes names its file
+          throw new AgentfdError('E_FILE_REFUSED', file.refused);
+        }
         let toStream = file.streams;
         if (isSmall(file)) {
           let held: Held;
@@ -355,9 +359,11 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
             await writer.fileEnd(file.path, { fileIndex, status: 'failed', error: message });
             batch.push(catalogRow(file, fileIndex, 'failed', message, []));
             // The built-in agent's files are independent of each other: go on with the next one.
-            // A native agent's session may be in no state to go on, and a cancel ends the job.
+            // A native agent's session may be in no state to go on, and a cancel ends the job;
+            // a file agentfd refused was ended properly with the agent (its session goes on).
             const cause = (e as { cause?: { code?: string } }).cause;
-            if (agent.kind !== 'builtin' || cause?.code === 'E_CANCELLED') throw e;
+            const refused = (e as { code?: string }).code === 'E_FILE_REFUSED' || cause?.code === 'E_FILE_REFUSED';
+            if ((agent.kind !== 'builtin' && !refused) || cause?.code === 'E_CANCELLED') throw e;
           }
           if (batch.length >= CATALOG_BATCH) {
             rows ??= new CatalogFileWriter(config.dataDir);
@@ -429,14 +435,23 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
       // catalog, and in the volume too when it can still be written.
       const message = messageOf(e);
       if (!errors.includes(message)) errors.push(message);
+      let catalogNote = '';
       await session
         ?.end({ status: 'failed', endedNs: (BigInt(Date.now()) * 1_000_000n).toString(), files: 0, failedFiles: 0, bytes: 0, error: message }, null)
         .catch(() => undefined);
-      catalog.finishJob(jobId, { status: 'failed', endedNs: BigInt(Date.now()) * 1_000_000n, files: 0, bytes: 0, storedBytes: 0, error: message, state: null });
+      try {
+        catalog.finishJob(jobId, { status: 'failed', endedNs: BigInt(Date.now()) * 1_000_000n, files: 0, bytes: 0, storedBytes: 0, error: message, state: null });
+      } catch (catalogError) {
+        // The catalog cannot be written either (its disk is full too): the job stays "running"
+        // there until the next backup opens the catalog and marks it aborted (abortStaleJobs).
+        catalogNote = `; the catalog could not mark the job failed (${messageOf(catalogError)}): the next backup marks it aborted`;
+      }
+      // The agent is told at once and its host stopped (an isolated host is killed after a short
+      // grace): a write error must not wait for the agent.
       await run?.finish(false).catch(() => undefined);
       await run?.close().catch(() => undefined);
       const code = e instanceof AgentfdError ? e.code : 'E_JOB_FAILED';
-      throw Object.assign(new AgentfdError(code, `job ${jobId} (${jobName}) failed: ${message}`, { cause: e }), { jobId });
+      throw Object.assign(new AgentfdError(code, `job ${jobId} (${jobName}) failed: ${message}${catalogNote}`, { cause: e }), { jobId });
     }
   } finally {
     await pool?.close();

@@ -475,9 +475,15 @@ describe('restore safety', () => {
     symlinkSync(outside, path.join(target, 'planted'));
 
     await withRestore(target, async (run) => {
-      for (const bad of ['/../x', '/a/../../etc/x', '/a/..', '/./x', 'relative', '/a//b', '/a\\..\\x', '/nul\0x']) {
+      for (const bad of ['/../x', '/a/../../etc/x', '/a/..', '/./x', 'relative', '/a//b', '/nul\0x']) {
         await expectCode(run.startFile(fileInfo(bad)), 'E_RESTORE_PATH');
       }
+      // A backslash is an ordinary character of a name: "a\..\x" is one file inside the target
+      // (on Windows it is written a%5C..%5Cx).
+      await run.startFile(fileInfo('/a\\..\\x'));
+      await run.write(0, Buffer.from('hello'));
+      await run.endFile(true);
+      expect(readFileSync(path.join(target, process.platform === 'win32' ? 'a%5C..%5Cx' : 'a\\..\\x'), 'utf8')).toBe('hello');
       // A symlink may point anywhere: it is restored as it was...
       await run.startFile(fileInfo('/evil', { kind: 'symlink', linkTarget: outside, size: 0, streams: [] }));
       await run.endFile(true);

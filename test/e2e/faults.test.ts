@@ -26,16 +26,17 @@ const CRASHES: [fault: string, message: RegExp][] = [
   ['hang-read', /agent "FaultInjector" did not return from backup_read\(\) within 2 s \(call_timeout\); its host process was killed/],
 ];
 
+/** A lie in an afd_file (a path, a stream) fails that file and so the job; the other files are saved (agent-contract.test.ts). */
 const LIES: [fault: string, message: RegExp][] = [
   ['oversize-read', /failed in backup_read\(\): the agent claims \d+ bytes were read into a buffer of \d+; its data cannot be trusted/],
   ['negative-read', /failed in backup_read\(\): no message \(return code -100\)/],
-  ['more-data', /failed in backup_read\(\): stream 0 of \/@faulty\/file2\.bin delivered more than the 262144 bytes it announced/],
-  ['bad-path-dotdot', /failed in backup_next_file\(\): the file path "\/@faulty\/\.\.\/\.\.\/etc\/passwd" is refused: it has a "\." or "\.\." component/],
-  ['bad-path-relative', /failed in backup_next_file\(\): the file path "etc\/passwd" is refused: it is not absolute/],
-  ['bad-utf8-path', /failed in backup_next_file\(\): the file path is not valid UTF-8/],
-  ['bad-stream-type', /failed in backup_next_file\(\): \/@faulty\/file2\.bin: stream 0 has unknown type 77/],
-  ['bad-stream-count', /failed in backup_next_file\(\): \/@faulty\/file2\.bin: 5000 streams \(at most 1024\)/],
-  ['null-path', /failed in backup_next_file\(\): the file path is NULL/],
+  ['more-data', /broke the contract in backup_read\(\): stream 0 of \/@faulty\/file2\.bin delivered more than the 262144 bytes it announced/],
+  ['bad-path-dotdot', /breaks the contract in backup_next_file\(\): the file path "\/@faulty\/\.\.\/\.\.\/etc\/passwd" is refused: it has a "\." or "\.\." component/],
+  ['bad-path-relative', /breaks the contract in backup_next_file\(\): the file path "etc\/passwd" is refused: it is not absolute/],
+  ['bad-utf8-path', /breaks the contract in backup_next_file\(\): the file path "\/@faulty\/bad\\xff\\xfe\.bin" is not valid UTF-8/],
+  ['bad-stream-type', /breaks the contract in backup_next_file\(\): \/@faulty\/file2\.bin: stream 0 has unknown type 77/],
+  ['bad-stream-count', /breaks the contract in backup_next_file\(\): \/@faulty\/file2\.bin: 5000 streams \(at most 1024\)/],
+  ['null-path', /breaks the contract in backup_next_file\(\): the file path is NULL/],
 ];
 
 function faultJobs(): string {

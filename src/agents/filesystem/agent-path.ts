@@ -16,9 +16,10 @@
  *      file restored to Windows keeps its name, whatever it holds;
  *   1. in a name that does need them, every '%' followed by two hex digits (either case) becomes
  *      "%25" first: "a:%41" -> "a%3A%2541", while "50%" or "%zz" stay as they are;
- *   2. every character Windows forbids in a name, `< > : " | ? *` and U+0001..U+001F (U+0000 never
- *      reaches here: an agent path cannot hold it), becomes '%' and its code in two upper-case hex
- *      digits: "a:b" -> "a%3Ab";
+ *   2. every character Windows forbids in a name, `< > : " | ? * \` and U+0001..U+001F (U+0000
+ *      never reaches here: an agent path cannot hold it), becomes '%' and its code in two upper-case
+ *      hex digits: "a:b" -> "a%3Ab", "a\b" -> "a%5Cb" (a backslash is an ordinary character of a
+ *      POSIX name, and of an agent path; on Windows it would be a separator);
  *   3. a trailing '.' or ' ', which Windows would silently strip, becomes "%2E" or "%20"; only the
  *      last one needs it, since the name then ends in a hex digit: "x.." -> "x.%2E";
  *   4. a reserved device name (CON, PRN, AUX, NUL, CONIN$, CONOUT$, COM0-COM9, COM¹²³, LPT0-LPT9,
@@ -78,7 +79,7 @@ export interface RestorePlan {
 }
 
 // Characters a Windows name cannot hold (':' would name a data stream). Rule 2.
-const WINDOWS_FORBIDDEN = /[<>:"|?*\u0001-\u001f]/g;
+const WINDOWS_FORBIDDEN = /[<>:"|?*\\\u0001-\u001f]/g;
 // A '%' that could be read as an escape. Rule 1.
 const PERCENT_BEFORE_HEX = /%(?=[0-9A-Fa-f]{2})/g;
 // Device names, compared with the part of a name before its first '.'. Rule 4.

@@ -293,8 +293,6 @@ async function* listRoots(roots: readonly BackupRoot[], request: BackupRequest, 
       const name = decodeName(raw);
       if (name === null) {
         probes.push({ kind: 'bad-name', warning: `${osPath}: skipped: the file name is not valid UTF-8` });
-      } else if (name.includes('\\')) {
-        probes.push({ kind: 'bad-name', warning: `${osPath}: skipped: the file name holds a backslash, which agent paths cannot carry` });
       } else {
         const agentPath = childAgentPath(dir.agentPath, name);
         if (!request.filesetCheck(agentPath)) {

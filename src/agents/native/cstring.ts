@@ -49,3 +49,73 @@ export function escapeBytes(bytes: Uint8Array): string {
   }
   return out;
 }
+
+/** The length of a valid UTF-8 sequence starting at bytes[i], or 0 when none starts there. */
+function utf8SequenceAt(bytes: Uint8Array, i: number): number {
+  const b = bytes[i]!;
+  if (b < 0x80) return 1;
+  const length = b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+  if (length === 0 || i + length > bytes.length) return 0;
+  try {
+    strictUtf8.decode(bytes.subarray(i, i + length));
+    return length;
+  } catch {
+    return 0; // an overlong form, a surrogate, or a continuation byte missing
+  }
+}
+
+/** Text for a person from bytes that may not be UTF-8: valid sequences as they are, other bytes as \xNN. */
+export function escapeInvalidUtf8(bytes: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < bytes.length; ) {
+    const length = utf8SequenceAt(bytes, i);
+    if (length === 0) {
+      out += `\\x${bytes[i]!.toString(16).padStart(2, '0')}`;
+      i++;
+    } else {
+      out += strictUtf8.decode(bytes.subarray(i, i + length));
+      i += length;
+    }
+  }
+  return out;
+}
+
+/** `bytes` cut to at most `max` bytes without splitting a UTF-8 sequence at the end. */
+function cutAtCharacter(bytes: Uint8Array, max: number): Uint8Array {
+  if (bytes.length <= max) return bytes;
+  let end = max;
+  // Back up over continuation bytes to the lead byte of the last sequence; drop it if it does not fit.
+  let lead = end - 1;
+  while (lead > 0 && lead > end - 4 && (bytes[lead]! & 0xc0) === 0x80) lead--;
+  const first = bytes[lead]!;
+  const want = first >= 0xf0 ? 4 : first >= 0xe0 ? 3 : first >= 0xc0 ? 2 : 1;
+  if (lead + want > end) end = lead;
+  return bytes.subarray(0, end);
+}
+
+/** At most this many bytes past the limit are counted for a truncation marker. */
+const COUNT_LIMIT = 16 * 1024 * 1024;
+
+/**
+ * A C string an agent wants shown to a person (a log line): never refused. Bytes that are not
+ * UTF-8 are shown as \xNN, and text beyond `maxBytes` is cut (at a character boundary) and counted
+ * in `droppedBytes`. Null for a NULL pointer.
+ */
+export function readCStringLenient(pointer: unknown, maxBytes: number): { text: string; droppedBytes: number } | null {
+  if (pointer === null || pointer === undefined || pointer === 0n || pointer === 0) return null;
+  const decoded = koffi.decode(pointer, 'char', -1) as string;
+  let all: Uint8Array;
+  if (!decoded.includes('\uFFFD')) all = Buffer.from(decoded, 'utf8');
+  else {
+    // Not UTF-8 (or a real U+FFFD): the bytes as they are, one by one, up to the NUL.
+    const raw: number[] = [];
+    for (let i = 0; i < maxBytes + COUNT_LIMIT; i++) {
+      const byte = koffi.decode(pointer, i, 'uint8_t') as number;
+      if (byte === 0) break;
+      raw.push(byte);
+    }
+    all = Uint8Array.from(raw);
+  }
+  const kept = cutAtCharacter(all, maxBytes);
+  return { text: escapeInvalidUtf8(kept), droppedBytes: all.length - kept.length };
+}

@@ -11,7 +11,7 @@
  */
 import koffi from 'koffi';
 import { HOST_MAX_ABI, HostApi, HostProtos, LOG_LEVELS, type LogLevel, hostApiSizeFor } from './abi.js';
-import { readCString } from './cstring.js';
+import { escapeInvalidUtf8, readCString, readCStringLenient } from './cstring.js';
 
 /** What a session answers to its agent's host calls. */
 export interface HostCallbacks {
@@ -28,13 +28,16 @@ export interface HostCallbacks {
   restoreOpen(relativePath: string, flags: number): number;
   restoreRename(from: string, to: string): number;
   restoreRemove(relativePath: string): number;
-  /** A host call the agent got wrong (bad string, oversized blob); recorded for the job report. */
+  /** A host function that failed inside agentfd (a bug of agentfd's, not the agent's): fails the job. */
   protocolError(message: string): void;
 }
 
 /** The largest state blob an agent may store (the header promises 1 MiB). */
 export const MAX_STATE_BYTES = 1 << 20;
+/** The longest string argument (an option name, a fileset path); a longer one is an error return. */
 const MAX_HOST_STRING = 64 * 1024;
+/** The longest log message; a longer one is cut and marked (the header promises 64 KiB). */
+export const MAX_LOG_BYTES = 64 * 1024;
 
 const sessions = new Map<bigint, HostCallbacks>();
 let nextContext = 1n;
@@ -53,10 +56,17 @@ function copyOut(target: unknown, cap: number | bigint, bytes: Uint8Array, withN
   if (withNul) view[bytes.length] = 0;
 }
 
-function stringArg(host: HostCallbacks, what: string, pointer: unknown): string | null {
+/**
+ * A string argument of a host function, or null when the agent passed NULL, invalid UTF-8 or more
+ * than 64 KiB: the function then returns its error code to the agent, and the job log says why
+ * (the agent can handle an error return; it is never a reason for the job to fail).
+ */
+function stringArg(host: HostCallbacks, fn: string, what: string, pointer: unknown): string | null {
   const text = readCString(pointer, MAX_HOST_STRING);
   if (text.ok) return text.value;
-  host.protocolError(`the agent passed ${what} that is ${text.reason === 'null' ? 'NULL' : text.reason === 'too-long' ? 'longer than 64 KiB' : 'not valid UTF-8'}`);
+  const why =
+    text.reason === 'null' ? 'NULL' : text.reason === 'too-long' ? 'longer than 64 KiB' : `not valid UTF-8 ("${escapeInvalidUtf8(text.bytes ?? new Uint8Array())}")`;
+  host.log('warning', `the agent passed ${what} that is ${why} to ${fn}(); it returned an error to the agent`);
   return null;
 }
 
@@ -74,17 +84,19 @@ function guard<T>(ctx: unknown, fallback: T, body: (host: HostCallbacks) => T): 
 const implementations = {
   log: (ctx: unknown, level: number, message: unknown) =>
     guard(ctx, undefined, (host) => {
-      const text = stringArg(host, 'a log message', message);
-      if (text !== null) host.log(LOG_LEVELS[level as keyof typeof LOG_LEVELS] ?? 'info', text);
+      // A log line is never the reason a job fails: cut to 64 KiB, bytes that are not UTF-8 shown as \xNN.
+      const text = readCStringLenient(message, MAX_LOG_BYTES);
+      const line = text === null ? '(the agent logged a NULL message)' : text.droppedBytes > 0 ? `${text.text}… [truncated: ${text.droppedBytes} bytes]` : text.text;
+      host.log(LOG_LEVELS[level as keyof typeof LOG_LEVELS] ?? 'info', line);
     }),
   fileset_check: (ctx: unknown, path: unknown) =>
     guard(ctx, -1, (host) => {
-      const text = stringArg(host, 'a path to fileset_check', path);
+      const text = stringArg(host, 'fileset_check', 'a path', path);
       return text === null ? -1 : host.filesetCheck(text) ? 1 : 0;
     }),
   get_option: (ctx: unknown, key: unknown, buf: unknown, cap: number | bigint) =>
     guard(ctx, -1, (host) => {
-      const name = stringArg(host, 'an option name', key);
+      const name = stringArg(host, 'get_option', 'an option name', key);
       const value = name === null ? undefined : host.getOption(name);
       if (value === undefined) return -1;
       const bytes = Buffer.from(value, 'utf8');
@@ -102,12 +114,13 @@ const implementations = {
   state_set: (ctx: unknown, data: unknown, len: number | bigint) =>
     guard(ctx, -3, (host) => {
       const size = Number(len);
+      // Refused with a return code the agent can handle; the last blob accepted stays the job's state.
       if (size > MAX_STATE_BYTES) {
-        host.protocolError(`the agent tried to store ${size} bytes of state; the limit is ${MAX_STATE_BYTES}`);
+        host.log('warning', `the agent tried to store ${size} bytes of state; the limit is ${MAX_STATE_BYTES}: state_set() returned AFD_E_INVALID, the state stored before (if any) is kept`);
         return -3;
       }
       if (size > 0 && data === null) {
-        host.protocolError('the agent passed NULL state data with a non-zero length');
+        host.log('warning', 'the agent passed NULL state data with a non-zero length: state_set() returned AFD_E_INVALID, the state stored before (if any) is kept');
         return -3;
       }
       host.stateSet(size === 0 ? new Uint8Array(0) : Uint8Array.from(new Uint8Array(koffi.view(data, size))));
@@ -115,18 +128,18 @@ const implementations = {
     }),
   restore_open: (ctx: unknown, path: unknown, flags: number) =>
     guard(ctx, -1, (host) => {
-      const text = stringArg(host, 'a path to restore_open', path);
+      const text = stringArg(host, 'restore_open', 'a path', path);
       return text === null ? -3 : host.restoreOpen(text, flags >>> 0);
     }),
   restore_rename: (ctx: unknown, from: unknown, to: unknown) =>
     guard(ctx, -1, (host) => {
-      const source = stringArg(host, 'a path to restore_rename', from);
-      const destination = source === null ? null : stringArg(host, 'a path to restore_rename', to);
+      const source = stringArg(host, 'restore_rename', 'a path', from);
+      const destination = source === null ? null : stringArg(host, 'restore_rename', 'a path', to);
       return destination === null ? -3 : host.restoreRename(source!, destination);
     }),
   restore_remove: (ctx: unknown, path: unknown) =>
     guard(ctx, -1, (host) => {
-      const text = stringArg(host, 'a path to restore_remove', path);
+      const text = stringArg(host, 'restore_remove', 'a path', path);
       return text === null ? -3 : host.restoreRemove(text);
     }),
 };

@@ -6,13 +6,14 @@
  * This class is the only place that calls an agent's entry points; the bridge that turns these
  * calls into async iterators, and the isolated host process, both drive it.
  */
-import { AgentCallError } from '../../errors.js';
+import { AgentCallError, AgentfdError } from '../../errors.js';
 import {
   AFD_DONE,
   AFD_OK,
   AFD_STATUS_FAILED,
   AFD_STATUS_OK,
   BackupParams,
+  Estimate,
   FileDescIn,
   LEVELS,
   type Level,
@@ -26,7 +27,7 @@ import { readCString } from './cstring.js';
 import { attachHostContext, detachHostContext, hostTableFor, type HostCallbacks } from './host-table.js';
 import type { NativeAgentLibrary } from './library.js';
 import { RestoreWrites } from './restore-writes.js';
-import { decodeAgentFile } from './validate.js';
+import { FileRefused, decodeAgentFile } from './validate.js';
 import type { AgentFileInfo } from '../types.js';
 import type { AgentSession, SessionOptions } from '../session.js';
 
@@ -48,6 +49,8 @@ export class NativeAgentSession implements AgentSession {
   private file: AgentFileInfo | null = null;
   private stream: { index: number; bytes: number; limit: number | null; ended: boolean } | null = null;
   private nextStream = 0;
+  /** backup_prepare() succeeded and backup_finish() is still owed (the header: once after every backup). */
+  private finishOwed = false;
 
   private constructor(agent: NativeAgentLibrary, ctx: bigint, offThread: boolean, private readonly writes: RestoreWrites) {
     this.agent = agent;
@@ -141,6 +144,7 @@ export class NativeAgentSession implements AgentSession {
       reserved: 0,
     };
     this.check('backup_prepare', await this.call('backup_prepare', this.handle, params) as number);
+    this.finishOwed = this.agent.entry.backup_finish !== undefined;
     const delivered = LEVEL_NAMES[params.delivered_level];
     if (!delivered) throw this.failure('backup_prepare', -3, `the agent set delivered_level to ${params.delivered_level}, which is no level`);
     return delivered;
@@ -161,7 +165,13 @@ export class NativeAgentSession implements AgentSession {
     try {
       this.file = decodeAgentFile(out[0]);
     } catch (error) {
-      throw this.failure('backup_next_file', -3, (error as Error).message);
+      if (!(error instanceof FileRefused)) throw this.failure('backup_next_file', -3, (error as Error).message);
+      // The file fails, not the job: it is handed on without streams (so none is asked for), and
+      // ending it as usual calls backup_end_file, which the agent is owed for every file it handed out.
+      this.file = {
+        path: error.path, kind: error.kind, linkTarget: null, mode: 0, seen: false, mtimeNs: 0n, size: null, winAttributes: 0, streams: [],
+        refused: `agent "${this.agent.name}" handed out a file that breaks the contract in backup_next_file(): ${error.message}; the file is recorded as failed`,
+      };
     }
     this.nextStream = 0;
     return this.file;
@@ -187,7 +197,12 @@ export class NativeAgentSession implements AgentSession {
     if (n === 0) stream.ended = true;
     stream.bytes += n;
     if (stream.limit !== null && stream.bytes > stream.limit) {
-      throw this.failure('backup_read', -3, `stream ${stream.index} of ${this.file!.path} delivered more than the ${stream.limit} bytes it announced; its data cannot be trusted`);
+      // The file fails, not the job: the caller ends the stream and the file with the agent
+      // (endStream, endFile) and goes on with the next file.
+      throw new AgentfdError(
+        'E_FILE_REFUSED',
+        `agent "${this.agent.name}" broke the contract in backup_read(): stream ${stream.index} of ${this.file!.path} delivered more than the ${stream.limit} bytes it announced (size_hint is a limit); its data cannot be trusted, the file is recorded as failed`,
+      );
     }
     return n;
   }
@@ -207,8 +222,17 @@ export class NativeAgentSession implements AgentSession {
 
   /** Tell a generation 2 agent the job's outcome (it may truncate logs after success). */
   async backupFinish(ok: boolean): Promise<void> {
-    if (!this.agent.entry.backup_finish) return;
+    if (!this.agent.entry.backup_finish || !this.finishOwed) return;
+    this.finishOwed = false;
     this.check('backup_finish', await this.call('backup_finish', this.handle, ok ? AFD_STATUS_OK : AFD_STATUS_FAILED) as number);
+  }
+
+  /** After backupPrepare: the agent's estimate() of what a backup would save (null where it says -1). */
+  async estimate(): Promise<{ files: number | null; bytes: number | null }> {
+    const out = { struct_size: Estimate.size, reserved: 0, files: -1, bytes: -1 };
+    this.check('estimate', await this.call('estimate', this.handle, out) as number);
+    const known = (n: number | bigint) => (Number(n) >= 0 ? Number(n) : null);
+    return { files: known(out.files), bytes: known(out.bytes) };
   }
 
   // ---- restore ------------------------------------------------------------------------------
@@ -268,6 +292,17 @@ export class NativeAgentSession implements AgentSession {
   /** End the session; safe to call twice. */
   close(): void {
     if (this.handle !== undefined && this.handle !== null) {
+      // A backup that ended before the job engine told the agent its outcome (a failure right after
+      // backup_prepare, a host that gave up): it failed, and the agent is told so before close().
+      if (this.finishOwed) {
+        this.finishOwed = false;
+        try {
+          this.onCall?.('backup_finish');
+          this.agent.entry.backup_finish!(this.handle, AFD_STATUS_FAILED);
+        } catch {
+          // close() must still run; the job has failed already
+        }
+      }
       this.agent.entry.close?.(this.handle);
       this.handle = null;
     }

@@ -1,0 +1,52 @@
+/**
+ * `agentfd estimate --job NAME`: how much a backup of the job would save, without saving anything.
+ * A command of its own rather than `backup --estimate`: it writes nothing and takes no storage
+ * lock, so it can run beside a backup, and its answer is not a backup report.
+ */
+import type { Command } from 'commander';
+import type { Level } from '../../agents/native/abi.js';
+import { AgentfdError } from '../../errors.js';
+import { runEstimate } from '../../jobs/estimate.js';
+import { configFromOptions, registryFor, type ConfigOptions } from '../context.js';
+import { humanBytes } from '../progress.js';
+import { printJson, reportFailure, type CommandIo } from '../output.js';
+
+interface EstimateOptions extends ConfigOptions {
+  job: string;
+  level?: string;
+  json?: boolean;
+}
+
+export async function estimateCommand(io: CommandIo, options: EstimateOptions): Promise<number> {
+  const json = Boolean(options.json);
+  try {
+    const level = (options.level ?? 'full') as Level;
+    if (!['full', 'incremental', 'differential'].includes(level)) {
+      throw new AgentfdError('E_USAGE', `--level ${options.level} is not one of full, incremental, differential`);
+    }
+    const config = configFromOptions(options);
+    const report = await runEstimate({ config, registry: await registryFor(config), jobName: options.job, level });
+    if (json) printJson(io, { status: 'ok', ...report });
+    else {
+      const files = report.files === null ? 'an unknown number of files' : `${report.files} files`;
+      const bytes = report.bytes === null ? 'an unknown size' : humanBytes(report.bytes);
+      io.out(`job ${report.job} (agent ${report.agent}, ${report.level}): about ${files}, ${bytes} (${report.method === 'agent' ? "the agent's estimate" : 'counted by walking'})`);
+      for (const w of report.warnings) io.err(`warning: ${w}`);
+    }
+    return 0;
+  } catch (error) {
+    return reportFailure(io, json, error);
+  }
+}
+
+export function registerEstimateCommand(program: Command, io: CommandIo, setExit: (code: number) => void): void {
+  program
+    .command('estimate')
+    .description('how much a backup of a job would save (nothing is written)')
+    .requiredOption('-j, --job <name>', 'the job (a [jobs.NAME] table of the configuration)')
+    .option('-l, --level <level>', 'full, incremental or differential', 'full')
+    .option('-c, --config <file>', 'configuration file (default: $AGENTFD_CONFIG, else ./agentfd.toml)')
+    .option('--plugin-dir <dir>', 'override plugin_dir of the configuration')
+    .option('--json', 'print one JSON object')
+    .action(async (options: EstimateOptions) => setExit(await estimateCommand(io, options)));
+}
