@@ -365,8 +365,8 @@ typedef struct afd_host_api {
  *          file itself with O_NOFOLLOW | O_CLOEXEC; renameat()/unlinkat() in the open parent.
  *   Other systems: a host that cannot confine offers at most generation 2 (afd_negotiate picks
  *          an older table, and the agent writes as a gen 2 agent does).
- * Relative paths are '/'-separated, without a leading '/', empty, "." or ".." components, NUL or
- * '\'. A component that is a symbolic link, or a non-directory where a directory is needed,
+ * Relative paths are '/'-separated, without a leading '/', empty, "." or ".." components or NUL
+ * (a backslash is an ordinary character, as in every path of this header). A component that is a symbolic link, or a non-directory where a directory is needed,
  * fails the call with AFD_E_REFUSED; nothing is created outside the target. Each call resolves its
  * path again from the open target, so a directory swapped for a link between two calls fails the
  * next call through it instead of redirecting it. Only the target itself is named by path, once,

@@ -63,8 +63,10 @@ export class ConfinedError extends Error {
 export function splitRelative(relative: string): string[] {
   const parts = relative.split('/');
   for (const part of parts) {
-    if (part === '' || part === '.' || part === '..' || part.includes('\0') || part.includes('\\')) {
-      throw new ConfinedError('invalid', `"${relative}" is not a relative path below the target (no leading "/", empty, "." or ".." components, NUL or "\\")`);
+    // A backslash is an ordinary character of a name (the header's rule), and this primitive only
+    // runs where the kernel agrees (Linux).
+    if (part === '' || part === '.' || part === '..' || part.includes('\0')) {
+      throw new ConfinedError('invalid', `"${relative}" is not a relative path below the target (no leading "/", no empty, "." or ".." components, no NUL)`);
     }
   }
   return parts;

@@ -56,6 +56,7 @@ describe.skipIf(process.platform !== 'linux')('ConfinedTarget', () => {
         expect(readdirSync(outside)).toEqual([]);
         expect(() => splitRelative('a/../b')).toThrow(/not a relative path below the target/);
         expect(() => splitRelative('/etc/passwd')).toThrow(/not a relative path below the target/);
+        expect(splitRelative('a\\b/c')).toEqual(['a\\b', 'c']); // a backslash is part of a name
         expect(existsSync(path.join(root, 'a', 'link'))).toBe(true); // the refused rename left it
       } finally {
         target.close();
