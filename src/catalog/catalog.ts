@@ -208,6 +208,20 @@ export class Catalog {
       .run(jobId, volume, firstOffset, jobId);
   }
 
+  /**
+   * The jobs whose records the catalog places in a volume (found by its path, or by its label when
+   * known): a writer never cuts their records off that volume. Every job with a placement is one
+   * that finished (placements are written when a job ends, after its records were synced) or one
+   * scan found there.
+   */
+  jobsInVolume(volume: { path: string; label: string | null }): number[] {
+    const paths = [...new Set([volume.path, path.resolve(volume.path)])];
+    const rows = this.db
+      .prepare(`SELECT DISTINCT jv.job_id AS id FROM job_volumes jv JOIN volumes v ON v.id = jv.volume_id WHERE v.path IN (?, ?) OR v.label = ? ORDER BY jv.job_id`)
+      .all(paths[0], paths[1] ?? paths[0], volume.label ?? '') as { id: number }[];
+    return rows.map((r) => r.id);
+  }
+
   /** The volumes of a job in order, with the offset of its first record in each. */
   jobVolumes(jobId: number): { label: string; path: string; first_offset: number }[] {
     return this.db

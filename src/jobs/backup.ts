@@ -194,7 +194,11 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
     }
     if (levelNote) log('warning', levelNote);
 
-    volumes = await VolumeWriter.open({ dir: config.storageDir, set: 'agentfd', maxVolumeBytes: config.volumeSize, agentfdVersion: HOST_VERSION });
+    volumes = await VolumeWriter.open({
+      dir: config.storageDir, set: 'agentfd', maxVolumeBytes: config.volumeSize, agentfdVersion: HOST_VERSION,
+      protectedSessions: (volume) => catalog.jobsInVolume(volume),
+    });
+    for (const warning of volumes.warnings) log('warning', warning);
     const uuid = randomUUID();
     const jobId = catalog.createJob({
       uuid,
