@@ -21,6 +21,7 @@ import type { KeyStanza } from '../crypto/envelope.js';
 import { recordAad, RecordType, type RecordFields } from '../volume/format.js';
 import type { AgentStreamInfo } from '../agents/types.js';
 import type { FileKind, Level } from '../agents/native/abi.js';
+import { CHUNK_SIZE } from './stream-encoder.js';
 
 /** 2: sessions may hold FILE_WHOLE records. Readers accept every format up to this one. */
 export const SESSION_FORMAT = 2;
@@ -115,6 +116,24 @@ export interface ChunkPrefix {
 
 export const CHUNK_PREFIX_SIZE = 16;
 
+/**
+ * The most plaintext one chunk holds: the writer cuts streams into chunks of CHUNK_SIZE (1 MiB,
+ * stream-encoder.ts) and puts at most 64 KiB in a FILE_WHOLE record. A record that claims more is
+ * damaged or forged, and is refused before anything is decompressed or allocated for it.
+ */
+export const MAX_CHUNK_PLAINTEXT = CHUNK_SIZE;
+
+/** Refuses a chunk whose claimed plaintext is larger than any chunk agentfd writes. */
+function checkClaim(claimed: number, what: string, whose: string): void {
+  if (!Number.isSafeInteger(claimed) || claimed < 0 || claimed > MAX_CHUNK_PLAINTEXT) {
+    throw new AgentfdError(
+      'E_CORRUPT_DATA',
+      `${what}: ${whose} claims ${String(claimed)} bytes of plaintext, more than the ${MAX_CHUNK_PLAINTEXT} bytes (1 MiB) of the largest chunk agentfd writes: ` +
+        'the record is damaged or forged, so it was not decompressed; restore the volume from a copy if you have one',
+    );
+  }
+}
+
 export function encodeChunkPrefix(p: ChunkPrefix): Buffer {
   const b = Buffer.alloc(CHUNK_PREFIX_SIZE);
   b.writeUInt32LE(p.fileIndex, 0);
@@ -206,6 +225,7 @@ export class SessionCodec {
     const stored: Buffer[] = [];
     let at = 4 + metaLength;
     for (const s of whole.streams ?? []) {
+      checkClaim(s.plainLength, what, `stream ${s.index} of the whole-file record`);
       if (!Number.isSafeInteger(s.storedLength) || s.storedLength < 0 || at + s.storedLength > plain.length) {
         throw new AgentfdError('E_CORRUPT_DATA', `${what}: stream ${s.index} claims more bytes than the record holds`);
       }
@@ -219,6 +239,7 @@ export class SessionCodec {
   /** The stored (still compressed) bytes of a chunk, after checking its seal. */
   openChunk(fields: RecordFields, payload: Uint8Array, what: string): { prefix: ChunkPrefix; stored: Buffer } {
     const prefix = decodeChunkPrefix(payload);
+    checkClaim(prefix.plainLength, what, 'the chunk');
     const head = payload.subarray(0, CHUNK_PREFIX_SIZE);
     const body = payload.subarray(CHUNK_PREFIX_SIZE);
     if (fields.cipher !== this.cipherId) {
