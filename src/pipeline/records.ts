@@ -250,6 +250,35 @@ export class SessionCodec {
   }
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isCount = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+/** A time in nanoseconds: a decimal integer in a string (an i64 does not fit a JSON number); before 1970 it is negative. */
+export const isNanoseconds = (v: unknown): v is string => typeof v === 'string' && /^-?\d{1,20}$/.test(v);
+
+/** What is wrong with a SESSION_START (or SESSION_CONTINUE) payload, or null when its fields are sound. */
+export function sessionStartProblem(value: unknown): string | null {
+  if (!isObject(value)) return 'it is not a JSON object';
+  if (!isCount(value.format)) return `its field "format" is ${JSON.stringify(value.format)}, not a number`;
+  if (!isCount(value.jobId)) return `its field "jobId" is ${JSON.stringify(value.jobId)}, not a job id`;
+  if (typeof value.uuid !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value.uuid)) return `its field "uuid" is ${JSON.stringify(value.uuid)}, not a UUID`;
+  if (!isNanoseconds(value.startedNs)) return `its field "startedNs" is ${JSON.stringify(value.startedNs)}, not a time in nanoseconds`;
+  if (!['full', 'incremental', 'differential'].includes(value.level as string)) return `its field "level" is ${JSON.stringify(value.level)}, not full, incremental or differential`;
+  if (value.cipher !== 'none' && value.cipher !== 'aes-256-gcm') return `its field "cipher" is ${JSON.stringify(value.cipher)}, not none or aes-256-gcm`;
+  if (typeof value.compression !== 'string') return `its field "compression" is ${JSON.stringify(value.compression)}, not a text`;
+  return null;
+}
+
+/** What is wrong with a SESSION_END payload, or null when its fields are sound. */
+export function sessionEndProblem(value: unknown): string | null {
+  if (!isObject(value)) return 'it is not a JSON object';
+  if (!['committed', 'failed', 'aborted'].includes(value.status as string)) return `its field "status" is ${JSON.stringify(value.status)}, not committed, failed or aborted`;
+  if (!isNanoseconds(value.endedNs)) return `its field "endedNs" is ${JSON.stringify(value.endedNs)}, not a time in nanoseconds`;
+  for (const key of ['files', 'failedFiles', 'bytes', 'storedBytes'] as const) {
+    if (value[key] !== undefined && !isCount(value[key])) return `its field "${key}" is ${JSON.stringify(value[key])}, not a count`;
+  }
+  return null;
+}
+
 /** Clear JSON payloads (SESSION_START, SESSION_END). */
 export function clearJson(body: unknown): Buffer {
   return Buffer.from(JSON.stringify(body));

@@ -8,6 +8,7 @@
  * long enough. Anything wrong is an AgentfdError (E_VOLUME_CORRUPT, E_VOLUME_FORMAT,
  * E_VOLUME_MISSING, E_VOLUME_READ), never another exception.
  */
+import { constants } from 'node:fs';
 import { open, readdir, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentfdError } from '../errors.js';
@@ -110,13 +111,18 @@ class Window {
 async function openVolume(file: string): Promise<{ handle: FileHandle; size: number }> {
   let handle: FileHandle;
   try {
-    handle = await open(file, 'r');
+    // Non-blocking, so that a FIFO given as a volume is refused below instead of waiting for a
+    // writer forever (O_NONBLOCK changes nothing for a regular file; Windows has no FIFOs).
+    handle = await open(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   } catch (error) {
     throw readFailed(file, error);
   }
   try {
     const stat = await handle.stat();
     if (stat.isDirectory()) throw new AgentfdError('E_VOLUME_READ', `cannot read volume ${file}: it is a directory, not a volume file`);
+    if (!stat.isFile()) {
+      throw new AgentfdError('E_VOLUME_READ', `cannot read volume ${file}: it is ${stat.isFIFO() ? 'a FIFO (named pipe)' : 'a device or socket'}, not a volume file`);
+    }
     return { handle, size: stat.size };
   } catch (error) {
     await handle.close().catch(() => undefined);

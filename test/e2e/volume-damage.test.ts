@@ -2,15 +2,17 @@
  * Damaged volumes through the real CLI: a backup after damage in the middle of the last volume
  * never cuts a committed job off it (the volume is left byte for byte as it was, the set goes on
  * in a new volume and the job's output says so), while a tail really torn by an interrupted job is
- * still cut.
+ * still cut. And scan: a session header with a damaged field is reported precisely and the rest of
+ * the volume is still scanned; a FIFO is refused at once.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCliJson } from '../helpers/cli.js';
 import { tempDir } from '../helpers/native.js';
-import { readRecords, RecordType, type VolumeRecord } from '../../src/volume/index.js';
+import { encodeRecordHeader, readRecords, RecordType, type VolumeRecord } from '../../src/volume/index.js';
 
 interface Setup {
   ws: string;
@@ -156,5 +158,56 @@ describe('a backup after damage to the last volume', () => {
       expect(verify(s, jobId)).toEqual({ status: 'ok', error: null });
       expect(restoresIdentical(s, jobId)).toBe(true);
     }
+  });
+});
+
+/** `file` with the record `record` replaced by one with the same header fields and `payload`. */
+function replaceRecord(bytes: Buffer, record: VolumeRecord, payload: Buffer): Buffer {
+  const header = encodeRecordHeader({ type: record.type, codec: record.codec, cipher: record.cipher, flags: record.flags, session: record.session, seq: record.seq }, payload);
+  return Buffer.concat([bytes.subarray(0, record.offset), header, payload, bytes.subarray(record.offset + 24 + record.payload.length)]);
+}
+
+describe('scan of damaged input', () => {
+  it('reports a session header with an edited number (volume, byte, field), adds the other jobs, and they verify and restore', async () => {
+    const s = setup('scan-field');
+    const first = backup(s);
+    const second = backup(s);
+    const volume = path.join(s.volumes, 'agentfd-0001.afv');
+    const start = (await records(volume)).find((r) => r.session === first && r.type === RecordType.SESSION_START)!;
+    const edited = Buffer.from(start.payload.toString('utf8').replace(/"startedNs":"\d+"/, '"startedNs":"NaN!"'));
+    expect(edited.equals(start.payload)).toBe(false);
+    // A copy of the volume, with the record's CRC made right: only the field is wrong.
+    const copy = path.join(s.ws, 'copy', 'agentfd-0001.afv');
+    mkdirSync(path.dirname(copy));
+    writeFileSync(copy, replaceRecord(readFileSync(volume), start, edited));
+    const rescan = path.join(s.ws, 'rescan.toml');
+    writeFileSync(rescan, readFileSync(s.config, 'utf8').replace('data_dir = "state"', 'data_dir = "rescan"'));
+
+    const scan = runCliJson(['scan', copy, '--config', rescan]);
+    expect(scan.status).toBe(1);
+    expect(scan.json.errors).toEqual([
+      `volume ${copy} is damaged at byte ${start.offset} (the SESSION_START record of job ${first}): the session header: its field "startedNs" is "NaN!", not a time in nanoseconds; job ${first} was not added (the rest of the volume was scanned)`,
+    ]);
+    expect(scan.json.added).toMatchObject([{ jobId: second, status: 'committed' }]);
+    const jobs = runCliJson(['jobs', '--config', rescan]).json.jobs as { jobId: number }[];
+    expect(jobs.map((j) => j.jobId)).toEqual([second]);
+    expect(runCliJson(['verify', '--job-id', String(second), '--config', rescan]).json).toMatchObject({ status: 'ok', verify: 'ok' });
+    const to = path.join(s.ws, 'restored');
+    expect(runCliJson(['restore', '--job-id', String(second), '--to', to, '--config', rescan]).status).toBe(0);
+    const back = filesUnder(to);
+    for (const [name, bytes] of s.files) expect(back.get(name)?.equals(bytes), name).toBe(true);
+  });
+
+  it('refuses a FIFO at once, naming it', () => {
+    const s = setup('scan-fifo');
+    const fifo = path.join(s.ws, 'x');
+    execFileSync('mkfifo', [fifo]);
+    const started = Date.now();
+    const scan = runCliJson(['scan', fifo, '--config', s.config]);
+    expect(scan.signal).toBeNull();
+    expect(scan.status).toBe(1);
+    expect(scan.json).toMatchObject({ status: 'error', code: 'E_VOLUME_NOT_FILE' });
+    expect(scan.json.message).toContain(`cannot scan ${fifo}: it is a FIFO (named pipe), not a volume file; nothing was scanned`);
+    expect(Date.now() - started).toBeLessThan(30_000);
   });
 });
