@@ -1,8 +1,14 @@
 /** The catalog's tables. Bump SCHEMA_VERSION with every change, and migrate in catalog.ts. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+-- The storage directory whose volumes this catalog indexes, with its repository id (repository.ts).
+CREATE TABLE IF NOT EXISTS storages (
+  dir TEXT PRIMARY KEY,
+  repository TEXT NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS volumes (
   id INTEGER PRIMARY KEY,
@@ -81,4 +87,6 @@ export const MIGRATIONS: Record<number, string> = {
   2: 'ALTER TABLE files ADD COLUMN renamed_from TEXT;',
   // 2 -> 3: Windows file attributes (hidden, system, ...), which have no POSIX twin.
   3: 'ALTER TABLE files ADD COLUMN win_attributes INTEGER NOT NULL DEFAULT 0;',
+  // 3 -> 4: storage directories have an identity; a catalog indexes one (SCHEMA makes the table).
+  4: 'CREATE TABLE IF NOT EXISTS storages (dir TEXT PRIMARY KEY, repository TEXT NOT NULL);',
 };

@@ -12,3 +12,4 @@ export {
   type RecoveredTail,
   type VolumeWriterOptions,
 } from './writer.js';
+export { REPOSITORY_FILE, storageRepository } from './repository.js';

@@ -67,6 +67,8 @@ export interface VolumeWriterOptions {
    * records off the last volume, whatever its bytes say (see recover.ts).
    */
   protectedSessions?: ProtectedSessions;
+  /** The storage directory's repository id (storageRepository()), written into every new volume's LABEL. */
+  repository?: string;
 }
 
 export interface AppendRecord extends RecordFields {
@@ -137,6 +139,7 @@ export class VolumeWriter {
   readonly warnings: readonly string[];
 
   private readonly agentfdVersion: string;
+  private readonly repository: string | undefined;
   private readonly labelFor: (sequence: number) => string;
   private current: Current;
   private pending = Buffer.allocUnsafe(WRITE_BUFFER_BYTES);
@@ -158,6 +161,7 @@ export class VolumeWriter {
     this.set = options.set;
     this.maxVolumeBytes = options.maxVolumeBytes;
     this.agentfdVersion = options.agentfdVersion;
+    this.repository = options.repository;
     this.labelFor = labelFor;
     const last = VolumeWriter.lastSequence(options.dir, options.set);
     let recovered: RecoveredTail | null = null;
@@ -264,7 +268,7 @@ export class VolumeWriter {
   private prepareVolume(sequence: number, create: boolean, announced: boolean): { volume: Current; start: Buffer } {
     const label = this.label(sequence);
     const created = new Date().toISOString();
-    const info = { label, set: this.set, sequence, created, agentfdVersion: this.agentfdVersion };
+    const info = { label, set: this.set, sequence, created, agentfdVersion: this.agentfdVersion, ...(this.repository ? { repository: this.repository } : {}) };
     const textHeader = buildTextHeader(info);
     const payload = buildLabelPayload(info, textHeader);
     const header = encodeRecordHeader({ type: RecordType.LABEL, session: 0, seq: 0 }, payload);

@@ -3,16 +3,17 @@
  * never cuts a committed job off it (the volume is left byte for byte as it was, the set goes on
  * in a new volume and the job's output says so), while a tail really torn by an interrupted job is
  * still cut. And scan: a session header with a damaged field is reported precisely and the rest of
- * the volume is still scanned; a FIFO is refused at once.
+ * the volume is still scanned; a FIFO is refused at once. Two storage directories (or a copy of
+ * one) are never indexed by one catalog: the second is refused before anything is written.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCliJson } from '../helpers/cli.js';
 import { tempDir } from '../helpers/native.js';
-import { encodeRecordHeader, readRecords, RecordType, type VolumeRecord } from '../../src/volume/index.js';
+import { encodeRecordHeader, readRecords, readVolumeHeader, RecordType, type VolumeRecord } from '../../src/volume/index.js';
 
 interface Setup {
   ws: string;
@@ -209,5 +210,50 @@ describe('scan of damaged input', () => {
     expect(scan.json).toMatchObject({ status: 'error', code: 'E_VOLUME_NOT_FILE' });
     expect(scan.json.message).toContain(`cannot scan ${fifo}: it is a FIFO (named pipe), not a volume file; nothing was scanned`);
     expect(Date.now() - started).toBeLessThan(30_000);
+  });
+});
+
+describe('volume identities', () => {
+  it('refuses a second storage directory (or a copy of the first) with the same data_dir before writing anything; the first one\'s jobs still verify and restore', async () => {
+    const s = setup('two-storages');
+    const withStorage = (name: string, storage: string) => {
+      const file = path.join(s.ws, name);
+      writeFileSync(file, readFileSync(s.config, 'utf8').replace('data_dir = "state"', `data_dir = "state"\nstorage_dir = "${storage}"`));
+      return file;
+    };
+    const a = withStorage('a.toml', 'store-a');
+    const b = withStorage('b.toml', 'store-b');
+    const first = runCliJson(['backup', '--job', 'files', '--config', a]);
+    expect(first.status, first.stdout).toBe(0);
+    const volumeA = path.join(s.ws, 'store-a', 'agentfd-0001.afv');
+    const before = readFileSync(volumeA);
+    // Every new volume carries the id of the storage directory it was made in.
+    const id = readFileSync(path.join(s.ws, 'store-a', '.agentfd-repository'), 'utf8').trim();
+    expect((await readVolumeHeader(volumeA)).label.repository).toBe(id);
+    expect(before.subarray(0, 4096).toString('utf8')).toContain(`repository: ${id}\n`);
+
+    const second = runCliJson(['backup', '--job', 'files', '--config', b]);
+    expect(second.status).toBe(1);
+    expect(second.json.code).toBe('E_STORAGE_MISMATCH');
+    expect(second.json.message).toContain(`already indexes the volumes of the storage directory ${path.join(s.ws, 'store-a')}, and this configuration writes to ${path.join(s.ws, 'store-b')}`);
+    expect(second.json.message).toContain('Give this configuration a data_dir of its own');
+    expect(existsSync(path.join(s.ws, 'store-b', 'agentfd-0001.afv'))).toBe(false);
+
+    // A copy of the first directory is the same repository in another place: refused too.
+    cpSync(path.join(s.ws, 'store-a'), path.join(s.ws, 'store-c'), { recursive: true });
+    const third = runCliJson(['backup', '--job', 'files', '--config', withStorage('c.toml', 'store-c')]);
+    expect(third.status).toBe(1);
+    expect(third.json.message).toContain(`holds repository ${id}, which the catalog ${path.join(s.ws, 'state', 'catalog.sqlite')} indexes in ${path.join(s.ws, 'store-a')}: it is a copy of that directory`);
+
+    expect(readFileSync(volumeA).equals(before)).toBe(true);
+    const jobs = runCliJson(['jobs', '--config', a]).json.jobs as { jobId: number }[];
+    expect(jobs.map((j) => j.jobId)).toEqual([first.json.jobId]);
+    expect(runCliJson(['verify', '--job-id', String(first.json.jobId), '--config', a]).json).toMatchObject({ status: 'ok', verify: 'ok' });
+    const to = path.join(s.ws, 'restored');
+    expect(runCliJson(['restore', '--job-id', String(first.json.jobId), '--to', to, '--config', a]).status).toBe(0);
+    const back = filesUnder(to);
+    for (const [name, bytes] of s.files) expect(back.get(name)?.equals(bytes), name).toBe(true);
+    // The first configuration goes on as before.
+    expect(runCliJson(['backup', '--job', 'files', '--config', a]).status).toBe(0);
   });
 });
