@@ -13,7 +13,7 @@ import { AgentfdError, messageOf } from '../errors.js';
 import type { FileRecord, SessionEnd, SessionInfo, SessionStart } from '../pipeline/records.js';
 import type { AccurateRecord } from './accurate.js';
 import { readSession } from '../sink/session-reader.js';
-import { parseVolumeFileName, readRecords, RecordType } from '../volume/index.js';
+import { parseVolumeFileName, readRecordsPastDamage, RecordType } from '../volume/index.js';
 import { isNanoseconds, parseClearJson, sessionEndProblem, sessionStartProblem } from '../pipeline/records.js';
 
 export interface ScanReport {
@@ -77,7 +77,7 @@ export async function runScan(options: { catalog: Catalog; volumes: string[]; se
 
   for (const volume of volumes) {
     try {
-      for await (const record of readRecords(volume)) {
+      for await (const record of readRecordsPastDamage(volume, (message) => report.errors.push(message))) {
         if (record.session === 0) continue;
         if (record.type === RecordType.SESSION_START || record.type === RecordType.SESSION_CONTINUE) {
           // A damaged header loses its session, never the rest of the volume.

@@ -289,3 +289,16 @@ export function prepareLastVolume(path: string, protect?: ProtectedSessions): La
     closeSync(fd);
   }
 }
+
+/**
+ * The offset of the first sound record (magic, a length that fits, right CRC) at or after byte
+ * `from` of a volume, or null: where reading can go on after damage (agentfd scan).
+ */
+export function findSoundRecord(path: string, from: number): number | null {
+  const fd = openSync(path, 'r');
+  try {
+    return new SyncFile(fd, fstatSync(fd).size).soundRecordFrom(from);
+  } finally {
+    closeSync(fd);
+  }
+}

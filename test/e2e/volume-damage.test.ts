@@ -199,6 +199,37 @@ describe('scan of damaged input', () => {
     for (const [name, bytes] of s.files) expect(back.get(name)?.equals(bytes), name).toBe(true);
   });
 
+  it('goes on past a damaged record at the next sound one: the jobs after the damage are added whole, the damaged one as aborted', async () => {
+    const s = setup('scan-resync');
+    const first = backup(s);
+    const second = backup(s);
+    const volume = path.join(s.volumes, 'agentfd-0001.afv');
+    const all = await records(volume);
+    const chunk = all.find((r) => r.session === first && r.type === RecordType.CHUNK)!;
+    const next = all[all.indexOf(chunk) + 1]!;
+    const copy = path.join(s.ws, 'copy', 'agentfd-0001.afv');
+    mkdirSync(path.dirname(copy));
+    const damaged = readFileSync(volume);
+    damaged[chunk.offset + 16 + 3]! ^= 0x01; // its length grows by 16 MiB
+    writeFileSync(copy, damaged);
+    const rescan = path.join(s.ws, 'rescan.toml');
+    writeFileSync(rescan, readFileSync(s.config, 'utf8').replace('data_dir = "state"', 'data_dir = "rescan"'));
+
+    const scan = runCliJson(['scan', copy, '--config', rescan]);
+    expect(scan.status).toBe(1);
+    expect(scan.json.errors[0]).toContain(`volume ${copy} is corrupt at byte ${chunk.offset}`);
+    expect(scan.json.errors[0]).toContain(`reading went on at the next sound record, at byte ${next.offset}`);
+    expect(scan.json.added).toMatchObject([
+      { jobId: first, status: 'aborted' },
+      { jobId: second, status: 'committed' },
+    ]);
+    const to = path.join(s.ws, 'restored');
+    expect(runCliJson(['restore', '--job-id', String(second), '--to', to, '--config', rescan]).status).toBe(0);
+    const back = filesUnder(to);
+    for (const [name, bytes] of s.files) expect(back.get(name)?.equals(bytes), name).toBe(true);
+    expect(runCliJson(['restore', '--job-id', String(first), '--to', path.join(s.ws, 'r1'), '--config', rescan]).json.code).toBe('E_JOB_NOT_RESTORABLE');
+  });
+
   it('refuses a FIFO at once, naming it', () => {
     const s = setup('scan-fifo');
     const fifo = path.join(s.ws, 'x');
