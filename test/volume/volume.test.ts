@@ -343,6 +343,27 @@ describe('VolumeWriter and readRecords', () => {
     expect(() => VolumeWriter.open({ dir: tempDir(), set: '../x', maxVolumeBytes: MiB, agentfdVersion: VERSION })).toThrow(/volume set name/);
   });
 
+  it('writes the repository id into the LABEL and text header when given, and reads volumes without one as before', async () => {
+    const withId = tempDir();
+    const id = '0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9';
+    const writer = VolumeWriter.open({ dir: withId, set: 'agentfd', maxVolumeBytes: 3 * MiB, agentfdVersion: VERSION, repository: id });
+    await writer.append(spec(RecordType.STATE, 10, 0));
+    await writer.close({ final: false });
+    const file = path.join(withId, 'agentfd-0001.afv');
+    expect((await readVolumeHeader(file)).label.repository).toBe(id);
+    expect((await readVolumeHeader(file)).text).toContain(`written by: agentfd ${VERSION}\nrepository: ${id}\n`);
+    expect((await readAll(file)).length).toBe(2);
+    // A volume from before repository ids: the same reader, no id.
+    const without = tempDir();
+    const old = openWriter(without);
+    await old.append(spec(RecordType.STATE, 10, 0));
+    await old.close({ final: false });
+    const header = await readVolumeHeader(path.join(without, 'agentfd-0001.afv'));
+    expect(header.label.repository).toBeUndefined();
+    expect(header.text).not.toContain('repository:');
+    expect((await readAll(path.join(without, 'agentfd-0001.afv'))).length).toBe(2);
+  });
+
   it('says a volume in a newer format needs a newer agentfd', async () => {
     const dir = tempDir();
     const writer = openWriter(dir);
