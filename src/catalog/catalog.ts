@@ -12,6 +12,7 @@ import path from 'node:path';
 import { openDatabase, type SqlDatabase, type SqlStatement } from './sqlite.js';
 import { AgentfdError } from '../errors.js';
 import { MIGRATIONS, SCHEMA, SCHEMA_VERSION } from './schema.js';
+import { REPOSITORY_FILE } from '../volume/repository.js';
 
 export type JobStatus = 'running' | 'committed' | 'failed' | 'aborted';
 
@@ -197,6 +198,47 @@ export class Catalog {
 
   // ---- volumes --------------------------------------------------------------------------------
 
+  /**
+   * Records that this catalog indexes the volumes of storage directory `dir`, whose repository id
+   * is `repository`, or refuses (E_STORAGE_MISMATCH), before anything is written, when that would
+   * mix two sets of volumes up: volumes are found by label (agentfd-0001...), and labels repeat
+   * from one storage directory to the next. Refused: a second storage directory, a directory whose
+   * volumes were replaced (another id where the catalog knows one), and a copy or move of a known
+   * directory (its id elsewhere).
+   */
+  claimStorage(dir: string, repository: string): void {
+    const here = path.resolve(dir);
+    const known = this.db.prepare('SELECT dir, repository FROM storages').all() as { dir: string; repository: string }[];
+    const fail = (what: string) => new AgentfdError('E_STORAGE_MISMATCH', `${what}. Nothing was written`);
+    const same = known.find((k) => k.dir === here);
+    if (same) {
+      if (same.repository === repository) return;
+      throw fail(
+        `storage directory ${here} holds repository ${repository}, but the catalog ${this.file} indexed repository ${same.repository} there: ` +
+          `its volumes were replaced (or its ${REPOSITORY_FILE} file was), so the jobs of the catalog no longer match its files. ` +
+          'Put the original volumes back, or give this configuration a new data_dir (and run agentfd scan on the volumes there)',
+      );
+    }
+    const twin = known.find((k) => k.repository === repository);
+    if (twin) {
+      throw fail(
+        `storage directory ${here} holds repository ${repository}, which the catalog ${this.file} indexes in ${twin.dir}: it is a copy of that directory, or that directory was moved. ` +
+          `Set storage_dir = ${JSON.stringify(twin.dir)}, or give this copy a data_dir of its own (and run agentfd scan on its volumes there)`,
+      );
+    }
+    const elsewhere =
+      known[0]?.dir ??
+      (this.db.prepare('SELECT path FROM volumes').all() as { path: string }[]).map((v) => path.dirname(path.resolve(v.path))).find((d) => d !== here);
+    if (elsewhere !== undefined) {
+      throw fail(
+        `the catalog ${this.file} already indexes the volumes of the storage directory ${elsewhere}, and this configuration writes to ${here}: ` +
+          'volumes of different storage directories share labels (agentfd-0001...), so one catalog cannot index both. ' +
+          `Give this configuration a data_dir of its own (one catalog per storage directory), or set storage_dir = ${JSON.stringify(elsewhere)}`,
+      );
+    }
+    this.db.prepare('INSERT INTO storages(dir, repository) VALUES (?, ?)').run(here, repository);
+  }
+
   volumeId(label: string, volumePath: string): number {
     const existing = this.db.prepare('SELECT id FROM volumes WHERE label = ?').value(label) as number | undefined;
     if (existing !== undefined) {
@@ -211,6 +253,20 @@ export class Catalog {
     this.db
       .prepare('INSERT OR IGNORE INTO job_volumes(job_id, volume_id, first_offset, position) VALUES (?, ?, ?, (SELECT COUNT(*) FROM job_volumes WHERE job_id = ?))')
       .run(jobId, volume, firstOffset, jobId);
+  }
+
+  /**
+   * The jobs whose records the catalog places in a volume (found by its path, or by its label when
+   * known): a writer never cuts their records off that volume. Every job with a placement is one
+   * that finished (placements are written when a job ends, after its records were synced) or one
+   * scan found there.
+   */
+  jobsInVolume(volume: { path: string; label: string | null }): number[] {
+    const paths = [...new Set([volume.path, path.resolve(volume.path)])];
+    const rows = this.db
+      .prepare(`SELECT DISTINCT jv.job_id AS id FROM job_volumes jv JOIN volumes v ON v.id = jv.volume_id WHERE v.path IN (?, ?) OR v.label = ? ORDER BY jv.job_id`)
+      .all(paths[0], paths[1] ?? paths[0], volume.label ?? '') as { id: number }[];
+    return rows.map((r) => r.id);
   }
 
   /** The volumes of a job in order, with the offset of its first record in each. */

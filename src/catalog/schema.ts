@@ -1,8 +1,14 @@
 /** The catalog's tables. Bump SCHEMA_VERSION with every change, and migrate in catalog.ts. */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+-- The storage directory whose volumes this catalog indexes, with its repository id (repository.ts).
+CREATE TABLE IF NOT EXISTS storages (
+  dir TEXT PRIMARY KEY,
+  repository TEXT NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS volumes (
   id INTEGER PRIMARY KEY,
@@ -85,4 +91,6 @@ export const MIGRATIONS: Record<number, string> = {
   // 3 -> 4: whether the signer of a job is trusted (0: scan found it signed by a key not trusted).
   // Older rows keep 1: a backup's own signer, or a scan made before trust was asked for.
   4: 'ALTER TABLE jobs ADD COLUMN signer_trusted INTEGER NOT NULL DEFAULT 1;',
+  // 4 -> 5: storage directories have an identity; a catalog indexes one (SCHEMA makes the table).
+  5: 'CREATE TABLE IF NOT EXISTS storages (dir TEXT PRIMARY KEY, repository TEXT NOT NULL);',
 };

@@ -21,7 +21,7 @@ import { encodeStream, type StreamSummary } from '../pipeline/stream-encoder.js'
 import { SESSION_FORMAT, type FileRecord, type SessionStart, type WholeStream } from '../pipeline/records.js';
 import { SessionWriter } from '../sink/session-writer.js';
 import { HOST_VERSION } from '../version.js';
-import { VolumeWriter } from '../volume/index.js';
+import { storageRepository, VolumeWriter } from '../volume/index.js';
 import { compareWithReference, existingFiles, streamKey, type AccurateRecord } from './accurate.js';
 import { agentOptions, resolveAgent } from './agents.js';
 import { restoreChain } from './chain.js';
@@ -194,7 +194,13 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
     }
     if (levelNote) log('warning', levelNote);
 
-    volumes = await VolumeWriter.open({ dir: config.storageDir, set: 'agentfd', maxVolumeBytes: config.volumeSize, agentfdVersion: HOST_VERSION });
+    const repository = storageRepository(config.storageDir);
+    catalog.claimStorage(config.storageDir, repository);
+    volumes = await VolumeWriter.open({
+      dir: config.storageDir, set: 'agentfd', maxVolumeBytes: config.volumeSize, agentfdVersion: HOST_VERSION, repository,
+      protectedSessions: (volume) => catalog.jobsInVolume(volume),
+    });
+    for (const warning of volumes.warnings) log('warning', warning);
     const uuid = randomUUID();
     const jobId = catalog.createJob({
       uuid,

@@ -7,6 +7,7 @@
  * key behind it, and anyone can make a key: a job signed by a key not among the trusted signers is
  * entered as untrusted, which restore and verify refuse (signatures.ts).
  */
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import type { Catalog, NewFile } from '../catalog/catalog.js';
 import type { UnwrapSecrets } from '../crypto/envelope.js';
@@ -14,8 +15,8 @@ import { AgentfdError, messageOf } from '../errors.js';
 import type { FileRecord, SessionEnd, SessionInfo, SessionStart } from '../pipeline/records.js';
 import type { AccurateRecord } from './accurate.js';
 import { readSession } from '../sink/session-reader.js';
-import { parseVolumeFileName, readRecords, RecordType } from '../volume/index.js';
-import { parseClearJson } from '../pipeline/records.js';
+import { parseVolumeFileName, readRecordsPastDamage, RecordType } from '../volume/index.js';
+import { isNanoseconds, parseClearJson, sessionEndProblem, sessionStartProblem } from '../pipeline/records.js';
 import { isTrusted, type TrustedSigners } from './signatures.js';
 
 export interface ScanReport {
@@ -43,24 +44,80 @@ function orderVolumes(files: string[]): string[] {
   });
 }
 
+/**
+ * Refuses, before anything is read, a path that is not a regular file: opening a FIFO would wait
+ * for a writer forever, and a device or socket is no volume.
+ */
+function refuseNonFiles(volumes: string[]): void {
+  for (const volume of volumes) {
+    let stat;
+    try {
+      stat = statSync(volume);
+    } catch {
+      continue; // a missing or unreadable file is reported when it is read, with the reader's message
+    }
+    if (stat.isFile()) continue;
+    const kind = stat.isFIFO() ? 'a FIFO (named pipe)' : stat.isDirectory() ? 'a directory' : stat.isSocket() ? 'a socket' : stat.isCharacterDevice() || stat.isBlockDevice() ? 'a device' : 'not a regular file';
+    throw new AgentfdError(
+      'E_VOLUME_NOT_FILE',
+      `cannot scan ${volume}: it is ${kind}, not a volume file; nothing was scanned. Give the paths of volume files (<set>-<number>.afv), e.g. agentfd scan ${path.join('STORAGE_DIR', '*.afv')}`,
+    );
+  }
+}
+
+/** A record's bytes are intact (its CRC checked) but a field of its JSON is not what agentfd writes. */
+function damagedField(record: { path: string; offset: number; session: number; type: number }, what: string, problem: string): string {
+  const name = record.type === RecordType.SESSION_END ? 'SESSION_END' : record.type === RecordType.SESSION_CONTINUE ? 'SESSION_CONTINUE' : 'SESSION_START';
+  return `volume ${record.path} is damaged at byte ${record.offset} (the ${name} record of job ${record.session}): ${what} ${problem}; job ${record.session} was not added (the rest of the volume was scanned)`;
+}
+
 export async function runScan(options: { catalog: Catalog; volumes: string[]; secrets: UnwrapSecrets; trusted?: TrustedSigners }): Promise<ScanReport> {
   const { catalog } = options;
   const volumes = orderVolumes(options.volumes);
+  refuseNonFiles(volumes);
   const trusted: TrustedSigners = options.trusted ?? { all: new Map(), byJob: new Map(), problems: [] };
   const report: ScanReport = { volumes, added: [], present: [], errors: [], warnings: [...trusted.problems] };
   const sessions = new Map<string, Found>(); // by job id + uuid
-  const current = new Map<number, string>(); // session number -> uuid of the session open there
+  const current = new Map<number, string | null>(); // session number -> uuid of the session open there (null: damaged)
+  const damaged = new Set<string>(); // job id + uuid of sessions whose records are not what agentfd writes
 
   for (const volume of volumes) {
     try {
-      for await (const record of readRecords(volume)) {
+      for await (const record of readRecordsPastDamage(volume, (message) => report.errors.push(message))) {
         if (record.session === 0) continue;
         if (record.type === RecordType.SESSION_START || record.type === RecordType.SESSION_CONTINUE) {
-          const start = parseClearJson<SessionStart>(record.payload, 'session start');
+          // A damaged header loses its session, never the rest of the volume.
+          let start: SessionStart | null = null;
+          let problem: string | null;
+          try {
+            start = parseClearJson<SessionStart>(record.payload, 'session start');
+            problem = sessionStartProblem(start);
+          } catch {
+            problem = 'its payload is not valid JSON';
+          }
+          if (problem || !start) {
+            report.errors.push(damagedField(record, 'the session header:', problem ?? 'unreadable'));
+            const open = current.get(record.session);
+            if (open && record.type === RecordType.SESSION_CONTINUE) damaged.add(`${record.session}/${open}`);
+            current.set(record.session, null);
+            continue;
+          }
           current.set(record.session, start.uuid);
         }
         const uuid = current.get(record.session);
-        if (!uuid) continue; // the rest of a session whose start is in a volume not given
+        if (!uuid) continue; // the rest of a session whose start is in a volume not given, or is damaged
+        if (record.type === RecordType.SESSION_END) {
+          let problem: string | null;
+          try {
+            problem = sessionEndProblem(parseClearJson<SessionEnd>(record.payload, 'session end'));
+          } catch {
+            problem = 'its payload is not valid JSON';
+          }
+          if (problem) {
+            report.errors.push(damagedField(record, 'the session end:', problem));
+            damaged.add(`${record.session}/${uuid}`);
+          }
+        }
         const key = `${record.session}/${uuid}`;
         let found = sessions.get(key);
         if (!found) sessions.set(key, (found = { jobId: record.session, uuid, placements: [] }));
@@ -72,6 +129,7 @@ export async function runScan(options: { catalog: Catalog; volumes: string[]; se
   }
 
   for (const found of sessions.values()) {
+    if (damaged.has(`${found.jobId}/${found.uuid}`)) continue;
     if (catalog.jobByUuid(found.uuid)) {
       report.present.push(found.jobId);
       continue;
@@ -102,6 +160,9 @@ export async function runScan(options: { catalog: Catalog; volumes: string[]; se
           const s = file.streams[event.end.streamIndex]!;
           streams.push({ index: s.index, name: s.name, type: s.type, rawRestorable: s.rawRestorable, bytes: event.end.bytes, sha256: event.end.sha256 });
         } else if (event.kind === 'fileEnd' && file) {
+          if (!isNanoseconds(file.mtimeNs)) {
+            throw new AgentfdError('E_VOLUME_CORRUPT', `the record of file ${file.fileIndex} (${file.path}) is damaged: its field "mtimeNs" is ${JSON.stringify(file.mtimeNs)}, not a time in nanoseconds`);
+          }
           files.push({
             fileIndex: file.fileIndex, path: file.path, kind: file.kind, mode: file.mode, mtimeNs: BigInt(file.mtimeNs), size: file.size,
             seen: file.seen, linkTarget: file.linkTarget, agent: file.agent.name, agentVersion: file.agent.version, agentAbi: file.agent.abi,

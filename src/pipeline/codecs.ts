@@ -84,8 +84,21 @@ type NodeZstd = {
 function zstdCodec(): Zstd {
   if (zstd) return zstd;
   try {
-    const napi = createRequire(import.meta.url)('zstd-napi') as { compress(d: Uint8Array, o: object): Buffer; decompress(d: Uint8Array): Buffer };
-    zstd = { engine: 'zstd-napi', compress: (d, level) => napi.compress(d, { compressionLevel: level }), decompress: (d) => napi.decompress(d) };
+    const load = createRequire(import.meta.url);
+    const napi = load('zstd-napi') as { compress(d: Uint8Array, o: object): Buffer };
+    // Not napi.decompress(): it allocates the sum of the sizes every frame of the input declares,
+    // or grows without bound when a frame declares none. ZSTD_decompressDCtx into a buffer of the
+    // recorded size fails ("Destination buffer is too small") as soon as the output would exceed it.
+    const binding = load('zstd-napi/binding') as { DCtx: new () => { decompress(dst: Uint8Array, src: Uint8Array): number } };
+    const dctx = new binding.DCtx();
+    zstd = {
+      engine: 'zstd-napi',
+      compress: (d, level) => napi.compress(d, { compressionLevel: level }),
+      decompress: (d, size) => {
+        const out = Buffer.allocUnsafe(size);
+        return out.subarray(0, dctx.decompress(out, d));
+      },
+    };
   } catch (error) {
     const z = zlib as unknown as NodeZstd;
     if (!z.zstdCompressSync || !z.zstdDecompressSync) {
@@ -136,7 +149,9 @@ export function packChunk(plain: Uint8Array, c: Compression): { codecId: number;
 
 /**
  * Decompress one chunk whose plaintext is `expectedLength` bytes. A result of any other length is
- * corruption; the output is capped, so a hostile record cannot make us allocate without bound.
+ * corruption; the output is capped at `expectedLength` for every codec (decoding stops there, it
+ * is not buffered), so a hostile record cannot make us allocate more than it claims. The claim
+ * itself is capped where the record is decoded (MAX_CHUNK_PLAINTEXT, records.ts).
  */
 export function decompressChunk(data: Uint8Array, codecId: number, expectedLength: number): Uint8Array {
   const codec = codecName(codecId);
@@ -158,7 +173,15 @@ export function decompressChunk(data: Uint8Array, codecId: number, expectedLengt
     }
   } catch (error) {
     if (error instanceof AgentfdError) throw error;
-    throw new AgentfdError('E_CORRUPT_DATA', `a ${codec} chunk does not decompress (${(error as Error).message})`, { cause: error });
+    const message = (error as Error).message;
+    if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE' || /Destination buffer is too small|Maximum output length/i.test(message)) {
+      throw new AgentfdError(
+        'E_CORRUPT_DATA',
+        `a ${codec} chunk decompresses to more than the ${expectedLength} bytes recorded for it: it is damaged or forged; decoding was stopped there`,
+        { cause: error },
+      );
+    }
+    throw new AgentfdError('E_CORRUPT_DATA', `a ${codec} chunk does not decompress (${message})`, { cause: error });
   }
   if (out.length !== expectedLength) {
     throw new AgentfdError('E_CORRUPT_DATA', `a ${codec} chunk decompressed to ${out.length} bytes where ${expectedLength} were recorded`);

@@ -21,6 +21,7 @@ import type { KeyStanza } from '../crypto/envelope.js';
 import { recordAad, RecordType, type RecordFields } from '../volume/format.js';
 import type { AgentStreamInfo } from '../agents/types.js';
 import type { FileKind, Level } from '../agents/native/abi.js';
+import { CHUNK_SIZE } from './stream-encoder.js';
 
 /**
  * 2: sessions may hold FILE_WHOLE records. 3: the manifest is v2 (it covers every metadata record:
@@ -118,6 +119,24 @@ export interface ChunkPrefix {
 
 export const CHUNK_PREFIX_SIZE = 16;
 
+/**
+ * The most plaintext one chunk holds: the writer cuts streams into chunks of CHUNK_SIZE (1 MiB,
+ * stream-encoder.ts) and puts at most 64 KiB in a FILE_WHOLE record. A record that claims more is
+ * damaged or forged, and is refused before anything is decompressed or allocated for it.
+ */
+export const MAX_CHUNK_PLAINTEXT = CHUNK_SIZE;
+
+/** Refuses a chunk whose claimed plaintext is larger than any chunk agentfd writes. */
+function checkClaim(claimed: number, what: string, whose: string): void {
+  if (!Number.isSafeInteger(claimed) || claimed < 0 || claimed > MAX_CHUNK_PLAINTEXT) {
+    throw new AgentfdError(
+      'E_CORRUPT_DATA',
+      `${what}: ${whose} claims ${String(claimed)} bytes of plaintext, more than the ${MAX_CHUNK_PLAINTEXT} bytes (1 MiB) of the largest chunk agentfd writes: ` +
+        'the record is damaged or forged, so it was not decompressed; restore the volume from a copy if you have one',
+    );
+  }
+}
+
 export function encodeChunkPrefix(p: ChunkPrefix): Buffer {
   const b = Buffer.alloc(CHUNK_PREFIX_SIZE);
   b.writeUInt32LE(p.fileIndex, 0);
@@ -208,6 +227,7 @@ export class SessionCodec {
     const stored: Buffer[] = [];
     let at = 4 + metaLength;
     for (const s of whole.streams ?? []) {
+      checkClaim(s.plainLength, what, `stream ${s.index} of the whole-file record`);
       if (!Number.isSafeInteger(s.storedLength) || s.storedLength < 0 || at + s.storedLength > plain.length) {
         throw new AgentfdError('E_CORRUPT_DATA', `${what}: stream ${s.index} claims more bytes than the record holds`);
       }
@@ -221,6 +241,7 @@ export class SessionCodec {
   /** The stored (still compressed) bytes of a chunk, after checking its seal. */
   openChunk(fields: RecordFields, payload: Uint8Array, what: string): { prefix: ChunkPrefix; stored: Buffer } {
     const prefix = decodeChunkPrefix(payload);
+    checkClaim(prefix.plainLength, what, 'the chunk');
     const head = payload.subarray(0, CHUNK_PREFIX_SIZE);
     const body = payload.subarray(CHUNK_PREFIX_SIZE);
     if (fields.cipher !== this.cipherId) {
@@ -242,6 +263,35 @@ export function parseMetaJson<T>(plain: Buffer, what: string): T {
   } catch {
     throw new AgentfdError('E_CORRUPT_DATA', `${what}: the payload is not valid JSON`);
   }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isCount = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+/** A time in nanoseconds: a decimal integer in a string (an i64 does not fit a JSON number); before 1970 it is negative. */
+export const isNanoseconds = (v: unknown): v is string => typeof v === 'string' && /^-?\d{1,20}$/.test(v);
+
+/** What is wrong with a SESSION_START (or SESSION_CONTINUE) payload, or null when its fields are sound. */
+export function sessionStartProblem(value: unknown): string | null {
+  if (!isObject(value)) return 'it is not a JSON object';
+  if (!isCount(value.format)) return `its field "format" is ${JSON.stringify(value.format)}, not a number`;
+  if (!isCount(value.jobId)) return `its field "jobId" is ${JSON.stringify(value.jobId)}, not a job id`;
+  if (typeof value.uuid !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value.uuid)) return `its field "uuid" is ${JSON.stringify(value.uuid)}, not a UUID`;
+  if (!isNanoseconds(value.startedNs)) return `its field "startedNs" is ${JSON.stringify(value.startedNs)}, not a time in nanoseconds`;
+  if (!['full', 'incremental', 'differential'].includes(value.level as string)) return `its field "level" is ${JSON.stringify(value.level)}, not full, incremental or differential`;
+  if (value.cipher !== 'none' && value.cipher !== 'aes-256-gcm') return `its field "cipher" is ${JSON.stringify(value.cipher)}, not none or aes-256-gcm`;
+  if (typeof value.compression !== 'string') return `its field "compression" is ${JSON.stringify(value.compression)}, not a text`;
+  return null;
+}
+
+/** What is wrong with a SESSION_END payload, or null when its fields are sound. */
+export function sessionEndProblem(value: unknown): string | null {
+  if (!isObject(value)) return 'it is not a JSON object';
+  if (!['committed', 'failed', 'aborted'].includes(value.status as string)) return `its field "status" is ${JSON.stringify(value.status)}, not committed, failed or aborted`;
+  if (!isNanoseconds(value.endedNs)) return `its field "endedNs" is ${JSON.stringify(value.endedNs)}, not a time in nanoseconds`;
+  for (const key of ['files', 'failedFiles', 'bytes', 'storedBytes'] as const) {
+    if (value[key] !== undefined && !isCount(value[key])) return `its field "${key}" is ${JSON.stringify(value[key])}, not a count`;
+  }
+  return null;
 }
 
 /** Clear JSON payloads (SESSION_START, SESSION_END). */

@@ -42,7 +42,10 @@
  * 3. The first record of every volume is LABEL (session 0, seq 0). Its payload is UTF-8 JSON
  *    {"format":1,"label","set","sequence","created","agentfdVersion","headerSha256"}, where
  *    headerSha256 is the hex SHA-256 of the 4096 text header bytes (text and padding), so any
- *    altered byte of the text header is detected.
+ *    altered byte of the text header is detected. Volumes written since agentfd 0.1 also carry
+ *    "repository": the id of the storage directory they were made in (repository.ts), also shown
+ *    in the text header as a line "repository: <id>" after "written by"; older volumes have
+ *    neither and are read all the same.
  *
  * 4. VOLUME_END (session 0, seq 0) is the last record of a closed volume: written when a volume is
  *    full (rotation: the next volume follows) or at a final close. Its payload is UTF-8 JSON
@@ -267,6 +270,8 @@ export interface LabelInfo {
   agentfdVersion: string;
   /** Hex SHA-256 of the 4096 text header bytes. */
   headerSha256: string;
+  /** The id of the storage directory the volume was made in; absent in older volumes. */
+  repository?: string;
 }
 
 const RECORD_LAYOUT =
@@ -274,13 +279,14 @@ const RECORD_LAYOUT =
   'session u32 [8-11], seq u32 [12-15], payload length u32 [16-19], CRC-32 u32 [20-23] of header bytes 0-19 then the payload.';
 
 /** The 4096-byte text header of a volume. Throws when the text would not fit in 4000 bytes. */
-export function buildTextHeader(info: { label: string; set: string; sequence: number; created: string; agentfdVersion: string }): Buffer {
+export function buildTextHeader(info: { label: string; set: string; sequence: number; created: string; agentfdVersion: string; repository?: string }): Buffer {
   const text = [
     `agentfd volume, format ${FORMAT_VERSION}`,
     `label: ${info.label}`,
     `volume set: ${info.set}, volume ${info.sequence}`,
     `created: ${info.created}`,
     `written by: agentfd ${info.agentfdVersion}`,
+    ...(info.repository ? [`repository: ${info.repository}`] : []),
     '',
     'This file holds backup data written by agentfd. To restore from it:',
     '  agentfd scan <this file>              (adds its jobs to the catalog, if they are missing)',
@@ -315,6 +321,7 @@ export function buildLabelPayload(info: Omit<LabelInfo, 'format' | 'headerSha256
     created: info.created,
     agentfdVersion: info.agentfdVersion,
     headerSha256: sha256Hex(textHeader),
+    ...(info.repository ? { repository: info.repository } : {}),
   };
   return Buffer.from(JSON.stringify(label), 'utf8');
 }
@@ -372,6 +379,7 @@ export function parseLabelPayload(place: RecordPlace, payload: Uint8Array): Labe
   }
   if (typeof value.sequence !== 'number' || !Number.isSafeInteger(value.sequence) || value.sequence < 1) throw bad('"sequence" is not a positive integer');
   if (!/^[0-9a-f]{64}$/.test(value.headerSha256 as string)) throw bad('"headerSha256" is not a hex SHA-256');
+  if (value.repository !== undefined && typeof value.repository !== 'string') throw bad('"repository" is not a string');
   return {
     format: value.format,
     label: value.label as string,
@@ -380,6 +388,7 @@ export function parseLabelPayload(place: RecordPlace, payload: Uint8Array): Labe
     created: value.created as string,
     agentfdVersion: value.agentfdVersion as string,
     headerSha256: value.headerSha256 as string,
+    ...(typeof value.repository === 'string' ? { repository: value.repository } : {}),
   };
 }
 

@@ -1,6 +1,6 @@
 /** Volumes: append-only files of framed, checksummed records (see format.ts for the layout). */
 export * from './format.js';
-export { findVolumes, readRecordAt, readRecords, readVolumeHeader, VolumeReader, type ReadRecordsOptions, type VolumeHeader, type VolumeRecord } from './reader.js';
+export { findVolumes, readRecordAt, readRecords, readRecordsPastDamage, readVolumeHeader, VolumeReader, type ReadRecordsOptions, type VolumeHeader, type VolumeRecord } from './reader.js';
 export {
   MIN_VOLUME_BYTES,
   VOLUME_END_RESERVE,
@@ -12,3 +12,5 @@ export {
   type RecoveredTail,
   type VolumeWriterOptions,
 } from './writer.js';
+export { REPOSITORY_FILE, storageRepository } from './repository.js';
+export { findSoundRecord } from './recover.js';

@@ -8,9 +8,11 @@
  * long enough. Anything wrong is an AgentfdError (E_VOLUME_CORRUPT, E_VOLUME_FORMAT,
  * E_VOLUME_MISSING, E_VOLUME_READ), never another exception.
  */
+import { constants } from 'node:fs';
 import { open, readdir, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentfdError } from '../errors.js';
+import { findSoundRecord } from './recover.js';
 import { corruptHeader, corruptRecord, newerFormat, readFailed, truncatedRecord, type RecordPlace } from './errors.js';
 import {
   checkHeaderHash,
@@ -110,13 +112,18 @@ class Window {
 async function openVolume(file: string): Promise<{ handle: FileHandle; size: number }> {
   let handle: FileHandle;
   try {
-    handle = await open(file, 'r');
+    // Non-blocking, so that a FIFO given as a volume is refused below instead of waiting for a
+    // writer forever (O_NONBLOCK changes nothing for a regular file; Windows has no FIFOs).
+    handle = await open(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   } catch (error) {
     throw readFailed(file, error);
   }
   try {
     const stat = await handle.stat();
     if (stat.isDirectory()) throw new AgentfdError('E_VOLUME_READ', `cannot read volume ${file}: it is a directory, not a volume file`);
+    if (!stat.isFile()) {
+      throw new AgentfdError('E_VOLUME_READ', `cannot read volume ${file}: it is ${stat.isFIFO() ? 'a FIFO (named pipe)' : 'a device or socket'}, not a volume file`);
+    }
     return { handle, size: stat.size };
   } catch (error) {
     await handle.close().catch(() => undefined);
@@ -263,6 +270,31 @@ export async function* readRecords(file: string, options: ReadRecordsOptions = {
 export async function readRecordAt(file: string, offset: number, options: { verifyHeader?: boolean } = {}): Promise<VolumeRecord> {
   for await (const record of readRecords(file, { from: offset, verifyHeader: options.verifyHeader ?? true })) return record;
   throw corruptRecord({ path: file, offset, ordinal: 'the record asked for' }, 'the volume is truncated: the file ends at this offset, there is no record here');
+}
+
+/**
+ * Every sound record of a volume, going on past damage: where readRecords stops at a bad record,
+ * reading resumes at the next sound record (magic, length and CRC right) after it, and
+ * `onDamage` is told what was skipped. Damage in the text header or LABEL still throws, as does
+ * damage with nothing sound after it. For agentfd scan: the sessions after the damage are whole.
+ */
+export async function* readRecordsPastDamage(file: string, onDamage: (message: string) => void): AsyncGenerator<VolumeRecord, void, undefined> {
+  let from: number | undefined;
+  let resume = 0; // where the bytes after the last record read start
+  for (;;) {
+    try {
+      for await (const record of readRecords(file, from === undefined ? {} : { from })) {
+        resume = record.offset + RECORD_HEADER_SIZE + record.payload.length;
+        yield record;
+      }
+      return;
+    } catch (error) {
+      const next = resume > 0 && error instanceof AgentfdError && error.code === 'E_VOLUME_CORRUPT' ? findSoundRecord(file, resume + 1) : null;
+      if (next === null) throw error;
+      onDamage(`${(error as AgentfdError).message}; reading went on at the next sound record, at byte ${next} (${next - resume} bytes were skipped)`);
+      from = next;
+    }
+  }
 }
 
 /** Reading one volume; the same as the functions above, bound to a path. */

@@ -5,12 +5,20 @@
  * Synchronous on purpose (VolumeWriter.open returns the writer directly). Cheap: the walk reads
  * record headers only, through a small window, and verifies the CRC of the last records only.
  *
- * A tail is torn (and is cut off) when, after the last record that checks out:
+ * A tail looks torn when, after the last record that checks out:
  * - the file ends inside a record (an incomplete header or payload), or
  * - the last records fail their CRC (checked backwards, up to MAX_TORN_RECORDS of them), or
  * - only NUL bytes follow (a file system that grew the file but did not write the data).
- * A volume damaged anywhere else (a bad header in the middle followed by data, a bad text header
- * or LABEL) is never modified: the writer leaves it as it is and starts the next volume.
+ * A length field is never trusted on its own: one flipped bit in the length of a record in the
+ * middle makes the rest of the volume look like an incomplete payload. So before anything is cut,
+ * two proofs that the bytes are a crash's leftovers and not damage are required:
+ * - no sound record (magic, plausible length, right CRC) starts anywhere after the cut point: a
+ *   crash leaves nothing whole after the record it interrupted, damage does;
+ * - every session the caller says is finished in this volume (the catalog's jobs there) keeps its
+ *   sound SESSION_END before the cut point: a committed job is never cut, whatever the bytes say.
+ * A volume that fails either proof, or is damaged anywhere else (a bad header in the middle
+ * followed by data, a bad text header or LABEL), is never modified: the writer leaves it as it is
+ * and starts the next volume.
  */
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
@@ -44,6 +52,19 @@ export type LastVolumeState =
   | { state: 'closed'; label: LabelInfo; truncatedBytes: number }
   /** Damaged before its tail (or in a newer format): leave it alone, start the next volume. */
   | { state: 'damaged'; reason: string };
+
+/**
+ * The sessions whose records the catalog places in this volume (jobs that finished there): their
+ * records are never cut. `label` is null when the volume's LABEL cannot be read.
+ */
+export type ProtectedSessions = (volume: { path: string; label: string | null }) => readonly number[];
+
+/** A SESSION_END record the walk passed. */
+interface SessionEndSeen {
+  session: number;
+  offset: number;
+  end: number;
+}
 
 class SyncFile {
   private buf = Buffer.allocUnsafe(WALK_WINDOW);
@@ -98,6 +119,24 @@ class SyncFile {
     return crc === header.readUInt32LE(20);
   }
 
+  /**
+   * The offset of the first sound record (magic, a length that fits the file, right CRC) that
+   * starts at or after `from`, or null. Reads [from, size) once; a CRC is computed only where the
+   * magic is found.
+   */
+  soundRecordFrom(from: number): number | null {
+    const overlap = MAGIC.length - 1;
+    const chunk = Buffer.allocUnsafe(CHUNK + overlap);
+    for (let pos = from; pos < this.size; pos += CHUNK) {
+      const n = this.readAt(chunk, Math.min(chunk.length, this.size - pos), pos);
+      if (n === 0) break;
+      for (let at = chunk.subarray(0, n).indexOf(MAGIC); at !== -1 && at < CHUNK; at = chunk.subarray(0, n).indexOf(MAGIC, at + 1)) {
+        if (this.crcOk(pos + at)) return pos + at;
+      }
+    }
+    return null;
+  }
+
   /** Whether [pos, size) holds only NUL bytes. */
   zerosFrom(pos: number): boolean {
     const chunk = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(1, this.size - pos)));
@@ -127,13 +166,37 @@ function cut(file: SyncFile, to: number): number {
   return file.size - to;
 }
 
-function inspect(file: SyncFile): LastVolumeState {
+/**
+ * Why the volume may not be cut at byte `to` (see the file comment), or null when it may: a sound
+ * record after `to` proves damage, and a finished session must keep its SESSION_END.
+ */
+function whyNotCut(file: SyncFile, to: number, ends: readonly SessionEndSeen[], protectedSessions: readonly number[]): string | null {
+  const sound = file.soundRecordFrom(to + 1);
+  if (sound !== null) {
+    return `the record at byte ${to} is damaged, yet a sound record follows at byte ${sound}: this is damage inside the volume, not a tail torn by a crash`;
+  }
+  for (const session of protectedSessions) {
+    if (!ends.some((e) => e.session === session && e.end <= to && file.crcOk(e.offset))) {
+      return `the record at byte ${to} is damaged, and cutting the volume there would remove records of job ${session}, which the catalog records as finished in this volume`;
+    }
+  }
+  return null;
+}
+
+function inspect(file: SyncFile, filePath: string, protect: ProtectedSessions | undefined): LastVolumeState {
   const size = file.size;
   if (size === 0) return { state: 'fresh', truncatedBytes: 0 };
 
   // ---- text header and LABEL: torn while the volume was created, or damaged ----
   const start = file.copy(0, Math.min(size, TEXT_HEADER_SIZE + RECORD_HEADER_SIZE));
-  const tornAtCreation = (): LastVolumeState | null => (looksLikeOurStart(start) ? { state: 'fresh', truncatedBytes: cut(file, 0) } : null);
+  const tornAtCreation = (): LastVolumeState | null => {
+    if (!looksLikeOurStart(start)) return null;
+    // A volume is created with its text header and LABEL in one write: if anything sound follows,
+    // or the catalog has jobs in it, the LABEL was damaged later, and the volume is not cut.
+    const refused = size > TEXT_HEADER_SIZE ? whyNotCut(file, TEXT_HEADER_SIZE, [], protect?.({ path: filePath, label: null }) ?? []) : null;
+    if (refused) return { state: 'damaged', reason: `its LABEL record is damaged or incomplete; ${refused}` };
+    return { state: 'fresh', truncatedBytes: cut(file, 0) };
+  };
   if (size < TEXT_HEADER_SIZE + RECORD_HEADER_SIZE) {
     return tornAtCreation() ?? { state: 'damaged', reason: 'it is too short to be a volume and does not start like one' };
   }
@@ -172,6 +235,7 @@ function inspect(file: SyncFile): LastVolumeState {
   let pos = labelEnd;
   let records = 1;
   const tail: { offset: number; type: number }[] = [];
+  const ends: SessionEndSeen[] = [];
   while (pos < size) {
     const remaining = size - pos;
     if (remaining < RECORD_HEADER_SIZE) break; // an incomplete header: torn
@@ -184,6 +248,7 @@ function inspect(file: SyncFile): LastVolumeState {
     }
     if (RECORD_HEADER_SIZE + length > remaining) break; // an incomplete payload: torn
     tail.push({ offset: pos, type: bytes.readUInt8(4) });
+    if (bytes.readUInt8(4) === RecordType.SESSION_END) ends.push({ session: bytes.readUInt32LE(8), offset: pos, end: pos + RECORD_HEADER_SIZE + length });
     if (tail.length > MAX_TORN_RECORDS) tail.shift();
     records++;
     pos += RECORD_HEADER_SIZE + length;
@@ -202,6 +267,10 @@ function inspect(file: SyncFile): LastVolumeState {
     }
   }
 
+  if (end < size) {
+    const refused = whyNotCut(file, end, ends, protect?.({ path: filePath, label: label.label }) ?? []);
+    if (refused) return { state: 'damaged', reason: refused };
+  }
   const truncatedBytes = cut(file, end);
   const lastType = tail[tail.length - 1]?.type ?? RecordType.LABEL;
   if (lastType === RecordType.VOLUME_END) return { state: 'closed', label, truncatedBytes };
@@ -212,10 +281,23 @@ function inspect(file: SyncFile): LastVolumeState {
  * Inspects the last volume of a set and cuts off a torn tail. Throws the file system's error when
  * the file cannot be opened, read or truncated (the caller reports it).
  */
-export function prepareLastVolume(path: string): LastVolumeState {
+export function prepareLastVolume(path: string, protect?: ProtectedSessions): LastVolumeState {
   const fd = openSync(path, 'r+');
   try {
-    return inspect(new SyncFile(fd, fstatSync(fd).size));
+    return inspect(new SyncFile(fd, fstatSync(fd).size), path, protect);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The offset of the first sound record (magic, a length that fits, right CRC) at or after byte
+ * `from` of a volume, or null: where reading can go on after damage (agentfd scan).
+ */
+export function findSoundRecord(path: string, from: number): number | null {
+  const fd = openSync(path, 'r');
+  try {
+    return new SyncFile(fd, fstatSync(fd).size).soundRecordFrom(from);
   } finally {
     closeSync(fd);
   }

@@ -40,7 +40,7 @@ import {
   volumeFileName,
   type RecordFields,
 } from './format.js';
-import { prepareLastVolume, type LastVolumeState } from './recover.js';
+import { prepareLastVolume, type LastVolumeState, type ProtectedSessions } from './recover.js';
 
 /** Bytes batched in memory before a write. */
 export const WRITE_BUFFER_BYTES = 1024 * 1024;
@@ -62,6 +62,13 @@ export interface VolumeWriterOptions {
   agentfdVersion: string;
   /** The label of volume `sequence`; default: its file name without `.afv`. */
   labelFor?: (sequence: number) => string;
+  /**
+   * The sessions (job ids) the catalog records as finished in a volume: open() never cuts their
+   * records off the last volume, whatever its bytes say (see recover.ts).
+   */
+  protectedSessions?: ProtectedSessions;
+  /** The storage directory's repository id (storageRepository()), written into every new volume's LABEL. */
+  repository?: string;
 }
 
 export interface AppendRecord extends RecordFields {
@@ -125,8 +132,14 @@ export class VolumeWriter {
   readonly recovered: RecoveredTail | null;
   /** The last volume open() found damaged and did not append to, or null. */
   readonly abandoned: AbandonedVolume | null;
+  /**
+   * What open() did to the last volume, for the job's output: a cut torn tail, or a damaged volume
+   * left untouched while the set goes on in a new one. Empty when there was nothing to say.
+   */
+  readonly warnings: readonly string[];
 
   private readonly agentfdVersion: string;
+  private readonly repository: string | undefined;
   private readonly labelFor: (sequence: number) => string;
   private current: Current;
   private pending = Buffer.allocUnsafe(WRITE_BUFFER_BYTES);
@@ -148,6 +161,7 @@ export class VolumeWriter {
     this.set = options.set;
     this.maxVolumeBytes = options.maxVolumeBytes;
     this.agentfdVersion = options.agentfdVersion;
+    this.repository = options.repository;
     this.labelFor = labelFor;
     const last = VolumeWriter.lastSequence(options.dir, options.set);
     let recovered: RecoveredTail | null = null;
@@ -157,7 +171,7 @@ export class VolumeWriter {
       const file = path.join(options.dir, volumeFileName(options.set, last));
       let state: LastVolumeState;
       try {
-        state = prepareLastVolume(file);
+        state = prepareLastVolume(file, options.protectedSessions);
       } catch (error) {
         throw writeFailed(file, error, `continue the volume set ${options.set} in volume ${file}`);
       }
@@ -179,6 +193,24 @@ export class VolumeWriter {
     this.current = current ?? this.startVolume((last ?? 0) + 1, true, false);
     this.recovered = recovered;
     this.abandoned = abandoned;
+    this.warnings = VolumeWriter.describe(recovered, abandoned, this.current.path);
+  }
+
+  private static describe(recovered: RecoveredTail | null, abandoned: AbandonedVolume | null, next: string): string[] {
+    const warnings: string[] = [];
+    if (recovered) {
+      warnings.push(
+        `volume ${recovered.path} ended with ${recovered.truncatedBytes} bytes that an interrupted job was writing (a torn tail); ` +
+          'they were cut off before appending (no finished job had records there)',
+      );
+    }
+    if (abandoned) {
+      warnings.push(
+        `volume ${abandoned.path} is damaged: ${abandoned.reason}. It was left exactly as it is (nothing was cut or appended to it) ` +
+          `and the volume set goes on in the new volume ${next}. Run agentfd verify on the jobs it holds, and restore it from a copy if you have one`,
+      );
+    }
+    return warnings;
   }
 
   /**
@@ -236,7 +268,7 @@ export class VolumeWriter {
   private prepareVolume(sequence: number, create: boolean, announced: boolean): { volume: Current; start: Buffer } {
     const label = this.label(sequence);
     const created = new Date().toISOString();
-    const info = { label, set: this.set, sequence, created, agentfdVersion: this.agentfdVersion };
+    const info = { label, set: this.set, sequence, created, agentfdVersion: this.agentfdVersion, ...(this.repository ? { repository: this.repository } : {}) };
     const textHeader = buildTextHeader(info);
     const payload = buildLabelPayload(info, textHeader);
     const header = encodeRecordHeader({ type: RecordType.LABEL, session: 0, seq: 0 }, payload);

@@ -15,7 +15,7 @@ import { generateKeyFiles, loadPrivateIdentity } from '../../src/crypto/keys.js'
 import { runBackup } from '../../src/jobs/backup.js';
 import { runRestore } from '../../src/jobs/restore.js';
 import { runVerify } from '../../src/jobs/verify.js';
-import { decodeRecordHeader, recordCrc, RecordType, RECORD_HEADER_SIZE, TEXT_HEADER_SIZE } from '../../src/volume/index.js';
+import { decodeRecordHeader, recordCrc, RecordType, RECORD_HEADER_SIZE, TEXT_HEADER_SIZE, VolumeWriter } from '../../src/volume/index.js';
 import { runCliJson } from '../helpers/cli.js';
 import { SAMPLE_DIR, canMountTmpfs, removeDir, tempDir } from '../helpers/native.js';
 
@@ -67,6 +67,26 @@ function fixCrc(volume: Buffer, offset: number): void {
   header.writeUInt32LE(recordCrc(header, volume.subarray(offset + RECORD_HEADER_SIZE, offset + RECORD_HEADER_SIZE + length)), 20);
 }
 
+/**
+ * Continue the volume set after the damage as the next backup does (the catalog's jobs protected),
+ * append a record: every byte of the damaged volume, so every record committed before the damage,
+ * is still there as it was.
+ */
+async function expectAppendKeeps(file: string, damaged: Buffer): Promise<void> {
+  const catalog = Catalog.open(config.dataDir);
+  try {
+    const writer = VolumeWriter.open({
+      dir: path.dirname(file), set: 'agentfd', maxVolumeBytes: config.volumeSize, agentfdVersion: 'test',
+      protectedSessions: (volume) => catalog.jobsInVolume(volume),
+    });
+    await writer.append({ type: RecordType.STATE, session: 0, seq: 0, payload: Buffer.from('after the damage') });
+    await writer.close({ final: false });
+  } finally {
+    catalog.close();
+  }
+  expect(readFileSync(file).subarray(0, damaged.length).equals(damaged), 'the damaged volume lost bytes when the set was continued').toBe(true);
+}
+
 async function backupAndTamper(job: string, tamper: (volume: Buffer, recs: ReturnType<typeof records>, jobId: number) => void) {
   const report = await runBackup({ config, registry, jobName: job });
   expect(report.status).toBe('committed');
@@ -80,6 +100,7 @@ async function backupAndTamper(job: string, tamper: (volume: Buffer, recs: Retur
     return await runVerify({ catalog, jobId: report.jobId, secrets });
   } finally {
     catalog.close();
+    await expectAppendKeeps(file, damaged);
     writeFileSync(file, original);
   }
 }
@@ -127,8 +148,19 @@ describe('tampering with valid checksums', () => {
       expect(restored.length).toBeLessThan(3);
     } finally {
       catalog.close();
+      await expectAppendKeeps(file, damaged);
       writeFileSync(file, original);
     }
+  });
+
+  it('a flipped bit in the length of a chunk in the middle (CRC left as it is) fails verify there, and continuing the set cuts nothing', async () => {
+    let offset = 0;
+    const report = await backupAndTamper('plain', (v, recs) => {
+      offset = recs.find((r) => r.type === RecordType.CHUNK)!.offset;
+      v[offset + 16 + 3]! ^= 0x01; // the length grows by 16 MiB: the rest of the volume looks like its payload
+    });
+    expect(report.status).toBe('bad');
+    expect(report.error).toContain(`at byte ${offset}`);
   });
 
   it('two chunks swapped (sequence numbers rewritten to match) are caught by their recorded places', async () => {

@@ -343,6 +343,27 @@ describe('VolumeWriter and readRecords', () => {
     expect(() => VolumeWriter.open({ dir: tempDir(), set: '../x', maxVolumeBytes: MiB, agentfdVersion: VERSION })).toThrow(/volume set name/);
   });
 
+  it('writes the repository id into the LABEL and text header when given, and reads volumes without one as before', async () => {
+    const withId = tempDir();
+    const id = '0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9';
+    const writer = VolumeWriter.open({ dir: withId, set: 'agentfd', maxVolumeBytes: 3 * MiB, agentfdVersion: VERSION, repository: id });
+    await writer.append(spec(RecordType.STATE, 10, 0));
+    await writer.close({ final: false });
+    const file = path.join(withId, 'agentfd-0001.afv');
+    expect((await readVolumeHeader(file)).label.repository).toBe(id);
+    expect((await readVolumeHeader(file)).text).toContain(`written by: agentfd ${VERSION}\nrepository: ${id}\n`);
+    expect((await readAll(file)).length).toBe(2);
+    // A volume from before repository ids: the same reader, no id.
+    const without = tempDir();
+    const old = openWriter(without);
+    await old.append(spec(RecordType.STATE, 10, 0));
+    await old.close({ final: false });
+    const header = await readVolumeHeader(path.join(without, 'agentfd-0001.afv'));
+    expect(header.label.repository).toBeUndefined();
+    expect(header.text).not.toContain('repository:');
+    expect((await readAll(path.join(without, 'agentfd-0001.afv'))).length).toBe(2);
+  });
+
   it('says a volume in a newer format needs a newer agentfd', async () => {
     const dir = tempDir();
     const writer = openWriter(dir);
@@ -367,9 +388,14 @@ describe('VolumeWriter and readRecords', () => {
   });
 });
 
-describe('never anything but an AgentfdError on damaged input', () => {
-  /** Reading every record (with and without the header check) and opening a writer on the file. */
-  async function exercise(dir: string, file: string): Promise<void> {
+describe('never anything but an AgentfdError on damaged input, and never a committed record lost', () => {
+  /**
+   * Reading every record (with and without the header check) and opening a writer on the file and
+   * appending. `committed`: the records (whole, header and payload) of sessions that finished before
+   * the damage, and those sessions: whatever the damage, every one of them still in the damaged
+   * file is there, byte for byte at the same place, after the writer appended.
+   */
+  async function exercise(dir: string, file: string, committed?: { records: Buffer[]; sessions: number[] }): Promise<void> {
     for (const verifyHeader of [true, false]) {
       const { error } = await readUntilError(file, { verifyHeader });
       if (error !== null && !(error instanceof AgentfdError)) throw error;
@@ -379,8 +405,12 @@ describe('never anything but an AgentfdError on damaged input', () => {
     } catch (error) {
       if (!(error instanceof AgentfdError)) throw error;
     }
+    const damaged = readFileSync(file);
+    const survivors = (committed?.records ?? [])
+      .map((bytes) => ({ bytes, at: damaged.indexOf(bytes) }))
+      .filter((r) => r.at !== -1);
     try {
-      const writer = VolumeWriter.open({ dir, set: 'fuzz', maxVolumeBytes: 64 * 1024, agentfdVersion: VERSION });
+      const writer = VolumeWriter.open({ dir, set: 'fuzz', maxVolumeBytes: 64 * 1024, agentfdVersion: VERSION, protectedSessions: () => committed?.sessions ?? [] });
       await writer.append({ type: RecordType.STATE, session: 1, seq: 1, payload: Buffer.from('after') });
       await writer.close({ final: false });
       // Whatever open() decided, the set is readable up to its damage and the new record is there.
@@ -389,6 +419,10 @@ describe('never anything but an AgentfdError on damaged input', () => {
       if (last[last.length - 1]!.payload.toString() !== 'after') throw new Error('the appended record is not last');
     } catch (error) {
       if (!(error instanceof AgentfdError)) throw error;
+    }
+    const after = readFileSync(file);
+    for (const { bytes, at } of survivors) {
+      expect(after.subarray(at, at + bytes.length).equals(bytes), `a committed record at byte ${at} was cut or changed`).toBe(true);
     }
   }
 
@@ -414,12 +448,20 @@ describe('never anything but an AgentfdError on damaged input', () => {
     );
   });
 
-  it('reads a valid volume with random flips, cuts and insertions without crashing', { timeout: 30_000 }, async () => {
+  /** A volume of one finished session (SESSION_END last), closed or left open as a backup leaves it. */
+  async function seedVolume(dir: string, final: boolean): Promise<{ bytes: Buffer; committed: { records: Buffer[]; sessions: number[] } }> {
+    const writer = VolumeWriter.open({ dir, set: 'fuzz', maxVolumeBytes: 64 * 1024, agentfdVersion: VERSION });
+    const placed: AppendResult[] = [];
+    for (let i = 0; i < 12; i++) placed.push(await writer.append({ type: [2, 4, 5, 200][i % 4]!, session: 3, seq: i, payload: randomBytes([0, 1, 700, 3000][i % 4]!) }));
+    placed.push(await writer.append({ type: RecordType.SESSION_END, session: 3, seq: 12, payload: randomBytes(90) }));
+    await writer.close({ final });
+    const bytes = readFileSync(path.join(dir, 'fuzz-0001.afv'));
+    return { bytes, committed: { records: placed.map((p) => bytes.subarray(p.offset, p.offset + p.length)), sessions: [3] } };
+  }
+
+  it('reads a valid volume with random flips, cuts and insertions without crashing, and appending never loses a committed record', { timeout: 60_000 }, async () => {
     const base = tempDir();
-    const writer = VolumeWriter.open({ dir: path.join(base, 'seed'), set: 'fuzz', maxVolumeBytes: 64 * 1024, agentfdVersion: VERSION });
-    for (let i = 0; i < 12; i++) await writer.append({ type: [2, 4, 5, 200][i % 4]!, session: 3, seq: i, payload: randomBytes([0, 1, 700, 3000][i % 4]!) });
-    await writer.close({ final: true });
-    const valid = readFileSync(path.join(base, 'seed', 'fuzz-0001.afv'));
+    const seeds = [await seedVolume(path.join(base, 'seed-closed'), true), await seedVolume(path.join(base, 'seed-open'), false)];
     const mutation = fc.oneof(
       fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), mask: fc.integer({ min: 1, max: 255 }) }),
       fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }),
@@ -428,7 +470,8 @@ describe('never anything but an AgentfdError on damaged input', () => {
     let n = 0;
     let failures = 0;
     await fc.assert(
-      fc.asyncProperty(fc.array(mutation, { minLength: 1, maxLength: 4 }), async (mutations) => {
+      fc.asyncProperty(fc.array(mutation, { minLength: 1, maxLength: 4 }), fc.integer({ min: 0, max: 1 }), async (mutations, seed) => {
+        const { bytes: valid, committed } = seeds[seed]!;
         let bytes = Buffer.from(valid);
         for (const m of mutations) {
           const at = bytes.length === 0 ? 0 : m.at % bytes.length;
@@ -441,12 +484,39 @@ describe('never anything but an AgentfdError on damaged input', () => {
         mkdirSync(dir);
         writeFileSync(file, bytes);
         if ((await readUntilError(file)).error) failures++;
-        await exercise(dir, file);
+        await exercise(dir, file, committed);
         rmSync(dir, { recursive: true, force: true });
       }),
-      { numRuns: 200 },
+      { numRuns: 300 },
     );
-    expect(failures).toBeGreaterThan(150); // nearly every mutation is detected
+    expect(failures).toBeGreaterThan(220); // nearly every mutation is detected
+  });
+
+  it('keeps every committed record through any single flipped bit of any record header, and of the last record', { timeout: 60_000 }, async () => {
+    const base = tempDir();
+    const { bytes: valid, committed } = await seedVolume(path.join(base, 'seed'), false);
+    const starts = committed.records.map((r) => valid.indexOf(r));
+    const positions = new Set<number>();
+    // The headers of the first, a middle and the last record (its length field above all), and the
+    // payload of the last record, which nothing follows.
+    for (const at of [starts[0]!, starts[6]!, starts.at(-1)!]) for (let i = 0; i < 24; i++) positions.add(at + i);
+    const lastStart = starts.at(-1)!;
+    for (let i = 24; i < valid.length - lastStart; i += 11) positions.add(lastStart + i);
+    let n = 0;
+    for (const at of positions) {
+      for (const bit of [0, 7]) {
+        const dir = path.join(base, `flip-${n++}`);
+        const file = path.join(dir, 'fuzz-0001.afv');
+        mkdirSync(dir);
+        const bytes = Buffer.from(valid);
+        bytes[at]! ^= 1 << bit;
+        writeFileSync(file, bytes);
+        await exercise(dir, file, committed);
+        // Nothing is cut at all: a single flip is damage, never a torn tail.
+        expect(readFileSync(file).subarray(0, bytes.length).equals(bytes), `flip of bit ${bit} at byte ${at}`).toBe(true);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
   });
 });
 
