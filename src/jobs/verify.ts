@@ -1,6 +1,7 @@
 /**
  * agentfd verify: re-read a job from its volumes and check everything: every record's CRC in
- * every volume the job touches (so damage anywhere in them shows, not only in this job's records),
+ * every volume the job touches (damage outside this job's records is reported as a warning: it
+ * is another job's loss, and this job stays restorable when its own records are sound),
  * the volumes' text headers, then the job's own records through the session reader (sequence,
  * AEAD tags, chunk places, sizes, SHA-256 digests, the manifest and its signature, which must be by
  * the signer the catalog records: see signatures.ts). It reports the first bad record precisely.
@@ -24,6 +25,8 @@ export interface VerifyReport {
   signature: SignatureState;
   error: string | null;
   errorCode: string | null;
+  /** Damage found in the job's volumes outside the job's own records. */
+  warnings: string[];
 }
 
 export async function runVerify(options: { catalog: Catalog; jobId: number; secrets: UnwrapSecrets; allowUntrustedSigner?: boolean }): Promise<VerifyReport> {
@@ -33,12 +36,18 @@ export async function runVerify(options: { catalog: Catalog; jobId: number; secr
   const placements = catalog.jobVolumes(jobId).map((v) => ({ path: v.path, firstOffset: v.first_offset }));
   const report: VerifyReport = {
     jobId, status: 'ok', jobStatus: job.status, volumes: placements.map((p) => p.path), volumeRecords: 0,
-    files: 0, streams: 0, bytes: 0, signature: 'unchecked', error: null, errorCode: null,
+    files: 0, streams: 0, bytes: 0, signature: 'unchecked', error: null, errorCode: null, warnings: [],
   };
   try {
     if (placements.length === 0) throw new AgentfdError('E_SESSION_INCOMPLETE', `job ${jobId} has no records in any volume (it was aborted before writing)`);
     for (const p of placements) {
-      for await (const _record of readRecords(p.path)) report.volumeRecords++;
+      try {
+        for await (const _record of readRecords(p.path)) report.volumeRecords++;
+      } catch (error) {
+        // The job's own records are read below, from where the catalog says they start: if they
+        // are sound, this damage belongs to another job, whose own verify fails on it.
+        report.warnings.push(`${messageOf(error)} (the walk of the whole volume stopped there; job ${jobId}'s own records are checked on their own: verify the other jobs of this volume)`);
+      }
     }
     for await (const event of readSession({ jobId, placements, secrets: options.secrets, data: true, what: `job ${jobId} (${job.name})`, expect: expectedSession(job) })) {
       if (event.kind === 'fileEnd') report.files++;

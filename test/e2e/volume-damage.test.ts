@@ -93,6 +93,9 @@ describe('a backup after damage to the last volume', () => {
     writeFileSync(volume, damaged);
     const verifiedBefore = [verify(s, first), verify(s, second)];
     expect(verifiedBefore[0]!.error).toContain(`at byte ${chunk.offset}`);
+    // The second job's own records are sound: it verifies, with the damage named as a warning.
+    expect(verifiedBefore[1]!.status).toBe('ok');
+    expect(cli(s, ['verify', '--job-id', String(second)]).json.warnings.join('\n')).toContain(`at byte ${chunk.offset}`);
 
     const third = cli(s, ['backup', '--job', 'files']);
     expect(third.status, third.stdout + third.stderr).toBe(0);

@@ -76,6 +76,7 @@ export async function verifyCommand(io: CommandIo, options: CatalogOptions & { j
       const report = await runVerify({ catalog, jobId, secrets: secretsFrom(options), allowUntrustedSigner: Boolean(options.allowUntrustedSigner) });
       if (options.json) printJson(io, { ...report, status: report.status === 'ok' ? 'ok' : 'failed', verify: report.status });
       else if (report.status === 'ok') {
+        for (const warning of report.warnings) io.err(`agentfd: warning: ${warning}`);
         io.out(`job ${jobId}: OK: ${report.files} files, ${report.streams} streams, ${humanBytes(report.bytes)}; ${report.volumeRecords} records in ${report.volumes.length} volume(s) checked; signature ${report.signature}`);
       } else io.err(`agentfd: job ${jobId}: BAD: ${report.error}`);
       return report.status === 'ok' ? 0 : 1;
