@@ -234,12 +234,7 @@ export class Bsock {
   /** Stops reading from the peer for good (what arrives stays in the kernel); sending still works. */
   hold(): void {
     this.held = true;
-    this.queue = [];
-    this.queueHead = 0;
-    this.queuedBytes = 0;
-    this.chunks = [];
-    this.chunkBytes = 0;
-    this.socket.off('data', this.onData);
+    this.dropInput();
     this.socket.pause();
   }
 
@@ -532,12 +527,17 @@ export class Bsock {
 
   /** After we close, unread input is of no use; keep the socket flowing so its 'end' can arrive. */
   private discardInput(): void {
+    this.dropInput();
+    this.socket.resume();
+  }
+
+  /** Forgets what was received and not yet read, and stops taking more. */
+  private dropInput(): void {
     this.queue = [];
     this.queueHead = 0;
     this.queuedBytes = 0;
     this.chunks = [];
     this.chunkBytes = 0;
     this.socket.off('data', this.onData);
-    this.socket.resume();
   }
 }

@@ -13,7 +13,7 @@ import { BNET, Bsock } from '../../src/bacula/bsock.js';
 import { cramAccepts, cramResponse, makeChallenge } from '../../src/bacula/cram-md5.js';
 import { FileDaemonServer } from '../../src/bacula/server.js';
 import { tempDir } from '../helpers/native.js';
-import { connectTo, directorAt, handshake, startServer } from './scripted-director.js';
+import { connectTo, directorAt, handshake, startServer, statusClient } from './scripted-director.js';
 
 let server: FileDaemonServer;
 let port: number;
@@ -52,21 +52,10 @@ describe('agentfd serve, as a Director sees it', () => {
   it('answers status client with its name and jobs, then EOD', async () => {
     const bs = await connect();
     await handshake(bs, 'test-dir', 'right-pass');
-    await bs.send('JobId=0 Job=-Console-.2026-11-27_10.00.00_01 SDid=0 SDtime=0 Authorization=dummy\n');
-    expect(await bs.receiveText()).toMatch(/^2000 OK Job \S+ \(agentfd\) /);
-    await bs.send('status');
-    const lines: string[] = [];
-    for (;;) {
-      const m = await bs.receive();
-      if (m.kind === 'signal') {
-        expect(m.signal).toBe(BNET.EOD);
-        break;
-      }
-      lines.push(m.data.toString());
-    }
-    expect(lines[0]).toMatch(/^agentfd-fd Version: agentfd /);
-    expect(lines.join('')).toContain('No Jobs running.');
-    expect(lines.join('')).toContain('Terminated Jobs:');
+    const status = await statusClient(bs);
+    expect(status).toMatch(/^agentfd-fd Version: agentfd /);
+    expect(status).toContain('No Jobs running.');
+    expect(status).toContain('Terminated Jobs:');
     await bs.sendSignal(BNET.TERMINATE);
     bs.destroy();
   });
