@@ -57,14 +57,17 @@ export async function backupCommand(io: CommandIo, options: BackupOptions): Prom
   }
 }
 
-export function registerBackupCommand(program: Command, io: CommandIo, setExit: (code: number) => void): void {
-  program
-    .command('backup')
-    .description('run a backup job of the configuration')
+/** The options of a command that runs one job of the configuration at a level (backup, estimate). */
+export function withJobOptions(command: Command): Command {
+  return command
     .requiredOption('-j, --job <name>', 'the job (a [jobs.NAME] table of the configuration)')
     .option('-l, --level <level>', 'full, incremental or differential', 'full')
     .option('-c, --config <file>', 'configuration file (default: $AGENTFD_CONFIG, else ./agentfd.toml)')
     .option('--plugin-dir <dir>', 'override plugin_dir of the configuration')
-    .option('--json', 'print one JSON object')
+    .option('--json', 'print one JSON object');
+}
+
+export function registerBackupCommand(program: Command, io: CommandIo, setExit: (code: number) => void): void {
+  withJobOptions(program.command('backup').description('run a backup job of the configuration'))
     .action(async (options: BackupOptions) => setExit(await backupCommand(io, options)));
 }

@@ -4,6 +4,7 @@
  * lock, so it can run beside a backup, and its answer is not a backup report.
  */
 import type { Command } from 'commander';
+import { withJobOptions } from './backup.js';
 import type { Level } from '../../agents/native/abi.js';
 import { AgentfdError } from '../../errors.js';
 import { runEstimate } from '../../jobs/estimate.js';
@@ -40,13 +41,6 @@ export async function estimateCommand(io: CommandIo, options: EstimateOptions): 
 }
 
 export function registerEstimateCommand(program: Command, io: CommandIo, setExit: (code: number) => void): void {
-  program
-    .command('estimate')
-    .description('how much a backup of a job would save (nothing is written)')
-    .requiredOption('-j, --job <name>', 'the job (a [jobs.NAME] table of the configuration)')
-    .option('-l, --level <level>', 'full, incremental or differential', 'full')
-    .option('-c, --config <file>', 'configuration file (default: $AGENTFD_CONFIG, else ./agentfd.toml)')
-    .option('--plugin-dir <dir>', 'override plugin_dir of the configuration')
-    .option('--json', 'print one JSON object')
+  withJobOptions(program.command('estimate').description('how much a backup of a job would save (nothing is written)'))
     .action(async (options: EstimateOptions) => setExit(await estimateCommand(io, options)));
 }
