@@ -114,8 +114,14 @@ describe('cancelling a job (Ctrl-C)', () => {
       });
       let stdout = '';
       child.stdout.on('data', (c: Buffer) => (stdout += c));
-      // The agent reaches its stall at the first read of file 2; give it a moment, then Ctrl-C.
-      setTimeout(() => interrupt(child), 1500);
+      // The agent reaches its stall at the first read of file 2 soon after its host has started
+      // (which takes a while on a loaded machine): give it a moment from then, then Ctrl-C.
+      const waitForHost = setInterval(() => {
+        if (childPids(child.pid!, 'host-main.js').length === 0) return;
+        clearInterval(waitForHost);
+        setTimeout(() => interrupt(child), 1500);
+      }, 50);
+      child.on('close', () => clearInterval(waitForHost));
       child.on('close', (code, signal) => resolve({ code, signal, json: JSON.parse(stdout) }));
     });
   }
