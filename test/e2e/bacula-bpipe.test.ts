@@ -94,22 +94,29 @@ describe.skipIf(MISSING !== null)(`Debian bpipe-fd.so${skipNote(MISSING)}`, () =
 
   for (const mode of ['isolated', 'inProcess'] as const) {
     describe(mode === 'isolated' ? 'isolated in an agent host (the default)' : 'in the daemon (isolation = "none")', () => {
-      let jobId: number;
+      let made: number | undefined;
 
-      it('backs up the output of the reader command', () => {
+      /** The backup the restores below read, checked: made by the first test, or by a restore run alone (-t). */
+      function backedUp(): number {
+        if (made !== undefined) return made;
         const { status, json, stderr } = runCliJson(['backup', '--job', 'dump', '--config', configs[mode]]);
         expect(status, stderr).toBe(0);
         expect(json).toMatchObject({ status: 'ok', agent: 'bpipe', files: 1 });
         expect(json.bytes).toBe(SIZE);
-        jobId = json.jobId;
-        const files = runCliJson(['files', String(jobId), '--config', configs[mode]]);
+        const files = runCliJson(['files', String(json.jobId), '--config', configs[mode]]);
         expect(files.json.files.map((f: { path: string }) => f.path)).toEqual(['/@bpipe@/dump.bin']);
+        made = json.jobId as number;
+        return made;
+      }
+
+      it('backs up the output of the reader command', () => {
+        backedUp();
       });
 
       it('restores through the writer command saved with the job, byte for byte', () => {
         const to = path.join(ws, mode, 'restore-writer');
         mkdirSync(to, { recursive: true });
-        const { status, json, stderr } = runCliJson(['restore', '--job-id', String(jobId), '--to', to, '--config', configs[mode]]);
+        const { status, json, stderr } = runCliJson(['restore', '--job-id', String(backedUp()), '--to', to, '--config', configs[mode]]);
         expect(status, stderr).toBe(0);
         expect(json).toMatchObject({ status: 'ok', files: 1, agents: ['bpipe'] });
         expect(sha256(path.join(to, 'restored.bin'))).toBe(sourceDigest);
@@ -119,7 +126,7 @@ describe.skipIf(MISSING !== null)(`Debian bpipe-fd.so${skipNote(MISSING)}`, () =
 
       it('restores with --raw as a plain file, without the plugin', () => {
         const to = path.join(ws, mode, 'restore-raw');
-        const { status, json, stderr } = runCliJson(['restore', '--job-id', String(jobId), '--to', to, '--raw', '--config', configs[mode]]);
+        const { status, json, stderr } = runCliJson(['restore', '--job-id', String(backedUp()), '--to', to, '--raw', '--config', configs[mode]]);
         expect(status, stderr).toBe(0);
         expect(json).toMatchObject({ status: 'ok', mode: 'raw' });
         expect(sha256(path.join(to, '@bpipe@', 'dump.bin'))).toBe(sourceDigest);
@@ -129,7 +136,7 @@ describe.skipIf(MISSING !== null)(`Debian bpipe-fd.so${skipNote(MISSING)}`, () =
         const to = path.join(ws, mode, 'restore-override');
         mkdirSync(to, { recursive: true });
         const command = `bpipe:/@bpipe@/dump.bin:cat /dev/null:sh -c 'cat > %w/other-name.bin'`;
-        const { status, stderr } = runCliJson(['restore', '--job-id', String(jobId), '--to', to, '--option', `command=${command}`, '--config', configs[mode]]);
+        const { status, stderr } = runCliJson(['restore', '--job-id', String(backedUp()), '--to', to, '--option', `command=${command}`, '--config', configs[mode]]);
         expect(status, stderr).toBe(0);
         expect(sha256(path.join(to, 'other-name.bin'))).toBe(sourceDigest);
         expect(existsSync(path.join(to, 'restored.bin'))).toBe(false);
