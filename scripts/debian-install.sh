@@ -33,6 +33,7 @@ if command -v flock >/dev/null; then
   exec 9>"${TMPDIR:-/tmp}/agentfd-debian-install.lock"
   flock -w 1200 9 || die "another install held the lock for 20 minutes; not installing $want"
   # The holder may have installed them meanwhile.
+  # shellcheck disable=SC2086 # a list of package names
   want=$(missing $want | tr '\n' ' ')
   want=${want% }
   [ -n "$want" ] || exit 0
