@@ -5,8 +5,8 @@
  * - random: crypto.randomFillSync output, incompressible, so codecs cost their worst and store
  *   slightly more than they read.
  * - text: log lines from a seeded generator of our own, deterministic run to run and across
- *   machines, built to compress with `gzip -6` at about 4:1 like the generated text
- *   (/work/shared/tools/bacula/gentext.py) that bacula-fd's published figures were measured on.
+ *   machines, built to compress with `gzip -6` at about 4:1 like the generated text that
+ *   bacula-fd's published figures were measured on.
  *
  * Each input is also presented as a store of the Exchange sample agent (<store>/SG1/Big.edb, a
  * hard link to the input, and an empty SG1/logs/), which is how agentfd backs up one large

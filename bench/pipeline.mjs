@@ -250,7 +250,7 @@ function toolCase({ tool, level, input, scratch, version }) {
     input,
     baselineOf: true,
     run: async () => {
-      if (!version) return { skipped: `${tool} is not installed` };
+      if (!version) return { skipped: `${tool} is not installed (apt-get install ${tool})` };
       const out = path.join(scratch, `${tool}-${level}.out`);
       const fd = openSync(out, 'w');
       try {
@@ -305,7 +305,7 @@ function baculaCase({ lab, gzip, input }) {
       const result = await started.lab.backup(input.file, { gzip });
       // seconds: the data transfer (from the daemons' I/O counters), without the Director's
       // scheduling; the note shows the job's wall time and the report's own figure beside it.
-      return { bytes: result.bytes, seconds: result.seconds, storedBytes: result.storedBytes, reportElapsed: result.reportElapsed, wallSeconds: result.wallSeconds };
+      return { bytes: result.bytes, seconds: result.seconds, storedBytes: result.storedBytes, reportElapsed: result.reportElapsed, wallSeconds: result.wallSeconds, version: started.lab.version };
     },
   };
 }
@@ -344,7 +344,33 @@ function lazyBaculaLab({ root, scratch }) {
  * The backup cases (each followed by the restore of what it made), and the baselines on the same
  * inputs. Returns { cases, versions, close }.
  */
-export async function pipelineCases({ root, scratch, ws, inputs }) {
+/**
+ * Says once per baseline, in one line, whether it runs here: "installed (version)", "skipped
+ * (why)" or "failed (why)". Wraps a baseline case's run to find out at its first run.
+ */
+function baselineAnnouncer(log) {
+  const said = new Set();
+  const say = (name, status) => {
+    if (said.has(name)) return;
+    said.add(name);
+    log(`baseline ${name}: ${status}`);
+  };
+  return (name, testCase, version) => ({
+    ...testCase,
+    run: async () => {
+      try {
+        const sample = await testCase.run();
+        say(name, sample.skipped ? `skipped (${sample.skipped})` : `installed (${sample.version ?? version ?? 'version unknown'})`);
+        return sample;
+      } catch (error) {
+        say(name, `failed (${error.message.split('\n')[0]})`);
+        throw error;
+      }
+    },
+  });
+}
+
+export async function pipelineCases({ root, scratch, ws, inputs, log = (line) => process.stderr.write(`${line}\n`) }) {
   const cases = [];
   const backupCase = ({ codec, encrypted, input, isolation = 'process' }) => {
     const inProcess = isolation === 'none';
@@ -391,14 +417,15 @@ export async function pipelineCases({ root, scratch, ws, inputs }) {
   const versions = { zstd: toolVersion('zstd'), gzip: toolVersion('gzip') };
   const resticModule = await baselineModule(root, 'restic.mjs');
   const lab = lazyBaculaLab({ root, scratch });
+  const announced = baselineAnnouncer(log);
   for (const input of [inputs.random, inputs.text]) {
-    cases.push(toolCase({ tool: 'zstd', level: 1, input, scratch, version: versions.zstd }));
-    cases.push(toolCase({ tool: 'zstd', level: 3, input, scratch, version: versions.zstd }));
-    cases.push(toolCase({ tool: 'gzip', level: 6, input, scratch, version: versions.gzip }));
-    cases.push(resticCase({ resticModule, compression: 'auto', input, scratch }));
-    cases.push(resticCase({ resticModule, compression: 'off', input, scratch }));
-    cases.push(baculaCase({ lab, gzip: false, input }));
-    cases.push(baculaCase({ lab, gzip: true, input }));
+    cases.push(announced('zstd', toolCase({ tool: 'zstd', level: 1, input, scratch, version: versions.zstd }), versions.zstd));
+    cases.push(announced('zstd', toolCase({ tool: 'zstd', level: 3, input, scratch, version: versions.zstd }), versions.zstd));
+    cases.push(announced('gzip', toolCase({ tool: 'gzip', level: 6, input, scratch, version: versions.gzip }), versions.gzip));
+    cases.push(announced('restic', resticCase({ resticModule, compression: 'auto', input, scratch })));
+    cases.push(announced('restic', resticCase({ resticModule, compression: 'off', input, scratch })));
+    cases.push(announced('bacula-fd', baculaCase({ lab, gzip: false, input })));
+    cases.push(announced('bacula-fd', baculaCase({ lab, gzip: true, input })));
   }
   return { cases, versions, close: () => lab.close() };
 }

@@ -39,7 +39,26 @@ const MiB = 1024 ** 2;
  */
 const SLOW_SECONDS = 20;
 
+const USAGE = `npm run bench [-- OPTIONS]   (or: node bench/run.mjs [OPTIONS])
+  --full        1 GiB inputs, a 4 GiB stream, 1,000,000 small files, 5 runs (default: quick)
+  --runs N      runs of each case
+  --size MiB    the random and text inputs (the large stream is 4x)
+  --files N     small files
+  --only a,b    only cases whose id contains one of these (e.g. --only bacula; a restore needs
+                its backup, a ratio its baseline)
+  --help        this text`;
+
 function parseArgs(argv) {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const known = new Set(['--full', '--runs', '--size', '--files', '--only']);
+  const unknown = argv.filter((arg, i) => arg.startsWith('-') && !known.has(arg) && !known.has(argv[i - 1]));
+  if (unknown.length) {
+    process.stderr.write(`bench: unknown option ${unknown.join(', ')}\n${USAGE}\n`);
+    process.exit(2);
+  }
   const value = (flag) => {
     const i = argv.indexOf(flag);
     return i >= 0 ? argv[i + 1] : undefined;
@@ -239,7 +258,8 @@ async function runAll(cases, settings, log, interrupted) {
         log(`${label}: ${describeSample(c, sample)}`);
       } catch (error) {
         state.failed = error.message.split('\n')[0];
-        log(`${label}: FAILED: ${error.stack ?? error.message}`);
+        // A baseline's failure is one line (its own line says why: see bench/pipeline.mjs); agentfd's keep their detail.
+        log(`${label}: FAILED: ${c.baselineOf ? state.failed : error.stack ?? error.message}`);
       }
     }
   }
@@ -307,7 +327,7 @@ async function main() {
     log(`${settings.mode}: ${settings.runs} runs, inputs ${size(settings.bytes)} (large stream ${size(settings.bigBytes)}), scratch ${scratch}`);
     const inputs = prepareInputs({ scratch, bytes: settings.bytes, bigBytes: settings.bigBytes, log });
     const ws = await agentfdWorkspace({ root: ROOT, scratch });
-    const pipeline = await pipelineCases({ root: ROOT, scratch, ws, inputs });
+    const pipeline = await pipelineCases({ root: ROOT, scratch, ws, inputs, log });
     closers.push(pipeline.close);
     let cases = [
       ...(await bridgeCases({ input: inputs.big, scratch, root: ROOT })),

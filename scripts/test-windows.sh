@@ -6,7 +6,7 @@
 #      verify, restore, an agent crash, the Linux backup restored with the name mapping, and a
 #      Windows backup with Windows attributes;
 #   3. Linux restores that Windows backup from its volumes and compares it (cross.mjs check).
-# Needs root for apt-get the first time (Wine, MinGW); about 1.3 GB of disk under /tmp.
+# Needs root for apt-get the first time (Wine, MinGW); about 1.3 GB of disk under $TMPDIR (/tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 wine_node=scripts/windows/wine-node.sh
@@ -16,7 +16,7 @@ bash "$wine_node" prebuilds
 bash scripts/build-windows-dlls.sh >/dev/null
 npm run -s build:ts
 
-cross=$(mktemp -d /tmp/agentfd-cross-XXXXXX)
+cross=$(mktemp -d "${TMPDIR:-/tmp}/agentfd-cross-XXXXXX")
 trap 'bash "$wine_node" stop; rm -rf "$cross"' EXIT
 node scripts/windows/cross.mjs make "$cross"
 AGENTFD_CROSS_DIR="$cross" bash "$wine_node" node node_modules/vitest/vitest.mjs run --config vitest.windows.config.ts

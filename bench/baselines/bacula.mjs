@@ -4,9 +4,11 @@
  * agentfd replaces the FD, so this is the figure to match: how fast the C FD turns a file into a
  * Bacula volume on this machine, without and with GZIP6 compression.
  *
- * The daemons come from the lab script /work/shared/tools/bacula/bacula-lab.sh (override with
- * BACULA_LAB_SCRIPT), run with LAB under `scratch`; see /work/shared/research/bacula-protocol.md
- * sections 9 and 11 for how the reference figures were taken.
+ * The daemons come from the project's lab script, scripts/bacula/lab.sh, run with LAB under
+ * `scratch` on ports of their own (BENCH_PORTS); as root it installs the Debian packages it needs
+ * on first use (bacula-sd, bacula-console, and bacula-fd for start-real-fd) and fetches the
+ * Director without installing it. The bench's Pool, FileSets and Jobs go in through the lab's
+ * EXTRA_DIR_CONF, on the lab's JobDefs "LabJobDefs".
  *
  * What is measured, and why not with Bacula's own clock:
  * - Bacula's job report has 1-second resolution (a 4 s job reads as 268 or 537 MB/s), and a job
@@ -28,7 +30,8 @@
  *   included.
  * - `bytes` is the input file's size; MB/s figures are of input, as for every other case.
  *
- * The FD keeps its default configuration (MD5 signatures, comm-line LZ4 compression on).
+ * The FD runs with the lab's configuration: MD5 signatures, and CommCompression = no (no LZ4 on
+ * the wire, as agentfd sends none either).
  *
  * Volumes: the benchmark jobs write to their own pool with `Maximum Volume Jobs = 1`, so every job
  * gets a fresh volume that Bacula marks Used and never appends to again; its file is deleted right
@@ -39,22 +42,26 @@
  * FD reads from memory, like the other cases) and once after it (so the next case does too).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 
-const LAB_SCRIPT = process.env.BACULA_LAB_SCRIPT ?? '/work/shared/tools/bacula/bacula-lab.sh';
-const PORTS = [9101, 9102, 9103]; // fixed by the lab script
+const LAB_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'bacula', 'lab.sh');
+/** Director, FD, SD: apart from Bacula's own 9101-9103 and from the lab tests' ports (9111-9183). */
+const BENCH_PORTS = { DIR_PORT: 9191, FD_PORT: 9192, SD_PORT: 9193 };
+const PORTS = Object.values(BENCH_PORTS);
+/** The Debian packages the lab installs (as root) when they are missing. */
+const PACKAGES = ['bacula-common', 'bacula-common-sqlite3', 'bacula-sd', 'bacula-console', 'bacula-fd', 'sqlite3'];
 const SAMPLE_MS = 5;
 const START_THRESHOLD = 64 * 1024; // FD bytes read: more than the Director's commands, one file block
 const END_THRESHOLD = 4 * 1024; // SD bytes written per sample: a volume block, not a job message
 const STALL_MS = 60_000; // no FD or SD I/O for this long during a job: the job is stuck
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 const DAEMONS = ['dir', 'fd', 'sd'];
-const CATALOG_SCRIPT = '/usr/share/bacula-director/make_sqlite3_tables';
 
 /**
- * Sets up and starts a lab (SD, Director and the real FD on 127.0.0.1:9101-9103) under `scratch`.
+ * Sets up and starts a lab (SD, Director and the real FD on 127.0.0.1, BENCH_PORTS) under `scratch`.
  * @param {{ scratch: string }} options
  * @returns {Promise<{ skipped: string } | {
  *   dir: string,
@@ -76,11 +83,11 @@ export async function startBaculaLab({ scratch }) {
   const extraConf = path.join(dir, 'bench-dir.conf');
   writeFileSync(extraConf, benchResources(input));
   // DEBUG=0: a DEBUG left in the environment for Node's `debug` package would become bacula's -d level.
-  const env = { ...process.env, LAB: dir, EXTRA_DIR_CONF: extraConf, DEBUG: '0', PATH: `${process.env.PATH ?? '/usr/bin:/bin'}:/usr/sbin:/sbin` };
+  const ports = Object.fromEntries(Object.entries(BENCH_PORTS).map(([name, port]) => [name, String(port)]));
+  const env = { ...process.env, ...ports, LAB: dir, EXTRA_DIR_CONF: extraConf, DEBUG: '0', PATH: `${process.env.PATH ?? '/usr/bin:/bin'}:/usr/sbin:/sbin` };
   const lab = { dir, env, input, pids: {}, consoleGroup: null, linkedFrom: null, busy: false, broken: null, stopped: false };
   const uninstall = installLastResort(lab);
   try {
-    await ensureCatalog(lab);
     await labScript(lab, ['setup']);
     await labScript(lab, ['start']);
     await labScript(lab, ['start-real-fd']);
@@ -91,8 +98,10 @@ export async function startBaculaLab({ scratch }) {
     uninstall();
     throw error;
   }
+  const probe = spawnSync('/usr/sbin/bacula-fd', ['-?'], { encoding: 'utf8' });
   return {
     dir, // logs in dir/logs, configs in dir/etc
+    version: `bacula-fd ${/Version:\s*(\S+)/.exec(`${probe.stdout}${probe.stderr}`)?.[1] ?? '(version unknown)'}`,
     backup: (file, options) => backup(lab, file, options),
     stop: async () => {
       await stopLab(lab);
@@ -104,16 +113,13 @@ export async function startBaculaLab({ scratch }) {
 /** The reason the lab cannot run here, or null. */
 function missingPrerequisite() {
   if (process.platform !== 'linux') return 'the Bacula baseline needs Linux (/proc/<pid>/io)';
-  if (!existsSync('/usr/sbin/bacula-fd') || !existsSync('/usr/sbin/bacula-sd') || !onPath('bconsole')) {
-    return 'bacula-fd is not installed (apt-get install bacula-fd bacula-sd bacula-console)';
-  }
-  if (!existsSync(LAB_SCRIPT)) return `the Bacula lab script ${LAB_SCRIPT} is missing (set BACULA_LAB_SCRIPT)`;
-  if (!onPath('sqlite3')) return 'sqlite3 is not installed (apt-get install sqlite3): the lab keeps its catalog in SQLite';
-  // Without an installed Director the lab (and ensureCatalog) fetch Debian packages themselves.
-  if ((!existsSync('/usr/sbin/bacula-dir') || !existsSync(CATALOG_SCRIPT)) && !(onPath('apt-get') && onPath('dpkg-deb'))) {
-    return 'bacula-dir is not installed and apt-get/dpkg-deb are not available to fetch it';
-  }
-  return null;
+  if (!existsSync(LAB_SCRIPT)) return `the Bacula lab script ${LAB_SCRIPT} is missing`;
+  if (!onPath('dpkg-query')) return "the Bacula lab runs Debian's Bacula 9.6 packages, and this is not Debian (no dpkg-query)";
+  const missing = PACKAGES.filter((pkg) => spawnSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8' }).stdout !== 'install ok installed');
+  if (missing.length === 0) return null;
+  if (process.getuid?.() !== 0) return `${missing.join(', ')} not installed, and only root may install them: apt-get install ${missing.join(' ')} (or run the bench as root once)`;
+  if (!onPath('apt-get')) return `${missing.join(', ')} not installed, and there is no apt-get to install them`;
+  return null; // the lab installs them (scripts/debian-install.sh: services not started)
 }
 
 function onPath(command) {
@@ -159,35 +165,13 @@ FileSet {
     File = "${input}"
   }
 }
-Job { Name = "BenchPlain"; JobDefs = "DefaultJob"; FileSet = "BenchSet"; Pool = BenchPool }
-Job { Name = "BenchGzip"; JobDefs = "DefaultJob"; FileSet = "BenchSetGzip"; Pool = BenchPool }
+Job { Name = "BenchPlain"; JobDefs = "LabJobDefs"; FileSet = "BenchSet"; Pool = BenchPool }
+Job { Name = "BenchGzip"; JobDefs = "LabJobDefs"; FileSet = "BenchSetGzip"; Pool = BenchPool }
 `;
 }
 
-/**
- * The lab creates its SQLite catalog with /usr/share/bacula-director/make_sqlite3_tables, which
- * only the bacula-director-sqlite3 package installs (and installing it drags a Director config
- * into /etc/bacula). When it is absent, fetch that package into the lab, as the lab itself does
- * for the Director binary, and create the catalog before setup, which then leaves it alone.
- */
-async function ensureCatalog(lab) {
-  if (existsSync(CATALOG_SCRIPT)) return;
-  const pkg = path.join(lab.dir, 'pkg', 'catalog');
-  mkdirSync(pkg, { recursive: true });
-  mkdirSync(path.join(lab.dir, 'work-dir'), { recursive: true });
-  await run('apt-get', ['download', 'bacula-director-sqlite3'], { cwd: pkg, env: lab.env },
-    'could not fetch bacula-director-sqlite3 (for the catalog schema) with apt-get download; is the network or the apt cache available?');
-  const deb = readdirSync(pkg).find((name) => name.endsWith('.deb'));
-  await run('dpkg-deb', ['-x', deb, 'root'], { cwd: pkg, env: lab.env }, `could not unpack ${deb}`);
-  const script = readFileSync(path.join(pkg, 'root', CATALOG_SCRIPT), 'utf8')
-    .replaceAll('cd /var/lib/bacula', `cd ${lab.dir}/work-dir`)
-    .replaceAll('XXX_DBNAME_XXX', 'bacula');
-  writeFileSync(path.join(lab.dir, 'make_tables.sh'), script);
-  await run('sh', [path.join(lab.dir, 'make_tables.sh')], { env: lab.env }, 'could not create the SQLite catalog');
-}
-
 function labScript(lab, args) {
-  return run(LAB_SCRIPT, args, { env: lab.env }, `bacula-lab.sh ${args[0]} failed (logs in ${path.join(lab.dir, 'logs')})`);
+  return run('bash', [LAB_SCRIPT, ...args], { env: lab.env, timeoutMs: 900_000 }, `lab.sh ${args[0]} failed (logs in ${path.join(lab.dir, 'logs')})`);
 }
 
 /**
@@ -228,7 +212,9 @@ function run(command, args, { cwd, env, timeoutMs = 300_000, ownGroup = false, s
       const output = Buffer.concat(out).toString('utf8');
       if (ended) return reject(ended);
       if (code === 0) return resolve(output);
-      reject(new Error(`bacula baseline: ${what}: "${command} ${args.join(' ')}" ended with ${exitSignal ?? `exit ${code}`}:\n${output.trim()}`));
+      // The first line says why (the lab's own error line when it printed one); the output follows.
+      const why = output.split('\n').reverse().find((line) => /\berror:|^E: /.test(line))?.trim();
+      reject(new Error(`bacula baseline: ${what}: ${why ?? `"${command} ${args.join(' ')}" ended with ${exitSignal ?? `exit ${code}`}`}\n${output.trim()}`));
     });
   });
 }
@@ -426,7 +412,7 @@ async function console_(lab, commands, { signal, timeoutMs = 60_000 } = {}) {
     const onSpawn = (child) => {
       lab.consoleGroup = child.pid; // for killDaemonsNow
     };
-    return await run(LAB_SCRIPT, ['console', ...commands], { env: lab.env, timeoutMs, signal, ownGroup: true, onSpawn }, 'bconsole failed');
+    return await run('bash', [LAB_SCRIPT, 'console', ...commands], { env: lab.env, timeoutMs, signal, ownGroup: true, onSpawn }, 'bconsole failed');
   } finally {
     lab.consoleGroup = null;
   }

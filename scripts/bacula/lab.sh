@@ -51,6 +51,7 @@ BCONSOLE=/usr/sbin/bconsole
 CONSOLE_PASSWORD=lab-console-pass
 SD_PASSWORD=lab-sd-pass
 SD_NAME=lab-sd
+DEBIAN_INSTALL=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/debian-install.sh
 
 is_root() { [ "$(id -u)" = 0 ]; }
 
@@ -67,14 +68,8 @@ missing_pkgs() {
   done
 }
 
-POLICY_RC=/usr/sbin/policy-rc.d
-POLICY_RC_OURS=0
-drop_policy_rc() {
-  if [ "$POLICY_RC_OURS" = 1 ]; then rm -f "$POLICY_RC"; POLICY_RC_OURS=0; fi
-}
-
-# Installs the packages that are missing, without starting their services: a policy-rc.d that
-# refuses every start is put in place for the install if there is none.
+# Installs the packages that are missing, without starting their services (scripts/debian-install.sh:
+# a policy-rc.d that refuses every start during the install).
 ensure_pkgs() {
   command -v dpkg-query >/dev/null || die "dpkg not found: this lab needs Debian's Bacula 9.6 packages"
   local missing
@@ -83,20 +78,8 @@ ensure_pkgs() {
   [ -n "$missing" ] || return 0
   is_root || die "missing Debian packages: $missing (run 'lab.sh setup' once as root, or apt-get install them)"
   say "installing $missing (services not started)"
-  if [ ! -e "$POLICY_RC" ]; then
-    trap drop_policy_rc EXIT
-    printf '#!/bin/sh\n# temporary, from agentfd scripts/bacula/lab.sh: start no services\nexit 101\n' > "$POLICY_RC"
-    chmod 755 "$POLICY_RC"
-    POLICY_RC_OURS=1
-  fi
   # shellcheck disable=SC2086 # a list of package names
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null; then
-    apt-get update -qq || die "apt-get update failed"
-    # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null \
-      || die "apt-get install $missing failed"
-  fi
-  drop_policy_rc
+  bash "$DEBIAN_INSTALL" $missing || die "could not install $missing (see the line above)"
 }
 
 # apt-get download PKG=VERSION... into $LAB/pkg, then unpack into $LAB/pkg/root (nothing installed).

@@ -8,7 +8,7 @@
 #   wine-node.sh node ARGS...    run Windows node.exe with ARGS; prints its output, exits with its code
 #   wine-node.sh stop            stop the wineserver
 #
-# AGENTFD_WINE_HOME (default /tmp/agentfd-wine) holds node.exe and the prefix (about 800 MB), never
+# AGENTFD_WINE_HOME (default $TMPDIR/agentfd-wine, /tmp without TMPDIR) holds node.exe and the prefix (about 800 MB), never
 # the repository. Facts this works around (checked on Debian 12, Wine 8.0):
 # - Windows node dies with EBADF when one of its std streams is a Unix pipe: output goes to a file.
 # - Wine says Windows 7 unless told otherwise, and node 22 refuses to start there: the prefix is win10.
@@ -16,7 +16,7 @@
 # - npm on Linux fetches only the Linux binaries of packages with per-platform binaries, and `npm ci`
 #   removes anything installed with --no-save: run `prebuilds` after every install.
 set -euo pipefail
-LANE_HOME=${AGENTFD_WINE_HOME:-/tmp/agentfd-wine}
+LANE_HOME=${AGENTFD_WINE_HOME:-${TMPDIR:-/tmp}/agentfd-wine}
 NODE_WIN_VERSION=${NODE_WIN_VERSION:-22.23.3}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WINE=/usr/lib/wine/wine64

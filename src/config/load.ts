@@ -11,7 +11,7 @@ import type { z } from 'zod';
 import { DEFAULT_PRELOAD } from '../agents/bacula/command.js';
 import type { TlsConfig } from '../bacula/tls.js';
 import { ConfigError } from '../errors.js';
-import { configSchema, type JobConfig } from './schema.js';
+import { configSchema, durationMs, sizeBytes, type JobConfig } from './schema.js';
 
 export interface IsolationDefaults {
   mode: 'process' | 'none';
@@ -23,10 +23,9 @@ const DEFAULT_ISOLATION: IsolationDefaults = { mode: 'process', callTimeoutMs: 6
 
 /** A duration of the configuration, in milliseconds (a bare number is seconds). */
 export function parseDuration(value: number | string): number {
-  if (typeof value === 'number') return value * 1000;
-  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/.exec(value.trim());
-  if (!match) throw new ConfigError(`"${value}" is not a duration like 30s or 5m`);
-  return Number(match[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h'];
+  const ms = durationMs(value);
+  if (Number.isNaN(ms)) throw new ConfigError(`"${value}" is not a duration like 30s or 5m`);
+  return ms;
 }
 
 export interface AgentfdConfig {
@@ -100,11 +99,9 @@ export function resolveConfigPath(explicit: string | undefined): string | null {
 
 /** "512M", "4G", "1.5GiB" or a byte count, in bytes (binary units). */
 export function parseSize(value: number | string): number {
-  if (typeof value === 'number') return value;
-  const match = /^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$/i.exec(value.trim());
-  if (!match) throw new ConfigError(`"${value}" is not a size like 512M or 4G`);
-  const power = ' KMGT'.indexOf(match[2]!.toUpperCase() || ' ');
-  return Math.round(Number(match[1]) * 1024 ** power);
+  const bytes = sizeBytes(value);
+  if (Number.isNaN(bytes)) throw new ConfigError(`"${value}" is not a size like 512M or 4G`);
+  return bytes;
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { pluginNameOrNull } from '../agents/bacula/command.js';
+import { MIN_VOLUME_BYTES } from '../volume/writer.js';
 
 const JOB_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -54,8 +55,53 @@ export const jobSchema = jobFields
   // A plugin job runs the plugin the command names, which gets the command as its option "command".
   .transform((job) => (job.plugin === undefined ? { ...job, agent: job.agent! } : { ...job, agent: pluginNameOrNull(job.plugin)!, options: { ...job.options, command: job.plugin } }));
 
+const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/;
+const DURATION_HINT = 'a duration like 30, "500ms", "30s", "5m" or "1h"';
+
 /** A duration: seconds as a number, or "500ms", "30s", "5m", "1h". */
-const duration = z.union([z.number().positive(), z.string().regex(/^\d+(\.\d+)?\s*(ms|s|m|h)$/, 'a duration like 30, "500ms", "30s", "5m" or "1h"')]);
+const duration = z.union([z.number().positive(), z.string().regex(DURATION, DURATION_HINT)], { error: DURATION_HINT });
+
+/** A duration of the configuration in milliseconds (a bare number is seconds); NaN when it is not one. */
+export function durationMs(value: number | string): number {
+  if (typeof value === 'number') return value * 1000;
+  const match = DURATION.exec(value.trim());
+  return match ? Number(match[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h'] : Number.NaN;
+}
+
+/** Node's timers fire at once beyond this (a 32-bit count of milliseconds). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A time limit agentfd waits with a timer: more than nothing, and at most what a timer holds. */
+const timeLimit = z.union([z.number(), z.string().regex(DURATION, DURATION_HINT)], { error: DURATION_HINT }).superRefine((value, ctx) => {
+  const ms = durationMs(value);
+  if (ms < 1) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is no time at all: give at least 1ms, e.g. "30s"` });
+  else if (ms > MAX_TIMER_MS) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is longer than agentfd can wait (at most "596h", about 24 days)` });
+});
+
+const SIZE = /^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$/i;
+const SIZE_HINT = 'a size like 1073741824, "512M" or "4G"';
+
+/** "512M", "4G", "1.5GiB" or a byte count, in bytes (binary units); NaN when it is not one. */
+export function sizeBytes(value: number | string): number {
+  if (typeof value === 'number') return value;
+  const match = SIZE.exec(value.trim());
+  if (!match) return Number.NaN;
+  const power = ' KMGT'.indexOf(match[2]!.toUpperCase() || ' ');
+  return Math.round(Number(match[1]) * 1024 ** power);
+}
+
+/** volume_size: a size the volume writer accepts (MIN_VOLUME_BYTES to 2^53 bytes), said in the user's units. */
+const volumeSize = z
+  .union([z.number().int(), z.string().regex(SIZE, SIZE_HINT)], { error: SIZE_HINT })
+  .superRefine((value, ctx) => {
+    const bytes = sizeBytes(value);
+    const given = typeof value === 'number' ? `${value} bytes` : `"${value}" (${bytes} bytes)`;
+    if (bytes < MIN_VOLUME_BYTES) {
+      ctx.addIssue({ code: 'custom', message: `${given} is smaller than the smallest volume, "${MIN_VOLUME_BYTES / 1024}K" (${MIN_VOLUME_BYTES} bytes); the default is "1G"` });
+    } else if (!Number.isSafeInteger(bytes)) {
+      ctx.addIssue({ code: 'custom', message: `${given.replace(/ \(.*/, '')} is larger than agentfd can count (at most "8191T")` });
+    }
+  });
 const isolation = z.enum(['process', 'none']);
 
 export const agentSettingsSchema = z.strictObject({
@@ -63,9 +109,9 @@ export const agentSettingsSchema = z.strictObject({
   /** "process" (default): the agent runs in its own host process; "none": in the daemon. */
   isolation: isolation.optional(),
   /** An agent call (or a silence while it streams) longer than this ends the job and its host. */
-  call_timeout: duration.optional(),
+  call_timeout: timeLimit.optional(),
   /** How long a cancelled agent may take to stop before its host is killed. */
-  cancel_grace: duration.optional(),
+  cancel_grace: timeLimit.optional(),
 });
 
 /** Where Bacula File Daemon plugins come from, and what they need loaded before them. */
@@ -122,10 +168,10 @@ export const configSchema = z.strictObject({
   /** Where volumes are written (default: <data_dir>/volumes). */
   storage_dir: z.string().min(1).optional(),
   /** Start a new volume when the current one would grow past this size: bytes, or "512M", "4G". */
-  volume_size: z.union([z.number().int().positive(), z.string().regex(/^\d+(\.\d+)?\s*[KMGT]?i?B?$/i, 'a size like 1073741824, "512M" or "4G"')]).default('1G'),
+  volume_size: volumeSize.default('1G'),
   isolation: isolation.default('process'),
-  call_timeout: duration.default('10m'),
-  cancel_grace: duration.default('10s'),
+  call_timeout: timeLimit.default('10m'),
+  cancel_grace: timeLimit.default('10s'),
   agents: z.record(z.string(), agentSettingsSchema).default({}),
   /** Public key files (.pub) whose signatures agentfd scan accepts, besides each job's own sign_with key. */
   trusted_signers: z.array(z.string().min(1)).default([]),

@@ -106,7 +106,7 @@ export function writeFailed(file: string, error: unknown, action = `write volume
   const code = errorCode(error);
   let what: string;
   if (code === 'ENOSPC') {
-    what = 'disk full (ENOSPC); free space on that disk or set a smaller maxVolumeBytes / keep fewer volumes there, then run the job again';
+    what = 'disk full (ENOSPC); free space on that disk (or keep fewer volumes there), then run the job again';
   } else if (code === 'EDQUOT') {
     what = 'disk quota exceeded (EDQUOT); raise the quota of the agentfd user or free space, then run the job again';
   } else if (code === 'EEXIST') {

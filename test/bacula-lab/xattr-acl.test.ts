@@ -6,7 +6,7 @@
  * them (Restore OK) with the same ACLs and xattrs, as getfacl and getfattr see them; the real
  * bacula-fd writes the very same ACL and xattr records to the volume (compared byte for byte),
  * restores agentfd's backup identically, and agentfd restores the real FD's.
- * Needs setfacl/getfacl and setfattr/getfattr (Debian's acl and attr: .ci/run installs them) and a
+ * Needs setfacl/getfacl and setfattr/getfattr (Debian's acl and attr: installed on first use) and a
  * temporary directory on a filesystem with ACLs and user xattrs (ext4, xfs, tmpfs).
  */
 import { spawnSync } from 'node:child_process';
@@ -14,6 +14,7 @@ import { chmodSync, lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSy
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BaculaLab, restoredPath } from '../helpers/bacula-lab.js';
+import { commandNeed, ensureDebianPackage } from '../helpers/debian.js';
 
 const bacula = new BaculaLab('bacula-xattr-acl', {
   ports: { dir: 9161, fd: 9162, sd: 9163 },
@@ -25,10 +26,12 @@ const bacula = new BaculaLab('bacula-xattr-acl', {
 });
 const data = path.join(bacula.dir, 'xdata');
 
-/** A tool of Debian's acl or attr package; fails with what to install. */
+/** A tool of Debian's acl or attr package (installed on first use where the tests may); fails with what to install. */
 function tool(command: string, ...args: string[]): string {
+  const missing = ensureDebianPackage(commandNeed(command, command.endsWith('facl') ? 'acl' : 'attr'));
+  if (missing) throw new Error(`${command} is needed by this test: ${missing}`);
   const out = spawnSync(command, args, { encoding: 'utf8' });
-  if (out.error) throw new Error(`${command} is needed by this test: apt-get install acl attr (${out.error.message})`);
+  if (out.error) throw new Error(`${command} ${args.join(' ')} could not run: ${out.error.message}`);
   if (out.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${out.status}): ${out.stderr}`);
   return out.stdout;
 }

@@ -649,7 +649,9 @@ describe('Bsock framing', () => {
       await sender.sendSignal(BNET.EOD);
     })();
 
-    await sleep(300); // nobody reads meanwhile
+    // Nobody reads meanwhile: wait until the receiver stops reading (300 ms usually; longer on a loaded machine).
+    await sleep(300);
+    for (const deadline = Date.now() + 10_000; !server.isPaused() && Date.now() < deadline; ) await sleep(20);
     expect(sent).toBeLessThan(frames); // the sender is waiting, not done
     // The receiver stopped reading from the socket once its queue was full...
     expect(server.isPaused()).toBe(true);

@@ -1,7 +1,7 @@
 /**
  * TLS as Bacula daemons start it: on the same socket, right after CRAM-MD5, with the peer's TLS
  * hello possibly in the same TCP segment as its last plain message. Real sockets on 127.0.0.1 and
- * real certificates (openssl).
+ * real certificates (the openssl command: installed on first use where the tests may).
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -11,14 +11,18 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Bsock } from '../../src/bacula/bsock.js';
 import { loadTlsSettings, negotiateTls, tlsClient, tlsServer, type TlsConfig, type TlsSettings } from '../../src/bacula/tls.js';
 import { makeCertificates, type Certificate } from '../helpers/certificates.js';
+import { commandNeed, ensureDebianPackage, skipNote } from '../helpers/debian.js';
 import { tempDir } from '../helpers/native.js';
 
 let ca: Certificate;
 let certs: Record<string, Certificate>;
 let otherCa: Certificate;
 let dir: string;
+/** Null when openssl is there (installed now if need be), else why these tests skip. */
+const MISSING = ensureDebianPackage(commandNeed('openssl', 'openssl'));
 
 beforeAll(() => {
+  if (MISSING) return;
   dir = tempDir('tls');
   ({ ca, certs } = makeCertificates(dir, ['agentfd-fd', 'lab-dir', 'lab-sd']));
   ({ ca: otherCa } = makeCertificates(dir, ['stranger'], 'another CA'));
@@ -59,7 +63,7 @@ function directorSide(socket: net.Socket, cert: Certificate, caFile: string): tl
 
 const readPem = (file: string) => readFileSync(file);
 
-describe('TLS on a Bacula connection', () => {
+describe.skipIf(MISSING !== null)(`TLS on a Bacula connection${skipNote(MISSING)}`, () => {
   it('takes over the socket after the last plain message, even with the TLS hello in the same segment', async () => {
     const { server, client, close } = await socketPair();
     try {

@@ -23,6 +23,7 @@ import { receiveRestore } from '../../src/bacula/restore.js';
 import type { SdRecord } from '../../src/bacula/storage-daemon.js';
 import { XaclRestore } from '../../src/bacula/xacl.js';
 import { decodeXattrStream, encodeXattrStream, getXattr, listXattrs, setXattr } from '../../src/bacula/xattr.js';
+import { ensureDebianPackage, skipNote } from '../helpers/debian.js';
 import { tempDir } from '../helpers/native.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -175,7 +176,12 @@ function loadLibacl() {
     return null;
   }
 }
-const libacl = loadLibacl();
+let libacl = loadLibacl();
+/** Null when libacl.so.1 is there (libacl1 installed now if need be), else why its tests skip. */
+const NO_LIBACL =
+  process.platform !== 'linux'
+    ? 'libacl.so.1 is Linux only'
+    : ensureDebianPackage({ pkg: 'libacl1', what: 'libacl.so.1', present: () => (libacl ??= loadLibacl()) !== null });
 const ACL_TYPE_ACCESS = 0x8000;
 
 /**
@@ -198,7 +204,7 @@ const validAcl = fc
     { tag: ACL_TAG.OTHER, perm: a.other, id: U },
   ]);
 
-describe.skipIf(libacl === null || process.platform !== 'linux')('against libacl.so.1 (what bacula-fd calls)', () => {
+describe.skipIf(NO_LIBACL !== null)(`against libacl.so.1 (what bacula-fd calls)${skipNote(NO_LIBACL)}`, () => {
   const dir = tempDir('acl-libacl');
   const file = path.join(dir, 'f');
   writeFileSync(file, '');

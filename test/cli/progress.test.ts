@@ -1,9 +1,10 @@
 /** The progress bar: shown on a terminal (bytes, rate, ETA when the total is known), never when piped or with --json. */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
+import { ensureDebianPackage, fileNeed, skipNote } from '../helpers/debian.js';
 import { ROOT, SAMPLE_DIR, removeDir, tempDir } from '../helpers/native.js';
 
 const dir = tempDir('progress');
@@ -16,7 +17,8 @@ function onTerminal(args: string[]): string {
 }
 
 // util-linux's script(1) is part of every Debian system (bsdutils, Essential: yes).
-describe.runIf(existsSync('/usr/bin/script'))('progress', () => {
+const MISSING = ensureDebianPackage(fileNeed('/usr/bin/script', 'bsdutils'));
+describe.skipIf(MISSING !== null)(`progress${skipNote(MISSING)}`, () => {
   it('shows bytes, rate and files on a terminal, and ETA on a restore, never in piped or JSON output', () => {
     mkdirSync(path.join(dir, 'data'));
     writeFileSync(path.join(dir, 'data', 'big.bin'), Buffer.alloc(64 * 1024 * 1024, 1));

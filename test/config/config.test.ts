@@ -1,8 +1,10 @@
 /** Parsing and validating agentfd.toml: good files load, and each mistake is reported at its key. */
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig, SAMPLE_PLUGIN_DIR } from '../../src/config/load.js';
-import { ROOT } from '../helpers/native.js';
+import { runCli } from '../helpers/cli.js';
+import { ROOT, tempDir } from '../helpers/native.js';
 
 const FILE = '/etc/agentfd/agentfd.toml';
 
@@ -60,5 +62,35 @@ describe('configuration', () => {
 
   it('says so when the file does not exist', () => {
     expect(() => loadConfig('/nonexistent/agentfd.toml')).toThrow(/\/nonexistent\/agentfd\.toml: cannot read the configuration \(no such file\)/);
+  });
+});
+
+describe('sizes and time limits out of range, through the CLI', () => {
+  /** `agentfd <args>` with a configuration of `lines` (a filesystem job "a" over an empty directory). */
+  function withConfig(lines: string[], args: string[]) {
+    const dir = tempDir('config-cli');
+    writeFileSync(path.join(dir, 'agentfd.toml'), ['data_dir = "state"', ...lines, '[jobs.a]', 'agent = "filesystem"', 'paths = ["."]'].join('\n'));
+    return runCli([...args, '--config', path.join(dir, 'agentfd.toml')]);
+  }
+
+  it('names volume_size and the smallest volume in its units, before any job starts', () => {
+    const result = withConfig(['volume_size = "1K"'], ['backup', '--job', 'a']);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/volume_size: "1K" \(1024 bytes\) is smaller than the smallest volume, "8K" \(8192 bytes\)/);
+    expect(result.stderr).not.toMatch(/maxVolumeBytes/);
+    // Any command reading the configuration says so, not only a backup that opens a volume.
+    expect(withConfig(['volume_size = 4096'], ['jobs']).stderr).toMatch(/volume_size: 4096 bytes is smaller than the smallest volume, "8K"/);
+    expect(withConfig(['volume_size = "99999999T"'], ['jobs']).stderr).toMatch(/volume_size: "99999999T" is larger than agentfd can count/);
+    expect(withConfig(['volume_size = true'], ['jobs']).stderr).toMatch(/volume_size: a size like 1073741824, "512M" or "4G"/);
+    const ok = withConfig(['volume_size = "8K"'], ['backup', '--job', 'a']);
+    expect(ok.status, ok.stderr).toBe(0);
+  });
+
+  it('refuses a call_timeout or cancel_grace of no time, or longer than a timer holds', () => {
+    const result = withConfig(['call_timeout = "0s"', '[agents.X]', 'cancel_grace = "1000h"'], ['jobs']);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/ call_timeout: "0s" is no time at all/);
+    expect(result.stderr).toMatch(/agents\.X\.cancel_grace: "1000h" is longer than agentfd can wait \(at most "596h"/);
+    expect(withConfig(['cancel_grace = 0'], ['jobs']).stderr).toMatch(/cancel_grace: 0 is no time at all/);
   });
 });

@@ -4,11 +4,12 @@
  * code (or the lie); agentfd itself ends normally; the next backup with a healthy agent succeeds;
  * and verify and restore refuse the broken session instead of passing it off as good.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCliJson } from '../helpers/cli.js';
+import { childPids } from '../helpers/processes.js';
 import { ROOT, makePluginDir, removeDir, tempDir } from '../helpers/native.js';
 
 let ws: string;
@@ -153,8 +154,9 @@ describe('cancelling a job (Ctrl-C)', () => {
   it('reports a host killed from outside as a crash with its signal', async () => {
     const result = await backupThenInterrupt('cancellable', (cli) => {
       // The agent host is the CLI's child running host-main.js.
-      const hosts = execFileSync('pgrep', ['-P', String(cli.pid), '-f', 'host-main.js'], { encoding: 'utf8' }).trim().split('\n');
-      for (const pid of hosts) process.kill(Number(pid), 'SIGKILL');
+      const hosts = childPids(cli.pid!, 'host-main.js');
+      expect(hosts, 'the agent host process').not.toEqual([]);
+      for (const pid of hosts) process.kill(pid, 'SIGKILL');
     });
     expect(result.signal).toBeNull();
     expect(result.code).toBe(1);

@@ -9,7 +9,7 @@
  * RESTORE_END_FILE. In-process agents (isolation = "none") must report the same way.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, afterAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,7 @@ import { compareTrees } from '../../src/cli/commands/demo.js';
 import { parseConfig } from '../../src/config/load.js';
 import { resolveAgent } from '../../src/jobs/agents.js';
 import { runCliJson } from '../helpers/cli.js';
+import { childPids } from '../helpers/processes.js';
 import { ROOT, canMountTmpfs, makePluginDir, removeDir, tempDir } from '../helpers/native.js';
 
 const KIB = 1024;
@@ -208,29 +209,36 @@ describe.skipIf(!TMPFS)(`restoring onto a full disk${SKIPPED}`, () => {
   /** Case 1's failure in each mode, its message with the target replaced, for the comparison. */
   const bigFailures = new Map<Mode, { code: string; message: string }>();
 
+  /** Case 1 in `mode`, checked; its failure is kept for the comparison. */
+  function largeDatabaseOntoFullDisk(mode: Mode): void {
+    const before = stateSnapshot(jobs.big);
+    withTmpfs('2m', (disk) => {
+      const target = path.join(disk, 'r');
+      const result = restore(mode, jobs.big, target);
+      expectWriteFailure(result, jobs.big);
+      // The database comes first, and is the file the agent could not write: it says where and why.
+      expect(result.json.message).toMatch(/failed in restore_write\(\): cannot write \S*\/SG1\/DB1\.edb(\.part)?: No space left on device/);
+      expect(result.json.message).toContain(target);
+      // The restore stopped at the database: no file is in the target, complete-looking or partial.
+      expect(expectNoPartialFiles(target)).toEqual([]);
+      bigFailures.set(mode, { code: result.json.code, message: (result.json.message as string).split(target).join('<target>') });
+    });
+    expect(stateSnapshot(jobs.big), 'the failed restore changed the catalog or a volume').toEqual(before);
+    expectWholeRestore(mode, jobs.big, src.big, path.join(ws, 'roomy', `big-${mode}-${randomUUID()}`));
+  }
+
   for (const mode of MODES) {
     it(`a large database that does not fit (${mode}): the write error names it, nothing cut short is left, and the job restores whole afterwards`, () => {
-      const before = stateSnapshot(jobs.big);
-      withTmpfs('2m', (disk) => {
-        const target = path.join(disk, 'r');
-        const result = restore(mode, jobs.big, target);
-        expectWriteFailure(result, jobs.big);
-        // The database comes first, and is the file the agent could not write: it says where and why.
-        expect(result.json.message).toMatch(/failed in restore_write\(\): cannot write \S*\/SG1\/DB1\.edb(\.part)?: No space left on device/);
-        expect(result.json.message).toContain(target);
-        // The restore stopped at the database: no file is in the target, complete-looking or partial.
-        expect(expectNoPartialFiles(target)).toEqual([]);
-        bigFailures.set(mode, { code: result.json.code, message: (result.json.message as string).split(target).join('<target>') });
-      });
-      expect(stateSnapshot(jobs.big), 'the failed restore changed the catalog or a volume').toEqual(before);
-      expectWholeRestore(mode, jobs.big, src.big, path.join(ws, 'roomy', `big-${mode}`));
+      largeDatabaseOntoFullDisk(mode);
     }, 120_000);
   }
 
   it('isolated and in-process agents report the full disk the same way', () => {
+    // Run alone (-t), the two cases above have not run: run them here.
+    for (const mode of MODES) if (!bigFailures.has(mode)) largeDatabaseOntoFullDisk(mode);
     expect(bigFailures.size).toBe(2);
     expect(bigFailures.get('isolated')).toEqual(bigFailures.get('in-process'));
-  });
+  }, 240_000);
 
   for (const mode of MODES) {
     it(`small files only (${mode}): the files before the full disk are whole, the one it hit is named and gone`, () => {
@@ -266,37 +274,45 @@ describe.skipIf(!TMPFS)(`restoring onto a full disk${SKIPPED}`, () => {
   // come back (SLOT_DONE) although its write was dropped, and the file's end must be answered with
   // the write error, not with a timeout, a protocol error, or an answer meant for another request.
   const faultyMessages = new Map<Mode, string>();
+
+  /** Case 3 in `mode`, checked; its message is kept for the comparison. */
+  function laterFileFailsMidStream(mode: Mode): void {
+    const before = stateSnapshot(jobs.faulty);
+    withTmpfs('20m', (disk) => {
+      const target = path.join(disk, 'r');
+      const result = restore(mode, jobs.faulty, target);
+      expectWriteFailure(result, jobs.faulty);
+      expect(result.seconds, 'a dropped write left the daemon waiting').toBeLessThan(CALL_TIMEOUT_S / 3);
+      expect(result.json.message).toMatch(/agent "FaultInjector" failed in restore_write\(\): cannot write \S+\/@faulty\/file2\.bin: No space left on device/);
+      faultyMessages.set(mode, (result.json.message as string).split(target).join('<target>'));
+      // file1 was answered OK and is whole; file2 (written under its own name by this agent)
+      // was discarded, not left cut short; file3 was never started.
+      expect(expectNoPartialFiles(target)).toEqual(['@faulty/file1.bin']);
+      expect(readFileSync(path.join(target, '@faulty', 'file1.bin')).equals(faultyContent(1))).toBe(true);
+      // The shared memory of the restore was released with its host.
+      expect(readdirSync('/dev/shm').filter((f) => f.startsWith(`agentfd-${result.pid}-`))).toEqual([]);
+    });
+    expect(stateSnapshot(jobs.faulty), 'the failed restore changed the catalog or a volume').toEqual(before);
+    const to = path.join(ws, 'roomy', `faulty-${mode}-${randomUUID()}`);
+    const ok = restore(mode, jobs.faulty, to);
+    expect(ok.status, JSON.stringify(ok.json) + ok.stderr).toBe(0);
+    expect(ok.json).toMatchObject({ status: 'ok', files: 3, bytes: 3 * FAULTY_SIZE });
+    expect(listFiles(to)).toEqual(['@faulty/file1.bin', '@faulty/file2.bin', '@faulty/file3.bin']);
+    for (const k of [1, 2, 3]) expect(readFileSync(path.join(to, '@faulty', `file${k}.bin`)).equals(faultyContent(k)), `file${k}`).toBe(true);
+  }
+
   for (const mode of MODES) {
     it(`a later file fails mid-stream (${mode}): the daemon and the agent stay in step, and it ends promptly with the write error`, () => {
-      const before = stateSnapshot(jobs.faulty);
-      withTmpfs('20m', (disk) => {
-        const target = path.join(disk, 'r');
-        const result = restore(mode, jobs.faulty, target);
-        expectWriteFailure(result, jobs.faulty);
-        expect(result.seconds, 'a dropped write left the daemon waiting').toBeLessThan(CALL_TIMEOUT_S / 3);
-        expect(result.json.message).toMatch(/agent "FaultInjector" failed in restore_write\(\): cannot write \S+\/@faulty\/file2\.bin: No space left on device/);
-        faultyMessages.set(mode, (result.json.message as string).split(target).join('<target>'));
-        // file1 was answered OK and is whole; file2 (written under its own name by this agent)
-        // was discarded, not left cut short; file3 was never started.
-        expect(expectNoPartialFiles(target)).toEqual(['@faulty/file1.bin']);
-        expect(readFileSync(path.join(target, '@faulty', 'file1.bin')).equals(faultyContent(1))).toBe(true);
-        // The shared memory of the restore was released with its host.
-        expect(readdirSync('/dev/shm').filter((f) => f.startsWith(`agentfd-${result.pid}-`))).toEqual([]);
-      });
-      expect(stateSnapshot(jobs.faulty), 'the failed restore changed the catalog or a volume').toEqual(before);
-      const to = path.join(ws, 'roomy', `faulty-${mode}`);
-      const ok = restore(mode, jobs.faulty, to);
-      expect(ok.status, JSON.stringify(ok.json) + ok.stderr).toBe(0);
-      expect(ok.json).toMatchObject({ status: 'ok', files: 3, bytes: 3 * FAULTY_SIZE });
-      expect(listFiles(to)).toEqual(['@faulty/file1.bin', '@faulty/file2.bin', '@faulty/file3.bin']);
-      for (const k of [1, 2, 3]) expect(readFileSync(path.join(to, '@faulty', `file${k}.bin`)).equals(faultyContent(k)), `file${k}`).toBe(true);
+      laterFileFailsMidStream(mode);
     }, 120_000);
   }
 
   it('isolated and in-process agents report the mid-stream failure the same way', () => {
+    // Run alone (-t), the two cases above have not run: run them here.
+    for (const mode of MODES) if (!faultyMessages.has(mode)) laterFileFailsMidStream(mode);
     expect(faultyMessages.size).toBe(2);
     expect(faultyMessages.get('isolated')).toBe(faultyMessages.get('in-process'));
-  });
+  }, 240_000);
 
   // The restore job stops at the first failed file, so through the CLI nothing is asked of the
   // host after it but a second end of that file (whose answer is ignored) and CLOSE: an answer
@@ -414,8 +430,9 @@ describe('a restore whose agent stops answering while it writes', () => {
       let stopped = false;
       while (!stopped && Date.now() - started < 30_000) {
         if (existsSync(part) && lstatSync(part).size > 4 * MIB) {
-          const hosts = execFileSync('pgrep', ['-P', String(cli.pid), '-f', 'host-main.js'], { encoding: 'utf8' }).trim().split('\n');
-          for (const pid of hosts) process.kill(Number(pid), 'SIGSTOP');
+          const hosts = childPids(cli.pid!, 'host-main.js');
+          expect(hosts, 'the agent host process').not.toEqual([]);
+          for (const pid of hosts) process.kill(pid, 'SIGSTOP');
           stopped = true;
         } else await new Promise((resolve) => setTimeout(resolve, 5));
       }
