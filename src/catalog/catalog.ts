@@ -7,7 +7,7 @@
  * Writes are batched in transactions (one per batch of files), which is what keeps a million
  * small files fast.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { openDatabase, type SqlDatabase, type SqlStatement } from './sqlite.js';
 import { AgentfdError } from '../errors.js';
@@ -151,6 +151,14 @@ export function fileRows(jobId: number, batch: readonly NewFile[]): FileRows {
   return { files, streams };
 }
 
+/**
+ * A file of zeros kept beside the catalog while there is room for it. When a full disk stops a
+ * job, marking the job failed needs a few pages of SQLite's log, which a full disk does not have:
+ * the reserve is deleted to make them (releaseSpaceReserve), and made again by the next backup.
+ */
+const RESERVE_FILE = 'catalog.reserve';
+const RESERVE_BYTES = 1024 * 1024;
+
 export class Catalog {
   readonly file: string;
   private readonly db: SqlDatabase;
@@ -194,6 +202,25 @@ export class Catalog {
 
   close(): void {
     this.db.close();
+  }
+
+  /** Makes the space reserve if it is missing and fits; a disk without room for it is not an error here. */
+  keepSpaceReserve(): void {
+    const reserve = path.join(path.dirname(this.file), RESERVE_FILE);
+    try {
+      if (statSync(reserve, { throwIfNoEntry: false })?.size === RESERVE_BYTES) return;
+      writeFileSync(reserve, Buffer.alloc(RESERVE_BYTES));
+    } catch {
+      rmSync(reserve, { force: true });
+    }
+  }
+
+  /** Deletes the space reserve; true when there was one to free. */
+  releaseSpaceReserve(): boolean {
+    const reserve = path.join(path.dirname(this.file), RESERVE_FILE);
+    if (statSync(reserve, { throwIfNoEntry: false }) === undefined) return false;
+    rmSync(reserve, { force: true });
+    return true;
   }
 
   // ---- volumes --------------------------------------------------------------------------------

@@ -167,6 +167,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
 
   const lock = lockStorage(config.storageDir);
   const catalog = Catalog.open(config.dataDir);
+  catalog.keepSpaceReserve();
   let pool: CompressPool | null = null;
   let rows: CatalogFileWriter | null = null;
   let hasher: StreamHasher | null = null;
@@ -445,11 +446,19 @@ export async function runBackup(options: BackupOptions): Promise<BackupReport> {
       await session
         ?.end({ status: 'failed', endedNs: (BigInt(Date.now()) * 1_000_000n).toString(), files: 0, failedFiles: 0, bytes: 0, error: message }, null)
         .catch(() => undefined);
-      try {
+      const markFailed = () =>
         catalog.finishJob(jobId, { status: 'failed', endedNs: BigInt(Date.now()) * 1_000_000n, files: 0, bytes: 0, storedBytes: 0, error: message, state: null });
+      try {
+        try {
+          markFailed();
+        } catch (full) {
+          // The catalog's disk is full too: free the reserve kept for this moment, and try again.
+          if (!catalog.releaseSpaceReserve()) throw full;
+          markFailed();
+        }
       } catch (catalogError) {
-        // The catalog cannot be written either (its disk is full too): the job stays "running"
-        // there until the next backup opens the catalog and marks it aborted (abortStaleJobs).
+        // Still no room (or another catalog failure): the job stays "running" there until the next
+        // backup opens the catalog and marks it aborted (abortStaleJobs).
         catalogNote = `; the catalog could not mark the job failed (${messageOf(catalogError)}): the next backup marks it aborted`;
       }
       // The agent is told at once and its host stopped (an isolated host is killed after a short

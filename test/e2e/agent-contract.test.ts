@@ -223,6 +223,29 @@ describe.runIf(canMountTmpfs())('a write error ends the job at once, whatever th
   }
 });
 
+describe.runIf(canMountTmpfs())('a disk that holds both the catalog and the volumes fills up', () => {
+  it('the job is marked failed in the catalog at once (the space reserve kept for that is freed)', () => {
+    const job = contractJob({ files: '8', file_bytes: String(4 << 20) }, 'isolated', 'storage_dir = "disk/volumes"');
+    const disk = path.join(job.ws, 'disk');
+    mkdirSync(disk);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', disk]);
+    try {
+      writeFileSync(
+        job.config,
+        readFileSync(job.config, 'utf8').replace('data_dir = "state"', 'data_dir = "disk/state"').replace('[jobs.c]', '[jobs.c]\ncompression = "none"'),
+      );
+      const backup = job.cli(['backup', '--job', 'c']);
+      expect(backup.status).toBe(1);
+      expect(backup.json).toMatchObject({ status: 'failed', code: 'E_VOLUME_WRITE' });
+      expect(backup.json.message).not.toMatch(/the catalog could not mark the job failed/);
+      // Read before any other backup could mark a "running" job aborted.
+      expect(job.cli(['jobs']).json.jobs).toMatchObject([{ jobId: backup.json.jobId, status: 'failed' }]);
+    } finally {
+      execFileSync('umount', [disk]);
+    }
+  });
+});
+
 describe('agentfd estimate', () => {
   for (const mode of MODES) {
     it(`asks an agent that declares AFD_CAP_ESTIMATE, writes nothing, and ends the session properly (${mode})`, () => {
