@@ -266,6 +266,11 @@ export class Catalog {
     this.db.prepare('INSERT INTO storages(dir, repository) VALUES (?, ?)').run(here, repository);
   }
 
+  /** The repository ids of the storage directories this catalog indexes (one, or none yet). */
+  repositories(): string[] {
+    return (this.db.prepare('SELECT repository FROM storages').all() as { repository: string }[]).map((r) => r.repository);
+  }
+
   volumeId(label: string, volumePath: string): number {
     const existing = this.db.prepare('SELECT id FROM volumes WHERE label = ?').value(label) as number | undefined;
     if (existing !== undefined) {

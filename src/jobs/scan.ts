@@ -15,7 +15,7 @@ import { AgentfdError, messageOf } from '../errors.js';
 import type { FileRecord, SessionEnd, SessionInfo, SessionStart } from '../pipeline/records.js';
 import type { AccurateRecord } from './accurate.js';
 import { readSession } from '../sink/session-reader.js';
-import { parseVolumeFileName, readRecordsPastDamage, RecordType } from '../volume/index.js';
+import { parseLabelPayload, parseVolumeFileName, readRecordsPastDamage, RecordType } from '../volume/index.js';
 import { isNanoseconds, parseClearJson, sessionEndProblem, sessionStartProblem } from '../pipeline/records.js';
 import { isTrusted, type TrustedSigners } from './signatures.js';
 
@@ -80,10 +80,26 @@ export async function runScan(options: { catalog: Catalog; volumes: string[]; se
   const sessions = new Map<string, Found>(); // by job id + uuid
   const current = new Map<number, string | null>(); // session number -> uuid of the session open there (null: damaged)
   const damaged = new Set<string>(); // job id + uuid of sessions whose records are not what agentfd writes
+  // Volumes are known by their labels (agentfd-0001, ...), which every storage directory reuses:
+  // volumes of another repository would take over the labels of this catalog's volumes, and its
+  // jobs would then be looked for in the wrong files. One repository per catalog, as for backups.
+  const repositories = new Set(catalog.repositories());
+  let scanning: string | null = repositories.size === 1 ? [...repositories][0]! : null;
 
   for (const volume of volumes) {
     try {
       for await (const record of readRecordsPastDamage(volume, (message) => report.errors.push(message))) {
+        if (record.type === RecordType.LABEL) {
+          const repository = parseLabelPayload({ path: volume, offset: record.offset, ordinal: 'the LABEL record' }, record.payload).repository;
+          if (repository !== undefined && scanning !== null && repository !== scanning) {
+            report.errors.push(
+              `volume ${volume} was not scanned: it belongs to repository ${repository} (another storage directory), and this catalog indexes repository ${scanning}; ` +
+                'volumes of different storage directories share labels, so one catalog cannot index both. Scan it into a data_dir of its own',
+            );
+            break;
+          }
+          if (repository !== undefined) scanning = repository;
+        }
         if (record.session === 0) continue;
         if (record.type === RecordType.SESSION_START || record.type === RecordType.SESSION_CONTINUE) {
           // A damaged header loses its session, never the rest of the volume.

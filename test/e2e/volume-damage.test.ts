@@ -290,4 +290,30 @@ describe('volume identities', () => {
     // The first configuration goes on as before.
     expect(runCliJson(['backup', '--job', 'files', '--config', a]).status).toBe(0);
   });
+
+  it('refuses to scan the volumes of another storage directory into a catalog (their labels would take over its volumes)', () => {
+    const s = setup('scan-other-repository');
+    const own = (name: string) => {
+      const file = path.join(s.ws, `${name}.toml`);
+      writeFileSync(file, readFileSync(s.config, 'utf8').replace('data_dir = "state"', `data_dir = "state-${name}"\nstorage_dir = "store-${name}"`));
+      return file;
+    };
+    const a = own('a');
+    const b = own('b');
+    const first = runCliJson(['backup', '--job', 'files', '--config', a]);
+    expect(first.status, first.stdout).toBe(0);
+    // Jobs 2 and 3 of the other catalog have ids this one does not use: only the label guard stops them.
+    for (let i = 0; i < 3; i++) expect(runCliJson(['backup', '--job', 'files', '--config', b]).status).toBe(0);
+    const foreign = path.join(s.ws, 'store-b', 'agentfd-0001.afv');
+
+    const scan = runCliJson(['scan', foreign, '--config', a]);
+    expect(scan.status).toBe(1);
+    expect(JSON.stringify(scan.json)).toContain(`volume ${foreign} was not scanned: it belongs to repository`);
+    // The catalog still finds the first job in its own volume.
+    expect(runCliJson(['verify', '--job-id', String(first.json.jobId), '--config', a]).json).toMatchObject({ status: 'ok', verify: 'ok' });
+    const to = path.join(s.ws, 'restored');
+    expect(runCliJson(['restore', '--job-id', String(first.json.jobId), '--to', to, '--config', a]).status).toBe(0);
+    const back = filesUnder(to);
+    for (const [name, bytes] of s.files) expect(back.get(name)?.equals(bytes), name).toBe(true);
+  });
 });
