@@ -26,19 +26,24 @@ export function readCString(pointer: unknown, maxBytes: number): CStringResult {
     if (bytes > maxBytes) return { ok: false, reason: 'too-long' };
     return { ok: true, value: decoded, bytes };
   }
-  const raw: number[] = [];
-  for (let i = 0; i <= maxBytes; i++) {
-    const byte = koffi.decode(pointer, i, 'uint8_t') as number;
-    if (byte === 0) break;
-    raw.push(byte);
-  }
-  if (raw.length > maxBytes) return { ok: false, reason: 'too-long' };
-  const bytes = Uint8Array.from(raw);
+  const bytes = rawBytes(pointer, maxBytes + 1);
+  if (bytes.length > maxBytes) return { ok: false, reason: 'too-long' };
   try {
     return { ok: true, value: strictUtf8.decode(bytes), bytes: bytes.length };
   } catch {
     return { ok: false, reason: 'invalid-utf8', bytes };
   }
+}
+
+/** The bytes at `pointer` up to its NUL, one by one (koffi would replace invalid UTF-8), at most `limit`. */
+function rawBytes(pointer: unknown, limit: number): Uint8Array {
+  const raw: number[] = [];
+  for (let i = 0; i < limit; i++) {
+    const byte = koffi.decode(pointer, i, 'uint8_t') as number;
+    if (byte === 0) break;
+    raw.push(byte);
+  }
+  return Uint8Array.from(raw);
 }
 
 /** Show bytes that are not valid UTF-8 as a person can read them: printable ASCII, else \xNN. */
@@ -104,18 +109,8 @@ const COUNT_LIMIT = 16 * 1024 * 1024;
 export function readCStringLenient(pointer: unknown, maxBytes: number): { text: string; droppedBytes: number } | null {
   if (pointer === null || pointer === undefined || pointer === 0n || pointer === 0) return null;
   const decoded = koffi.decode(pointer, 'char', -1) as string;
-  let all: Uint8Array;
-  if (!decoded.includes('\uFFFD')) all = Buffer.from(decoded, 'utf8');
-  else {
-    // Not UTF-8 (or a real U+FFFD): the bytes as they are, one by one, up to the NUL.
-    const raw: number[] = [];
-    for (let i = 0; i < maxBytes + COUNT_LIMIT; i++) {
-      const byte = koffi.decode(pointer, i, 'uint8_t') as number;
-      if (byte === 0) break;
-      raw.push(byte);
-    }
-    all = Uint8Array.from(raw);
-  }
+  // Not UTF-8 (or a real U+FFFD): the bytes as they are, up to the NUL.
+  const all = decoded.includes('\uFFFD') ? rawBytes(pointer, maxBytes + COUNT_LIMIT) : Buffer.from(decoded, 'utf8');
   const kept = cutAtCharacter(all, maxBytes);
   return { text: escapeInvalidUtf8(kept), droppedBytes: all.length - kept.length };
 }

@@ -72,7 +72,7 @@ export function decodeAgentFile(pointer: unknown): AgentFileInfo {
   let linkTarget: string | null = null;
   if (kind === 'symlink') {
     const target = readCString(raw.link_target, MAX_PATH_BYTES);
-    if (!target.ok) refuse(`${path.value}: a symlink whose target is ${target.ok ? '' : target.reason === 'null' ? 'NULL' : target.reason === 'too-long' ? 'longer than 32 KiB' : 'not valid UTF-8'}`);
+    if (!target.ok) refuse(`${path.value}: a symlink whose target is ${target.reason === 'null' ? 'NULL' : target.reason === 'too-long' ? 'longer than 32 KiB' : 'not valid UTF-8'}`);
     else linkTarget = target.value;
   }
   const seen = (raw.flags & AFD_FILE_SEEN) !== 0;
