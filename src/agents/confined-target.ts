@@ -133,7 +133,12 @@ export class ConfinedTarget {
 
   /** Open the existing directory `parts` (not following a link) for fchmod/futimes; the caller closes it. */
   openDirForUpdate(parts: readonly string[]): number {
-    if (parts.length === 0) return openSync(this.target, constants.O_RDONLY | constants.O_DIRECTORY | O_CLOEXEC);
+    if (parts.length === 0) {
+      // The target itself, from its open descriptor: its path is not resolved again.
+      const fd = bind('openat').openat(this.rootFd, '.', DIR_FLAGS, 0);
+      if (fd < 0) throw this.failure('open', ['.']);
+      return fd;
+    }
     return this.withDir(parts.slice(0, -1), false, (parent) => {
       const fd = bind('openat').openat(parent, parts[parts.length - 1]!, DIR_FLAGS, 0);
       if (fd < 0) throw this.failure('open', parts);

@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { AgentfdError } from '../../errors.js';
 import { CONFINED_WRITES, ConfinedError, ConfinedTarget } from '../confined-target.js';
 import { RESTORE_DIR_MODE, SafeDirs, codeOf, lstatOrNull } from './safe-dirs.js';
+import { IS_WINDOWS } from './agent-path.js';
 import { nsToUtimesSeconds } from './times.js';
 
 /** What the restore does with a file it writes (fs.promises.FileHandle has the same shape). */
@@ -57,6 +58,17 @@ export function ioError(agentPath: string, what: string, error: unknown): Agentf
 /** Open the target for the restore: confined on Linux, by checked paths elsewhere. */
 export async function openRestoreFs(target: string): Promise<RestoreFs> {
   return CONFINED_WRITES ? ConfinedRestoreFs.open(target) : PathRestoreFs.open(target);
+}
+
+/** A rename over `toPath` that what is there refuses (a directory, say), else null. */
+function inTheWay(agentPath: string, toPath: string, code: string | undefined, cause: unknown): AgentfdError | null {
+  if (code !== 'EISDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'EPERM') return null;
+  return new AgentfdError('E_RESTORE_PATH', `restore of ${agentPath} refused: ${toPath} is in the way (${code}); remove it or restore elsewhere`, { cause });
+}
+
+/** A confined call that would have left the target. */
+function refusedError(agentPath: string, error: ConfinedError): AgentfdError {
+  return new AgentfdError('E_RESTORE_PATH', `restore of ${agentPath} refused: ${error.message}`, { cause: error });
 }
 
 function targetError(target: string, error: unknown): AgentfdError {
@@ -115,9 +127,7 @@ class ConfinedRestoreFs implements RestoreFs {
     try {
       return body();
     } catch (error) {
-      if (error instanceof ConfinedError && error.kind !== 'io') {
-        throw new AgentfdError('E_RESTORE_PATH', `restore of ${agentPath} refused: ${error.message}`, { cause: error });
-      }
+      if (error instanceof ConfinedError && error.kind !== 'io') throw refusedError(agentPath, error);
       throw ioError(agentPath, `${what} ${this.osPath(parts)}`, error);
     }
   }
@@ -168,14 +178,11 @@ class ConfinedRestoreFs implements RestoreFs {
     try {
       this.target.rename(from, to);
     } catch (error) {
-      const code = error instanceof ConfinedError ? error.code : undefined;
-      if (code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EPERM') {
-        throw new AgentfdError('E_RESTORE_PATH', `restore of ${agentPath} refused: ${this.osPath(to)} is in the way (${code}); remove it or restore elsewhere`, { cause: error });
-      }
-      if (error instanceof ConfinedError && error.kind !== 'io') {
-        throw new AgentfdError('E_RESTORE_PATH', `restore of ${agentPath} refused: ${error.message}`, { cause: error });
-      }
-      throw ioError(agentPath, `renaming ${this.osPath(from)} to ${this.osPath(to)}`, error);
+      const confined = error instanceof ConfinedError ? error : null;
+      throw (
+        inTheWay(agentPath, this.osPath(to), confined?.code, error) ??
+        (confined && confined.kind !== 'io' ? refusedError(agentPath, confined) : ioError(agentPath, `renaming ${this.osPath(from)} to ${this.osPath(to)}`, error))
+      );
     }
   }
 
@@ -213,7 +220,6 @@ class ConfinedRestoreFs implements RestoreFs {
 
 // ---- elsewhere: checked paths ---------------------------------------------------------------
 
-const IS_WINDOWS = process.platform === 'win32';
 const CREATE_FLAGS = constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | (constants.O_NOFOLLOW ?? 0);
 
 class PathRestoreFs implements RestoreFs {
@@ -289,11 +295,7 @@ class PathRestoreFs implements RestoreFs {
     try {
       await rename(fromPath, toPath);
     } catch (error) {
-      const code = codeOf(error);
-      if (code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EPERM') {
-        throw new AgentfdError('E_RESTORE_PATH', `restore of ${agentPath} refused: ${toPath} is in the way (${code}); remove it or restore elsewhere`, { cause: error });
-      }
-      throw ioError(agentPath, `renaming ${fromPath} to ${toPath}`, error);
+      throw inTheWay(agentPath, toPath, codeOf(error), error) ?? ioError(agentPath, `renaming ${fromPath} to ${toPath}`, error);
     }
   }
 

@@ -16,13 +16,11 @@ import { randomBytes } from 'node:crypto';
 import { AgentfdError } from '../../errors.js';
 import type { RestoreRequest, RestoreRun } from '../agent.js';
 import type { AgentFileInfo } from '../types.js';
-import { WindowsNameClaims, planRestorePath, type MappedName } from './agent-path.js';
+import { IS_WINDOWS, WindowsNameClaims, planRestorePath, type MappedName } from './agent-path.js';
 import { ioError, openRestoreFs, type RestoreFs, type WritableFile } from './restore-fs.js';
 import { codeOf } from './safe-dirs.js';
 import { nsToUtimesSeconds } from './times.js';
 import { restorableWinAttributes, writeWinAttributes } from './win-attributes.js';
-
-const IS_WINDOWS = process.platform === 'win32';
 
 type Current =
   | { kind: 'skip'; info: AgentFileInfo }
