@@ -55,3 +55,11 @@ export function agentOptions(config: AgentfdConfig, job: JobConfig): Record<stri
   if (job.paths && job.paths.length > 0) options.paths = job.paths.join(path.delimiter);
   return options;
 }
+
+/** The job `jobName` of the configuration, or an error that lists the jobs there are. */
+export function configuredJob(config: AgentfdConfig, jobName: string): JobConfig {
+  const job = config.jobs[jobName];
+  if (job) return job;
+  const known = Object.keys(config.jobs).join(', ') || '(none)';
+  throw new AgentfdError('E_UNKNOWN_JOB', `no job named "${jobName}" in ${config.file ?? 'the configuration'}; the jobs are: ${known}`);
+}

@@ -23,7 +23,7 @@ import { SessionWriter } from '../sink/session-writer.js';
 import { HOST_VERSION } from '../version.js';
 import { storageRepository, VolumeWriter } from '../volume/index.js';
 import { compareWithReference, existingFiles, streamKey, type AccurateRecord } from './accurate.js';
-import { agentOptions, resolveAgent } from './agents.js';
+import { agentOptions, configuredJob, resolveAgent } from './agents.js';
 import { restoreChain } from './chain.js';
 import { jobCrypto } from './encryption.js';
 import { buildFileset } from './fileset.js';
@@ -146,11 +146,7 @@ export function referenceJob(catalog: Catalog, jobName: string, level: Level) {
 
 export async function runBackup(options: BackupOptions): Promise<BackupReport> {
   const { config, jobName } = options;
-  const job = config.jobs[jobName];
-  if (!job) {
-    const known = Object.keys(config.jobs).join(', ') || '(none)';
-    throw new AgentfdError('E_UNKNOWN_JOB', `no job named "${jobName}" in ${config.file ?? 'the configuration'}; the jobs are: ${known}`);
-  }
+  const job = configuredJob(config, jobName);
   const compression: Compression = parseCompression(job.compression);
   const agent: Agent = options.agent ?? resolveAgent(job.agent, options.registry, config);
   const crypto = jobCrypto(job);

@@ -13,7 +13,7 @@ import type { AgentRegistry } from '../agents/registry.js';
 import { Catalog } from '../catalog/catalog.js';
 import type { AgentfdConfig } from '../config/load.js';
 import { AgentfdError } from '../errors.js';
-import { agentOptions, resolveAgent } from './agents.js';
+import { agentOptions, configuredJob, resolveAgent } from './agents.js';
 import { referenceJob } from './backup.js';
 import { buildFileset } from './fileset.js';
 
@@ -42,11 +42,7 @@ function reference(config: AgentfdConfig, jobName: string, level: Level) {
 
 export async function runEstimate(options: { config: AgentfdConfig; registry: AgentRegistry; jobName: string; level?: Level }): Promise<EstimateReport> {
   const { config, jobName } = options;
-  const job = config.jobs[jobName];
-  if (!job) {
-    const known = Object.keys(config.jobs).join(', ') || '(none)';
-    throw new AgentfdError('E_UNKNOWN_JOB', `no job named "${jobName}" in ${config.file ?? 'the configuration'}; the jobs are: ${known}`);
-  }
+  const job = configuredJob(config, jobName);
   const agent: Agent = resolveAgent(job.agent, options.registry, config);
   if (agent.kind !== 'builtin' && !agent.capabilities.includes('estimate')) {
     throw new AgentfdError(
