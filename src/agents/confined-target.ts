@@ -16,7 +16,7 @@
 import { closeSync, constants, mkdirSync, openSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import koffi from 'koffi';
-import { callError, libcBinding } from '../bacula/libc.js';
+import { callError, libcBinding } from '../platform/libc.js';
 
 export const CONFINED_WRITES = process.platform === 'linux';
 

@@ -10,6 +10,7 @@
 import { readdirSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { AgentLoadError, AgentfdError } from '../errors.js';
+import { IS_WINDOWS } from '../platform/os.js';
 
 /** Names that look like a shared library on some platform (`libx.so.1` included). */
 const LIBRARY_NAME = /\.(so(\.\d+)*|dll|dylib)$/i;
@@ -55,7 +56,7 @@ function describeOwner(stats: Stats): string {
  * by others, or owned by a user other than root and the user running agentfd.
  */
 function unsafeReason(what: string, stats: Stats): string | null {
-  if (process.platform === 'win32') return null;
+  if (IS_WINDOWS) return null;
   const mode = (stats.mode & 0o7777).toString(8).padStart(4, '0');
   if ((stats.mode & 0o002) !== 0) {
     return `${what} is writable by all users (mode ${mode}), so anyone could replace the code agentfd runs. Run: chmod o-w '${what}'`;

@@ -26,7 +26,7 @@ import type { Level } from '../agents/native/abi.js';
 import { pluginNameOf } from '../agents/bacula/command.js';
 import { startPluginBackup, type PluginAgents } from './agents.js';
 import type { BaculaStat } from './lstat.js';
-import { openFifo, setAccessTime } from './libc.js';
+import { openFifo, setAccessTime } from './special-files.js';
 import { XaclBackup } from './xacl.js';
 import { baculaName, childName, lstatMode } from './windows.js';
 

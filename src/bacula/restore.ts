@@ -4,7 +4,7 @@
  * sparse: an 8-byte offset first) fill it, and the next attributes record closes it and sets its
  * mode, owner and times. Directories get theirs at the end, deepest first, since writing their
  * contents changed their times. Hard links (FT_LNKSAVED) are linked to their first name as restored
- * here, fifos and device nodes (FT_SPEC) are made with mkfifo/mknod (libc.ts), and the Director's
+ * here, fifos and device nodes (FT_SPEC) are made with mkfifo/mknod (special-files.ts), and the Director's
  * replace= letter decides what happens to an entry that is already there, as in bacula-fd. ACL and
  * xattr records are set as bacula-fd sets them (xacl.ts): on a directory at once, on a file once
  * its data and attributes are done.
@@ -20,12 +20,13 @@ import path from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { AgentfdError, messageOf } from '../errors.js';
 import { DIGEST_STREAMS, FT, FT_MASK, STREAM, STREAM_MASK, UNDECODABLE_STREAM_NAMES, decodeAttributes, decodeLStat, type BaculaStat } from './lstat.js';
-import { mkfifo, mknod, openFifo } from './libc.js';
+import { mkfifo, mknod, openFifo } from './special-files.js';
 import { XaclRestore, isXaclStream } from './xacl.js';
 import type { SdRecord } from './storage-daemon.js';
 import type { RestoreRun as AgentRestoreRun } from '../agents/agent.js';
 import type { AgentFileInfo } from '../agents/types.js';
-import { FILE_ATTRIBUTE_DIRECTORY, IS_WINDOWS, decodeWindowsAttribs, restoreTarget } from './windows.js';
+import { IS_WINDOWS } from '../platform/os.js';
+import { FILE_ATTRIBUTE_DIRECTORY, decodeWindowsAttribs, restoreTarget } from './windows.js';
 import { writeWinAttributes } from '../agents/filesystem/win-attributes.js';
 
 export interface RestoreTotals {

@@ -16,9 +16,9 @@
  */
 import path from 'node:path';
 import { AgentfdError } from '../errors.js';
+import { IS_WINDOWS } from '../platform/os.js';
 import { baculaBase64FromInt, baculaBase64ToInt } from './base64.js';
 
-export const IS_WINDOWS = process.platform === 'win32';
 
 /** The name Bacula gets for the OS path `osPath`: on Windows '/' separators ("Z:\\a\\b" -> "Z:/a/b"). */
 export function baculaName(osPath: string, windows = IS_WINDOWS): string {

@@ -10,10 +10,10 @@
  * other name is skipped: security.selinux and (as root) trusted.* are saved too. Symlinks get their
  * own attributes (llistxattr, lgetxattr and lsetxattr never follow them).
  *
- * The libc calls go through koffi, as libc.ts's: Node has no xattr API. Names are kept as bytes
+ * The libc calls go through koffi, through src/platform/libc.ts: Node has no xattr API. Names are kept as bytes
  * (Buffers), since a name need not be UTF-8; values are bytes.
  */
-import { callError, libcBinding } from './libc.js';
+import { callError, libcBinding } from '../platform/libc.js';
 
 /** The Linux xattr stream (streams.h STREAM_XACL_LINUX_XATTR). */
 export const STREAM_LINUX_XATTR = 1998;
@@ -140,7 +140,7 @@ export function decodeXattrStream(data: Buffer): { xattrs: Xattr[]; error: strin
 /** A filesystem without extended attributes answers EOPNOTSUPP (Node names it ENOTSUP: the same errno on Linux). */
 export function isUnsupported(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  // ENOSYS: not Linux (libc.ts refuses there, Windows included): no xattrs or ACLs on this system,
+  // ENOSYS: not Linux (src/platform/libc.ts refuses there, Windows included): no xattrs or ACLs on this system,
   // handled as a filesystem without them, so it never fails or floods a job with per-file warnings.
   return code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS';
 }

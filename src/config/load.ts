@@ -12,6 +12,7 @@ import { DEFAULT_PRELOAD } from '../agents/bacula/command.js';
 import type { TlsConfig } from '../bacula/tls.js';
 import { ConfigError } from '../errors.js';
 import { configSchema, durationMs, sizeBytes, type JobConfig } from './schema.js';
+import { IS_WINDOWS } from '../platform/os.js';
 
 export interface IsolationDefaults {
   mode: 'process' | 'none';
@@ -74,12 +75,12 @@ export const SAMPLE_PLUGIN_DIR = samplePluginDir();
 function samplePluginDir(): string {
   const gyp = path.join(PACKAGE_ROOT, 'binding', 'build', 'Release', 'agents');
   const mingw = path.join(PACKAGE_ROOT, 'binding', 'build', 'windows', 'agents');
-  if (process.platform === 'win32' && !existsSync(path.join(gyp, 'exchange.dll')) && existsSync(mingw)) return mingw;
+  if (IS_WINDOWS && !existsSync(path.join(gyp, 'exchange.dll')) && existsSync(mingw)) return mingw;
   return gyp;
 }
 
 function defaultDataDir(): string {
-  if (process.platform === 'win32') {
+  if (IS_WINDOWS) {
     return path.join(process.env.PROGRAMDATA ?? 'C:\\ProgramData', 'agentfd');
   }
   const xdg = process.env.XDG_DATA_HOME;

@@ -13,6 +13,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, typ
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { AgentfdError } from '../errors.js';
+import { IS_WINDOWS } from '../platform/os.js';
 
 /** An identity's two keys (public or private halves, as loaded), either of which a file may lack. */
 export interface Identity {
@@ -87,7 +88,7 @@ export function loadPublicIdentity(file: string): PublicIdentity {
  * POSIX mode bits Node reports do not describe.
  */
 export function checkPrivateKeyMode(file: string): void {
-  if (process.platform === 'win32') return;
+  if (IS_WINDOWS) return;
   let mode: number;
   try {
     mode = statSync(file).mode & 0o777;

@@ -10,6 +10,7 @@
 import { closeSync, ftruncateSync, openSync, unlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import koffi from 'koffi';
+import { libcBinding } from '../platform/libc.js';
 
 const PROT_READ = 1;
 const PROT_WRITE = 2;
@@ -20,22 +21,19 @@ type Mapper = {
   mmap: (addr: null, length: number, prot: number, flags: number, fd: number, offset: number) => unknown;
   munmap: (addr: unknown, length: number) => number;
 };
-let mapper: Mapper | null | undefined;
 
+const bind = libcBinding<Mapper>((self) => ({
+  mmap: self.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)') as Mapper['mmap'],
+  munmap: self.func('int munmap(void *addr, size_t length)') as Mapper['munmap'],
+}));
+
+/** mmap and munmap, or null where there is no libc to map with (the host then uses its pipe). */
 function libc(): Mapper | null {
-  if (mapper !== undefined) return mapper;
-  mapper = null;
-  if (process.platform !== 'linux') return null;
   try {
-    const lib = koffi.load('libc.so.6');
-    mapper = {
-      mmap: lib.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)') as Mapper['mmap'],
-      munmap: lib.func('int munmap(void *addr, size_t length)') as Mapper['munmap'],
-    };
+    return bind('mmap');
   } catch {
-    mapper = null;
+    return null;
   }
-  return mapper;
 }
 
 export class SharedRegion {

@@ -5,10 +5,11 @@
  * descend into it (with include ["/srv/www/**"], "/srv" and "/srv/www" are walked, "/etc" is not).
  */
 import picomatch from 'picomatch';
+import { NAMES_IGNORE_CASE } from '../platform/os.js';
 
 export type FilesetCheck = (path: string) => boolean;
 
-const OPTIONS = { dot: true, nocase: process.platform === 'win32' } as const;
+const OPTIONS = { dot: true, nocase: NAMES_IGNORE_CASE } as const;
 
 export function buildFileset(include: string[] = [], exclude: string[] = []): FilesetCheck {
   const included = include.map((g) => picomatch(g, OPTIONS));

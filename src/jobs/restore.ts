@@ -26,6 +26,7 @@ import { FILESYSTEM_AGENT, hasAgent, resolveAgent } from './agents.js';
 import { planRestore } from './chain.js';
 import { checkTrust, expectedSession, signatureState, verifySignedSession, weakest, type SignatureState } from './signatures.js';
 import type { VerifiedRecords } from '../sink/manifest.js';
+import { NAMES_IGNORE_CASE } from '../platform/os.js';
 
 export interface RestoreOptions {
   /** For how agents are run (isolation); the defaults when absent. */
@@ -113,7 +114,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
   };
   const rawAgent = createFilesystemAgent();
 
-  const include = options.include && options.include.length > 0 ? picomatch(options.include, { dot: true, nocase: process.platform === 'win32' }) : null; // Windows names ignore case
+  const include = options.include && options.include.length > 0 ? picomatch(options.include, { dot: true, nocase: NAMES_IGNORE_CASE }) : null; // Windows names ignore case
   const to = path.resolve(options.to);
   const runs = new Map<string, RestoreRun>();
   const errors: string[] = [];

@@ -41,6 +41,7 @@ import {
   type RecordFields,
 } from './format.js';
 import { prepareLastVolume, type LastVolumeState, type ProtectedSessions } from './recover.js';
+import { IS_WINDOWS } from '../platform/os.js';
 
 /** Bytes batched in memory before a write. */
 export const WRITE_BUFFER_BYTES = 1024 * 1024;
@@ -428,7 +429,7 @@ export class VolumeWriter {
     // A new file's directory entry is made durable by syncing the directory, on POSIX systems.
     // Windows cannot open a directory for that (FlushFileBuffers on one is refused with EPERM);
     // NTFS journals the entry itself.
-    if (current.dirDirty && process.platform === 'win32') current.dirDirty = false;
+    if (current.dirDirty && IS_WINDOWS) current.dirDirty = false;
     if (current.dirDirty) {
       const dir = await openFile(this.dir, 'r');
       try {

@@ -18,7 +18,7 @@ import { inflateSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sendBackup, type BackupRun, type StreamSink } from '../../src/bacula/backup.js';
 import { parseFileSet } from '../../src/bacula/fileset.js';
-import { mkfifo, mknod } from '../../src/bacula/libc.js';
+import { mkfifo, mknod } from '../../src/bacula/special-files.js';
 import { FT, STREAM, decodeAttributes, decodeLStat } from '../../src/bacula/lstat.js';
 import { receiveRestore, type ReplaceMode } from '../../src/bacula/restore.js';
 import type { SdRecord } from '../../src/bacula/storage-daemon.js';

@@ -66,7 +66,7 @@ describe('restore paths', () => {
 });
 
 describe('ACLs and xattrs off Linux', () => {
-  it("libc.ts's ENOSYS (Windows) counts as a filesystem without them, not as a file's error", () => {
+  it("src/platform/libc.ts's ENOSYS (Windows) counts as a filesystem without them, not as a file's error", () => {
     expect(isUnsupported(Object.assign(new Error('x'), { code: 'ENOSYS' }))).toBe(true);
     expect(isUnsupported(Object.assign(new Error('x'), { code: 'EACCES' }))).toBe(false);
   });

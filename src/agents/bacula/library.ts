@@ -32,6 +32,7 @@ import { DEFAULT_PRELOAD, baculaPluginName } from './command.js';
 import { hostFunctionTable, onLoadMessage } from './host-functions.js';
 import type { LoadedAgent } from '../session.js';
 import { BaculaPluginSession } from './session.js';
+import { IS_LINUX } from '../../platform/os.js';
 
 /**
  * What a Bacula plugin can do in agentfd. Bacula hands every plugin the job's level and since-time
@@ -149,7 +150,7 @@ function handle(entry: { plugin: BaculaPluginLibrary; refs: number }): BaculaPlu
 }
 
 function loadOnce(file: string, preloadList: readonly string[]): BaculaPluginLibrary {
-  if (process.platform !== 'linux' || process.arch !== 'x64') {
+  if (!IS_LINUX || process.arch !== 'x64') {
     refuse('E_WRONG_PLATFORM', file, `Bacula 9.6 plugins are supported on Linux x86-64 only (their packets embed the platform's struct stat), and this agentfd runs on ${process.platform}-${process.arch}.`);
   }
   const format = sniffBinaryFormat(file);

@@ -38,8 +38,8 @@
  */
 import { AgentfdError } from '../../errors.js';
 import { agentPathProblem } from '../native/validate.js';
+import { IS_WINDOWS } from '../../platform/os.js';
 
-export const IS_WINDOWS = process.platform === 'win32';
 
 /** The agent path of the absolute, normalised OS path `osPath` (see the mapping above). */
 export function toAgentPath(osPath: string, windows = IS_WINDOWS): string {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { AgentfdError } from '../../errors.js';
 import { agentPathProblem } from '../native/validate.js';
 import { toAgentPath } from './agent-path.js';
+import { IS_WINDOWS } from '../../platform/os.js';
 
 export interface BackupRoot {
   /** The normalised OS path. */
@@ -14,7 +15,7 @@ export interface BackupRoot {
   agentPath: string;
 }
 
-const EXAMPLE = process.platform === 'win32' ? 'C:\\Users;D:\\Data' : '/home:/etc';
+const EXAMPLE = IS_WINDOWS ? 'C:\\Users;D:\\Data' : '/home:/etc';
 
 /**
  * The roots named by the `paths` option, normalised, without duplicates and without roots nested

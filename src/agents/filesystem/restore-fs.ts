@@ -17,7 +17,7 @@ import { promisify } from 'node:util';
 import { AgentfdError } from '../../errors.js';
 import { CONFINED_WRITES, ConfinedError, ConfinedTarget } from '../confined-target.js';
 import { RESTORE_DIR_MODE, SafeDirs, codeOf, lstatOrNull } from './safe-dirs.js';
-import { IS_WINDOWS } from './agent-path.js';
+import { IS_WINDOWS } from '../../platform/os.js';
 import { nsToUtimesSeconds } from './times.js';
 
 /** What the restore does with a file it writes (fs.promises.FileHandle has the same shape). */

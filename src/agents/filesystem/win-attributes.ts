@@ -16,7 +16,7 @@
 import path from 'node:path';
 import koffi from 'koffi';
 
-const IS_WINDOWS = process.platform === 'win32';
+import { IS_WINDOWS } from '../../platform/os.js';
 
 export const FILE_ATTRIBUTE_READONLY = 0x1;
 export const FILE_ATTRIBUTE_HIDDEN = 0x2;

@@ -9,15 +9,15 @@
  * coreutils, the exact mode and 64-bit rdev from the backup reach the kernel as they are, a hostile
  * file name never meets a command line, and errno comes back as Node's error codes (EEXIST, EPERM).
  *
- * Linux only: the widths below (mode_t 32 bits, dev_t 64 bits, timespec of two longs) and
- * UTIME_OMIT are Linux's, on glibc and musl alike. Elsewhere each call throws an error saying so.
+ * Linux only (bound through src/platform/libc.ts): UTIME_OMIT and the widths below are Linux's.
+ * Elsewhere each call throws an error saying so.
  * The calls are synchronous: each is one short system call on a local path.
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
-import { getSystemErrorName } from 'node:util';
-import koffi, { type LibraryHandle } from 'koffi';
+import koffi from 'koffi';
+import { callError, libcBinding } from '../platform/libc.js';
 
 interface Libc {
   mkfifo: (path: string, mode: number) => number;
@@ -30,38 +30,11 @@ const AT_SYMLINK_NOFOLLOW = 0x100;
 /** timespec.tv_nsec meaning "leave this time as it is" (linux/stat.h). */
 const UTIME_OMIT = (1 << 30) - 2;
 
-/**
- * A set of libc functions, found in the process itself (Node links libc) and declared on first
- * use, once per process. Linux only: `what` names the call in the refusal elsewhere.
- */
-export function libcBinding<T>(declare: (self: LibraryHandle) => T): (what: string) => T {
-  let bound: T | null = null;
-  return (what) => {
-    if (process.platform !== 'linux') {
-      throw Object.assign(new Error(`${what} is only available on Linux (agentfd serve calls libc for it); this is ${process.platform}`), { code: 'ENOSYS' });
-    }
-    bound ??= declare(koffi.load(null));
-    return bound;
-  };
-}
-
 const bind = libcBinding<Libc>((self) => ({
   mkfifo: self.func('int mkfifo(const char *path, uint32_t mode)') as Libc['mkfifo'],
   mknod: self.func('int mknod(const char *path, uint32_t mode, uint64_t dev)') as Libc['mknod'],
   utimensat: self.func('int utimensat(int dirfd, const char *path, void *times, int flags)') as Libc['utimensat'],
 }));
-
-/** The failed call as Node reports its own: message with the code and path, `code` to test. */
-export function callError(call: string, path: string): NodeJS.ErrnoException {
-  const errno = koffi.errno();
-  let code: string;
-  try {
-    code = getSystemErrorName(-errno);
-  } catch {
-    code = `errno ${errno}`;
-  }
-  return Object.assign(new Error(`${code}: ${call} failed for '${path}'`), { code, errno: -errno, syscall: call, path });
-}
 
 /** mkfifo(path, mode): a named pipe. The umask applies, as for any create. */
 export function mkfifo(path: string, mode: number): void {

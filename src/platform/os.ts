@@ -1,0 +1,8 @@
+/**
+ * The one place that asks which operating system agentfd runs on. Everything that behaves
+ * differently per system imports these names, so a search for them finds every such difference.
+ */
+export const IS_WINDOWS = process.platform === 'win32';
+export const IS_LINUX = process.platform === 'linux';
+/** Whether the file system treats names that differ only in case as one (Windows does). */
+export const NAMES_IGNORE_CASE = IS_WINDOWS;
