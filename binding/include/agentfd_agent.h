@@ -329,11 +329,13 @@ typedef struct afd_host_api {
      * parent directories (mode 0755 less the umask). `flags` is the new file's permission bits
      * (0..0777; 0 means 0600, the umask applies) or'ed with AFD_RESTORE_TRUNCATE or
      * AFD_RESTORE_EXCLUSIVE. A symbolic link at relative_path itself is refused too, never
-     * followed or replaced. Returns an OS file descriptor (POSIX: an int, opened O_WRONLY |
-     * O_CLOEXEC; Windows, on a host that offers generation 3 there, which agentfd does not yet: a
-     * HANDLE opened GENERIC_WRITE, share mode FILE_SHARE_READ) that the agent owns: it writes, may set times and size through it, and must close it (close() /
-     * CloseHandle(), or fdopen()/_open_osfhandle() and then fclose()) before restore_end_file()
-     * returns. On failure a negative AFD_E_* code: AFD_E_REFUSED when the path would leave the
+     * followed or replaced. Returns an OS file descriptor that the agent owns: POSIX, an int
+     * opened O_WRONLY | O_CLOEXEC; Windows, a HANDLE (cast to int64_t) opened GENERIC_WRITE,
+     * share mode FILE_SHARE_READ, synchronous (no FILE_FLAG_OVERLAPPED), so _open_osfhandle()
+     * accepts it; the permission bits of `flags` do not apply there (the file inherits the
+     * directory's ACL). The agent writes, may set times and size through it, and must close it
+     * (close() / CloseHandle(), or fdopen()/_open_osfhandle() and then fclose()) before
+     * restore_end_file() returns. On failure a negative AFD_E_* code: AFD_E_REFUSED when the path would leave the
      * target, AFD_E_INVALID for a bad path or flags, AFD_E_UNSUPPORTED when the host has no
      * target (restore to the original location), AFD_E_IO otherwise; the host logs the reason
      * (with the OS error) as an error of the job. */
@@ -363,11 +365,20 @@ typedef struct afd_host_api {
  *   Linux: openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), or where the kernel lacks it (ENOSYS)
  *          openat(O_NOFOLLOW | O_DIRECTORY) per component and mkdirat() for missing ones; the
  *          file itself with O_NOFOLLOW | O_CLOEXEC; renameat()/unlinkat() in the open parent.
+ *   Windows: each directory on the way is opened as itself (FILE_FLAG_OPEN_REPARSE_POINT) and
+ *          refused unless it is a plain directory (not a symbolic link, junction or other
+ *          reparse point), and stays open without FILE_SHARE_DELETE until the call returns, so
+ *          nobody can rename, move or delete it meanwhile; the file is then created (CREATE_NEW
+ *          for AFD_RESTORE_EXCLUSIVE, else OPEN_ALWAYS) as itself, and refused if it is a
+ *          reparse point. renames and removals go through the same pinned directories.
  *   Other systems: a host that cannot confine offers at most generation 2 (afd_negotiate picks
  *          an older table, and the agent writes as a gen 2 agent does).
  * Relative paths are '/'-separated, without a leading '/', empty, "." or ".." components or NUL
- * (a backslash is an ordinary character, as in every path of this header). A component that is a symbolic link, or a non-directory where a directory is needed,
- * fails the call with AFD_E_REFUSED; nothing is created outside the target. Each call resolves its
+ * (a backslash is an ordinary character, as in every path of this header; on Windows a
+ * component that Windows cannot hold as a name, one with a character of \ / : * ? " < > | or
+ * below 0x20, ending in a dot or space, or a device name such as CON or LPT1, fails the call
+ * with AFD_E_INVALID: the agent may name the file differently). A component that is a symbolic link (Windows: any reparse point), or a
+ * non-directory where a directory is needed, fails the call with AFD_E_REFUSED; nothing is created outside the target. Each call resolves its
  * path again from the open target, so a directory swapped for a link between two calls fails the
  * next call through it instead of redirecting it. Only the target itself is named by path, once,
  * by the host.

@@ -5,6 +5,9 @@
  *   node scripts/windows/cross.mjs make DIR    back up, on Linux, a tree whose names Windows cannot
  *                                              all hold; DIR/linux gets the volumes and expected.json
  *                                              (test/windows/lane.test.ts restores it under Windows)
+ *                                              and DIR/planted: restore targets with symbolic
+ *                                              links planted in them (Windows node under Wine
+ *                                              cannot make a Unix symlink; Linux can)
  *   node scripts/windows/cross.mjs check DIR   restore, on Linux, the backup the Windows lane made in
  *                                              DIR/windows from its volumes alone (scan), and compare
  *                                              every file with DIR/windows/expected.json
@@ -13,7 +16,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -59,6 +62,21 @@ function linuxTree(tree) {
   return Object.fromEntries(Object.entries(files).map(([name, bytes]) => [name, sha256(bytes)]));
 }
 
+/**
+ * Restore targets with a link where a restore will pass, each to its own "outside" directory that
+ * must stay empty: exchange/SG1 (the Exchange sample writes <target>/SG1/...), files/Z (a
+ * filesystem restore of a tree on Wine's Z: drive writes <target>/Z/...), and pin/link for the
+ * pinned-target checks.
+ */
+function plantLinks(planted) {
+  rmSync(planted, { recursive: true, force: true });
+  for (const [target, link] of [['exchange', 'SG1'], ['files', 'Z'], ['pin', 'link']]) {
+    mkdirSync(path.join(planted, `${target}-outside`), { recursive: true });
+    mkdirSync(path.join(planted, target), { recursive: true });
+    symlinkSync(path.join(planted, `${target}-outside`), path.join(planted, target, link));
+  }
+}
+
 if (command === 'make') {
   const base = path.join(dir, 'linux');
   rmSync(base, { recursive: true, force: true });
@@ -70,6 +88,7 @@ if (command === 'make') {
   if (backup.status !== 0) throw new Error(`the Linux backup failed: ${JSON.stringify(backup.json)}`);
   writeFileSync(path.join(base, 'expected.json'), JSON.stringify({ tree, files, jobId: backup.json.jobId }, null, 2));
   console.log(`Linux backup of ${Object.keys(files).length} files made in ${base} (job ${backup.json.jobId})`);
+  plantLinks(path.join(dir, 'planted'));
 } else {
   const base = path.join(dir, 'windows');
   const expected = JSON.parse(readFileSync(path.join(base, 'expected.json'), 'utf8'));

@@ -1,5 +1,5 @@
 /**
- * The confined restore primitive (src/agents/confined-target.ts) on real directories, both ways it
+ * The confined restore primitive (src/platform/confined-target.ts) on real directories, both ways it
  * resolves: openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) and the per-component
  * openat(O_NOFOLLOW | O_DIRECTORY) walk of kernels without openat2. Every call must refuse a path
  * through a symlink (planted before the call) and "..", create nothing outside, and work inside.
@@ -7,7 +7,7 @@
 import { closeSync, existsSync, lstatSync, readFileSync, readdirSync, symlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfinedError, ConfinedTarget, splitRelative, useOpenat2 } from '../../src/agents/confined-target.js';
+import { ConfinedError, ConfinedTarget, splitRelative, useOpenat2 } from '../../src/platform/confined-target.js';
 import { tempDir } from '../helpers/native.js';
 
 afterEach(() => useOpenat2(true));

@@ -46,9 +46,9 @@ describe('agentfd on Windows', () => {
     const { status, json } = runCliJson(['plugins', 'list', '--plugin-dir', plugins]);
     expect(status).toBe(0);
     const byName = Object.fromEntries(json.agents.map((a: { name: string }) => [a.name, a]));
-    // Generation 3 (confined restore writes) is Linux only: a Windows host speaks 1..2.
-    expect(byName.MicrosoftExchange).toMatchObject({ abi: 2, agentAbiRange: [1, 3], vendor: 'agentfd samples' });
-    expect(byName.MSSQL).toMatchObject({ abi: 2, agentAbiRange: [2, 3] });
+    // Generation 3 (confined restore writes, through pinned directories here) as on Linux.
+    expect(byName.MicrosoftExchange).toMatchObject({ abi: 3, agentAbiRange: [1, 3], vendor: 'agentfd samples' });
+    expect(byName.MSSQL).toMatchObject({ abi: 3, agentAbiRange: [2, 3] });
     expect(byName.LegacyFlatFiles).toMatchObject({ abi: 1, agentAbiRange: [1, 1], capabilities: ['full', 'restore'] });
     const refused = Object.fromEntries(json.refused.map((r: { file: string; code: string }) => [path.basename(r.file), r.code]));
     expect(refused).toEqual({

@@ -39,6 +39,7 @@
 import { AgentfdError } from '../../errors.js';
 import { agentPathProblem } from '../native/validate.js';
 import { IS_WINDOWS } from '../../platform/os.js';
+import { RESERVED_DEVICE, WINDOWS_FORBIDDEN, deviceBase, windowsCannotHold } from '../../platform/windows-names.js';
 
 
 /** The agent path of the absolute, normalised OS path `osPath` (see the mapping above). */
@@ -78,12 +79,8 @@ export interface RestorePlan {
   mapped: MappedName[];
 }
 
-// Characters a Windows name cannot hold (':' would name a data stream). Rule 2.
-const WINDOWS_FORBIDDEN = /[<>:"|?*\\\u0001-\u001f]/g;
 // A '%' that could be read as an escape. Rule 1.
 const PERCENT_BEFORE_HEX = /%(?=[0-9A-Fa-f]{2})/g;
-// Device names, compared with the part of a name before its first '.'. Rule 4.
-const RESERVED_DEVICE = /^(?:CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|COM[0-9\u00b9\u00b2\u00b3]|LPT[0-9\u00b9\u00b2\u00b3])$/i;
 
 /** '%' and the code of `ch` in two upper-case hex digits; every character escaped is ASCII. */
 function escapeChar(ch: string): string {
@@ -101,7 +98,7 @@ function showChar(ch: string): string {
  */
 export function windowsName(name: string): { written: string; why: string[] } {
   const why: string[] = [];
-  if (!needsWindowsMapping(name)) return { written: name, why }; // rule 0
+  if (!windowsCannotHold(name)) return { written: name, why }; // rule 0
   let written = name.replace(PERCENT_BEFORE_HEX, '%25');
   if (written !== name) why.push("a '%' before two hex digits is written %25 so that the name can be read back");
   const forbidden = new Set<string>();
@@ -115,22 +112,12 @@ export function windowsName(name: string): { written: string; why: string[] } {
     written = written.slice(0, -1) + escapeChar(last);
     why.push(`Windows would drop a trailing ${last === '.' ? "'.'" : 'space'}`);
   }
-  const dot = written.indexOf('.');
-  const base = (dot === -1 ? written : written.slice(0, dot)).replace(/ +$/, '');
+  const base = deviceBase(written);
   if (RESERVED_DEVICE.test(base)) {
     written = escapeChar(written[0]!) + written.slice(1);
     why.push(`${JSON.stringify(base)} is a device name on Windows`);
   }
   return { written, why };
-}
-
-/** Whether rules 2 to 4 have anything to change in `name`. */
-function needsWindowsMapping(name: string): boolean {
-  WINDOWS_FORBIDDEN.lastIndex = 0;
-  if (WINDOWS_FORBIDDEN.test(name)) return true;
-  if (name.endsWith('.') || name.endsWith(' ')) return true;
-  const dot = name.indexOf('.');
-  return RESERVED_DEVICE.test((dot === -1 ? name : name.slice(0, dot)).replace(/ +$/, ''));
 }
 
 /** The original name of a name written by windowsName(): each "%XX" back to its character. */

@@ -6,7 +6,7 @@
  * Backup: walk.ts (lazy, sorted, symlinks not followed, with bounded read-ahead: ordered-map.ts,
  * and batches of file system calls on the agent's own I/O thread: io.ts, fs-worker.ts) and
  * file-stream.ts (the data: small files read ahead whole, large ones streamed).
- * Restore: restore.ts, confined to the target by restore-fs.ts (openat-relative on Linux, safe-dirs.ts elsewhere).
+ * Restore: restore.ts, confined to the target by restore-fs.ts (openat-relative on Linux, pinned directories on Windows, safe-dirs.ts elsewhere).
  * Agent paths: agent-path.ts (POSIX paths as they are; Windows `C:\a\b` is "/C:/a/b").
  */
 import { lstat } from 'node:fs/promises';

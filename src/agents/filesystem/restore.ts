@@ -1,8 +1,8 @@
 /**
  * The filesystem agent's restore: the engine's startFile/write/endFile calls turned into files
  * under the target. Safe against a hostile backup and against others writing in the target while
- * it runs (paths are checked, nothing is ever written through a symlink; on Linux every entry is
- * created relative to the open target, see restore-fs.ts) and never leaves a half-written file under its final name: data goes to
+ * it runs (nothing is ever written through a symlink or junction; on Linux and Windows every entry
+ * is reached from the target opened once, see restore-fs.ts) and never leaves a half-written file under its final name: data goes to
  * `.<name>.agentfd-part-<random>` (O_EXCL, O_NOFOLLOW) and is renamed over the final name only
  * once the engine says the file is good. Directory modes and times are applied in finish(),
  * deepest first, because restoring their contents changes their mtime.
@@ -18,7 +18,10 @@ import type { RestoreRequest, RestoreRun } from '../agent.js';
 import type { AgentFileInfo } from '../types.js';
 import { IS_WINDOWS } from '../../platform/os.js';
 import { WindowsNameClaims, planRestorePath, type MappedName } from './agent-path.js';
-import { ioError, openRestoreFs, type RestoreFs, type WritableFile } from './restore-fs.js';
+import { ioError, type RestoreFs, type WritableFile } from './restore-fs.js';
+import { ConfinedRestoreFs } from './restore-fs-confined.js';
+import { PathRestoreFs } from './restore-fs-paths.js';
+import { CONFINED_WRITES } from '../../platform/confined-target.js';
 import { codeOf } from './safe-dirs.js';
 import { nsToUtimesSeconds } from './times.js';
 import { restorableWinAttributes, writeWinAttributes } from './win-attributes.js';
@@ -53,6 +56,11 @@ function tempPartsFor(parts: readonly string[]): string[] {
   const random = randomBytes(6).toString('hex');
   const prefix = Buffer.byteLength(name) <= 200 ? `.${name}` : '';
   return [...parts.slice(0, -1), `${prefix}.agentfd-part-${random}`];
+}
+
+/** Open the target for the restore: confined on Linux and Windows, by checked paths elsewhere. */
+async function openRestoreFs(target: string): Promise<RestoreFs> {
+  return CONFINED_WRITES ? ConfinedRestoreFs.open(target) : PathRestoreFs.open(target);
 }
 
 export async function startFilesystemRestore(request: RestoreRequest, options: FilesystemRestoreOptions = {}): Promise<RestoreRun> {

@@ -5,9 +5,10 @@
  * So a symlink restored earlier in the same job, or planted in the target by someone else, can
  * never redirect a later write outside the target: nothing is ever written THROUGH a symlink.
  *
- * Used where the restore writes by path (Windows, macOS: restore-fs.ts). It checks, then writes:
- * a directory swapped for a link in between is not seen. On Linux the restore creates every entry
- * relative to the open target instead (confined-target.ts), which leaves no such gap.
+ * Used where the restore writes by path (systems other than Linux and Windows: restore-fs-paths.ts).
+ * It checks, then writes: a directory swapped for a link in between is not seen. On Linux and
+ * Windows the restore reaches every entry from the target opened once instead (src/platform/
+ * confined-target.ts, pinned-target.ts), which leaves no such gap.
  */
 import { lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';

@@ -8,14 +8,15 @@
  * reading someone else's memory.
  */
 import koffi, { type TypeObject } from 'koffi';
+import { CONFINED_WRITES } from '../../platform/confined-target.js';
 
 /**
  * The ABI generations this host speaks, oldest and newest. Generation 3 (confined restore writes:
- * restore_open and friends) needs the Linux primitives of confined-target.ts; elsewhere the host
- * offers 1..2 and agents negotiate down, as the header says.
+ * restore_open and friends) needs a way to confine writes beneath the target (Linux and Windows,
+ * src/platform/); elsewhere the host offers 1..2 and agents negotiate down, as the header says.
  */
 export const HOST_MIN_ABI = 1;
-export const HOST_MAX_ABI = process.platform === 'linux' ? 3 : 2;
+export const HOST_MAX_ABI = CONFINED_WRITES ? 3 : 2;
 
 export const AFD_OK = 0;
 export const AFD_DONE = 1;

@@ -1,13 +1,17 @@
 /**
  * The gen 3 host functions restore_open, restore_rename and restore_remove of one session: the
  * agent's restored files, created, renamed and removed beneath the restore target only (see
- * "Writing restored files" in agentfd_agent.h and confined-target.ts). They run in the process
- * that runs the agent (the isolated agent host by default), so the descriptor restore_open
- * returns is the agent's own.
+ * "Writing restored files" in agentfd_agent.h, src/platform/confined-target.ts for Linux and
+ * src/platform/pinned-target.ts for Windows). They run in the process that runs the agent (the
+ * isolated agent host by default), so the descriptor (Windows: HANDLE) restore_open returns is
+ * the agent's own.
  */
 import { constants } from 'node:fs';
 import { AgentfdError } from '../../errors.js';
-import { CONFINED_WRITES, ConfinedError, ConfinedTarget, splitRelative } from '../confined-target.js';
+import { CONFINED_WRITES, ConfinedError, ConfinedTarget, splitRelative } from '../../platform/confined-target.js';
+import { handleValue } from '../../platform/kernel32.js';
+import { IS_WINDOWS } from '../../platform/os.js';
+import { PinnedTarget } from '../../platform/pinned-target.js';
 import type { LogLevel } from './abi.js';
 
 const AFD_E_INVALID = -3;
@@ -19,8 +23,11 @@ const MODE_MASK = 0o777;
 const TRUNCATE = 1 << 16;
 const EXCLUSIVE = 1 << 17;
 
+/** The open target, whichever way this system confines. */
+type Target = ConfinedTarget | PinnedTarget;
+
 export class RestoreWrites {
-  private target: ConfinedTarget | null = null;
+  private target: Target | null = null;
 
   constructor(private readonly log: (level: LogLevel, message: string) => void) {}
 
@@ -28,7 +35,7 @@ export class RestoreWrites {
   prepare(target: string | null): void {
     if (target === null || !CONFINED_WRITES) return;
     try {
-      this.target = ConfinedTarget.open(target, 0o755);
+      this.target = IS_WINDOWS ? PinnedTarget.open(target) : ConfinedTarget.open(target, 0o755);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? String(error);
       throw new AgentfdError('E_RESTORE_PATH', `restore target ${target} cannot be used as a directory (${code}); give a directory agentfd may create or write`, { cause: error });
@@ -40,8 +47,11 @@ export class RestoreWrites {
       if ((flags & ~(MODE_MASK | TRUNCATE | EXCLUSIVE)) !== 0) {
         throw new ConfinedError('invalid', `unknown flags 0x${(flags & ~(MODE_MASK | TRUNCATE | EXCLUSIVE)).toString(16)}`);
       }
+      const parts = splitRelative(relative);
+      // Windows has no permission bits to give the file: its ACL is inherited from the directory.
+      if (target instanceof PinnedTarget) return handleValue(target.openFile(parts, { truncate: (flags & TRUNCATE) !== 0, exclusive: (flags & EXCLUSIVE) !== 0 }));
       const extra = (flags & TRUNCATE ? constants.O_TRUNC : 0) | (flags & EXCLUSIVE ? constants.O_EXCL : 0);
-      return target.openFile(splitRelative(relative), extra, flags & MODE_MASK || 0o600);
+      return target.openFile(parts, extra, flags & MODE_MASK || 0o600);
     });
   }
 
@@ -65,7 +75,7 @@ export class RestoreWrites {
   }
 
   /** Run `body` against the open target; a failure is logged as an error of the job and becomes its AFD_E_* code. */
-  private confined(call: string, what: string, body: (target: ConfinedTarget) => number): number {
+  private confined(call: string, what: string, body: (target: Target) => number): number {
     if (this.target === null) {
       this.log('error', `${call}(${what}): this restore has no target directory (restore to the original location), so there is nothing to write beneath`);
       return AFD_E_UNSUPPORTED;

@@ -10,15 +10,17 @@
  * next call that passes through it (ELOOP), never followed.
  *
  * Used by the gen 3 host functions restore_open/restore_rename/restore_remove (native agents) and
- * by the filesystem agent's restore. Linux only (the flag values below are Linux's): elsewhere
- * CONFINED_WRITES is false and callers keep their older way.
+ * by the filesystem agent's restore. Linux only (the flag values below are Linux's); Windows has
+ * its twin in pinned-target.ts. CONFINED_WRITES says whether this system has one of the two.
  */
 import { closeSync, constants, mkdirSync, openSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import koffi from 'koffi';
-import { callError, libcBinding } from '../platform/libc.js';
+import { callError, libcBinding } from './libc.js';
+import { IS_LINUX, IS_WINDOWS } from './os.js';
 
-export const CONFINED_WRITES = process.platform === 'linux';
+/** Whether restores here write confined beneath their target (Linux: this file; Windows: pinned-target.ts). */
+export const CONFINED_WRITES = IS_LINUX || IS_WINDOWS;
 
 const O_CLOEXEC = 0o2000000;
 const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | (constants.O_NOFOLLOW ?? 0) | O_CLOEXEC;
