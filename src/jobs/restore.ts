@@ -130,10 +130,13 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
   let sourceVersion = job.agent_version;
   let jobOptions: Record<string, string> = {};
 
+  // Whether the job being read is signed by a trusted key (set by its 'info' event).
+  let recordedTrusted = false;
   const runFor = async (agentName: string): Promise<RestoreRun> => {
     let run = runs.get(agentName);
     if (!run) {
       const agent = agentName === '\0raw' ? rawAgent : agentFor(agentName);
+      if (agent.kind === 'bacula') refuseUntrustedCommand(agent.name, jobId, jobOptions, options.optionOverrides ?? {}, recordedTrusted);
       run = await agent.restore({
         jobName: job.name, jobId, options: agentName === '\0raw' ? {} : jobOptions, filesetCheck: () => true, log,
         isCancelled: () => false, target: to, sourceAbi, sourceAgentVersion: sourceVersion,
@@ -193,6 +196,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
       switch (event.kind) {
         case 'info':
           jobOptions = { ...event.info.options, ...(options.optionOverrides ?? {}) };
+          recordedTrusted = signatureState(part) === 'valid';
           sourceAbi = event.info.agent.abi;
           sourceVersion = event.info.agent.version;
           break;
@@ -284,4 +288,19 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
     agents: raw ? [] : [...runs.keys()], signature, errors, seconds: (Date.now() - started) / 1000,
     chain: plan.chain.map((j) => ({ jobId: j.id, level: j.level, files: plan.select.get(j.id)!.size })), deleted: plan.deleted.length,
   };
+}
+
+/**
+ * A Bacula plugin's restore runs its command string (bpipe: the writer program, run as agentfd's
+ * user, often root). The one recorded on the volume is data from the past, possibly from someone
+ * else: it is run only when the job is signed by a trusted key, else the person restoring gives
+ * it (--option command=...), having read it.
+ */
+function refuseUntrustedCommand(agent: string, jobId: number, options: Record<string, string>, overrides: Record<string, string>, trusted: boolean): void {
+  if (trusted || overrides.command !== undefined || options.command === undefined) return;
+  throw new AgentfdError(
+    'E_PLUGIN_COMMAND',
+    `job ${jobId} was saved by the Bacula plugin "${agent}", whose restore runs the command recorded on the volume (${JSON.stringify(options.command)}); ` +
+      'the job is not signed by a trusted key, so agentfd does not run a command it cannot trust. Read it, then give it (or your own) with --option command=...',
+  );
 }

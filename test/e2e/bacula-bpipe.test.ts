@@ -47,9 +47,14 @@ function writeConfig(name: string, isolation: 'process' | 'none', jobs: string[]
   return file;
 }
 
-/** A bpipe job: Bacula's own command string, reader and writer as bacula-fd would run them. */
-function bpipeJob(name: string, command: string, compression = 'zstd:3'): string {
-  return `[jobs.${name}]\nplugin = ${JSON.stringify(command)}\ncompression = "${compression}"`;
+/**
+ * A bpipe job: Bacula's own command string, reader and writer as bacula-fd would run them. Signed
+ * unless said otherwise: a restore runs the writer recorded on the volume only for a job signed by
+ * a trusted key.
+ */
+function bpipeJob(name: string, command: string, compression = 'zstd:3', signed = true): string {
+  const sign = signed ? `\nsign_with = ${JSON.stringify(path.join(ws, 'keys', 'admin.key'))}` : '';
+  return `[jobs.${name}]\nplugin = ${JSON.stringify(command)}\ncompression = "${compression}"${sign}`;
 }
 
 beforeAll(() => {
@@ -62,12 +67,14 @@ beforeAll(() => {
   const text = Buffer.from(Array.from({ length: (SIZE - random.length) / 40 + 1 }, (_, i) => `row ${i} of the dump, 40 bytes long....\n`).join('')).subarray(0, SIZE - random.length);
   writeFileSync(source, Buffer.concat([random, text]));
   sourceDigest = sha256(source);
+  expect(runCli(['keys', 'generate', '--out', path.join(ws, 'keys'), '--name', 'admin']).status).toBe(0);
   const jobs = [
     bpipeJob('dump', `bpipe:/@bpipe@/dump.bin:cat ${source}:sh -c 'cat > %w/restored.bin'`),
     bpipeJob('dump-gzip', `bpipe:/@bpipe@/dump.bin:cat ${source}:sh -c 'cat > %w/restored.bin'`, 'gzip:6'),
     // bpipe splits at the first three colons: the reader is "echo left", the writer "right:cat ..."
     bpipeJob('colons', 'bpipe:/@bpipe@/colons.txt:echo left:right:cat > %w/colons.txt'),
     bpipeJob('failing', 'bpipe:/@bpipe@/failing.txt:sh -c "echo partial; exit 3":cat > %w/failing.txt'),
+    bpipeJob('unsigned', "bpipe:/@bpipe@/unsigned.txt:echo saved:sh -c 'cat > %w/writer-ran.txt'", 'zstd:3', false),
   ];
   configs.isolated = writeConfig('isolated', 'process', jobs);
   configs.inProcess = writeConfig('in-process', 'none', jobs);
@@ -152,6 +159,24 @@ describe.skipIf(MISSING !== null)(`Debian bpipe-fd.so${skipNote(MISSING)}`, () =
     const restore = runCliJson(['restore', '--job-id', String(backup.json.jobId), '--to', to, '--config', configs.isolated]);
     expect(restore.status, restore.stderr).toBe(0);
     expect(sha256(path.join(to, 'restored.bin'))).toBe(sourceDigest);
+  });
+
+  it('does not run the writer recorded on an unsigned volume: the restore is refused until the command is given', () => {
+    const backup = runCliJson(['backup', '--job', 'unsigned', '--config', configs.isolated]);
+    expect(backup.status, backup.stderr).toBe(0);
+    const to = path.join(ws, 'unsigned-restore');
+    mkdirSync(to);
+    const refused = runCliJson(['restore', '--job-id', String(backup.json.jobId), '--to', to, '--config', configs.isolated]);
+    expect(refused.status).not.toBe(0);
+    expect(refused.json.code).toBe('E_PLUGIN_COMMAND');
+    expect(refused.json.message).toContain("sh -c 'cat > %w/writer-ran.txt'"); // shown, for the person to read
+    expect(refused.json.message).toMatch(/not signed by a trusted key.*--option command=/);
+    expect(existsSync(path.join(to, 'writer-ran.txt'))).toBe(false);
+    // Given by the person restoring, the same command runs.
+    const command = "bpipe:/@bpipe@/unsigned.txt:true:sh -c 'cat > %w/writer-ran.txt'";
+    const given = runCliJson(['restore', '--job-id', String(backup.json.jobId), '--to', to, '--option', `command=${command}`, '--config', configs.isolated]);
+    expect(given.status, given.stderr).toBe(0);
+    expect(readFileSync(path.join(to, 'writer-ran.txt'), 'utf8')).toBe('saved\n');
   });
 
   it('parses a command with colons in the reader as bacula-fd does: the reader ends at the third colon', () => {
