@@ -6,16 +6,22 @@
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCliJson } from '../helpers/cli.js';
+import { runCli, runCliJson } from '../helpers/cli.js';
 import { makePluginDir, removeDir, tempDir } from '../helpers/native.js';
 
 let ws: string;
 let plugins: string;
 let config: string;
 
-/** One job "plug" whose plugin command is `command`: rewritten between runs, as an admin would. */
+/**
+ * One job "plug" whose plugin command is `command`: rewritten between runs, as an admin would.
+ * Signed, so that a restore may run the plugin with the command recorded on the volume.
+ */
 function setCommand(command: string): void {
-  writeFileSync(config, `plugin_dir = ${JSON.stringify(plugins)}\ndata_dir = "data"\n[bacula]\npreload = []\n[jobs.plug]\nplugin = ${JSON.stringify(command)}\n`);
+  writeFileSync(
+    config,
+    `plugin_dir = ${JSON.stringify(plugins)}\ndata_dir = "data"\n[bacula]\npreload = []\n[jobs.plug]\nplugin = ${JSON.stringify(command)}\nsign_with = "keys/admin.key"\n`,
+  );
 }
 
 function backup(level: string) {
@@ -35,6 +41,7 @@ beforeAll(() => {
   ws = tempDir('bacula-accurate');
   plugins = makePluginDir([{ name: 'testplug-fd', as: 'testplug-fd.so' }]);
   config = path.join(ws, 'agentfd.toml');
+  expect(runCli(['keys', 'generate', '--out', path.join(ws, 'keys'), '--name', 'admin']).status).toBe(0);
 });
 afterAll(() => {
   if (ws) removeDir(ws);
