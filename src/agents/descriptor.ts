@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { BACULA_PLUGIN_FILE } from './bacula/command.js';
 import { loadAgentLibrary } from './load.js';
-import type { Capability } from './native/abi.js';
+import type { Capability } from './types.js';
 import { checkLibraryFile } from './plugin-dir.js';
 import type { LoadedAgent } from './session.js';
 

@@ -8,7 +8,7 @@
  */
 import { hash, randomUUID } from 'node:crypto';
 import type { Agent, AgentFile, AgentStream, BackupRun } from '../agents/agent.js';
-import type { Level } from '../agents/native/abi.js';
+import type { Level } from '../agents/types.js';
 import type { AgentRegistry } from '../agents/registry.js';
 import { Catalog, type NewFile } from '../catalog/catalog.js';
 import { CatalogFileWriter } from '../catalog/file-writer.js';

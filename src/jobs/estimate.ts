@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Agent } from '../agents/agent.js';
-import type { Level } from '../agents/native/abi.js';
+import type { Level } from '../agents/types.js';
 import type { AgentRegistry } from '../agents/registry.js';
 import { Catalog } from '../catalog/catalog.js';
 import type { AgentfdConfig } from '../config/load.js';

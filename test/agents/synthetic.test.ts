@@ -11,7 +11,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentFile, BackupRequest, RestoreRequest } from '../../src/agents/agent.js';
-import { HOST_MAX_ABI, type LogLevel } from '../../src/agents/native/abi.js';
+import { HOST_MAX_ABI, type LogLevel } from '../../src/agents/types.js';
 import { loadNativeAgent, type NativeAgentLibrary } from '../../src/agents/native/library.js';
 import { NativeAgentSession } from '../../src/agents/native/session.js';
 import { NativeAgent } from '../../src/bridge/native-agent.js';

@@ -12,7 +12,7 @@
 import path from 'node:path';
 import koffi, { type LibraryHandle } from 'koffi';
 import { AgentLoadError, messageOf } from '../../errors.js';
-import type { Capability } from '../native/abi.js';
+import type { Capability } from '../types.js';
 import { readCString } from '../native/cstring.js';
 import { sniffBinaryFormat, type RefusalCode } from '../native/library.js';
 import {

@@ -22,11 +22,9 @@ import type { RestoreRun } from '../agent.js';
 import { createFilesystemAgent } from '../filesystem/index.js';
 import { AgentCallError, AgentfdError } from '../../errors.js';
 import { HOST_VERSION } from '../../version.js';
-import type { Level, LogLevel } from '../native/abi.js';
+import { agentPathProblem, type AgentFileInfo, type Level, type LogLevel } from '../types.js';
 import { readCString } from '../native/cstring.js';
-import { agentPathProblem } from '../native/validate.js';
 import type { AgentSession, SessionOptions } from '../session.js';
-import type { AgentFileInfo } from '../types.js';
 import {
   BRC_NAMES,
   CF,

@@ -14,10 +14,7 @@ import {
   type AgentEntryPoint,
   AgentApi,
   CAPABILITY_BITS,
-  type Capability,
   GEN2_CAPABILITIES,
-  HOST_MAX_ABI,
-  HOST_MIN_ABI,
   Kv,
   NegotiateReply,
   NegotiateRequest,
@@ -25,6 +22,7 @@ import {
   agentApiSizeFor,
 } from './abi.js';
 import { escapeBytes, readCString } from './cstring.js';
+import { HOST_MAX_ABI, HOST_MIN_ABI, type Capability } from '../types.js';
 import { AgentLoadError } from '../../errors.js';
 import { HOST_VERSION } from '../../version.js';
 import type { LoadedAgent } from '../session.js';

@@ -8,7 +8,7 @@
 import { constants } from 'node:fs';
 import { AgentfdError } from '../../errors.js';
 import { CONFINED_WRITES, ConfinedError, ConfinedTarget, splitRelative } from '../confined-target.js';
-import type { LogLevel } from './abi.js';
+import type { LogLevel } from '../types.js';
 
 const AFD_E_INVALID = -3;
 const AFD_E_UNSUPPORTED = -5;

@@ -15,8 +15,7 @@ import {
   BackupParams,
   Estimate,
   FileDescIn,
-  LEVELS,
-  type Level,
+  LEVEL_CODES,
   OpenParams,
   RETURN_CODES,
   RestoreParams,
@@ -28,12 +27,12 @@ import { attachHostContext, detachHostContext, hostTableFor, type HostCallbacks 
 import type { NativeAgentLibrary } from './library.js';
 import { RestoreWrites } from './restore-writes.js';
 import { FileRefused, decodeAgentFile } from './validate.js';
-import type { AgentFileInfo } from '../types.js';
+import type { AgentFileInfo, Level } from '../types.js';
 import type { AgentSession, SessionOptions } from '../session.js';
 
 export type { SessionOptions } from '../session.js';
 
-const LEVEL_NAMES = Object.fromEntries(Object.entries(LEVELS).map(([name, value]) => [value, name])) as Record<number, Level>;
+const LEVEL_NAMES = Object.fromEntries(Object.entries(LEVEL_CODES).map(([name, value]) => [value, name])) as Record<number, Level>;
 
 export class NativeAgentSession implements AgentSession {
   readonly agent: NativeAgentLibrary;
@@ -137,10 +136,10 @@ export class NativeAgentSession implements AgentSession {
   async backupPrepare(level: Level, sinceNs: bigint, jobStartNs: bigint): Promise<Level> {
     const params = {
       struct_size: BackupParams.size,
-      level: LEVELS[level],
+      level: LEVEL_CODES[level],
       since_ns: sinceNs,
       job_start_ns: jobStartNs,
-      delivered_level: LEVELS[level],
+      delivered_level: LEVEL_CODES[level],
       reserved: 0,
     };
     this.check('backup_prepare', await this.call('backup_prepare', this.handle, params) as number);
