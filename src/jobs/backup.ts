@@ -26,7 +26,7 @@ import { compareWithReference, existingFiles, streamKey, type AccurateRecord } f
 import { agentOptions, configuredJob, resolveAgent } from './agents.js';
 import { restoreChain } from './chain.js';
 import { jobCrypto } from './encryption.js';
-import { buildFileset } from './fileset.js';
+import { buildFileset } from '../agents/fileset.js';
 import { lockStorage } from './lock.js';
 
 export interface BackupProgress {

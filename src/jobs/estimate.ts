@@ -15,7 +15,7 @@ import type { AgentfdConfig } from '../config/load.js';
 import { AgentfdError } from '../errors.js';
 import { agentOptions, configuredJob, resolveAgent } from './agents.js';
 import { referenceJob } from './backup.js';
-import { buildFileset } from './fileset.js';
+import { buildFileset } from '../agents/fileset.js';
 
 export interface EstimateReport {
   job: string;
