@@ -18,11 +18,11 @@ import { formatCompression, packChunk, parseCompression, type Compression } from
 import { CompressPool } from '../pipeline/compress-pool.js';
 import { StreamHasher } from '../pipeline/stream-hasher.js';
 import { encodeStream, type StreamSummary } from '../pipeline/stream-encoder.js';
-import { SESSION_FORMAT, type FileRecord, type SessionStart, type WholeStream } from '../pipeline/records.js';
+import { SESSION_FORMAT, type AccurateRecord, type FileRecord, type SessionStart, type WholeStream } from '../pipeline/records.js';
 import { SessionWriter } from '../sink/session-writer.js';
 import { HOST_VERSION } from '../version.js';
 import { storageRepository, VolumeWriter } from '../volume/index.js';
-import { compareWithReference, existingFiles, streamKey, type AccurateRecord } from './accurate.js';
+import { compareWithReference, existingFiles, streamKey } from './accurate.js';
 import { agentOptions, configuredJob, resolveAgent } from './agents.js';
 import { restoreChain } from './chain.js';
 import { jobCrypto } from './encryption.js';

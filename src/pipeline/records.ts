@@ -81,6 +81,12 @@ export interface FileEnd {
   error: string | null;
 }
 
+/** The ACCURATE record: what disappeared, or moved, since the reference job (jobs/accurate.ts). */
+export interface AccurateRecord {
+  deleted: { path: string; kind: string }[];
+  renamed: { from: string; to: string }[];
+}
+
 export interface SessionEnd {
   /** aborted: the agent crashed, hung or was cancelled; failed: a file or the sink failed. */
   status: 'committed' | 'failed' | 'aborted';

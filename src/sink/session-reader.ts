@@ -15,6 +15,7 @@ import { AgentfdError, messageOf } from '../errors.js';
 import { decompressChunk } from '../pipeline/codecs.js';
 import type { StreamHasher } from '../pipeline/stream-hasher.js';
 import {
+  type AccurateRecord,
   type ChunkPrefix,
   type FileEnd,
   type FileRecord,
@@ -28,7 +29,6 @@ import {
   type SessionStart,
   type StreamEnd,
 } from '../pipeline/records.js';
-import type { AccurateRecord } from '../jobs/accurate.js';
 import { readRecords, recordTypeName, type VolumeRecord } from '../volume/index.js';
 import { Manifest, VerifiedRecords } from './manifest.js';
 
