@@ -7,8 +7,7 @@
  * `data()` in order. Nothing is read from the agent before it is asked for, so a slow sink slows
  * the agent down (backpressure) and memory stays bounded whatever a stream's size.
  */
-import type { Capability, Level, LogLevel } from './native/abi.js';
-import type { AgentFileInfo, AgentStreamInfo } from './types.js';
+import type { AgentFileInfo, AgentStreamInfo, Capability, Level, LogLevel } from './types.js';
 
 export interface AgentStream extends AgentStreamInfo {
   /** The stream's bytes. Iterate it once, completely, before the next stream or file. */

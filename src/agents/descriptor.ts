@@ -4,9 +4,11 @@
  * (the default: no agent code runs in the daemon) or from an in-process load.
  */
 import path from 'node:path';
+import { AgentLoadError, messageOf } from '../errors.js';
 import { BACULA_PLUGIN_FILE } from './bacula/command.js';
 import { loadAgentLibrary } from './load.js';
-import type { Capability } from './native/abi.js';
+import type { RefusalCode } from './native/library.js';
+import type { Capability } from './types.js';
 import { checkLibraryFile } from './plugin-dir.js';
 import type { LoadedAgent } from './session.js';
 
@@ -57,5 +59,34 @@ export function examineLibrary(file: string, dirProblem: string | null, preload?
     return describeLibrary(library, preload);
   } finally {
     library.unload();
+  }
+}
+
+/** A library to examine, with its directory's safety problem (null when safe). */
+export interface Candidate {
+  file: string;
+  dirProblem: string | null;
+}
+
+export interface RefusedLibrary {
+  file: string;
+  code: RefusalCode | 'E_LOAD_CRASHED';
+  reason: string;
+}
+
+/** What examining one library found: its description, or why it is refused. */
+export type Examination = { file: string; agent: AgentDescriptor } | { file: string; refused: RefusedLibrary };
+
+/**
+ * Examine one candidate, in this process or in the probe (probe-main.ts): a refusal, or any other
+ * failure, is returned as the library's reason, never thrown, so one bad library never stops the others.
+ */
+export function examineCandidate({ file, dirProblem }: Candidate, preload: readonly string[] | undefined): Examination {
+  try {
+    return { file, agent: examineLibrary(file, dirProblem, preload) };
+  } catch (error) {
+    if (error instanceof AgentLoadError) return { file, refused: { file, code: error.code as RefusalCode, reason: error.message } };
+    // Anything else is a bug in a check or in koffi's handling of the file; keep it, never crash.
+    return { file, refused: { file, code: 'E_LOAD_FAILED', reason: `${file}: cannot be loaded: ${messageOf(error)}` } };
   }
 }

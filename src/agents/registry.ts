@@ -7,17 +7,10 @@
  * a library that crashes while it loads cannot take the daemon down); `isolated: false` examines
  * them in this process, for isolation = "none".
  */
-import { AgentLoadError, AgentfdError, messageOf } from '../errors.js';
-import { probeLibraries, type ProbeResult } from '../host/probe.js';
-import { examineLibrary, isBaculaPluginFile, type AgentDescriptor } from './descriptor.js';
-import type { RefusalCode } from './native/library.js';
+import { AgentfdError } from '../errors.js';
+import { examineCandidate, isBaculaPluginFile, type AgentDescriptor, type Candidate, type RefusedLibrary } from './descriptor.js';
 import { checkDirectorySafe, listPluginDir } from './plugin-dir.js';
-
-export interface RefusedLibrary {
-  file: string;
-  code: RefusalCode | 'E_LOAD_CRASHED';
-  reason: string;
-}
+import { probeLibraries } from './probe.js';
 
 export interface AgentRegistry {
   readonly dir: string;
@@ -30,12 +23,6 @@ export interface AgentRegistry {
   get(name: string): AgentDescriptor;
 }
 
-/** A library to examine, with its directory's safety problem (null when safe). */
-export interface Candidate {
-  file: string;
-  dirProblem: string | null;
-}
-
 export interface RegistryOptions {
   /** Examine the libraries in a probe process (the default), or in this one. */
   isolated?: boolean;
@@ -43,16 +30,6 @@ export interface RegistryOptions {
   baculaPluginDir?: string | null;
   /** Libraries Bacula plugins need in the global scope (libbac). */
   preload?: readonly string[];
-}
-
-function examineHere({ file, dirProblem }: Candidate, preload: readonly string[] | undefined): ProbeResult {
-  try {
-    return { file, agent: examineLibrary(file, dirProblem, preload) };
-  } catch (error) {
-    if (error instanceof AgentLoadError) return { file, refused: { file, code: error.code as RefusalCode, reason: error.message } };
-    // Anything else is a bug in a check or in koffi's handling of the file; keep it, never crash.
-    return { file, refused: { file, code: 'E_LOAD_FAILED', reason: `${file}: cannot be loaded: ${messageOf(error)}` } };
-  }
 }
 
 export async function loadPluginDir(dir: string, options: RegistryOptions = {}): Promise<AgentRegistry> {
@@ -67,7 +44,7 @@ export async function loadPluginDir(dir: string, options: RegistryOptions = {}):
   }
   const results =
     options.isolated === false
-      ? candidates.map((candidate) => examineHere(candidate, options.preload))
+      ? candidates.map((candidate) => examineCandidate(candidate, options.preload))
       : candidates.length > 0
         ? await probeLibraries(candidates, options.preload)
         : [];

@@ -4,8 +4,7 @@
  * isolated agent host drive either through this one call sequence, so isolation, streaming and
  * the pipeline are the same for both.
  */
-import type { Capability, Level, LogLevel } from './native/abi.js';
-import type { AgentFileInfo } from './types.js';
+import type { AgentFileInfo, Capability, Level, LogLevel } from './types.js';
 
 export interface SessionOptions {
   jobName: string;

@@ -8,7 +8,7 @@
 import type { Agent, BackupRun, RestoreRun } from '../agents/agent.js';
 import { pluginNameOf } from '../agents/bacula/command.js';
 import type { AgentRegistry } from '../agents/registry.js';
-import type { Level } from '../agents/native/abi.js';
+import type { Level } from '../agents/types.js';
 import type { AgentfdConfig } from '../config/load.js';
 import { hasAgent, resolveAgent } from '../jobs/agents.js';
 

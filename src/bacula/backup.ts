@@ -22,7 +22,7 @@ import type { AccurateList } from './accurate.js';
 import type { StorageDaemon } from './storage-daemon.js';
 import type { BackupRun as AgentBackupRun } from '../agents/agent.js';
 import type { AgentFile } from '../agents/agent.js';
-import type { Level } from '../agents/native/abi.js';
+import type { Level } from '../agents/types.js';
 import { pluginNameOf } from '../agents/bacula/command.js';
 import { startPluginBackup, type PluginAgents } from './agents.js';
 import type { BaculaStat } from './lstat.js';

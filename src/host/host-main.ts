@@ -15,10 +15,9 @@ import { existsSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { loadAgentLibrary, type LoadTarget } from '../agents/load.js';
 import type { AgentSession, LoadedAgent, SessionOptions } from '../agents/session.js';
-import type { AgentFileInfo } from '../agents/types.js';
-import type { Level } from '../agents/native/abi.js';
+import type { AgentFileInfo, Level } from '../agents/types.js';
 import { AgentfdError, messageOf } from '../errors.js';
-import { buildFileset } from '../jobs/fileset.js';
+import { buildFileset } from '../agents/fileset.js';
 import { CALL_STATUS_BYTES, Frame, FrameReader, encodeFrame, jsonFrame, parseJson, type DecodedFrame } from './protocol.js';
 import { SharedRegion } from './shared-memory.js';
 

@@ -5,9 +5,8 @@
  * else.
  */
 import type { Agent, AgentFile, AgentJobContext, AgentStream, BackupRequest, BackupRun, RestoreRequest, RestoreRun } from '../agents/agent.js';
-import type { Capability } from '../agents/native/abi.js';
+import type { AgentFileInfo, Capability } from '../agents/types.js';
 import type { AgentDescriptor } from '../agents/descriptor.js';
-import type { AgentFileInfo } from '../agents/types.js';
 import { AgentfdError } from '../errors.js';
 import { CALL_STATUS_BYTES, FRAME_HEADER, Frame, encodeFrame, jsonFrame, parseJson } from './protocol.js';
 import { AgentHost, SLOTS, SLOT_SIZE, type HostSettings } from './host-client.js';

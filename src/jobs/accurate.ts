@@ -10,11 +10,7 @@
  * recorded as deleted: its state carries forward (see chain.ts).
  */
 import type { Catalog, FileRow } from '../catalog/catalog.js';
-
-export interface AccurateRecord {
-  deleted: { path: string; kind: string }[];
-  renamed: { from: string; to: string }[];
-}
+import type { AccurateRecord } from '../pipeline/records.js';
 
 /** Paths a job left existing: what it sent or saw (accurate agents report everything). */
 export function existingFiles(catalog: Catalog, jobId: number): FileRow[] {

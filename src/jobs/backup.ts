@@ -8,7 +8,7 @@
  */
 import { hash, randomUUID } from 'node:crypto';
 import type { Agent, AgentFile, AgentStream, BackupRun } from '../agents/agent.js';
-import type { Level } from '../agents/native/abi.js';
+import type { Level } from '../agents/types.js';
 import type { AgentRegistry } from '../agents/registry.js';
 import { Catalog, type NewFile } from '../catalog/catalog.js';
 import { CatalogFileWriter } from '../catalog/file-writer.js';
@@ -18,15 +18,15 @@ import { formatCompression, packChunk, parseCompression, type Compression } from
 import { CompressPool } from '../pipeline/compress-pool.js';
 import { StreamHasher } from '../pipeline/stream-hasher.js';
 import { encodeStream, type StreamSummary } from '../pipeline/stream-encoder.js';
-import { SESSION_FORMAT, type FileRecord, type SessionStart, type WholeStream } from '../pipeline/records.js';
+import { SESSION_FORMAT, type AccurateRecord, type FileRecord, type SessionStart, type WholeStream } from '../pipeline/records.js';
 import { SessionWriter } from '../sink/session-writer.js';
 import { HOST_VERSION } from '../version.js';
 import { storageRepository, VolumeWriter } from '../volume/index.js';
-import { compareWithReference, existingFiles, streamKey, type AccurateRecord } from './accurate.js';
+import { compareWithReference, existingFiles, streamKey } from './accurate.js';
 import { agentOptions, configuredJob, resolveAgent } from './agents.js';
 import { restoreChain } from './chain.js';
 import { jobCrypto } from './encryption.js';
-import { buildFileset } from './fileset.js';
+import { buildFileset } from '../agents/fileset.js';
 import { lockStorage } from './lock.js';
 
 export interface BackupProgress {

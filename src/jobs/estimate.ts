@@ -8,14 +8,14 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Agent } from '../agents/agent.js';
-import type { Level } from '../agents/native/abi.js';
+import type { Level } from '../agents/types.js';
 import type { AgentRegistry } from '../agents/registry.js';
 import { Catalog } from '../catalog/catalog.js';
 import type { AgentfdConfig } from '../config/load.js';
 import { AgentfdError } from '../errors.js';
 import { agentOptions, configuredJob, resolveAgent } from './agents.js';
 import { referenceJob } from './backup.js';
-import { buildFileset } from './fileset.js';
+import { buildFileset } from '../agents/fileset.js';
 
 export interface EstimateReport {
   job: string;

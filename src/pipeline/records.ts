@@ -19,8 +19,7 @@ import { AgentfdError } from '../errors.js';
 import { open, seal, sealParts } from '../crypto/aead.js';
 import type { KeyStanza } from '../crypto/envelope.js';
 import { recordAad, RecordType, type RecordFields } from '../volume/format.js';
-import type { AgentStreamInfo } from '../agents/types.js';
-import type { FileKind, Level } from '../agents/native/abi.js';
+import { isLevel, type AgentStreamInfo, type FileKind, type Level } from '../agents/types.js';
 import { CHUNK_SIZE } from './stream-encoder.js';
 
 /**
@@ -80,6 +79,12 @@ export interface FileEnd {
   fileIndex: number;
   status: 'ok' | 'failed';
   error: string | null;
+}
+
+/** The ACCURATE record: what disappeared, or moved, since the reference job (jobs/accurate.ts). */
+export interface AccurateRecord {
+  deleted: { path: string; kind: string }[];
+  renamed: { from: string; to: string }[];
 }
 
 export interface SessionEnd {
@@ -277,7 +282,7 @@ export function sessionStartProblem(value: unknown): string | null {
   if (!isCount(value.jobId)) return `its field "jobId" is ${JSON.stringify(value.jobId)}, not a job id`;
   if (typeof value.uuid !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value.uuid)) return `its field "uuid" is ${JSON.stringify(value.uuid)}, not a UUID`;
   if (!isNanoseconds(value.startedNs)) return `its field "startedNs" is ${JSON.stringify(value.startedNs)}, not a time in nanoseconds`;
-  if (!['full', 'incremental', 'differential'].includes(value.level as string)) return `its field "level" is ${JSON.stringify(value.level)}, not full, incremental or differential`;
+  if (!isLevel(value.level)) return `its field "level" is ${JSON.stringify(value.level)}, not full, incremental or differential`;
   if (value.cipher !== 'none' && value.cipher !== 'aes-256-gcm') return `its field "cipher" is ${JSON.stringify(value.cipher)}, not none or aes-256-gcm`;
   if (typeof value.compression !== 'string') return `its field "compression" is ${JSON.stringify(value.compression)}, not a text`;
   return null;

@@ -11,16 +11,13 @@
  *
  * Used by the gen 3 host functions restore_open/restore_rename/restore_remove (native agents) and
  * by the filesystem agent's restore. Linux only (the flag values below are Linux's); Windows has
- * its twin in pinned-target.ts. CONFINED_WRITES says whether this system has one of the two.
+ * its twin in pinned-target.ts (os.ts's CONFINED_WRITES says whether this system has one).
  */
 import { closeSync, constants, mkdirSync, openSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import koffi from 'koffi';
 import { callError, libcBinding } from './libc.js';
-import { IS_LINUX, IS_WINDOWS } from './os.js';
 
-/** Whether restores here write confined beneath their target (Linux: this file; Windows: pinned-target.ts). */
-export const CONFINED_WRITES = IS_LINUX || IS_WINDOWS;
 
 const O_CLOEXEC = 0o2000000;
 const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | (constants.O_NOFOLLOW ?? 0) | O_CLOEXEC;

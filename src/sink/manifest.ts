@@ -17,8 +17,7 @@
  * accurate results, state and the outcome: the metadata of an unencrypted v1 job is not signed.
  */
 import { createHash } from 'node:crypto';
-import type { AccurateRecord } from '../jobs/accurate.js';
-import type { FileEnd, SessionStart, StreamEnd } from '../pipeline/records.js';
+import type { AccurateRecord, FileEnd, SessionStart, StreamEnd } from '../pipeline/records.js';
 
 /** The first session format whose manifest is v2. */
 export const MANIFEST_V2_FORMAT = 3;

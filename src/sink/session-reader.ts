@@ -8,13 +8,14 @@
  * names the volume, the record's offset, its sequence number and type.
  */
 import { createHash, verify as verifySignature, type Hash } from 'node:crypto';
-import { STREAM_TYPES } from '../agents/native/abi.js';
+import { STREAM_TYPES } from '../agents/types.js';
 import { fingerprint, publicKeyFromRaw } from '../crypto/keys.js';
 import { unwrapDataKey, type UnwrapSecrets } from '../crypto/envelope.js';
 import { AgentfdError, messageOf } from '../errors.js';
 import { decompressChunk } from '../pipeline/codecs.js';
 import type { StreamHasher } from '../pipeline/stream-hasher.js';
 import {
+  type AccurateRecord,
   type ChunkPrefix,
   type FileEnd,
   type FileRecord,
@@ -28,7 +29,6 @@ import {
   type SessionStart,
   type StreamEnd,
 } from '../pipeline/records.js';
-import type { AccurateRecord } from '../jobs/accurate.js';
 import { readRecords, recordTypeName, type VolumeRecord } from '../volume/index.js';
 import { Manifest, VerifiedRecords } from './manifest.js';
 
@@ -94,7 +94,7 @@ function fail(record: VolumeRecord, message: string, code = 'E_CORRUPT_DATA'): n
   throw new AgentfdError(code, `${where(record)}: ${message}`);
 }
 
-const KNOWN_STREAM_TYPES: ReadonlySet<string> = new Set(Object.values(STREAM_TYPES));
+const KNOWN_STREAM_TYPES: ReadonlySet<string> = new Set(STREAM_TYPES);
 
 /** A stream type from a newer agentfd: no agent can be told what the stream is, so the file cannot be restored as it was saved. */
 function checkStreamTypes(record: VolumeRecord, file: FileRecord): void {

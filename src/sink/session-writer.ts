@@ -5,11 +5,11 @@
  * the manifest (manifest.ts) that the session's end signs.
  */
 import { sign, type KeyObject } from 'node:crypto';
-import type { AccurateRecord } from '../jobs/accurate.js';
 import type { VolumeWriter } from '../volume/index.js';
 import { RECORD_HEADER_SIZE, RecordType, type RecordFields } from '../volume/format.js';
 import type { EncodedChunk, StreamSummary } from '../pipeline/stream-encoder.js';
 import {
+  type AccurateRecord,
   clearJson,
   metaPlain,
   type FileEnd,

@@ -30,8 +30,7 @@ import { restoreComponents, toAgentPath } from '../../src/agents/filesystem/agen
 import { createFilesystemAgent } from '../../src/agents/filesystem/index.js';
 import { orderedMap } from '../../src/agents/filesystem/ordered-map.js';
 import { READ_AHEAD, walkRoots, type ReadAhead } from '../../src/agents/filesystem/walk.js';
-import type { Level } from '../../src/agents/native/abi.js';
-import type { AgentFileInfo } from '../../src/agents/types.js';
+import type { AgentFileInfo, Level } from '../../src/agents/types.js';
 import { AgentfdError } from '../../src/errors.js';
 import { HOST_VERSION } from '../../src/version.js';
 import { restoreRequest, type Logged } from '../helpers/requests.js';

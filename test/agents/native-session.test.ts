@@ -7,10 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Level, LogLevel } from '../../src/agents/native/abi.js';
-import { NativeAgentSession, type SessionOptions } from '../../src/agents/native/session.js';
-import { loadNativeAgent, type NativeAgentLibrary } from '../../src/agents/native/library.js';
-import type { AgentFileInfo } from '../../src/agents/types.js';
+import type { AgentFileInfo, Level, LogLevel } from '../../src/agents/types.js';
+import { NativeAgentSession, type NativeAgentLibrary, type SessionOptions } from '../../src/agents/native/session.js';
+import { loadNativeAgent } from '../../src/agents/native/library.js';
 import { AgentCallError } from '../../src/errors.js';
 import { builtAgent, removeDir, tempDir } from '../helpers/native.js';
 

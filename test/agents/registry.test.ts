@@ -6,7 +6,7 @@ import { chmodSync, chownSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadPluginDir, type AgentRegistry } from '../../src/agents/registry.js';
-import { HOST_MAX_ABI } from '../../src/agents/native/abi.js';
+import { HOST_MAX_ABI } from '../../src/agents/types.js';
 import { LIB_EXT, makePluginDir, removeDir } from '../helpers/native.js';
 
 const SAMPLES = ['exchange', 'mssql', 'legacy'];

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { BackupRequest } from '../../src/agents/agent.js';
-import { NativeAgentSession } from '../../src/agents/native/session.js';
-import { loadNativeAgent, type NativeAgentLibrary } from '../../src/agents/native/library.js';
+import { NativeAgentSession, type NativeAgentLibrary } from '../../src/agents/native/session.js';
+import { loadNativeAgent } from '../../src/agents/native/library.js';
 import { NativeAgent, READ_SIZE } from '../../src/bridge/native-agent.js';
 import { builtAgent, removeDir, tempDir } from '../helpers/native.js';
 

@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HOST_MAX_ABI } from '../../src/agents/native/abi.js';
+import { HOST_MAX_ABI } from '../../src/agents/types.js';
 import { runCli, runCliJson } from '../helpers/cli.js';
 import { LIB_EXT, SAMPLE_DIR, makePluginDir, removeDir, tempDir, ROOT } from '../helpers/native.js';
 

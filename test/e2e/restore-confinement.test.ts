@@ -20,7 +20,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { HOST_MAX_ABI } from '../../src/agents/native/abi.js';
+import { HOST_MAX_ABI } from '../../src/agents/types.js';
 import { compareTrees } from '../../src/cli/commands/demo.js';
 import { runCliJson } from '../helpers/cli.js';
 import { ROOT, makePluginDir, tempDir } from '../helpers/native.js';

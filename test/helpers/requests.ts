@@ -1,6 +1,6 @@
 /** Requests the tests hand to agents directly (no job engine in between). */
 import type { RestoreRequest } from '../../src/agents/agent.js';
-import type { LogLevel } from '../../src/agents/native/abi.js';
+import type { LogLevel } from '../../src/agents/types.js';
 
 export interface Logged {
   level: LogLevel;

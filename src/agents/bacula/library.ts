@@ -12,7 +12,7 @@
 import path from 'node:path';
 import koffi, { type LibraryHandle } from 'koffi';
 import { AgentLoadError, messageOf } from '../../errors.js';
-import type { Capability } from '../native/abi.js';
+import type { Capability } from '../types.js';
 import { readCString } from '../native/cstring.js';
 import { sniffBinaryFormat, type RefusalCode } from '../native/library.js';
 import {
@@ -30,8 +30,7 @@ import {
 } from './abi.js';
 import { DEFAULT_PRELOAD, baculaPluginName } from './command.js';
 import { hostFunctionTable, onLoadMessage } from './host-functions.js';
-import type { LoadedAgent } from '../session.js';
-import { BaculaPluginSession } from './session.js';
+import { BaculaPluginSession, type BaculaPluginLibrary, type PluginFunction } from './session.js';
 import { IS_LINUX } from '../../platform/os.js';
 
 /**
@@ -40,14 +39,6 @@ import { IS_LINUX } from '../../platform/os.js';
  * checkFile() says they still exist; its stream is whatever its reader produced, usable as a file.
  */
 export const BACULA_CAPABILITIES: readonly Capability[] = ['full', 'incremental', 'differential', 'restore', 'raw-restorable', 'accurate'];
-
-type PluginFunction = ((...args: unknown[]) => number) & { async?: (...args: unknown[]) => void };
-
-/** A loaded Bacula plugin: its name is the file name up to "-fd.so", its ABI is 14. */
-export interface BaculaPluginLibrary extends LoadedAgent {
-  readonly kind: 'bacula';
-  readonly entry: Readonly<Partial<Record<PluginEntryPoint, PluginFunction>>>;
-}
 
 function refuse(code: RefusalCode, file: string, message: string, cause?: unknown): never {
   throw new AgentLoadError(code, file, `${file}: ${message}`, cause === undefined ? undefined : { cause });

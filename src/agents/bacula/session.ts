@@ -22,11 +22,9 @@ import type { RestoreRun } from '../agent.js';
 import { createFilesystemAgent } from '../filesystem/index.js';
 import { AgentCallError, AgentfdError } from '../../errors.js';
 import { HOST_VERSION } from '../../version.js';
-import type { Level, LogLevel } from '../native/abi.js';
+import { agentPathProblem, type AgentFileInfo, type Level, type LogLevel } from '../types.js';
 import { readCString } from '../native/cstring.js';
-import { agentPathProblem } from '../native/validate.js';
-import type { AgentSession, SessionOptions } from '../session.js';
-import type { AgentFileInfo } from '../types.js';
+import type { AgentSession, LoadedAgent, SessionOptions } from '../session.js';
 import {
   BRC_NAMES,
   CF,
@@ -55,8 +53,19 @@ import {
   type PluginEntryPoint,
 } from './abi.js';
 import { attachContext, detachContext, type BaculaHostCallbacks } from './host-functions.js';
-import type { BaculaPluginLibrary } from './library.js';
 import { NativeArena } from './native-memory.js';
+
+export type PluginFunction = ((...args: unknown[]) => number) & { async?: (...args: unknown[]) => void };
+
+/**
+ * A loaded Bacula plugin (library.ts loads it): its name is the file name up to "-fd.so", its ABI
+ * is 14. Declared here, with the session that drives it, so that the session does not import the
+ * loader that creates sessions.
+ */
+export interface BaculaPluginLibrary extends LoadedAgent {
+  readonly kind: 'bacula';
+  readonly entry: Readonly<Partial<Record<PluginEntryPoint, PluginFunction>>>;
+}
 
 const LEVEL_CHARS: Record<Level, string> = { full: 'F', incremental: 'I', differential: 'D' };
 /** M_ERROR_TERM: an error that ends the job, like M_FATAL. */

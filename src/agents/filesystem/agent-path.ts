@@ -37,7 +37,7 @@
  * that would land on one it already wrote in that run (WindowsNameClaims: Windows ignores case).
  */
 import { AgentfdError } from '../../errors.js';
-import { agentPathProblem } from '../native/validate.js';
+import { agentPathProblem } from '../types.js';
 import { IS_WINDOWS } from '../../platform/os.js';
 import { RESERVED_DEVICE, WINDOWS_FORBIDDEN, deviceBase, windowsCannotHold } from '../../platform/windows-names.js';
 

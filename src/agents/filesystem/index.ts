@@ -11,7 +11,7 @@
  */
 import { lstat } from 'node:fs/promises';
 import type { Agent, BackupRequest, BackupRun, RestoreRequest, RestoreRun } from '../agent.js';
-import type { Capability } from '../native/abi.js';
+import type { Capability } from '../types.js';
 import { AgentfdError } from '../../errors.js';
 import { HOST_VERSION } from '../../version.js';
 import { parseRoots } from './options.js';

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { AgentfdError } from '../../errors.js';
-import { agentPathProblem } from '../native/validate.js';
+import { agentPathProblem } from '../types.js';
 import { toAgentPath } from './agent-path.js';
 import { IS_WINDOWS } from '../../platform/os.js';
 

@@ -21,7 +21,7 @@ import { WindowsNameClaims, planRestorePath, type MappedName } from './agent-pat
 import { ioError, type RestoreFs, type WritableFile } from './restore-fs.js';
 import { ConfinedRestoreFs } from './restore-fs-confined.js';
 import { PathRestoreFs } from './restore-fs-paths.js';
-import { CONFINED_WRITES } from '../../platform/confined-target.js';
+import { CONFINED_WRITES } from '../../platform/os.js';
 import { codeOf } from './safe-dirs.js';
 import { nsToUtimesSeconds } from './times.js';
 import { restorableWinAttributes, writeWinAttributes } from './win-attributes.js';

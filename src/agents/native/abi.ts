@@ -1,6 +1,8 @@
 /**
  * The native agent ABI (binding/include/agentfd_agent.h) as koffi sees it. Everything that knows a
- * C layout lives here, so a change to the header has exactly one TypeScript twin to update.
+ * C layout or a C value lives here, so a change to the header has exactly one TypeScript twin to
+ * update. The words these values stand for (levels, capabilities, kinds) are the vocabulary of
+ * ../types.ts, which the rest of agentfd imports instead of this module.
  *
  * Function pointers inside tables are declared as `void *` and turned into callables with
  * koffi.decode(pointer, prototype) only after the table's struct_size says the field exists: an
@@ -8,15 +10,7 @@
  * reading someone else's memory.
  */
 import koffi, { type TypeObject } from 'koffi';
-import { CONFINED_WRITES } from '../../platform/confined-target.js';
-
-/**
- * The ABI generations this host speaks, oldest and newest. Generation 3 (confined restore writes:
- * restore_open and friends) needs a way to confine writes beneath the target (Linux and Windows,
- * src/platform/); elsewhere the host offers 1..2 and agents negotiate down, as the header says.
- */
-export const HOST_MIN_ABI = 1;
-export const HOST_MAX_ABI = CONFINED_WRITES ? 3 : 2;
+import type { Capability, FileKind, Level, LogLevel, StreamType } from '../types.js';
 
 export const AFD_OK = 0;
 export const AFD_DONE = 1;
@@ -34,7 +28,7 @@ export const RETURN_CODES: Readonly<Record<number, string>> = {
 };
 export const AFD_E_VERSION = -2;
 
-/** Capability bits, named as the CLI and the catalog show them. */
+/** The bit of each capability in afd_agent_api.capabilities. */
 export const CAPABILITY_BITS = {
   full: 1n << 0n,
   incremental: 1n << 1n,
@@ -46,27 +40,23 @@ export const CAPABILITY_BITS = {
   'thread-safe': 1n << 7n,
   cancel: 1n << 8n,
   estimate: 1n << 9n,
-} as const;
-export type Capability = keyof typeof CAPABILITY_BITS;
+} as const satisfies Record<Capability, bigint>;
 
 /** Capabilities that only make sense from generation 2 on (their entry points are gen 2). */
 export const GEN2_CAPABILITIES: readonly Capability[] = ['own-state', 'accurate', 'estimate'];
 
-export const LEVELS = { full: 1, incremental: 2, differential: 3 } as const;
-export type Level = keyof typeof LEVELS;
+/** The header's value of each level (afd_backup_params.level). */
+export const LEVEL_CODES = { full: 1, incremental: 2, differential: 3 } as const satisfies Record<Level, number>;
 
-export const FILE_KINDS = { 1: 'regular', 2: 'directory', 3: 'symlink', 4: 'virtual' } as const;
-export type FileKind = (typeof FILE_KINDS)[keyof typeof FILE_KINDS];
-export const STREAM_TYPES = { 1: 'data', 2: 'metadata', 3: 'named' } as const;
-export type StreamType = (typeof STREAM_TYPES)[keyof typeof STREAM_TYPES];
+/** The header's values of afd_file.kind, afd_stream.type and the log levels, with their names. */
+export const FILE_KIND_BY_CODE = { 1: 'regular', 2: 'directory', 3: 'symlink', 4: 'virtual' } as const satisfies Record<number, FileKind>;
+export const STREAM_TYPE_BY_CODE = { 1: 'data', 2: 'metadata', 3: 'named' } as const satisfies Record<number, StreamType>;
+export const LOG_LEVEL_BY_CODE = { 1: 'error', 2: 'warning', 3: 'info', 4: 'debug' } as const satisfies Record<number, LogLevel>;
 
 export const AFD_STREAM_RAW_RESTORABLE = 1;
 export const AFD_FILE_SEEN = 1;
 export const AFD_STATUS_OK = 0;
 export const AFD_STATUS_FAILED = 1;
-
-export const LOG_LEVELS = { 1: 'error', 2: 'warning', 3: 'info', 4: 'debug' } as const;
-export type LogLevel = (typeof LOG_LEVELS)[keyof typeof LOG_LEVELS];
 
 // ---- structures -------------------------------------------------------------------------------
 

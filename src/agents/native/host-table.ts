@@ -10,7 +10,8 @@
  * return in C and a rethrow somewhere unrelated (research/koffi.md, section 6).
  */
 import koffi from 'koffi';
-import { HOST_MAX_ABI, HostApi, HostProtos, LOG_LEVELS, type LogLevel, hostApiSizeFor } from './abi.js';
+import { HostApi, HostProtos, LOG_LEVEL_BY_CODE, hostApiSizeFor } from './abi.js';
+import { HOST_MAX_ABI, type LogLevel } from '../types.js';
 import { escapeInvalidUtf8, readCString, readCStringLenient } from './cstring.js';
 
 /** What a session answers to its agent's host calls. */
@@ -87,7 +88,7 @@ const implementations = {
       // A log line is never the reason a job fails: cut to 64 KiB, bytes that are not UTF-8 shown as \xNN.
       const text = readCStringLenient(message, MAX_LOG_BYTES);
       const line = text === null ? '(the agent logged a NULL message)' : text.droppedBytes > 0 ? `${text.text}… [truncated: ${text.droppedBytes} bytes]` : text.text;
-      host.log(LOG_LEVELS[level as keyof typeof LOG_LEVELS] ?? 'info', line);
+      host.log(LOG_LEVEL_BY_CODE[level as keyof typeof LOG_LEVEL_BY_CODE] ?? 'info', line);
     }),
   fileset_check: (ctx: unknown, path: unknown) =>
     guard(ctx, -1, (host) => {

@@ -14,10 +14,7 @@ import {
   type AgentEntryPoint,
   AgentApi,
   CAPABILITY_BITS,
-  type Capability,
   GEN2_CAPABILITIES,
-  HOST_MAX_ABI,
-  HOST_MIN_ABI,
   Kv,
   NegotiateReply,
   NegotiateRequest,
@@ -25,10 +22,10 @@ import {
   agentApiSizeFor,
 } from './abi.js';
 import { escapeBytes, readCString } from './cstring.js';
+import { HOST_MAX_ABI, HOST_MIN_ABI, type Capability } from '../types.js';
 import { AgentLoadError } from '../../errors.js';
 import { HOST_VERSION } from '../../version.js';
-import type { LoadedAgent } from '../session.js';
-import { NativeAgentSession } from './session.js';
+import { NativeAgentSession, type EntryPoint, type NativeAgentLibrary } from './session.js';
 
 /** Why a library was refused; stable values for scripts (`plugins list --json`) and tests. */
 export type RefusalCode =
@@ -43,17 +40,6 @@ export type RefusalCode =
   | 'E_NEGOTIATION'
   | 'E_BAD_TABLE'
   | 'E_DUPLICATE_NAME';
-
-/** A callable entry point of the agent's table. */
-export type EntryPoint = ((...args: unknown[]) => unknown) & { async?: (...args: unknown[]) => void };
-
-/** A loaded, negotiated native agent library. */
-export interface NativeAgentLibrary extends LoadedAgent {
-  readonly kind: 'native';
-  readonly capabilityBits: bigint;
-  /** Entry points present in the table (absent ones are missing here). */
-  readonly entry: Readonly<Partial<Record<AgentEntryPoint, EntryPoint>>>;
-}
 
 const NAME_MAX_BYTES = 64;
 const INFO_MAX_ENTRIES = 256;

@@ -8,11 +8,11 @@
  */
 import { constants } from 'node:fs';
 import { AgentfdError } from '../../errors.js';
-import { CONFINED_WRITES, ConfinedError, ConfinedTarget, splitRelative } from '../../platform/confined-target.js';
+import { ConfinedError, ConfinedTarget, splitRelative } from '../../platform/confined-target.js';
 import { handleValue } from '../../platform/kernel32.js';
-import { IS_WINDOWS } from '../../platform/os.js';
+import { CONFINED_WRITES, IS_WINDOWS } from '../../platform/os.js';
 import { PinnedTarget } from '../../platform/pinned-target.js';
-import type { LogLevel } from './abi.js';
+import type { LogLevel } from '../types.js';
 
 const AFD_E_INVALID = -3;
 const AFD_E_UNSUPPORTED = -5;

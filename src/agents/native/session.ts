@@ -15,8 +15,7 @@ import {
   BackupParams,
   Estimate,
   FileDescIn,
-  LEVELS,
-  type Level,
+  LEVEL_CODES,
   OpenParams,
   RETURN_CODES,
   RestoreParams,
@@ -25,15 +24,29 @@ import {
 } from './abi.js';
 import { readCString } from './cstring.js';
 import { attachHostContext, detachHostContext, hostTableFor, type HostCallbacks } from './host-table.js';
-import type { NativeAgentLibrary } from './library.js';
 import { RestoreWrites } from './restore-writes.js';
 import { FileRefused, decodeAgentFile } from './validate.js';
-import type { AgentFileInfo } from '../types.js';
-import type { AgentSession, SessionOptions } from '../session.js';
+import type { AgentFileInfo, Level } from '../types.js';
+import type { AgentSession, LoadedAgent, SessionOptions } from '../session.js';
 
 export type { SessionOptions } from '../session.js';
 
-const LEVEL_NAMES = Object.fromEntries(Object.entries(LEVELS).map(([name, value]) => [value, name])) as Record<number, Level>;
+/** A callable entry point of the agent's table. */
+export type EntryPoint = ((...args: unknown[]) => unknown) & { async?: (...args: unknown[]) => void };
+
+/**
+ * A loaded, negotiated native agent library (library.ts loads it): declared here, with the session
+ * that drives it, so that the session does not import the loader that creates sessions.
+ */
+export interface NativeAgentLibrary extends LoadedAgent {
+  readonly kind: 'native';
+  readonly capabilityBits: bigint;
+  /** Entry points present in the table (absent ones are missing here). */
+  readonly entry: Readonly<Partial<Record<AgentEntryPoint, EntryPoint>>>;
+}
+
+
+const LEVEL_NAMES = Object.fromEntries(Object.entries(LEVEL_CODES).map(([name, value]) => [value, name])) as Record<number, Level>;
 
 export class NativeAgentSession implements AgentSession {
   readonly agent: NativeAgentLibrary;
@@ -137,10 +150,10 @@ export class NativeAgentSession implements AgentSession {
   async backupPrepare(level: Level, sinceNs: bigint, jobStartNs: bigint): Promise<Level> {
     const params = {
       struct_size: BackupParams.size,
-      level: LEVELS[level],
+      level: LEVEL_CODES[level],
       since_ns: sinceNs,
       job_start_ns: jobStartNs,
-      delivered_level: LEVELS[level],
+      delivered_level: LEVEL_CODES[level],
       reserved: 0,
     };
     this.check('backup_prepare', await this.call('backup_prepare', this.handle, params) as number);

@@ -7,25 +7,13 @@
  * struct_size below generation 1, which means the agent was built against another header) fails the job.
  */
 import koffi from 'koffi';
-import { AFD_FILE_SEEN, AFD_STREAM_RAW_RESTORABLE, FILE_KINDS, FileDesc, STREAM_TYPES, StreamDesc } from './abi.js';
+import { AFD_FILE_SEEN, AFD_STREAM_RAW_RESTORABLE, FILE_KIND_BY_CODE, FileDesc, STREAM_TYPE_BY_CODE, StreamDesc } from './abi.js';
 import { escapeBytes, readCString } from './cstring.js';
-import type { AgentFileInfo, AgentStreamInfo } from '../types.js';
-import type { FileKind } from './abi.js';
+import { agentPathProblem, type AgentFileInfo, type AgentStreamInfo, type FileKind } from '../types.js';
 
 export const MAX_PATH_BYTES = 32 * 1024;
 export const MAX_STREAMS = 1024;
 const STREAM_NAME = /^[A-Za-z0-9._-]{1,64}$/;
-
-/** Why `path` is not an acceptable agent path, or null when it is. */
-export function agentPathProblem(path: string): string | null {
-  if (!path.startsWith('/')) return 'it is not absolute (it must start with "/")';
-  if (path.includes('\0')) return 'it contains a NUL character';
-  if (path === '/') return null;
-  const parts = path.slice(1).split('/');
-  if (parts.some((p) => p === '')) return 'it has an empty component ("//" or a trailing "/")';
-  if (parts.some((p) => p === '.' || p === '..')) return 'it has a "." or ".." component';
-  return null;
-}
 
 function toNumber(value: number | bigint): number {
   return typeof value === 'bigint' ? Number(value) : value;
@@ -57,7 +45,7 @@ export function decodeAgentFile(pointer: unknown): AgentFileInfo {
     mtime_ns: number | bigint; size: number | bigint; win_attributes: number; stream_count: number; streams: unknown;
   };
   const path = readCString(raw.path, MAX_PATH_BYTES);
-  const knownKind = FILE_KINDS[raw.kind as keyof typeof FILE_KINDS] as FileKind | undefined;
+  const knownKind = FILE_KIND_BY_CODE[raw.kind as keyof typeof FILE_KIND_BY_CODE] as FileKind | undefined;
   if (!path.ok) {
     const shown = path.reason === 'null' ? '(NULL)' : path.reason === 'too-long' ? '(a path longer than 32 KiB)' : escapeBytes(path.bytes ?? new Uint8Array());
     const why = path.reason === 'null' ? 'the file path is NULL' : path.reason === 'too-long' ? 'the file path is longer than 32 KiB' : `the file path "${shown}" is not valid UTF-8 (bytes shown as \\xNN)`;
@@ -85,7 +73,7 @@ export function decodeAgentFile(pointer: unknown): AgentFileInfo {
       struct_size: number; type: number; name: unknown; size_hint: number | bigint; flags: number;
     };
     if (s.struct_size < StreamDesc.size) refuse(`${path.value}: stream ${index} has struct_size ${s.struct_size}`);
-    const type = STREAM_TYPES[s.type as keyof typeof STREAM_TYPES] ?? refuse(`${path.value}: stream ${index} has unknown type ${s.type}`);
+    const type = STREAM_TYPE_BY_CODE[s.type as keyof typeof STREAM_TYPE_BY_CODE] ?? refuse(`${path.value}: stream ${index} has unknown type ${s.type}`);
     const name = readCString(s.name, 64);
     if (!name.ok || !STREAM_NAME.test(name.value)) refuse(`${path.value}: stream ${index} has an invalid name (1 to 64 of A-Z a-z 0-9 . _ -)`);
     const streamName = (name as { value: string }).value;

@@ -1,6 +1,6 @@
 /** `agentfd backup --job NAME`: run a configured job. */
 import type { Command } from 'commander';
-import type { Level } from '../../agents/native/abi.js';
+import { isLevel } from '../../agents/types.js';
 import { AgentfdError } from '../../errors.js';
 import { runBackup } from '../../jobs/backup.js';
 import { configFromOptions, registryFor, type ConfigOptions } from '../context.js';
@@ -22,8 +22,8 @@ export async function backupCommand(io: CommandIo, options: BackupOptions): Prom
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const level = (options.level ?? 'full') as Level;
-    if (!['full', 'incremental', 'differential'].includes(level)) {
+    const level = options.level ?? 'full';
+    if (!isLevel(level)) {
       throw new AgentfdError('E_USAGE', `--level ${options.level} is not one of full, incremental, differential`);
     }
     const config = configFromOptions(options);

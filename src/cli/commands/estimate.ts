@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { withJobOptions } from './backup.js';
-import type { Level } from '../../agents/native/abi.js';
+import { isLevel } from '../../agents/types.js';
 import { AgentfdError } from '../../errors.js';
 import { runEstimate } from '../../jobs/estimate.js';
 import { configFromOptions, registryFor, type ConfigOptions } from '../context.js';
@@ -21,8 +21,8 @@ interface EstimateOptions extends ConfigOptions {
 export async function estimateCommand(io: CommandIo, options: EstimateOptions): Promise<number> {
   const json = Boolean(options.json);
   try {
-    const level = (options.level ?? 'full') as Level;
-    if (!['full', 'incremental', 'differential'].includes(level)) {
+    const level = options.level ?? 'full';
+    if (!isLevel(level)) {
       throw new AgentfdError('E_USAGE', `--level ${options.level} is not one of full, incremental, differential`);
     }
     const config = configFromOptions(options);

@@ -1,7 +1,7 @@
 /** `agentfd plugins list` and `agentfd plugins info NAME`. */
 import path from 'node:path';
 import type { Command } from 'commander';
-import { HOST_MAX_ABI, HOST_MIN_ABI } from '../../agents/native/abi.js';
+import { HOST_MAX_ABI, HOST_MIN_ABI } from '../../agents/types.js';
 import type { AgentDescriptor } from '../../agents/descriptor.js';
 import { configFromOptions, registryFor, type ConfigOptions } from '../context.js';
 import { printJson, reportFailure, table, type CommandIo } from '../output.js';

@@ -3,6 +3,9 @@
  * directories) over agent paths. No include globs means everything is included; an exclude always
  * wins. A directory on the way to an include glob is included too, so the filesystem agent can
  * descend into it (with include ["/srv/www/**"], "/srv" and "/srv/www" are walked, "/etc" is not).
+ *
+ * It lives with the agents because it answers their fileset_check: in the daemon for the jobs,
+ * and in the agent host process for an isolated agent.
  */
 import picomatch from 'picomatch';
 import { NAMES_IGNORE_CASE } from '../platform/os.js';

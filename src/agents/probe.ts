@@ -4,18 +4,15 @@
  */
 import { compiledScript } from '../compiled-script.js';
 import { spawn } from 'node:child_process';
-import type { AgentDescriptor } from '../agents/descriptor.js';
-import type { Candidate, RefusedLibrary } from '../agents/registry.js';
-
-export type ProbeResult = { file: string; agent: AgentDescriptor } | { file: string; refused: RefusedLibrary };
+import type { Candidate, Examination, RefusedLibrary } from './descriptor.js';
 
 /** How long one library may take to load and negotiate before the probe is killed. */
 const PROBE_TIMEOUT_MS = 30_000;
 
-function runProbe(candidates: Candidate[], preload: readonly string[] | undefined): Promise<{ results: ProbeResult[]; crash: RefusedLibrary | null }> {
+function runProbe(candidates: Candidate[], preload: readonly string[] | undefined): Promise<{ results: Examination[]; crash: RefusedLibrary | null }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [compiledScript(import.meta.url, 'probe-main.js'), JSON.stringify({ candidates, preload })], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const results: ProbeResult[] = [];
+    const results: Examination[] = [];
     let loading: string | null = null;
     let pending = '';
     let stderr = '';
@@ -26,14 +23,14 @@ function runProbe(candidates: Candidate[], preload: readonly string[] | undefine
       pending += chunk.toString('utf8');
       let newline;
       while ((newline = pending.indexOf('\n')) >= 0) {
-        const message = JSON.parse(pending.slice(0, newline)) as { loading?: string; done?: boolean } & Partial<ProbeResult>;
+        const message = JSON.parse(pending.slice(0, newline)) as { loading?: string; done?: boolean } & Partial<Examination>;
         pending = pending.slice(newline + 1);
         clearTimeout(timer);
         timer = setTimeout(() => child.kill('SIGKILL'), PROBE_TIMEOUT_MS);
         if (message.loading) loading = message.loading;
         else if (message.done) done = true;
         else {
-          results.push(message as ProbeResult);
+          results.push(message as Examination);
           loading = null;
         }
       }
@@ -56,8 +53,8 @@ function runProbe(candidates: Candidate[], preload: readonly string[] | undefine
 }
 
 /** Probe every file; a library that crashes its probe is refused, and the probe goes on without it. */
-export async function probeLibraries(candidates: Candidate[], preload?: readonly string[]): Promise<ProbeResult[]> {
-  const results: ProbeResult[] = [];
+export async function probeLibraries(candidates: Candidate[], preload?: readonly string[]): Promise<Examination[]> {
+  const results: Examination[] = [];
   let remaining = candidates;
   while (remaining.length > 0) {
     const run = await runProbe(remaining, preload);

@@ -1,6 +1,6 @@
 /** The fileset answers agents' fileset_check from the job's include and exclude globs. */
 import { describe, expect, it } from 'vitest';
-import { buildFileset } from '../../src/jobs/fileset.js';
+import { buildFileset } from '../../src/agents/fileset.js';
 
 describe('fileset', () => {
   it('includes everything without rules', () => {
