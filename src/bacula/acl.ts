@@ -12,7 +12,7 @@
  * and written with the xattr calls of xattr.ts and converted to and from libacl's text here. So
  * agentfd needs no library that a machine may lack, and the text is testable byte for byte; user
  * and group names are looked up through libc (getpwuid_r and friends, through koffi), as libacl
- * does. test/bacula/xattr-acl.test.ts checks this text against libacl's own where libacl is
+ * does. test/bacula-fd/xattr-acl.test.ts checks this text against libacl's own where libacl is
  * installed.
  */
 import koffi from 'koffi';
