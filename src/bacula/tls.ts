@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
+import type { TlsConfig } from '../config/load.js';
 import { AgentfdError, messageOf } from '../errors.js';
 
 /** How much a side wants TLS, as the ssl= value of its challenge. */
@@ -25,16 +26,6 @@ export interface TlsSettings {
   /** The same certificate, key and CAs, for the (never listening) tls.Server of Director connections. */
   pem: { cert: Buffer; key: Buffer; ca?: Buffer };
   certificateFile: string;
-}
-
-export interface TlsConfig {
-  enable: boolean;
-  require: boolean;
-  certificate: string | null;
-  key: string | null;
-  caCertificateFile: string | null;
-  verifyPeer: boolean;
-  allowedCn: string[];
 }
 
 /** A failed negotiation or handshake: the job's connection ends, with what to change. */
