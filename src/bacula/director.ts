@@ -20,25 +20,11 @@ import { expandFileLists } from './file-lists.js';
 import { AccurateList } from './accurate.js';
 import { TLS_NEED, negotiateTls, tlsServer, type TlsSettings } from './tls.js';
 import { FD_PROTOCOL_VERSION, StorageDaemon } from './storage-daemon.js';
+import type { JobRecord } from './job-record.js';
 
 export interface DirectorIdentity {
   name: string;
   password: string;
-}
-
-/** What the server keeps of a job, for `status` and `cancel`. */
-export interface JobRecord {
-  jobId: number;
-  job: string;
-  kind: 'backup' | 'restore' | 'status' | 'estimate' | 'unknown';
-  level: string;
-  started: Date;
-  ended: Date | null;
-  files: number;
-  bytes: number;
-  termCode: number | null;
-  errors: string[];
-  cancelled: boolean;
 }
 
 export interface DirectorHost {

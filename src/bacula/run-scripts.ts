@@ -22,7 +22,7 @@ import os from 'node:os';
 import type { Readable } from 'node:stream';
 import { messageOf } from '../errors.js';
 import { unbashSpaces } from './bsock.js';
-import type { JobRecord } from './director.js';
+import type { JobRecord } from './job-record.js';
 
 /** RUNSCRIPT->when bits (lib/runscript.h): RunsWhen = After 1, Before 2, Always 3, AfterVSS 4. */
 export const WHEN = { after: 1, before: 2, afterVss: 4 } as const;
