@@ -11,14 +11,14 @@ import { newTotals, sendBackup } from './backup.js';
 import { estimate } from './estimate.js';
 import { startPluginRestore, type PluginAgents } from './agents.js';
 import type { RestoreRun as AgentRestoreRun } from '../agents/agent.js';
-import { BNET, Bsock, unbashSpaces } from './bsock.js';
-import { cramAccepts, cramResponse, directorKey, makeChallenge } from './cram-md5.js';
+import { BNET, Bsock, unbashSpaces } from '../bacula-fd/wire/bsock.js';
+import { cramAccepts, cramResponse, directorKey, makeChallenge } from '../bacula-fd/wire/cram-md5.js';
 import { parseFileSet, type FileSet } from './fileset.js';
 import { parseReplace, receiveRestore, type ReplaceMode } from './restore.js';
 import { JobScripts, jobCodes, type ScriptHost } from './run-scripts.js';
 import { expandFileLists } from './file-lists.js';
 import { AccurateList } from './accurate.js';
-import { TLS_NEED, negotiateTls, tlsServer, type TlsSettings } from './tls.js';
+import { TLS_NEED, negotiateTls, tlsServer, type TlsSettings } from '../bacula-fd/wire/tls.js';
 import { FD_PROTOCOL_VERSION, StorageDaemon } from './storage-daemon.js';
 import type { JobRecord } from './job-record.js';
 

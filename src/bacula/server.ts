@@ -7,11 +7,11 @@
 import net from 'node:net';
 import os from 'node:os';
 import { HOST_VERSION } from '../version.js';
-import { Bsock, PRE_AUTH_MAX_RECEIVE } from './bsock.js';
+import { Bsock, PRE_AUTH_MAX_RECEIVE } from '../bacula-fd/wire/bsock.js';
 import { DirectorSession, type DirectorIdentity } from './director.js';
 import type { JobRecord } from './job-record.js';
 import type { PluginAgents } from './agents.js';
-import type { TlsSettings } from './tls.js';
+import type { TlsSettings } from '../bacula-fd/wire/tls.js';
 
 export interface ServeSettings {
   name: string;

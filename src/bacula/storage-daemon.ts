@@ -7,9 +7,9 @@
  */
 import net from 'node:net';
 import { AgentfdError } from '../errors.js';
-import { BNET, Bsock, type BsockMessage } from './bsock.js';
-import { cramAccepts, cramResponse, makeChallenge } from './cram-md5.js';
-import { TLS_NEED, negotiateTls, tlsClient, type TlsSettings } from './tls.js';
+import { BNET, Bsock, type BsockMessage } from '../bacula-fd/wire/bsock.js';
+import { cramAccepts, cramResponse, makeChallenge } from '../bacula-fd/wire/cram-md5.js';
+import { TLS_NEED, negotiateTls, tlsClient, type TlsSettings } from '../bacula-fd/wire/tls.js';
 
 export const FD_PROTOCOL_VERSION = 213;
 

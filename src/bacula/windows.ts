@@ -17,7 +17,7 @@
 import path from 'node:path';
 import { AgentfdError } from '../errors.js';
 import { IS_WINDOWS } from '../platform/os.js';
-import { baculaBase64FromInt, baculaBase64ToInt } from './base64.js';
+import { baculaBase64FromInt, baculaBase64ToInt } from '../bacula-fd/wire/base64.js';
 
 
 /** The name Bacula gets for the OS path `osPath`: on Windows '/' separators ("Z:\\a\\b" -> "Z:/a/b"). */

@@ -8,7 +8,7 @@ import { lstatSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AccurateList, DEFAULT_ACCURATE_OPTIONS } from '../../src/bacula/accurate.js';
-import { baculaBase64FromBytes } from '../../src/bacula/base64.js';
+import { baculaBase64FromBytes } from '../../src/bacula-fd/wire/base64.js';
 import { encodeLStat, statFromNode, STREAM } from '../../src/bacula/lstat.js';
 import { tempDir } from '../helpers/native.js';
 

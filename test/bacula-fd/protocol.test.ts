@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { baculaBase64FromBytes, baculaBase64FromInt, baculaBase64ToInt } from '../../src/bacula/base64.js';
+import { baculaBase64FromBytes, baculaBase64FromInt, baculaBase64ToInt } from '../../src/bacula-fd/wire/base64.js';
 import {
   BNET,
   BNET_COMPRESSED,
@@ -26,8 +26,8 @@ import {
   bashSpaces,
   signalName,
   unbashSpaces,
-} from '../../src/bacula/bsock.js';
-import { cramAccepts, cramResponse, directorKey, makeChallenge } from '../../src/bacula/cram-md5.js';
+} from '../../src/bacula-fd/wire/bsock.js';
+import { cramAccepts, cramResponse, directorKey, makeChallenge } from '../../src/bacula-fd/wire/cram-md5.js';
 import { FT, STREAM, STREAM_MASK, decodeAttributes, decodeLStat, encodeAttributes, encodeLStat, statFromNode } from '../../src/bacula/lstat.js';
 
 const md5hex = (text: string): string => createHash('md5').update(text).digest('hex');

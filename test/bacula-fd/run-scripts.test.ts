@@ -9,8 +9,8 @@ import { readFileSync, existsSync, writeFileSync, chmodSync, rmSync } from 'node
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BNET, Bsock, bashSpaces } from '../../src/bacula/bsock.js';
-import { cramAccepts, cramResponse, directorKey, makeChallenge } from '../../src/bacula/cram-md5.js';
+import { BNET, Bsock, bashSpaces } from '../../src/bacula-fd/wire/bsock.js';
+import { cramAccepts, cramResponse, directorKey, makeChallenge } from '../../src/bacula-fd/wire/cram-md5.js';
 import type { JobRecord } from '../../src/bacula/job-record.js';
 import { JobScripts, WHEN, expandCodes, jobCodes, parseScriptCommand, runCommand, shouldRun, splitArgv, type RunScript } from '../../src/bacula/run-scripts.js';
 import { FileDaemonServer } from '../../src/bacula/server.js';

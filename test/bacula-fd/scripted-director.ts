@@ -5,8 +5,8 @@
  */
 import net from 'node:net';
 import { expect } from 'vitest';
-import { BNET, Bsock } from '../../src/bacula/bsock.js';
-import { cramAccepts, cramResponse, directorKey, makeChallenge } from '../../src/bacula/cram-md5.js';
+import { BNET, Bsock } from '../../src/bacula-fd/wire/bsock.js';
+import { cramAccepts, cramResponse, directorKey, makeChallenge } from '../../src/bacula-fd/wire/cram-md5.js';
 import { FileDaemonServer, type ServeSettings } from '../../src/bacula/server.js';
 
 /** A plain TCP connection to agentfd serve on 127.0.0.1:`port`. */

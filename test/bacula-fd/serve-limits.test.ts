@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MAX_RECEIVE } from '../../src/bacula/bsock.js';
+import { MAX_RECEIVE } from '../../src/bacula-fd/wire/bsock.js';
 import { ROOT, tempDir } from '../helpers/native.js';
 import { connectTo, directorAt, handshake, rawConnection, startServer, statusClient } from './scripted-director.js';
 

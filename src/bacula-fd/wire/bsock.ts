@@ -5,7 +5,7 @@
  * authentication (startTls).
  */
 import type { Duplex } from 'node:stream';
-import { AgentfdError, messageOf } from '../errors.js';
+import { AgentfdError, messageOf } from '../../errors.js';
 
 /** Signals (negative lengths, bsock.h). */
 export const BNET = {

@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
-import type { TlsConfig } from '../config/load.js';
-import { AgentfdError, messageOf } from '../errors.js';
+import type { TlsConfig } from '../../config/load.js';
+import { AgentfdError, messageOf } from '../../errors.js';
 
 /** How much a side wants TLS, as the ssl= value of its challenge. */
 export const TLS_NEED = { none: 0, ok: 1, required: 2 } as const;
