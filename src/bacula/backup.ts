@@ -17,7 +17,7 @@ import path from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { messageOf } from '../errors.js';
 import { FT, STREAM, encodeAttributes, encodeLStat, statFromNode } from './lstat.js';
-import { traceAcceptFile, accurateOptions, ignoreDirMarker, topLevelOptions, type FileSet, type IncludeBlock, type IncludeOptions } from './fileset.js';
+import { traceAcceptFile, accurateOptions, ignoreDirMarker, topLevelOptions, type FileSet, type IncludeBlock, type IncludeOptions } from '../bacula-fd/fileset/fileset.js';
 import type { AccurateList } from './accurate.js';
 import type { StorageDaemon } from './storage-daemon.js';
 import type { BackupRun as AgentBackupRun } from '../agents/agent.js';

@@ -13,7 +13,7 @@ import { startPluginRestore, type PluginAgents } from './agents.js';
 import type { RestoreRun as AgentRestoreRun } from '../agents/agent.js';
 import { BNET, Bsock, unbashSpaces } from '../bacula-fd/wire/bsock.js';
 import { cramAccepts, cramResponse, directorKey, makeChallenge } from '../bacula-fd/wire/cram-md5.js';
-import { parseFileSet, type FileSet } from './fileset.js';
+import { parseFileSet, type FileSet } from '../bacula-fd/fileset/fileset.js';
 import { parseReplace, receiveRestore, type ReplaceMode } from './restore.js';
 import { JobScripts, jobCodes, type ScriptHost } from './run-scripts.js';
 import { expandFileLists } from './file-lists.js';

@@ -7,7 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { AgentfdError, messageOf } from '../errors.js';
-import type { FileSet } from './fileset.js';
+import type { FileSet } from '../bacula-fd/fileset/fileset.js';
 import { expandCodes, runCommand } from './run-scripts.js';
 
 export interface ListContext {

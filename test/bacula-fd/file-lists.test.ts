@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { expandFileLists } from '../../src/bacula/file-lists.js';
-import { parseFileSet } from '../../src/bacula/fileset.js';
+import { parseFileSet } from '../../src/bacula-fd/fileset/fileset.js';
 import { tempDir } from '../helpers/native.js';
 
 const context = { codes: { i: '42', c: 'agentfd-fd' }, isCancelled: () => false };

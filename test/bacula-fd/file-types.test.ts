@@ -17,7 +17,7 @@ import path from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sendBackup, type BackupRun, type StreamSink } from '../../src/bacula/backup.js';
-import { parseFileSet } from '../../src/bacula/fileset.js';
+import { parseFileSet } from '../../src/bacula-fd/fileset/fileset.js';
 import { mkfifo, mknod } from '../../src/bacula/special-files.js';
 import { FT, STREAM, decodeAttributes, decodeLStat } from '../../src/bacula/lstat.js';
 import { receiveRestore, type ReplaceMode } from '../../src/bacula/restore.js';

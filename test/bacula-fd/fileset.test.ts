@@ -19,9 +19,9 @@ import {
   topLevelOptions,
   type FileSet,
   type IncludeOptions,
-} from '../../src/bacula/fileset.js';
-import { baculaFnmatch, type FnmatchFlags } from '../../src/bacula/fnmatch.js';
-import { posixRegExp } from '../../src/bacula/posix-regex.js';
+} from '../../src/bacula-fd/fileset/fileset.js';
+import { baculaFnmatch, type FnmatchFlags } from '../../src/bacula-fd/fileset/fnmatch.js';
+import { posixRegExp } from '../../src/bacula-fd/fileset/posix-regex.js';
 
 const ROOT = '/srv/data';
 

@@ -19,7 +19,7 @@ import { newTotals, sendBackup, type StreamSink } from '../../src/bacula/backup.
 import { BNET, Bsock } from '../../src/bacula-fd/wire/bsock.js';
 import { cramAccepts, cramResponse, makeChallenge } from '../../src/bacula-fd/wire/cram-md5.js';
 import { FT, STREAM } from '../../src/bacula/lstat.js';
-import { parseFileSet } from '../../src/bacula/fileset.js';
+import { parseFileSet } from '../../src/bacula-fd/fileset/fileset.js';
 import { receiveRestore } from '../../src/bacula/restore.js';
 import type { SdRecord } from '../../src/bacula/storage-daemon.js';
 import { parseConfig } from '../../src/config/load.js';

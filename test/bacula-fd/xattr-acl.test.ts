@@ -17,7 +17,7 @@ import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACL_TAG, ACL_UNDEFINED_ID, aclFromText, aclProblem, aclToText, decodePosixAcl, encodePosixAcl, isSimpleAcl, systemIdNames, type AclEntry, type IdNames } from '../../src/bacula/acl.js';
 import { sendBackup, type StreamSink } from '../../src/bacula/backup.js';
-import { parseFileSet } from '../../src/bacula/fileset.js';
+import { parseFileSet } from '../../src/bacula-fd/fileset/fileset.js';
 import { FT, STREAM, decodeAttributes } from '../../src/bacula/lstat.js';
 import { receiveRestore } from '../../src/bacula/restore.js';
 import type { SdRecord } from '../../src/bacula/storage-daemon.js';
