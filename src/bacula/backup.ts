@@ -16,7 +16,7 @@ import { constants, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { messageOf } from '../errors.js';
-import { FT, STREAM, encodeAttributes, encodeLStat, statFromNode } from './lstat.js';
+import { FT, STREAM, encodeAttributes, encodeLStat, statFromNode } from '../bacula-fd/attributes/lstat.js';
 import { traceAcceptFile, accurateOptions, ignoreDirMarker, topLevelOptions, type FileSet, type IncludeBlock, type IncludeOptions } from '../bacula-fd/fileset/fileset.js';
 import type { AccurateList } from './accurate.js';
 import type { StorageDaemon } from './storage-daemon.js';
@@ -25,10 +25,10 @@ import type { AgentFile } from '../agents/agent.js';
 import type { Level } from '../agents/native/abi.js';
 import { pluginNameOf } from '../agents/bacula/command.js';
 import { startPluginBackup, type PluginAgents } from './agents.js';
-import type { BaculaStat } from './lstat.js';
-import { openFifo, setAccessTime } from './special-files.js';
-import { XaclBackup } from './xacl.js';
-import { baculaName, childName, lstatMode } from './windows.js';
+import type { BaculaStat } from '../bacula-fd/attributes/lstat.js';
+import { openFifo, setAccessTime } from '../bacula-fd/attributes/special-files.js';
+import { XaclBackup } from '../bacula-fd/attributes/xacl.js';
+import { baculaName, childName, lstatMode } from '../bacula-fd/attributes/windows.js';
 
 /** The real FD's default Maximum Network Buffer Size: the data frame size. */
 const FRAME = 64 * 1024;

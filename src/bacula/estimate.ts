@@ -4,7 +4,7 @@
  * File data is not read: a file counts with its size. Plugin lines are not run.
  */
 import { sendBackup, type BackupRun, type StreamSink } from './backup.js';
-import { STREAM, decodeAttributes, decodeLStat } from './lstat.js';
+import { STREAM, decodeAttributes, decodeLStat } from '../bacula-fd/attributes/lstat.js';
 
 export interface Estimate {
   files: number;

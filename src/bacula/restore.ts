@@ -19,14 +19,14 @@ import { chmod, chown, lchown, link as hardLink, lstat, lutimes, mkdir, open, re
 import path from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { AgentfdError, messageOf } from '../errors.js';
-import { DIGEST_STREAMS, FT, FT_MASK, STREAM, STREAM_MASK, UNDECODABLE_STREAM_NAMES, decodeAttributes, decodeLStat, type BaculaStat } from './lstat.js';
-import { mkfifo, mknod, openFifo } from './special-files.js';
-import { XaclRestore, isXaclStream } from './xacl.js';
+import { DIGEST_STREAMS, FT, FT_MASK, STREAM, STREAM_MASK, UNDECODABLE_STREAM_NAMES, decodeAttributes, decodeLStat, type BaculaStat } from '../bacula-fd/attributes/lstat.js';
+import { mkfifo, mknod, openFifo } from '../bacula-fd/attributes/special-files.js';
+import { XaclRestore, isXaclStream } from '../bacula-fd/attributes/xacl.js';
 import type { SdRecord } from './storage-daemon.js';
 import type { RestoreRun as AgentRestoreRun } from '../agents/agent.js';
 import type { AgentFileInfo } from '../agents/types.js';
 import { IS_WINDOWS } from '../platform/os.js';
-import { FILE_ATTRIBUTE_DIRECTORY, decodeWindowsAttribs, restoreTarget } from './windows.js';
+import { FILE_ATTRIBUTE_DIRECTORY, decodeWindowsAttribs, restoreTarget } from '../bacula-fd/attributes/windows.js';
 import { writeWinAttributes } from '../agents/filesystem/win-attributes.js';
 
 export interface RestoreTotals {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AccurateList, DEFAULT_ACCURATE_OPTIONS } from '../../src/bacula/accurate.js';
 import { baculaBase64FromBytes } from '../../src/bacula-fd/wire/base64.js';
-import { encodeLStat, statFromNode, STREAM } from '../../src/bacula/lstat.js';
+import { encodeLStat, statFromNode, STREAM } from '../../src/bacula-fd/attributes/lstat.js';
 import { tempDir } from '../helpers/native.js';
 
 /** A list frame for `file` as it is now: path, LStat, checksum, delta_seq. */

@@ -28,7 +28,7 @@ import {
   unbashSpaces,
 } from '../../src/bacula-fd/wire/bsock.js';
 import { cramAccepts, cramResponse, directorKey, makeChallenge } from '../../src/bacula-fd/wire/cram-md5.js';
-import { FT, STREAM, STREAM_MASK, decodeAttributes, decodeLStat, encodeAttributes, encodeLStat, statFromNode } from '../../src/bacula/lstat.js';
+import { FT, STREAM, STREAM_MASK, decodeAttributes, decodeLStat, encodeAttributes, encodeLStat, statFromNode } from '../../src/bacula-fd/attributes/lstat.js';
 
 const md5hex = (text: string): string => createHash('md5').update(text).digest('hex');
 

@@ -18,7 +18,7 @@ import { pluginAgents, startPluginRestore } from '../../src/bacula/agents.js';
 import { newTotals, sendBackup, type StreamSink } from '../../src/bacula/backup.js';
 import { BNET, Bsock } from '../../src/bacula-fd/wire/bsock.js';
 import { cramAccepts, cramResponse, makeChallenge } from '../../src/bacula-fd/wire/cram-md5.js';
-import { FT, STREAM } from '../../src/bacula/lstat.js';
+import { FT, STREAM } from '../../src/bacula-fd/attributes/lstat.js';
 import { parseFileSet } from '../../src/bacula-fd/fileset/fileset.js';
 import { receiveRestore } from '../../src/bacula/restore.js';
 import type { SdRecord } from '../../src/bacula/storage-daemon.js';

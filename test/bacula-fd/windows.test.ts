@@ -8,11 +8,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FT, STREAM, encodeAttributes, encodeLStat, type BaculaStat } from '../../src/bacula/lstat.js';
+import { FT, STREAM, encodeAttributes, encodeLStat, type BaculaStat } from '../../src/bacula-fd/attributes/lstat.js';
 import { receiveRestore, restorePath } from '../../src/bacula/restore.js';
 import type { SdRecord } from '../../src/bacula/storage-daemon.js';
-import { isUnsupported } from '../../src/bacula/xattr.js';
-import { baculaName, childName, decodeWindowsAttribs, encodeWindowsAttribs, lstatMode, restoreTarget } from '../../src/bacula/windows.js';
+import { isUnsupported } from '../../src/bacula-fd/attributes/xattr.js';
+import { baculaName, childName, decodeWindowsAttribs, encodeWindowsAttribs, lstatMode, restoreTarget } from '../../src/bacula-fd/attributes/windows.js';
 
 describe('names sent to the SD', () => {
   it('on Windows: / separators, the drive first, as a Windows bacula-fd', () => {

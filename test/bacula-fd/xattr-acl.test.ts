@@ -15,14 +15,14 @@ import path from 'node:path';
 import fc from 'fast-check';
 import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ACL_TAG, ACL_UNDEFINED_ID, aclFromText, aclProblem, aclToText, decodePosixAcl, encodePosixAcl, isSimpleAcl, systemIdNames, type AclEntry, type IdNames } from '../../src/bacula/acl.js';
+import { ACL_TAG, ACL_UNDEFINED_ID, aclFromText, aclProblem, aclToText, decodePosixAcl, encodePosixAcl, isSimpleAcl, systemIdNames, type AclEntry, type IdNames } from '../../src/bacula-fd/attributes/acl.js';
 import { sendBackup, type StreamSink } from '../../src/bacula/backup.js';
 import { parseFileSet } from '../../src/bacula-fd/fileset/fileset.js';
-import { FT, STREAM, decodeAttributes } from '../../src/bacula/lstat.js';
+import { FT, STREAM, decodeAttributes } from '../../src/bacula-fd/attributes/lstat.js';
 import { receiveRestore } from '../../src/bacula/restore.js';
 import type { SdRecord } from '../../src/bacula/storage-daemon.js';
-import { XaclRestore } from '../../src/bacula/xacl.js';
-import { decodeXattrStream, encodeXattrStream, getXattr, listXattrs, setXattr } from '../../src/bacula/xattr.js';
+import { XaclRestore } from '../../src/bacula-fd/attributes/xacl.js';
+import { decodeXattrStream, encodeXattrStream, getXattr, listXattrs, setXattr } from '../../src/bacula-fd/attributes/xattr.js';
 import { ensureDebianPackage, skipNote } from '../helpers/debian.js';
 import { tempDir } from '../helpers/native.js';
 

@@ -17,7 +17,7 @@ import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import koffi from 'koffi';
-import { callError, libcBinding } from '../platform/libc.js';
+import { callError, libcBinding } from '../../platform/libc.js';
 
 interface Libc {
   mkfifo: (path: string, mode: number) => number;

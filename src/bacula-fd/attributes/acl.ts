@@ -17,7 +17,7 @@
  */
 import koffi from 'koffi';
 import { getXattr, isUnsupported, setXattr } from './xattr.js';
-import { libcBinding } from '../platform/libc.js';
+import { libcBinding } from '../../platform/libc.js';
 
 /** streams.h: the Linux ACL streams, and the deprecated generic ones bacula-fd still restores. */
 export const ACL_STREAM = { LINUX_DEFAULT: 1007, LINUX_ACCESS: 1008, UNIX_ACCESS: 15, UNIX_DEFAULT: 16 } as const;

@@ -13,7 +13,7 @@
  * The libc calls go through koffi, through src/platform/libc.ts: Node has no xattr API. Names are kept as bytes
  * (Buffers), since a name need not be UTF-8; values are bytes.
  */
-import { callError, libcBinding } from '../platform/libc.js';
+import { callError, libcBinding } from '../../platform/libc.js';
 
 /** The Linux xattr stream (streams.h STREAM_XACL_LINUX_XATTR). */
 export const STREAM_LINUX_XATTR = 1998;

@@ -5,7 +5,7 @@
  * incremental and accurate jobs, so the encoding must match the C FD's character for character.
  */
 import type { BigIntStats } from 'node:fs';
-import { baculaBase64FromInt, baculaBase64ToInt } from '../bacula-fd/wire/base64.js';
+import { baculaBase64FromInt, baculaBase64ToInt } from '../wire/base64.js';
 
 /** File types (FT_* in findlib/find.h), the second field of an attribute record. */
 export const FT = {

@@ -15,9 +15,9 @@
  *   FD restores such a record as an ordinary one; a Windows FD also sets the attributes and times.
  */
 import path from 'node:path';
-import { AgentfdError } from '../errors.js';
-import { IS_WINDOWS } from '../platform/os.js';
-import { baculaBase64FromInt, baculaBase64ToInt } from '../bacula-fd/wire/base64.js';
+import { AgentfdError } from '../../errors.js';
+import { IS_WINDOWS } from '../../platform/os.js';
+import { baculaBase64FromInt, baculaBase64ToInt } from '../wire/base64.js';
 
 
 /** The name Bacula gets for the OS path `osPath`: on Windows '/' separators ("Z:\\a\\b" -> "Z:/a/b"). */
