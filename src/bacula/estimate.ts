@@ -3,7 +3,7 @@
  * by the backup's own walk with a sink that counts instead of sending, so the two cannot disagree.
  * File data is not read: a file counts with its size. Plugin lines are not run.
  */
-import { sendBackup, type BackupRun, type StreamSink } from './backup.js';
+import { sendBackup, type BackupRun, type StreamSink } from '../bacula-fd/transfer/backup.js';
 import { STREAM, decodeAttributes, decodeLStat } from '../bacula-fd/attributes/lstat.js';
 
 export interface Estimate {

@@ -10,7 +10,7 @@ import { HOST_VERSION } from '../version.js';
 import { Bsock, PRE_AUTH_MAX_RECEIVE } from '../bacula-fd/wire/bsock.js';
 import { DirectorSession, type DirectorIdentity } from './director.js';
 import type { JobRecord } from './job-record.js';
-import type { PluginAgents } from './agents.js';
+import type { PluginAgents } from '../bacula-fd/transfer/plugin-agents.js';
 import type { TlsSettings } from '../bacula-fd/wire/tls.js';
 
 export interface ServeSettings {

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AccurateList, DEFAULT_ACCURATE_OPTIONS } from '../../src/bacula/accurate.js';
+import { AccurateList, DEFAULT_ACCURATE_OPTIONS } from '../../src/bacula-fd/transfer/accurate.js';
 import { baculaBase64FromBytes } from '../../src/bacula-fd/wire/base64.js';
 import { encodeLStat, statFromNode, STREAM } from '../../src/bacula-fd/attributes/lstat.js';
 import { tempDir } from '../helpers/native.js';

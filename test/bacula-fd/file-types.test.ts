@@ -16,12 +16,12 @@ import net from 'node:net';
 import path from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { sendBackup, type BackupRun, type StreamSink } from '../../src/bacula/backup.js';
+import { sendBackup, type BackupRun, type StreamSink } from '../../src/bacula-fd/transfer/backup.js';
 import { parseFileSet } from '../../src/bacula-fd/fileset/fileset.js';
 import { mkfifo, mknod } from '../../src/bacula-fd/attributes/special-files.js';
 import { FT, STREAM, decodeAttributes, decodeLStat } from '../../src/bacula-fd/attributes/lstat.js';
-import { receiveRestore, type ReplaceMode } from '../../src/bacula/restore.js';
-import type { SdRecord } from '../../src/bacula/storage-daemon.js';
+import { receiveRestore, type ReplaceMode } from '../../src/bacula-fd/transfer/restore.js';
+import type { SdRecord } from '../../src/bacula-fd/transfer/storage-daemon.js';
 import { tempDir } from '../helpers/native.js';
 import { attrRecord } from './records.js';
 

@@ -1,6 +1,6 @@
 /** Records as a Storage Daemon's read session delivers them, for the restore tests. */
 import { STREAM, encodeAttributes, encodeLStat, type BaculaStat } from '../../src/bacula-fd/attributes/lstat.js';
-import type { SdRecord } from '../../src/bacula/storage-daemon.js';
+import type { SdRecord } from '../../src/bacula-fd/transfer/storage-daemon.js';
 
 /** The attributes record (stream 1) of an entry of `type` named `fname`, its stat the defaults with `stat` over them. */
 export function attrRecord(fileIndex: number, type: number, fname: string, stat: Partial<BaculaStat>, link = ''): SdRecord {

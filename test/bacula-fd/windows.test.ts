@@ -9,8 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FT, STREAM, encodeAttributes, encodeLStat, type BaculaStat } from '../../src/bacula-fd/attributes/lstat.js';
-import { receiveRestore, restorePath } from '../../src/bacula/restore.js';
-import type { SdRecord } from '../../src/bacula/storage-daemon.js';
+import { receiveRestore, restorePath } from '../../src/bacula-fd/transfer/restore.js';
+import type { SdRecord } from '../../src/bacula-fd/transfer/storage-daemon.js';
 import { isUnsupported } from '../../src/bacula-fd/attributes/xattr.js';
 import { baculaName, childName, decodeWindowsAttribs, encodeWindowsAttribs, lstatMode, restoreTarget } from '../../src/bacula-fd/attributes/windows.js';
 

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { FileDaemonServer } from '../../bacula/server.js';
 import { AgentfdError } from '../../errors.js';
-import { pluginAgents } from '../../bacula/agents.js';
+import { pluginAgents } from '../../bacula-fd/transfer/plugin-agents.js';
 import { loadTlsSettings } from '../../bacula-fd/wire/tls.js';
 import { configFromOptions, registryFor, type ConfigOptions } from '../context.js';
 import { reportFailure, type CommandIo } from '../output.js';

@@ -18,16 +18,16 @@ import { constants, type Stats } from 'node:fs';
 import { chmod, chown, lchown, link as hardLink, lstat, lutimes, mkdir, open, realpath, stat as statFollow, symlink, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { inflateSync } from 'node:zlib';
-import { AgentfdError, messageOf } from '../errors.js';
-import { DIGEST_STREAMS, FT, FT_MASK, STREAM, STREAM_MASK, UNDECODABLE_STREAM_NAMES, decodeAttributes, decodeLStat, type BaculaStat } from '../bacula-fd/attributes/lstat.js';
-import { mkfifo, mknod, openFifo } from '../bacula-fd/attributes/special-files.js';
-import { XaclRestore, isXaclStream } from '../bacula-fd/attributes/xacl.js';
+import { AgentfdError, messageOf } from '../../errors.js';
+import { DIGEST_STREAMS, FT, FT_MASK, STREAM, STREAM_MASK, UNDECODABLE_STREAM_NAMES, decodeAttributes, decodeLStat, type BaculaStat } from '../attributes/lstat.js';
+import { mkfifo, mknod, openFifo } from '../attributes/special-files.js';
+import { XaclRestore, isXaclStream } from '../attributes/xacl.js';
 import type { SdRecord } from './storage-daemon.js';
-import type { RestoreRun as AgentRestoreRun } from '../agents/agent.js';
-import type { AgentFileInfo } from '../agents/types.js';
-import { IS_WINDOWS } from '../platform/os.js';
-import { FILE_ATTRIBUTE_DIRECTORY, decodeWindowsAttribs, restoreTarget } from '../bacula-fd/attributes/windows.js';
-import { writeWinAttributes } from '../agents/filesystem/win-attributes.js';
+import type { RestoreRun as AgentRestoreRun } from '../../agents/agent.js';
+import type { AgentFileInfo } from '../../agents/types.js';
+import { IS_WINDOWS } from '../../platform/os.js';
+import { FILE_ATTRIBUTE_DIRECTORY, decodeWindowsAttribs, restoreTarget } from '../attributes/windows.js';
+import { writeWinAttributes } from '../../agents/filesystem/win-attributes.js';
 
 export interface RestoreTotals {
   files: number;

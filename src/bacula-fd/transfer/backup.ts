@@ -15,20 +15,20 @@ import { lstat, open, opendir, readlink, stat, utimes, type FileHandle } from 'n
 import { constants, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { messageOf } from '../errors.js';
-import { FT, STREAM, encodeAttributes, encodeLStat, statFromNode } from '../bacula-fd/attributes/lstat.js';
-import { traceAcceptFile, accurateOptions, ignoreDirMarker, topLevelOptions, type FileSet, type IncludeBlock, type IncludeOptions } from '../bacula-fd/fileset/fileset.js';
+import { messageOf } from '../../errors.js';
+import { FT, STREAM, encodeAttributes, encodeLStat, statFromNode } from '../attributes/lstat.js';
+import { traceAcceptFile, accurateOptions, ignoreDirMarker, topLevelOptions, type FileSet, type IncludeBlock, type IncludeOptions } from '../fileset/fileset.js';
 import type { AccurateList } from './accurate.js';
 import type { StorageDaemon } from './storage-daemon.js';
-import type { BackupRun as AgentBackupRun } from '../agents/agent.js';
-import type { AgentFile } from '../agents/agent.js';
-import type { Level } from '../agents/native/abi.js';
-import { pluginNameOf } from '../agents/bacula/command.js';
-import { startPluginBackup, type PluginAgents } from './agents.js';
-import type { BaculaStat } from '../bacula-fd/attributes/lstat.js';
-import { openFifo, setAccessTime } from '../bacula-fd/attributes/special-files.js';
-import { XaclBackup } from '../bacula-fd/attributes/xacl.js';
-import { baculaName, childName, lstatMode } from '../bacula-fd/attributes/windows.js';
+import type { BackupRun as AgentBackupRun } from '../../agents/agent.js';
+import type { AgentFile } from '../../agents/agent.js';
+import type { Level } from '../../agents/native/abi.js';
+import { pluginNameOf } from '../../agents/bacula/command.js';
+import { startPluginBackup, type PluginAgents } from './plugin-agents.js';
+import type { BaculaStat } from '../attributes/lstat.js';
+import { openFifo, setAccessTime } from '../attributes/special-files.js';
+import { XaclBackup } from '../attributes/xacl.js';
+import { baculaName, childName, lstatMode } from '../attributes/windows.js';
 
 /** The real FD's default Maximum Network Buffer Size: the data frame size. */
 const FRAME = 64 * 1024;

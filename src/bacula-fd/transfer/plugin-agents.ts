@@ -5,12 +5,12 @@
  * plugin of that name. A native agent gets the `key=value` pairs that follow as its options; a
  * Bacula plugin gets the whole string, as it expects. Both also get it as the option `command`.
  */
-import type { Agent, BackupRun, RestoreRun } from '../agents/agent.js';
-import { pluginNameOf } from '../agents/bacula/command.js';
-import type { AgentRegistry } from '../agents/registry.js';
-import type { Level } from '../agents/native/abi.js';
-import type { AgentfdConfig } from '../config/load.js';
-import { hasAgent, resolveAgent } from '../jobs/agents.js';
+import type { Agent, BackupRun, RestoreRun } from '../../agents/agent.js';
+import { pluginNameOf } from '../../agents/bacula/command.js';
+import type { AgentRegistry } from '../../agents/registry.js';
+import type { Level } from '../../agents/native/abi.js';
+import type { AgentfdConfig } from '../../config/load.js';
+import { hasAgent, resolveAgent } from '../../jobs/agents.js';
 
 export interface PluginAgents {
   /** The agent a command names, or null when it is not installed. */

@@ -8,9 +8,9 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, type BigIntStats } from 'node:fs';
-import { baculaBase64FromBytes } from '../bacula-fd/wire/base64.js';
-import { BNET, type Bsock } from '../bacula-fd/wire/bsock.js';
-import { decodeLStat, type BaculaStat } from '../bacula-fd/attributes/lstat.js';
+import { baculaBase64FromBytes } from '../wire/base64.js';
+import { BNET, type Bsock } from '../wire/bsock.js';
+import { decodeLStat, type BaculaStat } from '../attributes/lstat.js';
 
 /** What the file had in the jobs the incremental builds on. */
 export interface AccurateEntry {

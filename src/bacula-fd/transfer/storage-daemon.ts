@@ -6,10 +6,10 @@
  * agentfd says it speaks FD protocol 213, so the SD never sends LZ4-compressed frames.
  */
 import net from 'node:net';
-import { AgentfdError } from '../errors.js';
-import { BNET, Bsock, type BsockMessage } from '../bacula-fd/wire/bsock.js';
-import { cramAccepts, cramResponse, makeChallenge } from '../bacula-fd/wire/cram-md5.js';
-import { TLS_NEED, negotiateTls, tlsClient, type TlsSettings } from '../bacula-fd/wire/tls.js';
+import { AgentfdError } from '../../errors.js';
+import { BNET, Bsock, type BsockMessage } from '../wire/bsock.js';
+import { cramAccepts, cramResponse, makeChallenge } from '../wire/cram-md5.js';
+import { TLS_NEED, negotiateTls, tlsClient, type TlsSettings } from '../wire/tls.js';
 
 export const FD_PROTOCOL_VERSION = 213;
 
