@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { expandFileLists } from '../../src/bacula/file-lists.js';
+import { expandFileLists } from '../../src/bacula-fd/director/file-lists.js';
 import { parseFileSet } from '../../src/bacula-fd/fileset/fileset.js';
 import { tempDir } from '../helpers/native.js';
 

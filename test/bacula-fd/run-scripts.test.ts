@@ -11,9 +11,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BNET, Bsock, bashSpaces } from '../../src/bacula-fd/wire/bsock.js';
 import { cramAccepts, cramResponse, directorKey, makeChallenge } from '../../src/bacula-fd/wire/cram-md5.js';
-import type { JobRecord } from '../../src/bacula/job-record.js';
-import { JobScripts, WHEN, expandCodes, jobCodes, parseScriptCommand, runCommand, shouldRun, splitArgv, type RunScript } from '../../src/bacula/run-scripts.js';
-import { FileDaemonServer } from '../../src/bacula/server.js';
+import type { JobRecord } from '../../src/bacula-fd/director/job-record.js';
+import { JobScripts, WHEN, expandCodes, jobCodes, parseScriptCommand, runCommand, shouldRun, splitArgv, type RunScript } from '../../src/bacula-fd/director/run-scripts.js';
+import { FileDaemonServer } from '../../src/bacula-fd/director/server.js';
 import { tempDir } from '../helpers/native.js';
 
 let dir: string;

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { expect } from 'vitest';
 import { BNET, Bsock } from '../../src/bacula-fd/wire/bsock.js';
 import { cramAccepts, cramResponse, directorKey, makeChallenge } from '../../src/bacula-fd/wire/cram-md5.js';
-import { FileDaemonServer, type ServeSettings } from '../../src/bacula/server.js';
+import { FileDaemonServer, type ServeSettings } from '../../src/bacula-fd/director/server.js';
 
 /** A plain TCP connection to agentfd serve on 127.0.0.1:`port`. */
 export function rawConnection(port: number): Promise<net.Socket> {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BNET, Bsock } from '../../src/bacula-fd/wire/bsock.js';
 import { cramAccepts, cramResponse, makeChallenge } from '../../src/bacula-fd/wire/cram-md5.js';
-import { FileDaemonServer } from '../../src/bacula/server.js';
+import { FileDaemonServer } from '../../src/bacula-fd/director/server.js';
 import { tempDir } from '../helpers/native.js';
 import { connectTo, directorAt, handshake, startServer, statusClient } from './scripted-director.js';
 

@@ -1,6 +1,6 @@
 /** `agentfd serve`: answer a Bacula Director as its File Daemon (bacula-fd), until stopped. */
 import type { Command } from 'commander';
-import { FileDaemonServer } from '../../bacula/server.js';
+import { FileDaemonServer } from '../../bacula-fd/director/server.js';
 import { AgentfdError } from '../../errors.js';
 import { pluginAgents } from '../../bacula-fd/transfer/plugin-agents.js';
 import { loadTlsSettings } from '../../bacula-fd/wire/tls.js';

@@ -5,21 +5,21 @@
  * or a cancel ends only that job.
  */
 import os from 'node:os';
-import { AgentfdError, messageOf } from '../errors.js';
-import { HOST_VERSION } from '../version.js';
-import { newTotals, sendBackup } from '../bacula-fd/transfer/backup.js';
+import { AgentfdError, messageOf } from '../../errors.js';
+import { HOST_VERSION } from '../../version.js';
+import { newTotals, sendBackup } from '../transfer/backup.js';
 import { estimate } from './estimate.js';
-import { startPluginRestore, type PluginAgents } from '../bacula-fd/transfer/plugin-agents.js';
-import type { RestoreRun as AgentRestoreRun } from '../agents/agent.js';
-import { BNET, Bsock, unbashSpaces } from '../bacula-fd/wire/bsock.js';
-import { cramAccepts, cramResponse, directorKey, makeChallenge } from '../bacula-fd/wire/cram-md5.js';
-import { parseFileSet, type FileSet } from '../bacula-fd/fileset/fileset.js';
-import { parseReplace, receiveRestore, type ReplaceMode } from '../bacula-fd/transfer/restore.js';
+import { startPluginRestore, type PluginAgents } from '../transfer/plugin-agents.js';
+import type { RestoreRun as AgentRestoreRun } from '../../agents/agent.js';
+import { BNET, Bsock, unbashSpaces } from '../wire/bsock.js';
+import { cramAccepts, cramResponse, directorKey, makeChallenge } from '../wire/cram-md5.js';
+import { parseFileSet, type FileSet } from '../fileset/fileset.js';
+import { parseReplace, receiveRestore, type ReplaceMode } from '../transfer/restore.js';
 import { JobScripts, jobCodes, type ScriptHost } from './run-scripts.js';
 import { expandFileLists } from './file-lists.js';
-import { AccurateList } from '../bacula-fd/transfer/accurate.js';
-import { TLS_NEED, negotiateTls, tlsServer, type TlsSettings } from '../bacula-fd/wire/tls.js';
-import { FD_PROTOCOL_VERSION, StorageDaemon } from '../bacula-fd/transfer/storage-daemon.js';
+import { AccurateList } from '../transfer/accurate.js';
+import { TLS_NEED, negotiateTls, tlsServer, type TlsSettings } from '../wire/tls.js';
+import { FD_PROTOCOL_VERSION, StorageDaemon } from '../transfer/storage-daemon.js';
 import type { JobRecord } from './job-record.js';
 
 export interface DirectorIdentity {

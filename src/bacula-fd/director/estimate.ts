@@ -3,8 +3,8 @@
  * by the backup's own walk with a sink that counts instead of sending, so the two cannot disagree.
  * File data is not read: a file counts with its size. Plugin lines are not run.
  */
-import { sendBackup, type BackupRun, type StreamSink } from '../bacula-fd/transfer/backup.js';
-import { STREAM, decodeAttributes, decodeLStat } from '../bacula-fd/attributes/lstat.js';
+import { sendBackup, type BackupRun, type StreamSink } from '../transfer/backup.js';
+import { STREAM, decodeAttributes, decodeLStat } from '../attributes/lstat.js';
 
 export interface Estimate {
   files: number;

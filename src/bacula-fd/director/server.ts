@@ -6,12 +6,12 @@
  */
 import net from 'node:net';
 import os from 'node:os';
-import { HOST_VERSION } from '../version.js';
-import { Bsock, PRE_AUTH_MAX_RECEIVE } from '../bacula-fd/wire/bsock.js';
+import { HOST_VERSION } from '../../version.js';
+import { Bsock, PRE_AUTH_MAX_RECEIVE } from '../wire/bsock.js';
 import { DirectorSession, type DirectorIdentity } from './director.js';
 import type { JobRecord } from './job-record.js';
-import type { PluginAgents } from '../bacula-fd/transfer/plugin-agents.js';
-import type { TlsSettings } from '../bacula-fd/wire/tls.js';
+import type { PluginAgents } from '../transfer/plugin-agents.js';
+import type { TlsSettings } from '../wire/tls.js';
 
 export interface ServeSettings {
   name: string;

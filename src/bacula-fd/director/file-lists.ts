@@ -6,8 +6,8 @@
  * A program that fails or a list that cannot be read fails the job, as in bacula-fd.
  */
 import { readFile } from 'node:fs/promises';
-import { AgentfdError, messageOf } from '../errors.js';
-import type { FileSet } from '../bacula-fd/fileset/fileset.js';
+import { AgentfdError, messageOf } from '../../errors.js';
+import type { FileSet } from '../fileset/fileset.js';
 import { expandCodes, runCommand } from './run-scripts.js';
 
 export interface ListContext {

@@ -20,8 +20,8 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import os from 'node:os';
 import type { Readable } from 'node:stream';
-import { messageOf } from '../errors.js';
-import { unbashSpaces } from '../bacula-fd/wire/bsock.js';
+import { messageOf } from '../../errors.js';
+import { unbashSpaces } from '../wire/bsock.js';
 import type { JobRecord } from './job-record.js';
 
 /** RUNSCRIPT->when bits (lib/runscript.h): RunsWhen = After 1, Before 2, Always 3, AfterVSS 4. */
