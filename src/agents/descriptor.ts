@@ -4,7 +4,7 @@
  * (the default: no agent code runs in the daemon) or from an in-process load.
  */
 import path from 'node:path';
-import { BACULA_PLUGIN_FILE } from './bacula/command.js';
+import { BACULA_PLUGIN_FILE } from './bacula-plugin/command.js';
 import { loadAgentLibrary } from './load.js';
 import type { Capability } from './native/abi.js';
 import { checkLibraryFile } from './plugin-dir.js';

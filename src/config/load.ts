@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
-import { DEFAULT_PRELOAD } from '../agents/bacula/command.js';
+import { DEFAULT_PRELOAD } from '../agents/bacula-plugin/command.js';
 import { ConfigError } from '../errors.js';
 import { configSchema, durationMs, sizeBytes, type JobConfig } from './schema.js';
 import { IS_WINDOWS } from '../platform/os.js';

@@ -23,7 +23,7 @@ import type { StorageDaemon } from './storage-daemon.js';
 import type { BackupRun as AgentBackupRun } from '../../agents/agent.js';
 import type { AgentFile } from '../../agents/agent.js';
 import type { Level } from '../../agents/native/abi.js';
-import { pluginNameOf } from '../../agents/bacula/command.js';
+import { pluginNameOf } from '../../agents/bacula-plugin/command.js';
 import { startPluginBackup, type PluginAgents } from './plugin-agents.js';
 import type { BaculaStat } from '../attributes/lstat.js';
 import { openFifo, setAccessTime } from '../attributes/special-files.js';

@@ -6,7 +6,7 @@
  * Bacula plugin gets the whole string, as it expects. Both also get it as the option `command`.
  */
 import type { Agent, BackupRun, RestoreRun } from '../../agents/agent.js';
-import { pluginNameOf } from '../../agents/bacula/command.js';
+import { pluginNameOf } from '../../agents/bacula-plugin/command.js';
 import type { AgentRegistry } from '../../agents/registry.js';
 import type { Level } from '../../agents/native/abi.js';
 import type { AgentfdConfig } from '../../config/load.js';
