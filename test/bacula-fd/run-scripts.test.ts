@@ -1,8 +1,8 @@
 /**
- * Client run scripts as bacula-fd 9.6 runs them (src/bacula/run-scripts.ts): the four commands,
- * bpipe's word splitting, the FD's %-codes, which scripts each phase runs, AbortOnError, output
- * forwarded as job messages, and a cancel that kills a running script. Every script here is a
- * real child process. The last test drives `agentfd serve` over a socket the way a Director does.
+ * Client run scripts as bacula-fd 9.6 runs them (src/bacula-fd/director/run-scripts.ts): the four
+ * commands, bpipe's word splitting, the FD's %-codes, which scripts each phase runs, AbortOnError,
+ * output forwarded as job messages, and a cancel that kills a running script. Every script here is
+ * a real child process. The last test drives `agentfd serve` over a socket the way a Director does.
  * With a real Director and Storage Daemon: test/bacula-lab/run-scripts.test.ts.
  */
 import { readFileSync, existsSync, writeFileSync, chmodSync, rmSync } from 'node:fs';

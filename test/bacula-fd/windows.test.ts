@@ -1,8 +1,8 @@
 /**
- * agentfd serve's Windows forms (src/bacula/windows.ts), checked on Linux with the platform as a
- * parameter: the names sent to the SD, the LStat mode of directories, where a restore puts a name,
- * and a Windows FD's attribsEx; plus a restore on Linux of records a Windows bacula-fd writes
- * (stream 5), which must come back as ordinary files.
+ * agentfd serve's Windows forms (src/bacula-fd/attributes/windows.ts), checked on Linux with the
+ * platform as a parameter: the names sent to the SD, the LStat mode of directories, where a restore
+ * puts a name, and a Windows FD's attribsEx; plus a restore on Linux of records a Windows bacula-fd
+ * writes (stream 5), which must come back as ordinary files.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';

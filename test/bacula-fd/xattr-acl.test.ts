@@ -1,6 +1,6 @@
 /**
  * ACL and extended attribute streams as bacula-fd 9.6 writes and reads them on Linux (filed/bacl.c,
- * bacl_linux.c, bxattr.c, bxattr_linux.c; src/bacula/acl.ts, xattr.ts, xacl.ts):
+ * bacl_linux.c, bxattr.c, bxattr_linux.c; src/bacula-fd/attributes/: acl.ts, xattr.ts, xacl.ts):
  *  - the formats, against records the real bacula-fd 9.6.7 wrote to a volume (an access ACL, a
  *    directory's access and default ACLs, an xattr stream with an empty and a binary value), and
  *    against libacl's own acl_to_text / acl_from_text where libacl.so.1 is installed;
