@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { AgentLoadError, messageOf } from '../errors.js';
-import { BACULA_PLUGIN_FILE } from './bacula/command.js';
+import { BACULA_PLUGIN_FILE } from './bacula-plugin/command.js';
 import { loadAgentLibrary } from './load.js';
 import type { RefusalCode } from './native/library.js';
 import type { Capability } from './types.js';

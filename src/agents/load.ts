@@ -1,8 +1,8 @@
 /**
  * Loading an agent library of either ABI, by what the registry found it to be: a native agentfd
- * agent (native/library.ts) or a Bacula 9.6 plugin (bacula/library.ts).
+ * agent (native/library.ts) or a Bacula 9.6 plugin (bacula-plugin/library.ts).
  */
-import { loadBaculaPlugin } from './bacula/library.js';
+import { loadBaculaPlugin } from './bacula-plugin/library.js';
 import { loadNativeAgent } from './native/library.js';
 import type { LoadedAgent } from './session.js';
 

@@ -1,6 +1,6 @@
 /**
  * One job's session with a loaded agent library, whatever its ABI: a native agentfd agent
- * (native/session.ts) or a Bacula 9.6 plugin (bacula/session.ts). The in-process bridge and the
+ * (native/session.ts) or a Bacula 9.6 plugin (bacula-plugin/session.ts). The in-process bridge and the
  * isolated agent host drive either through this one call sequence, so isolation, streaming and
  * the pipeline are the same for both.
  */

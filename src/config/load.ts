@@ -8,8 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
-import { DEFAULT_PRELOAD } from '../agents/bacula/command.js';
-import type { TlsConfig } from '../bacula/tls.js';
+import { DEFAULT_PRELOAD } from '../agents/bacula-plugin/command.js';
 import { ConfigError } from '../errors.js';
 import { configSchema, durationMs, sizeBytes, type JobConfig } from './schema.js';
 import { IS_WINDOWS } from '../platform/os.js';
@@ -27,6 +26,17 @@ export function parseDuration(value: number | string): number {
   const ms = durationMs(value);
   if (Number.isNaN(ms)) throw new ConfigError(`"${value}" is not a duration like 30s or 5m`);
   return ms;
+}
+
+/** [serve.tls] as read: the files are paths, checked and read only when `agentfd serve` starts. */
+export interface TlsConfig {
+  enable: boolean;
+  require: boolean;
+  certificate: string | null;
+  key: string | null;
+  caCertificateFile: string | null;
+  verifyPeer: boolean;
+  allowedCn: string[];
 }
 
 export interface AgentfdConfig {

@@ -5,7 +5,7 @@
  * is silently ignored is a backup that silently does not happen.
  */
 import { z } from 'zod';
-import { pluginNameOrNull } from '../agents/bacula/command.js';
+import { pluginNameOrNull } from '../agents/bacula-plugin/command.js';
 import { MIN_VOLUME_BYTES } from '../volume/writer.js';
 
 const JOB_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;

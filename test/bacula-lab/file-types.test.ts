@@ -16,7 +16,7 @@ import { chmodSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, r
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkfifo, mknod } from '../../src/bacula/special-files.js';
+import { mkfifo, mknod } from '../../src/bacula-fd/attributes/special-files.js';
 import { BaculaLab, restoredPath } from '../helpers/bacula-lab.js';
 
 const IS_ROOT = process.getuid?.() === 0;

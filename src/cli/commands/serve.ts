@@ -1,9 +1,9 @@
 /** `agentfd serve`: answer a Bacula Director as its File Daemon (bacula-fd), until stopped. */
 import type { Command } from 'commander';
-import { FileDaemonServer } from '../../bacula/server.js';
+import { FileDaemonServer } from '../../bacula-fd/director/server.js';
 import { AgentfdError } from '../../errors.js';
-import { pluginAgents } from '../../bacula/agents.js';
-import { loadTlsSettings } from '../../bacula/tls.js';
+import { pluginAgents } from '../../bacula-fd/transfer/plugin-agents.js';
+import { loadTlsSettings } from '../../bacula-fd/wire/tls.js';
 import { configFromOptions, registryFor, type ConfigOptions } from '../context.js';
 import { reportFailure, type CommandIo } from '../output.js';
 
