@@ -79,7 +79,7 @@
  *   - info entries (afd_kv) that are not pairs of UTF-8 strings are skipped.
  * REFUSES THE AGENT at load (it is not used at all): a Name() that breaks its rules, a missing
  *   afd_negotiate(), no ABI generation in common, a table lacking an entry point its
- *   capabilities promise.
+ *   capabilities promise; every reason is in "Why a library is refused" below.
  * NOT DETECTED (undefined behaviour, never do it): a host function called from a thread of the
  *   agent's own or after close(), a pointer handed out that dies before the time given for it.
  *   agentfd itself never calls an agent out of the order this header gives; it checks its own
@@ -87,6 +87,58 @@
  * After backup_prepare() has returned AFD_OK, backup_finish() (when not NULL) is called exactly
  * once before close(), whatever happens next, except when the agent can no longer be called: it
  * crashed, or its host process was killed (timeout, cancel grace, write-error grace).
+ *
+ * ---------------------------------------------------------------------------------------------
+ * Why a library is refused (the codes `agentfd plugins list` prints)
+ * ---------------------------------------------------------------------------------------------
+ * agentfd examines every library of the plugin directory in this order and refuses it at the first
+ * check it fails; a refused library is not used at all, and the others load. `plugins list` shows
+ * "[CODE] file: what is wrong and what to do" (`--json`: refused[].code). The same codes are given
+ * to Bacula 9.6 plugins (NAME-fd.so), with the Bacula conditions after "Bacula:".
+ *   E_INSECURE_PERMISSIONS  (POSIX) the library, or the plugin directory (then every library in
+ *                           it), is writable by all users, or belongs to a user other than root
+ *                           and the user agentfd runs as. Nothing of the file runs. On Windows
+ *                           the directory's ACL is the administrator's business: not checked.
+ *   E_NOT_REGULAR           the path cannot be read (a dangling symbolic link; a link is followed
+ *                           and its target judged) or is not a regular file (a directory named
+ *                           like a library).
+ *   E_NOT_LIBRARY           its first bytes are no library header (a text file named x.so, a file
+ *                           shorter than 4 bytes), or the loader says it is not a shared library.
+ *                           Bacula: the file is not ELF.
+ *   E_WRONG_PLATFORM        a library of another system (a Windows DLL on Linux, a Mach-O file)
+ *                           or another architecture (the loader's wrong ELF class or machine).
+ *                           Bacula: agentfd runs elsewhere than Linux x86-64, or the file is a DLL.
+ *   E_LOAD_FAILED           the loader (dlopen, LoadLibrary) fails otherwise: a library it needs
+ *                           is missing, it needs a symbol no loaded library defines; also any
+ *                           unexpected failure while it is examined.
+ *   E_MISSING_SYMBOL        Name or afd_negotiate is not exported (one that exports loadPlugin is
+ *                           told it looks like a Bacula plugin). Bacula: loadPlugin or
+ *                           unloadPlugin is not exported, or the plugin needs a symbol of
+ *                           bacula-fd's libbac that no [bacula] preload library provides.
+ *   E_BAD_NAME              Name() returns NULL, bytes that are not UTF-8, more than 64 bytes, an
+ *                           empty string, a control character (U+0000 to U+001F, U+007F), '/' or
+ *                           '\', or white space at either end.
+ *   E_ABI_RANGE             no ABI generation in common: afd_negotiate() returns AFD_E_VERSION, or
+ *                           AFD_OK with chosen_abi 0. Bacula: pInfo's version is not 14.
+ *   E_NEGOTIATION           afd_negotiate() returns a code other than AFD_OK and AFD_E_VERSION,
+ *                           chooses a generation outside the host's range, or returns AFD_OK
+ *                           with api NULL. Bacula: loadPlugin() does not return 0, or pInfo's
+ *                           magic or licence is not one bacula-fd 9.6 accepts.
+ *   E_BAD_TABLE             the function table's struct_size is below generation 1's, or its
+ *                           abi_version is not chosen_abi; it declares neither a backup level nor
+ *                           AFD_CAP_RESTORE; or an entry point its capabilities need is NULL:
+ *                           open, close and last_error always, the six backup_* ones with any
+ *                           AFD_CAP_BACKUP_*, the five restore_* ones with AFD_CAP_RESTORE,
+ *                           estimate with AFD_CAP_ESTIMATE. Bacula: loadPlugin() returns no pInfo
+ *                           or pFuncs, pInfo's size is not bacula-fd's, a pInfo string is over
+ *                           4 KiB or not UTF-8, or pFuncs lacks an entry point bacula-fd calls.
+ *   E_DUPLICATE_NAME        two libraries (of the plugin directory and of Bacula's) answer the
+ *                           same Name(): both are refused, since a job could not tell them apart.
+ *   E_LOAD_CRASHED          (isolation "process", the default: libraries are examined in a probe
+ *                           process) the library crashed or ended the probe while it was loaded
+ *                           (its initialisation code, Name(), afd_negotiate(), loadPlugin()), or
+ *                           took longer than 30 s. With isolation "none" such a library ends
+ *                           agentfd instead.
  *
  * ---------------------------------------------------------------------------------------------
  * ABI generations
@@ -507,7 +559,8 @@ typedef struct afd_agent_api {
  * The two exported entry points
  * ------------------------------------------------------------------------------------------- */
 /* The agent's name, by which jobs select it ("MicrosoftExchange", "MSSQL"). A static string of
- * 1 to 64 bytes of UTF-8 without control characters, '/' or '\'; it never changes. */
+ * 1 to 64 bytes of UTF-8 without control characters, '/' or '\', and without white space at
+ * either end; it never changes. */
 AFD_EXPORT const char *AFD_CALL Name(void);
 
 /* Choose an ABI generation. The agent always fills agent_min_abi and agent_max_abi. When the
