@@ -82,8 +82,7 @@
  *   capabilities promise; every reason is in "Why a library is refused" below.
  * NOT DETECTED (undefined behaviour, never do it): a host function called from a thread of the
  *   agent's own or after close(), a pointer handed out that dies before the time given for it.
- *   agentfd itself never calls an agent out of the order this header gives; it checks its own
- *   sequence before each call.
+ *   agentfd itself never calls an agent out of the order this header gives (see "Call order").
  * After backup_prepare() has returned AFD_OK, backup_finish() (when not NULL) is called exactly
  * once before close(), whatever happens next, except when the agent can no longer be called: it
  * crashed, or its host process was killed (timeout, cancel grace, write-error grace).
@@ -139,6 +138,90 @@
  *                           (its initialisation code, Name(), afd_negotiate(), loadPlugin()), or
  *                           took longer than 30 s. With isolation "none" such a library ends
  *                           agentfd instead.
+ *
+ * ---------------------------------------------------------------------------------------------
+ * Call order: when agentfd calls what, and what happens out of order
+ * ---------------------------------------------------------------------------------------------
+ * Name() and afd_negotiate() come first, each time a process loads the library (the probe that
+ * examines the plugin directory, each isolated host process, or the daemon itself with isolation
+ * "none"), before any open(). A session is one job, called one call at a time, in one of these
+ * sequences ({ } repeats, [ ] is optional):
+ *   backup    open, backup_prepare, { backup_next_file, { backup_start_stream(i), backup_read
+ *             until it returns 0, backup_end_stream } for i = 0 .. stream_count - 1,
+ *             backup_end_file } until backup_next_file returns AFD_DONE, [backup_finish], close
+ *   estimate  open, backup_prepare, estimate, [backup_finish(AFD_STATUS_FAILED)], close
+ *   restore   open, restore_prepare, { restore_start_file, { restore_write }, restore_end_file },
+ *             restore_finish, close
+ * A failure cuts a sequence short as the table says; last_error() may be called after any negative
+ * return, until close(). Before each backup call from backup_next_file to backup_end_file agentfd
+ * checks its own sequence: a call it would make out of order is not made, and the job fails with
+ * "called out of order" (AFD_E_INVALID, a bug of agentfd's). The restore sequence follows the
+ * volume's records, one file at a time. An agent that is still called out of order should return
+ * AFD_E_INVALID (the sample agents do), never crash.
+ *
+ *   call                 agentfd calls it                    it returns; a failure (a negative
+ *                                                            code) does
+ *   open                 once per session, after             AFD_OK and *out set; fails the job
+ *                        afd_negotiate()                     or restore, close() is not called
+ *                                                            (there is no session)
+ *   backup_prepare       once, right after open()            AFD_OK; fails the job: close()
+ *                                                            follows, backup_finish() does not
+ *   backup_next_file     after backup_prepare() and after    AFD_OK with *out set, AFD_DONE at the
+ *                        each backup_end_file()              end; anything else fails the job
+ *   backup_start_stream  for stream 0, 1, ... of the file,   AFD_OK; fails the job
+ *                        in order; not for a refused file
+ *   backup_read          after backup_start_stream(), until  1..cap bytes, 0 at the end; fails the
+ *                        it returns 0 or the file fails      job, and so does a count above cap
+ *   backup_end_stream    after each started stream, also     AFD_OK; fails the job
+ *                        one ended early (a refused file)
+ *   backup_end_file      after the file's streams, for every AFD_OK; fails the job
+ *                        file handed out, refused ones too
+ *   backup_finish        exactly once after backup_prepare() a failure is logged as a warning:
+ *                        returned AFD_OK, before close():    the job keeps its status
+ *                        after the commit (AFD_STATUS_OK),
+ *                        or at any point after a failure
+ *                        (AFD_STATUS_FAILED)
+ *   estimate             once, after backup_prepare()        AFD_OK and *out filled; fails the
+ *                                                            estimate
+ *   restore_prepare      once, right after open()            AFD_OK; fails the restore: close()
+ *                                                            follows
+ *   restore_start_file   for each file, after                AFD_OK; fails the restore
+ *                        restore_prepare() or the previous
+ *                        restore_end_file()
+ *   restore_write        between restore_start_file() and    AFD_OK; fails the restore
+ *                        restore_end_file(), stream 0's
+ *                        bytes first, never with len 0
+ *   restore_end_file     after each restore_start_file(),    AFD_OK; fails the restore
+ *                        even one that failed; with
+ *                        AFD_STATUS_FAILED when the file
+ *                        was not saved whole (the restore
+ *                        goes on with the next file) or
+ *                        when the restore fails
+ *   restore_finish       once after the last file, unless    AFD_OK; fails the restore
+ *                        the restore failed
+ *   close                last, once per session opened, after success or failure (not after a
+ *                        crash or a kill)
+ * Apart from backup_next_file() and backup_read(), any return >= 0 counts as AFD_OK.
+ *
+ * The host functions, when an agent may call them (always on the thread of a call agentfd made):
+ *   log, get_option,     from the start of open() until close() returns. A log() at
+ *   fileset_check,       AFD_LOG_ERROR is one of the job's errors: a backup or a restore with one
+ *   is_cancelled         ends failed (an estimate only reports it).
+ *   state_get            in a backup or an estimate: the reference job's blob, or -1 without one;
+ *                        in a restore: -1.
+ *   state_set            in a backup: the job's state if it commits (the last call wins); in an
+ *                        estimate or a restore: AFD_OK, and the blob is dropped.
+ *   restore_open,        generation 3, from the start of restore_prepare() (the host opens the
+ *   restore_rename,      target just before calling it) until close(). Earlier (in open(), in a
+ *   restore_remove       backup or an estimate) and in a restore without a target: nothing is
+ *                        touched, AFD_E_UNSUPPORTED is returned and the host logs it as an error of
+ *                        the job, which fails a backup or a restore.
+ *   after close()        the session's host_ctx is forgotten: log does nothing, fileset_check,
+ *                        get_option and state_get return -1, is_cancelled 0, state_set
+ *                        AFD_E_INVALID, restore_* AFD_E_FAIL, and nothing is logged. This is not
+ *                        part of the contract (see NOT DETECTED): never rely on it.
+ *   in Name() or         impossible: there is no host table before open().
+ *   afd_negotiate()
  *
  * ---------------------------------------------------------------------------------------------
  * ABI generations
