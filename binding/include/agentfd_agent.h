@@ -640,6 +640,24 @@ typedef struct afd_agent_api {
 
 /* ---------------------------------------------------------------------------------------------
  * The two exported entry points
+ * ---------------------------------------------------------------------------------------------
+ * Their names have no prefix, and other libraries in the process may export the same ones: the
+ * libraries of [bacula] preload (bacula-fd's libbac) are opened with global binding
+ * (RTLD_GLOBAL), which puts their symbols in the process's global scope. agentfd looks both up in
+ * the agent's own library only (dlsym on its handle searches the library and its dependencies,
+ * never the global scope; Windows' GetProcAddress searches the one DLL), so another library's
+ * Name is never taken for the agent's, and a missing one is not filled in from elsewhere (it is
+ * E_MISSING_SYMBOL). Debian's libbac exports neither name. Two things are the agent's to get right:
+ *   - Never call Name() or afd_negotiate() from inside the agent. On ELF systems that call binds
+ *     like any call to an exported function, global scope first: after a library exporting Name
+ *     was loaded with global binding, the agent's own Name() call reaches that library's. Keep the
+ *     name in a static constant and use it (the sample agents do), or link with
+ *     -Wl,-Bsymbolic-functions (or compile with -fno-semantic-interposition), which binds the
+ *     agent's calls to its own functions:
+ *       static const char AGENT_NAME[] = "MyAgent";
+ *       AFD_EXPORT const char *AFD_CALL Name(void) { return AGENT_NAME; }
+ *   - Define both in the agent library itself: one that only a library the agent links against
+ *     exports is found there, and agentfd would use that one.
  * ------------------------------------------------------------------------------------------- */
 /* The agent's name, by which jobs select it ("MicrosoftExchange", "MSSQL"). A static string of
  * 1 to 64 bytes of UTF-8 without control characters, '/' or '\', and without white space at
