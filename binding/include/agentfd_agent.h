@@ -90,17 +90,18 @@
  * ---------------------------------------------------------------------------------------------
  * Why a library is refused (the codes `agentfd plugins list` prints)
  * ---------------------------------------------------------------------------------------------
- * agentfd examines every library of the plugin directory in this order and refuses it at the first
- * check it fails; a refused library is not used at all, and the others load. `plugins list` shows
- * "[CODE] file: what is wrong and what to do" (`--json`: refused[].code). The same codes are given
- * to Bacula 9.6 plugins (NAME-fd.so), with the Bacula conditions after "Bacula:".
+ * agentfd examines every library of the plugin directory with these checks, in this order (the
+ * directory's own permissions come first of all; a crash may end any of them), and refuses it at
+ * the first it fails; a refused library is not used at all, and the others load. `plugins list`
+ * shows "[CODE] file: what is wrong and what to do" (`--json`: refused[].code). The same codes are
+ * given to Bacula 9.6 plugins (NAME-fd.so), with the Bacula conditions after "Bacula:".
+ *   E_NOT_REGULAR           the path cannot be read (a dangling symbolic link; a link is followed
+ *                           and its target judged) or is not a regular file (a directory named
+ *                           like a library).
  *   E_INSECURE_PERMISSIONS  (POSIX) the library, or the plugin directory (then every library in
  *                           it), is writable by all users, or belongs to a user other than root
  *                           and the user agentfd runs as. Nothing of the file runs. On Windows
  *                           the directory's ACL is the administrator's business: not checked.
- *   E_NOT_REGULAR           the path cannot be read (a dangling symbolic link; a link is followed
- *                           and its target judged) or is not a regular file (a directory named
- *                           like a library).
  *   E_NOT_LIBRARY           its first bytes are no library header (a text file named x.so, a file
  *                           shorter than 4 bytes), or the loader says it is not a shared library.
  *                           Bacula: the file is not ELF.
@@ -131,8 +132,9 @@
  *                           estimate with AFD_CAP_ESTIMATE. Bacula: loadPlugin() returns no pInfo
  *                           or pFuncs, pInfo's size is not bacula-fd's, a pInfo string is over
  *                           4 KiB or not UTF-8, or pFuncs lacks an entry point bacula-fd calls.
- *   E_DUPLICATE_NAME        two libraries (of the plugin directory and of Bacula's) answer the
- *                           same Name(): both are refused, since a job could not tell them apart.
+ *   E_DUPLICATE_NAME        two libraries that passed the checks above (in the plugin directory
+ *                           or Bacula's) have the same name: both are refused, since a job could
+ *                           not tell them apart.
  *   E_LOAD_CRASHED          (isolation "process", the default: libraries are examined in a probe
  *                           process) the library crashed or ended the probe while it was loaded
  *                           (its initialisation code, Name(), afd_negotiate(), loadPlugin()), or
