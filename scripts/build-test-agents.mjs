@@ -55,8 +55,14 @@ export function setup() {
   const why = staleReason();
   if (why === null) return;
   console.log(`agentfd tests: building the test agents (${why}): npm run build:test-agents`);
+  // Under npm (npm test, npx vitest) npm_execpath is npm's own script: no PATH or npm.cmd needed.
+  const npmCli = process.env.npm_execpath;
   const win = process.platform === 'win32';
-  const result = spawnSync(win ? 'npm.cmd' : 'npm', ['run', '--silent', 'build:test-agents'], { cwd: ROOT, stdio: 'inherit', shell: win });
+  const args = ['run', '--silent', 'build:test-agents'];
+  const result =
+    npmCli && /\.[cm]?js$/.test(npmCli)
+      ? spawnSync(process.execPath, [npmCli, ...args], { cwd: ROOT, stdio: 'inherit' })
+      : spawnSync(win ? 'npm.cmd' : 'npm', args, { cwd: ROOT, stdio: 'inherit', shell: win });
   if (result.status !== 0) throw new Error('the test agents could not be built: npm run build:test-agents failed (see its output above)');
 }
 
