@@ -9,6 +9,9 @@ export default defineConfig({
     // Native agents are loaded with koffi: separate processes keep one test file's libraries
     // (and any crash) away from the others.
     pool: 'forks',
+    // The agents only the tests use are built first, when missing or stale (npm install builds
+    // only what ships).
+    globalSetup: ['scripts/build-test-agents.mjs'],
     // Each file's temp directories are removed after its tests (test/helpers/cleanup.ts).
     setupFiles: ['test/helpers/cleanup.ts'],
     testTimeout: 60_000,

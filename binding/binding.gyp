@@ -1,25 +1,17 @@
-# Builds the native side of agentfd with node-gyp: the sample agents (native-samples/) into
-# build/<config>/agents/ (the demo's plugin directory) and the deliberately broken agents the tests
-# use (test/fixtures/native/, including Bacula 9.6 test plugins named NAME-fd.so) into
-# build/<config>/test-agents/, and the Bacula adapter's callback shim (src/afd_bacula_shim.c) into
-# build/<config>/. Every target is a plain shared library: agents are loaded with koffi, not as
-# Node addons. The one Node addon, afd_deflate (gzip
-# with libdeflate), is built where libdeflate's header is installed (Debian: libdeflate-dev);
-# without it agentfd compresses gzip with node:zlib, slower but in the same format.
+# What `npm install` builds (its postinstall runs this file with node-gyp), that is what ships:
+# the sample agents (native-samples/, the README's table) into build/<config>/agents/ (the demo's
+# and the default configuration's plugin directory), the C harness that drives an agent without
+# agentfd (build/<config>/afd_harness), the Bacula adapter's callback shim (src/afd_bacula_shim.c)
+# and, where libdeflate's header is installed (Debian: libdeflate-dev), the gzip addon
+# afd_deflate; without it agentfd compresses gzip with node:zlib, slower but in the same format.
+# The agents the tests need (broken ones, the Contract agent, Bacula test plugins) are built by
+# test/fixtures/native/binding.gyp when the tests start, not here.
+# Every target but afd_deflate is a plain shared library or program: agents are loaded with koffi,
+# not as Node addons. Their shared compiler settings are in agent.gypi.
 {
+  'includes': ['agent.gypi'],
   'variables': {
     'has_libdeflate%': '<!(node -p "require(\'fs\').existsSync(\'/usr/include/libdeflate.h\') ? 1 : 0")',
-  },
-  'target_defaults': {
-    'include_dirs': ['include', '../native-samples/common'],
-    'cflags': ['-std=c11', '-O2', '-Wall', '-Wextra', '-fvisibility=hidden'],
-    'cflags!': ['-fno-exceptions'],
-    'ldflags': ['-Wl,-z,defs'],
-    'xcode_settings': { 'GCC_SYMBOLS_PRIVATE_EXTERN': 'YES', 'OTHER_CFLAGS': ['-std=c11'] },
-    'msvs_settings': { 'VCCLCompilerTool': { 'AdditionalOptions': ['/utf-8'] } },
-    'conditions': [
-      ['OS=="win"', { 'product_prefix': '' }],
-    ],
   },
   'targets': [
     {
@@ -49,7 +41,7 @@
       'sources': ['../native-samples/legacy/legacy.c', '../native-samples/common/sample_util.c'],
     },
     {
-      # The fault-injection agent: misbehaves on purpose (job option fault) to test isolation.
+      # The fault-injection agent: misbehaves on purpose (job option fault) to show isolation.
       # Self-contained (no sample_util). Its C++ part throws, so it needs C++ exceptions.
       'type': 'shared_library',
       'target_name': 'faulty',
@@ -74,56 +66,14 @@
       'defines!': ['_HAS_EXCEPTIONS=0'],
     },
     {
-      # The C test driver and throughput ceiling for the agents (native-samples/harness/).
+      # The C harness (native-samples/harness/): drives an agent without agentfd, to debug it, and
+      # is the throughput ceiling the benchmarks compare the bridge against.
       'type': 'executable',
       'target_name': 'afd_harness',
       'sources': ['../native-samples/harness/afd_harness.c', '../native-samples/common/sample_util.c'],
       'conditions': [
         ['OS=="linux"', { 'libraries': ['-ldl'] }],
       ],
-    },
-    {
-      'type': 'shared_library',
-      'target_name': 'bad_no_negotiate',
-      'product_dir': '<(PRODUCT_DIR)/test-agents',
-      'sources': ['../test/fixtures/native/bad_no_negotiate.c'],
-    },
-    {
-      'type': 'shared_library',
-      'target_name': 'bad_null_name',
-      'product_dir': '<(PRODUCT_DIR)/test-agents',
-      'sources': ['../test/fixtures/native/bad_null_name.c'],
-    },
-    {
-      'type': 'shared_library',
-      'target_name': 'bad_utf8_name',
-      'product_dir': '<(PRODUCT_DIR)/test-agents',
-      'sources': ['../test/fixtures/native/bad_utf8_name.c'],
-    },
-    {
-      'type': 'shared_library',
-      'target_name': 'bad_crash_name',
-      'product_dir': '<(PRODUCT_DIR)/test-agents',
-      'sources': ['../test/fixtures/native/bad_crash_name.c'],
-    },
-    {
-      'type': 'shared_library',
-      'target_name': 'bad_midstream',
-      'product_dir': '<(PRODUCT_DIR)/test-agents',
-      'sources': ['../test/fixtures/native/bad_midstream.c'],
-    },
-    {
-      'type': 'shared_library',
-      'target_name': 'bad_future_abi',
-      'product_dir': '<(PRODUCT_DIR)/test-agents',
-      'sources': ['../test/fixtures/native/bad_future_abi.c'],
-    },
-    {
-      # Breaks one rule of agentfd_agent.h at a time, chosen by job options (agent-contract tests).
-      'type': 'shared_library',
-      'target_name': 'contract_agent',
-      'product_dir': '<(PRODUCT_DIR)/test-agents',
-      'sources': ['../test/fixtures/native/contract_agent.c'],
     },
     {
       # The C half of the Bacula 9.6 FD plugin adapter (include/afd_bacula_shim.h): the variadic
@@ -137,64 +87,6 @@
     },
   ],
   'conditions': [
-    ['OS!="win"', {
-      # Bacula 9.6 FD test plugins (test/fixtures/native/bacula_test_plugin.c), named the Bacula
-      # way, NAME-fd.so, without a "lib" prefix. One good plugin and four that bacula-fd's
-      # compatibility check rejects; the bad ones differ only in their pInfo (one define each) and
-      # each has a one-line wrapper source so that the variants do not share an object file.
-      # POSIX only (open/mkdir/chmod and the platform's struct stat in the packets).
-      'targets': [
-        {
-          'target_name': 'bacula_testplug',
-          'product_name': 'testplug-fd',
-          'type': 'shared_library',
-          'product_dir': '<(PRODUCT_DIR)/test-agents',
-          'product_prefix': '',
-          'product_extension': 'so',
-          'sources': ['../test/fixtures/native/bacula_test_plugin.c'],
-        },
-        {
-          'target_name': 'bacula_badversion',
-          'product_name': 'badversion-fd',
-          'type': 'shared_library',
-          'product_dir': '<(PRODUCT_DIR)/test-agents',
-          'product_prefix': '',
-          'product_extension': 'so',
-          'defines': ['TESTPLUG_BAD_VERSION'],
-          'sources': ['../test/fixtures/native/bacula_test_plugin_badversion.c'],
-        },
-        {
-          'target_name': 'bacula_badsize',
-          'product_name': 'badsize-fd',
-          'type': 'shared_library',
-          'product_dir': '<(PRODUCT_DIR)/test-agents',
-          'product_prefix': '',
-          'product_extension': 'so',
-          'defines': ['TESTPLUG_BAD_SIZE'],
-          'sources': ['../test/fixtures/native/bacula_test_plugin_badsize.c'],
-        },
-        {
-          'target_name': 'bacula_badlicense',
-          'product_name': 'badlicense-fd',
-          'type': 'shared_library',
-          'product_dir': '<(PRODUCT_DIR)/test-agents',
-          'product_prefix': '',
-          'product_extension': 'so',
-          'defines': ['TESTPLUG_BAD_LICENSE'],
-          'sources': ['../test/fixtures/native/bacula_test_plugin_badlicense.c'],
-        },
-        {
-          'target_name': 'bacula_badmagic',
-          'product_name': 'badmagic-fd',
-          'type': 'shared_library',
-          'product_dir': '<(PRODUCT_DIR)/test-agents',
-          'product_prefix': '',
-          'product_extension': 'so',
-          'defines': ['TESTPLUG_BAD_MAGIC'],
-          'sources': ['../test/fixtures/native/bacula_test_plugin_badmagic.c'],
-        },
-      ],
-    }],
     ['has_libdeflate==1', {
       'targets': [
         {

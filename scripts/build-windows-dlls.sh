@@ -2,15 +2,16 @@
 # build-windows-dlls.sh: cross-build the native side of agentfd as Windows x64 DLLs with
 # MinGW-w64 on Linux, for the Windows test lane (agentfd under Windows Node.js in Wine).
 #
-# It builds the same sources, with the same defines and grouping, as these binding/binding.gyp
-# targets:
+# It builds the same sources, with the same defines and grouping, as these node-gyp targets of
+# binding/binding.gyp (what ships) and test/fixtures/native/binding.gyp (the test agents):
 #   binding/build/windows/agents/       exchange, mssql, legacy, synthetic, faulty (.dll)
 #   binding/build/windows/test-agents/  bad_no_negotiate, bad_null_name, bad_utf8_name,
 #                                       bad_crash_name, bad_midstream, bad_future_abi (.dll)
 #   binding/build/windows/              afd_bacula_shim.dll
-# Left out: the Bacula 9.6 test plugins (POSIX only: binding.gyp builds them only when
-# OS!="win"), the afd_harness executable (Linux only: dlfcn) and the afd_deflate Node addon
-# (needs Node's headers and libdeflate; agentfd falls back to node:zlib without it).
+# Left out: the Contract agent and the Bacula 9.6 test plugins (Linux tests only; the plugins are
+# POSIX only, built only when OS!="win"), the afd_harness executable (Linux only: dlfcn) and the
+# afd_deflate Node addon (needs Node's headers and libdeflate; agentfd falls back to node:zlib
+# without it).
 #
 # Every DLL links the GCC runtime statically (-static-libgcc; the C++ one also -static-libstdc++
 # -static), so it needs nothing but DLLs that ship with Windows. The script then checks each DLL
@@ -41,7 +42,7 @@ for tool in "$CC" "$CXX" "$OBJDUMP"; do
     fi
 done
 
-# The flags of binding.gyp's target_defaults, minus -fvisibility=hidden (ELF only: a PE DLL
+# The flags of binding/agent.gypi's target_defaults, minus -fvisibility=hidden (ELF only: a PE DLL
 # exports only what is marked __declspec(dllexport), which AFD_EXPORT is under _WIN32), plus
 # -Werror: the build must stay free of warnings.
 INCLUDES=(-Ibinding/include -Inative-samples/common)
@@ -128,7 +129,7 @@ build_dll "$AGENTS" legacy "AFD_TARGET_ABI=1" native-samples/legacy/legacy.c "$U
 build_dll "$AGENTS" faulty "" native-samples/faulty/faulty.c native-samples/faulty/faulty_throw.cc \
     "$UTIL"
 
-# ---- the broken agents of the loader tests (test/fixtures/native/bad_*.c) ----
+# ---- the broken agents of the loader tests (test/fixtures/native/binding.gyp: bad_*) ----
 for bad in bad_no_negotiate bad_null_name bad_utf8_name bad_crash_name bad_midstream \
     bad_future_abi; do
     build_dll "$TESTS" "$bad" "" "test/fixtures/native/$bad.c"

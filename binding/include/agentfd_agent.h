@@ -79,14 +79,151 @@
  *   - info entries (afd_kv) that are not pairs of UTF-8 strings are skipped.
  * REFUSES THE AGENT at load (it is not used at all): a Name() that breaks its rules, a missing
  *   afd_negotiate(), no ABI generation in common, a table lacking an entry point its
- *   capabilities promise.
+ *   capabilities promise; every reason is in "Why a library is refused" below.
  * NOT DETECTED (undefined behaviour, never do it): a host function called from a thread of the
  *   agent's own or after close(), a pointer handed out that dies before the time given for it.
- *   agentfd itself never calls an agent out of the order this header gives; it checks its own
- *   sequence before each call.
+ *   agentfd itself never calls an agent out of the order this header gives (see "Call order").
  * After backup_prepare() has returned AFD_OK, backup_finish() (when not NULL) is called exactly
  * once before close(), whatever happens next, except when the agent can no longer be called: it
  * crashed, or its host process was killed (timeout, cancel grace, write-error grace).
+ *
+ * ---------------------------------------------------------------------------------------------
+ * Why a library is refused (the codes `agentfd plugins list` prints)
+ * ---------------------------------------------------------------------------------------------
+ * agentfd examines every library of the plugin directory with these checks, in this order (the
+ * directory's own permissions come first of all; a crash may end any of them), and refuses it at
+ * the first it fails; a refused library is not used at all, and the others load. `plugins list`
+ * shows "[CODE] file: what is wrong and what to do" (`--json`: refused[].code). The same codes are
+ * given to Bacula 9.6 plugins (NAME-fd.so), with the Bacula conditions after "Bacula:".
+ *   E_NOT_REGULAR           the path cannot be read (a dangling symbolic link; a link is followed
+ *                           and its target judged) or is not a regular file (a directory named
+ *                           like a library).
+ *   E_INSECURE_PERMISSIONS  (POSIX) the library, or the plugin directory (then every library in
+ *                           it), is writable by all users, or belongs to a user other than root
+ *                           and the user agentfd runs as. Nothing of the file runs. On Windows
+ *                           the directory's ACL is the administrator's business: not checked.
+ *   E_NOT_LIBRARY           its first bytes are no library header (a text file named x.so, a file
+ *                           shorter than 4 bytes), or the loader says it is not a shared library.
+ *                           Bacula: the file is not ELF.
+ *   E_WRONG_PLATFORM        a library of another system (a Windows DLL on Linux, a Mach-O file)
+ *                           or another architecture (the loader's wrong ELF class or machine).
+ *                           Bacula: agentfd runs elsewhere than Linux x86-64, or the file is a DLL.
+ *   E_LOAD_FAILED           the loader (dlopen, LoadLibrary) fails otherwise: a library it needs
+ *                           is missing, it needs a symbol no loaded library defines; also any
+ *                           unexpected failure while it is examined.
+ *   E_MISSING_SYMBOL        Name or afd_negotiate is not exported (one that exports loadPlugin is
+ *                           told it looks like a Bacula plugin). Bacula: loadPlugin or
+ *                           unloadPlugin is not exported, or the plugin needs a symbol of
+ *                           bacula-fd's libbac that no [bacula] preload library provides.
+ *   E_BAD_NAME              Name() returns NULL, bytes that are not UTF-8, more than 64 bytes, an
+ *                           empty string, a control character (U+0000 to U+001F, U+007F), '/' or
+ *                           '\', or white space at either end.
+ *   E_ABI_RANGE             no ABI generation in common: afd_negotiate() returns AFD_E_VERSION, or
+ *                           AFD_OK with chosen_abi 0. Bacula: pInfo's version is not 14.
+ *   E_NEGOTIATION           afd_negotiate() returns a code other than AFD_OK and AFD_E_VERSION,
+ *                           chooses a generation outside the host's range, or returns AFD_OK
+ *                           with api NULL. Bacula: loadPlugin() does not return 0, or pInfo's
+ *                           magic or licence is not one bacula-fd 9.6 accepts.
+ *   E_BAD_TABLE             the function table's struct_size is below generation 1's, or its
+ *                           abi_version is not chosen_abi; it declares neither a backup level nor
+ *                           AFD_CAP_RESTORE; or an entry point its capabilities need is NULL:
+ *                           open, close and last_error always, the six backup_* ones with any
+ *                           AFD_CAP_BACKUP_*, the five restore_* ones with AFD_CAP_RESTORE,
+ *                           estimate with AFD_CAP_ESTIMATE. Bacula: loadPlugin() returns no pInfo
+ *                           or pFuncs, pInfo's size is not bacula-fd's, a pInfo string is over
+ *                           4 KiB or not UTF-8, or pFuncs lacks an entry point bacula-fd calls.
+ *   E_DUPLICATE_NAME        two libraries that passed the checks above (in the plugin directory
+ *                           or Bacula's) have the same name: both are refused, since a job could
+ *                           not tell them apart.
+ *   E_LOAD_CRASHED          (isolation "process", the default: libraries are examined in a probe
+ *                           process) the library crashed or ended the probe while it was loaded
+ *                           (its initialisation code, Name(), afd_negotiate(), loadPlugin()), or
+ *                           took longer than 30 s. With isolation "none" such a library ends
+ *                           agentfd instead.
+ *
+ * ---------------------------------------------------------------------------------------------
+ * Call order: when agentfd calls what, and what happens out of order
+ * ---------------------------------------------------------------------------------------------
+ * Name() and afd_negotiate() come first, each time a process loads the library (the probe that
+ * examines the plugin directory, each isolated host process, or the daemon itself with isolation
+ * "none"), before any open(). A session is one job, called one call at a time, in one of these
+ * sequences ({ } repeats, [ ] is optional):
+ *   backup    open, backup_prepare, { backup_next_file, { backup_start_stream(i), backup_read
+ *             until it returns 0, backup_end_stream } for i = 0 .. stream_count - 1,
+ *             backup_end_file } until backup_next_file returns AFD_DONE, [backup_finish], close
+ *   estimate  open, backup_prepare, estimate, [backup_finish(AFD_STATUS_FAILED)], close
+ *   restore   open, restore_prepare, { restore_start_file, { restore_write }, restore_end_file },
+ *             restore_finish, close
+ * A failure cuts a sequence short as the table says; last_error() may be called after any negative
+ * return, until close(). Before each backup call from backup_next_file to backup_end_file agentfd
+ * checks its own sequence: a call it would make out of order is not made, and the job fails with
+ * "called out of order" (AFD_E_INVALID, a bug of agentfd's). The restore sequence follows the
+ * volume's records, one file at a time. An agent that is still called out of order should return
+ * AFD_E_INVALID (the sample agents do), never crash.
+ *
+ *   call                 agentfd calls it                    it returns; a failure (a negative
+ *                                                            code) does
+ *   open                 once per session, after             AFD_OK and *out set; fails the job
+ *                        afd_negotiate()                     or restore, close() is not called
+ *                                                            (there is no session)
+ *   backup_prepare       once, right after open()            AFD_OK; fails the job: close()
+ *                                                            follows, backup_finish() does not
+ *   backup_next_file     after backup_prepare() and after    AFD_OK with *out set, AFD_DONE at the
+ *                        each backup_end_file()              end; anything else fails the job
+ *   backup_start_stream  for stream 0, 1, ... of the file,   AFD_OK; fails the job
+ *                        in order; not for a refused file
+ *   backup_read          after backup_start_stream(), until  1..cap bytes, 0 at the end; fails the
+ *                        it returns 0 or the file fails      job, and so does a count above cap
+ *   backup_end_stream    after each started stream, also     AFD_OK; fails the job
+ *                        one ended early (a refused file)
+ *   backup_end_file      after the file's streams, for every AFD_OK; fails the job
+ *                        file handed out, refused ones too
+ *   backup_finish        exactly once after backup_prepare() a failure is logged as a warning:
+ *                        returned AFD_OK, before close():    the job keeps its status
+ *                        after the commit (AFD_STATUS_OK),
+ *                        or at any point after a failure
+ *                        (AFD_STATUS_FAILED)
+ *   estimate             once, after backup_prepare()        AFD_OK and *out filled; fails the
+ *                                                            estimate
+ *   restore_prepare      once, right after open()            AFD_OK; fails the restore: close()
+ *                                                            follows
+ *   restore_start_file   for each file, after                AFD_OK; fails the restore
+ *                        restore_prepare() or the previous
+ *                        restore_end_file()
+ *   restore_write        between restore_start_file() and    AFD_OK; fails the restore
+ *                        restore_end_file(), stream 0's
+ *                        bytes first, never with len 0
+ *   restore_end_file     after each restore_start_file(),    AFD_OK; fails the restore
+ *                        even one that failed; with
+ *                        AFD_STATUS_FAILED when the file
+ *                        was not saved whole (the restore
+ *                        goes on with the next file) or
+ *                        when the restore fails
+ *   restore_finish       once after the last file, unless    AFD_OK; fails the restore
+ *                        the restore failed
+ *   close                last, once per session opened, after success or failure (not after a
+ *                        crash or a kill)
+ * Apart from backup_next_file() and backup_read(), any return >= 0 counts as AFD_OK.
+ *
+ * The host functions, when an agent may call them (always on the thread of a call agentfd made):
+ *   log, get_option,     from the start of open() until close() returns. A log() at
+ *   fileset_check,       AFD_LOG_ERROR is one of the job's errors: a backup or a restore with one
+ *   is_cancelled         ends failed (an estimate only reports it).
+ *   state_get            in a backup or an estimate: the reference job's blob, or -1 without one;
+ *                        in a restore: -1.
+ *   state_set            in a backup: the job's state if it commits (the last call wins); in an
+ *                        estimate or a restore: AFD_OK, and the blob is dropped.
+ *   restore_open,        generation 3, from the start of restore_prepare() (the host opens the
+ *   restore_rename,      target just before calling it) until close(). Earlier (in open(), in a
+ *   restore_remove       backup or an estimate) and in a restore without a target: nothing is
+ *                        touched, AFD_E_UNSUPPORTED is returned and the host logs it as an error of
+ *                        the job, which fails a backup or a restore.
+ *   after close()        the session's host_ctx is forgotten: log does nothing, fileset_check,
+ *                        get_option and state_get return -1, is_cancelled 0, state_set
+ *                        AFD_E_INVALID, restore_* AFD_E_FAIL, and nothing is logged. This is not
+ *                        part of the contract (see NOT DETECTED): never rely on it.
+ *   in Name() or         impossible: there is no host table before open().
+ *   afd_negotiate()
  *
  * ---------------------------------------------------------------------------------------------
  * ABI generations
@@ -516,9 +653,28 @@ typedef struct afd_agent_api {
 
 /* ---------------------------------------------------------------------------------------------
  * The two exported entry points
+ * ---------------------------------------------------------------------------------------------
+ * Their names have no prefix, and other libraries in the process may export the same ones: the
+ * libraries of [bacula] preload (bacula-fd's libbac) are opened with global binding
+ * (RTLD_GLOBAL), which puts their symbols in the process's global scope. agentfd looks both up in
+ * the agent's own library only (dlsym on its handle searches the library and its dependencies,
+ * never the global scope; Windows' GetProcAddress searches the one DLL), so another library's
+ * Name is never taken for the agent's, and a missing one is not filled in from elsewhere (it is
+ * E_MISSING_SYMBOL). Debian's libbac exports neither name. Two things are the agent's to get right:
+ *   - Never call Name() or afd_negotiate() from inside the agent. On ELF systems that call binds
+ *     like any call to an exported function, global scope first: after a library exporting Name
+ *     was loaded with global binding, the agent's own Name() call reaches that library's. Keep the
+ *     name in a static constant and use it (the sample agents do), or link with
+ *     -Wl,-Bsymbolic-functions (or compile with -fno-semantic-interposition), which binds the
+ *     agent's calls to its own functions:
+ *       static const char AGENT_NAME[] = "MyAgent";
+ *       AFD_EXPORT const char *AFD_CALL Name(void) { return AGENT_NAME; }
+ *   - Define both in the agent library itself: one that only a library the agent links against
+ *     exports is found there, and agentfd would use that one.
  * ------------------------------------------------------------------------------------------- */
 /* The agent's name, by which jobs select it ("MicrosoftExchange", "MSSQL"). A static string of
- * 1 to 64 bytes of UTF-8 without control characters, '/' or '\'; it never changes. */
+ * 1 to 64 bytes of UTF-8 without control characters, '/' or '\', and without white space at
+ * either end; it never changes. */
 AFD_EXPORT const char *AFD_CALL Name(void);
 
 /* Choose an ABI generation. The agent always fills agent_min_abi and agent_max_abi. When the

@@ -32,7 +32,7 @@ case "${1:-}" in
 setup | start | stop | start-real-fd | stop-real-fd | console | run-job | restore | env) ;;
 *) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 1 ;;
 esac
-[ -n "${LAB:-}" ] || die "set LAB to a scratch directory (e.g. LAB=/tmp/agentfd-lab)"
+[ -n "${LAB:-}" ] || die "set LAB to a scratch directory (e.g. LAB=\"\${TMPDIR:-/tmp}/agentfd-lab\")"
 case "$LAB" in *'"'* | *"'"* | *\\* | *$'\n'*) die "LAB must not contain quotes, backslashes or newlines: $LAB" ;; esac
 [ "$1" != setup ] || mkdir -p "$LAB"
 if [ ! -d "$LAB" ]; then

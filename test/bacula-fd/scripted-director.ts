@@ -1,7 +1,7 @@
 /**
  * The Director's side of agentfd serve's conversation, as bacula-dir 9.6 speaks it
- * (research/bacula-protocol.md, section 4): the hello, CRAM-MD5 both ways with the MD5 of the
- * Client password, and `status`. The tests that play the Director share it.
+ * ("Hello Director NAME calling 103", then CRAM-MD5 with the FD challenging first): the hello,
+ * CRAM-MD5 both ways with the MD5 of the Client password, and `status`. The tests that play the Director share it.
  */
 import net from 'node:net';
 import { expect } from 'vitest';

@@ -1,8 +1,9 @@
 /**
  * agentfd serve's Director conversation over a real socket, with this test playing the Director
- * the way bacula-dir 9.6 does (research/bacula-protocol.md, section 4): the hello, CRAM-MD5 both
- * ways with the MD5 of the Client password, a wrong password refused, `status` answered line by
- * line until EOD, and an unknown command refused. Jobs against a real Director and Storage Daemon
+ * the way bacula-dir 9.6 does ("Hello Director NAME calling 103", then the FD challenges first with
+ * "auth cram-md5 <challenge> ssl=0"): the hello, CRAM-MD5 both ways with the MD5 of the Client
+ * password, a wrong password refused, `status` answered line by line until EOD, and an unknown
+ * command refused. Jobs against a real Director and Storage Daemon
  * are in test/bacula-lab/.
  */
 import { writeFileSync } from 'node:fs';

@@ -192,6 +192,29 @@ describe('what is only logged', () => {
   }
 });
 
+describe('the call order of the host functions', () => {
+  for (const mode of MODES) {
+    it(`restore_open, restore_rename and restore_remove before restore_prepare (in a backup) touch nothing, return AFD_E_UNSUPPORTED and fail the job (${mode})`, () => {
+      const job = contractJob({ restore_calls: '1' }, mode);
+      const backup = job.cli(['backup', '--job', 'c']);
+      expect(backup.status, backup.stdout).toBe(1);
+      expect(backup.json).toMatchObject({ status: 'failed', jobStatus: 'failed', files: 3, failedFiles: 0 });
+      // The agent got generation 3's table (its restore functions are there) and an error code from each.
+      expect(backup.json.warnings).toContain('in a backup restore_open returned -5, restore_rename -5, restore_remove -5');
+      const errors = backup.json.errors.join('\n');
+      expect(errors).toMatch(/restore_open\(restored\.bin\)/);
+      expect(errors).toMatch(/restore_rename\(restored\.bin -> renamed\.bin\)/);
+      expect(errors).toMatch(/restore_remove\(renamed\.bin\)/);
+      for (const name of ['restored.bin', 'renamed.bin']) {
+        expect(existsSync(path.join(job.ws, name)), name).toBe(false);
+        expect(existsSync(path.join(process.cwd(), name)), name).toBe(false);
+      }
+      expect(job.cli(['jobs']).json.jobs.find((j: { jobId: number }) => j.jobId === backup.json.jobId)).toMatchObject({ status: 'failed' });
+      expect(job.trace().slice(-2)).toEqual(['backup_finish 1', 'close']);
+    });
+  }
+});
+
 // A real full disk needs a small filesystem: a tmpfs, which only root can mount (CI runs as root).
 describe.runIf(canMountTmpfs())('a write error ends the job at once, whatever the agent is doing', () => {
   for (const mode of MODES) {

@@ -6,13 +6,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-/** node-gyp's build; on Windows without one, the MinGW build of scripts/build-windows-dlls.sh (the Wine lane). */
+/**
+ * node-gyp's build of what ships (binding/binding.gyp, by npm install); on Windows without one,
+ * the MinGW build of scripts/build-windows-dlls.sh (the Wine lane), which holds the test agents too.
+ */
 const GYP_DIR = path.join(ROOT, 'binding', 'build', 'Release');
 const MINGW_DIR = path.join(ROOT, 'binding', 'build', 'windows');
-export const RELEASE_DIR =
-  process.platform === 'win32' && !existsSync(path.join(GYP_DIR, 'agents', 'exchange.dll')) && existsSync(MINGW_DIR) ? MINGW_DIR : GYP_DIR;
+const MINGW = process.platform === 'win32' && !existsSync(path.join(GYP_DIR, 'agents', 'exchange.dll')) && existsSync(MINGW_DIR);
+export const RELEASE_DIR = MINGW ? MINGW_DIR : GYP_DIR;
 export const SAMPLE_DIR = path.join(RELEASE_DIR, 'agents');
-export const TEST_AGENT_DIR = path.join(RELEASE_DIR, 'test-agents');
+/** The agents only the tests use: node-gyp's build of test/fixtures/native/binding.gyp (when the tests start). */
+export const TEST_AGENT_DIR = MINGW ? path.join(MINGW_DIR, 'test-agents') : path.join(ROOT, 'test', 'fixtures', 'native', 'build', 'Release');
 export const LIB_EXT = process.platform === 'win32' ? '.dll' : process.platform === 'darwin' ? '.dylib' : '.so';
 
 /** The built library `name` (e.g. "exchange" or "bad_null_name"); fails loudly when the build is missing. */
@@ -21,7 +25,7 @@ export function builtAgent(name: string): string {
     const file = path.join(dir, name + LIB_EXT);
     if (existsSync(file)) return file;
   }
-  throw new Error(`${name}${LIB_EXT} is not built; run npm install (or npm run build:native)`);
+  throw new Error(`${name}${LIB_EXT} is not built; run npm install (the samples) and npm run build:test-agents (the test agents)`);
 }
 
 const madeDirs: string[] = [];
@@ -42,7 +46,7 @@ export function removeTempDirs(): void {
     try {
       rmSync(dir, { recursive: true, force: true });
     } catch {
-      // a mount or a busy file: the OS cleans /tmp eventually; never fail a test run for it
+      // a mount or a busy file: the OS cleans its temp directory eventually; never fail a test run for it
     }
   }
 }

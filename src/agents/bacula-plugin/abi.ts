@@ -3,7 +3,8 @@
  *
  * Unlike agentfd's own header, this ABI is fixed: a plugin checks nothing of the host, and
  * bacula-fd checks that the plugin's magic, version, licence and pInfo size are exactly its own.
- * The layouts are those of x86-64 Linux with glibc (research/bacula-plugin-abi.md, section 2);
+ * The layouts are those of Bacula 9.6.7's filed/fd_plugins.h and lib/plugins.h on x86-64 Linux
+ * with glibc (every enum an int, bool one byte, pointers eight);
  * every size is asserted below, so a mistake here fails at load instead of corrupting a plugin's
  * memory. On Windows Bacula has its own `struct stat` and packets differ: the adapter refuses to
  * load Bacula plugins anywhere but Linux x86-64 (see library.ts).
@@ -247,7 +248,7 @@ export const IoPkt = koffi.struct('bacula_io_pkt', {
   pkt_end: 'int32_t',
 });
 
-/** Sizes from research/bacula-plugin-abi.md, section 2: checked once, at import. */
+/** The sizes of these types in bacula-fd 9.6.7 on x86-64 Linux (gcc, glibc): checked once, at import. */
 const EXPECTED_SIZES: [string, { size: number } | number, number][] = [
   ['bInfo', koffi.sizeof(BInfo), 8],
   ['pInfo', koffi.sizeof(PInfo), 56],

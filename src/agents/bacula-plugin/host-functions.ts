@@ -7,8 +7,9 @@
  * variadic ones (registerBaculaEvents, JobMessage, DebugMessage) cannot be, so the C shim
  * (binding/src/afd_bacula_shim.c) formats them and forwards plain text to one sink callback.
  *
- * Each callback is wrapped: an exception thrown into C would otherwise surface somewhere unrelated
- * (research/koffi.md, section 6); a failure becomes bRC_Error and is recorded for the job.
+ * Each callback is wrapped: koffi turns an exception thrown in a callback into a zero return in C
+ * (bRC_OK) and a rethrow somewhere unrelated; here a failure becomes bRC_Error and is recorded for
+ * the job.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -2,7 +2,7 @@
  * Loading an unmodified Bacula 9.6 File Daemon plugin (`*-fd.so`) the way bacula-fd does: dlopen,
  * loadPlugin(bInfo, bFuncs, &pInfo, &pFuncs), then the same four checks in the same order (magic,
  * interface version 14, licence, pInfo size), each refusal saying what was wanted and what the
- * plugin has (research/bacula-plugin-abi.md, section 1).
+ * plugin has (bacula-fd 9.6's filed/fd_plugins.c, is_plugin_compatible).
  *
  * Bacula plugins resolve some symbols from their host: Debian's bpipe-fd.so imports eight from
  * libbac and has no DT_NEEDED on it, so libbac must be in the global scope before the plugin is

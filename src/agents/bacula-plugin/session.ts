@@ -1,7 +1,8 @@
 /**
  * One job's session with a Bacula 9.6 plugin, driven through agentfd's session interface: the
- * events and calls in the order bacula-fd makes them (research/bacula-plugin-abi.md, section 3),
- * turned into files and streams for the bridge, and back into createFile/pluginIO for restore.
+ * events and calls in the order bacula-fd 9.6 makes them (its filed/fd_plugins.c, backup.c and
+ * restore.c; the sequences below), turned into files and streams for the bridge, and back into
+ * createFile/pluginIO for restore.
  *
  * Backup, per job:  newPlugin, JobStart, [Since], Level, PluginCommand, EndFileSet, StartBackupJob,
  *                   BackupCommand; per file: startBackupFile, IO_OPEN, IO_READ..., IO_CLOSE,

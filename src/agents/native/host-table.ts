@@ -6,8 +6,8 @@
  * The table lives in memory allocated with koffi.alloc, because agents keep its address from
  * open() to close(); a JS-owned buffer could move or be collected under them.
  *
- * Each callback is wrapped in try/catch: an exception in a callback would otherwise become a zero
- * return in C and a rethrow somewhere unrelated (research/koffi.md, section 6).
+ * Each callback is wrapped in try/catch: koffi turns an exception thrown in a callback into a zero
+ * return in C and a rethrow somewhere unrelated.
  */
 import koffi from 'koffi';
 import { HostApi, HostProtos, LOG_LEVEL_BY_CODE, hostApiSizeFor } from './abi.js';

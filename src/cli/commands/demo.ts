@@ -143,7 +143,7 @@ export async function demoCommand(io: CommandIo, options: { dir?: string; json?:
       io.out(table([['JOB', 'AGENT', 'ID', 'FILES', 'READ', 'STORED', 'VERIFY', 'RESTORE', 'COMPARED'], ...rows.map((r) => [r.job, r.agent, String(r.jobId), String(r.files), humanBytes(r.bytes), humanBytes(r.stored), r.verify, r.restore, r.compare])]));
       io.out(`\nEverything was encrypted to ${keys.publicFile} and signed; zstd:3 compressed.`);
       io.out(`Try: npx agentfd jobs --config ${configFile}`);
-      io.out(`     npx agentfd restore --config ${configFile} --job-id 2 --raw --to /tmp/raw --key ${keys.privateFile}`);
+      io.out(`     npx agentfd restore --config ${configFile} --job-id 2 --raw --to ${path.join(root, 'raw')} --key ${keys.privateFile}`);
     }
     return ok ? 0 : 1;
   } catch (error) {
