@@ -32,8 +32,9 @@ export class CatalogFileWriter {
     this.worker.on('message', (msg: { id: number; error?: string }) => {
       const task = this.pending.get(msg.id);
       this.pending.delete(msg.id);
-      if (msg.error === undefined) task?.resolve();
-      else this.fail(new AgentfdError('E_CATALOG', `cannot record the job's files in the catalog: ${msg.error}`));
+      if (msg.error === undefined) return task?.resolve();
+      this.fail(new AgentfdError('E_CATALOG', `cannot record the job's files in the catalog: ${msg.error}`));
+      task?.reject(this.failure!); // no longer pending, so fail() did not reach it: drain() waits on it
     });
     this.worker.on('error', (error) => this.fail(new AgentfdError('E_CATALOG', `the catalog writer failed: ${error.message}`, { cause: error })));
   }

@@ -14,7 +14,7 @@ import { Catalog } from '../catalog/catalog.js';
 import type { AgentfdConfig } from '../config/load.js';
 import { AgentfdError } from '../errors.js';
 import { agentOptions, configuredJob, resolveAgent } from './agents.js';
-import { referenceJob } from './backup.js';
+import { referenceJob } from './backup/level-policy.js';
 import { buildFileset } from '../agents/fileset.js';
 
 export interface EstimateReport {
