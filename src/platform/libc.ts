@@ -40,3 +40,49 @@ export function callError(call: string, path: string): NodeJS.ErrnoException {
   }
   return Object.assign(new Error(`${code}: ${call} failed for '${path}'`), { code, errno: -errno, syscall: call, path });
 }
+
+interface Mapper {
+  mmap: (addr: null, length: number, prot: number, flags: number, fd: number, offset: number) => unknown;
+  munmap: (addr: unknown, length: number) => number;
+}
+
+const mapper = libcBinding<Mapper>((lib) => ({
+  mmap: lib.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)') as Mapper['mmap'],
+  munmap: lib.func('int munmap(void *addr, size_t length)') as Mapper['munmap'],
+}));
+
+const PROT_READ = 1;
+const PROT_WRITE = 2;
+const MAP_SHARED = 1;
+const MAP_FAILED = 0xffffffffffffffffn;
+
+/** A shared mapping: its bytes, readable and writable from JavaScript and by native code given its address. */
+export interface SharedMapping {
+  readonly bytes: Uint8Array;
+  unmap(): void;
+}
+
+/** Whether this system can map shared memory here (Linux). */
+export function canMapShared(): boolean {
+  try {
+    mapper('mmap');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** mmap(MAP_SHARED, read and write) of `size` bytes of the open file `fd`, or null when it fails. */
+export function mapShared(fd: number, size: number): SharedMapping | null {
+  const api = mapper('mmap');
+  const pointer = api.mmap(null, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (pointer === null || koffi.address(pointer) === MAP_FAILED) return null;
+  let mapped = true;
+  return {
+    bytes: new Uint8Array(koffi.view(pointer, size)),
+    unmap() {
+      if (mapped) api.munmap(pointer, size);
+      mapped = false;
+    },
+  };
+}
