@@ -9,17 +9,20 @@
  * again from the open target: a directory swapped for a link between two calls is refused by the
  * next call that passes through it (ELOOP), never followed.
  *
- * Used by the gen 3 host functions restore_open/restore_rename/restore_remove (native agents) and
- * by the filesystem agent's restore. Linux only (the flag values below are Linux's); Windows has
+ * Used by the gen 3 host functions restore_open/restore_rename/restore_remove (native agents), by
+ * the filesystem agent's restore, and by serve's restores under a where (atEntry/withEntry: Node's
+ * own path calls, aimed through /proc/self/fd at a directory or entry opened here). Linux only (the flag values below are Linux's); Windows has
  * its twin in pinned-target.ts (os.ts's CONFINED_WRITES says whether this system has one).
  */
-import { closeSync, constants, mkdirSync, openSync } from 'node:fs';
+import { closeSync, constants, fstatSync, mkdirSync, openSync, type Stats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import koffi from 'koffi';
 import { callError, libcBinding } from './libc.js';
 
 
 const O_CLOEXEC = 0o2000000;
+/** O_PATH (the same on x86-64 and arm64): an entry opened as a place, for fstat and /proc/self/fd only. */
+const O_PATH = 0o10000000;
 const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | (constants.O_NOFOLLOW ?? 0) | O_CLOEXEC;
 const RESOLVE_NO_MAGICLINKS = 0x02;
 const RESOLVE_NO_SYMLINKS = 0x04;
@@ -106,18 +109,48 @@ export class ConfinedTarget {
 
   /**
    * Run `body` with the directory `parts` below the target open (the target itself for []),
-   * created (with `mode`, less the umask) where missing when `create`.
+   * created (with `mode`, less the umask) where missing when `create`. The directory stays open
+   * until `body` ends, also when it returns a promise.
    */
   withDir<T>(parts: readonly string[], create: boolean, body: (fd: number) => T, mode = 0o755): T {
     if (this.closed) throw new ConfinedError('invalid', `the restore target ${this.target} is closed`);
     if (parts.length === 0) return body(this.rootFd);
     let fd = openat2Works ? this.openBeneath(parts.join('/')) : -1;
     if (fd < 0) fd = this.walk(parts, create, mode);
-    try {
-      return body(fd);
-    } finally {
-      closeSync(fd);
-    }
+    return holding(fd, () => body(fd));
+  }
+
+  /**
+   * Run `body` with a path naming the entry `parts` through its parent, opened here (confined):
+   * `/proc/self/fd/<parent>/<name>`. The kernel goes straight to that open directory (whatever
+   * was renamed or swapped above it meanwhile) and looks up the last name in it; so the calls that
+   * do not follow a last symlink (lstat, mkdir, mknod, symlink, link, unlink, lchown, lutimes,
+   * lsetxattr, open with O_NOFOLLOW) reach only the entry itself, never anything outside. The
+   * parent must exist; the path is good until `body` ends (also when it returns a promise).
+   */
+  atEntry<T>(parts: readonly string[], body: (path: string) => T): T {
+    if (parts.length === 0) return this.withDir([], false, (fd) => body(`${fdPath(fd)}/.`));
+    return this.withDir(parts.slice(0, -1), false, (fd) => body(`${fdPath(fd)}/${parts[parts.length - 1]!}`));
+  }
+
+  /**
+   * Run `body` with a path of the entry `parts` itself (`/proc/self/fd/<entry>`, opened O_PATH |
+   * O_NOFOLLOW) and its stat, for the calls that follow a last symlink (chmod, chown, utimes, open):
+   * they reach exactly that entry. Refused when the entry is a symbolic link.
+   */
+  withEntry<T>(parts: readonly string[], body: (path: string, stats: Stats) => T): T {
+    const name = parts.length === 0 ? '.' : parts[parts.length - 1]!;
+    return this.withDir(parts.slice(0, -1), false, (parent) => {
+      const fd = bind('openat').openat(parent, name, O_PATH | (constants.O_NOFOLLOW ?? 0) | O_CLOEXEC, 0);
+      if (fd < 0) throw this.failure('open', parts);
+      return holding(fd, () => {
+        const stats = fstatSync(fd);
+        if (stats.isSymbolicLink()) {
+          throw new ConfinedError('refused', `refused to follow ${this.target}/${parts.join('/')}: it is a symbolic link, and a restore never writes through one (it could lead outside the target)`, 'ELOOP');
+        }
+        return body(fdPath(fd), stats);
+      });
+    });
   }
 
   /** Open (create) the file `parts` for writing: O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | extra. */
@@ -260,4 +293,23 @@ export class ConfinedTarget {
     }
     return new ConfinedError('io', `cannot ${call} ${this.target}/${relative}: ${code}`, code);
   }
+}
+
+/** The path through which the kernel reaches the open descriptor `fd` itself. */
+function fdPath(fd: number): string {
+  return `/proc/self/fd/${fd}`;
+}
+
+/** Run `body`, closing `fd` when it ends: at once, or when the promise it returns settles. */
+function holding<T>(fd: number, body: () => T): T {
+  let result: T;
+  try {
+    result = body();
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+  if (result instanceof Promise) return result.finally(() => closeSync(fd)) as T;
+  closeSync(fd);
+  return result;
 }

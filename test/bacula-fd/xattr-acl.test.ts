@@ -395,36 +395,36 @@ describe.skipIf(process.platform !== 'linux')('backup and restore of ACLs and xa
 });
 
 describe.skipIf(process.platform !== 'linux')('a filesystem without xattrs or ACLs (procfs)', () => {
-  it('is a warning the first time and a count after, never an error; the restore goes on', () => {
+  it('is a warning the first time and a count after, never an error; the restore goes on', async () => {
     const warnings: string[] = [];
     const xacl = new XaclRestore((m) => warnings.push(m));
     const target = '/proc/self/comm'; // lstat works, setxattr says EOPNOTSUPP
     xacl.begin(target, FT.REG);
-    xacl.receive(1008, REAL_FD.fileAccess, false);
-    xacl.receive(1998, REAL_FD.fileXattrs, false);
-    xacl.applyDelayed();
+    await xacl.receive(1008, REAL_FD.fileAccess, false);
+    await xacl.receive(1998, REAL_FD.fileXattrs, false);
+    await xacl.applyDelayed();
     expect(warnings).toEqual([
       `acl_set_file error on file "${target}": filesystem doesn't support ACLs; restore to a filesystem with ACLs (ext4, xfs, tmpfs ...) to keep them`,
       `setxattr error on file "${target}": filesystem doesn't support XATTR; restore to a filesystem with extended attributes to keep them`,
     ]);
     xacl.begin(target, FT.DIREND); // a directory: applied at once, and this device is known by now
-    xacl.receive(1008, REAL_FD.dirAccess, true);
-    xacl.receive(1998, REAL_FD.dirXattrs, true);
+    await xacl.receive(1008, REAL_FD.dirAccess, true);
+    await xacl.receive(1998, REAL_FD.dirXattrs, true);
     expect(warnings).toHaveLength(2);
     xacl.finish();
     expect(warnings.slice(2)).toEqual(['Encountered 2 acl errors while doing restore', 'Encountered 2 xattr errors while doing restore']);
   });
 
-  it('warns about another system\'s ACL streams and skips a file that is gone', () => {
+  it('warns about another system\'s ACL streams and skips a file that is gone', async () => {
     const warnings: string[] = [];
     const xacl = new XaclRestore((m) => warnings.push(m));
     xacl.begin('/nonexistent/agentfd/file', FT.DIREND);
-    xacl.receive(1008, REAL_FD.fileAccess, false);
+    await xacl.receive(1008, REAL_FD.fileAccess, false);
     expect(warnings).toEqual([]);
     const dir = tempDir('xacl-foreign');
     try {
       xacl.begin(dir, FT.DIREND);
-      xacl.receive(1003, Buffer.from('user::rwx\0'), false); // FreeBSD's access ACL
+      await xacl.receive(1003, Buffer.from('user::rwx\0'), false); // FreeBSD's access ACL
       expect(warnings).toEqual([`Can't restore ACLs of ${dir} - incompatible acl stream encountered - 1003 (saved on another system; agentfd restores Linux ACLs only)`]);
     } finally {
       rmSync(dir, { recursive: true, force: true });

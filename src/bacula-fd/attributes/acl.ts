@@ -403,23 +403,23 @@ export function readAclText(path: string, kind: AclKind, names: IdNames = system
 /**
  * os_set_acl: set one ACL of `path` from its saved text. 'unsupported' when the filesystem has no
  * ACLs; a file gone meanwhile is not an error; text libacl would refuse, or a failed set, throws
- * with bacula-fd's wording.
+ * with bacula-fd's wording, naming the file `shownAs` (when `path` is a /proc/self/fd path to it).
  */
-export function writeAclText(path: string, kind: AclKind, data: Buffer, names: IdNames = systemIdNames): 'ok' | 'unsupported' {
+export function writeAclText(path: string, kind: AclKind, data: Buffer, names: IdNames = systemIdNames, shownAs = path): 'ok' | 'unsupported' {
   let entries: AclEntry[];
   try {
     entries = aclFromText(data.toString('utf8'), names);
   } catch (error) {
-    throw new Error(`acl_from_text error on file "${path}": ERR=EINVAL (${(error as Error).message})`);
+    throw new Error(`acl_from_text error on file "${shownAs}": ERR=EINVAL (${(error as Error).message})`);
   }
   const problem = aclProblem(entries);
-  if (problem !== null) throw new Error(`acl_valid error on file "${path}": ERR=EINVAL (${problem})`);
+  if (problem !== null) throw new Error(`acl_valid error on file "${shownAs}": ERR=EINVAL (${problem})`);
   try {
     setXattr(path, XATTR_NAME[kind], encodePosixAcl(entries));
   } catch (error) {
     if (codeOf(error) === 'ENOENT') return 'ok';
     if (isUnsupported(error)) return 'unsupported';
-    throw new Error(`acl_set_file error on file "${path}": ERR=${codeOf(error)}`);
+    throw new Error(`acl_set_file error on file "${shownAs}": ERR=${codeOf(error)}`);
   }
   return 'ok';
 }

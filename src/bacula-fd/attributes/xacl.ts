@@ -121,9 +121,17 @@ export class XaclBackup {
   }
 }
 
+/**
+ * How a restored entry is reached to set its ACLs and xattrs: `body` gets a path for it that the
+ * l- calls (lstat, lsetxattr) may use. In place that is its path; under a where, a path through its
+ * parent as the restore opened it (transfer/restore/restore-root.ts), so a swapped parent is never
+ * followed.
+ */
+export type XaclAccess = (body: (path: string) => void) => Promise<void>;
+
 /** The ACL and xattr streams of a restore, applied to the entry the last attributes record made. */
 export class XaclRestore {
-  private target: { path: string; isDir: boolean } | null = null;
+  private target: { path: string; isDir: boolean; access: XaclAccess } | null = null;
   private delayed: XaclStream[] = [];
   private readonly acl: ProblemCount;
   private readonly xattr: ProblemCount;
@@ -137,40 +145,48 @@ export class XaclRestore {
   }
 
   /** The entry the next streams belong to (null: none, e.g. an agent's file or a refused name). */
-  begin(path: string | null, type: number): void {
-    this.target = path === null ? null : { path, isDir: type === FT.DIREND || type === FT.DIRBEGIN };
+  begin(path: string | null, type: number, access: XaclAccess = async (body) => body(path!)): void {
+    this.target = path === null ? null : { path, isDir: type === FT.DIREND || type === FT.DIRBEGIN, access };
     this.delayed = [];
   }
 
   /** One ACL or xattr record. `skipping`: the entry is not being extracted (made without data, kept, or failed). */
-  receive(stream: number, data: Buffer, skipping: boolean): void {
+  async receive(stream: number, data: Buffer, skipping: boolean): Promise<void> {
     if (!this.target) return;
-    if (this.target.isDir) this.apply(stream, data);
+    if (this.target.isDir) await this.apply(stream, data);
     else if (!skipping) this.delayed.push({ stream, data });
   }
 
   /** A file's held-back streams, once its data and attributes are set (pop_delayed_data_streams). */
-  applyDelayed(): void {
+  async applyDelayed(): Promise<void> {
     const delayed = this.delayed;
     this.delayed = [];
-    for (const { stream, data } of delayed) this.apply(stream, data);
+    for (const { stream, data } of delayed) await this.apply(stream, data);
   }
 
-  private apply(stream: number, data: Buffer): void {
-    const path = this.target!.path;
-    let dev: bigint;
+  private async apply(stream: number, data: Buffer): Promise<void> {
+    const { path, access } = this.target!;
+    const count = isAclStream(stream) ? this.acl : this.xattr;
     try {
-      dev = lstatSync(path, { bigint: true }).dev;
+      await access((reach) => {
+        let dev: bigint;
+        try {
+          dev = lstatSync(reach, { bigint: true }).dev;
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // nothing there to set: as bacula-fd, no error
+          count.report(`Unable to stat file "${path}": ${messageOf(error)}`);
+          return;
+        }
+        if (isAclStream(stream)) this.applyAcl(path, reach, dev, stream, data);
+        else this.applyXattrs(path, reach, dev, stream, data);
+      });
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // nothing there to set: as bacula-fd, no error
-      (isAclStream(stream) ? this.acl : this.xattr).report(`Unable to stat file "${path}": ${messageOf(error)}`);
-      return;
+      // The entry cannot be reached (gone, or under a where a parent swapped for a link): not set.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') count.report(`Unable to stat file "${path}": ${messageOf(error)}`);
     }
-    if (isAclStream(stream)) this.applyAcl(path, dev, stream, data);
-    else this.applyXattrs(path, dev, stream, data);
   }
 
-  private applyAcl(path: string, dev: bigint, stream: number, data: Buffer): void {
+  private applyAcl(path: string, reach: string, dev: bigint, stream: number, data: Buffer): void {
     if (this.noAcl.has(dev)) {
       this.acl.count++;
       return;
@@ -181,7 +197,7 @@ export class XaclRestore {
       return;
     }
     try {
-      if (writeAclText(path, kind, data) === 'unsupported') {
+      if (writeAclText(reach, kind, data, undefined, path) === 'unsupported') {
         this.noAcl.add(dev);
         this.acl.report(`acl_set_file error on file "${path}": filesystem doesn't support ACLs; restore to a filesystem with ACLs (ext4, xfs, tmpfs ...) to keep them`);
       }
@@ -190,7 +206,7 @@ export class XaclRestore {
     }
   }
 
-  private applyXattrs(path: string, dev: bigint, stream: number, data: Buffer): void {
+  private applyXattrs(path: string, reach: string, dev: bigint, stream: number, data: Buffer): void {
     if (this.noXattr.has(dev)) {
       this.xattr.count++;
       return;
@@ -201,7 +217,7 @@ export class XaclRestore {
     }
     const { xattrs, error } = decodeXattrStream(data);
     try {
-      if (writeXattrs(path, xattrs) === 'unsupported') {
+      if (writeXattrs(reach, xattrs, path) === 'unsupported') {
         this.noXattr.add(dev);
         this.xattr.report(`setxattr error on file "${path}": filesystem doesn't support XATTR; restore to a filesystem with extended attributes to keep them`);
       }

@@ -179,16 +179,17 @@ export function readXattrs(path: string, skipAclNames: boolean): Xattr[] | null 
 /**
  * generic_restore_xattr: set each attribute on `path` in the stream's order. 'unsupported' when
  * the filesystem has no xattrs (the rest are not tried); a file gone meanwhile is not an error;
- * another failure throws and the remaining attributes are not set, as with bacula-fd.
+ * another failure throws and the remaining attributes are not set, as with bacula-fd. Messages name
+ * the file `shownAs` (when `path` is a /proc/self/fd path to it).
  */
-export function writeXattrs(path: string, xattrs: readonly Xattr[]): 'ok' | 'unsupported' {
+export function writeXattrs(path: string, xattrs: readonly Xattr[], shownAs = path): 'ok' | 'unsupported' {
   for (const { name, value } of xattrs) {
     try {
       setXattr(path, name, value);
     } catch (error) {
       if (codeOf(error) === 'ENOENT') continue;
       if (isUnsupported(error)) return 'unsupported';
-      throw new Error(`setxattr error on file "${path}": ERR=${codeOf(error)} (attribute ${name.toString('utf8')})`);
+      throw new Error(`setxattr error on file "${shownAs}": ERR=${codeOf(error)} (attribute ${name.toString('utf8')})`);
     }
   }
   return 'ok';

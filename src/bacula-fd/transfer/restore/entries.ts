@@ -1,0 +1,115 @@
+/**
+ * The entry a restore is in: the one the last attributes record opened, which the records that
+ * follow belong to until the next attributes (or plugin) record ends it. A plain file's data goes
+ * into the file made for it (FileEntry); a plugin's file goes to its agent (agent-file.ts).
+ */
+import { unlink } from 'node:fs/promises';
+import { AgentfdError, messageOf } from '../../../errors.js';
+import { createEntry } from './create-entry.js';
+import type { EntryRecord } from './entry-record.js';
+import { closeFileData, writeDataRecord, type OpenFile } from './file-data.js';
+import type { RestoreJob } from './job.js';
+import { codeOf } from './restore-root.js';
+import { setAttributes } from './set-attributes.js';
+
+export interface RestoringEntry {
+  /** The entry's name as backed up (for messages). */
+  readonly name: string;
+  /** Its data records are not wanted: made without data, kept, failed, or refused. */
+  skipping: boolean;
+  /** One data record (plain, GZIP or sparse). */
+  data(stream: number, data: Buffer): Promise<void>;
+  /** A record of a stream this version cannot decode (`what`: undecodable.ts's words). */
+  undecodable(what: string): Promise<void>;
+  /** The entry is over: what it was written into is closed and its attributes set. */
+  end(): Promise<void>;
+}
+
+/** A plain entry: made under the root (create-entry.ts), with the file its data goes into, if any. */
+export class FileEntry implements RestoringEntry {
+  constructor(
+    private readonly job: RestoreJob,
+    readonly name: string,
+    private file: OpenFile | null,
+    public skipping: boolean,
+  ) {}
+
+  /** Make the entry of `record` (its xattrs and ACLs follow it); a failure is the entry's error, and its records are skipped. */
+  static async begin(job: RestoreJob, record: EntryRecord): Promise<FileEntry> {
+    let target = record.fname;
+    try {
+      const context = await job.createContext();
+      target = context.root.target(record.fname);
+      const created = await createEntry(context, record, target);
+      if (created.restored) job.totals.files++;
+      const root = context.root;
+      job.xacl.begin(target, record.type, (body) => root.at(target, body));
+      return new FileEntry(job, record.fname, created.file, created.file === null);
+    } catch (error) {
+      job.problem(error instanceof AgentfdError ? messageOf(error) : `Could not create "${target}": ${messageOf(error)}`);
+      return new FileEntry(job, record.fname, null, true);
+    }
+  }
+
+  async data(stream: number, data: Buffer): Promise<void> {
+    const file = this.file;
+    if (!file) {
+      this.job.problem(`data (stream ${stream}) arrived with no file open; the volume's records are out of order`);
+      return;
+    }
+    try {
+      this.job.totals.bytes += await writeDataRecord(file, stream, data);
+    } catch (error) {
+      this.job.problem(`Write error on "${file.target}": ${messageOf(error)}; the rest of its data is skipped`);
+      this.skipping = true;
+    }
+  }
+
+  /**
+   * The file fails, loudly, and is not left as if restored: what was written of it is removed
+   * (bacula-fd too stops extracting it). Its other records are skipped.
+   */
+  async undecodable(what: string): Promise<void> {
+    this.skipping = true;
+    const file = this.file;
+    if (!file) {
+      this.job.problem(`"${this.name}": a record of ${what} was ignored; restore it with a bacula-fd that can`);
+      return;
+    }
+    this.file = null;
+    await file.handle.close().catch(() => undefined);
+    let removed = '';
+    if (file.regular) {
+      const root = await this.job.root();
+      removed = await root.at(file.target, (p) => unlink(p)).then(
+        () => `; ${file.target} was removed`,
+        (error: unknown) => `; ${file.target} could not be removed (${codeOf(error)}) and is incomplete`,
+      );
+    }
+    this.job.problem(`"${file.fname}" is not restored: its data is in ${what}${removed}; restore it with a bacula-fd that can`);
+  }
+
+  async end(): Promise<void> {
+    const file = this.file;
+    if (!file) return;
+    this.file = null;
+    try {
+      await closeFileData(file);
+    } catch (error) {
+      this.job.problem(`Could not set the size of "${file.target}" to ${file.stat.size}: ${messageOf(error)}`);
+    }
+    try {
+      await setAttributes(await this.job.root(), file.target, file.stat, false, file.attribsEx);
+    } catch (error) {
+      this.job.problem(`Unable to set the attributes of "${file.target}": ${messageOf(error)}`);
+    }
+    // Its ACLs and xattrs now, after the mode: chmod would change an ACL's mask (restore.c's delayed streams).
+    await this.job.xacl.applyDelayed();
+    this.job.totals.files++;
+  }
+}
+
+/** No entry open: before the first attributes record, or after a plugin record ended one. */
+export function noEntry(job: RestoreJob, name: string): RestoringEntry {
+  return new FileEntry(job, name, null, false);
+}

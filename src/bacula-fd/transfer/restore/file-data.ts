@@ -1,0 +1,86 @@
+/**
+ * The data of one file being restored: its data records (plain, GZIP: one zlib stream per record,
+ * or sparse: an 8-byte offset first) go into the open file until the next attributes record, as in
+ * filed/restore.c.
+ */
+import { inflateSync } from 'node:zlib';
+import { STREAM, type BaculaStat } from '../../attributes/lstat.js';
+
+/** What a restore writes data into: a Node FileHandle (of a file, fifo or device) has these. */
+export interface DataSink {
+  write(buffer: Buffer, offset: number, length: number, position: number | null): Promise<unknown>;
+  truncate(length: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A file being written: its data records go here until the next attributes record. */
+export interface OpenFile {
+  target: string;
+  stat: BaculaStat;
+  handle: DataSink;
+  fname: string;
+  /** A fifo cannot seek: data goes in order, a skipped sparse block as zeros. */
+  sequential: boolean;
+  /** Where unpositioned data goes next, and the end of what was written. */
+  cursor: number;
+  end: number;
+  /** A regular file that got sparse records: its size is set to st_size when shorter. */
+  sized: boolean;
+  regular: boolean;
+  /** The record's attribsEx (a Windows FD's attributes, set by a Windows restore). */
+  attribsEx: string;
+}
+
+export type FileKind = 'regular' | 'fifo' | 'device';
+
+export function openedFile(target: string, fname: string, stat: BaculaStat, attribsEx: string, handle: DataSink, kind: FileKind): OpenFile {
+  return { target, stat, handle, fname, sequential: kind === 'fifo', cursor: 0, end: 0, sized: false, regular: kind === 'regular', attribsEx };
+}
+
+export function isDataStream(stream: number): boolean {
+  return stream === STREAM.FILE_DATA || stream === STREAM.GZIP_DATA || stream === STREAM.SPARSE_DATA || stream === STREAM.SPARSE_GZIP_DATA;
+}
+
+/** The bytes one data record carries, and where they go (null: after the last ones). */
+export function decodeDataRecord(stream: number, record: Buffer): { data: Buffer; position: number | null } {
+  let data = record;
+  let position: number | null = null;
+  if (stream === STREAM.SPARSE_DATA || stream === STREAM.SPARSE_GZIP_DATA) {
+    if (data.length < 8) throw new Error(`a sparse record of ${data.length} bytes has no 8-byte offset`);
+    position = Number(data.readBigUInt64BE(0));
+    data = data.subarray(8);
+  }
+  if (stream === STREAM.GZIP_DATA || stream === STREAM.SPARSE_GZIP_DATA) data = inflateSync(data);
+  return { data, position };
+}
+
+const ZEROS = Buffer.alloc(64 * 1024);
+
+/** Write one data record into `file`; returns the bytes written. */
+export async function writeDataRecord(file: OpenFile, stream: number, record: Buffer): Promise<number> {
+  if ((stream === STREAM.SPARSE_DATA || stream === STREAM.SPARSE_GZIP_DATA) && record.length >= 8) file.sized = true;
+  const { data, position } = decodeDataRecord(stream, record);
+  const at = position ?? file.cursor;
+  if (file.sequential) {
+    for (let gap = at - file.cursor; gap > 0; gap -= ZEROS.length) await file.handle.write(ZEROS, 0, Math.min(gap, ZEROS.length), null);
+    await file.handle.write(data, 0, data.length, null);
+  } else {
+    await file.handle.write(data, 0, data.length, at);
+  }
+  file.cursor = (file.sequential ? Math.max(at, file.cursor) : at) + data.length;
+  file.end = Math.max(file.end, file.cursor);
+  return data.length;
+}
+
+/**
+ * Close `file` once its data is done. Sparse data leaves the trailing hole unwritten when the last
+ * block was skipped: st_size says how long the file was. Throws (after closing) when that size
+ * cannot be set.
+ */
+export async function closeFileData(file: OpenFile): Promise<void> {
+  try {
+    if (file.regular && file.sized && BigInt(file.end) < file.stat.size) await file.handle.truncate(Number(file.stat.size));
+  } finally {
+    await file.handle.close();
+  }
+}

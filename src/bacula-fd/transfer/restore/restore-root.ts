@@ -1,0 +1,191 @@
+/**
+ * Where a serve restore may write: one guard for every entry it creates, reads or sets.
+ *
+ * Under a `where` on Linux every call goes through the confined primitive the agents use
+ * (platform/confined-target.ts): the where is opened once, and each entry is reached from it
+ * component by component, never through a symbolic link; the call itself then names the entry
+ * through its parent, held open (`at`), or through the entry, held open (`self`). So a directory
+ * checked here and swapped for a link by someone else before the write is refused at the write,
+ * never followed: nothing is written outside where, whatever happens to the tree meanwhile.
+ *
+ * In place (where '' or '/') the tree is the system's own, and bacula-fd follows its symlinked
+ * directories (/lib -> usr/lib, /var/run -> /run): restoring /lib/x must write into usr/lib/x,
+ * not refuse. So in place the calls take the path as it is, as bacula-fd's do.
+ *
+ * On Windows under a where the parents are checked by path (lstat: no symlink on the way) before
+ * each write, as before: the Windows twin of the primitive (pinned-target.ts) pins directories
+ * for synchronous agent calls and is not used here yet, so a directory swapped for a junction
+ * between the check and the write is not caught there.
+ */
+import type { Stats } from 'node:fs';
+import { lstat, mkdir, realpath, stat as statFollow } from 'node:fs/promises';
+import path from 'node:path';
+import { AgentfdError } from '../../../errors.js';
+import { ConfinedError, ConfinedTarget } from '../../../platform/confined-target.js';
+import { IS_LINUX, IS_WINDOWS } from '../../../platform/os.js';
+import { restoreTarget } from '../../attributes/windows.js';
+
+export function codeOf(error: unknown): string {
+  return (error as NodeJS.ErrnoException | undefined)?.code ?? (error instanceof Error ? error.message : String(error));
+}
+
+export async function lstatOrNull(p: string): Promise<Stats | null> {
+  try {
+    return await lstat(p);
+  } catch (error) {
+    if (codeOf(error) === 'ENOENT') return null;
+    throw error;
+  }
+}
+
+/**
+ * The path `fname` (absolute, from the backup) under `where`; refuses what would leave it. On
+ * Windows as a Windows bacula-fd builds it: "C:/x" under where is <where>\C\x (windows.ts).
+ */
+export function restorePath(where: string, fname: string, windows = IS_WINDOWS): string {
+  return restoreTarget(where, fname, windows);
+}
+
+export class RestoreRoot {
+  private readonly verified = new Set<string>();
+  /** Directories this restore made: replace=never still sets their attributes (bacula-fd's path_list). */
+  readonly made = new Set<string>();
+
+  private constructor(
+    readonly root: string,
+    /** Under a where (not in place): no symlink on the way is followed. */
+    readonly confined: boolean,
+    private readonly fenced: ConfinedTarget | null,
+  ) {
+    this.verified.add(root);
+  }
+
+  static async open(where: string): Promise<RestoreRoot> {
+    if (where === '' || where === '/') return new RestoreRoot('/', false, null);
+    try {
+      await mkdir(where, { recursive: true });
+      const root = await realpath(where);
+      return new RestoreRoot(root, true, IS_LINUX ? ConfinedTarget.open(root) : null);
+    } catch (error) {
+      throw new AgentfdError('E_RESTORE_PATH', `the restore's where "${where}" cannot be used as a directory (${codeOf(error)}); give a directory agentfd may create or write`);
+    }
+  }
+
+  /** Where the backup's `fname` goes; refuses "." and ".." components. */
+  target(fname: string): string {
+    return restorePath(this.root, fname);
+  }
+
+  /**
+   * Run `body` with a path for `target` that the calls not following a last symlink (lstat, mkdir,
+   * mknod, symlink, link, unlink, lchown, lutimes, lsetxattr, open with O_NOFOLLOW) may use: under
+   * a where on Linux it reaches the entry only through its parent as opened from the where.
+   */
+  at<T>(target: string, body: (p: string) => T | Promise<T>): Promise<T> {
+    return this.fence(target, body, (fenced, parts, aimed) => fenced.atEntry(parts, aimed));
+  }
+
+  /**
+   * Run `body` with a path for `target` itself, for the calls that follow a last symlink (chmod,
+   * chown, utimes, open): under a where on Linux the entry, opened without following it, and
+   * refused when it is a symlink.
+   */
+  self<T>(target: string, body: (p: string) => T | Promise<T>): Promise<T> {
+    return this.fence(target, body, (fenced, parts, aimed) => fenced.withEntry(parts, (p) => aimed(p)));
+  }
+
+  /** The directories above `target`, made when missing with `mode`. */
+  async parents(target: string, mode: number): Promise<void> {
+    if (target === this.root) return; // the root's own record ("/"): its parents are not ours
+    // In place the walk starts at the target's own root: '/' on Linux, its drive (C:\) on Windows.
+    let current = this.confined ? this.root : path.parse(target).root;
+    for (const part of path.relative(current, path.dirname(target)).split(path.sep).filter((p) => p.length > 0)) {
+      current = path.join(current, part);
+      if (!this.verified.has(current)) await this.directory(current, mode);
+    }
+  }
+
+  /** `dir` as a directory: made when missing, refused when it is something else (or, under a where, a symlink). */
+  async directory(dir: string, mode: number): Promise<void> {
+    await this.at(dir, async (p) => {
+      let st = await lstatOrNull(p);
+      if (st === null) {
+        try {
+          await mkdir(p, mode);
+          this.made.add(dir);
+        } catch (error) {
+          if (codeOf(error) !== 'EEXIST') throw error;
+        }
+        st = await lstatOrNull(p);
+      }
+      if (st?.isSymbolicLink() && !this.confined) st = await statFollow(p);
+      if (st === null || !st.isDirectory()) {
+        const what = st === null ? 'vanished' : st.isSymbolicLink() ? 'is a symlink' : 'is not a directory';
+        throw new AgentfdError('E_RESTORE_PATH', `${dir} ${what}, and a restore under where never writes through or over it; restore into an empty directory, or remove that entry first`);
+      }
+    });
+    this.verified.add(dir);
+  }
+
+  /**
+   * The restored first name a hard link (FT_LNKSAVED) is linked to: `link` under the root, and
+   * under a where it must resolve (symlinks followed) to a file inside it. (The link itself is
+   * then made through `at` on both names: this check words the refusal, the fence enforces it.)
+   */
+  async linkSource(link: string): Promise<string> {
+    const source = this.target(link);
+    if (!this.confined) return source;
+    let real: string;
+    try {
+      real = await realpath(source);
+    } catch (error) {
+      throw new AgentfdError('E_RESTORE_LINK', `its first name "${link}" was not restored at ${source} (${codeOf(error)}); restore the file's other names with it`);
+    }
+    const inside = this.root.endsWith(path.sep) ? this.root : `${this.root}${path.sep}`; // path.sep: '\\' on Windows
+    if (real !== this.root && !real.startsWith(inside)) {
+      throw new AgentfdError('E_RESTORE_PATH', `its first name "${link}" resolves to ${real}, outside where ${this.root}; nothing is linked to a file outside where`);
+    }
+    return source;
+  }
+
+  close(): void {
+    this.fenced?.close();
+  }
+
+  /**
+   * `body` on `target` itself, or, when this root is confined, `confine`d: a refusal becomes
+   * E_RESTORE_PATH, and an error of a call made through /proc/self/fd names `target`, as the same
+   * call in place would.
+   */
+  private async fence<T>(
+    target: string,
+    body: (p: string) => T | Promise<T>,
+    confine: (fenced: ConfinedTarget, parts: string[], aimed: (p: string) => T | Promise<T>) => T | Promise<T>,
+  ): Promise<T> {
+    if (!this.fenced) return await body(target);
+    const parts = path.relative(this.root, target).split(path.sep).filter((p) => p.length > 0);
+    let via: string | null = null;
+    try {
+      return await confine(this.fenced, parts, (p) => {
+        via = p;
+        return body(p);
+      });
+    } catch (error) {
+      if (error instanceof ConfinedError) {
+        if (error.kind === 'refused') throw new AgentfdError('E_RESTORE_PATH', `${target}: ${error.message}`);
+        throw Object.assign(new Error(error.message), { code: error.code });
+      }
+      throw via === null ? error : named(error, via, target);
+    }
+  }
+}
+
+/** An error whose message names `via` (a /proc/self/fd path): the same error naming `target`. */
+function named(error: unknown, via: string, target: string): unknown {
+  if (!(error instanceof Error)) return error;
+  error.message = error.message.split(via).join(target);
+  const errno = error as NodeJS.ErrnoException;
+  if (errno.path === via) errno.path = target;
+  if ((errno as { dest?: string }).dest === via) (errno as { dest?: string }).dest = target;
+  return error;
+}

@@ -1,0 +1,49 @@
+/** file-data.ts: data records (plain, GZIP, sparse) written into a real file, and its size set at the end. */
+import { readFileSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import path from 'node:path';
+import { deflateSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { STREAM, decodeAttributes, decodeLStat } from '../../../src/bacula-fd/attributes/lstat.js';
+import { closeFileData, decodeDataRecord, isDataStream, openedFile, writeDataRecord } from '../../../src/bacula-fd/transfer/restore/file-data.js';
+import { tempDir } from '../../helpers/native.js';
+import { attrRecord } from '../records.js';
+
+const sparse = (offset: number, data: Buffer) => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(offset));
+  return Buffer.concat([b, data]);
+};
+
+async function fileOf(size: bigint, kind: 'regular' | 'fifo') {
+  const target = path.join(tempDir('file-data'), 'f');
+  const stat = decodeLStat(decodeAttributes(attrRecord(1, 3, '/f', { size }).data).lstat);
+  return openedFile(target, '/f', stat, '', await open(target, 'w'), kind);
+}
+
+describe('the data of one file (restore/file-data.ts)', () => {
+  it('decodes plain, GZIP (zlib) and sparse records, and refuses a sparse record without its offset', () => {
+    expect(decodeDataRecord(STREAM.FILE_DATA, Buffer.from('abc'))).toEqual({ data: Buffer.from('abc'), position: null });
+    expect(decodeDataRecord(STREAM.GZIP_DATA, deflateSync('abc')).data.toString()).toBe('abc');
+    expect(decodeDataRecord(STREAM.SPARSE_GZIP_DATA, sparse(9, deflateSync('x')))).toEqual({ data: Buffer.from('x'), position: 9 });
+    expect(() => decodeDataRecord(STREAM.SPARSE_DATA, Buffer.alloc(4))).toThrow(/no 8-byte offset/);
+    expect([STREAM.FILE_DATA, STREAM.SPARSE_DATA, STREAM.UNIX_ATTRIBUTES].map(isDataStream)).toEqual([true, true, false]);
+  });
+
+  it('writes sparse blocks at their offsets and sets the size from the stat when the last block did not come', async () => {
+    const file = await fileOf(16n, 'regular');
+    expect(await writeDataRecord(file, STREAM.SPARSE_DATA, sparse(4, Buffer.from('ab')))).toBe(2);
+    await writeDataRecord(file, STREAM.SPARSE_DATA, sparse(0, Buffer.from('zz')));
+    await closeFileData(file);
+    expect(statSync(file.target).size).toBe(16);
+    expect(readFileSync(file.target).subarray(0, 6)).toEqual(Buffer.from('zz\0\0ab'));
+  });
+
+  it('writes a fifo\'s data in order, a skipped block as zeros', async () => {
+    const file = await fileOf(0n, 'fifo');
+    await writeDataRecord(file, STREAM.SPARSE_DATA, sparse(3, Buffer.from('x')));
+    await writeDataRecord(file, STREAM.FILE_DATA, Buffer.from('y'));
+    await closeFileData(file);
+    expect(readFileSync(file.target)).toEqual(Buffer.from('\0\0\0xy'));
+  });
+});
