@@ -52,7 +52,7 @@ export interface TreeWalkOptions<D, N, P> {
 }
 
 /** An entry of the directory `dir`, as probed; or the end of a directory entered. */
-export type TreeStep<D, P> = { dir: D; entry: P; leave?: undefined } | { leave: D };
+export type TreeStep<D, P> = { kind: 'entry'; dir: D; entry: P } | { kind: 'leave'; dir: D };
 
 interface Frame<D, P> {
   dir: D;
@@ -86,11 +86,11 @@ export class TreeWalk<D, N, P> {
     for (;;) {
       const frame = this.stack[this.stack.length - 1];
       if (frame === undefined) return null;
-      if (frame.next < frame.current.length) return { dir: frame.dir, entry: frame.current[frame.next++]! };
+      if (frame.next < frame.current.length) return { kind: 'entry', dir: frame.dir, entry: frame.current[frame.next++]! };
       const step = await frame.probes.next();
       if (step.done) {
         this.stack.pop();
-        return { leave: frame.dir };
+        return { kind: 'leave', dir: frame.dir };
       }
       frame.current = step.value;
       frame.next = 0;

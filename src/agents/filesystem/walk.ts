@@ -339,7 +339,7 @@ async function* listRoots(roots: readonly BackupRoot[], request: BackupRequest, 
       if (first) yield first;
 
       for (let step = await tree.next(); step !== null; step = await tree.next()) {
-        if (step.leave) continue;
+        if (step.kind === 'leave') continue;
         const found = step.entry;
         checkCancel();
         if (found.kind === 'excluded') continue;

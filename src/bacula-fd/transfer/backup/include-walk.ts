@@ -50,7 +50,7 @@ async function walkFileEntry(job: BackupJob, block: IncludeBlock, file: string, 
   try {
     await visit(job, block, tree, await lstatEntry(job, file), null, options, true);
     for (let step = await tree.next(); step !== null; step = await tree.next()) {
-      if (step.leave) await leaveDirectory(job, block, step.leave);
+      if (step.kind === 'leave') await leaveDirectory(job, block, step.dir);
       else await visit(job, block, tree, step.entry, step.dir.st.dev, step.dir.options, false);
     }
   } finally {
