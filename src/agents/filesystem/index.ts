@@ -3,7 +3,7 @@
  * interface as native and Bacula agents, so the job engine has one code path for all of them.
  *
  * Job option: `paths`, absolute directories joined with path.delimiter (see options.ts).
- * Backup: walk.ts (lazy, sorted, symlinks not followed, with bounded read-ahead: ordered-map.ts,
+ * Backup: walk.ts on tree-walk.ts (lazy, sorted, symlinks not followed, with bounded read-ahead: ordered-map.ts,
  * and batches of file system calls on the agent's own I/O thread: io.ts, fs-worker.ts) and
  * file-stream.ts (the data: small files read ahead whole, large ones streamed).
  * Restore: restore.ts, confined to the target by restore-fs.ts (openat-relative on Linux, pinned directories on Windows, safe-dirs.ts elsewhere).

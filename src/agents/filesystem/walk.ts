@@ -23,10 +23,13 @@
  *    that outcome, errors included, when the engine reaches them. Larger files are streamed when
  *    consumed, as before.
  *
+ * The descent itself (directories entered, entries handed back in order, batches probed ahead) is
+ * the walker serve's backup shares, tree-walk.ts; what is this agent's (byte order, the fileset
+ * asked before lstat, the I/O thread, small files read ahead) is here.
+ *
  * When the engine stops early (return()), the walk waits for the batches it started, then stops
  * the I/O thread: no file it opened is left open once return() has resolved.
  */
-import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentfdError } from '../../errors.js';
 import type { AgentFile, BackupRequest } from '../agent.js';
@@ -35,6 +38,7 @@ import { preloadedStream, readFileStream, type ExpectedFile } from './file-strea
 import { fileType, processIo, statOne, threadIo, type StatResult, type WalkIo } from './io.js';
 import type { BackupRoot } from './options.js';
 import { orderedMap } from './ordered-map.js';
+import { TreeWalk, namesInByteOrder } from './tree-walk.js';
 
 export interface ReadAhead {
   /** Entries per batch of lstat calls, and files per group of small-file reads. */
@@ -86,12 +90,10 @@ interface Group {
   error?: { thrown: unknown };
 }
 
-interface Frame {
+/** A directory being walked: where it is, and its name for the engine. */
+interface Dir {
   osPath: string;
   agentPath: string;
-  probes: AsyncGenerator<Probe[], void, undefined>;
-  current: Probe[];
-  next: number;
 }
 
 const EXCLUDED: Probe = { kind: 'excluded' };
@@ -124,10 +126,6 @@ function cancelledError(): AgentfdError {
 /** Window settings as whole numbers of at least 1. */
 function count(value: number): number {
   return Math.max(1, Math.floor(value));
-}
-
-function* slices<T>(items: readonly T[], size: number): Generator<T[]> {
-  for (let at = 0; at < items.length; at += size) yield items.slice(at, at + size);
 }
 
 export async function* walkRoots(
@@ -260,8 +258,7 @@ async function* listRoots(roots: readonly BackupRoot[], request: BackupRequest, 
    */
   const list = async (osPath: string, isRoot: boolean): Promise<Buffer[] | null> => {
     try {
-      const names = await readdir(osPath, { encoding: 'buffer' });
-      return names.sort(Buffer.compare);
+      return await namesInByteOrder(osPath);
     } catch (error) {
       if (!isFsError(error)) throw error;
       if (isRoot) throw rootError(osPath, error);
@@ -281,7 +278,7 @@ async function* listRoots(roots: readonly BackupRoot[], request: BackupRequest, 
    * first (an excluded entry is never stat'ed), then lstat. Runs ahead of the walk, so it only
    * records what to say: the walk logs it when it reaches the entry.
    */
-  const probe = async (dir: { osPath: string; agentPath: string }, raws: Buffer[]): Promise<Probe[]> => {
+  const probe = async (dir: Dir, raws: Buffer[]): Promise<Probe[]> => {
     const probes: Probe[] = [];
     const toStat: { at: number; osPath: string; agentPath: string }[] = [];
     for (const raw of raws) {
@@ -316,14 +313,14 @@ async function* listRoots(roots: readonly BackupRoot[], request: BackupRequest, 
     return probes;
   };
 
-  const stack: Frame[] = [];
+  // The shared walker (tree-walk.ts) in byte order, `batch` entries per probe on the I/O thread,
+  // `batchesAhead` batches ahead; a directory is listed before its contents, so leave steps are
+  // of no use here.
+  const tree = new TreeWalk<Dir, Buffer, Probe>({ probe, batch, ahead: batchesAhead });
   /** Descend into a directory already described: list it and start probing its entries. */
   const enter = async (osPath: string, agentPath: string, isRoot: boolean): Promise<void> => {
     const names = await list(osPath, isRoot);
-    if (names === null) return;
-    const dir = { osPath, agentPath };
-    const probes = orderedMap(slices(names, batch), (raws) => probe(dir, raws), { window: batchesAhead });
-    stack.push({ ...dir, probes, current: [], next: 0 });
+    if (names !== null) tree.enter({ osPath, agentPath }, names);
   };
 
   try {
@@ -341,18 +338,9 @@ async function* listRoots(roots: readonly BackupRoot[], request: BackupRequest, 
       }
       if (first) yield first;
 
-      while (stack.length > 0) {
-        const frame = stack[stack.length - 1]!;
-        const found = frame.current[frame.next++];
-        if (found === undefined) {
-          const step = await frame.probes.next();
-          if (step.done) stack.pop();
-          else {
-            frame.current = step.value;
-            frame.next = 0;
-          }
-          continue;
-        }
+      for (let step = await tree.next(); step !== null; step = await tree.next()) {
+        if (step.kind === 'leave') continue;
+        const found = step.entry;
         checkCancel();
         if (found.kind === 'excluded') continue;
         if (found.kind === 'cancelled') throw cancelledError();
@@ -373,6 +361,6 @@ async function* listRoots(roots: readonly BackupRoot[], request: BackupRequest, 
     }
   } finally {
     // Stopped early (or failed): let the batches in flight finish before the walk is over.
-    while (stack.length > 0) await stack.pop()!.probes.return();
+    await tree.close();
   }
 }

@@ -1,0 +1,116 @@
+/**
+ * A file's data as bacula-fd reads and frames it (filed/backup.c send_data): frames of at most
+ * 64 KiB, each zlib-compressed with GZIP, with sparse an 8-byte offset first and all-zero blocks
+ * left out; noatime and keepatime; the digest its `signature =` names.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { constants, type BigIntStats } from 'node:fs';
+import { open, utimes, type FileHandle } from 'node:fs/promises';
+import { deflateSync } from 'node:zlib';
+import { STREAM } from '../../attributes/lstat.js';
+import { setAccessTime } from '../../attributes/special-files.js';
+import type { Digest } from '../../fileset/fileset.js';
+
+/** The real FD's default Maximum Network Buffer Size: the data frame size. */
+export const FRAME = 64 * 1024;
+/** A sparse frame starts with the block's file offset, 8 bytes big-endian (OFFSET_FADDR_SIZE)... */
+const OFFSET_SIZE = 8;
+/** ...so bacula-fd reads blocks of 65,528 bytes then, and these are the blocks it may skip. */
+const SPARSE_BLOCK = FRAME - OFFSET_SIZE;
+const ZEROS = Buffer.alloc(FRAME);
+
+const DIGESTS = {
+  md5: { algorithm: 'md5', stream: STREAM.MD5_DIGEST },
+  sha1: { algorithm: 'sha1', stream: STREAM.SHA1_DIGEST },
+  sha256: { algorithm: 'sha256', stream: STREAM.SHA256_DIGEST },
+  sha512: { algorithm: 'sha512', stream: STREAM.SHA512_DIGEST },
+} as const;
+
+/** The digest `signature =` asks for: its stream and a hash to feed, or null when it asks none. */
+export function startDigest(digest: Digest | null): { stream: number; hash: Hash } | null {
+  if (!digest) return null;
+  const { algorithm, stream } = DIGESTS[digest];
+  return { stream, hash: createHash(algorithm) };
+}
+
+/**
+ * Open for reading; with noatime, O_NOATIME where the kernel allows it (only the owner or root may
+ * ask for it: bacula-fd's bopen ignores that refusal, EPERM, and reads anyway).
+ */
+export async function openForRead(p: string, noAtime: boolean): Promise<FileHandle> {
+  const noAtimeFlag = constants.O_NOATIME ?? 0;
+  if (noAtime && noAtimeFlag !== 0) {
+    try {
+      return await open(p, constants.O_RDONLY | noAtimeFlag);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+    }
+  }
+  return open(p, constants.O_RDONLY);
+}
+
+/**
+ * keepatime: put back the access time our read changed. Only the atime, so the mtime stays exact
+ * (bacula-fd's utime() rewrites both, to whole seconds). The ctime changes either way, so with
+ * keepatime an incremental sends such files again unless mtimeonly is set, as with bacula-fd.
+ * Failures are ignored, as bacula-fd ignores utime()'s.
+ */
+export async function putBackAccessTime(p: string, st: BigIntStats): Promise<void> {
+  try {
+    setAccessTime(p, st.atimeNs);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOSYS') return;
+    // No utimensat here (not Linux): both times, as bacula-fd sets them.
+    await utimes(p, Number(st.atimeMs) / 1000, Number(st.mtimeMs) / 1000).catch(() => undefined);
+  }
+}
+
+function allZero(data: Buffer): boolean {
+  return data.equals(ZEROS.subarray(0, data.length));
+}
+
+export interface FrameOptions {
+  sparse: boolean;
+  gzip: number | null;
+  /** The size the LStat gives: blocks that end at or past it are always sent. */
+  size: bigint;
+  /** Raw devices and fifos (size 0): every block may be skipped. */
+  checkEveryBlock: boolean;
+  hash: Hash | null;
+  read: (bytes: number) => void;
+}
+
+/**
+ * A file's data as send_data frames it: one frame per read. With sparse, each read is 65,528 bytes
+ * and its frame starts with its file offset, and a read that is all zeros is not sent when it is
+ * whole and ends before the file's size: the last block is always sent, which is how a restore
+ * gets the size right. A skipped block is neither digested nor counted as read, as in bacula-fd.
+ * (For a fifo bacula-fd tests its whole read buffer, stale bytes after a short read included; here
+ * only the bytes read are tested.)
+ */
+export async function* dataFrames(handle: FileHandle, o: FrameOptions): AsyncGenerator<Buffer> {
+  const start = o.sparse ? OFFSET_SIZE : 0;
+  const length = o.sparse ? SPARSE_BLOCK : FRAME;
+  let offset = 0n;
+  for (;;) {
+    const buffer = Buffer.allocUnsafe(FRAME); // handed to the socket: not reused
+    const { bytesRead } = await handle.read(buffer, start, length, null);
+    if (bytesRead === 0) return;
+    const plain = buffer.subarray(start, start + bytesRead);
+    const at = offset;
+    offset += BigInt(bytesRead);
+    if (o.sparse && (o.checkEveryBlock || (bytesRead === length && offset < o.size)) && allZero(plain)) continue;
+    o.hash?.update(plain);
+    o.read(bytesRead);
+    if (!o.sparse) {
+      yield o.gzip !== null ? deflateSync(plain, { level: o.gzip }) : plain;
+    } else if (o.gzip === null) {
+      buffer.writeBigUInt64BE(at, 0);
+      yield buffer.subarray(0, OFFSET_SIZE + bytesRead);
+    } else {
+      const head = Buffer.allocUnsafe(OFFSET_SIZE);
+      head.writeBigUInt64BE(at, 0);
+      yield Buffer.concat([head, deflateSync(plain, { level: o.gzip })]);
+    }
+  }
+}

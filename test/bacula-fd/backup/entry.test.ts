@@ -1,0 +1,61 @@
+/** The saver of one entry (transfer/backup/entry.ts): files with data, hard links, special files. */
+import { createHash } from 'node:crypto';
+import { linkSync, lstatSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FT, STREAM } from '../../../src/bacula-fd/attributes/lstat.js';
+import { mkfifo } from '../../../src/bacula-fd/attributes/special-files.js';
+import { defaultOptions } from '../../../src/bacula-fd/fileset/fileset.js';
+import { sendEntry } from '../../../src/bacula-fd/transfer/backup/entry.js';
+import { tempDir } from '../../helpers/native.js';
+import { recordingJob } from './job.js';
+
+const stat = (p: string) => lstatSync(p, { bigint: true });
+
+describe('serve backup: one entry', () => {
+  it('sends a file, then its further hard link as FT_LNKSAVED with LinkFI and the digest again', async () => {
+    const dir = tempDir('entry-links');
+    const [a, b] = [path.join(dir, 'a'), path.join(dir, 'b')];
+    writeFileSync(a, 'hello');
+    linkSync(a, b);
+    const { job, sent, attributes } = recordingJob();
+    const options = { ...defaultOptions(), digest: 'md5' as const };
+    await sendEntry(job, a, stat(a), options, false);
+    await sendEntry(job, b, stat(b), options, false);
+    await sendEntry(job, a, stat(a), options, true); // the same name again: skipped
+    const md5 = createHash('md5').update('hello').digest();
+    expect(attributes().map((r) => [r.fileIndex, r.type, r.fname, r.link, r.stat.linkFI])).toEqual([
+      [1, FT.REG, a, '', 0],
+      [2, FT.LNKSAVED, b, a, 1],
+    ]);
+    expect(sent.filter((s) => s.stream === STREAM.MD5_DIGEST).map((s) => [s.fileIndex, s.frames[0]!.equals(md5)])).toEqual([[1, true], [2, true]]);
+    expect(Buffer.concat(sent.filter((s) => s.stream === STREAM.FILE_DATA).flatMap((s) => s.frames)).toString()).toBe('hello');
+    expect([job.totals.files, job.totals.readBytes]).toEqual([2, 5]);
+  });
+
+  it('sends an empty world-readable file as FT_REGE without opening it, a fifo below a File line as FT_SPEC', async () => {
+    const dir = tempDir('entry-kinds');
+    const [empty, fifo] = [path.join(dir, 'empty'), path.join(dir, 'fifo')];
+    writeFileSync(empty, '', { mode: 0o644 });
+    mkfifo(fifo, 0o644);
+    const { job, sent, attributes } = recordingJob();
+    const options = { ...defaultOptions(), readFifo: true };
+    await sendEntry(job, empty, stat(empty), options, false);
+    await sendEntry(job, fifo, stat(fifo), options, false); // not top: readfifo does not apply
+    expect(attributes().map((r) => [r.type, r.fname])).toEqual([[FT.REGE, empty], [FT.SPEC, fifo]]);
+    expect(sent.every((s) => s.stream === STREAM.UNIX_ATTRIBUTES)).toBe(true);
+  });
+
+  it('reports a file it cannot open and sends nothing of it', async () => {
+    const dir = tempDir('entry-gone');
+    const file = path.join(dir, 'f');
+    writeFileSync(file, 'data');
+    const st = stat(file);
+    rmSync(file);
+    const { job, sent } = recordingJob();
+    await sendEntry(job, file, st, defaultOptions(), false);
+    expect(sent).toEqual([]);
+    expect(job.totals.errors).toEqual([expect.stringMatching(new RegExp(`^Cannot open "${file}": .*ENOENT`))]);
+    expect(job.totals.files).toBe(0);
+  });
+});
