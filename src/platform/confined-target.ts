@@ -16,8 +16,7 @@
  */
 import { closeSync, constants, fstatSync, mkdirSync, openSync, type Stats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import koffi from 'koffi';
-import { callError, libcBinding } from './libc.js';
+import { callError, lastErrno, libcBinding } from './libc.js';
 
 
 const O_CLOEXEC = 0o2000000;
@@ -242,7 +241,7 @@ export class ConfinedTarget {
     how.writeBigUInt64LE(BigInt(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), 16);
     const fd = Number(bind('openat2').syscall(SYS_OPENAT2, 'int', this.rootFd, 'str', relative, 'void *', how, 'size_t', 24));
     if (fd >= 0) return fd;
-    const errno = koffi.errno();
+    const errno = lastErrno();
     if (errno === E.ENOSYS || errno === E.EPERM) {
       openat2Works = false; // an old kernel, or a seccomp filter that forbids it: walk
       return -1;
@@ -270,8 +269,8 @@ export class ConfinedTarget {
   private openChildDir(at: number, parts: readonly string[], i: number, create: boolean, mode: number): number {
     const api = bind('openat');
     let fd = api.openat(at, parts[i]!, DIR_FLAGS, 0);
-    if (fd < 0 && koffi.errno() === E.ENOENT && create) {
-      if (bind('mkdirat').mkdirat(at, parts[i]!, mode) !== 0 && koffi.errno() !== E.EEXIST) throw this.failure('mkdir', parts.slice(0, i + 1));
+    if (fd < 0 && lastErrno() === E.ENOENT && create) {
+      if (bind('mkdirat').mkdirat(at, parts[i]!, mode) !== 0 && lastErrno() !== E.EEXIST) throw this.failure('mkdir', parts.slice(0, i + 1));
       fd = api.openat(at, parts[i]!, DIR_FLAGS, 0);
     }
     if (fd < 0) throw this.failure('open', parts.slice(0, i + 1));

@@ -86,3 +86,64 @@ export function mapShared(fd: number, size: number): SharedMapping | null {
     },
   };
 }
+
+// ---- user and group names -----------------------------------------------------------------------
+
+interface Nss {
+  getpwuid_r: (uid: number, out: Record<string, unknown>, buffer: Buffer, size: number, result: [unknown]) => number;
+  getpwnam_r: (name: string, out: Record<string, unknown>, buffer: Buffer, size: number, result: [unknown]) => number;
+  getgrgid_r: (gid: number, out: Record<string, unknown>, buffer: Buffer, size: number, result: [unknown]) => number;
+  getgrnam_r: (name: string, out: Record<string, unknown>, buffer: Buffer, size: number, result: [unknown]) => number;
+}
+
+/** libc's reentrant passwd and group look-ups (what libacl and ls call). */
+const bindNss = libcBinding<Nss>((self) => {
+  // struct passwd and struct group as glibc and musl lay them out (uid_t and gid_t are 32 bits);
+  // unnamed, so that loading this module twice in a process declares no type twice.
+  const passwd = koffi.out(koffi.pointer(koffi.struct({ pw_name: 'char *', pw_passwd: 'char *', pw_uid: 'uint32_t', pw_gid: 'uint32_t', pw_gecos: 'char *', pw_dir: 'char *', pw_shell: 'char *' })));
+  const group = koffi.out(koffi.pointer(koffi.struct({ gr_name: 'char *', gr_passwd: 'char *', gr_gid: 'uint32_t', gr_mem: 'void *' })));
+  const found = koffi.out(koffi.pointer('void *'));
+  return {
+    getpwuid_r: self.func('getpwuid_r', 'int', ['uint32_t', passwd, 'void *', 'size_t', found]) as Nss['getpwuid_r'],
+    getpwnam_r: self.func('getpwnam_r', 'int', ['const char *', passwd, 'void *', 'size_t', found]) as Nss['getpwnam_r'],
+    getgrgid_r: self.func('getgrgid_r', 'int', ['uint32_t', group, 'void *', 'size_t', found]) as Nss['getgrgid_r'],
+    getgrnam_r: self.func('getgrnam_r', 'int', ['const char *', group, 'void *', 'size_t', found]) as Nss['getgrnam_r'],
+  };
+});
+
+const ERANGE = 34;
+/** Where a look-up whose record does not fit stops growing its buffer (libacl grows without end). */
+const MAX_NSS_BUFFER = 1 << 20;
+
+/** One getXXX_r call: the record found, or null (none, or the look-up failed: libacl then uses the number). */
+function lookUp(call: (out: Record<string, unknown>, buffer: Buffer, size: number, result: [unknown]) => number): Record<string, unknown> | null {
+  for (let size = 16 * 1024; size <= MAX_NSS_BUFFER; size *= 2) {
+    const out: Record<string, unknown> = {};
+    const result: [unknown] = [null];
+    const buffer = Buffer.alloc(size);
+    const rc = call(out, buffer, size, result);
+    if (rc === ERANGE) continue;
+    return rc === 0 && result[0] !== null ? out : null;
+  }
+  return null;
+}
+
+const NAMES = 'user and group names';
+/** The name of user `uid` as the system's NSS sources (files, LDAP, ...) give it, or null. */
+export const userNameOf = (uid: number): string | null => (lookUp((o, b, s, r) => bindNss(NAMES).getpwuid_r(uid, o, b, s, r))?.pw_name as string | undefined) ?? null;
+/** The name of group `gid`, or null. */
+export const groupNameOf = (gid: number): string | null => (lookUp((o, b, s, r) => bindNss(NAMES).getgrgid_r(gid, o, b, s, r))?.gr_name as string | undefined) ?? null;
+/** The uid of the user `name`, or null. */
+export const userIdOf = (name: string): number | null => (lookUp((o, b, s, r) => bindNss(NAMES).getpwnam_r(name, o, b, s, r))?.pw_uid as number | undefined) ?? null;
+/** The gid of the group `name`, or null. */
+export const groupIdOf = (name: string): number | null => (lookUp((o, b, s, r) => bindNss(NAMES).getgrnam_r(name, o, b, s, r))?.gr_gid as number | undefined) ?? null;
+
+/** errno of the last libc call made through a binding here (koffi keeps it across its own work). */
+export function lastErrno(): number {
+  return koffi.errno();
+}
+
+/** The size of a C long here, in bytes (8 on the 64-bit Linux agentfd runs on). */
+export function longBytes(): number {
+  return koffi.sizeof('long');
+}

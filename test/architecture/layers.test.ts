@@ -3,6 +3,7 @@
  * import pointing to its own layer or a lower one. Read from the real sources by the two scripts
  * anyone can run by hand: `node scripts/check-imports.mjs` and `node scripts/check-layers.mjs`.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { findCycles, importGraph, type ImportGraph } from '../../scripts/check-imports.mjs';
 import { LAYERS, layerOf, layerProblems } from '../../scripts/check-layers.mjs';
@@ -38,5 +39,12 @@ describe('the layers of src/', () => {
     expect(unplaced).toEqual(['src/somewhere-new/x.ts']);
     expect(upward.map((e) => `${e.from} -> ${e.to}`)).toEqual(['src/volume/writer.ts -> src/jobs/backup.ts']);
     expect(findCycles(bad).map((c) => c.members)).toEqual([['src/jobs/backup.ts', 'src/volume/writer.ts']]);
+  });
+
+  it('binds native code with koffi only in the bindings: native agents, Bacula plugins, libc, kernel32', () => {
+    const BINDINGS = /^src\/(agents\/native\/|agents\/bacula-plugin\/|platform\/libc\.ts$|platform\/kernel32\.ts$)/;
+    const users = [...graph.keys()].filter((file) => /from 'koffi'/.test(readFileSync(file, 'utf8')));
+    expect(users.length).toBeGreaterThan(5);
+    expect(users.filter((file) => !BINDINGS.test(file))).toEqual([]);
   });
 });

@@ -11,13 +11,12 @@
  * little-endian uint32 version 2, then per entry uint16 tag, uint16 perm, uint32 id), which is read
  * and written with the xattr calls of xattr.ts and converted to and from libacl's text here. So
  * agentfd needs no library that a machine may lack, and the text is testable byte for byte; user
- * and group names are looked up through libc (getpwuid_r and friends, through koffi), as libacl
+ * and group names are looked up through libc (getpwuid_r and friends, src/platform/libc.ts), as libacl
  * does. test/bacula-fd/xattr-acl.test.ts checks this text against libacl's own where libacl is
  * installed.
  */
-import koffi from 'koffi';
 import { getXattr, isUnsupported, setXattr } from './xattr.js';
-import { libcBinding } from '../../platform/libc.js';
+import { groupIdOf, groupNameOf, userIdOf, userNameOf } from '../../platform/libc.js';
 
 /** streams.h: the Linux ACL streams, and the deprecated generic ones bacula-fd still restores. */
 export const ACL_STREAM = { LINUX_DEFAULT: 1007, LINUX_ACCESS: 1008, UNIX_ACCESS: 15, UNIX_DEFAULT: 16 } as const;
@@ -137,52 +136,8 @@ export interface IdNames {
   groupId(name: string): number | null;
 }
 
-interface Nss {
-  getpwuid_r: (uid: number, out: Record<string, unknown>, buffer: Buffer, size: number, result: [unknown]) => number;
-  getpwnam_r: (name: string, out: Record<string, unknown>, buffer: Buffer, size: number, result: [unknown]) => number;
-  getgrgid_r: (gid: number, out: Record<string, unknown>, buffer: Buffer, size: number, result: [unknown]) => number;
-  getgrnam_r: (name: string, out: Record<string, unknown>, buffer: Buffer, size: number, result: [unknown]) => number;
-}
-
-/** libc's reentrant passwd and group look-ups (what libacl calls). */
-const bindNss = libcBinding<Nss>((self) => {
-  // struct passwd and struct group as glibc and musl lay them out (uid_t and gid_t are 32 bits);
-  // unnamed, so that loading this module twice in a process declares no type twice.
-  const passwd = koffi.out(koffi.pointer(koffi.struct({ pw_name: 'char *', pw_passwd: 'char *', pw_uid: 'uint32_t', pw_gid: 'uint32_t', pw_gecos: 'char *', pw_dir: 'char *', pw_shell: 'char *' })));
-  const group = koffi.out(koffi.pointer(koffi.struct({ gr_name: 'char *', gr_passwd: 'char *', gr_gid: 'uint32_t', gr_mem: 'void *' })));
-  const found = koffi.out(koffi.pointer('void *'));
-  return {
-    getpwuid_r: self.func('getpwuid_r', 'int', ['uint32_t', passwd, 'void *', 'size_t', found]) as Nss['getpwuid_r'],
-    getpwnam_r: self.func('getpwnam_r', 'int', ['const char *', passwd, 'void *', 'size_t', found]) as Nss['getpwnam_r'],
-    getgrgid_r: self.func('getgrgid_r', 'int', ['uint32_t', group, 'void *', 'size_t', found]) as Nss['getgrgid_r'],
-    getgrnam_r: self.func('getgrnam_r', 'int', ['const char *', group, 'void *', 'size_t', found]) as Nss['getgrnam_r'],
-  };
-});
-
-const ERANGE = 34;
-/** Where a look-up whose record does not fit stops growing its buffer (libacl grows without end). */
-const MAX_NSS_BUFFER = 1 << 20;
-
-/** One getXXX_r call: the record found, or null (none, or the look-up failed: libacl then uses the number). */
-function lookUp(call: (out: Record<string, unknown>, buffer: Buffer, size: number, result: [unknown]) => number): Record<string, unknown> | null {
-  for (let size = 16 * 1024; size <= MAX_NSS_BUFFER; size *= 2) {
-    const out: Record<string, unknown> = {};
-    const result: [unknown] = [null];
-    const buffer = Buffer.alloc(size);
-    const rc = call(out, buffer, size, result);
-    if (rc === ERANGE) continue;
-    return rc === 0 && result[0] !== null ? out : null;
-  }
-  return null;
-}
-
 /** The system's names, through libc: the same NSS sources (files, LDAP, ...) libacl consults. */
-export const systemIdNames: IdNames = {
-  userName: (uid) => (lookUp((o, b, s, r) => bindNss('user and group names').getpwuid_r(uid, o, b, s, r))?.pw_name as string | undefined) ?? null,
-  groupName: (gid) => (lookUp((o, b, s, r) => bindNss('user and group names').getgrgid_r(gid, o, b, s, r))?.gr_name as string | undefined) ?? null,
-  userId: (name) => (lookUp((o, b, s, r) => bindNss('user and group names').getpwnam_r(name, o, b, s, r))?.pw_uid as number | undefined) ?? null,
-  groupId: (name) => (lookUp((o, b, s, r) => bindNss('user and group names').getgrnam_r(name, o, b, s, r))?.gr_gid as number | undefined) ?? null,
-};
+export const systemIdNames: IdNames = { userName: userNameOf, groupName: groupNameOf, userId: userIdOf, groupId: groupIdOf };
 
 // ---- libacl's text ----------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 /**
- * The three libc calls agentfd serve needs and Node does not offer, called through koffi (already
- * how agentfd reaches C code): mkfifo and mknod, to restore fifos and device nodes as bacula-fd's
+ * The three libc calls agentfd serve needs and Node does not offer, called through the one libc
+ * binding (src/platform/libc.ts): mkfifo and mknod, to restore fifos and device nodes as bacula-fd's
  * create_file does, and utimensat with UTIME_OMIT, to put back only a file's access time after
  * reading it (keepatime) without rewriting its mtime. Also openFifo: bacula-fd's timed open of a
  * fifo, for the data of readfifo = yes, both ways.
@@ -16,8 +16,7 @@
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
-import koffi from 'koffi';
-import { callError, libcBinding } from '../../platform/libc.js';
+import { callError, libcBinding, longBytes } from '../../platform/libc.js';
 
 interface Libc {
   mkfifo: (path: string, mode: number) => number;
@@ -50,7 +49,7 @@ export function mknod(path: string, mode: number, rdev: bigint): void {
 export function setAccessTime(path: string, atimeNs: bigint): void {
   const api = bind('utimensat');
   // A 32-bit long would mean the 32-bit time_t ABI, where these times may not fit: not handled.
-  if (koffi.sizeof('long') !== 8) throw Object.assign(new Error('utimensat is only called on 64-bit Linux by agentfd serve'), { code: 'ENOSYS' });
+  if (longBytes() !== 8) throw Object.assign(new Error('utimensat is only called on 64-bit Linux by agentfd serve'), { code: 'ENOSYS' });
   const second = 1_000_000_000n;
   const nanos = ((atimeNs % second) + second) % second;
   const fields = [(atimeNs - nanos) / second, nanos, 0n, BigInt(UTIME_OMIT)];
