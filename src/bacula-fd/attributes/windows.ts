@@ -9,6 +9,9 @@
  *   colon into a separator: where + "C:/x" is <where>/C/x. Without one the name is used as it is.
  *   A component holding '\' (a separator on Windows) or ':' (an alternate data stream) would lead
  *   the write somewhere else than the name says, so such a name is refused (Linux names only).
+ *   This is not agentfd's own mapping (src/agents/filesystem/agent-path.ts, which writes such a
+ *   name escaped, reversibly, and says so): serve's names are the Director's catalog names, and a
+ *   file restored under another name than the one Bacula recorded would be lost to Bacula.
  * - Attributes. A Windows bacula-fd sends its attribute records as STREAM_UNIX_ATTRIBUTES_EX (5)
  *   with attribsEx (findlib/attribs.c encode_attribsEx): dwFileAttributes, creation, last access and
  *   last write FILETIMEs, file size high and low 32 bits, in Bacula base64, space-separated. Every
