@@ -56,7 +56,11 @@ prebuilds)
   [ -n "$(version koffi)" ] && packages+=("@koromix/koffi-win32-x64@$(version koffi)")
   [ -n "$(version rolldown)" ] && packages+=("@rolldown/binding-win32-x64-msvc@$(version rolldown)")
   [ -n "$(version lightningcss)" ] && packages+=("lightningcss-win32-x64-msvc@$(version lightningcss)")
-  [ ${#packages[@]} -eq 0 ] || npm install -q --no-save --force --ignore-scripts --no-audit --no-fund "${packages[@]}"
+  # A node_modules that is a link (a git worktree sharing another checkout's) is installed into
+  # where it points: npm would otherwise replace the link by a folder holding these packages only.
+  install_dir=$ROOT
+  [ -L node_modules ] && install_dir=$(dirname "$(readlink -f node_modules)")
+  [ ${#packages[@]} -eq 0 ] || (cd "$install_dir" && npm install -q --no-save --force --ignore-scripts --no-audit --no-fund "${packages[@]}")
   echo "win32 binaries: ${packages[*]:-none}"
   ;;
 node)
