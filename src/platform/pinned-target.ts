@@ -126,7 +126,7 @@ export class PinnedTarget {
         createFile(osPath, GENERIC_WRITE, FILE_SHARE_READ, mode.exclusive ? CREATE_NEW : OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT),
       );
       try {
-        if (isReparsePoint(handle, osPath)) throw this.refusal('open', parts);
+        if (isReparsePoint(handleAttributes(handle, osPath), osPath)) throw this.refusal('open', parts);
         if (mode.truncate) this.call('open', parts, () => truncateHandle(handle, osPath));
         return handle;
       } catch (error) {
@@ -236,7 +236,7 @@ function pinDirectory(osPath: string, parts: readonly string[]): Handle {
   }
   try {
     const attributes = handleAttributes(handle, osPath);
-    if (!(attributes & FILE_ATTRIBUTE_DIRECTORY) || isReparsePoint(handle, osPath)) {
+    if (!(attributes & FILE_ATTRIBUTE_DIRECTORY) || isReparsePoint(attributes, osPath)) {
       throw new ConfinedError('refused', `${parts.join('/') || osPath} is not a plain directory`, 'ELOOP');
     }
     return handle;
@@ -246,9 +246,12 @@ function pinDirectory(osPath: string, parts: readonly string[]): Handle {
   }
 }
 
-/** Whether the open entry is a reparse point, by its handle and (for Wine's Unix symlinks) by its name. */
-function isReparsePoint(handle: Handle, osPath: string): boolean {
-  if (handleAttributes(handle, osPath) & FILE_ATTRIBUTE_REPARSE_POINT) return true;
+/**
+ * Whether the open entry is a reparse point: by the attributes read through its handle, and (for
+ * Wine's Unix symlinks, which the handle does not show) by its name.
+ */
+function isReparsePoint(attributes: number, osPath: string): boolean {
+  if (attributes & FILE_ATTRIBUTE_REPARSE_POINT) return true;
   const byName = getFileAttributes(osPath);
   return byName !== INVALID_FILE_ATTRIBUTES && (byName & FILE_ATTRIBUTE_REPARSE_POINT) !== 0;
 }
