@@ -41,7 +41,6 @@ export class SharedRegion {
 
   /** A new region (the daemon's side), or null where shared memory is not available. */
   static create(size: number): SharedRegion | null {
-    if (!canMapShared()) return null;
     try {
       return SharedRegion.map(`/dev/shm/agentfd-${process.pid}-${randomBytes(8).toString('hex')}`, size, true);
     } catch {
