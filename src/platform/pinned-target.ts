@@ -104,18 +104,30 @@ export class PinnedTarget {
   withDir<T>(parts: readonly string[], create: boolean, body: (dirPath: string) => T): T {
     if (this.closed) throw new ConfinedError('invalid', `the restore target ${this.target} is closed`);
     const pins: Handle[] = [];
-    const release = () => pins.splice(0).forEach(closeHandle);
-    let result: T;
-    try {
+    return releasing(pins, () => {
       for (let i = 0; i < parts.length; i++) pins.push(this.pinChild(parts.slice(0, i + 1), create));
-      result = body(this.osPath(parts));
-    } catch (error) {
-      release();
-      throw error;
-    }
-    if (result instanceof Promise) return result.finally(release) as T;
-    release();
-    return result;
+      return body(this.osPath(parts));
+    });
+  }
+
+  /**
+   * Run `body` with the path of the entry `parts` itself (a file or a directory), for the calls
+   * that follow a last link (chmod, utimes, open): its parents are pinned, and so is the entry,
+   * opened as itself and refused when it is a reparse point; so those calls reach exactly the
+   * entry that was checked, and nobody can swap it meanwhile. Released when `body` ends.
+   */
+  withEntry<T>(parts: readonly string[], body: (entryPath: string) => T): T {
+    if (parts.length === 0) return this.withDir([], false, body);
+    return this.withDir(parts.slice(0, -1), false, () => {
+      const osPath = this.osPath(parts);
+      let pin: Handle;
+      try {
+        pin = pinEntry(osPath, parts, false);
+      } catch (error) {
+        throw this.named(error, 'open', parts);
+      }
+      return releasing([pin], () => body(osPath));
+    });
   }
 
   /** Open (create) the file `parts` for writing, as an agent's restore_open asks: a HANDLE the caller closes. */
@@ -225,8 +237,32 @@ export class PinnedTarget {
   }
 }
 
+/** Run `body`, then close every handle in `pins` (also those it adds), when it returns or its promise settles. */
+function releasing<T>(pins: Handle[], body: () => T): T {
+  const release = () => pins.splice(0).forEach(closeHandle);
+  let result: T;
+  try {
+    result = body();
+  } catch (error) {
+    release();
+    throw error;
+  }
+  if (result instanceof Promise) return result.finally(release) as T;
+  release();
+  return result;
+}
+
 /** Open `osPath` as a pin: refused (ConfinedError 'refused') unless it is a plain directory. */
 function pinDirectory(osPath: string, parts: readonly string[]): Handle {
+  return pinEntry(osPath, parts, true);
+}
+
+/**
+ * Open `osPath` as a pin (as itself, without FILE_SHARE_DELETE): refused (ConfinedError 'refused')
+ * when it is a reparse point, or, when `directory`, anything but a directory. On a file the pin's
+ * read access (the same bit as FILE_LIST_DIRECTORY) likewise puts it in the sharing checks.
+ */
+function pinEntry(osPath: string, parts: readonly string[], directory: boolean): Handle {
   let handle: Handle;
   try {
     handle = createFile(osPath, PIN_ACCESS, PIN_SHARE, OPEN_EXISTING, PIN_FLAGS);
@@ -236,8 +272,8 @@ function pinDirectory(osPath: string, parts: readonly string[]): Handle {
   }
   try {
     const attributes = handleAttributes(handle, osPath);
-    if (!(attributes & FILE_ATTRIBUTE_DIRECTORY) || isReparsePoint(attributes, osPath)) {
-      throw new ConfinedError('refused', `${parts.join('/') || osPath} is not a plain directory`, 'ELOOP');
+    if ((directory && !(attributes & FILE_ATTRIBUTE_DIRECTORY)) || isReparsePoint(attributes, osPath)) {
+      throw new ConfinedError('refused', `${parts.join('/') || osPath} is not a plain ${directory ? 'directory' : 'file or directory'}`, 'ELOOP');
     }
     return handle;
   } catch (error) {

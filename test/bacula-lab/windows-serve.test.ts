@@ -13,7 +13,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BaculaLab } from '../helpers/bacula-lab.js';
@@ -160,6 +160,25 @@ describe('agentfd serve under Windows node (Wine), with the real Linux Director 
     const restored = path.join(where, 'Z', tree);
     expect(contents(restored)).toEqual(contents(tree));
     expect(mtimes(restored)).toEqual(mtimes(tree));
+  });
+
+  it('a restore under where never writes through a link planted in it: those files fail, nothing lands outside', () => {
+    // Someone who can write in where plants a link where the restore will make "sub dir". Wine
+    // follows a Unix symlink to a directory like a junction, and lstat there shows it as a plain
+    // directory: only the pins (pinned-target.ts) see it, by its reparse-point attribute.
+    const where = path.join(bacula.dir, 'restore-planted');
+    const outside = path.join(bacula.dir, 'outside-planted');
+    mkdirSync(outside, { recursive: true });
+    const restored = path.join(where, 'Z', tree);
+    mkdirSync(restored, { recursive: true });
+    symlinkSync(outside, path.join(restored, 'sub dir'));
+    const { out } = bacula.sh(['restore', String(jobId), winSlashes(where)], true);
+    expect(readdirSync(outside)).toEqual([]);
+    expect(out).toMatch(/sub dir.*(symbolic link|junction|not a plain directory)/);
+    expect(out).not.toMatch(/Termination:\s+Restore OK\s*$/m);
+    // What does not pass through the link is restored as usual.
+    expect(readFileSync(path.join(restored, 'readme.txt'), 'utf8')).toBe(readFileSync(path.join(tree, 'readme.txt'), 'utf8'));
+    expect(lstatSync(path.join(restored, 'sub dir')).isSymbolicLink()).toBe(true);
   });
 
   it('the real Linux bacula-fd restores the Windows backup identically', async () => {

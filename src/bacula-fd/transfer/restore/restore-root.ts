@@ -12,10 +12,12 @@
  * directories (/lib -> usr/lib, /var/run -> /run): restoring /lib/x must write into usr/lib/x,
  * not refuse. So in place the calls take the path as it is, as bacula-fd's do.
  *
- * On Windows under a where the parents are checked by path (lstat: no symlink on the way) before
- * each write, as before: the Windows twin of the primitive (pinned-target.ts) pins directories
- * for synchronous agent calls and is not used here yet, so a directory swapped for a junction
- * between the check and the write is not caught there.
+ * On Windows under a where the same holds through the Windows twin (platform/pinned-target.ts):
+ * every directory from the where down to the entry's parent is opened as itself, refused if it
+ * is a junction or link, and held without FILE_SHARE_DELETE while the call runs, so nobody can
+ * swap it meanwhile; `self` pins the entry too. A name Windows would read as something else (a
+ * ':' that would make an alternate data stream, a trailing dot, a device name) is refused there
+ * rather than written somewhere else.
  */
 import type { Stats } from 'node:fs';
 import { lstat, mkdir, realpath, stat as statFollow } from 'node:fs/promises';
@@ -23,6 +25,7 @@ import path from 'node:path';
 import { AgentfdError } from '../../../errors.js';
 import { ConfinedError, ConfinedTarget } from '../../../platform/confined-target.js';
 import { IS_LINUX, IS_WINDOWS } from '../../../platform/os.js';
+import { PinnedTarget } from '../../../platform/pinned-target.js';
 import { restoreTarget } from '../../attributes/windows.js';
 
 export function codeOf(error: unknown): string {
@@ -46,6 +49,34 @@ export function restorePath(where: string, fname: string, windows = IS_WINDOWS):
   return restoreTarget(where, fname, windows);
 }
 
+/** How a confined root reaches an entry: through its parent (`at`) or as itself (`self`). */
+interface Fence {
+  at<T>(parts: string[], body: (p: string) => T): T;
+  self<T>(parts: string[], body: (p: string) => T): T;
+  close(): void;
+}
+
+/** Linux: every call aimed through /proc/self/fd at what openat2 reached from the where. */
+function linuxFence(root: string): Fence {
+  const confined = ConfinedTarget.open(root);
+  return {
+    at: (parts, body) => confined.atEntry(parts, body),
+    self: (parts, body) => confined.withEntry(parts, (p) => body(p)),
+    close: () => confined.close(),
+  };
+}
+
+/** Windows: every call by the entry's path, with the directories on the way pinned meanwhile. */
+function windowsFence(root: string): Fence {
+  const pinned = PinnedTarget.open(root);
+  return {
+    at: (parts, body) =>
+      parts.length === 0 ? pinned.withDir([], false, body) : pinned.withDir(parts.slice(0, -1), false, () => body(pinned.osPath(parts))),
+    self: (parts, body) => pinned.withEntry(parts, body),
+    close: () => pinned.close(),
+  };
+}
+
 export class RestoreRoot {
   private readonly verified = new Set<string>();
   /** Directories this restore made: replace=never still sets their attributes (bacula-fd's path_list). */
@@ -55,7 +86,7 @@ export class RestoreRoot {
     readonly root: string,
     /** Under a where (not in place): no symlink on the way is followed. */
     readonly confined: boolean,
-    private readonly fenced: ConfinedTarget | null,
+    private readonly fenced: Fence | null,
   ) {
     this.verified.add(root);
   }
@@ -65,7 +96,7 @@ export class RestoreRoot {
     try {
       await mkdir(where, { recursive: true });
       const root = await realpath(where);
-      return new RestoreRoot(root, true, IS_LINUX ? ConfinedTarget.open(root) : null);
+      return new RestoreRoot(root, true, IS_LINUX ? linuxFence(root) : IS_WINDOWS ? windowsFence(root) : null);
     } catch (error) {
       throw new AgentfdError('E_RESTORE_PATH', `the restore's where "${where}" cannot be used as a directory (${codeOf(error)}); give a directory agentfd may create or write`);
     }
@@ -79,19 +110,19 @@ export class RestoreRoot {
   /**
    * Run `body` with a path for `target` that the calls not following a last symlink (lstat, mkdir,
    * mknod, symlink, link, unlink, lchown, lutimes, lsetxattr, open with O_NOFOLLOW) may use: under
-   * a where on Linux it reaches the entry only through its parent as opened from the where.
+   * a where it reaches the entry only through its parent, reached from the where (pinned on Windows).
    */
   at<T>(target: string, body: (p: string) => T | Promise<T>): Promise<T> {
-    return this.fence(target, body, (fenced, parts, aimed) => fenced.atEntry(parts, aimed));
+    return this.fence(target, body, (fenced, parts, aimed) => fenced.at(parts, aimed));
   }
 
   /**
    * Run `body` with a path for `target` itself, for the calls that follow a last symlink (chmod,
-   * chown, utimes, open): under a where on Linux the entry, opened without following it, and
-   * refused when it is a symlink.
+   * chown, utimes, open): under a where the entry, opened (pinned) without following it, and
+   * refused when it is a symlink or junction.
    */
   self<T>(target: string, body: (p: string) => T | Promise<T>): Promise<T> {
-    return this.fence(target, body, (fenced, parts, aimed) => fenced.withEntry(parts, (p) => aimed(p)));
+    return this.fence(target, body, (fenced, parts, aimed) => fenced.self(parts, aimed));
   }
 
   /** The directories above `target`, made when missing with `mode`. */
@@ -160,7 +191,7 @@ export class RestoreRoot {
   private async fence<T>(
     target: string,
     body: (p: string) => T | Promise<T>,
-    confine: (fenced: ConfinedTarget, parts: string[], aimed: (p: string) => T | Promise<T>) => T | Promise<T>,
+    confine: (fenced: Fence, parts: string[], aimed: (p: string) => T | Promise<T>) => T | Promise<T>,
   ): Promise<T> {
     if (!this.fenced) return await body(target);
     const parts = path.relative(this.root, target).split(path.sep).filter((p) => p.length > 0);
