@@ -53,6 +53,12 @@ const TERM = { ok: 84, errors: 69, fatal: 102, cancelled: 65 } as const;
 const JMSG_PREFIX: Record<number, string> = { 3: 'Fatal error: ', 4: 'Error: ', 5: 'Warning: ' };
 const LEVELS: Record<string, string> = { full: 'F', incremental: 'I', differential: 'D', since: 'I' };
 
+/** A Director command this client knows: its pattern, and what answers it (false: the conversation ends). */
+interface Command {
+  pattern: RegExp;
+  run: (match: RegExpExecArray, command: string) => Promise<boolean>;
+}
+
 export class DirectorSession {
   private job: JobRecord | null = null;
   private sdId = '0';
@@ -169,145 +175,161 @@ export class DirectorSession {
     this.host.finished(this.job);
   }
 
+  /**
+   * The Director's commands, in the order they are tried: a pattern and its handler, which
+   * answers and says whether the conversation goes on. What matches none of them is a client run
+   * script's command (run-scripts.ts), or else refused as bacula-fd refuses it.
+   */
+  private readonly commands: readonly Command[] = [
+    { pattern: /^JobId=(\d+) Job=(\S+) SDid=(\d+) SDtime=(\d+) Authorization=(\S+)/, run: (m) => this.jobCommand(m) },
+    { pattern: /^level = (\S+)/, run: (m, command) => this.levelCommand(m[1]!, command) },
+    { pattern: /^fileset/, run: () => this.filesetCommand() },
+    { pattern: /^storage address=(\S+) port=(\d+) ssl=(\d+)(?: Authorization=(\S+))?/, run: (m) => this.storageCommand(m) },
+    { pattern: /^backup/, run: async () => (await this.backup(), false) },
+    {
+      pattern: /^restore (?:files=\d+ )?replace=(\S) prelinks=(\d+) where=(.*)$/s,
+      run: async (m) => {
+        this.where = unbashSpaces(m[3]!.replace(/\n$/, ''));
+        await this.restore(parseReplace(m[1]!), m[2] === '1');
+        return true;
+      },
+    },
+    { pattern: /^endrestore/, run: async () => (await this.endJob(), false) },
+    { pattern: /^\.?status/, run: (_m, command) => this.statusCommand(command.startsWith('.')) },
+    { pattern: /^estimate listing=(\d+)/, run: (m) => this.estimateCommand(m[1] !== '0') },
+    { pattern: /^cancel Job=(\S+)/, run: (m) => this.cancelCommand(m[1]!) },
+    { pattern: /^setdebug=/, run: (_m, command) => this.answer(`2000 OK ${command.trim()}\n`) },
+    { pattern: /^setbandwidth=/, run: () => this.answer('2000 OK Bandwidth\n') },
+    {
+      // Accurate mode: the previous jobs' files; the backup compares with them and reports deletions.
+      pattern: /^accurate files=\d+/,
+      run: async () => {
+        this.accurate = await AccurateList.receive(this.bsock);
+        return true;
+      },
+    },
+  ];
+
   /** One command; false ends the conversation. */
   private async dispatch(command: string): Promise<boolean> {
-    const send = (text: string) => this.bsock.send(text);
-    let m: RegExpExecArray | null;
-    if ((m = /^JobId=(\d+) Job=(\S+) SDid=(\d+) SDtime=(\d+) Authorization=(\S+)/.exec(command))) {
-      this.sdId = m[3]!;
-      this.sdTime = m[4]!;
-      this.sessionKey = m[5]!;
-      if (m[1] !== '0') {
-        const job: JobRecord = { jobId: Number(m[1]), job: m[2]!, kind: 'unknown', level: '-', started: new Date(), ended: null, files: 0, bytes: 0, termCode: null, errors: [], cancelled: false };
-        try {
-          this.host.register(job);
-        } catch (error) {
-          // Too many jobs: the Director is told why (in the job's report) and gets bacula-fd's refusal.
-          this.host.log('warning', `job ${job.jobId} (${job.job}) refused: ${messageOf(error)}`);
-          await this.jmsg(3, `${this.host.clientName} refused the job: ${messageOf(error)}`, job.jobId).catch(() => undefined);
-          await send('2901 Bad Job\n');
-          return false;
-        }
-        this.job = job;
-      }
-      await send(`2000 OK Job ${HOST_VERSION} (agentfd) ${os.arch()}-${process.platform},agentfd,${HOST_VERSION}`);
-      return true;
-    }
-    if ((m = /^level = (\S+)/.exec(command))) {
-      const level = m[1]!;
-      if (level === 'since_utime') {
-        this.since = BigInt(/since_utime (\d+)/.exec(command)?.[1] ?? '0');
-        this.previousJob = /prev_job=(\S+)/.exec(command)?.[1] ?? '';
-        await this.bsock.sendSignal(BNET.EOD);
-        await send('2000 OK level\n');
-        return true;
-      }
-      if (this.job) this.job.level = LEVELS[level.replace(/^accurate_/, '')] ?? level;
-      if (level === 'incremental' || level === 'differential' || level === 'accurate_incremental' || level === 'accurate_differential') return true; // since_utime follows
-      await send('2000 OK level\n');
-      return true;
-    }
-    if (command.startsWith('fileset')) {
-      const items: string[] = [];
-      for (;;) {
-        const item = await this.bsock.receive();
-        if (item.kind === 'signal') {
-          if (item.signal === BNET.EOD) break;
-          continue;
-        }
-        items.push(item.data.toString('utf8').replace(/\0$/, ''));
-      }
-      this.fileset = parseFileSet(items);
-      if (this.fileset.error) {
-        // bacula-fd fails the job on a FileSet it cannot use (a bad regex, an unknown item).
-        const problem = `the FileSet cannot be used: ${this.fileset.error}`;
-        this.job?.errors.push(problem);
-        await this.jmsg(3, problem).catch(() => undefined);
-        await send(`2902 Bad FileSet: ${this.fileset.error}\n`);
-        return true;
-      }
-      // `F |command` and `F <file` entries name files on this client: expanded now, as bacula-fd does.
-      try {
-        await expandFileLists(this.fileset, { codes: jobCodes(this.scriptHost(), 'R'), isCancelled: this.stopping });
-      } catch (error) {
-        this.job?.errors.push(messageOf(error));
-        await this.jmsg(3, messageOf(error)).catch(() => undefined);
-        await send(`2902 Bad FileSet: ${messageOf(error)}\n`);
-        return true;
-      }
-      await send('2000 OK include\n');
-      return true;
-    }
-    if ((m = /^storage address=(\S+) port=(\d+) ssl=(\d+)(?: Authorization=(\S+))?/.exec(command))) {
-      if (m[4]) this.sessionKey = m[4];
-      try {
-        this.sd = await StorageDaemon.connect(m[1]!, Number(m[2]), this.job?.job ?? 'unknown', this.sessionKey, this.host.clientName, this.host.tls);
-      } catch (error) {
-        this.host.log('error', messageOf(error));
-        this.job?.errors.push(messageOf(error));
-        await this.jmsg(3, messageOf(error)).catch(() => undefined); // so the job's report says why
-        await send('2902 Bad storage\n');
-        return true;
-      }
-      await send('2000 OK storage\n');
-      return true;
-    }
-    if (command.startsWith('backup')) {
-      await this.backup();
-      return false;
-    }
-    if ((m = /^restore (?:files=\d+ )?replace=(\S) prelinks=(\d+) where=(.*)$/s.exec(command))) {
-      this.where = unbashSpaces(m[3]!.replace(/\n$/, ''));
-      await this.restore(parseReplace(m[1]!), m[2] === '1');
-      return true;
-    }
-    if (command.startsWith('endrestore')) {
-      await this.endJob();
-      return false;
-    }
-    if (command.startsWith('.status') || command.startsWith('status')) {
-      if (command.startsWith('.status')) await send('2000 OK .status\n');
-      for (const line of this.host.statusLines()) await send(line);
-      await this.bsock.sendSignal(BNET.EOD);
-      return true;
-    }
-    if ((m = /^estimate listing=(\d+)/.exec(command))) {
-      const found = await estimate({ fileset: this.fileset, since: this.since, isCancelled: () => false, log: () => undefined });
-      if (m[1] !== '0') for (const line of found.listing) await send(line);
-      await send(`2000 OK estimate files=${found.files} bytes=${found.bytes}\n`);
-      await this.bsock.sendSignal(BNET.EOD);
-      return true;
-    }
-    if ((m = /^cancel Job=(\S+)/.exec(command))) {
-      const job = m[1]!;
-      await send(this.host.cancel(job) ? `2001 Job "${job}" marked to be canceled.\n` : `2901 Job "${job}" not found.\n`);
-      await this.bsock.sendSignal(BNET.EOD); // the Director reads the answer up to EOD, as for status
-      return true;
-    }
-    if (command.startsWith('setdebug=')) {
-      await send(`2000 OK ${command.trim()}\n`);
-      return true;
-    }
-    if (command.startsWith('setbandwidth=')) {
-      await send('2000 OK Bandwidth\n');
-      return true;
+    for (const { pattern, run } of this.commands) {
+      const match = pattern.exec(command);
+      if (match) return await run(match, command);
     }
     // Client run scripts (run-scripts.ts): kept, or run now (RunBeforeJob, RunBeforeNow). When one
     // fails the job, bacula-fd answers 2905 and ends the job: after-scripts, then 2800 End Job.
     const scripted = await this.scripts.command(command);
     if (scripted) {
-      await send(scripted.reply);
+      await this.bsock.send(scripted.reply);
       if (scripted.goOn) return true;
       await this.endJob();
       return false;
     }
-    if (/^accurate files=\d+/.test(command)) {
-      // Accurate mode: the previous jobs' files; the backup compares with them and reports deletions.
-      this.accurate = await AccurateList.receive(this.bsock);
-      return true;
-    }
-    await send('2999 Invalid command\n');
+    await this.bsock.send('2999 Invalid command\n');
     return false;
+  }
+
+  /** Send `text` and go on. */
+  private async answer(text: string): Promise<boolean> {
+    await this.bsock.send(text);
+    return true;
+  }
+
+  /** The job's identity and the SD session it will use; JobId=0 is a console's connection (status, estimate). */
+  private async jobCommand(m: RegExpExecArray): Promise<boolean> {
+    this.sdId = m[3]!;
+    this.sdTime = m[4]!;
+    this.sessionKey = m[5]!;
+    if (m[1] !== '0') {
+      const job: JobRecord = { jobId: Number(m[1]), job: m[2]!, kind: 'unknown', level: '-', started: new Date(), ended: null, files: 0, bytes: 0, termCode: null, errors: [], cancelled: false };
+      try {
+        this.host.register(job);
+      } catch (error) {
+        // Too many jobs: the Director is told why (in the job's report) and gets bacula-fd's refusal.
+        this.host.log('warning', `job ${job.jobId} (${job.job}) refused: ${messageOf(error)}`);
+        await this.jmsg(3, `${this.host.clientName} refused the job: ${messageOf(error)}`, job.jobId).catch(() => undefined);
+        await this.bsock.send('2901 Bad Job\n');
+        return false;
+      }
+      this.job = job;
+    }
+    return this.answer(`2000 OK Job ${HOST_VERSION} (agentfd) ${os.arch()}-${process.platform},agentfd,${HOST_VERSION}`);
+  }
+
+  /** The level; an incremental or differential is answered after its since_utime line. */
+  private async levelCommand(level: string, command: string): Promise<boolean> {
+    if (level === 'since_utime') {
+      this.since = BigInt(/since_utime (\d+)/.exec(command)?.[1] ?? '0');
+      this.previousJob = /prev_job=(\S+)/.exec(command)?.[1] ?? '';
+      await this.bsock.sendSignal(BNET.EOD);
+      return this.answer('2000 OK level\n');
+    }
+    if (this.job) this.job.level = LEVELS[level.replace(/^accurate_/, '')] ?? level;
+    if (/^(accurate_)?(incremental|differential)$/.test(level)) return true; // since_utime follows
+    return this.answer('2000 OK level\n');
+  }
+
+  /** The FileSet's items up to EOD; `F |command` and `F <file` entries are expanded now, as bacula-fd does. */
+  private async filesetCommand(): Promise<boolean> {
+    const items: string[] = [];
+    for (;;) {
+      const item = await this.bsock.receive();
+      if (item.kind === 'signal') {
+        if (item.signal === BNET.EOD) break;
+        continue;
+      }
+      items.push(item.data.toString('utf8').replace(/\0$/, ''));
+    }
+    this.fileset = parseFileSet(items);
+    // bacula-fd fails the job on a FileSet it cannot use (a bad regex, an unknown item).
+    if (this.fileset.error) return this.refuseFileSet(`the FileSet cannot be used: ${this.fileset.error}`, this.fileset.error);
+    try {
+      await expandFileLists(this.fileset, { codes: jobCodes(this.scriptHost(), 'R'), isCancelled: this.stopping });
+    } catch (error) {
+      return this.refuseFileSet(messageOf(error), messageOf(error));
+    }
+    return this.answer('2000 OK include\n');
+  }
+
+  private async refuseFileSet(problem: string, reason: string): Promise<boolean> {
+    this.job?.errors.push(problem);
+    await this.jmsg(3, problem).catch(() => undefined);
+    return this.answer(`2902 Bad FileSet: ${reason}\n`);
+  }
+
+  /** Connect to the Storage Daemon the Director names; a failure is told in the job's report. */
+  private async storageCommand(m: RegExpExecArray): Promise<boolean> {
+    if (m[4]) this.sessionKey = m[4];
+    try {
+      this.sd = await StorageDaemon.connect(m[1]!, Number(m[2]), this.job?.job ?? 'unknown', this.sessionKey, this.host.clientName, this.host.tls);
+    } catch (error) {
+      this.host.log('error', messageOf(error));
+      this.job?.errors.push(messageOf(error));
+      await this.jmsg(3, messageOf(error)).catch(() => undefined); // so the job's report says why
+      return this.answer('2902 Bad storage\n');
+    }
+    return this.answer('2000 OK storage\n');
+  }
+
+  private async statusCommand(dotted: boolean): Promise<boolean> {
+    if (dotted) await this.bsock.send('2000 OK .status\n');
+    for (const line of this.host.statusLines()) await this.bsock.send(line);
+    await this.bsock.sendSignal(BNET.EOD);
+    return true;
+  }
+
+  private async estimateCommand(listing: boolean): Promise<boolean> {
+    const found = await estimate({ fileset: this.fileset, since: this.since, isCancelled: () => false, log: () => undefined });
+    if (listing) for (const line of found.listing) await this.bsock.send(line);
+    await this.bsock.send(`2000 OK estimate files=${found.files} bytes=${found.bytes}\n`);
+    await this.bsock.sendSignal(BNET.EOD);
+    return true;
+  }
+
+  private async cancelCommand(job: string): Promise<boolean> {
+    await this.bsock.send(this.host.cancel(job) ? `2001 Job "${job}" marked to be canceled.\n` : `2901 Job "${job}" not found.\n`);
+    await this.bsock.sendSignal(BNET.EOD); // the Director reads the answer up to EOD, as for status
+    return true;
   }
 
   /** A job's warnings and errors go to the Director as job messages (info stays local). */
