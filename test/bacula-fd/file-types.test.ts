@@ -16,13 +16,13 @@ import net from 'node:net';
 import path from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { sendBackup, type BackupRun, type StreamSink } from '../../src/bacula-fd/transfer/backup.js';
-import { parseFileSet } from '../../src/bacula-fd/fileset/fileset.js';
+import { sendBackup, type BackupRun } from '../../src/bacula-fd/transfer/backup.js';
 import { mkfifo, mknod } from '../../src/bacula-fd/attributes/special-files.js';
-import { FT, STREAM, decodeAttributes, decodeLStat } from '../../src/bacula-fd/attributes/lstat.js';
+import { FT, STREAM } from '../../src/bacula-fd/attributes/lstat.js';
 import { receiveRestore, type ReplaceMode } from '../../src/bacula-fd/transfer/restore.js';
 import type { SdRecord } from '../../src/bacula-fd/transfer/storage-daemon.js';
 import { tempDir } from '../helpers/native.js';
+import { filesetOf, recordingSd, sentAttributes, type Sent } from './backup/job.js';
 import { attrRecord } from './records.js';
 
 const IS_ROOT = process.getuid?.() === 0;
@@ -41,31 +41,12 @@ function scratch(prefix: string): string {
   return dir;
 }
 
-interface Sent {
-  fileIndex: number;
-  stream: number;
-  length: string;
-  frames: Buffer[];
-}
-
 /** Back up `files` with the FileSet option letters `letters`; everything the SD would get. */
 async function backup(files: string[], letters: string, extra: Partial<BackupRun> = {}) {
-  const sent: Sent[] = [];
+  const { sd, sent } = recordingSd();
   const logs: string[] = [];
-  const sd: StreamSink = {
-    async sendStream(fileIndex, stream, length, frames) {
-      const got: Buffer[] = [];
-      for await (const frame of frames) got.push(Buffer.from(frame));
-      sent.push({ fileIndex, stream, length: String(length), frames: got });
-      return got.reduce((n, f) => n + f.length, 0);
-    },
-  };
-  const fileset = parseFileSet(['I', `O ${letters}`, 'N', ...files.map((f) => `F ${f}`), 'N']);
-  const totals = await sendBackup({ sd, fileset, since: null, isCancelled: () => false, log: (level, m) => logs.push(`${level}: ${m}`), ...extra });
-  const attributes = sent.filter((s) => s.stream === STREAM.UNIX_ATTRIBUTES).map((s) => {
-    const record = decodeAttributes(s.frames[0]!);
-    return { ...record, stat: decodeLStat(record.lstat) };
-  });
+  const totals = await sendBackup({ sd, fileset: filesetOf(letters, files), since: null, isCancelled: () => false, log: (level, m) => logs.push(`${level}: ${m}`), ...extra });
+  const attributes = sentAttributes(sent);
   const byName = (fname: string) => attributes.find((a) => a.fname === fname)!;
   const streamsOf = (fileIndex: number) => sent.filter((s) => s.fileIndex === fileIndex && s.stream !== STREAM.UNIX_ATTRIBUTES);
   return { sent, logs, totals, attributes, byName, streamsOf };
@@ -202,7 +183,7 @@ describe('backup of fifos, devices and sockets', () => {
     const rec = byName(fifo);
     expect(rec.type).toBe(FT.FIFO);
     const streams = streamsOf(rec.fileIndex);
-    expect(streams.map((s) => [s.stream, s.length])).toEqual([[STREAM.FILE_DATA, '0']]);
+    expect(streams.map((s) => [s.stream, s.length])).toEqual([[STREAM.FILE_DATA, 0n]]);
     expect(Buffer.concat(streams[0]!.frames).toString()).toBe('through the pipe');
   });
 
@@ -242,7 +223,7 @@ describe('sparse = yes (streams 6 and 7)', () => {
     expect(rec.stat.dataStream).toBe(STREAM.SPARSE_DATA);
     expect(byName(`${root}/`).stat.dataStream).toBe(STREAM.SPARSE_DATA); // the directory's LStat too
     const [data, digest] = streamsOf(rec.fileIndex);
-    expect([data!.stream, data!.length]).toEqual([STREAM.SPARSE_DATA, String(size)]);
+    expect([data!.stream, data!.length]).toEqual([STREAM.SPARSE_DATA, BigInt(size)]);
     const offsets = data!.frames.map((f) => Number(f.readBigUInt64BE(0)));
     // Block 0 (head), block 7 (middle), and the last, short one (always sent, zeros or not).
     expect(offsets).toEqual([0, 7 * BLOCK, 20 * BLOCK]);

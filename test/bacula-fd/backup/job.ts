@@ -15,9 +15,9 @@ export function filesetOf(letters: string, files: string[], more: string[] = [])
   return parseFileSet(['I', `O ${letters}`, ...more, 'N', ...files.map((f) => `F ${f}`), 'N']);
 }
 
-export function recordingJob(run: Partial<BackupRun> = {}) {
+/** A Storage Daemon that keeps every stream as it would get it: each one's file index, stream number, declared length and frames. */
+export function recordingSd(): { sd: StreamSink; sent: Sent[] } {
   const sent: Sent[] = [];
-  const logs: string[] = [];
   const sd: StreamSink = {
     async sendStream(fileIndex, stream, length, frames) {
       const got: Buffer[] = [];
@@ -26,11 +26,20 @@ export function recordingJob(run: Partial<BackupRun> = {}) {
       return got.reduce((n, f) => n + f.length, 0);
     },
   };
-  const job = new BackupJob({ sd, fileset: filesetOf('', []), since: null, isCancelled: () => false, log: (level, m) => logs.push(`${level}: ${m}`), ...run }, newTotals());
-  /** The attributes records sent, decoded, in order. */
-  const attributes = () => sent.filter((s) => s.stream === STREAM.UNIX_ATTRIBUTES).map((s) => {
+  return { sd, sent };
+}
+
+/** The attributes records among `sent`, decoded, in order. */
+export function sentAttributes(sent: readonly Sent[]) {
+  return sent.filter((s) => s.stream === STREAM.UNIX_ATTRIBUTES).map((s) => {
     const record = decodeAttributes(s.frames[0]!);
     return { ...record, stat: decodeLStat(record.lstat) };
   });
-  return { job, sent, logs, attributes };
+}
+
+export function recordingJob(run: Partial<BackupRun> = {}) {
+  const { sd, sent } = recordingSd();
+  const logs: string[] = [];
+  const job = new BackupJob({ sd, fileset: filesetOf('', []), since: null, isCancelled: () => false, log: (level, m) => logs.push(`${level}: ${m}`), ...run }, newTotals());
+  return { job, sent, logs, attributes: () => sentAttributes(sent) };
 }
