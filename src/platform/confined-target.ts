@@ -16,6 +16,7 @@
  */
 import { closeSync, constants, fstatSync, mkdirSync, openSync, type Stats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import { cPath } from './byte-names.js';
 import { callError, lastErrno, libcBinding } from './libc.js';
 
 
@@ -39,15 +40,24 @@ interface Libc {
   syscall: (...args: unknown[]) => number | bigint;
 }
 
-const bind = libcBinding<Libc>((self) => ({
-  openat: self.func('int openat(int dirfd, const char *path, int flags, uint32_t mode)') as Libc['openat'],
-  mkdirat: self.func('int mkdirat(int dirfd, const char *path, uint32_t mode)') as Libc['mkdirat'],
-  symlinkat: self.func('int symlinkat(const char *target, int dirfd, const char *path)') as Libc['symlinkat'],
-  renameat: self.func('int renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath)') as Libc['renameat'],
-  unlinkat: self.func('int unlinkat(int dirfd, const char *path, int flags)') as Libc['unlinkat'],
-  utimensat: self.func('int utimensat(int dirfd, const char *path, void *times, int flags)') as Libc['utimensat'],
-  syscall: self.func('long syscall(long number, ...)') as Libc['syscall'],
-}));
+// Every name goes to C as its bytes (cPath): a name that is not UTF-8 is restored as it was saved.
+const bind = libcBinding<Libc>((self) => {
+  const openat = self.func('int openat(int dirfd, const char *path, int flags, uint32_t mode)');
+  const mkdirat = self.func('int mkdirat(int dirfd, const char *path, uint32_t mode)');
+  const symlinkat = self.func('int symlinkat(const char *target, int dirfd, const char *path)');
+  const renameat = self.func('int renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath)');
+  const unlinkat = self.func('int unlinkat(int dirfd, const char *path, int flags)');
+  const utimensat = self.func('int utimensat(int dirfd, const char *path, void *times, int flags)');
+  return {
+    openat: (dirfd, path, flags, mode) => openat(dirfd, cPath(path), flags, mode) as number,
+    mkdirat: (dirfd, path, mode) => mkdirat(dirfd, cPath(path), mode) as number,
+    symlinkat: (target, dirfd, path) => symlinkat(cPath(target), dirfd, cPath(path)) as number,
+    renameat: (olddirfd, oldpath, newdirfd, newpath) => renameat(olddirfd, cPath(oldpath), newdirfd, cPath(newpath)) as number,
+    unlinkat: (dirfd, path, flags) => unlinkat(dirfd, cPath(path), flags) as number,
+    utimensat: (dirfd, path, times, flags) => utimensat(dirfd, cPath(path), times, flags) as number,
+    syscall: self.func('long syscall(long number, ...)') as Libc['syscall'],
+  };
+});
 
 /** Why a confined call failed: `refused` when the path would leave the target. */
 export class ConfinedError extends Error {
@@ -239,7 +249,8 @@ export class ConfinedTarget {
     const how = Buffer.alloc(24);
     how.writeBigUInt64LE(BigInt(DIR_FLAGS), 0);
     how.writeBigUInt64LE(BigInt(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), 16);
-    const fd = Number(bind('openat2').syscall(SYS_OPENAT2, 'int', this.rootFd, 'str', relative, 'void *', how, 'size_t', 24));
+    const path = cPath(relative);
+    const fd = Number(bind('openat2').syscall(SYS_OPENAT2, 'int', this.rootFd, typeof path === 'string' ? 'str' : 'void *', path, 'void *', how, 'size_t', 24));
     if (fd >= 0) return fd;
     const errno = lastErrno();
     if (errno === E.ENOSYS || errno === E.EPERM) {

@@ -25,6 +25,7 @@
  */
 import { opendir, readdir } from 'node:fs/promises';
 import { orderedMap } from './ordered-map.js';
+import { decodeName, fsPath } from '../../platform/byte-names.js';
 
 /** A directory's names sorted by their bytes (readdir's own order differs between systems). */
 export async function namesInByteOrder(dirPath: string): Promise<Buffer[]> {
@@ -34,11 +35,12 @@ export async function namesInByteOrder(dirPath: string): Promise<Buffer[]> {
 
 /**
  * A directory's names in the order the file system gives them (readdir(3)), as bacula-fd walks.
- * Through opendir: fs.readdir sorts them (libuv's scandir does).
+ * Through opendir: fs.readdir sorts them (libuv's scandir does). Each name as its bytes
+ * (platform/byte-names.ts), so a name that is not UTF-8 is found again by lstat and open.
  */
 export async function namesInReaddirOrder(dirPath: string): Promise<string[]> {
   const names: string[] = [];
-  for await (const entry of await opendir(dirPath)) names.push(entry.name);
+  for await (const entry of await opendir(fsPath(dirPath), { encoding: 'buffer' as BufferEncoding })) names.push(decodeName(entry.name as unknown as Buffer)); // Node's types lack 'buffer' here; it works
   return names;
 }
 

@@ -6,6 +6,7 @@
  */
 import type { BigIntStats } from 'node:fs';
 import { baculaBase64FromInt, baculaBase64ToInt } from '../wire/base64.js';
+import { decodeName, encodeName } from '../../platform/byte-names.js';
 
 /** File types (FT_* in findlib/find.h), the second field of an attribute record. */
 export const FT = {
@@ -250,7 +251,7 @@ export function encodeAttributes(r: AttributeRecord): Buffer {
     `${r.fileIndex} ${r.type} ${withoutNul('fname', r.fname)}\0` +
     `${withoutNul('LStat', r.lstat)}\0${withoutNul('link', r.link)}\0${withoutNul('attribsEx', r.attribsEx)}\0` +
     `${r.deltaSeq}\0`;
-  return Buffer.from(text, 'utf8');
+  return encodeName(text); // the name and link target as their bytes (platform/byte-names.ts)
 }
 
 /** Printable start of a bad record for error messages (it may be binary garbage). */
@@ -279,7 +280,7 @@ export function decodeAttributes(payload: Buffer): AttributeRecord {
   if (fields.length < 2) {
     throw new SyntaxError(`attribute record has no LStat field: ${preview(payload)}`);
   }
-  const head = (fields[0] as Buffer).toString('utf8');
+  const head = decodeName(fields[0] as Buffer);
   const match = /^(-?\d+) (-?\d+) /.exec(head);
   if (!match) {
     throw new SyntaxError(`attribute record does not start with "<FileIndex> <Type> ": ${preview(payload)}`);
@@ -293,7 +294,7 @@ export function decodeAttributes(payload: Buffer): AttributeRecord {
     type: Number(match[2]),
     fname: head.slice(match[0].length),
     lstat: (fields[1] as Buffer).toString('utf8'),
-    link: fields[2]?.toString('utf8') ?? '',
+    link: fields[2] ? decodeName(fields[2]) : '',
     attribsEx: fields[3]?.toString('utf8') ?? '',
     deltaSeq: deltaText === '' ? 0 : Number(deltaText),
   };

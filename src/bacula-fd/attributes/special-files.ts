@@ -17,6 +17,7 @@ import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { callError, libcBinding, longBytes } from '../../platform/libc.js';
+import { cPath, type FsPath } from '../../platform/byte-names.js';
 
 interface Libc {
   mkfifo: (path: string, mode: number) => number;
@@ -29,11 +30,17 @@ const AT_SYMLINK_NOFOLLOW = 0x100;
 /** timespec.tv_nsec meaning "leave this time as it is" (linux/stat.h). */
 const UTIME_OMIT = (1 << 30) - 2;
 
-const bind = libcBinding<Libc>((self) => ({
-  mkfifo: self.func('int mkfifo(const char *path, uint32_t mode)') as Libc['mkfifo'],
-  mknod: self.func('int mknod(const char *path, uint32_t mode, uint64_t dev)') as Libc['mknod'],
-  utimensat: self.func('int utimensat(int dirfd, const char *path, void *times, int flags)') as Libc['utimensat'],
-}));
+// A path goes to C as its bytes (cPath): names that are not UTF-8 too.
+const bind = libcBinding<Libc>((self) => {
+  const mkfifo = self.func('int mkfifo(const char *path, uint32_t mode)');
+  const mknod = self.func('int mknod(const char *path, uint32_t mode, uint64_t dev)');
+  const utimensat = self.func('int utimensat(int dirfd, const char *path, void *times, int flags)');
+  return {
+    mkfifo: (path, mode) => mkfifo(cPath(path), mode) as number,
+    mknod: (path, mode, dev) => mknod(cPath(path), mode, dev) as number,
+    utimensat: (dirfd, path, times, flags) => utimensat(dirfd, cPath(path), times, flags) as number,
+  };
+});
 
 /** mkfifo(path, mode): a named pipe. The umask applies, as for any create. */
 export function mkfifo(path: string, mode: number): void {
@@ -67,7 +74,7 @@ export const FIFO_OPEN_TIMEOUT_MS = 60_000;
  * cancelled, so on timeout we unblock it by being the peer for a moment (an O_NONBLOCK open of the
  * other side, which never waits), close both ends, and throw.
  */
-export async function openFifo(path: string, mode: 'read' | 'write', timeoutMs = FIFO_OPEN_TIMEOUT_MS): Promise<FileHandle> {
+export async function openFifo(path: FsPath, mode: 'read' | 'write', timeoutMs = FIFO_OPEN_TIMEOUT_MS): Promise<FileHandle> {
   const opening = open(path, mode === 'read' ? constants.O_RDONLY : constants.O_WRONLY);
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<null>((resolve) => {

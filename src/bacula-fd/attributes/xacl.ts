@@ -20,6 +20,7 @@ import { lstatSync } from 'node:fs';
 import { FT } from './lstat.js';
 import { ACL_STREAM, readAclText, writeAclText, type AclKind } from './acl.js';
 import { STREAM_LINUX_XATTR, decodeXattrStream, encodeXattrStream, readXattrs, writeXattrs } from './xattr.js';
+import { fsPath } from '../../platform/byte-names.js';
 
 /** bacula-fd's ACL_MAX_ERROR_PRINT_PER_JOB and XATTR_MAX_ERROR_PRINT_PER_JOB (filed.h). */
 export const MAX_WARNINGS_PER_JOB = 25;
@@ -171,7 +172,7 @@ export class XaclRestore {
       await access((reach) => {
         let dev: bigint;
         try {
-          dev = lstatSync(reach, { bigint: true }).dev;
+          dev = lstatSync(fsPath(reach), { bigint: true }).dev;
         } catch (error) {
           if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // nothing there to set: as bacula-fd, no error
           count.report(`Unable to stat file "${path}": ${messageOf(error)}`);

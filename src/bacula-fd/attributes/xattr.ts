@@ -14,6 +14,7 @@
  * (Buffers), since a name need not be UTF-8; values are bytes.
  */
 import { callError, libcBinding } from '../../platform/libc.js';
+import { cPath } from '../../platform/byte-names.js';
 
 /** The Linux xattr stream (streams.h STREAM_XACL_LINUX_XATTR). */
 export const STREAM_LINUX_XATTR = 1998;
@@ -38,12 +39,17 @@ interface XattrCalls {
   lsetxattr: (path: string, name: Buffer, value: Buffer, size: number, flags: number) => number;
 }
 
-/** libc's xattr calls (the l- variants: a symlink's own attributes). */
-const bind = libcBinding<XattrCalls>((self) => ({
-  llistxattr: self.func('intptr_t llistxattr(const char *path, void *list, size_t size)') as XattrCalls['llistxattr'],
-  lgetxattr: self.func('intptr_t lgetxattr(const char *path, const void *name, void *value, size_t size)') as XattrCalls['lgetxattr'],
-  lsetxattr: self.func('int lsetxattr(const char *path, const void *name, const void *value, size_t size, int flags)') as XattrCalls['lsetxattr'],
-}));
+/** libc's xattr calls (the l- variants: a symlink's own attributes); a path goes to C as its bytes (cPath). */
+const bind = libcBinding<XattrCalls>((self) => {
+  const llistxattr = self.func('intptr_t llistxattr(const char *path, void *list, size_t size)');
+  const lgetxattr = self.func('intptr_t lgetxattr(const char *path, const void *name, void *value, size_t size)');
+  const lsetxattr = self.func('int lsetxattr(const char *path, const void *name, const void *value, size_t size, int flags)');
+  return {
+    llistxattr: (path, list, size) => Number(llistxattr(cPath(path), list, size)),
+    lgetxattr: (path, name, value, size) => Number(lgetxattr(cPath(path), name, value, size)),
+    lsetxattr: (path, name, value, size, flags) => lsetxattr(cPath(path), name, value, size, flags) as number,
+  };
+});
 
 /** The name as the C string libc takes. */
 function cName(name: XattrName): Buffer {

@@ -21,6 +21,7 @@ import { AccurateList } from '../transfer/accurate.js';
 import { TLS_NEED, negotiateTls, tlsServer, type TlsSettings } from '../wire/tls.js';
 import { FD_PROTOCOL_VERSION, StorageDaemon } from '../transfer/storage-daemon.js';
 import type { JobRecord } from './job-record.js';
+import { decodeName } from '../../platform/byte-names.js';
 
 export interface DirectorIdentity {
   name: string;
@@ -152,7 +153,7 @@ export class DirectorSession {
           if (message.signal === BNET.TERMINATE || message.signal === BNET.EOD) return;
           continue;
         }
-        const command = message.data.toString('utf8').replace(/\0$/, '');
+        const command = decodeName(message.data).replace(/\0$/, '');
         if (!(await this.dispatch(command))) return;
       }
     } catch (error) {
@@ -278,7 +279,7 @@ export class DirectorSession {
         if (item.signal === BNET.EOD) break;
         continue;
       }
-      items.push(item.data.toString('utf8').replace(/\0$/, ''));
+      items.push(decodeName(item.data).replace(/\0$/, '')); // a File line's name, as bytes
     }
     this.fileset = parseFileSet(items);
     // bacula-fd fails the job on a FileSet it cannot use (a bad regex, an unknown item).

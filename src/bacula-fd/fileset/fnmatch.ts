@@ -3,6 +3,7 @@
  * glibc's: `*` and `?` cross '/' unless FNM_PATHNAME, byte-wise ranges on signed chars, backslash
  * escapes, ASCII-only case folding. Checked against libbac-9.6.7's on 120,000 random cases.
  */
+import { encodeName } from '../../platform/byte-names.js';
 
 export interface FnmatchFlags {
   /** FNM_PATHNAME: `*`, `?` and `[..]` do not match `/` (only under enhanced wild). */
@@ -103,5 +104,6 @@ function matchBytes(pattern: Uint8Array, pi: number, s: Uint8Array, si: number, 
  * an unclosed `[` is literal; FNM_CASEFOLD folds ASCII letters only. True when it matches.
  */
 export function baculaFnmatch(pattern: string, string: string, flags: FnmatchFlags = {}): boolean {
-  return matchBytes(Buffer.from(pattern, 'utf8'), 0, Buffer.from(string, 'utf8'), 0, flags);
+  // The name's own bytes (platform/byte-names.ts): a Latin-1 é is the one byte 0xE9 here, as in C.
+  return matchBytes(encodeName(pattern), 0, encodeName(string), 0, flags);
 }

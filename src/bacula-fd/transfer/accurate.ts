@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, type BigIntStats } from 'node:fs';
+import { decodeName, fsPath } from '../../platform/byte-names.js';
 import { baculaBase64FromBytes } from '../wire/base64.js';
 import { BNET, type Bsock } from '../wire/bsock.js';
 import { decodeLStat, type BaculaStat } from '../attributes/lstat.js';
@@ -49,7 +50,7 @@ export class AccurateList {
 
   /** One frame of the list: NUL-separated path, LStat, checksum (may be missing), delta_seq. */
   add(frame: Buffer): void {
-    const [path, lstat, checksum, deltaSeq] = frame.toString('utf8').split('\0');
+    const [path, lstat, checksum, deltaSeq] = decodeName(frame).split('\0'); // the path as its bytes (platform/byte-names.ts)
     if (!path || !lstat) return; // a frame without a path and an LStat carries nothing to compare
     this.files.set(path, { lstat, checksum: checksum ?? '', deltaSeq: Number(deltaSeq ?? 0) || 0, seen: false });
   }
@@ -109,6 +110,6 @@ function changedBy(letter: string, before: BaculaStat, st: BigIntStats): boolean
 /** A file's digest as the catalog keeps it: base64 of the digest bytes, without padding. */
 async function fileDigest(path: string, algorithm: DigestAlgorithm): Promise<string> {
   const hash = createHash(algorithm);
-  for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024 })) hash.update(chunk as Buffer);
+  for await (const chunk of createReadStream(fsPath(path), { highWaterMark: 256 * 1024 })) hash.update(chunk as Buffer);
   return baculaBase64FromBytes(hash.digest(), true);
 }

@@ -6,6 +6,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { AgentfdError, messageOf } from '../../errors.js';
+import { decodeName, encodeName } from '../../platform/byte-names.js';
 
 /** Signals (negative lengths, bsock.h). */
 export const BNET = {
@@ -415,7 +416,7 @@ export class Bsock {
   }
 
   /**
-   * The next data message as UTF-8 text, without the one trailing NUL C senders often include. A
+   * The next data message as text (names in it as bytes: platform/byte-names.ts), without the one trailing NUL C senders often include. A
    * signal instead is a BsockSignalError carrying its number.
    */
   async receiveText(): Promise<string> {
@@ -423,7 +424,7 @@ export class Bsock {
     if (message.kind === 'signal') throw new BsockSignalError(this.peer, message.signal);
     const data = message.data;
     const end = data.length > 0 && data[data.length - 1] === 0 ? data.length - 1 : data.length;
-    return data.toString('utf8', 0, end);
+    return decodeName(data.subarray(0, end));
   }
 
   // ---- sending ---------------------------------------------------------------------------------
@@ -459,7 +460,7 @@ export class Bsock {
    * sender reading files from outrunning a slow SD.
    */
   async send(data: Buffer | string): Promise<void> {
-    const payload = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    const payload = typeof data === 'string' ? encodeName(data) : data; // a name's raw bytes go out as they are
     if (payload.length > MAX_SEND) {
       throw new BsockError('E_BACULA_PROTOCOL', this.peer, `refusing to send a ${payload.length}-byte message to ${this.peer} (Bacula's limit is ${MAX_SEND})`);
     }

@@ -10,6 +10,7 @@ import { deflateSync } from 'node:zlib';
 import { STREAM } from '../../attributes/lstat.js';
 import { setAccessTime } from '../../attributes/special-files.js';
 import type { Digest } from '../../fileset/fileset.js';
+import { fsPath } from '../../../platform/byte-names.js';
 
 /** The real FD's default Maximum Network Buffer Size: the data frame size. */
 export const FRAME = 64 * 1024;
@@ -41,12 +42,12 @@ export async function openForRead(p: string, noAtime: boolean): Promise<FileHand
   const noAtimeFlag = constants.O_NOATIME ?? 0;
   if (noAtime && noAtimeFlag !== 0) {
     try {
-      return await open(p, constants.O_RDONLY | noAtimeFlag);
+      return await open(fsPath(p), constants.O_RDONLY | noAtimeFlag);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
     }
   }
-  return open(p, constants.O_RDONLY);
+  return open(fsPath(p), constants.O_RDONLY);
 }
 
 /**
@@ -61,7 +62,7 @@ export async function putBackAccessTime(p: string, st: BigIntStats): Promise<voi
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOSYS') return;
     // No utimensat here (not Linux): both times, as bacula-fd sets them.
-    await utimes(p, Number(st.atimeMs) / 1000, Number(st.mtimeMs) / 1000).catch(() => undefined);
+    await utimes(fsPath(p), Number(st.atimeMs) / 1000, Number(st.mtimeMs) / 1000).catch(() => undefined);
   }
 }
 

@@ -19,6 +19,7 @@ import { putBackAccessTime } from './file-data.js';
 import type { BackupJob } from './job.js';
 import { mustSave } from './must-save.js';
 import { sendAttributesOnly } from './records.js';
+import { decodeName, fsPath } from '../../../platform/byte-names.js';
 
 /** A directory the walk descended into: what its FT_DIREND record, sent when it is left, needs. */
 interface Dir {
@@ -61,7 +62,7 @@ async function walkFileEntry(job: BackupJob, block: IncludeBlock, file: string, 
 async function lstatEntry(job: BackupJob, p: string): Promise<Probe> {
   if (job.run.isCancelled()) return null;
   try {
-    return { path: p, st: await lstat(p, { bigint: true }) };
+    return { path: p, st: await lstat(fsPath(p), { bigint: true }) };
   } catch (error) {
     return { path: p, error };
   }
@@ -101,7 +102,7 @@ async function visit(job: BackupJob, block: IncludeBlock, tree: TreeWalk<Dir, st
   }
   if (!(await mustSave(run, p, st, options, block))) return;
   if (st.isSymbolicLink()) {
-    await sendAttributesOnly(job, FT.LNK, p, p, st, await readlink(p), options);
+    await sendAttributesOnly(job, FT.LNK, p, p, st, decodeName(await readlink(fsPath(p), { encoding: 'buffer' })), options);
     return;
   }
   if (st.isSocket()) {
@@ -132,5 +133,5 @@ async function leaveDirectory(job: BackupJob, block: IncludeBlock, { path: p, st
 async function holdsMarker(dir: string, block: IncludeBlock): Promise<boolean> {
   const marker = ignoreDirMarker(block);
   if (marker === null) return false;
-  return stat(path.join(dir, marker)).then(() => true, () => false);
+  return stat(fsPath(path.join(dir, marker))).then(() => true, () => false);
 }

@@ -16,6 +16,7 @@ import { restoreHardLink } from './hard-link.js';
 import { keptBecause, type ReplaceMode } from './replace.js';
 import { codeOf, lstatOrNull, type RestoreRoot } from './restore-root.js';
 import { setAttributes, type DeferredDirectories } from './set-attributes.js';
+import { fsPath, pathText } from '../../../platform/byte-names.js';
 
 const S_IFMT = 0o170000;
 const S_IFIFO = 0o010000;
@@ -126,7 +127,8 @@ async function makeSymlink(ctx: CreateContext, target: string, link: string): Pr
   // prelinks=1 (the restore's "add prefix to absolute links"): an absolute target gets where in
   // front, as bacula-fd does, so the restored tree points into itself.
   const inPlace = ctx.where === '' || ctx.where === '/';
-  await ctx.root.at(target, (p) => symlink(ctx.prefixLinks && link.startsWith('/') && !inPlace ? path.join(ctx.where, link) : link, p));
+  const pointsTo = ctx.prefixLinks && link.startsWith('/') && !inPlace ? path.join(ctx.where, link) : link;
+  await ctx.root.at(target, (p) => symlink(fsPath(pointsTo), p)); // the target's own bytes
   // Windows: making a symlink needs SeCreateSymbolicLinkPrivilege (or Developer Mode), and Wine
   // reports success without making one. Checked, so that a link not made is this file's error
   // ("Could not symlink", as a Windows bacula-fd), not a file counted as restored.
@@ -139,7 +141,7 @@ async function makeSymlink(ctx: CreateContext, target: string, link: string): Pr
 async function makeNode(root: RestoreRoot, target: string, stat: BaculaStat): Promise<void> {
   const fifo = (stat.mode & S_IFMT) === S_IFIFO;
   try {
-    await root.at(target, (p) => (fifo ? mkfifo(p, stat.mode) : mknod(p, stat.mode, stat.rdev)));
+    await root.at(target, (p) => (fifo ? mkfifo(pathText(p), stat.mode) : mknod(pathText(p), stat.mode, stat.rdev)));
   } catch (error) {
     if (error instanceof AgentfdError) throw error;
     if (codeOf(error) === 'EEXIST') return;

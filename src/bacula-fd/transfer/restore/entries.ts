@@ -11,6 +11,7 @@ import { closeFileData, writeDataRecord, type OpenFile } from './file-data.js';
 import type { RestoreJob } from './job.js';
 import { codeOf } from './restore-root.js';
 import { setAttributes } from './set-attributes.js';
+import { pathText } from '../../../platform/byte-names.js';
 
 export interface RestoringEntry {
   /** The entry's name as backed up (for messages). */
@@ -43,7 +44,7 @@ export class FileEntry implements RestoringEntry {
       const created = await createEntry(context, record, target);
       if (created.restored) job.totals.files++;
       const root = context.root;
-      job.xacl.begin(target, record.type, (body) => root.at(target, body));
+      job.xacl.begin(target, record.type, (body) => root.at(target, (p) => body(pathText(p))));
       return new FileEntry(job, record.fname, created.file, created.file === null);
     } catch (error) {
       job.problem(error instanceof AgentfdError ? messageOf(error) : `Could not create "${target}": ${messageOf(error)}`);

@@ -26,13 +26,14 @@ import { AgentfdError } from '../../../errors.js';
 import { ConfinedError, ConfinedTarget } from '../../../platform/confined-target.js';
 import { IS_LINUX, IS_WINDOWS } from '../../../platform/os.js';
 import { PinnedTarget } from '../../../platform/pinned-target.js';
+import { decodeName, fsPath, type FsPath } from '../../../platform/byte-names.js';
 import { restoreTarget } from '../../attributes/windows.js';
 
 export function codeOf(error: unknown): string {
   return (error as NodeJS.ErrnoException | undefined)?.code ?? (error instanceof Error ? error.message : String(error));
 }
 
-export async function lstatOrNull(p: string): Promise<Stats | null> {
+export async function lstatOrNull(p: FsPath): Promise<Stats | null> {
   try {
     return await lstat(p);
   } catch (error) {
@@ -94,8 +95,8 @@ export class RestoreRoot {
   static async open(where: string): Promise<RestoreRoot> {
     if (where === '' || where === '/') return new RestoreRoot('/', false, null);
     try {
-      await mkdir(where, { recursive: true });
-      const root = await realpath(where);
+      await mkdir(fsPath(where), { recursive: true });
+      const root = decodeName(await realpath(fsPath(where), { encoding: 'buffer' }));
       return new RestoreRoot(root, true, IS_LINUX ? linuxFence(root) : IS_WINDOWS ? windowsFence(root) : null);
     } catch (error) {
       throw new AgentfdError('E_RESTORE_PATH', `the restore's where "${where}" cannot be used as a directory (${codeOf(error)}); give a directory agentfd may create or write`);
@@ -112,7 +113,7 @@ export class RestoreRoot {
    * mknod, symlink, link, unlink, lchown, lutimes, lsetxattr, open with O_NOFOLLOW) may use: under
    * a where it reaches the entry only through its parent, reached from the where (pinned on Windows).
    */
-  at<T>(target: string, body: (p: string) => T | Promise<T>): Promise<T> {
+  at<T>(target: string, body: (p: FsPath) => T | Promise<T>): Promise<T> {
     return this.fence(target, body, (fenced, parts, aimed) => fenced.at(parts, aimed));
   }
 
@@ -121,7 +122,7 @@ export class RestoreRoot {
    * chown, utimes, open): under a where the entry, opened (pinned) without following it, and
    * refused when it is a symlink or junction.
    */
-  self<T>(target: string, body: (p: string) => T | Promise<T>): Promise<T> {
+  self<T>(target: string, body: (p: FsPath) => T | Promise<T>): Promise<T> {
     return this.fence(target, body, (fenced, parts, aimed) => fenced.self(parts, aimed));
   }
 
@@ -168,7 +169,7 @@ export class RestoreRoot {
     if (!this.confined) return source;
     let real: string;
     try {
-      real = await realpath(source);
+      real = decodeName(await realpath(fsPath(source), { encoding: 'buffer' }));
     } catch (error) {
       throw new AgentfdError('E_RESTORE_LINK', `its first name "${link}" was not restored at ${source} (${codeOf(error)}); restore the file's other names with it`);
     }
@@ -190,16 +191,17 @@ export class RestoreRoot {
    */
   private async fence<T>(
     target: string,
-    body: (p: string) => T | Promise<T>,
+    body: (p: FsPath) => T | Promise<T>,
     confine: (fenced: Fence, parts: string[], aimed: (p: string) => T | Promise<T>) => T | Promise<T>,
   ): Promise<T> {
-    if (!this.fenced) return await body(target);
+    // Node's calls get a name that is not UTF-8 as its bytes (platform/byte-names.ts).
+    if (!this.fenced) return await body(fsPath(target));
     const parts = path.relative(this.root, target).split(path.sep).filter((p) => p.length > 0);
     let via: string | null = null;
     try {
       return await confine(this.fenced, parts, (p) => {
         via = p;
-        return body(p);
+        return body(fsPath(p));
       });
     } catch (error) {
       if (error instanceof ConfinedError) {

@@ -11,6 +11,7 @@ import { IS_WINDOWS } from '../../../platform/os.js';
 import type { BaculaStat } from '../../attributes/lstat.js';
 import { FILE_ATTRIBUTE_DIRECTORY, decodeWindowsAttribs } from '../../attributes/windows.js';
 import type { RestoreRoot } from './restore-root.js';
+import { pathText, type FsPath } from '../../../platform/byte-names.js';
 
 /** Set what the backup saved of `target`; `link`: a symlink's own owner and times (never followed). */
 export async function setAttributes(root: RestoreRoot, target: string, stat: BaculaStat, link: boolean, attribsEx = ''): Promise<void> {
@@ -18,19 +19,19 @@ export async function setAttributes(root: RestoreRoot, target: string, stat: Bac
   else await root.self(target, (p) => setEntryAttributes(p, stat, attribsEx));
 }
 
-async function setLinkAttributes(p: string, stat: BaculaStat): Promise<void> {
+async function setLinkAttributes(p: FsPath, stat: BaculaStat): Promise<void> {
   if (process.getuid?.() === 0) await lchown(p, stat.uid, stat.gid).catch(() => undefined);
   await lutimes(p, Number(stat.atime), Number(stat.mtime)).catch(() => undefined);
 }
 
-async function setEntryAttributes(p: string, stat: BaculaStat, attribsEx: string): Promise<void> {
+async function setEntryAttributes(p: FsPath, stat: BaculaStat, attribsEx: string): Promise<void> {
   if (process.getuid?.() === 0) await chown(p, stat.uid, stat.gid).catch(() => undefined);
   if (!IS_WINDOWS) {
     await chmod(p, stat.mode & 0o7777);
     await utimes(p, Number(stat.atime), Number(stat.mtime));
     return;
   }
-  await setWindowsAttributes(p, stat, attribsEx);
+  await setWindowsAttributes(pathText(p), stat, attribsEx);
 }
 
 /**
