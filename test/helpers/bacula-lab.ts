@@ -9,6 +9,7 @@ import { chmodSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSyn
 import path from 'node:path';
 import { expect } from 'vitest';
 import { ROOT, tempDir } from './native.js';
+import { decodeName, fsPath, shownName } from '../../src/platform/byte-names.js';
 
 export const LAB_SH = path.join(ROOT, 'scripts', 'bacula', 'lab.sh');
 
@@ -234,16 +235,18 @@ async function stopGroup(pid: number): Promise<void> {
 /** Every entry under `root`: type, mode, content digest or link target, and mtime for files. */
 export function describeTree(root: string): Record<string, string> {
   const out: Record<string, string> = {};
+  // Names as bytes (src/platform/byte-names.ts): a Latin-1 name is read, and shown, as it is.
   const walk = (rel: string) => {
-    const full = path.join(root, rel);
+    const full = fsPath(path.join(root, rel));
+    const key = shownName(rel);
     const st = lstatSync(full);
     const mode = (st.mode & 0o7777).toString(8);
-    if (st.isSymbolicLink()) out[rel] = `link -> ${readlinkSync(full)}`;
+    if (st.isSymbolicLink()) out[key] = `link -> ${shownName(decodeName(readlinkSync(full, { encoding: 'buffer' })))}`;
     else if (st.isDirectory()) {
-      out[rel] = `dir ${mode}`;
-      for (const name of readdirSync(full).sort()) walk(path.join(rel, name));
-    } else if (st.isFIFO()) out[rel] = `fifo ${mode}`;
-    else out[rel] = `file ${mode} ${Math.floor(st.mtimeMs / 1000)} ${createHash('sha256').update(readFileSync(full)).digest('hex')}`;
+      out[key] = `dir ${mode}`;
+      for (const name of readdirSync(full, { encoding: 'buffer' }).map(decodeName).sort()) walk(path.join(rel, name));
+    } else if (st.isFIFO()) out[key] = `fifo ${mode}`;
+    else out[key] = `file ${mode} ${Math.floor(st.mtimeMs / 1000)} ${createHash('sha256').update(readFileSync(full)).digest('hex')}`;
   };
   walk('.');
   return out;
