@@ -18,7 +18,10 @@
  *   "/@exchange/SG1/DB1.edb"), at most 32 KiB. They never contain NUL, a "." or ".." component,
  *   or an empty component. '/' is the only separator: every other character, a backslash
  *   included, is an ordinary character of a name. agentfd refuses a path that breaks these rules
- *   and fails the file (see "What agentfd enforces" below).
+ *   and fails the file (see "What agentfd enforces" below). The other way too: a restore never
+ *   hands an agent a path or link target that is not UTF-8. agentfd's own filesystem agent keeps
+ *   names as their bytes, UTF-8 or not; routed to a native agent (--agent), such a file is refused
+ *   before restore_start_file() is called (E_RESTORE_PATH: that file fails, the restore goes on).
  * - Versioned structures start with `uint32_t struct_size`, set by whoever allocated the
  *   structure to sizeof() as that side compiled it. A reader must check that a field lies inside
  *   struct_size before reading it (AFD_HAS_FIELD below). New fields are only ever appended.

@@ -6,6 +6,8 @@
  * volume records, the job engine and the CLI speak it without loading koffi. The native ABI
  * (native/abi.ts) maps these words to the numbers of binding/include/agentfd_agent.h.
  */
+import { AgentfdError } from '../errors.js';
+import { hasRawBytes, shownName } from '../platform/byte-names.js';
 import { CONFINED_WRITES } from '../platform/os.js';
 
 /** Backup levels, as the CLI, the catalog and the volume records write them. */
@@ -45,6 +47,20 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
  */
 export const HOST_MIN_ABI = 1;
 export const HOST_MAX_ABI = CONFINED_WRITES ? 3 : 2;
+
+/**
+ * A file for a native agent's restore: its path and link target must be UTF-8 (the header's
+ * rule). A name saved as bytes that are not UTF-8 (by the filesystem agent, or serve) cannot be
+ * given to one: that file is refused (E_RESTORE_PATH: the file fails, the restore goes on), and
+ * the error says how to restore it instead.
+ */
+export function requireUtf8Names(file: AgentFileInfo): void {
+  if (!hasRawBytes(file.path) && (file.linkTarget === null || !hasRawBytes(file.linkTarget))) return;
+  throw new AgentfdError(
+    'E_RESTORE_PATH',
+    `${shownName(file.path)}: its name${file.linkTarget !== null && hasRawBytes(file.linkTarget) ? ' (or link target)' : ''} holds bytes that are not UTF-8 (shown as \\xNN), and a native agent takes UTF-8 paths only; nothing was written for it. Restore it with --raw, or with --agent filesystem`,
+  );
+}
 
 /**
  * Why `path` is not an acceptable agent path, or null when it is: the header's rule for every

@@ -10,7 +10,7 @@
  */
 import type { Agent, AgentFile, AgentStream, BackupRequest, BackupRun, RestoreRequest, RestoreRun } from '../agents/agent.js';
 import type { AgentSession, LoadedAgent, SessionOptions } from '../agents/session.js';
-import type { AgentFileInfo } from '../agents/types.js';
+import { requireUtf8Names, type AgentFileInfo } from '../agents/types.js';
 import { AgentfdError } from '../errors.js';
 
 /** Bytes asked of the agent per read: large reads amortise the per-call cost. */
@@ -130,7 +130,10 @@ export class NativeAgent implements Agent {
       throw error;
     }
     return {
-      startFile: (file: AgentFileInfo) => session.restoreStartFile(file),
+      startFile: async (file: AgentFileInfo) => {
+        requireUtf8Names(file);
+        await session.restoreStartFile(file);
+      },
       write: (streamIndex, chunk) => session.restoreWrite(streamIndex, chunk),
       endFile: (ok) => session.restoreEndFile(ok),
       finish: () => session.restoreFinish(),

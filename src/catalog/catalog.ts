@@ -13,6 +13,7 @@ import { openDatabase, type SqlDatabase, type SqlStatement } from './sqlite.js';
 import { AgentfdError } from '../errors.js';
 import { MIGRATIONS, SCHEMA, SCHEMA_VERSION } from './schema.js';
 import { REPOSITORY_FILE } from '../volume/repository.js';
+import { decodeStoredText, mayHaveLostBytes } from './stored-names.js';
 
 export type JobStatus = 'running' | 'committed' | 'failed' | 'aborted';
 
@@ -406,9 +407,27 @@ export class Catalog {
   /** The newest row of `path` among `jobIds` that carries data (not seen, not deleted), or undefined. */
   latestSaved(path: string, jobIds: number[]): FileRow | undefined {
     if (jobIds.length === 0) return undefined;
-    return this.db
+    const row = this.db
       .prepare(`SELECT * FROM files WHERE path = ? AND status = 'ok' AND seen = 0 AND job_id IN (${jobIds.map(() => '?').join(',')}) ORDER BY job_id DESC LIMIT 1`)
       .get(path, ...jobIds) as FileRow | undefined;
+    return row && this.withNames([row])[0];
+  }
+
+  /**
+   * `rows` with every name as it was stored: one that held a byte that is not UTF-8 is read again
+   * as bytes (stored-names.ts). Rare, so checked per row and only read again where needed.
+   */
+  private withNames(rows: FileRow[]): FileRow[] {
+    for (const row of rows) {
+      if (!mayHaveLostBytes(row.path) && !mayHaveLostBytes(row.link_target) && !mayHaveLostBytes(row.renamed_from)) continue;
+      const raw = this.db
+        .prepare('SELECT CAST(path AS BLOB) AS path, CAST(link_target AS BLOB) AS link_target, CAST(renamed_from AS BLOB) AS renamed_from FROM files WHERE id = ?')
+        .get(row.id) as { path: Buffer; link_target: Buffer | null; renamed_from: Buffer | null };
+      row.path = decodeStoredText(raw.path);
+      row.link_target = raw.link_target && decodeStoredText(raw.link_target);
+      row.renamed_from = raw.renamed_from && decodeStoredText(raw.renamed_from);
+    }
+    return rows;
   }
 
   /** Mark the file `path` of job `jobId` as renamed from `from` (accurate mode). */
@@ -417,7 +436,7 @@ export class Catalog {
   }
 
   files(jobId: number): FileRow[] {
-    return this.db.prepare('SELECT * FROM files WHERE job_id = ? ORDER BY file_index').all(jobId) as FileRow[];
+    return this.withNames(this.db.prepare('SELECT * FROM files WHERE job_id = ? ORDER BY file_index').all(jobId) as FileRow[]);
   }
 
   streams(fileId: number): StreamRow[] {

@@ -5,7 +5,7 @@
  * else.
  */
 import type { Agent, AgentFile, AgentJobContext, AgentStream, BackupRequest, BackupRun, RestoreRequest, RestoreRun } from '../agents/agent.js';
-import type { AgentFileInfo, Capability } from '../agents/types.js';
+import { requireUtf8Names, type AgentFileInfo, type Capability } from '../agents/types.js';
 import type { AgentDescriptor } from '../agents/descriptor.js';
 import { AgentfdError } from '../errors.js';
 import { CALL_STATUS_BYTES, FRAME_HEADER, Frame, encodeFrame, jsonFrame, parseJson } from './protocol.js';
@@ -252,7 +252,10 @@ export class IsolatedAgent implements Agent {
       await host.stream([head, Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)]);
     };
     return {
-      startFile: async (file) => void (await host.request(Frame.RESTORE_START_FILE, jsonFrame(Frame.RESTORE_START_FILE, { file: toWire(file) }))),
+      startFile: async (file) => {
+        requireUtf8Names(file); // here, not in the host: the refusal keeps its code (E_RESTORE_PATH)
+        await host.request(Frame.RESTORE_START_FILE, jsonFrame(Frame.RESTORE_START_FILE, { file: toWire(file) }));
+      },
       write: sendWrite,
       endFile: async (ok) => void (await host.request(Frame.RESTORE_END_FILE, jsonFrame(Frame.RESTORE_END_FILE, { ok }))),
       finish: async () => void (await host.request(Frame.RESTORE_FINISH, null)),

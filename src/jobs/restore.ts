@@ -26,6 +26,7 @@ import { planRestore } from './chain.js';
 import { AgentRuns, checkAgentsInstalled } from './restore/agent-runs.js';
 import { FileRestorer } from './restore/file-restorer.js';
 import { checkTrust, expectedSession, signatureState, verifySignedSession, weakest, type SignatureState } from './signatures.js';
+import { unescapeBytes } from '../platform/byte-names.js';
 
 export interface RestoreOptions {
   /** For how agents are run (isolation); the defaults when absent. */
@@ -91,7 +92,8 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreReport
     { registry: options.registry, config: options.config, jobName: job.name, jobId, target: to, overrides: options.optionOverrides ?? {}, log },
     { abi: job.agent_abi, version: job.agent_version },
   );
-  const include = options.include && options.include.length > 0 ? picomatch(options.include, { dot: true, nocase: NAMES_IGNORE_CASE }) : null; // Windows names ignore case
+  // Windows names ignore case; a byte that is not UTF-8 is written \xNN in a pattern, as `files` shows it.
+  const include = options.include && options.include.length > 0 ? picomatch(options.include.map(unescapeBytes), { dot: true, nocase: NAMES_IGNORE_CASE }) : null;
   const restorer = new FileRestorer({ runFor: (name) => runs.runFor(name), raw, agent: options.agent, include, log, onProgress: options.onProgress });
   const hasher = new StreamHasher();
   let signature: SignatureState = 'unchecked';

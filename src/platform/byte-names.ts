@@ -86,6 +86,14 @@ export function shownName(name: string): string {
   return hasRawBytes(name) ? name.replace(/[\uDC80-\uDCFF]/gu, (c) => `\\x${(c.charCodeAt(0) - 0xdc00).toString(16).toUpperCase()}`) : name;
 }
 
+/**
+ * The name a person wrote as shownName shows it: each \xNN of a byte 0x80-0xFF is that raw byte
+ * again (a pattern typed on a command line, where such a byte cannot be typed as itself).
+ */
+export function unescapeBytes(text: string): string {
+  return text.replace(/\\x([89A-Fa-f][0-9A-Fa-f])/g, (_m, hex: string) => String.fromCharCode(0xdc00 + Number.parseInt(hex, 16)));
+}
+
 /** The length of the valid UTF-8 sequence starting at `at` (RFC 3629: no overlong, no surrogate, at most U+10FFFF), or 0. */
 function validSequenceAt(b: Buffer, at: number): number {
   const first = b[at]!;

@@ -31,6 +31,25 @@ function file(fileIndex: number, streams = 1, path_ = `/f${fileIndex}`): NewFile
 const dataDir = () => path.join(tempDir('catalog'), 'data');
 
 describe('catalog', () => {
+  it('keeps names that are not UTF-8 byte for byte: path, link target and renamed-from read back as written, found by path', () => {
+    const catalog = Catalog.open(dataDir());
+    try {
+      const jobId = newJob(catalog);
+      const raw = '/d/latin1-\uDCE9.txt'; // the byte 0xE9, as platform/byte-names.ts holds it
+      const legit = '/d/replacement-\uFFFD.txt'; // a real U+FFFD stays one
+      catalog.insertFiles(jobId, [file(0, 1, raw), { ...file(1, 1, '/d/link'), kind: 'symlink', linkTarget: 'latin1-\uDCE9.txt' }, file(2, 1, legit)]);
+      catalog.setRenamedFrom(jobId, raw, '/d/old-\uDCFF');
+      const rows = catalog.files(jobId);
+      expect(rows.map((r) => r.path)).toEqual([raw, '/d/link', legit]);
+      expect(rows[0]!.renamed_from).toBe('/d/old-\uDCFF');
+      expect(rows[1]!.link_target).toBe('latin1-\uDCE9.txt');
+      expect(catalog.latestSaved(raw, [jobId])?.path).toBe(raw);
+      expect(catalog.latestSaved('/d/latin1-\uDCE8.txt', [jobId])).toBeUndefined(); // another byte: another name
+    } finally {
+      catalog.close();
+    }
+  });
+
   it('writes a batch of files in one transaction: a batch that breaks a rule leaves none of its rows, not even its first statements\'', () => {
     const catalog = Catalog.open(dataDir());
     try {

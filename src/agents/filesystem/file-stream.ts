@@ -13,6 +13,7 @@
 import { close, constants, fstat, open, read, type BigIntStats } from 'node:fs';
 import { open as openHandle } from 'node:fs/promises';
 import { AgentfdError } from '../../errors.js';
+import { fsPath } from '../../platform/byte-names.js';
 
 export const READ_CHUNK = 1024 * 1024;
 
@@ -32,7 +33,7 @@ export interface ExpectedFile {
 export async function* readFileStream(file: ExpectedFile, isCancelled: () => boolean): AsyncGenerator<Uint8Array> {
   let handle;
   try {
-    handle = await openHandle(file.osPath, READ_FLAGS);
+    handle = await openHandle(fsPath(file.osPath), READ_FLAGS);
   } catch (error) {
     throw cannotOpen(file, error);
   }
@@ -83,7 +84,7 @@ const NOTHING = Buffer.alloc(0);
 export async function preloadFile(file: ExpectedFile): Promise<Preloaded> {
   let fd: number;
   try {
-    fd = await call<number>((cb) => open(file.osPath, READ_FLAGS, cb));
+    fd = await call<number>((cb) => open(fsPath(file.osPath), READ_FLAGS, cb));
   } catch (error) {
     return { early: cannotOpen(file, error), data: NOTHING, late: null };
   }

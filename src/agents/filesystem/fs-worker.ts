@@ -13,6 +13,7 @@ import { parentPort } from 'node:worker_threads';
 import { READ_FLAGS } from './file-stream.js';
 import { STAT_FIELDS, type ReadReply, type ReadRequest, type ReadResult, type StatReply, type StatRequest, type WireError } from './io-protocol.js';
 import { readWinAttributes } from './win-attributes.js';
+import { fsPath } from '../../platform/byte-names.js';
 
 function wire(error: unknown): WireError {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
@@ -28,7 +29,7 @@ function statMany(request: StatRequest): StatReply {
   const winAttributesProblems: (string | null)[] = paths.map(() => null);
   paths.forEach((osPath, i) => {
     try {
-      const st = lstatSync(osPath, { bigint: true });
+      const st = lstatSync(fsPath(osPath), { bigint: true });
       const at = i * STAT_FIELDS;
       fields[at] = st.mode;
       fields[at + 1] = st.size;
@@ -36,7 +37,7 @@ function statMany(request: StatRequest): StatReply {
       fields[at + 3] = st.ctimeNs;
       fields[at + 4] = st.dev;
       fields[at + 5] = st.ino;
-      const target = st.isSymbolicLink() ? readlinkSync(osPath, { encoding: 'buffer' }) : null;
+      const target = st.isSymbolicLink() ? readlinkSync(fsPath(osPath), { encoding: 'buffer' }) : null;
       targets.push(target);
       errors.push(null);
       if (st.isFile() || st.isDirectory()) {
@@ -59,7 +60,7 @@ function statMany(request: StatRequest): StatReply {
 function readOne(file: ReadRequest['files'][number]): ReadResult {
   let fd: number;
   try {
-    fd = openSync(file.osPath, READ_FLAGS);
+    fd = openSync(fsPath(file.osPath), READ_FLAGS);
   } catch (error) {
     return { early: { kind: 'open', ...wire(error) }, buffer: null, length: 0, late: null };
   }

@@ -17,6 +17,7 @@ import { AgentfdError } from '../../errors.js';
 import { changedError, preloadFile, type ExpectedFile, type Preloaded } from './file-stream.js';
 import { STAT_FIELDS, type ReadReply, type ReadRequest, type StatReply, type StatRequest, type WireError } from './io-protocol.js';
 import { readWinAttributes } from './win-attributes.js';
+import { fsPath } from '../../platform/byte-names.js';
 
 /** What the walk uses of an lstat. */
 export interface EntryStat {
@@ -73,11 +74,11 @@ export function entryStat(st: BigIntStats): EntryStat {
 }
 
 function lstatBig(osPath: string): Promise<BigIntStats> {
-  return new Promise((resolve, reject) => lstat(osPath, { bigint: true }, (error, st) => (error ? reject(error) : resolve(st))));
+  return new Promise((resolve, reject) => lstat(fsPath(osPath), { bigint: true }, (error, st) => (error ? reject(error) : resolve(st))));
 }
 
 function readlinkRaw(osPath: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => readlink(osPath, { encoding: 'buffer' }, (error, target) => (error ? reject(error) : resolve(target))));
+  return new Promise((resolve, reject) => readlink(fsPath(osPath), { encoding: 'buffer' }, (error, target) => (error ? reject(error) : resolve(target))));
 }
 
 /** lstat one entry, and read its target if it is a symlink, its Windows attributes if not. */

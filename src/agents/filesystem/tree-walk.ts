@@ -29,7 +29,7 @@ import { decodeName, fsPath } from '../../platform/byte-names.js';
 
 /** A directory's names sorted by their bytes (readdir's own order differs between systems). */
 export async function namesInByteOrder(dirPath: string): Promise<Buffer[]> {
-  const names = await readdir(dirPath, { encoding: 'buffer' });
+  const names = await readdir(fsPath(dirPath), { encoding: 'buffer' });
   return names.sort(Buffer.compare);
 }
 

@@ -1,7 +1,7 @@
 /**
- * The backup walk: each root depth-first, entries in byte order of their UTF-8 names (so two
- * backups of one tree list it identically), a directory before its contents, symlinks never
- * followed. Memory holds one directory listing per level plus fixed windows, whatever the tree
+ * The backup walk: each root depth-first, entries in byte order of their names (so two backups
+ * of one tree list it identically; a name is its bytes, UTF-8 or not: platform/byte-names.ts), a
+ * directory before its contents, symlinks never followed. Memory holds one directory listing per level plus fixed windows, whatever the tree
  * size, and nothing is listed, stat'ed or read more than those windows ahead of the engine.
  *
  * Many small files are the hard case: each costs several file system calls, and one after the
@@ -39,6 +39,7 @@ import { fileType, processIo, statOne, threadIo, type StatResult, type WalkIo } 
 import type { BackupRoot } from './options.js';
 import { orderedMap } from './ordered-map.js';
 import { TreeWalk, namesInByteOrder } from './tree-walk.js';
+import { decodeName } from '../../platform/byte-names.js';
 
 export interface ReadAhead {
   /** Entries per batch of lstat calls, and files per group of small-file reads. */
@@ -73,7 +74,6 @@ type Stat = Extract<StatResult, { ok: true }>;
 type Probe =
   | { kind: 'excluded' }
   | { kind: 'cancelled' }
-  | { kind: 'bad-name'; warning: string }
   | { kind: 'failed'; osPath: string; error: unknown }
   | { kind: 'found'; osPath: string; agentPath: string; stat: Stat };
 
@@ -98,17 +98,6 @@ interface Dir {
 
 const EXCLUDED: Probe = { kind: 'excluded' };
 const CANCELLED: Probe = { kind: 'cancelled' };
-
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
-
-/** The name as a string, or null when it is not valid UTF-8 (an agent path must be). */
-function decodeName(raw: Buffer): string | null {
-  try {
-    return UTF8.decode(raw);
-  } catch {
-    return null;
-  }
-}
 
 function errorCode(error: unknown): string {
   return (error as NodeJS.ErrnoException | undefined)?.code ?? String(error);
@@ -210,11 +199,8 @@ async function* listRoots(roots: readonly BackupRoot[], request: BackupRequest, 
       return { file, expected: null };
     }
     if (fileType.isSymbolicLink(st)) {
+      // Names are bytes: a target that is not UTF-8 is kept as its bytes (platform/byte-names.ts).
       const target = rawTarget === null ? null : decodeName(rawTarget);
-      if (target === null) {
-        request.log('warning', `${osPath}: skipped: the symlink target is not valid UTF-8`);
-        return null;
-      }
       // No attributes: a restore creates the link with symlink() and sets nothing else on it.
       const file: AgentFile = { path: agentPath, kind: 'symlink', linkTarget: target, mode, mtimeNs: st.mtimeNs, size: 0, winAttributes: 0, seen: unchanged, streams: [] };
       return { file, expected: null };
@@ -286,18 +272,15 @@ async function* listRoots(roots: readonly BackupRoot[], request: BackupRequest, 
         probes.push(CANCELLED);
         continue;
       }
-      const osPath = path.join(dir.osPath, raw.toString('utf8'));
+      // Names are bytes: one that is not UTF-8 keeps its bytes in the string (platform/byte-names.ts).
       const name = decodeName(raw);
-      if (name === null) {
-        probes.push({ kind: 'bad-name', warning: `${osPath}: skipped: the file name is not valid UTF-8` });
+      const osPath = path.join(dir.osPath, name);
+      const agentPath = childAgentPath(dir.agentPath, name);
+      if (!request.filesetCheck(agentPath)) {
+        probes.push(EXCLUDED);
       } else {
-        const agentPath = childAgentPath(dir.agentPath, name);
-        if (!request.filesetCheck(agentPath)) {
-          probes.push(EXCLUDED);
-        } else {
-          toStat.push({ at: probes.length, osPath, agentPath });
-          probes.push(EXCLUDED); // replaced below
-        }
+        toStat.push({ at: probes.length, osPath, agentPath });
+        probes.push(EXCLUDED); // replaced below
       }
     }
     const results = await io.stat(toStat.map((entry) => entry.osPath));
@@ -344,10 +327,6 @@ async function* listRoots(roots: readonly BackupRoot[], request: BackupRequest, 
         checkCancel();
         if (found.kind === 'excluded') continue;
         if (found.kind === 'cancelled') throw cancelledError();
-        if (found.kind === 'bad-name') {
-          request.log('warning', found.warning);
-          continue;
-        }
         if (found.kind === 'failed') {
           if (!isFsError(found.error)) throw found.error;
           request.log('warning', `${found.osPath}: could not stat (${errorCode(found.error)}); it is not saved`);

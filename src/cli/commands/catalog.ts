@@ -10,6 +10,7 @@ import { humanBytes } from '../progress.js';
 import { printJson, reportFailure, table, type CommandIo } from '../output.js';
 import { collect, secretsFrom, withSecretOptions, type SecretOptions } from '../secrets.js';
 import { parseJobId } from './restore.js';
+import { encodeName, hasRawBytes, shownName } from '../../platform/byte-names.js';
 
 interface CatalogOptions extends ConfigOptions, SecretOptions {
   json?: boolean;
@@ -55,7 +56,8 @@ export function filesCommand(io: CommandIo, id: string, options: CatalogOptions)
       const job = catalog.job(jobId);
       if (!job) throw new AgentfdError('E_UNKNOWN_JOB', `there is no job ${jobId} in the catalog ${catalog.file}; agentfd jobs lists them`);
       const files = catalog.files(jobId).map((f) => ({
-        path: f.path, kind: f.kind, mode: f.mode, size: f.size, seen: f.seen === 1, status: f.status, error: f.error, renamedFrom: f.renamed_from, winAttributes: f.win_attributes, agent: f.agent, agentVersion: f.agent_version, agentAbi: f.agent_abi,
+        // Names are bytes: one that is not UTF-8 is shown with \xNN (and given as hex too, exactly).
+        path: shownName(f.path), ...(hasRawBytes(f.path) ? { pathHex: encodeName(f.path).toString('hex') } : {}), kind: f.kind, mode: f.mode, size: f.size, seen: f.seen === 1, status: f.status, error: f.error, renamedFrom: f.renamed_from === null ? null : shownName(f.renamed_from), winAttributes: f.win_attributes, agent: f.agent, agentVersion: f.agent_version, agentAbi: f.agent_abi,
         streams: catalog.streams(f.id).map((s) => ({ index: s.stream_index, name: s.name, type: s.type, rawRestorable: s.raw_restorable === 1, bytes: s.bytes, sha256: s.sha256 })),
       }));
       if (options.json) printJson(io, { status: 'ok', jobId, files });
