@@ -21,6 +21,8 @@ export const JOB_FUNCTIONS = [
   ['src/bacula-fd/director/director.ts', 'dispatch'],
   ['src/bacula-fd/director/director.ts', 'backup'],
   ['src/bacula-fd/director/director.ts', 'restore'],
+  ['src/bacula-fd/transfer/verify.ts', 'runVerify'],
+  ['src/bacula-fd/director/director.ts', 'verify'],
 ];
 
 /** Every function with a body under `dir`: its file ('/'-separated, from the current directory), name, first line and length in lines. */

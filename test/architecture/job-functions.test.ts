@@ -1,6 +1,7 @@
 /**
  * The job functions read as a list of stages: runBackup, runRestore, runScan, runVerify, and the
- * serve job's functions (sendBackup, receiveRestore, the Director's dispatch, backup and restore)
+ * serve job's functions (sendBackup, receiveRestore, runVerify, the Director's dispatch, backup,
+ * restore and verify)
  * each stay under 80 lines, measured from the real sources by the script anyone can run by hand:
  * `node scripts/function-lengths.mjs`.
  */

@@ -373,7 +373,7 @@ describe('parseFileSet', () => {
     ['Zo', { gzip: null }],
     ['fhsHrkKmNiAXW', { crossFilesystems: true, noRecursion: true, sparse: true, hardlinks: false, readFifo: true, keepAtime: true, noAtime: true, mtimeOnly: true, honorNodump: true, ignoreCase: true, acl: true, xattr: true, enhancedWild: true }],
     ['P2:e', { exclude: true }],
-    ['Vpins5:Cmcs:Jspug5:M', { digest: 'md5', accurate: 'mcs' }],
+    ['Vpins5:Cmcs:Jspug5:M', { digest: 'md5', accurate: 'mcs', verify: 'Vpins5' }],
     ['Cmcs5:M', { digest: 'md5', accurate: 'mcs5' }],
     ['', {}],
   ])('O %j', (letters, expected) => {

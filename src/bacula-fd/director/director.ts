@@ -20,6 +20,7 @@ import { expandFileLists } from './file-lists.js';
 import { AccurateList } from '../transfer/accurate.js';
 import { TLS_NEED, negotiateTls, tlsServer, type TlsSettings } from '../wire/tls.js';
 import { FD_PROTOCOL_VERSION, StorageDaemon } from '../transfer/storage-daemon.js';
+import { newVerifyTotals, runVerify, verifyLevel, type VerifyLevel, type VolumeSession } from '../transfer/verify.js';
 import type { JobRecord } from './job-record.js';
 import { decodeName } from '../../platform/byte-names.js';
 
@@ -49,7 +50,7 @@ export interface DirectorHost {
 }
 
 /** Bacula's job status characters (jcr.h), sent as TermCode. */
-const TERM = { ok: 84, errors: 69, fatal: 102, cancelled: 65 } as const;
+const TERM = { ok: 84, errors: 69, fatal: 102, cancelled: 65, differences: 68 } as const;
 /** Jmsg types (message.h: M_FATAL 3, M_ERROR 4, M_WARNING 5, M_INFO 6) and their prefixes. */
 const JMSG_PREFIX: Record<number, string> = { 3: 'Fatal error: ', 4: 'Error: ', 5: 'Warning: ' };
 const LEVELS: Record<string, string> = { full: 'F', incremental: 'I', differential: 'D', since: 'I' };
@@ -196,6 +197,15 @@ export class DirectorSession {
       },
     },
     { pattern: /^endrestore/, run: async () => (await this.endJob(), false) },
+    {
+      pattern: /^verify level=(\S+)/,
+      run: async (m, command) => {
+        const level = verifyLevel(m[1]!);
+        if (level) await this.verify(level);
+        else await this.bsock.send(`2994 Bad verify level: ${command}\n`);
+        return false;
+      },
+    },
     { pattern: /^\.?status/, run: (_m, command) => this.statusCommand(command.startsWith('.')) },
     { pattern: /^estimate listing=(\d+)/, run: (m) => this.estimateCommand(m[1] !== '0') },
     { pattern: /^cancel Job=(\S+)/, run: (m) => this.cancelCommand(m[1]!) },
@@ -461,6 +471,60 @@ export class DirectorSession {
     this.sd = null;
     stopHeartbeat();
     await this.bsock.send('2000 OK storage end\n');
+  }
+
+  /**
+   * A Verify job (transfer/verify.ts): attributes and digests to the Director, then EOD; the End
+   * Job carries Verify Differences (TermCode D) when a Data verify found some.
+   */
+  private async verify(level: VerifyLevel): Promise<void> {
+    const job = this.job;
+    if (job) Object.assign(job, { kind: 'verify', level: level.code });
+    await this.bsock.send('2000 OK verify\n');
+    // As bacula-fd: heartbeats only while the SD's data is read (the disk levels talk all along).
+    const stopHeartbeat = level.reads === 'disk' ? () => undefined : this.startHeartbeat();
+    const totals = newVerifyTotals();
+    let termCode: number = TERM.ok;
+    try {
+      await runVerify(level, {
+        director: this.bsock, fileset: this.fileset, log: this.jobLog, info: (text) => this.jmsg(6, text), isCancelled: this.stopping,
+        progress: (t) => job && Object.assign(job, { files: t.files, bytes: t.jobBytes }),
+      }, this.volumeSession(), totals);
+      termCode = job?.cancelled ? TERM.cancelled : this.directorLost !== null ? TERM.fatal : totals.failed ? TERM.errors : totals.differences ? TERM.differences : TERM.ok;
+    } catch (error) {
+      if (!job?.cancelled) {
+        totals.errors.push(messageOf(error));
+        await this.jmsg(3, messageOf(error)).catch(() => undefined);
+      }
+      termCode = job?.cancelled ? TERM.cancelled : TERM.fatal;
+    }
+    stopHeartbeat();
+    await this.sd?.close();
+    this.sd = null;
+    await this.bsock.sendSignal(BNET.EOD);
+    if (job) Object.assign(job, { files: totals.files, bytes: totals.jobBytes, errors: [...job.errors, ...totals.errors] });
+    termCode = await this.scripts.after(termCode);
+    await this.bsock.send(
+      `2800 End Job TermCode=${termCode} JobFiles=${totals.files} ReadBytes=${totals.readBytes} JobBytes=${totals.jobBytes} Errors=${job?.errors.length ?? totals.errors.length} VSS=0 Encrypt=0 CommBytes=0 CompressCommBytes=0\n`,
+    );
+    await this.bsock.sendSignal(BNET.TERMINATE);
+    this.finish(termCode);
+  }
+
+  /** The verified job's read session on the SD the Director named, or null when it named none. */
+  private volumeSession(): VolumeSession | null {
+    const sd = this.sd;
+    if (!sd) return null;
+    let ticket = 0;
+    return {
+      open: async () => {
+        ticket = await sd.openRead(this.sdId, this.sdTime);
+        return sd.records();
+      },
+      close: async (complete) => {
+        if (complete) await sd.closeRead(ticket);
+      },
+    };
   }
 
   /** Restore runs of the agents met in this restore, by plugin command's agent. */

@@ -9,7 +9,7 @@
 export interface JobRecord {
   jobId: number;
   job: string;
-  kind: 'backup' | 'restore' | 'status' | 'estimate' | 'unknown';
+  kind: 'backup' | 'restore' | 'verify' | 'status' | 'estimate' | 'unknown';
   level: string;
   started: Date;
   ended: Date | null;

@@ -48,7 +48,7 @@ interface Stranger {
 const KEEP_TERMINATED = 10;
 
 function termText(code: number | null): string {
-  return code === 84 ? 'OK' : code === 69 ? 'OK -- with warnings' : code === 65 ? 'Cancel' : code === null ? '?' : 'Error';
+  return code === 84 ? 'OK' : code === 69 ? 'OK -- with warnings' : code === 65 ? 'Cancel' : code === 68 ? 'Diffs' : code === null ? '?' : 'Error';
 }
 
 export class FileDaemonServer {

@@ -52,6 +52,8 @@ export interface IncludeOptions {
   enhancedWild: boolean;
   /** `accurate =` letters (C...:), what accurate mode compares; '' when the block says none. */
   accurate: string;
+  /** `verify =` letters as bacula-fd keeps them, the V included (`Vpins5`); '' when the block says none. */
+  verify: string;
   /** `W` wildcards (`wild =`): matched against the full path of files and directories. */
   wild: string[];
   /** `WD` wildcards (`wilddir =`): directories only, full path. */
@@ -75,7 +77,7 @@ export interface IncludeOptions {
 export function defaultOptions(): IncludeOptions {
   return {
     digest: null, gzip: null, exclude: false, crossFilesystems: false, noRecursion: false, sparse: false, hardlinks: true, readFifo: false,
-    keepAtime: false, noAtime: false, mtimeOnly: false, honorNodump: false, ignoreCase: false, acl: false, xattr: false, enhancedWild: false, accurate: '',
+    keepAtime: false, noAtime: false, mtimeOnly: false, honorNodump: false, ignoreCase: false, acl: false, xattr: false, enhancedWild: false, accurate: '', verify: '',
     wild: [], wildDir: [], wildFile: [], wildBase: [], regex: [], regexDir: [], regexFile: [], fsTypes: [], driveTypes: [], base: [], plugin: null,
   };
 }
@@ -148,6 +150,7 @@ function setOptions(options: IncludeOptions, letters: string): void {
       // Options with a value up to ':' (strip path, verify, accurate, basejob).
       const end = letters.indexOf(':', i);
       if (c === 'C') options.accurate = letters.slice(i + 1, end < 0 ? letters.length : end);
+      if (c === 'V') options.verify = letters.slice(i, end < 0 ? letters.length : end);
       i = end < 0 ? letters.length : end;
     }
     // a, 0, n, w, p, R, c and unknown letters: nothing that selects or reads files.
@@ -426,6 +429,15 @@ export function blockOptions(block: IncludeBlock): IncludeOptions {
  */
 export function accurateOptions(block: IncludeBlock): string {
   return block.options.findLast((fo) => fo.accurate !== '')?.accurate ?? 'mcs';
+}
+
+/**
+ * The Verify options a Verify job sends with each file of a block (find.c find_files): "V", then
+ * the `verify =` letters of each of its Options blocks in turn ("VVpins5" for one block saying
+ * pins5); bacula-fd keeps them for the whole block, whichever Options block a file matched.
+ */
+export function verifyOptions(block: IncludeBlock): string {
+  return `V${block.options.map((fo) => fo.verify).join('')}`;
 }
 
 /**
