@@ -15,6 +15,7 @@ import { decodeDataRecord, isDataStream } from '../restore/file-data.js';
 import { undecodableStream } from '../restore/undecodable.js';
 import { DIGEST_NAMES, digestText, type RecordFields } from './director-records.js';
 import type { VerifyRun, VerifyTotals } from './job.js';
+import { decodeName } from '../../../platform/byte-names.js'; // the name's bytes, in messages too
 
 export interface DataChecks {
   size: boolean;
@@ -71,7 +72,7 @@ export class DataCheck {
 
   openFile(fields: RecordFields): void {
     this.totals.files++;
-    this.current = { name: fields.fname.toString('utf8'), type: fields.type & FT_MASK, stSize: decodeLStat(fields.lstat).size, size: -1n, hash: null, undecodable: false };
+    this.current = { name: decodeName(fields.fname), type: fields.type & FT_MASK, stSize: decodeLStat(fields.lstat).size, size: -1n, hash: null, undecodable: false };
   }
 
   /** close_previous_stream: the size check, then the digest of what was read (base64, '' when none). */
