@@ -8,7 +8,7 @@ import { AgentfdError, messageOf } from '../../../errors.js';
 import { createEntry } from './create-entry.js';
 import type { EntryRecord } from './entry-record.js';
 import { UndecodableData } from '../lzo-records.js';
-import { closeFileData, writeDataRecord, type OpenFile } from './file-data.js';
+import { closeFileData, restoredSize, writeDataRecord, type OpenFile } from './file-data.js';
 import type { RestoreJob } from './job.js';
 import { codeOf } from './restore-root.js';
 import { setAttributes } from './set-attributes.js';
@@ -102,6 +102,7 @@ export class FileEntry implements RestoringEntry {
     this.file = null;
     try {
       await closeFileData(file);
+      this.checkSize(file);
     } catch (error) {
       this.job.problem(`Could not set the size of "${file.target}" to ${file.stat.size}: ${messageOf(error)}`);
     }
@@ -113,6 +114,18 @@ export class FileEntry implements RestoringEntry {
     // Its ACLs and xattrs now, after the mode: chmod would change an ACL's mask (restore.c's delayed streams).
     await this.job.xacl.applyDelayed();
     this.job.totals.files++;
+  }
+
+  /**
+   * A regular file whose data came out longer or shorter than it was backed up (records missing
+   * from the volume, or the file changed while it was read) is an error, worded as bacula-fd's
+   * set_attributes words it; like bacula-fd, a file that got no data is not compared.
+   */
+  private checkSize(file: OpenFile): void {
+    const restored = restoredSize(file);
+    if (file.regular && restored > 0n && file.stat.size > 0n && restored !== file.stat.size) {
+      this.job.problem(`File size of restored file ${file.target} not correct. Original ${file.stat.size}, restored ${restored}.`);
+    }
   }
 }
 

@@ -90,6 +90,12 @@ export async function writeDataRecord(file: OpenFile, stream: number, record: Bu
   return data.length;
 }
 
+/** The size `file` has once closed: what was written, or st_size when sparse data left a trailing hole. */
+export function restoredSize(file: OpenFile): bigint {
+  const written = BigInt(file.end);
+  return file.regular && file.sized && written < file.stat.size ? file.stat.size : written;
+}
+
 /**
  * Close `file` once its data is done. Sparse data leaves the trailing hole unwritten when the last
  * block was skipped: st_size says how long the file was. Throws (after closing) when that size
