@@ -370,7 +370,8 @@ describe('parseFileSet', () => {
     ['S3M', { digest: 'md5' }], // both flags set: bacula-fd computes MD5 first
     ['MZ6', { digest: 'md5', gzip: 6 }],
     ['Z9e', { gzip: 9, exclude: true }],
-    ['Zo', { gzip: null }],
+    ['Zo', { gzip: null, lzo: true }],
+    ['ZoZ6', { gzip: 6, lzo: false }],
     ['fhsHrkKmNiAXW', { crossFilesystems: true, noRecursion: true, sparse: true, hardlinks: false, readFifo: true, keepAtime: true, noAtime: true, mtimeOnly: true, honorNodump: true, ignoreCase: true, acl: true, xattr: true, enhancedWild: true }],
     ['P2:e', { exclude: true }],
     ['Vpins5:Cmcs:Jspug5:M', { digest: 'md5', accurate: 'mcs', verify: 'Vpins5' }],

@@ -78,3 +78,10 @@ function install(need: DebianNeed): string | null {
 export function skipNote(reason: string | null): string {
   return reason === null ? '' : ` [SKIPPED: ${reason}]`;
 }
+
+/** liblzo2, which agentfd serve's compression = LZO loads (src/platform/lzo.ts). */
+export const LIBLZO2: DebianNeed = {
+  pkg: 'liblzo2-2',
+  what: 'liblzo2.so.2',
+  present: () => /\sliblzo2\.so\.2\s/.test(spawnSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8' }).stdout ?? ''),
+};

@@ -61,13 +61,17 @@ export const STREAM = {
   SHA512_DIGEST: 18,
   SIGNED_DIGEST: 19,
   PLUGIN_NAME: 26,
+  /** compression = LZO: each record a comp_stream_header then an LZO1X-1 block (transfer/lzo-records.ts). */
+  COMPRESSED_DATA: 29,
+  /** The same with sparse = yes: the block's 8-byte offset first. */
+  SPARSE_COMPRESSED_DATA: 30,
 } as const;
 
 /**
  * Streams a bacula-fd may write that agentfd serve cannot restore (yet), by number, for messages
- * that say what the volume holds: LZO and other non-GZIP compression (29-31: a comp_stream_header
- * names the algorithm), Win32 BackupRead data (11, 12), encryption (20-25, 32, 33), Mac forks,
- * program data, plugin data and restore objects.
+ * that say what the volume holds: Win32 BackupRead data (11, 12, and 31: compressed, a
+ * comp_stream_header naming the algorithm), encryption (20-25, 32, 33), Mac forks, program data,
+ * plugin data and restore objects. (LZO, 29 and 30, is decoded: STREAM above.)
  */
 export const UNDECODABLE_STREAM_NAMES: Readonly<Record<number, string>> = {
   8: 'STREAM_PROGRAM_NAMES',
@@ -84,8 +88,6 @@ export const UNDECODABLE_STREAM_NAMES: Readonly<Record<number, string>> = {
   25: 'STREAM_ENCRYPTED_MACOS_FORK_DATA',
   27: 'STREAM_PLUGIN_DATA',
   28: 'STREAM_RESTORE_OBJECT',
-  29: 'STREAM_COMPRESSED_DATA',
-  30: 'STREAM_SPARSE_COMPRESSED_DATA',
   31: 'STREAM_WIN32_COMPRESSED_DATA',
   32: 'STREAM_ENCRYPTED_FILE_COMPRESSED_DATA',
   33: 'STREAM_ENCRYPTED_WIN32_COMPRESSED_DATA',

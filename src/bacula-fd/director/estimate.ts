@@ -20,7 +20,7 @@ function modeText(mode: number): string {
 }
 
 /** The streams that carry a file's data; each counts with the file's size, as bacula-fd counts. */
-const DATA_STREAMS = new Set<number>([STREAM.FILE_DATA, STREAM.GZIP_DATA, STREAM.SPARSE_DATA, STREAM.SPARSE_GZIP_DATA]);
+const DATA_STREAMS = new Set<number>([STREAM.FILE_DATA, STREAM.GZIP_DATA, STREAM.SPARSE_DATA, STREAM.SPARSE_GZIP_DATA, STREAM.COMPRESSED_DATA, STREAM.SPARSE_COMPRESSED_DATA]);
 
 export async function estimate(run: Omit<BackupRun, 'sd' | 'skipPlugins'>): Promise<Estimate> {
   const result: Estimate = { files: 0, bytes: 0n, listing: [] };

@@ -23,6 +23,8 @@ export interface IncludeOptions {
   digest: Digest | null;
   /** GZIP level (compression = GZIPn), or null for none. */
   gzip: number | null;
+  /** compression = LZO (Zo): LZO1X-1 (streams 29, 30). At most one of gzip and lzo is set. */
+  lzo: boolean;
   /** `exclude = yes` options block: its patterns exclude. */
   exclude: boolean;
   /** onefs = no (f): cross file systems. */
@@ -76,7 +78,7 @@ export interface IncludeOptions {
 /** The options of a block that says nothing: Bacula's defaults. */
 export function defaultOptions(): IncludeOptions {
   return {
-    digest: null, gzip: null, exclude: false, crossFilesystems: false, noRecursion: false, sparse: false, hardlinks: true, readFifo: false,
+    digest: null, gzip: null, lzo: false, exclude: false, crossFilesystems: false, noRecursion: false, sparse: false, hardlinks: true, readFifo: false,
     keepAtime: false, noAtime: false, mtimeOnly: false, honorNodump: false, ignoreCase: false, acl: false, xattr: false, enhancedWild: false, accurate: '', verify: '',
     wild: [], wildDir: [], wildFile: [], wildBase: [], regex: [], regexDir: [], regexFile: [], fsTypes: [], driveTypes: [], base: [], plugin: null,
   };
@@ -109,6 +111,17 @@ export interface FileSet {
   error?: string;
 }
 
+/** Whether any Options block asks for compression = LZO. */
+export function asksForLzo(fileset: FileSet): boolean {
+  return fileset.includes.some((block) => block.options.some((o) => o.lzo));
+}
+
+/** The FileSet with LZO taken out of its Options (their files then go uncompressed), all else the same. */
+export function withoutLzo(fileset: FileSet): FileSet {
+  const plain = (o: IncludeOptions): IncludeOptions => (o.lzo ? { ...o, lzo: false } : o);
+  return { ...fileset, includes: fileset.includes.map((block) => ({ ...block, options: block.options.map(plain) })) };
+}
+
 // ---------------------------------------------------------------- option letters (set_options)
 
 const DIGEST_RANK: Record<Digest, number> = { md5: 0, sha1: 1, sha256: 2, sha512: 3 };
@@ -130,8 +143,8 @@ function setOptions(options: IncludeOptions, letters: string): void {
       addDigest(options, next === '2' ? 'sha256' : next === '3' ? 'sha512' : 'sha1');
     } else if (c === 'Z') {
       i++; // bacula-fd skips the level character whatever it is
-      if (next !== undefined && next >= '0' && next <= '9') options.gzip = Number(next);
-      else if (next === 'o') options.gzip = null; // LZO is not written by agentfd: such data goes uncompressed
+      if (next !== undefined && next >= '0' && next <= '9') [options.gzip, options.lzo] = [Number(next), false];
+      else if (next === 'o') [options.gzip, options.lzo] = [null, true];
     } else if (c === 'e') options.exclude = true;
     else if (c === 'f') options.crossFilesystems = true;
     else if (c === 'h') options.noRecursion = true;
@@ -399,7 +412,7 @@ export function topLevelOptions(block: IncludeBlock, fileset?: FileSet): Include
   const merged = defaultOptions();
   for (const fo of block.options) {
     if (fo.digest) addDigest(merged, fo.digest);
-    if (fo.gzip !== null) merged.gzip = fo.gzip;
+    if (fo.gzip !== null || fo.lzo) [merged.gzip, merged.lzo] = [fo.gzip, fo.lzo];
     merged.exclude ||= fo.exclude;
     merged.crossFilesystems ||= fo.crossFilesystems;
     merged.noRecursion ||= fo.noRecursion;

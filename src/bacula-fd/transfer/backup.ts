@@ -15,7 +15,8 @@
  * all (must-save.ts), a Plugin line's files (plugin-files.ts), accurate mode's deleted files
  * (deleted-files.ts), and the state they share (job.ts).
  */
-import { topLevelOptions } from '../fileset/fileset.js';
+import { lzo, lzoMissing } from '../../platform/lzo.js';
+import { asksForLzo, topLevelOptions, withoutLzo } from '../fileset/fileset.js';
 import { sendDeletedFiles } from './backup/deleted-files.js';
 import { walkInclude } from './backup/include-walk.js';
 import { BackupJob, newTotals, type BackupRun, type BackupTotals } from './backup/job.js';
@@ -29,14 +30,26 @@ export { dataStreamFor } from './backup/records.js';
  * counting into `totals` (which keeps what was done if this throws).
  */
 export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotals()): Promise<BackupTotals> {
-  const job = new BackupJob(run, totals);
-  for (const block of run.fileset.includes) {
+  const job = new BackupJob(withLzoChecked(run), totals);
+  const { fileset, skipPlugins } = job.run;
+  for (const block of fileset.includes) {
     await walkInclude(job, block);
     // After the block's File entries, as bacula-fd (find_files, then plugin_save per command).
-    if (run.skipPlugins) continue;
-    for (const command of block.plugins) await sendPlugin(job, command, topLevelOptions(block, run.fileset));
+    if (skipPlugins) continue;
+    for (const command of block.plugins) await sendPlugin(job, command, topLevelOptions(block, fileset));
   }
   await sendDeletedFiles(job);
   job.xacl.finish();
   return totals;
+}
+
+/**
+ * A FileSet asking for LZO where liblzo2 cannot be loaded: its files go uncompressed, as a
+ * bacula-fd built without LZO sends them (select_data_stream then keeps the plain streams), but
+ * not silently: one job warning says so and what to install.
+ */
+function withLzoChecked(run: BackupRun): BackupRun {
+  if (!asksForLzo(run.fileset) || lzo()) return run;
+  run.log('warning', `The FileSet asks for compression = LZO, but ${lzoMissing()}: its files are sent uncompressed. Install liblzo2 (Debian: liblzo2-2) to compress them.`);
+  return { ...run, fileset: withoutLzo(run.fileset) };
 }

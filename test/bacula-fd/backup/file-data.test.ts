@@ -1,4 +1,4 @@
-/** A file's data as bacula-fd frames it (transfer/backup/file-data.ts): plain, GZIP, sparse; its digest. */
+/** A file's data as bacula-fd frames it (transfer/backup/file-data.ts): plain, GZIP, LZO, sparse; its digest. */
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -7,7 +7,11 @@ import { inflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { STREAM } from '../../../src/bacula-fd/attributes/lstat.js';
 import { FRAME, dataFrames, startDigest, type FrameOptions } from '../../../src/bacula-fd/transfer/backup/file-data.js';
+import { readCompressedBlock } from '../../../src/bacula-fd/transfer/lzo-records.js';
+import { ensureDebianPackage, LIBLZO2, skipNote } from '../../helpers/debian.js';
 import { tempDir } from '../../helpers/native.js';
+
+const MISSING = ensureDebianPackage(LIBLZO2);
 
 const BLOCK = FRAME - 8;
 
@@ -18,7 +22,7 @@ async function framesOf(content: Buffer, o: Partial<FrameOptions>) {
   const handle = await open(file, 'r');
   try {
     const frames: Buffer[] = [];
-    const options: FrameOptions = { sparse: false, gzip: null, size: BigInt(content.length), checkEveryBlock: false, hash: null, read: (n) => (read += n), ...o };
+    const options: FrameOptions = { sparse: false, gzip: null, lzo: false, size: BigInt(content.length), checkEveryBlock: false, hash: null, read: (n) => (read += n), ...o };
     for await (const frame of dataFrames(handle, options)) frames.push(Buffer.from(frame));
     return { frames, read };
   } finally {
@@ -47,6 +51,30 @@ describe('serve backup file data', () => {
     expect(read).toBe(BLOCK + 5);
     const sent = createHash('sha1').update(content.subarray(0, BLOCK)).update(content.subarray(BLOCK * 3)).digest();
     expect(hash.digest().equals(sent)).toBe(true);
+  });
+
+  it.skipIf(MISSING !== null)(`makes each 64 KiB read one LZO record with LZO: its header, then the block, counting the plain bytes read${skipNote(MISSING)}`, async () => {
+    const content = Buffer.concat([Buffer.alloc(FRAME, 'log line\n'), Buffer.from('the end\n')]);
+    const { frames, read } = await framesOf(content, { lzo: true });
+    expect(frames).toHaveLength(2);
+    for (const frame of frames) {
+      expect(frame.subarray(0, 4).toString('latin1')).toBe('LZOX');
+      expect(frame.readUInt32BE(4)).toBe(frame.length - 12);
+    }
+    expect(frames[0]!.length).toBeLessThan(FRAME / 10);
+    expect(Buffer.concat(frames.map(readCompressedBlock)).equals(content)).toBe(true);
+    expect(read).toBe(content.length);
+  });
+
+  it.skipIf(MISSING !== null)(`puts the offset before the LZO header with sparse (stream 30), zero blocks left out${skipNote(MISSING)}`, async () => {
+    const content = Buffer.alloc(BLOCK * 3 + 5);
+    content.fill('a', BLOCK * 2, BLOCK * 2 + 1000); // blocks 0 and 1 are zeros; block 2 has data; the short last one is sent
+    const { frames, read } = await framesOf(content, { sparse: true, lzo: true });
+    expect(frames.map((f) => f.readBigUInt64BE(0))).toEqual([BigInt(BLOCK * 2), BigInt(BLOCK * 3)]);
+    expect(frames.map((f) => f.subarray(8, 12).toString('latin1'))).toEqual(['LZOX', 'LZOX']);
+    expect(readCompressedBlock(frames[0]!.subarray(8)).equals(content.subarray(BLOCK * 2, BLOCK * 3))).toBe(true);
+    expect(readCompressedBlock(frames[1]!.subarray(8))).toEqual(Buffer.alloc(5));
+    expect(read).toBe(BLOCK + 5);
   });
 
   it('starts the digest `signature =` names, on its stream, and none without one', () => {

@@ -14,6 +14,8 @@ describe('serve backup records', () => {
     expect(dataStreamFor({ sparse: false, gzip: 6 })).toBe(STREAM.GZIP_DATA);
     expect(dataStreamFor({ sparse: true, gzip: null })).toBe(STREAM.SPARSE_DATA);
     expect(dataStreamFor({ sparse: true, gzip: 9 })).toBe(STREAM.SPARSE_GZIP_DATA);
+    expect(dataStreamFor({ sparse: false, gzip: null, lzo: true })).toBe(29);
+    expect(dataStreamFor({ sparse: true, gzip: null, lzo: true })).toBe(30);
   });
 
   it('sends an attributes-only entry under the next FileIndex, with its lstat and counted', async () => {

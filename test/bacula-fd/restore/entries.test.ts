@@ -31,6 +31,20 @@ describe.skipIf(process.platform !== 'linux')('the entry in progress (restore/en
     j.close();
   });
 
+  it('reports a file whose data came out shorter than its size, as bacula-fd does; one that got none is not compared', async () => {
+    const { where, job: j } = job();
+    const short = await FileEntry.begin(j, record(FT.REG, '/short', { size: 10n }));
+    await short.data(STREAM.FILE_DATA, Buffer.from('abc'));
+    await short.end();
+    const empty = await FileEntry.begin(j, record(FT.REG, '/empty', { size: 10n }));
+    await empty.end();
+    const whole = await FileEntry.begin(j, record(FT.REG, '/whole', { size: 3n }));
+    await whole.data(STREAM.FILE_DATA, Buffer.from('abc'));
+    await whole.end();
+    expect(j.totals.errors).toEqual([`File size of restored file ${path.join(where, 'short')} not correct. Original 10, restored 3.`]);
+    j.close();
+  });
+
   it('removes a file whose data it cannot decode, and says so', async () => {
     const { where, job: j } = job();
     const entry = await FileEntry.begin(j, record(FT.REG, '/g'));

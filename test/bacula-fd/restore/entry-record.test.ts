@@ -29,9 +29,10 @@ describe('the attributes record of one entry (restore/entry-record.ts)', () => {
 });
 
 describe('a stream agentfd cannot decode (restore/undecodable.ts)', () => {
-  it('names an LZO stream by its header magic, after the sparse offset of stream 30', () => {
-    expect(undecodableStream(29, Buffer.from('LZOX....'))).toMatch(/^stream 29 \(.*compressed with LZO \("LZOX"\)\), which agentfd cannot decompress$/);
-    expect(undecodableStream(30, Buffer.concat([Buffer.alloc(8), Buffer.from('ZSTD')]))).toMatch(/compressed with "ZSTD"/);
+  it('names compressed Win32 data (31) by its header magic, and a stream no version knows by its number', () => {
+    expect(undecodableStream(31, Buffer.from('LZOX....'))).toBe('stream 31 (STREAM_WIN32_COMPRESSED_DATA: Win32 BackupRead data, compressed with LZO ("LZOX")), which agentfd cannot decode');
+    expect(undecodableStream(31, Buffer.from('ZSTD'))).toMatch(/compressed with "ZSTD"/);
+    expect(undecodableStream(11, Buffer.alloc(0))).toBe('stream 11 (STREAM_WIN32_DATA), which agentfd cannot decode');
     expect(undecodableStream(4242, Buffer.alloc(0))).toBe('stream 4242, which this version of agentfd does not know');
   });
 });

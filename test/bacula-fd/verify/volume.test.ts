@@ -104,10 +104,16 @@ describe('serve verify: Data', () => {
     await verifyData(bad.run, each([attributes, { fileIndex: 1, stream: STREAM.GZIP_DATA, data: Buffer.from('not zlib') }]), bad.totals);
     expect(bad.totals.failed).toBe(true);
     expect(bad.logs).toEqual([expect.stringMatching(/^error: Uncompression error on file \/x\/a\. ERR=/)]);
+    // A damaged LZO record (a header that does not add up) is an uncompression error too.
     const lzo = recordingVerify(parseFileSet(VERIFY_MD5));
     await verifyData(lzo.run, each([attributes, { fileIndex: 1, stream: 29, data: Buffer.from('LZOX....') }, { fileIndex: 1, stream: STREAM.MD5_DIGEST, data: Buffer.alloc(16) }]), lzo.totals);
     expect(lzo.totals).toMatchObject({ failed: true, differences: false });
-    expect(lzo.logs).toEqual([expect.stringMatching(/^error: "\/x\/a" cannot be verified: its data is in stream 29 .*LZO/)]);
+    expect(lzo.logs).toEqual([expect.stringMatching(/^error: Uncompression error on file \/x\/a\. ERR=/)]);
+    // Compressed Win32 BackupRead data (31) agentfd does not decode: the file is named, not verified.
+    const win32 = recordingVerify(parseFileSet(VERIFY_MD5));
+    await verifyData(win32.run, each([attributes, { fileIndex: 1, stream: 31, data: Buffer.from('LZOX....') }, { fileIndex: 1, stream: STREAM.MD5_DIGEST, data: Buffer.alloc(16) }]), win32.totals);
+    expect(win32.totals).toMatchObject({ failed: true, differences: false });
+    expect(win32.logs).toEqual([expect.stringMatching(/^error: "\/x\/a" cannot be verified: its data is in stream 31/)]);
   });
 
   it('what is checked comes from the FileSet as scan_fileset reads it', () => {

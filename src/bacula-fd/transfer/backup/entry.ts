@@ -38,7 +38,7 @@ export async function sendEntry(job: BackupJob, p: string, st: BigIntStats, opti
 /** The data frames of one file, counting what was read into the totals. */
 function fileFrames(job: BackupJob, handle: FileHandle, st: BigIntStats, options: IncludeOptions, hash: ReturnType<typeof startDigest>, checkEveryBlock: boolean) {
   const read = (n: number) => (job.totals.readBytes += n);
-  return dataFrames(handle, { sparse: options.sparse, gzip: options.gzip, size: st.size, checkEveryBlock, hash: hash?.hash ?? null, read });
+  return dataFrames(handle, { sparse: options.sparse, gzip: options.gzip, lzo: options.lzo, size: st.size, checkEveryBlock, hash: hash?.hash ?? null, read });
 }
 
 /**

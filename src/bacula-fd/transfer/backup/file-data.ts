@@ -1,7 +1,8 @@
 /**
  * A file's data as bacula-fd reads and frames it (filed/backup.c send_data): frames of at most
- * 64 KiB, each zlib-compressed with GZIP, with sparse an 8-byte offset first and all-zero blocks
- * left out; noatime and keepatime; the digest its `signature =` names.
+ * 64 KiB, each zlib-compressed with GZIP or made an LZO record (lzo-records.ts) with LZO, with
+ * sparse an 8-byte offset first and all-zero blocks left out; noatime and keepatime; the digest its
+ * `signature =` names. Compression runs here, inline, for GZIP and LZO alike.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { constants, type BigIntStats } from 'node:fs';
@@ -11,6 +12,7 @@ import { STREAM } from '../../attributes/lstat.js';
 import { setAccessTime } from '../../attributes/special-files.js';
 import type { Digest } from '../../fileset/fileset.js';
 import { fsPath } from '../../../platform/byte-names.js';
+import { lzoRecord } from '../lzo-records.js';
 
 /** The real FD's default Maximum Network Buffer Size: the data frame size. */
 export const FRAME = 64 * 1024;
@@ -73,6 +75,8 @@ function allZero(data: Buffer): boolean {
 export interface FrameOptions {
   sparse: boolean;
   gzip: number | null;
+  /** compression = LZO (and liblzo2 is there: the job checked). */
+  lzo: boolean;
   /** The size the LStat gives: blocks that end at or past it are always sent. */
   size: bigint;
   /** Raw devices and fifos (size 0): every block may be skipped. */
@@ -103,15 +107,16 @@ export async function* dataFrames(handle: FileHandle, o: FrameOptions): AsyncGen
     if (o.sparse && (o.checkEveryBlock || (bytesRead === length && offset < o.size)) && allZero(plain)) continue;
     o.hash?.update(plain);
     o.read(bytesRead);
-    if (!o.sparse) {
-      yield o.gzip !== null ? deflateSync(plain, { level: o.gzip }) : plain;
-    } else if (o.gzip === null) {
-      buffer.writeBigUInt64BE(at, 0);
-      yield buffer.subarray(0, OFFSET_SIZE + bytesRead);
-    } else {
-      const head = Buffer.allocUnsafe(OFFSET_SIZE);
-      head.writeBigUInt64BE(at, 0);
-      yield Buffer.concat([head, deflateSync(plain, { level: o.gzip })]);
-    }
+    yield o.sparse ? sparseFrame(buffer, plain, at, o) : o.gzip !== null ? deflateSync(plain, { level: o.gzip }) : o.lzo ? lzoRecord(plain) : plain;
   }
+}
+
+/** A sparse frame: the block's offset, then its bytes as the FileSet compresses them (`buffer` holds them after 8 bytes). */
+function sparseFrame(buffer: Buffer, plain: Buffer, at: bigint, o: FrameOptions): Buffer {
+  let frame: Buffer;
+  if (o.lzo) frame = lzoRecord(plain, OFFSET_SIZE);
+  else if (o.gzip !== null) frame = Buffer.concat([Buffer.allocUnsafe(OFFSET_SIZE), deflateSync(plain, { level: o.gzip })]);
+  else frame = buffer.subarray(0, OFFSET_SIZE + plain.length);
+  frame.writeBigUInt64BE(at, 0);
+  return frame;
 }

@@ -8,9 +8,11 @@ import { pluginNameOf } from '../../../agents/bacula-plugin/command.js';
 import { messageOf } from '../../../errors.js';
 import { FT, STREAM, encodeAttributes, encodeLStat, type BaculaStat } from '../../attributes/lstat.js';
 import type { IncludeOptions } from '../../fileset/fileset.js';
+import { lzoRecord } from '../lzo-records.js';
 import { startPluginBackup } from '../plugin-agents.js';
 import { FRAME, startDigest } from './file-data.js';
 import type { BackupJob } from './job.js';
+import { dataStreamFor } from './records.js';
 import { deflateSync } from 'node:zlib';
 
 /** Run one Plugin line's agent and send the files it gives. */
@@ -69,7 +71,7 @@ async function sendAgentFile(job: BackupJob, command: string, file: AgentFile, o
   }
   const index = job.nextIndex();
   await run.sd.sendStream(index, STREAM.PLUGIN_NAME, 0, [Buffer.from(`${index} 1 1 ${command}\0`)]);
-  const dataStream = options.gzip !== null ? STREAM.GZIP_DATA : STREAM.FILE_DATA;
+  const dataStream = dataStreamFor({ sparse: false, gzip: options.gzip, lzo: options.lzo });
   const stat = agentFileStat(file, dataStream);
   const type = file.kind === 'directory' ? FT.DIREND : file.kind === 'symlink' ? FT.LNK : file.streams.length > 0 ? FT.REG : FT.REGE;
   const fname = file.kind === 'directory' ? `${file.path}/` : file.path;
@@ -85,7 +87,7 @@ async function sendAgentFile(job: BackupJob, command: string, file: AgentFile, o
           digest?.hash.update(plain);
           totals.readBytes += plain.length;
           // Copied: the agent may reuse its buffer once the next chunk is asked for.
-          yield options.gzip !== null ? deflateSync(plain, { level: options.gzip }) : Buffer.from(plain);
+          yield options.gzip !== null ? deflateSync(plain, { level: options.gzip }) : options.lzo ? lzoRecord(plain) : Buffer.from(plain);
         }
       }
     };

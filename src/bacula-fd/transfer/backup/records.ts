@@ -12,9 +12,9 @@ import type { BackupJob } from './job.js';
  * The data stream of a FileSet's options (findlib/attribs.c select_data_stream). Every record's
  * LStat names it, directories and links too, so it does not depend on the file.
  */
-export function dataStreamFor(options: Pick<IncludeOptions, 'sparse' | 'gzip'>): number {
-  if (options.sparse) return options.gzip !== null ? STREAM.SPARSE_GZIP_DATA : STREAM.SPARSE_DATA;
-  return options.gzip !== null ? STREAM.GZIP_DATA : STREAM.FILE_DATA;
+export function dataStreamFor(options: Pick<IncludeOptions, 'sparse' | 'gzip'> & { lzo?: boolean }): number {
+  if (options.sparse) return options.gzip !== null ? STREAM.SPARSE_GZIP_DATA : options.lzo ? STREAM.SPARSE_COMPRESSED_DATA : STREAM.SPARSE_DATA;
+  return options.gzip !== null ? STREAM.GZIP_DATA : options.lzo ? STREAM.COMPRESSED_DATA : STREAM.FILE_DATA;
 }
 
 /** The attributes record of an entry of `type` (FT_*) named `fname`, with LinkFI `linkFI`. */

@@ -3,12 +3,13 @@
  * records (STREAM_PLUGIN_NAME), each entry goes to the agent installed under that plugin's name,
  * as bacula-fd hands them to its plugin; with no such agent they restore as plain files.
  */
-import { inflateSync } from 'node:zlib';
 import type { RestoreRun as AgentRestoreRun } from '../../../agents/agent.js';
 import type { AgentFileInfo } from '../../../agents/types.js';
 import { messageOf } from '../../../errors.js';
 import { FT, STREAM } from '../../attributes/lstat.js';
+import { UndecodableData } from '../lzo-records.js';
 import type { EntryRecord } from './entry-record.js';
+import { decodeDataRecord } from './file-data.js';
 import { noEntry, type RestoringEntry } from './entries.js';
 import type { RestoreJob } from './job.js';
 
@@ -63,23 +64,29 @@ export async function startAgentFile(job: RestoreJob, agent: AgentRestoreRun, re
   }
 }
 
+/** The data streams of an agent's file: plain, GZIP or LZO, never sparse. */
+const AGENT_STREAMS: ReadonlySet<number> = new Set([STREAM.FILE_DATA, STREAM.GZIP_DATA, STREAM.COMPRESSED_DATA]);
+
 class AgentEntry implements RestoringEntry {
   skipping = false;
   private open = true;
-  /** Data that is not the agent's (sparse records) goes nowhere, as with no file open. */
-  private readonly nowhere: RestoringEntry;
 
   constructor(
     private readonly job: RestoreJob,
     private readonly agent: AgentRestoreRun,
     readonly name: string,
-  ) {
-    this.nowhere = noEntry(job, name);
-  }
+  ) {}
 
   async data(stream: number, data: Buffer): Promise<void> {
-    if (stream !== STREAM.FILE_DATA && stream !== STREAM.GZIP_DATA) return this.nowhere.data(stream, data);
-    const bytes = stream === STREAM.GZIP_DATA ? inflateSync(data) : data;
+    // An agent takes its file's data in order: sparse records (with offsets) have no place here.
+    if (!AGENT_STREAMS.has(stream)) return this.undecodable(`stream ${stream}, sparse data, which an agent's file cannot take`);
+    let bytes: Buffer;
+    try {
+      bytes = decodeDataRecord(stream, data).data;
+    } catch (error) {
+      if (!(error instanceof UndecodableData)) throw error;
+      return this.undecodable(`a stream ${stream} record that cannot be decoded: ${error.message}`);
+    }
     try {
       await this.agent.write(0, bytes);
       this.job.totals.bytes += bytes.length;

@@ -7,7 +7,8 @@ import { unlink } from 'node:fs/promises';
 import { AgentfdError, messageOf } from '../../../errors.js';
 import { createEntry } from './create-entry.js';
 import type { EntryRecord } from './entry-record.js';
-import { closeFileData, writeDataRecord, type OpenFile } from './file-data.js';
+import { UndecodableData } from '../lzo-records.js';
+import { closeFileData, restoredSize, writeDataRecord, type OpenFile } from './file-data.js';
 import type { RestoreJob } from './job.js';
 import { codeOf } from './restore-root.js';
 import { setAttributes } from './set-attributes.js';
@@ -18,7 +19,7 @@ export interface RestoringEntry {
   readonly name: string;
   /** Its data records are not wanted: made without data, kept, failed, or refused. */
   skipping: boolean;
-  /** One data record (plain, GZIP or sparse). */
+  /** One data record (plain, GZIP, LZO, sparse). */
   data(stream: number, data: Buffer): Promise<void>;
   /** A record of a stream this version cannot decode (`what`: undecodable.ts's words). */
   undecodable(what: string): Promise<void>;
@@ -61,22 +62,28 @@ export class FileEntry implements RestoringEntry {
     try {
       this.job.totals.bytes += await writeDataRecord(file, stream, data);
     } catch (error) {
+      if (error instanceof UndecodableData) return this.fail(`its stream ${stream} record cannot be decoded: ${error.message}`, '');
       this.job.problem(`Write error on "${file.target}": ${messageOf(error)}; the rest of its data is skipped`);
       this.skipping = true;
     }
+  }
+
+  async undecodable(what: string): Promise<void> {
+    if (!this.file) {
+      this.skipping = true;
+      this.job.problem(`"${this.name}": a record of ${what} was ignored; restore it with a bacula-fd that can`);
+      return;
+    }
+    return this.fail(`its data is in ${what}`, '; restore it with a bacula-fd that can');
   }
 
   /**
    * The file fails, loudly, and is not left as if restored: what was written of it is removed
    * (bacula-fd too stops extracting it). Its other records are skipped.
    */
-  async undecodable(what: string): Promise<void> {
+  private async fail(reason: string, advice: string): Promise<void> {
     this.skipping = true;
-    const file = this.file;
-    if (!file) {
-      this.job.problem(`"${this.name}": a record of ${what} was ignored; restore it with a bacula-fd that can`);
-      return;
-    }
+    const file = this.file!;
     this.file = null;
     await file.handle.close().catch(() => undefined);
     let removed = '';
@@ -87,7 +94,7 @@ export class FileEntry implements RestoringEntry {
         (error: unknown) => `; ${file.target} could not be removed (${codeOf(error)}) and is incomplete`,
       );
     }
-    this.job.problem(`"${file.fname}" is not restored: its data is in ${what}${removed}; restore it with a bacula-fd that can`);
+    this.job.problem(`"${file.fname}" is not restored: ${reason}${removed}${advice}`);
   }
 
   async end(): Promise<void> {
@@ -96,6 +103,7 @@ export class FileEntry implements RestoringEntry {
     this.file = null;
     try {
       await closeFileData(file);
+      this.checkSize(file);
     } catch (error) {
       this.job.problem(`Could not set the size of "${file.target}" to ${file.stat.size}: ${messageOf(error)}`);
     }
@@ -107,6 +115,18 @@ export class FileEntry implements RestoringEntry {
     // Its ACLs and xattrs now, after the mode: chmod would change an ACL's mask (restore.c's delayed streams).
     await this.job.xacl.applyDelayed();
     this.job.totals.files++;
+  }
+
+  /**
+   * A regular file whose data came out longer or shorter than it was backed up (records missing
+   * from the volume, or the file changed while it was read) is an error, worded as bacula-fd's
+   * set_attributes words it; like bacula-fd, a file that got no data is not compared.
+   */
+  private checkSize(file: OpenFile): void {
+    const restored = restoredSize(file);
+    if (file.regular && restored > 0n && file.stat.size > 0n && restored !== file.stat.size) {
+      this.job.problem(`File size of restored file ${file.target} not correct. Original ${file.stat.size}, restored ${restored}.`);
+    }
   }
 }
 

@@ -1,10 +1,12 @@
 /**
  * The data of one file being restored: its data records (plain, GZIP: one zlib stream per record,
- * or sparse: an 8-byte offset first) go into the open file until the next attributes record, as in
+ * LZO: a compression header then one LZO1X-1 block per record (lzo-records.ts), or sparse: an
+ * 8-byte offset first) go into the open file until the next attributes record, as in
  * filed/restore.c.
  */
 import { inflateSync } from 'node:zlib';
 import { STREAM, type BaculaStat } from '../../attributes/lstat.js';
+import { readCompressedBlock, UndecodableData } from '../lzo-records.js';
 
 /** What a restore writes data into: a Node FileHandle (of a file, fifo or device) has these. */
 export interface DataSink {
@@ -37,28 +39,44 @@ export function openedFile(target: string, fname: string, stat: BaculaStat, attr
   return { target, stat, handle, fname, sequential: kind === 'fifo', cursor: 0, end: 0, sized: false, regular: kind === 'regular', attribsEx };
 }
 
+const DATA_STREAMS: ReadonlySet<number> = new Set([STREAM.FILE_DATA, STREAM.GZIP_DATA, STREAM.SPARSE_DATA, STREAM.SPARSE_GZIP_DATA, STREAM.COMPRESSED_DATA, STREAM.SPARSE_COMPRESSED_DATA]);
+const SPARSE_STREAMS: ReadonlySet<number> = new Set([STREAM.SPARSE_DATA, STREAM.SPARSE_GZIP_DATA, STREAM.SPARSE_COMPRESSED_DATA]);
+
 export function isDataStream(stream: number): boolean {
-  return stream === STREAM.FILE_DATA || stream === STREAM.GZIP_DATA || stream === STREAM.SPARSE_DATA || stream === STREAM.SPARSE_GZIP_DATA;
+  return DATA_STREAMS.has(stream);
 }
 
-/** The bytes one data record carries, and where they go (null: after the last ones). */
+/**
+ * The bytes one data record carries, and where they go (null: after the last ones). A record that
+ * cannot be decoded (cut short, damaged, an algorithm agentfd lacks) throws UndecodableData: the
+ * file it belongs to cannot be restored whole.
+ */
 export function decodeDataRecord(stream: number, record: Buffer): { data: Buffer; position: number | null } {
   let data = record;
   let position: number | null = null;
-  if (stream === STREAM.SPARSE_DATA || stream === STREAM.SPARSE_GZIP_DATA) {
-    if (data.length < 8) throw new Error(`a sparse record of ${data.length} bytes has no 8-byte offset`);
+  if (SPARSE_STREAMS.has(stream)) {
+    if (data.length < 8) throw new UndecodableData(`a sparse record of ${data.length} bytes has no 8-byte offset`);
     position = Number(data.readBigUInt64BE(0));
     data = data.subarray(8);
   }
-  if (stream === STREAM.GZIP_DATA || stream === STREAM.SPARSE_GZIP_DATA) data = inflateSync(data);
+  if (stream === STREAM.GZIP_DATA || stream === STREAM.SPARSE_GZIP_DATA) data = inflate(data);
+  else if (stream === STREAM.COMPRESSED_DATA || stream === STREAM.SPARSE_COMPRESSED_DATA) data = readCompressedBlock(data);
   return { data, position };
+}
+
+function inflate(data: Buffer): Buffer {
+  try {
+    return inflateSync(data);
+  } catch (error) {
+    throw new UndecodableData(`its GZIP record does not decompress (${(error as Error).message}): the record is damaged`);
+  }
 }
 
 const ZEROS = Buffer.alloc(64 * 1024);
 
 /** Write one data record into `file`; returns the bytes written. */
 export async function writeDataRecord(file: OpenFile, stream: number, record: Buffer): Promise<number> {
-  if ((stream === STREAM.SPARSE_DATA || stream === STREAM.SPARSE_GZIP_DATA) && record.length >= 8) file.sized = true;
+  if (SPARSE_STREAMS.has(stream) && record.length >= 8) file.sized = true;
   const { data, position } = decodeDataRecord(stream, record);
   const at = position ?? file.cursor;
   if (file.sequential) {
@@ -70,6 +88,12 @@ export async function writeDataRecord(file: OpenFile, stream: number, record: Bu
   file.cursor = (file.sequential ? Math.max(at, file.cursor) : at) + data.length;
   file.end = Math.max(file.end, file.cursor);
   return data.length;
+}
+
+/** The size `file` has once closed: what was written, or st_size when sparse data left a trailing hole. */
+export function restoredSize(file: OpenFile): bigint {
+  const written = BigInt(file.end);
+  return file.regular && file.sized && written < file.stat.size ? file.stat.size : written;
 }
 
 /**
