@@ -4,7 +4,7 @@
  * with its data, a fifo read with readfifo, or a fifo or device node saved as what it is.
  */
 import type { BigIntStats } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import { lstat, type FileHandle } from 'node:fs/promises';
 import { messageOf } from '../../../errors.js';
 import { FT } from '../../attributes/lstat.js';
 import { openFifo } from '../../attributes/special-files.js';
@@ -64,6 +64,7 @@ async function sendFile(job: BackupJob, p: string, st: BigIntStats, options: Inc
     const digest = startDigest(options.digest);
     if (handle) job.totals.jobBytes += await job.run.sd.sendStream(index, dataStreamFor(options), st.size, fileFrames(job, handle, st, options, digest, type === FT.RAW));
     await sendXacl(job, index, p, type, options);
+    if (options.checkChanges && type === FT.REG) await reportChange(job, p, st);
     let saved: SavedFile['digest'] = null;
     if (digest) {
       saved = { stream: digest.stream, value: digest.hash.digest() };
@@ -74,6 +75,31 @@ async function sendFile(job: BackupJob, p: string, st: BigIntStats, options: Inc
   } finally {
     await handle?.close();
   }
+}
+
+/**
+ * checkfilechanges (findlib/find_one.c has_file_changed): the file is stat'ed again once its data
+ * is sent; a changed mtime, ctime or size (in that order, whole seconds as Bacula keeps them) is
+ * an error of the job that leaves its status OK: the Director reports "OK -- with warnings".
+ */
+async function reportChange(job: BackupJob, p: string, before: BigIntStats): Promise<void> {
+  let now: BigIntStats;
+  try {
+    now = await lstat(p, { bigint: true });
+  } catch (error) {
+    job.run.log('warning', `Cannot stat file ${p}: ERR=${messageOf(error)}`);
+    return;
+  }
+  const seconds = (ms: bigint) => ms / 1000n;
+  const changed =
+    seconds(now.mtimeMs) !== seconds(before.mtimeMs) ? 'mtime'
+    : seconds(now.ctimeMs) !== seconds(before.ctimeMs) ? 'ctime'
+    : now.size !== before.size || now.blocks !== before.blocks || now.blksize !== before.blksize ? 'size'
+    : null;
+  if (changed === null) return;
+  const message = `${p} ${changed} changed during backup.`;
+  job.totals.warnings.push(message);
+  job.run.log('error', message);
 }
 
 /**
