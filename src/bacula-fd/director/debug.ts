@@ -24,10 +24,10 @@ export interface DebugSettings {
 }
 
 /** `setdebug=%ld trace=%ld hangup=%ld blowup=%ld options=%s tags=%s` (and the older forms without the last ones). */
-export function parseSetdebug(command: string): { level: number; trace: number; options: string } | null {
+export function parseSetdebug(command: string): { level: number; trace: number; hangup: number; blowup: number; options: string; tags: string } | null {
   const m = /^setdebug=(-?\d+) trace=(-?\d+)(?: hangup=(-?\d+))?(?: blowup=(-?\d+))?(?: options=(\S*))?(?: tags=(\S*))?/.exec(command);
   if (!m) return null;
-  return { level: Number(m[1]), trace: Number(m[2]), options: m[5] ?? '' };
+  return { level: Number(m[1]), trace: Number(m[2]), hangup: Number(m[3] ?? -1), blowup: Number(m[4] ?? -1), options: m[5] ?? '', tags: m[6] ?? '' };
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];

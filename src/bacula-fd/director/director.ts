@@ -382,7 +382,10 @@ export class DirectorSession {
       return false;
     }
     this.host.debug.set(asked.level, asked.trace, asked.options);
-    return this.answer(`2000 OK ${command.trim()}\n`);
+    // hangup= and blowup= are bacula-fd's test hooks (hang up or abort after so many files): not
+    // acted on here; as bacula-fd, the answer gives 0 for the -1 a Director sends when not asked.
+    const hook = (n: number) => Math.max(0, n);
+    return this.answer(`2000 OK setdebug=${asked.level} trace=${asked.trace} hangup=${hook(asked.hangup)} blowup=${hook(asked.blowup)} options=${asked.options} tags=${asked.tags}\n`);
   }
 
   /**

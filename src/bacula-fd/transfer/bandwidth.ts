@@ -67,7 +67,10 @@ export class BandwidthThrottle {
     const sleep = Math.floor(this.counted / perMicro);
     if (sleep > MIN_TICK) {
       await this.clock.sleep(sleep, this.stop.signal);
-      this.lastTick = this.clock.now();
+      // From when the sleep should have ended, not when the timer fired: a timer's lateness (a
+      // millisecond or two per sleep in Node, where bacula-fd's nanosleep is precise) is then
+      // credited to the next write instead of slowing the job below its limit.
+      this.lastTick = Math.min(now + sleep, this.clock.now());
       this.counted = 0;
     } else {
       this.lastTick = now;

@@ -146,8 +146,9 @@ export class StorageDaemon {
       if (!fields) throw sdError(`the Storage Daemon at ${this.where} sent a record header that cannot be read: "${header.data.toString('latin1', 0, 80)}"`);
       const data: BsockMessage = await this.bsock.receive();
       if (data.kind !== 'data') throw sdError(`the Storage Daemon at ${this.where} sent a signal where record data was due`);
-      await this.throttle.written(framed(header.data.length) + framed(data.data.length));
       yield { fileIndex: Number(fields[3]), stream: Number(fields[4]), data: data.data };
+      // Once the record is used: a limit slows what comes next, as bacula-fd's reads are slowed.
+      await this.throttle.written(framed(header.data.length) + framed(data.data.length));
     }
   }
 

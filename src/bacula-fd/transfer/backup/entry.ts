@@ -35,10 +35,16 @@ export async function sendEntry(job: BackupJob, p: string, st: BigIntStats, opti
   if (key !== null && sent) job.links.set(key, { name: p, ...sent });
 }
 
-/** The data frames of one file, counting what was read into the totals. */
-function fileFrames(job: BackupJob, handle: FileHandle, st: BigIntStats, options: IncludeOptions, hash: ReturnType<typeof startDigest>, checkEveryBlock: boolean) {
+/**
+ * The data frames of one file, counting what was read and what is sent into the totals as it
+ * goes (status client shows both while a file is sent).
+ */
+async function* fileFrames(job: BackupJob, handle: FileHandle, st: BigIntStats, options: IncludeOptions, hash: ReturnType<typeof startDigest>, checkEveryBlock: boolean) {
   const read = (n: number) => (job.totals.readBytes += n);
-  return dataFrames(handle, { sparse: options.sparse, gzip: options.gzip, size: st.size, checkEveryBlock, hash: hash?.hash ?? null, read });
+  for await (const frame of dataFrames(handle, { sparse: options.sparse, gzip: options.gzip, size: st.size, checkEveryBlock, hash: hash?.hash ?? null, read })) {
+    job.totals.jobBytes += frame.length;
+    yield frame;
+  }
 }
 
 /**
@@ -61,8 +67,9 @@ async function sendFile(job: BackupJob, p: string, st: BigIntStats, options: Inc
   try {
     const index = job.nextIndex();
     await sendAttributes(job, index, type, p, st, '', options);
+    job.totals.files++; // counted from its start, as bacula-fd's JobFiles (status client shows it)
     const digest = startDigest(options.digest);
-    if (handle) job.totals.jobBytes += await job.run.sd.sendStream(index, dataStreamFor(options), st.size, fileFrames(job, handle, st, options, digest, type === FT.RAW));
+    if (handle) await job.run.sd.sendStream(index, dataStreamFor(options), st.size, fileFrames(job, handle, st, options, digest, type === FT.RAW));
     await sendXacl(job, index, p, type, options);
     if (options.checkChanges && type === FT.REG) await reportChange(job, p, st);
     let saved: SavedFile['digest'] = null;
@@ -70,7 +77,6 @@ async function sendFile(job: BackupJob, p: string, st: BigIntStats, options: Inc
       saved = { stream: digest.stream, value: digest.hash.digest() };
       await job.run.sd.sendStream(index, saved.stream, 0, [saved.value]);
     }
-    job.totals.files++;
     return { fileIndex: index, digest: saved };
   } finally {
     await handle?.close();
@@ -124,9 +130,9 @@ async function sendFifo(job: BackupJob, p: string, st: BigIntStats, options: Inc
       await handle.close();
     }
   };
-  job.totals.jobBytes += await job.run.sd.sendStream(index, dataStreamFor(options), st.size, data());
-  await sendXacl(job, index, p, FT.FIFO, options);
   job.totals.files++;
+  await job.run.sd.sendStream(index, dataStreamFor(options), st.size, data());
+  await sendXacl(job, index, p, FT.FIFO, options);
   return { fileIndex: index, digest: null };
 }
 
