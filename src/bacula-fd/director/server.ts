@@ -197,6 +197,7 @@ export class FileDaemonServer {
         const record = this.running.get(job);
         if (!record) return false;
         record.cancelled = true;
+        record.throttle?.abort(); // a cancelled job does not sit out its bandwidth limit's sleeps
         return true;
       },
     });
