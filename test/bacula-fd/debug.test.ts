@@ -1,8 +1,8 @@
-/** serve's debug levels and trace file (director/debug.ts), as setdebug sets them. */
+/** serve's debug levels and trace file (wire/debug.ts), as setdebug sets them. */
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DebugLog, parseSetdebug } from '../../src/bacula-fd/director/debug.js';
+import { DebugLog, parseSetdebug } from '../../src/bacula-fd/wire/debug.js';
 import { tempDir } from '../helpers/native.js';
 
 describe('serve debug levels', () => {

@@ -22,7 +22,7 @@ import { AccurateList } from '../transfer/accurate.js';
 import { TLS_NEED, negotiateTls, tlsServer, type TlsSettings } from '../wire/tls.js';
 import { FD_PROTOCOL_VERSION, StorageDaemon } from '../transfer/storage-daemon.js';
 import { newJobRecord, type JobRecord } from './job-record.js';
-import { DEBUG, parseSetdebug, type DebugLog, type DebugWrite } from './debug.js';
+import { DEBUG, parseSetdebug, type DebugLog, type DebugWrite } from '../wire/debug.js';
 
 export interface DirectorIdentity {
   name: string;
@@ -374,7 +374,7 @@ export class DirectorSession {
     return true;
   }
 
-  /** setdebug: serve's debug level and trace file (debug.ts); answered as bacula-fd answers. */
+  /** setdebug: serve's debug level and trace file (wire/debug.ts); answered as bacula-fd answers. */
   private async setdebugCommand(command: string): Promise<boolean> {
     const asked = parseSetdebug(command);
     if (!asked) {

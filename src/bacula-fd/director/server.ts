@@ -11,7 +11,7 @@ import { HOST_VERSION } from '../../version.js';
 import { Bsock, PRE_AUTH_MAX_RECEIVE } from '../wire/bsock.js';
 import { DirectorSession, type DirectorIdentity } from './director.js';
 import type { JobRecord } from './job-record.js';
-import { DebugLog } from './debug.js';
+import { DebugLog } from '../wire/debug.js';
 import { baculaDate, runningJobLines, terminatedLine, termText, withCommas } from './status.js';
 import type { PluginAgents } from '../transfer/plugin-agents.js';
 import type { TlsSettings } from '../wire/tls.js';
@@ -172,15 +172,7 @@ export class FileDaemonServer {
       authFailureDelayMs: this.settings.authFailureDelayMs ?? SERVE_DEFAULTS.authFailureDelayMs,
       debug: this.debug,
       jobBandwidth: () => this.capped(this.jobBandwidth),
-      setBandwidth: (job, limit) => {
-        if (job === null) {
-          this.jobBandwidth = limit;
-          return true;
-        }
-        const throttle = this.running.get(job)?.throttle;
-        if (throttle) throttle.limit = this.capped(limit);
-        return throttle !== undefined;
-      },
+      setBandwidth: (job, limit) => this.setBandwidth(job, limit),
       register: (job) => {
         if (this.running.size >= this.settings.maxJobs) throw new Error(`${this.running.size} jobs are running, the most [serve] max_jobs allows; raise it, or lower the Client resource's Maximum Concurrent Jobs to match`);
         this.running.set(job.job, job);
@@ -218,6 +210,17 @@ export class FileDaemonServer {
         this.sessions.delete(session);
       });
     this.sessions.set(session, ended);
+  }
+
+  /** setbandwidth: a running job's limit (false: no such job), or with null the limit of jobs started from now on. */
+  private setBandwidth(job: string | null, limit: number): boolean {
+    if (job === null) {
+      this.jobBandwidth = limit;
+      return true;
+    }
+    const throttle = this.running.get(job)?.throttle;
+    if (throttle) throttle.limit = this.capped(limit);
+    return throttle !== undefined;
   }
 
   /** A job's limit: what the Director asks, within [serve] max_bandwidth_per_job when that is set. */

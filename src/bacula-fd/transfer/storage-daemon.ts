@@ -10,7 +10,7 @@ import { AgentfdError } from '../../errors.js';
 import { BNET, Bsock, type BsockMessage } from '../wire/bsock.js';
 import { cramAccepts, cramResponse, makeChallenge } from '../wire/cram-md5.js';
 import { TLS_NEED, negotiateTls, tlsClient, type TlsSettings } from '../wire/tls.js';
-import { DEBUG, type DebugWrite } from '../director/debug.js';
+import { DEBUG, type DebugWrite } from '../wire/debug.js';
 import { BandwidthThrottle } from './bandwidth.js';
 
 export const FD_PROTOCOL_VERSION = 213;

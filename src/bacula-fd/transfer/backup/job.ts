@@ -5,7 +5,7 @@
 import type { BackupRun as AgentBackupRun } from '../../../agents/agent.js';
 import type { Level } from '../../../agents/types.js';
 import { XaclBackup } from '../../attributes/xacl.js';
-import type { DebugWrite } from '../../director/debug.js';
+import type { DebugWrite } from '../../wire/debug.js';
 import type { FileSet, IncludeOptions } from '../../fileset/fileset.js';
 import type { AccurateList } from '../accurate.js';
 import type { PluginAgents } from '../plugin-agents.js';

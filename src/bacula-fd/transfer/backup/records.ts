@@ -5,7 +5,7 @@
 import type { BigIntStats } from 'node:fs';
 import { FT, STREAM, encodeAttributes, encodeLStat, statFromNode, type BaculaStat } from '../../attributes/lstat.js';
 import { lstatMode } from '../../attributes/windows.js';
-import { DEBUG } from '../../director/debug.js';
+import { DEBUG } from '../../wire/debug.js';
 import type { IncludeOptions } from '../../fileset/fileset.js';
 import type { BackupJob } from './job.js';
 

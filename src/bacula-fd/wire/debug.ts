@@ -1,6 +1,7 @@
 /**
  * serve's debug levels, as bacula-fd's `setdebug` sets them (filed/job.c setdebug_cmd,
- * lib/message.c d_msg): a message of level N is written when N <= the level; with trace=1 it goes
+ * lib/message.c d_msg). In wire/ because every part of the daemon writes them, as every part of
+ * bacula-fd writes through its lib/. A message of level N is written when N <= the level; with trace=1 it goes
  * to `<working directory>/<client name>.trace` (appended, as bacula-fd opens it "a+b"), else to
  * serve's own output. Each line is bacula-fd's: "<name>: <where>-<JobId> <text>", after a
  * timestamp when options has `t` (`T` turns that off again); `c` truncates the trace file, `0`
