@@ -12,7 +12,7 @@ import { Bsock, PRE_AUTH_MAX_RECEIVE } from '../wire/bsock.js';
 import { DirectorSession, type DirectorIdentity } from './director.js';
 import type { JobRecord } from './job-record.js';
 import { DebugLog } from '../wire/debug.js';
-import { baculaDate, runningJobLines, terminatedLine, termText, withCommas } from './status.js';
+import { baculaDate, runningJobLines, terminatedLine, withCommas } from './status.js';
 import type { PluginAgents } from '../transfer/plugin-agents.js';
 import type { TlsSettings } from '../wire/tls.js';
 
@@ -53,6 +53,11 @@ interface Stranger {
 }
 
 const KEEP_TERMINATED = 10;
+/** How serve's own log says how a job ended (status client's table uses bacula-fd's words: status.ts). */
+function endedText(code: number | null): string {
+  return code === 84 ? 'OK' : code === 69 ? 'OK -- with warnings' : code === 65 ? 'Cancel' : code === null ? '?' : 'Error';
+}
+
 /** How long running jobs get to tell their Director that they stop, when serve shuts down. */
 const SHUTDOWN_GRACE_MS = 1_500;
 
@@ -182,7 +187,7 @@ export class FileDaemonServer {
         if (!this.running.delete(job.job)) return;
         this.terminated.unshift(job);
         this.terminated.splice(KEEP_TERMINATED);
-        this.settings.log(job.termCode === 84 ? 'info' : 'warning', `job ${job.jobId} (${job.job}) ended: ${termText(job.termCode)}, ${job.files} files, ${job.bytes} bytes${job.errors.length ? `; ${job.errors.join('; ')}` : ''}`);
+        this.settings.log(job.termCode === 84 ? 'info' : 'warning', `job ${job.jobId} (${job.job}) ended: ${endedText(job.termCode)}, ${job.files} files, ${job.bytes} bytes${job.errors.length ? `; ${job.errors.join('; ')}` : ''}`);
       },
       statusLines: () => this.statusLines(),
       cancel: (job) => {
