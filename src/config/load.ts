@@ -10,7 +10,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { DEFAULT_PRELOAD } from '../agents/bacula-plugin/command.js';
 import { ConfigError } from '../errors.js';
-import { configSchema, durationMs, sizeBytes, type JobConfig } from './schema.js';
+import { configSchema, durationMs, sizeBytes, speedBytes, type JobConfig } from './schema.js';
 import { IS_WINDOWS } from '../platform/os.js';
 
 export interface IsolationDefaults {
@@ -66,6 +66,8 @@ export interface AgentfdConfig {
     authTimeoutMs: number;
     maxUnauthenticated: number;
     authFailureDelayMs: number;
+    /** Maximum Bandwidth Per Job, bytes per second (0: none). */
+    maxBandwidthPerJob: number;
     tls: TlsConfig | null;
   } | null;
   /** Bacula plugins: their extra directory (null: only *-fd.so files of pluginDir), and the libraries to preload. */
@@ -194,6 +196,7 @@ export function parseConfig(text: string, file: string): AgentfdConfig {
           authTimeoutMs: parseDuration(raw.serve.auth_timeout),
           maxUnauthenticated: raw.serve.max_unauthenticated,
           authFailureDelayMs: raw.serve.auth_failure_delay === 0 ? 0 : parseDuration(raw.serve.auth_failure_delay),
+          maxBandwidthPerJob: speedBytes(raw.serve.max_bandwidth_per_job) ?? 0,
           tls: raw.serve.tls
             ? {
                 enable: raw.serve.tls.enable,

@@ -139,6 +139,25 @@ export const serveTlsSchema = z.strictObject({
   allowed_cn: z.array(z.string().min(1)).default([]),
 });
 
+/**
+ * Bacula's speed units (lib/edit.c speed_to_uint64): k/s and kib/s are 1024 bytes/s, kb/s 1000;
+ * m/s and mib/s 1,048,576, mb/s 1,000,000. So "4mb/s" is 4,000,000 bytes per second.
+ */
+const SPEED_UNITS: Record<string, number> = {
+  '': 1, 'k/s': 1024, 'kb/s': 1000, 'kib/s': 1024, 'm/s': 1_048_576, 'mb/s': 1_000_000, 'mib/s': 1_048_576,
+};
+
+/** A speed ("4mb/s", "500 kb/s", "1048576") in bytes per second, or null when it is not one. */
+export function speedBytes(text: string | number): number | null {
+  if (typeof text === 'number') return Number.isInteger(text) && text >= 0 ? text : null;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z/]*)\s*$/i.exec(text);
+  const multiplier = match ? SPEED_UNITS[match[2]!.toLowerCase()] : undefined;
+  if (!match || multiplier === undefined) return null;
+  return Math.floor(Number(match[1]) * multiplier);
+}
+
+const SPEED_HINT = 'a speed in bytes per second, or with Bacula\'s units: "4mb/s" (4,000,000), "500kb/s", "1m/s" (1,048,576), "100k/s"';
+
 /** `agentfd serve`: agentfd as a Bacula 9.6 File Daemon that a Director drives. */
 export const serveSchema = z.strictObject({
   /** The Client's name, as the Director's Client resource has it. */
@@ -157,6 +176,8 @@ export const serveSchema = z.strictObject({
   max_unauthenticated: z.number().int().min(1).default(32),
   /** A failed authentication is answered after this long (bacula-fd: 6 s); 0: at once. */
   auth_failure_delay: z.union([z.literal(0), duration]).default('6s'),
+  /** Maximum Bandwidth Per Job: bytes per second, or Bacula's units ("4mb/s", "500kb/s", "1m/s"); 0: none. */
+  max_bandwidth_per_job: z.union([z.number().int().min(0), z.string().refine((t) => speedBytes(t) !== null, SPEED_HINT)], { error: SPEED_HINT }).default(0),
   tls: serveTlsSchema.optional(),
 });
 

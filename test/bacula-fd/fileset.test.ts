@@ -503,3 +503,11 @@ describe('POSIX extended regexes (checked against glibc regcomp/regexec, C.UTF-8
     },
   );
 });
+
+describe('checkfilechanges', () => {
+  it("is the letter c, as the Director sends `checkfilechanges = yes` (O Mc)", () => {
+    const set = parseFileSet(['I', 'O Mc', 'N', 'F /data', 'N']);
+    expect(set.includes[0]!.options[0]!.checkChanges).toBe(true);
+    expect(parseFileSet(['I', 'O M', 'N', 'F /data', 'N']).includes[0]!.options[0]!.checkChanges).toBe(false);
+  });
+});

@@ -186,7 +186,8 @@ describe('a Director that hangs up', () => {
       const lines: string[] = [];
       for (let m = await next.receive(); m.kind === 'data'; m = await next.receive()) lines.push(m.data.toString());
       expect(lines.join('')).toContain('No Jobs running.');
-      expect(lines.join('')).toMatch(/ 9 +F +0 +0 +Error .* Dropped\.2026-11-27_10\.00\.00_09/);
+      // bacula-fd's table: level name, bytes with a suffix, the job's name without its date.
+      expect(lines.join('')).toMatch(/^ {5}9 {2}Full {10}0 {9}0 {3}Error {4}\d\d-\w{3}-\d\d \d\d:\d\d Dropped\n/m);
       next.destroy();
     } finally {
       sd.close();
@@ -218,6 +219,51 @@ describe('max_jobs', () => {
       const third = await connectTo();
       expect(await startJob(third, 13)).toMatch(/^2000 OK Job/);
       third.destroy();
+    } finally {
+      await fd.close();
+    }
+  });
+});
+
+describe('shutdown (SIGTERM)', () => {
+  it('ends a running job within 2 s: a fatal job message and End Job TermCode=102 to the Director, the SD dropped', async () => {
+    const { fd, port: fdPort } = await startServer([]);
+    const key = 'KKLM-AKMD-NAPI-MMFP-CCNM-GGKK-FAKG-IICH';
+    const sd = await slowStorageDaemon(key, 30_000); // the job waits on the SD's volume
+    const dropped = sd.streams.then(() => false, () => true);
+    const dataDir = tempDir('shutdown');
+    writeFileSync(path.join(dataDir, 'one.txt'), 'one\n');
+    try {
+      const bs = await directorAt(fdPort);
+      await startBackup(bs, { id: 11, name: 'Stopped.2026-11-27_10.00.00_11', key, dir: dataDir, sdPort: sd.port });
+      const started = Date.now();
+      await fd.shutdown('SIGTERM');
+      expect(Date.now() - started).toBeLessThan(2_000);
+      const said: string[] = [];
+      for (let m = await bs.receive(); m.kind === 'data'; m = await bs.receive()) said.push(m.data.toString());
+      expect(said[0]).toMatch(/^Jmsg JobId=11 type=3 level=\d+ agentfd-fd JobId 11: Fatal error: agentfd-fd received SIGTERM and is shutting down/);
+      expect(said.find((m) => m.startsWith('2800 End Job'))).toMatch(/^2800 End Job TermCode=102 JobFiles=0 /);
+      expect(await dropped).toBe(true);
+      bs.destroy();
+    } finally {
+      sd.close();
+    }
+  });
+});
+
+describe('setbandwidth', () => {
+  it("answers bacula-fd's replies: a running job's limit, the limit of future jobs, a job it does not run", async () => {
+    const { fd, port } = await startServer([]);
+    try {
+      const bs = await directorAt(port);
+      await bs.send('JobId=0 Job=-Console-.2026-11-27_10.00.00_01 SDid=0 SDtime=0 Authorization=dummy\n');
+      await bs.receiveText();
+      await bs.send('setbandwidth=1000 Job=Nope.2026-11-27_10.00.00_02\n');
+      expect(await bs.receiveText()).toBe('2901 Job Nope.2026-11-27_10.00.00_02 not found.\n');
+      await bs.send('setbandwidth=2048000 Job=\n');
+      expect(await bs.receiveText()).toBe('2000 OK Bandwidth\n');
+      expect(fd.statusLines().join('')).toContain(' bwlimit=2,000kB/s\n');
+      bs.destroy();
     } finally {
       await fd.close();
     }

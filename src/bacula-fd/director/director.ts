@@ -5,6 +5,7 @@
  * or a cancel ends only that job.
  */
 import os from 'node:os';
+import path from 'node:path';
 import { AgentfdError, messageOf } from '../../errors.js';
 import { HOST_VERSION } from '../../version.js';
 import { newTotals, sendBackup } from '../transfer/backup.js';
@@ -14,14 +15,15 @@ import type { RestoreRun as AgentRestoreRun } from '../../agents/agent.js';
 import { BNET, Bsock, unbashSpaces } from '../wire/bsock.js';
 import { cramAccepts, cramResponse, directorKey, makeChallenge } from '../wire/cram-md5.js';
 import { parseFileSet, type FileSet } from '../fileset/fileset.js';
-import { parseReplace, receiveRestore, type ReplaceMode } from '../transfer/restore.js';
+import { parseReplace, receiveRestore, type ReplaceMode, type RestoreTotals } from '../transfer/restore.js';
 import { JobScripts, jobCodes, type ScriptHost } from './run-scripts.js';
 import { expandFileLists } from './file-lists.js';
 import { AccurateList } from '../transfer/accurate.js';
 import { TLS_NEED, negotiateTls, tlsServer, type TlsSettings } from '../wire/tls.js';
 import { FD_PROTOCOL_VERSION, StorageDaemon } from '../transfer/storage-daemon.js';
 import { newVerifyTotals, runVerify, verifyLevel, type VerifyLevel, type VolumeSession } from '../transfer/verify.js';
-import type { JobRecord } from './job-record.js';
+import { newJobRecord, type JobRecord } from './job-record.js';
+import { DEBUG, parseSetdebug, type DebugLog, type DebugWrite } from '../wire/debug.js';
 import { decodeName } from '../../platform/byte-names.js';
 
 export interface DirectorIdentity {
@@ -47,6 +49,12 @@ export interface DirectorHost {
   authenticated(): void;
   /** How long a failed authentication waits before its answer (bacula-fd sleeps 6 s), in ms. */
   authFailureDelayMs: number;
+  /** setdebug's levels and trace file, for the whole daemon. */
+  debug: DebugLog;
+  /** The bandwidth limit a new job starts with (bytes/s, 0: none): [serve] max_bandwidth_per_job, or a client-wide setbandwidth. */
+  jobBandwidth(): number;
+  /** `setbandwidth`: a running job's limit (false: no such job), or with null the limit of future jobs. */
+  setBandwidth(job: string | null, limit: number): boolean;
 }
 
 /** Bacula's job status characters (jcr.h), sent as TermCode. */
@@ -90,6 +98,12 @@ export class DirectorSession {
 
   /** Why the Director's connection ended while a job ran, or null: the job then stops, as failed. */
   private directorLost: string | null = null;
+  /** Why serve is shutting down (SIGTERM, SIGINT), or null: the job then stops, as failed. */
+  private shutdownReason: string | null = null;
+  /** When the Director authenticated (status client lists connections without a job). */
+  connectedAt: Date | null = null;
+  /** serve's debug output, with this conversation's JobId. */
+  private readonly debug: DebugWrite = (level, where, text) => this.host.debug.write(level, where, this.job?.jobId ?? 0, text);
 
   constructor(private readonly bsock: Bsock, private readonly host: DirectorHost) {
     // A Director that hangs up mid-job ends that job (its files stop being read); other jobs go on.
@@ -101,7 +115,35 @@ export class DirectorSession {
   }
 
   /** The job should stop: cancelled from the Director, or the Director is gone. */
-  private readonly stopping = (): boolean => (this.job?.cancelled ?? false) || this.directorLost !== null;
+  private readonly stopping = (): boolean => (this.job?.cancelled ?? false) || this.directorLost !== null || this.shutdownReason !== null;
+
+  /** This conversation runs a job that has not ended. */
+  get runningJob(): boolean {
+    return this.job !== null && this.job.ended === null;
+  }
+
+  /** The Director connection uses TLS. */
+  get tls(): boolean {
+    return this.bsock.tls;
+  }
+
+  /**
+   * serve is going down: a running job stops now. Its files stop being read, the SD connection is
+   * dropped (as when bacula-fd is killed: the SD ends the session in error, never keeping a cut-off
+   * file as whole), and the Director hears why in a fatal job message, then the job's end, as
+   * failed. A conversation without a job just ends.
+   */
+  async shutdown(reason: string): Promise<void> {
+    const job = this.job;
+    if (!job || job.ended) {
+      this.bsock.destroy();
+      return;
+    }
+    this.shutdownReason = reason;
+    job.errors.push(reason);
+    this.sd?.abort();
+    await this.jmsg(3, reason).catch(() => undefined);
+  }
 
   /** Hello and authentication; returns the Director's name, or throws (the caller drops the connection). */
   private async authenticate(): Promise<DirectorIdentity> {
@@ -147,6 +189,7 @@ export class DirectorSession {
   async run(): Promise<void> {
     const director = await this.authenticate();
     this.directorName = director.name;
+    this.connectedAt = new Date();
     try {
       for (;;) {
         const message = await this.bsock.receive();
@@ -155,6 +198,7 @@ export class DirectorSession {
           continue;
         }
         const command = decodeName(message.data).replace(/\0$/, '');
+        this.debug(DEBUG.commands, 'director', `<dird: ${command}`);
         if (!(await this.dispatch(command))) return;
       }
     } catch (error) {
@@ -189,10 +233,11 @@ export class DirectorSession {
     { pattern: /^storage address=(\S+) port=(\d+) ssl=(\d+)(?: Authorization=(\S+))?/, run: (m) => this.storageCommand(m) },
     { pattern: /^backup/, run: async () => (await this.backup(), false) },
     {
-      pattern: /^restore (?:files=\d+ )?replace=(\S) prelinks=(\d+) where=(.*)$/s,
+      pattern: /^restore (?:files=(\d+) )?replace=(\S) prelinks=(\d+) where=(.*)$/s,
       run: async (m) => {
-        this.where = unbashSpaces(m[3]!.replace(/\n$/, ''));
-        await this.restore(parseReplace(m[1]!), m[2] === '1');
+        this.where = unbashSpaces(m[4]!.replace(/\n$/, ''));
+        if (this.job) this.job.expectedFiles = Number(m[1] ?? 0);
+        await this.restore(parseReplace(m[2]!), m[3] === '1');
         return true;
       },
     },
@@ -209,8 +254,8 @@ export class DirectorSession {
     { pattern: /^\.?status/, run: (_m, command) => this.statusCommand(command.startsWith('.')) },
     { pattern: /^estimate listing=(\d+)/, run: (m) => this.estimateCommand(m[1] !== '0') },
     { pattern: /^cancel Job=(\S+)/, run: (m) => this.cancelCommand(m[1]!) },
-    { pattern: /^setdebug=/, run: (_m, command) => this.answer(`2000 OK ${command.trim()}\n`) },
-    { pattern: /^setbandwidth=/, run: () => this.answer('2000 OK Bandwidth\n') },
+    { pattern: /^setdebug=/, run: (_m, command) => this.setdebugCommand(command) },
+    { pattern: /^setbandwidth=/, run: (_m, command) => this.setbandwidthCommand(command) },
     {
       // Accurate mode: the previous jobs' files; the backup compares with them and reports deletions.
       pattern: /^accurate files=\d+/,
@@ -252,7 +297,7 @@ export class DirectorSession {
     this.sdTime = m[4]!;
     this.sessionKey = m[5]!;
     if (m[1] !== '0') {
-      const job: JobRecord = { jobId: Number(m[1]), job: m[2]!, kind: 'unknown', level: '-', started: new Date(), ended: null, files: 0, bytes: 0, termCode: null, errors: [], cancelled: false };
+      const job = newJobRecord(Number(m[1]), m[2]!, this.host.jobBandwidth());
       try {
         this.host.register(job);
       } catch (error) {
@@ -313,6 +358,9 @@ export class DirectorSession {
     if (m[4]) this.sessionKey = m[4];
     try {
       this.sd = await StorageDaemon.connect(m[1]!, Number(m[2]), this.job?.job ?? 'unknown', this.sessionKey, this.host.clientName, this.host.tls);
+      if (this.job?.throttle) this.sd.throttle = this.job.throttle;
+      this.sd.debug = this.debug;
+      this.debug(DEBUG.session, 'storage', `connected to the Storage Daemon at ${m[1]}:${m[2]}${this.sd.bsock.tls ? ' (TLS)' : ''}`);
     } catch (error) {
       this.host.log('error', messageOf(error));
       this.job?.errors.push(messageOf(error));
@@ -335,6 +383,36 @@ export class DirectorSession {
     await this.bsock.send(`2000 OK estimate files=${found.files} bytes=${found.bytes}\n`);
     await this.bsock.sendSignal(BNET.EOD);
     return true;
+  }
+
+  /** setdebug: serve's debug level and trace file (wire/debug.ts); answered as bacula-fd answers. */
+  private async setdebugCommand(command: string): Promise<boolean> {
+    const asked = parseSetdebug(command);
+    if (!asked) {
+      await this.bsock.send(`2991 Bad setdebug command: ${command}\n`);
+      return false;
+    }
+    this.host.debug.set(asked.level, asked.trace, asked.options);
+    // hangup= and blowup= are bacula-fd's test hooks (hang up or abort after so many files): not
+    // acted on here; as bacula-fd, the answer gives 0 for the -1 a Director sends when not asked.
+    const hook = (n: number) => Math.max(0, n);
+    return this.answer(`2000 OK setdebug=${asked.level} trace=${asked.trace} hangup=${hook(asked.hangup)} blowup=${hook(asked.blowup)} options=${asked.options} tags=${asked.tags}\n`);
+  }
+
+  /**
+   * setbandwidth: the limit of a running job (sent by the Director at a job's start when the Job
+   * has Maximum Bandwidth, or by the console's setbandwidth), or with no job the limit of jobs
+   * started from now on, as bacula-fd keeps it (its Maximum Bandwidth Per Job).
+   */
+  private async setbandwidthCommand(command: string): Promise<boolean> {
+    const m = /^setbandwidth=(\d+) Job=(\S*)/.exec(command);
+    if (!m) {
+      await this.bsock.send(`2991 Bad setbandwidth command: ${command}\n`);
+      return false;
+    }
+    const job = unbashSpaces(m[2]!);
+    const found = this.host.setBandwidth(job === '' ? null : job, Number(m[1]));
+    return this.answer(found ? '2000 OK Bandwidth\n' : `2901 Job ${job} not found.\n`);
   }
 
   private async cancelCommand(job: string): Promise<boolean> {
@@ -383,6 +461,7 @@ export class DirectorSession {
     await this.bsock.send('2000 OK backup\n');
     const stopHeartbeat = this.startHeartbeat();
     const totals = newTotals();
+    job.progress = () => ({ files: totals.files, bytes: totals.jobBytes, readBytes: totals.readBytes, examined: totals.examined, lastFile: totals.lastFile, sd: this.sdState() });
     let termCode: number = TERM.ok;
     const levelName = job.level === 'I' ? 'incremental' : job.level === 'D' ? 'differential' : 'full';
     try {
@@ -396,16 +475,18 @@ export class DirectorSession {
           since: this.since,
           isCancelled: this.stopping,
           log: this.jobLog,
+          debug: this.debug,
           ...(this.accurate ? { accurate: this.accurate } : {}),
           ...(this.host.plugins ? { plugins: { agents: this.host.plugins, level: levelName, jobName: job.job, jobId: job.jobId } } : {}),
         },
         totals,
       );
       await sd.closeAppend(ticket);
-      termCode = job.cancelled ? TERM.cancelled : this.directorLost !== null ? TERM.fatal : !scriptsOk || totals.errors.length > 0 ? TERM.errors : TERM.ok;
+      termCode = job.cancelled ? TERM.cancelled : this.directorLost !== null || this.shutdownReason !== null ? TERM.fatal : !scriptsOk || totals.errors.length > 0 ? TERM.errors : TERM.ok;
     } catch (error) {
-      // A cancel can surface as the agent's own "cancelled" error: it is still a cancel.
-      if (!job.cancelled) {
+      // A cancel can surface as the agent's own "cancelled" error: it is still a cancel. A
+      // shutdown's dropped SD connection is the shutdown, already told.
+      if (!job.cancelled && this.shutdownReason === null) {
         job.errors.push(messageOf(error));
         await this.jmsg(3, messageOf(error)).catch(() => undefined);
       }
@@ -420,7 +501,9 @@ export class DirectorSession {
     stopHeartbeat();
     job.files = totals.files;
     job.bytes = totals.readBytes;
-    job.errors.push(...totals.errors);
+    job.progress = undefined;
+    // checkfilechanges' errors count, and leave the status OK: "OK -- with warnings", as bacula-fd.
+    job.errors.push(...totals.errors, ...totals.warnings);
     // After-scripts run before the End Job, which then carries their errors and what they did to the job.
     termCode = await this.scripts.after(termCode);
     await this.bsock.send(
@@ -442,7 +525,17 @@ export class DirectorSession {
     const stopHeartbeat = this.startHeartbeat();
     try {
       const ticket = await sd.openRead(this.sdId, this.sdTime);
+      const live: RestoreTotals = { files: 0, bytes: 0, errors: [] };
+      let examined = 0;
+      let lastFile = '';
+      job.progress = () => ({ files: live.files, bytes: live.bytes, readBytes: 0, examined, lastFile, sd: this.sdState() });
       const totals = await receiveRestore({
+        totals: live,
+        onEntry: (fname) => {
+          examined++;
+          lastFile = this.where && this.where !== '/' ? path.posix.join(this.where, fname) : fname;
+          this.debug(DEBUG.files, 'restore', `restoring: ${lastFile}`);
+        },
         records: sd.records(),
         where: this.where,
         replace,
@@ -462,9 +555,12 @@ export class DirectorSession {
       job.bytes = totals.bytes;
       job.errors.push(...totals.errors);
     } catch (error) {
-      job.errors.push(messageOf(error));
-      await this.jmsg(3, messageOf(error)).catch(() => undefined);
+      if (this.shutdownReason === null) {
+        job.errors.push(messageOf(error));
+        await this.jmsg(3, messageOf(error)).catch(() => undefined);
+      }
     }
+    job.progress = undefined;
     for (const agentRun of this.pluginRuns.values()) await agentRun.close().catch(() => undefined);
     this.pluginRuns.clear();
     await sd.close();
@@ -527,6 +623,12 @@ export class DirectorSession {
     };
   }
 
+  /** The SD connection as `status client` shows it, or null when there is none. */
+  private sdState(): { readSeqNo: number; tls: boolean } | null {
+    const bsock = this.sd?.bsock;
+    return bsock && !bsock.closed ? { readSeqNo: bsock.readSeqNo, tls: bsock.tls } : null;
+  }
+
   /** Restore runs of the agents met in this restore, by plugin command's agent. */
   private readonly pluginRuns = new Map<string, AgentRestoreRun>();
 
@@ -550,7 +652,7 @@ export class DirectorSession {
   private async endJob(): Promise<void> {
     const job = this.job;
     // Errors of scripts with FailJobOnError = no are warnings: the job stays OK, as with bacula-fd.
-    let termCode: number = !job ? TERM.fatal : job.cancelled ? TERM.cancelled : job.errors.length > this.scripts.warnings ? TERM.errors : TERM.ok;
+    let termCode: number = !job || this.shutdownReason !== null ? TERM.fatal : job.cancelled ? TERM.cancelled : job.errors.length > this.scripts.warnings ? TERM.errors : TERM.ok;
     // After-scripts (restores, and jobs ended by a failed before-script) run before the End Job.
     termCode = await this.scripts.after(termCode);
     await this.bsock.send(

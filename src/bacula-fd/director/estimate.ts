@@ -5,18 +5,33 @@
  */
 import { sendBackup, type BackupRun, type StreamSink } from '../transfer/backup.js';
 import { STREAM, decodeAttributes, decodeLStat } from '../attributes/lstat.js';
+import { groupNameOf, userNameOf } from '../../platform/libc.js';
+import { listingLine, type OwnerNames } from './listing.js';
+
+/** The system's names, each id looked up once per estimate; a system without them (Windows) lists numbers. */
+function systemNames(): OwnerNames {
+  const users = new Map<number, string | null>();
+  const groups = new Map<number, string | null>();
+  const cached = (cache: Map<number, string | null>, id: number, look: (id: number) => string | null) => {
+    if (!cache.has(id)) {
+      let name: string | null = null;
+      try {
+        name = look(id);
+      } catch {
+        // no name service here: the number is listed
+      }
+      cache.set(id, name);
+    }
+    return cache.get(id) ?? null;
+  };
+  return { user: (uid) => cached(users, uid, userNameOf), group: (gid) => cached(groups, gid, groupNameOf) };
+}
 
 export interface Estimate {
   files: number;
   bytes: bigint;
-  /** `ls -l`-like lines, as bacula-fd lists them. */
+  /** `ls -l`-like lines, as bacula-fd lists them (listing.ts). */
   listing: string[];
-}
-
-function modeText(mode: number): string {
-  const type = (mode & 0o170000) === 0o040000 ? 'd' : (mode & 0o170000) === 0o120000 ? 'l' : '-';
-  const bits = 'rwxrwxrwx'.split('').map((c, i) => ((mode >> (8 - i)) & 1 ? c : '-')).join('');
-  return type + bits;
 }
 
 /** The streams that carry a file's data; each counts with the file's size, as bacula-fd counts. */
@@ -24,6 +39,7 @@ const DATA_STREAMS = new Set<number>([STREAM.FILE_DATA, STREAM.GZIP_DATA, STREAM
 
 export async function estimate(run: Omit<BackupRun, 'sd' | 'skipPlugins'>): Promise<Estimate> {
   const result: Estimate = { files: 0, bytes: 0n, listing: [] };
+  const names = systemNames();
   const sink: StreamSink = {
     async sendStream(_index, stream, expectedLength, frames) {
       if (stream === STREAM.UNIX_ATTRIBUTES) {
@@ -31,8 +47,7 @@ export async function estimate(run: Omit<BackupRun, 'sd' | 'skipPlugins'>): Prom
           const attributes = decodeAttributes(frame);
           const stat = decodeLStat(attributes.lstat);
           result.files++;
-          const date = new Date(Number(stat.mtime) * 1000).toISOString().replace('T', ' ').slice(0, 19);
-          result.listing.push(`${modeText(stat.mode)} ${String(stat.nlink).padStart(2)} ${String(stat.uid).padEnd(8)} ${String(stat.gid).padEnd(8)} ${String(stat.size).padStart(10)} ${date} ${attributes.fname}\n`);
+          result.listing.push(listingLine({ ...stat, type: attributes.type, fname: attributes.fname, link: attributes.link }, names));
         }
       } else if (DATA_STREAMS.has(stream)) {
         result.bytes += BigInt(expectedLength);

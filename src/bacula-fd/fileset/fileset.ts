@@ -45,6 +45,8 @@ export interface IncludeOptions {
   mtimeOnly: boolean;
   /** honor nodump flag = yes (N). */
   honorNodump: boolean;
+  /** checkfilechanges = yes (c): a file is stat'ed again once sent, and a change is reported. */
+  checkChanges: boolean;
   /** ignore case = yes (i): patterns match regardless of case. */
   ignoreCase: boolean;
   /** aclsupport / xattrsupport (A, X): save POSIX ACLs and extended attributes (xacl.ts). */
@@ -79,7 +81,7 @@ export interface IncludeOptions {
 export function defaultOptions(): IncludeOptions {
   return {
     digest: null, gzip: null, lzo: false, exclude: false, crossFilesystems: false, noRecursion: false, sparse: false, hardlinks: true, readFifo: false,
-    keepAtime: false, noAtime: false, mtimeOnly: false, honorNodump: false, ignoreCase: false, acl: false, xattr: false, enhancedWild: false, accurate: '', verify: '',
+    keepAtime: false, noAtime: false, mtimeOnly: false, honorNodump: false, checkChanges: false, ignoreCase: false, acl: false, xattr: false, enhancedWild: false, accurate: '', verify: '',
     wild: [], wildDir: [], wildFile: [], wildBase: [], regex: [], regexDir: [], regexFile: [], fsTypes: [], driveTypes: [], base: [], plugin: null,
   };
 }
@@ -155,6 +157,7 @@ function setOptions(options: IncludeOptions, letters: string): void {
     else if (c === 'K') options.noAtime = true;
     else if (c === 'm') options.mtimeOnly = true;
     else if (c === 'N') options.honorNodump = true;
+    else if (c === 'c') options.checkChanges = true;
     else if (c === 'i') options.ignoreCase = true;
     else if (c === 'A') options.acl = true;
     else if (c === 'X') options.xattr = true;
@@ -166,7 +169,7 @@ function setOptions(options: IncludeOptions, letters: string): void {
       if (c === 'V') options.verify = letters.slice(i, end < 0 ? letters.length : end);
       i = end < 0 ? letters.length : end;
     }
-    // a, 0, n, w, p, R, c and unknown letters: nothing that selects or reads files.
+    // a, 0, n, w, p, R and unknown letters: nothing that selects or reads files.
   }
 }
 

@@ -39,7 +39,9 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
         await plugins.record(record.data);
       } else if (isAttributesStream(stream)) {
         await entry.end();
-        entry = await beginEntry(job, plugins, readEntryRecord(stream, record.data));
+        const entryRecord = readEntryRecord(stream, record.data);
+        run.onEntry?.(entryRecord.fname);
+        entry = await beginEntry(job, plugins, entryRecord);
       } else if (isXaclStream(stream)) {
         // Even when skipping: a directory gets its ACLs and xattrs whether it was made or kept, as with bacula-fd.
         await job.xacl.receive(stream, record.data, entry.skipping);

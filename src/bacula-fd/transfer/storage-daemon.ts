@@ -10,6 +10,8 @@ import { AgentfdError } from '../../errors.js';
 import { BNET, Bsock, type BsockMessage } from '../wire/bsock.js';
 import { cramAccepts, cramResponse, makeChallenge } from '../wire/cram-md5.js';
 import { TLS_NEED, negotiateTls, tlsClient, type TlsSettings } from '../wire/tls.js';
+import { DEBUG, type DebugWrite } from '../wire/debug.js';
+import { BandwidthThrottle } from './bandwidth.js';
 
 export const FD_PROTOCOL_VERSION = 213;
 
@@ -24,7 +26,15 @@ function sdError(message: string): AgentfdError {
   return new AgentfdError('E_BACULA_SD', message);
 }
 
+/** What a frame of `payload` bytes costs on the wire: its 4-byte length word and the payload. */
+const framed = (payload: number): number => 4 + payload;
+
 export class StorageDaemon {
+  /** The job's bandwidth limit on this connection, both ways (bacula-fd sets it on its SD socket); none until set. */
+  throttle = new BandwidthThrottle(0);
+  /** serve's debug output (setdebug): the session's steps, and every stream header at DEBUG.streams. */
+  debug: DebugWrite | null = null;
+
   private constructor(readonly bsock: Bsock, readonly where: string) {}
 
   /** Connect to the SD at host:port for job `job`, authenticating with the session key `key`. */
@@ -79,18 +89,24 @@ export class StorageDaemon {
     if (ticket === undefined) throw sdError(`the Storage Daemon at ${this.where} gave no ticket`);
     await this.bsock.send(`append data ${ticket}\n`);
     await this.expect('3000 OK data', 'the data of the append session (is a volume available?)');
+    this.debug?.(DEBUG.session, 'storage', `append session open, ticket ${ticket}`);
     return Number(ticket);
   }
 
   /** One stream of a file: the header, the frames, then EOD. */
   async sendStream(fileIndex: number, stream: number, expectedLength: bigint | number, frames: Iterable<Buffer> | AsyncIterable<Buffer>): Promise<number> {
-    await this.bsock.send(`${fileIndex} ${stream} ${expectedLength}`);
+    const header = `${fileIndex} ${stream} ${expectedLength}`;
+    this.debug?.(DEBUG.streams, 'storage', `>stored: ${header}`);
+    await this.bsock.send(header);
+    await this.throttle.written(framed(header.length));
     let bytes = 0;
     for await (const frame of frames) {
       await this.bsock.send(frame);
       bytes += frame.length;
+      await this.throttle.written(framed(frame.length));
     }
     await this.bsock.sendSignal(BNET.EOD);
+    await this.throttle.written(framed(0));
     return bytes;
   }
 
@@ -103,6 +119,7 @@ export class StorageDaemon {
     await this.bsock.send(`append close session ${ticket}\n`);
     await this.expect('3000 OK close', 'to close the session');
     await this.drainToEod();
+    this.debug?.(DEBUG.session, 'storage', `append session ${ticket} closed`);
   }
 
   // ---- read (restore) ---------------------------------------------------------------------------
@@ -113,6 +130,7 @@ export class StorageDaemon {
     if (ticket === undefined) throw sdError(`the Storage Daemon at ${this.where} gave no ticket`);
     await this.bsock.send(`read data ${ticket}\n`);
     await this.expect('3000 OK data', 'the data of the read session');
+    this.debug?.(DEBUG.session, 'storage', `read session open, ticket ${ticket}`);
     return Number(ticket);
   }
 
@@ -129,6 +147,8 @@ export class StorageDaemon {
       const data: BsockMessage = await this.bsock.receive();
       if (data.kind !== 'data') throw sdError(`the Storage Daemon at ${this.where} sent a signal where record data was due`);
       yield { fileIndex: Number(fields[3]), stream: Number(fields[4]), data: data.data };
+      // Once the record is used: a limit slows what comes next, as bacula-fd's reads are slowed.
+      await this.throttle.written(framed(header.data.length) + framed(data.data.length));
     }
   }
 
@@ -143,6 +163,15 @@ export class StorageDaemon {
       const message = await this.bsock.receive();
       if (message.kind === 'signal' && message.signal === BNET.EOD) return;
     }
+  }
+
+  /**
+   * Drop the connection at once, as a bacula-fd that is killed drops it: the SD ends the session
+   * in error (it never takes a cut-off job's data for a whole one). Sends under way fail.
+   */
+  abort(): void {
+    this.throttle.abort();
+    this.bsock.destroy();
   }
 
   /** Say goodbye and close. */

@@ -152,6 +152,8 @@ export class Bsock {
   private highWater = RECEIVE_HIGH_WATER;
   /** Set by hold(): nothing more is read from the peer. */
   private held = false;
+  private received = 0;
+  private tlsStarted = false;
 
   constructor(socket: Duplex, peer: string) {
     this.socket = socket;
@@ -213,12 +215,23 @@ export class Bsock {
       this.finish(error instanceof BsockError ? error : new BsockError('E_BACULA_TLS', this.peer, messageOf(error), { cause: error }));
       throw error;
     }
+    this.tlsStarted = true;
     this.listen(this.socket);
     this.socket.resume();
   }
 
   get closed(): boolean {
     return this.isClosed;
+  }
+
+  /** Data messages received so far (Bacula's read_seqno, which `status client` shows for the SD). */
+  get readSeqNo(): number {
+    return this.received;
+  }
+
+  /** TLS took over the connection (startTls). */
+  get tls(): boolean {
+    return this.tlsStarted;
   }
 
   /**
@@ -326,6 +339,7 @@ export class Bsock {
   }
 
   private enqueue(message: BsockMessage): void {
+    if (message.kind === 'data') this.received++;
     this.queue.push(message);
     this.queuedBytes += QUEUED_OVERHEAD + (message.kind === 'data' ? message.data.length : 0);
     // The last plain message: what follows is TLS, left unparsed for startTls.

@@ -38,17 +38,22 @@ export async function serveCommand(io: CommandIo, options: ServeOptions): Promis
       authTimeoutMs: serve.authTimeoutMs,
       maxUnauthenticated: serve.maxUnauthenticated,
       authFailureDelayMs: serve.authFailureDelayMs,
+      maxBandwidthPerJob: serve.maxBandwidthPerJob,
+      workingDir: config.dataDir,
       tls,
       log: (level, message) => (level === 'info' ? io.out(message) : io.err(`${level}: ${message}`)),
     });
     const port = await server.listen();
     io.out(`agentfd serve: File Daemon "${serve.name}" listening on ${options.address ?? serve.address}:${port} for Director${serve.directors.length > 1 ? 's' : ''} ${serve.directors.map((d) => d.name).join(', ')}${tls ? `, TLS ${tls.need === 2 ? 'required' : 'enabled'} (${tls.certificateFile})` : ''}`);
-    await new Promise<void>((resolve) => {
-      const stop = () => resolve();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+    const signal = await new Promise<string>((resolve) => {
+      process.once('SIGINT', () => resolve('SIGINT'));
+      process.once('SIGTERM', () => resolve('SIGTERM'));
     });
-    await server.close();
+    io.out(`agentfd serve: ${signal}: stopping the running jobs and shutting down`);
+    await server.shutdown(signal);
+    // Whatever a stopped job still holds (a file being read, a run script's child) must not keep
+    // the process: bacula-fd is gone within 2 s of SIGTERM, and so is serve.
+    setTimeout(() => process.exit(process.exitCode ?? 0), 200).unref();
     return 0;
   } catch (error) {
     return reportFailure(io, false, error);

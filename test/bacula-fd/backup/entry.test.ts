@@ -1,6 +1,6 @@
 /** The saver of one entry (transfer/backup/entry.ts): files with data, hard links, special files. */
 import { createHash } from 'node:crypto';
-import { linkSync, lstatSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, linkSync, lstatSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FT, STREAM } from '../../../src/bacula-fd/attributes/lstat.js';
@@ -57,5 +57,44 @@ describe('serve backup: one entry', () => {
     expect(sent).toEqual([]);
     expect(job.totals.errors).toEqual([expect.stringMatching(new RegExp(`^Cannot open "${file}": .*ENOENT`))]);
     expect(job.totals.files).toBe(0);
+  });
+});
+
+describe('serve backup: checkfilechanges', () => {
+  /** A job whose SD, while it takes a file's data, appends to the file (a writer busy during the backup). */
+  function jobWithWriter(p: string) {
+    const recording = recordingJob();
+    const sink = recording.job.run.sd;
+    recording.job.run.sd = {
+      async sendStream(fileIndex, stream, length, frames) {
+        if (stream === STREAM.FILE_DATA) appendFileSync(p, 'more\n');
+        return sink.sendStream(fileIndex, stream, length, frames);
+      },
+    };
+    return recording;
+  }
+
+  it('reports a file whose mtime changed while it was sent, as an error that leaves the job OK', async () => {
+    const p = path.join(tempDir('check-changes'), 'growing.log');
+    writeFileSync(p, 'line\n');
+    utimesSync(p, new Date('2020-01-01T00:00:00Z'), new Date('2020-01-01T00:00:00Z'));
+    const { job, logs } = jobWithWriter(p);
+    await sendEntry(job, p, stat(p), { ...defaultOptions(), checkChanges: true }, true);
+    expect(logs).toEqual([`error: ${p} mtime changed during backup.`]);
+    expect(job.totals.warnings).toEqual([`${p} mtime changed during backup.`]);
+    expect(job.totals.errors).toEqual([]);
+  });
+
+  it('says nothing without checkfilechanges, or when the file did not change', async () => {
+    const p = path.join(tempDir('check-changes-off'), 'growing.log');
+    writeFileSync(p, 'line\n');
+    utimesSync(p, new Date('2020-01-01T00:00:00Z'), new Date('2020-01-01T00:00:00Z'));
+    const { job, logs } = jobWithWriter(p);
+    await sendEntry(job, p, stat(p), defaultOptions(), true);
+    const still = path.join(tempDir('check-changes-still'), 'still.log');
+    writeFileSync(still, 'line\n');
+    const quiet = recordingJob();
+    await sendEntry(quiet.job, still, stat(still), { ...defaultOptions(), checkChanges: true }, true);
+    expect([...logs, ...quiet.logs]).toEqual([]);
   });
 });

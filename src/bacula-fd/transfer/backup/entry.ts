@@ -4,7 +4,7 @@
  * with its data, a fifo read with readfifo, or a fifo or device node saved as what it is.
  */
 import type { BigIntStats } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import { lstat, type FileHandle } from 'node:fs/promises';
 import { messageOf } from '../../../errors.js';
 import { FT } from '../../attributes/lstat.js';
 import { openFifo } from '../../attributes/special-files.js';
@@ -35,10 +35,16 @@ export async function sendEntry(job: BackupJob, p: string, st: BigIntStats, opti
   if (key !== null && sent) job.links.set(key, { name: p, ...sent });
 }
 
-/** The data frames of one file, counting what was read into the totals. */
-function fileFrames(job: BackupJob, handle: FileHandle, st: BigIntStats, options: IncludeOptions, hash: ReturnType<typeof startDigest>, checkEveryBlock: boolean) {
+/**
+ * The data frames of one file, counting what was read and what is sent into the totals as it
+ * goes (status client shows both while a file is sent).
+ */
+async function* fileFrames(job: BackupJob, handle: FileHandle, st: BigIntStats, options: IncludeOptions, hash: ReturnType<typeof startDigest>, checkEveryBlock: boolean) {
   const read = (n: number) => (job.totals.readBytes += n);
-  return dataFrames(handle, { sparse: options.sparse, gzip: options.gzip, lzo: options.lzo, size: st.size, checkEveryBlock, hash: hash?.hash ?? null, read });
+  for await (const frame of dataFrames(handle, { sparse: options.sparse, gzip: options.gzip, lzo: options.lzo, size: st.size, checkEveryBlock, hash: hash?.hash ?? null, read })) {
+    job.totals.jobBytes += frame.length;
+    yield frame;
+  }
 }
 
 /**
@@ -61,19 +67,45 @@ async function sendFile(job: BackupJob, p: string, st: BigIntStats, options: Inc
   try {
     const index = job.nextIndex();
     await sendAttributes(job, index, type, p, st, '', options);
+    job.totals.files++; // counted from its start, as bacula-fd's JobFiles (status client shows it)
     const digest = startDigest(options.digest);
-    if (handle) job.totals.jobBytes += await job.run.sd.sendStream(index, dataStreamFor(options), st.size, fileFrames(job, handle, st, options, digest, type === FT.RAW));
+    if (handle) await job.run.sd.sendStream(index, dataStreamFor(options), st.size, fileFrames(job, handle, st, options, digest, type === FT.RAW));
     await sendXacl(job, index, p, type, options);
+    if (options.checkChanges && type === FT.REG) await reportChange(job, p, st);
     let saved: SavedFile['digest'] = null;
     if (digest) {
       saved = { stream: digest.stream, value: digest.hash.digest() };
       await job.run.sd.sendStream(index, saved.stream, 0, [saved.value]);
     }
-    job.totals.files++;
     return { fileIndex: index, digest: saved };
   } finally {
     await handle?.close();
   }
+}
+
+/**
+ * checkfilechanges (findlib/find_one.c has_file_changed): the file is stat'ed again once its data
+ * is sent; a changed mtime, ctime or size (in that order, whole seconds as Bacula keeps them) is
+ * an error of the job that leaves its status OK: the Director reports "OK -- with warnings".
+ */
+async function reportChange(job: BackupJob, p: string, before: BigIntStats): Promise<void> {
+  let now: BigIntStats;
+  try {
+    now = await lstat(p, { bigint: true });
+  } catch (error) {
+    job.run.log('warning', `Cannot stat file ${p}: ERR=${messageOf(error)}`);
+    return;
+  }
+  const seconds = (ms: bigint) => ms / 1000n;
+  const changed =
+    seconds(now.mtimeMs) !== seconds(before.mtimeMs) ? 'mtime'
+    : seconds(now.ctimeMs) !== seconds(before.ctimeMs) ? 'ctime'
+    : now.size !== before.size || now.blocks !== before.blocks || now.blksize !== before.blksize ? 'size'
+    : null;
+  if (changed === null) return;
+  const message = `${p} ${changed} changed during backup.`;
+  job.totals.warnings.push(message);
+  job.run.log('error', message);
 }
 
 /**
@@ -98,9 +130,9 @@ async function sendFifo(job: BackupJob, p: string, st: BigIntStats, options: Inc
       await handle.close();
     }
   };
-  job.totals.jobBytes += await job.run.sd.sendStream(index, dataStreamFor(options), st.size, data());
-  await sendXacl(job, index, p, FT.FIFO, options);
   job.totals.files++;
+  await job.run.sd.sendStream(index, dataStreamFor(options), st.size, data());
+  await sendXacl(job, index, p, FT.FIFO, options);
   return { fileIndex: index, digest: null };
 }
 

@@ -100,6 +100,7 @@ async function visit(job: BackupJob, block: IncludeBlock, tree: TreeWalk<Dir, st
     await leaveDirectory(job, block, dir);
     return;
   }
+  job.totals.examined++;
   if (!(await mustSave(run, p, st, options, block))) return;
   if (st.isSymbolicLink()) {
     await sendAttributesOnly(job, FT.LNK, p, p, st, decodeName(await readlink(fsPath(p), { encoding: 'buffer' })), options);
@@ -125,6 +126,7 @@ async function listDirectory(job: BackupJob, p: string): Promise<string[]> {
 
 /** The directory itself after its contents, named with a trailing slash (FT_DIREND). */
 async function leaveDirectory(job: BackupJob, block: IncludeBlock, { path: p, st, options }: Dir): Promise<void> {
+  job.totals.examined++;
   if (await mustSave(job.run, p, st, options, block)) await sendAttributesOnly(job, FT.DIREND, p.endsWith('/') ? p : `${p}/`, p, st, '', options);
   if (options.keepAtime) await putBackAccessTime(p, st);
 }

@@ -5,6 +5,7 @@
 import type { BackupRun as AgentBackupRun } from '../../../agents/agent.js';
 import type { Level } from '../../../agents/types.js';
 import { XaclBackup } from '../../attributes/xacl.js';
+import type { DebugWrite } from '../../wire/debug.js';
 import type { FileSet, IncludeOptions } from '../../fileset/fileset.js';
 import type { AccurateList } from '../accurate.js';
 import type { PluginAgents } from '../plugin-agents.js';
@@ -17,6 +18,14 @@ export interface BackupTotals {
   /** Bytes sent as data (after compression). */
   jobBytes: number;
   errors: string[];
+  /**
+   * Errors that bacula-fd counts in the job's Errors but that leave its status OK (checkfilechanges'
+   * "mtime changed during backup"): the Director's report then says "OK -- with warnings".
+   */
+  warnings: string[];
+  /** Entries looked at, saved or not (bacula-fd's num_files_examined), and the one being sent: for `status client`. */
+  examined: number;
+  lastFile: string;
   /** The agents' backups (Plugin lines), to be told whether the job was committed. */
   pluginRuns: AgentBackupRun[];
 }
@@ -39,10 +48,12 @@ export interface BackupRun {
   fifoOpenTimeoutMs?: number;
   /** Accurate mode: the previous jobs' files, sent by the Director (incremental/differential). */
   accurate?: AccurateList;
+  /** serve's debug output (setdebug): each file sent, at DEBUG.files. */
+  debug?: DebugWrite;
 }
 
 export function newTotals(): BackupTotals {
-  return { files: 0, readBytes: 0, jobBytes: 0, errors: [], pluginRuns: [] };
+  return { files: 0, readBytes: 0, jobBytes: 0, errors: [], warnings: [], examined: 0, lastFile: '', pluginRuns: [] };
 }
 
 /** What a later hard link to a sent file needs (find_one.c's f_link). */

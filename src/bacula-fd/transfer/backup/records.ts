@@ -5,6 +5,7 @@
 import type { BigIntStats } from 'node:fs';
 import { FT, STREAM, encodeAttributes, encodeLStat, statFromNode, type BaculaStat } from '../../attributes/lstat.js';
 import { lstatMode } from '../../attributes/windows.js';
+import { DEBUG } from '../../wire/debug.js';
 import type { IncludeOptions } from '../../fileset/fileset.js';
 import type { BackupJob } from './job.js';
 
@@ -26,6 +27,8 @@ export async function sendAttributes(job: BackupJob, index: number, type: number
   // (An earlier agentfd sent its Windows attributes as stream 19, which is STREAM_SIGNED_DIGEST,
   // and the Director rightly did not catalog them; stream 5 from agentfd is not yet tried.)
   const record = encodeAttributes({ fileIndex: index, type, fname, lstat, link, attribsEx: '', deltaSeq: 0 });
+  job.totals.lastFile = fname;
+  job.run.debug?.(DEBUG.files, 'backup', `FT=${type} saving: ${fname}${link ? ` -> ${link}` : ''}`);
   await job.run.sd.sendStream(index, STREAM.UNIX_ATTRIBUTES, 0, [record]);
 }
 

@@ -34,15 +34,20 @@ export interface RestoreRun {
   prefixLinks?: boolean;
   /** How long an FT_FIFO fifo may wait for its reader (bacula-fd: 60 s; tests shorten it). */
   fifoOpenTimeoutMs?: number;
+  /** Totals to count into as the restore goes (`status client` reads them while it runs). */
+  totals?: RestoreTotals;
+  /** Told the name of each entry as its attributes record arrives. */
+  onEntry?: (fname: string) => void;
 }
 
 export class RestoreJob {
-  readonly totals: RestoreTotals = { files: 0, bytes: 0, errors: [] };
+  readonly totals: RestoreTotals;
   readonly xacl: XaclRestore;
   private readonly directories = new DeferredDirectories();
   private opened: RestoreRoot | null = null;
 
   constructor(readonly run: RestoreRun) {
+    this.totals = run.totals ?? { files: 0, bytes: 0, errors: [] };
     this.xacl = new XaclRestore((message) => run.log('warning', message));
   }
 
