@@ -12,6 +12,7 @@ import type { IncludeOptions } from '../../fileset/fileset.js';
 import { dataFrames, openForRead, putBackAccessTime, startDigest } from './file-data.js';
 import type { BackupJob, SavedFile, SavedLink } from './job.js';
 import { dataStreamFor, sendAttributes, sendAttributesOnly, sendXacl } from './records.js';
+import { fsPath } from '../../../platform/byte-names.js';
 
 /**
  * Anything but a directory or symlink: a hard link to something sent, or the thing itself. `top`:
@@ -91,7 +92,7 @@ async function sendFile(job: BackupJob, p: string, st: BigIntStats, options: Inc
 async function reportChange(job: BackupJob, p: string, before: BigIntStats): Promise<void> {
   let now: BigIntStats;
   try {
-    now = await lstat(p, { bigint: true });
+    now = await lstat(fsPath(p), { bigint: true });
   } catch (error) {
     job.run.log('warning', `Cannot stat file ${p}: ERR=${messageOf(error)}`);
     return;
