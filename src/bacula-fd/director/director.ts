@@ -14,7 +14,7 @@ import type { RestoreRun as AgentRestoreRun } from '../../agents/agent.js';
 import { BNET, Bsock, unbashSpaces } from '../wire/bsock.js';
 import { cramAccepts, cramResponse, directorKey, makeChallenge } from '../wire/cram-md5.js';
 import { parseFileSet, type FileSet } from '../fileset/fileset.js';
-import { parseReplace, receiveRestore, type ReplaceMode } from '../transfer/restore.js';
+import { parseRegexWhere, parseReplace, receiveRestore, type Bregexp, type ReplaceMode } from '../transfer/restore.js';
 import { JobScripts, jobCodes, type ScriptHost } from './run-scripts.js';
 import { expandFileLists } from './file-lists.js';
 import { AccurateList } from '../transfer/accurate.js';
@@ -68,6 +68,8 @@ export class DirectorSession {
   private since: bigint | null = null;
   private sd: StorageDaemon | null = null;
   private where = '';
+  /** The restore's regexwhere= (bregexp.ts), instead of a where. */
+  private regexWhere: Bregexp[] | undefined;
   private accurate: AccurateList | null = null;
   /** The Director that authenticated, and the job an incremental builds on (prev_job=). */
   private directorName: string | null = null;
@@ -186,14 +188,7 @@ export class DirectorSession {
     { pattern: /^fileset/, run: () => this.filesetCommand() },
     { pattern: /^storage address=(\S+) port=(\d+) ssl=(\d+)(?: Authorization=(\S+))?/, run: (m) => this.storageCommand(m) },
     { pattern: /^backup/, run: async () => (await this.backup(), false) },
-    {
-      pattern: /^restore (?:files=\d+ )?replace=(\S) prelinks=(\d+) where=(.*)$/s,
-      run: async (m) => {
-        this.where = unbashSpaces(m[3]!.replace(/\n$/, ''));
-        await this.restore(parseReplace(m[1]!), m[2] === '1');
-        return true;
-      },
-    },
+    { pattern: /^restore (?:files=\d+ )?replace=(\S) prelinks=(\d+) (where|regexwhere)=(.*)$/s, run: (m) => this.restoreCommand(m) },
     { pattern: /^endrestore/, run: async () => (await this.endJob(), false) },
     { pattern: /^\.?status/, run: (_m, command) => this.statusCommand(command.startsWith('.')) },
     { pattern: /^estimate listing=(\d+)/, run: (m) => this.estimateCommand(m[1] !== '0') },
@@ -419,6 +414,28 @@ export class DirectorSession {
     this.finish(termCode);
   }
 
+  /**
+   * `restore [files=N ]replace=R prelinks=P where=W` or `... regexwhere=LIST`: an expression list
+   * that does not read ends the job before the restore, as bacula-fd ends it ("Bad where regexp").
+   */
+  private async restoreCommand(m: RegExpExecArray): Promise<boolean> {
+    const value = unbashSpaces(m[4]!.replace(/\n$/, ''));
+    this.where = m[3] === 'where' ? value : '';
+    if (m[3] === 'regexwhere') {
+      try {
+        this.regexWhere = parseRegexWhere(value === '/' ? '' : value);
+      } catch (error) {
+        // As bacula-fd: a fatal job message, then the End Job in place of "2000 OK restore".
+        this.job?.errors.push(messageOf(error));
+        await this.jmsg(3, messageOf(error)).catch(() => undefined);
+        await this.endJob(true);
+        return false;
+      }
+    }
+    await this.restore(parseReplace(m[1]!), m[2] === '1');
+    return true;
+  }
+
   private async restore(replace: ReplaceMode, prefixLinks: boolean): Promise<void> {
     const job = this.job;
     const sd = this.sd;
@@ -434,6 +451,7 @@ export class DirectorSession {
       const totals = await receiveRestore({
         records: sd.records(),
         where: this.where,
+        regexWhere: this.regexWhere,
         replace,
         prefixLinks,
         plugin: this.host.plugins ? (command) => this.pluginRestore(command) : undefined,
@@ -482,10 +500,10 @@ export class DirectorSession {
     return run;
   }
 
-  private async endJob(): Promise<void> {
+  private async endJob(fatal = false): Promise<void> {
     const job = this.job;
     // Errors of scripts with FailJobOnError = no are warnings: the job stays OK, as with bacula-fd.
-    let termCode: number = !job ? TERM.fatal : job.cancelled ? TERM.cancelled : job.errors.length > this.scripts.warnings ? TERM.errors : TERM.ok;
+    let termCode: number = !job || fatal ? TERM.fatal : job.cancelled ? TERM.cancelled : job.errors.length > this.scripts.warnings ? TERM.errors : TERM.ok;
     // After-scripts (restores, and jobs ended by a failed before-script) run before the End Job.
     termCode = await this.scripts.after(termCode);
     await this.bsock.send(
