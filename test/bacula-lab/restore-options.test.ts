@@ -141,6 +141,25 @@ describe('restore options, agentfd serve beside the real bacula-fd', () => {
     expect(got[path.join(deep, 'a/b/c')]).toBe(`dir 740 ${isRoot ? '1234:2345' : `${process.getuid?.()}:${process.getgid?.()}`}`); // the file's owner, its mode | u+wx
   });
 
+  it('a regexwhere that does not read: the job ends in error with "Bad where regexp", as with bacula-fd', async () => {
+    const args = ['restore', String(jobId), '', 'restorejob=LabRestore', 'regexwhere=!a(!b!', `mark=${data}/top/plain.txt`];
+    const ours = bacula.sh(args, true);
+    await bacula.stopServe();
+    bacula.sh(['start-real-fd']);
+    let theirs: { status: number | null; out: string };
+    try {
+      theirs = bacula.sh(args, true);
+    } finally {
+      bacula.sh(['stop-real-fd']);
+      await bacula.startServe();
+    }
+    for (const { out } of [ours, theirs]) {
+      expect(out).toMatch(/agentfd-fd JobId \d+: Fatal error: Bad where regexp\. where=!a\(!b!/);
+      expect(out).toMatch(/Termination:\s+\*\*\* Restore Error \*\*\*/);
+      expect(out).toMatch(/Files Restored:\s+0\n/);
+    }
+  });
+
   it('one empty directory marked in a deep tree: the parents its own record makes, as bacula-fd', async () => {
     const got = await restoreByBoth((out) => bacula.restore(jobId, `${out}/mark-dir`, 'restorejob=LabRestore', `mark=${data}/deep/a/b/empty`));
     expect(got[path.join('mark-dir', data, 'deep/a/b/empty')]).toMatch(/^dir 705 /);
