@@ -490,6 +490,7 @@ export class DirectorSession {
     if (!agents || !agent) return null;
     let run = this.pluginRuns.get(agent.name);
     if (!run) {
+      if (this.regexWhere) this.jobLog('warning', `the RegexWhere does not rename the files of agent ${agent.name}: it restores them under their own names, as with where=/`);
       run = await startPluginRestore(agents, agent, command, this.where || '/', {
         jobName: this.job?.job ?? 'restore', jobId: this.job?.jobId ?? 0,
         log: (level, message) => void this.jmsg(level === 'error' ? 4 : level === 'warning' ? 5 : 6, message).catch(() => undefined),
