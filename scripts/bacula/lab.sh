@@ -10,10 +10,13 @@
 #   lab.sh console CMD...        bconsole: each CMD one line, then quit; prints the output
 #   lab.sh run-job JOB [OPT...]  run job=JOB OPT... yes; waits; prints the job's messages;
 #                                exit 0 only on "Backup OK" / "Restore OK"
-#   lab.sh restore JOBID[,JOBID...] [WHERE]
+#   lab.sh restore JOBID[,JOBID...] [WHERE [ARG...]]
 #                                restore every file of the jobs (a full and its incrementals: the
 #                                latest version of each file, deleted ones left out) to WHERE
-#                                (default $LAB/restore); same rule
+#                                (default $LAB/restore; "": no where=); same rule. ARGs: mark=PATH
+#                                (repeatable, absolute) marks PATH in the Director's tree instead of all
+#                                files; KEY=VALUE (regexwhere, strip_prefix, add_prefix, add_suffix,
+#                                replace...) is added to the restore command as KEY="VALUE"
 #   lab.sh env                   the settings the lab was set up with (shell syntax)
 #
 # LAB (required) is the scratch directory. Settings, read by `setup` and saved in $LAB/etc/lab.env
@@ -245,9 +248,9 @@ EOF
   esac
 }
 
-queue_job() { # bconsole command line -> echoes the JobId
+queue_job() { # bconsole command line(s) -> echoes the JobId
   local out id
-  out=$(console "$1" 2>&1) || { printf '%s\n' "$out" >&2; die "bconsole failed (is the lab started?)"; }
+  out=$(console "$@" 2>&1) || { printf '%s\n' "$out" >&2; die "bconsole failed (is the lab started?)"; }
   id=$(printf '%s\n' "$out" | sed -n 's/.*Job queued\. JobId=\([0-9][0-9]*\).*/\1/p' | tail -n 1)
   if [ -z "$id" ]; then
     printf '%s\n' "$out" >&2
@@ -598,11 +601,27 @@ run-job)
   ;;
 restore)
   load_env
-  if [ $# -lt 1 ] || ! [[ "$1" =~ ^[0-9]+(,[0-9]+)*$ ]]; then die "usage: lab.sh restore JOBID[,JOBID...] [WHERE]"; fi
-  where=${2:-$LAB/restore}
-  case "$where" in *'"'* | *$'\n'*) die "WHERE must not contain quotes or newlines" ;; esac
-  line="restore jobid=$1 client=$FD_NAME where=\"$where\" all done yes"
-  id=$(queue_job "$line")
+  if [ $# -lt 1 ] || ! [[ "$1" =~ ^[0-9]+(,[0-9]+)*$ ]]; then die "usage: lab.sh restore JOBID[,JOBID...] [WHERE [ARG...]]"; fi
+  where=${2-$LAB/restore}
+  line="restore jobid=$1 client=$FD_NAME"
+  [ -z "$where" ] || line+=" where=\"$where\""
+  marks=()
+  for a in "${@:3}"; do
+    case "$a" in
+      mark=*) a=${a#mark=}; marks+=("cd \"${a%/*}/\"" "mark \"${a##*/}\"") ;;
+      *=*) line+=" ${a%%=*}=\"${a#*=}\"" ;;
+      *) die "restore argument not KEY=VALUE: $a" ;;
+    esac
+  done
+  case "$line${marks[*]}" in *$'\n'*) die "WHERE and ARGs must not contain newlines" ;; esac
+  [[ "$where${@:3}" != *'"'* ]] || die "WHERE and ARGs must not contain quotes"
+  if [ ${#marks[@]} -eq 0 ]; then
+    line+=" all done yes"
+    id=$(queue_job "$line")
+  else
+    id=$(queue_job "$line" "${marks[@]}" done yes)
+    line+=" ${marks[*]} done yes"
+  fi
   echo "$line: JobId=$id"
   finish_job "$id"
   ;;

@@ -103,9 +103,13 @@ export class BaculaLab {
     return this.sh(['run-job', job, ...options], true).out;
   }
 
-  /** Restore every file of a job (or of "full,incremental,...": the latest state) to `where`; it must end "Restore OK". */
-  restore(jobIds: number | string, where: string): string {
-    const { out } = this.sh(['restore', String(jobIds), where]);
+  /**
+   * Restore every file of a job (or of "full,incremental,...": the latest state) to `where`; it
+   * must end "Restore OK". `args`: lab.sh restore's ARGs (mark=PATH, regexwhere=..., ...; where
+   * '' for none).
+   */
+  restore(jobIds: number | string, where: string, ...args: string[]): string {
+    const { out } = this.sh(['restore', String(jobIds), where, ...args]);
     expect(out).toMatch(/Termination:\s+Restore OK/);
     return out;
   }

@@ -15,7 +15,7 @@ import type { RestoreRun as AgentRestoreRun } from '../../agents/agent.js';
 import { BNET, Bsock, unbashSpaces } from '../wire/bsock.js';
 import { cramAccepts, cramResponse, directorKey, makeChallenge } from '../wire/cram-md5.js';
 import { parseFileSet, type FileSet } from '../fileset/fileset.js';
-import { parseReplace, receiveRestore, type ReplaceMode, type RestoreTotals } from '../transfer/restore.js';
+import { parseRegexWhere, parseReplace, receiveRestore, type Bregexp, type ReplaceMode, type RestoreTotals } from '../transfer/restore.js';
 import { JobScripts, jobCodes, type ScriptHost } from './run-scripts.js';
 import { expandFileLists } from './file-lists.js';
 import { AccurateList } from '../transfer/accurate.js';
@@ -78,6 +78,8 @@ export class DirectorSession {
   private since: bigint | null = null;
   private sd: StorageDaemon | null = null;
   private where = '';
+  /** The restore's regexwhere= (bregexp.ts), instead of a where. */
+  private regexWhere: Bregexp[] | undefined;
   private accurate: AccurateList | null = null;
   /** The Director that authenticated, and the job an incremental builds on (prev_job=). */
   private directorName: string | null = null;
@@ -232,15 +234,7 @@ export class DirectorSession {
     { pattern: /^fileset/, run: () => this.filesetCommand() },
     { pattern: /^storage address=(\S+) port=(\d+) ssl=(\d+)(?: Authorization=(\S+))?/, run: (m) => this.storageCommand(m) },
     { pattern: /^backup/, run: async () => (await this.backup(), false) },
-    {
-      pattern: /^restore (?:files=(\d+) )?replace=(\S) prelinks=(\d+) where=(.*)$/s,
-      run: async (m) => {
-        this.where = unbashSpaces(m[4]!.replace(/\n$/, ''));
-        if (this.job) this.job.expectedFiles = Number(m[1] ?? 0);
-        await this.restore(parseReplace(m[2]!), m[3] === '1');
-        return true;
-      },
-    },
+    { pattern: /^restore (?:files=(\d+) )?replace=(\S) prelinks=(\d+) (where|regexwhere)=(.*)$/s, run: (m) => this.restoreCommand(m) },
     { pattern: /^endrestore/, run: async () => (await this.endJob(), false) },
     {
       pattern: /^verify level=(\S+)/,
@@ -513,6 +507,30 @@ export class DirectorSession {
     this.finish(termCode);
   }
 
+  /**
+   * `restore [files=N ]replace=R prelinks=P where=W` or `... regexwhere=LIST`: an expression list
+   * that does not read ends the job before the restore, as bacula-fd ends it ("Bad where regexp").
+   */
+  private async restoreCommand(m: RegExpExecArray): Promise<boolean> {
+    const [, files, replace, prelinks, kind, text] = m;
+    const value = unbashSpaces(text!.replace(/\n$/, ''));
+    this.where = kind === 'where' ? value : '';
+    if (this.job) this.job.expectedFiles = Number(files ?? 0);
+    if (kind === 'regexwhere') {
+      try {
+        this.regexWhere = parseRegexWhere(value === '/' ? '' : value);
+      } catch (error) {
+        // As bacula-fd: a fatal job message, then the End Job in place of "2000 OK restore".
+        this.job?.errors.push(messageOf(error));
+        await this.jmsg(3, messageOf(error)).catch(() => undefined);
+        await this.endJob(true);
+        return false;
+      }
+    }
+    await this.restore(parseReplace(replace!), prelinks === '1');
+    return true;
+  }
+
   private async restore(replace: ReplaceMode, prefixLinks: boolean): Promise<void> {
     const job = this.job;
     const sd = this.sd;
@@ -538,6 +556,7 @@ export class DirectorSession {
         },
         records: sd.records(),
         where: this.where,
+        regexWhere: this.regexWhere,
         replace,
         prefixLinks,
         plugin: this.host.plugins ? (command) => this.pluginRestore(command) : undefined,
@@ -639,6 +658,7 @@ export class DirectorSession {
     if (!agents || !agent) return null;
     let run = this.pluginRuns.get(agent.name);
     if (!run) {
+      if (this.regexWhere) this.jobLog('warning', `the RegexWhere does not rename the files of agent ${agent.name}: it restores them under their own names, as with where=/`);
       run = await startPluginRestore(agents, agent, command, this.where || '/', {
         jobName: this.job?.job ?? 'restore', jobId: this.job?.jobId ?? 0,
         log: (level, message) => void this.jmsg(level === 'error' ? 4 : level === 'warning' ? 5 : 6, message).catch(() => undefined),
@@ -649,10 +669,10 @@ export class DirectorSession {
     return run;
   }
 
-  private async endJob(): Promise<void> {
+  private async endJob(fatal = false): Promise<void> {
     const job = this.job;
     // Errors of scripts with FailJobOnError = no are warnings: the job stays OK, as with bacula-fd.
-    let termCode: number = !job || this.shutdownReason !== null ? TERM.fatal : job.cancelled ? TERM.cancelled : job.errors.length > this.scripts.warnings ? TERM.errors : TERM.ok;
+    let termCode: number = !job || fatal || this.shutdownReason !== null ? TERM.fatal : job.cancelled ? TERM.cancelled : job.errors.length > this.scripts.warnings ? TERM.errors : TERM.ok;
     // After-scripts (restores, and jobs ended by a failed before-script) run before the End Job.
     termCode = await this.scripts.after(termCode);
     await this.bsock.send(

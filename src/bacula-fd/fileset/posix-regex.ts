@@ -21,6 +21,9 @@ const GNU_ESCAPES: Record<string, string> = {
   b: `(?:(?<!${WORD})(?=${WORD})|(?<=${WORD})(?!${WORD}))`, B: `(?:(?<=${WORD})(?=${WORD})|(?<!${WORD})(?!${WORD}))`,
 };
 
+/** REG_NEWLINE's `^` and `$`: at either end of the name or next to a newline (only \n, not JS's other line ends). */
+const LINE_ANCHORS: Record<string, string> = { '^': '(?<![^\\n])', $: '(?![^\\n])' };
+
 const literal = (c: string): string => (/[\^$\\.*+?()[\]{}|/]/.test(c) ? `\\${c}` : c);
 const classLiteral = (c: string): string => (/[\\\]\[^-]/.test(c) ? `\\${c}` : c);
 
@@ -45,8 +48,11 @@ function bracketElement(chars: string[], i: number): { text: string; char: strin
   return { text: classLiteral(c), char: c, end: i + 1 };
 }
 
-/** A POSIX bracket expression starting past its `[`: backslash is literal, `]` first is literal. */
-function bracket(chars: string[], start: number): { text: string; end: number } {
+/**
+ * A POSIX bracket expression starting past its `[`: backslash is literal, `]` first is literal.
+ * `newline` (REG_NEWLINE): a non-matching list never matches a newline.
+ */
+function bracket(chars: string[], start: number, newline: boolean): { text: string; end: number } {
   let i = start;
   const negate = chars[i] === '^';
   if (negate) i++;
@@ -64,7 +70,7 @@ function bracket(chars: string[], start: number): { text: string; end: number } 
       i = to.end;
     } else body += from.text;
   }
-  return { text: `[${negate ? '^' : ''}${body}]`, end: i + 1 };
+  return { text: `[${negate ? '^' : ''}${body}${negate && newline ? '\\n' : ''}]`, end: i + 1 };
 }
 
 /** A `{m}`, `{m,}`, `{m,n}` or `{,n}` interval at chars[i], as JS; throws when malformed (as regcomp). */
@@ -85,10 +91,15 @@ function interval(chars: string[], i: number): { text: string; end: number } {
  * unmatched `)` (literal), GNU escapes (\w \W \s \S \b \B \< \> \` \'), any other escaped character
  * as itself (but with ignore case an escaped lower-case ASCII letter matches nothing, as in glibc).
  * Errors where regcomp fails (unclosed `(`/`[`, bad `{}`, nothing to repeat).
+ * `newline` is regcomp's REG_NEWLINE (bacula-fd's RegexWhere): `.` and a non-matching list do not
+ * match a newline, and `^`/`$` also match just after/before one.
  * Approximations: classes, \w and case folding follow Unicode (glibc in a UTF-8 locale; in the C
- * locale glibc works on bytes and ASCII); no multi-character collating elements.
+ * locale glibc works on bytes and ASCII); no multi-character collating elements. The match found is
+ * JavaScript's leftmost-first, where regexec's is leftmost-longest: they differ only where an
+ * alternation's earlier branch matches less than a later one (`(a|ab)`), which matters to what a
+ * substitution replaces, not to whether a name matches.
  */
-export function posixRegExp(source: string, ignoreCase = false): RegExp {
+export function posixRegExp(source: string, ignoreCase = false, newline = false): RegExp {
   const chars = [...source];
   let out = '';
   let atom = -1; // where the last repeatable atom starts in `out`, or -1
@@ -125,11 +136,11 @@ export function posixRegExp(source: string, ignoreCase = false): RegExp {
       atom = group.start;
       repeated = false;
     } else if (c === '|' || c === '^' || c === '$') {
-      out += c;
+      out += newline && c !== '|' ? LINE_ANCHORS[c] : c;
       atom = -1;
-    } else if (c === '.') emitAtom('.');
+    } else if (c === '.') emitAtom(newline ? '[^\\n]' : '.');
     else if (c === '[') {
-      const b = bracket(chars, i);
+      const b = bracket(chars, i, newline);
       emitAtom(b.text);
       i = b.end;
     } else if (c === '\\') {

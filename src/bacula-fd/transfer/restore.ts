@@ -6,6 +6,7 @@
  * Each stage is a unit of its own under restore/:
  *
  *   entry-record.ts   the attributes record of one entry
+ *   output-names.ts   where it goes: under where, or renamed by a RegexWhere (bregexp.ts)
  *   create-entry.ts   creating the entry as create_file does (replace=, every file type; hard-link.ts)
  *   file-data.ts      its data: plain, GZIP and sparse records
  *   entries.ts        the entry in progress, closed with its attributes (set-attributes.ts)
@@ -23,6 +24,7 @@ import { undecodableStream } from './restore/undecodable.js';
 
 export type { RestoreRun, RestoreTotals } from './restore/job.js';
 export { parseReplace, type ReplaceMode } from './restore/replace.js';
+export { parseRegexWhere, type Bregexp } from './restore/bregexp.js';
 export { restorePath } from './restore/restore-root.js';
 export { undecodableStream } from './restore/undecodable.js';
 

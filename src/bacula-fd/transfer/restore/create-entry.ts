@@ -48,8 +48,7 @@ export async function createEntry(ctx: CreateContext, entry: EntryRecord, target
   const { root, replace } = ctx;
   const { type, stat } = entry;
   const isDir = type === FT.DIREND || type === FT.DIRBEGIN;
-  // bacula-fd makes missing parents with the entry's own mode plus u+wx, until their own records come.
-  await root.parents(target, (stat.mode & 0o7777) | 0o300);
+  await root.parents(target, { mode: stat.mode, uid: stat.uid, gid: stat.gid, directory: isDir });
   let existing = await root.at(target, lstatOrNull);
   if (existing) {
     const kept = keptBecause(replace, stat, existing, isDir, root.made.has(target));

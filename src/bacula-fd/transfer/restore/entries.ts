@@ -10,6 +10,7 @@ import type { EntryRecord } from './entry-record.js';
 import { UndecodableData } from '../lzo-records.js';
 import { closeFileData, restoredSize, writeDataRecord, type OpenFile } from './file-data.js';
 import type { RestoreJob } from './job.js';
+import { outputNames } from './output-names.js';
 import { codeOf } from './restore-root.js';
 import { setAttributes } from './set-attributes.js';
 import { pathText } from '../../../platform/byte-names.js';
@@ -41,8 +42,9 @@ export class FileEntry implements RestoringEntry {
     let target = record.fname;
     try {
       const context = await job.createContext();
-      target = context.root.target(record.fname);
-      const created = await createEntry(context, record, target);
+      const names = outputNames(context.root, job.run.regexWhere, context.prefixLinks, record);
+      target = names.target;
+      const created = await createEntry(context, { ...record, link: names.link }, target);
       if (created.restored) job.totals.files++;
       const root = context.root;
       job.xacl.begin(target, record.type, (body) => root.at(target, (p) => body(pathText(p))));

@@ -6,6 +6,7 @@
 import { XaclRestore } from '../../attributes/xacl.js';
 import type { RestoreRun as AgentRestoreRun } from '../../../agents/agent.js';
 import type { SdRecord } from '../storage-daemon.js';
+import type { Bregexp } from './bregexp.js';
 import type { CreateContext } from './create-entry.js';
 import type { ReplaceMode } from './replace.js';
 import { RestoreRoot } from './restore-root.js';
@@ -19,8 +20,10 @@ export interface RestoreTotals {
 
 export interface RestoreRun {
   records: AsyncIterable<SdRecord>;
-  /** Bacula's `where`: the restore's root; '' or '/' restores in place. */
+  /** Bacula's `where`: the restore's root; '' or '/' restores in place (as with a RegexWhere). */
   where: string;
+  /** The Director's regexwhere= (bregexp.ts): each name rewritten by it, restored in place. */
+  regexWhere?: readonly Bregexp[];
   log: (level: 'info' | 'warning' | 'error', message: string) => void;
   /**
    * The agent run for a plugin command met on the volume (STREAM_PLUGIN_NAME), or null when no

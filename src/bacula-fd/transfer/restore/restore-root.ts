@@ -20,7 +20,7 @@
  * rather than written somewhere else.
  */
 import type { Stats } from 'node:fs';
-import { lstat, mkdir, realpath, stat as statFollow } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, realpath, stat as statFollow } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentfdError } from '../../../errors.js';
 import { ConfinedError, ConfinedTarget } from '../../../platform/confined-target.js';
@@ -78,6 +78,14 @@ function windowsFence(root: string): Fence {
   };
 }
 
+/** The entry whose missing parents are being made: its mode and owner, and whether it is a directory. */
+export interface ParentsFor {
+  mode: number;
+  uid: number;
+  gid: number;
+  directory: boolean;
+}
+
 export class RestoreRoot {
   private readonly verified = new Set<string>();
   /** Directories this restore made: replace=never still sets their attributes (bacula-fd's path_list). */
@@ -88,6 +96,8 @@ export class RestoreRoot {
     /** Under a where (not in place): no symlink on the way is followed. */
     readonly confined: boolean,
     private readonly fenced: Fence | null,
+    /** The where and those of its parents that open made, outermost first (parents() takes them). */
+    private readonly madeAtOpen: string[] = [],
   ) {
     this.verified.add(root);
   }
@@ -95,9 +105,14 @@ export class RestoreRoot {
   static async open(where: string): Promise<RestoreRoot> {
     if (where === '' || where === '/') return new RestoreRoot('/', false, null);
     try {
-      await mkdir(fsPath(where), { recursive: true });
+      const first = await mkdir(fsPath(where), { recursive: true, mode: 0o777 });
       const root = decodeName(await realpath(fsPath(where), { encoding: 'buffer' }));
-      return new RestoreRoot(root, true, IS_LINUX ? linuxFence(root) : IS_WINDOWS ? windowsFence(root) : null);
+      // mkdir names the outermost directory it made (by components: its name may be a lossy
+      // string of a name's bytes); the root's path may differ above it (symlinks).
+      const count = first === undefined ? 0 : path.resolve(where).split(path.sep).length - path.dirname(first).split(path.sep).length;
+      const madeAtOpen: string[] = [];
+      for (let dir = root; madeAtOpen.length < count; dir = path.dirname(dir)) madeAtOpen.unshift(dir);
+      return new RestoreRoot(root, true, IS_LINUX ? linuxFence(root) : IS_WINDOWS ? windowsFence(root) : null, madeAtOpen);
     } catch (error) {
       throw new AgentfdError('E_RESTORE_PATH', `the restore's where "${where}" cannot be used as a directory (${codeOf(error)}); give a directory agentfd may create or write`);
     }
@@ -126,25 +141,50 @@ export class RestoreRoot {
     return this.fence(target, body, (fenced, parts, aimed) => fenced.self(parts, aimed));
   }
 
-  /** The directories above `target`, made when missing with `mode`. */
-  async parents(target: string, mode: number): Promise<void> {
-    if (target === this.root) return; // the root's own record ("/"): its parents are not ours
-    // In place the walk starts at the target's own root: '/' on Linux, its drive (C:\) on Windows.
+  /**
+   * The directories above `target`, made when missing as bacula-fd's makepath (findlib/mkpath.c)
+   * makes them for create_file: each 0777 less the umask; then, for a file, the nearest one, if
+   * made now, gets the file's owner and its mode plus u+wx; for a directory, every one made now
+   * gets the directory's owner and its mode plus u+wx. A directory whose own record comes later
+   * in the restore gets its own attributes at the end (set-attributes.ts). The where's own
+   * directories, made at open, count as made for the first entry, as makepath made them there.
+   */
+  async parents(target: string, entry: ParentsFor): Promise<void> {
+    const made = this.madeAtOpen.splice(0).filter((dir) => dir !== target);
+    // The root's own record ("/") has no parents of ours. In place the walk starts at the target's
+    // own root: '/' on Linux, its drive (C:\) on Windows.
     let current = this.confined ? this.root : path.parse(target).root;
-    for (const part of path.relative(current, path.dirname(target)).split(path.sep).filter((p) => p.length > 0)) {
+    const parts = target === this.root ? [] : path.relative(current, path.dirname(target)).split(path.sep);
+    for (const part of parts.filter((p) => p.length > 0)) {
       current = path.join(current, part);
-      if (!this.verified.has(current)) await this.directory(current, mode);
+      if (!this.verified.has(current) && (await this.directory(current, 0o777))) made.push(current);
     }
+    const owned = entry.directory ? made : made.filter((dir) => dir === path.dirname(target));
+    for (const dir of owned) await this.own(dir, entry);
   }
 
-  /** `dir` as a directory: made when missing, refused when it is something else (or, under a where, a symlink). */
-  async directory(dir: string, mode: number): Promise<void> {
+  /** A parent made for `entry` gets its owner and mode | u+wx (set_own_mod: chmod is not subject to the umask). */
+  private async own(dir: string, entry: ParentsFor): Promise<void> {
+    if (IS_WINDOWS) return; // no owners, and no mode but read-only, there
+    await this.self(dir, async (p) => {
+      if (process.getuid?.() === 0) await chown(p, entry.uid, entry.gid).catch(() => undefined);
+      await chmod(p, (entry.mode & 0o7777) | 0o300);
+    });
+  }
+
+  /**
+   * `dir` as a directory: made when missing (true), refused when it is something else (or, under
+   * a where, a symlink).
+   */
+  async directory(dir: string, mode: number): Promise<boolean> {
+    let madeNow = false;
     await this.at(dir, async (p) => {
       let st = await lstatOrNull(p);
       if (st === null) {
         try {
           await mkdir(p, mode);
           this.made.add(dir);
+          madeNow = true;
         } catch (error) {
           if (codeOf(error) !== 'EEXIST') throw error;
         }
@@ -157,6 +197,7 @@ export class RestoreRoot {
       }
     });
     this.verified.add(dir);
+    return madeNow;
   }
 
   /**
