@@ -3,8 +3,8 @@
  * the replace= letter says of an entry already there, then the entry by its type. Every call goes
  * through the restore's root (restore-root.ts), so under a where nothing is made outside it.
  */
-import { constants, type Stats } from 'node:fs';
-import { open, symlink, unlink } from 'node:fs/promises';
+import { constants, symlinkSync, unlinkSync, type Stats } from 'node:fs';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentfdError } from '../../../errors.js';
 import { IS_WINDOWS } from '../../../platform/os.js';
@@ -14,7 +14,7 @@ import type { EntryRecord } from './entry-record.js';
 import { openedFile, type OpenFile } from './file-data.js';
 import { restoreHardLink } from './hard-link.js';
 import { keptBecause, type ReplaceMode } from './replace.js';
-import { codeOf, lstatOrNull, type RestoreRoot } from './restore-root.js';
+import { codeOf, lstatOrNull, lstatOrNullSync, type RestoreRoot } from './restore-root.js';
 import { setAttributes, type DeferredDirectories } from './set-attributes.js';
 import { fsPath, pathText } from '../../../platform/byte-names.js';
 
@@ -49,7 +49,7 @@ export async function createEntry(ctx: CreateContext, entry: EntryRecord, target
   const { type, stat } = entry;
   const isDir = type === FT.DIREND || type === FT.DIRBEGIN;
   await root.parents(target, { mode: stat.mode, uid: stat.uid, gid: stat.gid, directory: isDir });
-  let existing = await root.at(target, lstatOrNull);
+  let existing = await root.at(target, lstatOrNullSync);
   if (existing) {
     const kept = keptBecause(replace, stat, existing, isDir, root.made.has(target));
     if (kept !== null) {
@@ -114,7 +114,7 @@ async function removeExisting(root: RestoreRoot, target: string, type: number, e
   const keep = isDir || (type === FT.FIFO && existing.isFIFO()) || (type === FT.RAW && !root.confined);
   if (keep) return existing;
   try {
-    await root.at(target, (p) => unlink(p));
+    await root.at(target, (p) => unlinkSync(p));
   } catch (error) {
     if (error instanceof AgentfdError) throw error;
     throw new AgentfdError('E_RESTORE_IO', `File ${target} already exists and could not be replaced. ERR=${codeOf(error)}`);
@@ -127,7 +127,7 @@ async function makeSymlink(ctx: CreateContext, target: string, link: string): Pr
   // front, as bacula-fd does, so the restored tree points into itself.
   const inPlace = ctx.where === '' || ctx.where === '/';
   const pointsTo = ctx.prefixLinks && link.startsWith('/') && !inPlace ? path.join(ctx.where, link) : link;
-  await ctx.root.at(target, (p) => symlink(fsPath(pointsTo), p)); // the target's own bytes
+  await ctx.root.at(target, (p) => symlinkSync(fsPath(pointsTo), p)); // the target's own bytes
   // Windows: making a symlink needs SeCreateSymbolicLinkPrivilege (or Developer Mode), and Wine
   // reports success without making one. Checked, so that a link not made is this file's error
   // ("Could not symlink", as a Windows bacula-fd), not a file counted as restored.

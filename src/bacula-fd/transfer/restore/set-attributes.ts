@@ -4,13 +4,14 @@
  * Every call goes through the restore's root (restore-root.ts): under a where, the entry is
  * reached without following anything, so a swapped entry or parent is refused, not set.
  */
-import { chmod, chown, lchown, lutimes, utimes } from 'node:fs/promises';
+import { chmodSync, chownSync, lchownSync, lutimesSync, utimesSync } from 'node:fs';
+import { chmod, utimes } from 'node:fs/promises';
 import { messageOf } from '../../../errors.js';
 import { writeWinAttributes } from '../../../agents/filesystem/win-attributes.js';
 import { IS_WINDOWS } from '../../../platform/os.js';
 import type { BaculaStat } from '../../attributes/lstat.js';
 import { FILE_ATTRIBUTE_DIRECTORY, decodeWindowsAttribs } from '../../attributes/windows.js';
-import type { RestoreRoot } from './restore-root.js';
+import { ignoreError, type RestoreRoot } from './restore-root.js';
 import { pathText, type FsPath } from '../../../platform/byte-names.js';
 
 /** Set what the backup saved of `target`; `link`: a symlink's own owner and times (never followed). */
@@ -19,19 +20,18 @@ export async function setAttributes(root: RestoreRoot, target: string, stat: Bac
   else await root.self(target, (p) => setEntryAttributes(p, stat, attribsEx));
 }
 
-async function setLinkAttributes(p: FsPath, stat: BaculaStat): Promise<void> {
-  if (process.getuid?.() === 0) await lchown(p, stat.uid, stat.gid).catch(() => undefined);
-  await lutimes(p, Number(stat.atime), Number(stat.mtime)).catch(() => undefined);
+// Synchronous calls: each takes microseconds, where a promise's thread-pool round trip would cost
+// far more (restore-root.ts lstatOrNullSync).
+function setLinkAttributes(p: FsPath, stat: BaculaStat): void {
+  if (process.getuid?.() === 0) ignoreError(() => lchownSync(p, stat.uid, stat.gid));
+  ignoreError(() => lutimesSync(p, Number(stat.atime), Number(stat.mtime)));
 }
 
-async function setEntryAttributes(p: FsPath, stat: BaculaStat, attribsEx: string): Promise<void> {
-  if (process.getuid?.() === 0) await chown(p, stat.uid, stat.gid).catch(() => undefined);
-  if (!IS_WINDOWS) {
-    await chmod(p, stat.mode & 0o7777);
-    await utimes(p, Number(stat.atime), Number(stat.mtime));
-    return;
-  }
-  await setWindowsAttributes(pathText(p), stat, attribsEx);
+function setEntryAttributes(p: FsPath, stat: BaculaStat, attribsEx: string): void | Promise<void> {
+  if (process.getuid?.() === 0) ignoreError(() => chownSync(p, stat.uid, stat.gid));
+  if (IS_WINDOWS) return setWindowsAttributes(pathText(p), stat, attribsEx);
+  chmodSync(p, stat.mode & 0o7777);
+  utimesSync(p, Number(stat.atime), Number(stat.mtime));
 }
 
 /**
