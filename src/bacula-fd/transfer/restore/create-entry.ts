@@ -3,7 +3,7 @@
  * the replace= letter says of an entry already there, then the entry by its type. Every call goes
  * through the restore's root (restore-root.ts), so under a where nothing is made outside it.
  */
-import { constants, symlinkSync, unlinkSync, type Stats } from 'node:fs';
+import { constants, openSync, symlinkSync, unlinkSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentfdError } from '../../../errors.js';
@@ -11,7 +11,7 @@ import { IS_WINDOWS } from '../../../platform/os.js';
 import { FT, type BaculaStat } from '../../attributes/lstat.js';
 import { mkfifo, mknod, openFifo } from '../../attributes/special-files.js';
 import type { EntryRecord } from './entry-record.js';
-import { openedFile, type OpenFile } from './file-data.js';
+import { DescriptorSink, openedFile, type DataSink, type OpenFile } from './file-data.js';
 import { restoreHardLink } from './hard-link.js';
 import { keptBecause, type ReplaceMode } from './replace.js';
 import { codeOf, lstatOrNull, lstatOrNullSync, type RestoreRoot } from './restore-root.js';
@@ -58,14 +58,14 @@ export async function createEntry(ctx: CreateContext, entry: EntryRecord, target
     }
     existing = await removeExisting(root, target, type, existing, isDir);
   }
-  const file = (handle: Awaited<ReturnType<typeof open>>, kind: 'regular' | 'fifo' | 'device'): Created => ({
+  const file = (handle: DataSink, kind: 'regular' | 'fifo' | 'device'): Created => ({
     file: openedFile(target, entry.fname, stat, entry.attribsEx, handle, kind),
     restored: false,
   });
   switch (type) {
     case FT.REG:
     case FT.REGE:
-      return file(await root.at(target, (p) => open(p, CREATE_FLAGS, 0o600)), 'regular');
+      return file(await openRegular(root, target), 'regular');
     case FT.DIREND:
     case FT.DIRBEGIN:
       await root.directory(target, stat.mode & 0o7777);
@@ -95,7 +95,7 @@ export async function createEntry(ctx: CreateContext, entry: EntryRecord, target
       if (root.confined) {
         // Under a where, the device's data becomes an image file: writing a device is for an in-place restore.
         ctx.log('warning', `"${entry.fname}" was saved from a raw device; restored under where as an image file ${target}, not into a device (restore with where=/ to write the device)`);
-        return file(await root.at(target, (p) => open(p, CREATE_FLAGS, 0o600)), 'regular');
+        return file(await openRegular(root, target), 'regular');
       }
       if (!existing) await makeNode(root, target, stat);
       return file(await root.self(target, (p) => open(p, constants.O_WRONLY)), 'device');
@@ -103,6 +103,15 @@ export async function createEntry(ctx: CreateContext, entry: EntryRecord, target
       ctx.log('warning', `"${entry.fname}" has file type ${type}, which agentfd serve does not restore; skipped`);
       return NO_DATA;
   }
+}
+
+/**
+ * A new regular file, for its data. On Unix its descriptor, opened with one synchronous call
+ * (file-data.ts DescriptorSink says why); on Windows a FileHandle, set by path when done.
+ */
+function openRegular(root: RestoreRoot, target: string): Promise<DataSink> {
+  if (IS_WINDOWS) return root.at(target, (p) => open(p, CREATE_FLAGS, 0o600));
+  return root.at(target, (p) => new DescriptorSink(openSync(p, CREATE_FLAGS, 0o600)));
 }
 
 /**

@@ -4,7 +4,7 @@
  * Every call goes through the restore's root (restore-root.ts): under a where, the entry is
  * reached without following anything, so a swapped entry or parent is refused, not set.
  */
-import { chmodSync, chownSync, lchownSync, lutimesSync, utimesSync } from 'node:fs';
+import { chmodSync, chownSync, fchmodSync, fchownSync, futimesSync, lchownSync, lutimesSync, utimesSync } from 'node:fs';
 import { chmod, utimes } from 'node:fs/promises';
 import { messageOf } from '../../../errors.js';
 import { writeWinAttributes } from '../../../agents/filesystem/win-attributes.js';
@@ -18,6 +18,17 @@ import { pathText, type FsPath } from '../../../platform/byte-names.js';
 export async function setAttributes(root: RestoreRoot, target: string, stat: BaculaStat, link: boolean, attribsEx = ''): Promise<void> {
   if (link) await root.at(target, (p) => setLinkAttributes(p, stat));
   else await root.self(target, (p) => setEntryAttributes(p, stat, attribsEx));
+}
+
+/**
+ * Set what the backup saved of a regular file through its open descriptor, before it is closed:
+ * bacula-fd's set_mod_own_time (fchown, fchmod, futimes on the file it restored). The descriptor is
+ * the file the data went into, so no path is resolved again (Unix only: Windows sets its own by path).
+ */
+export function setDescriptorAttributes(fd: number, stat: BaculaStat): void {
+  if (process.getuid?.() === 0) ignoreError(() => fchownSync(fd, stat.uid, stat.gid));
+  fchmodSync(fd, stat.mode & 0o7777);
+  futimesSync(fd, Number(stat.atime), Number(stat.mtime));
 }
 
 // Synchronous calls: each takes microseconds, where a promise's thread-pool round trip would cost
