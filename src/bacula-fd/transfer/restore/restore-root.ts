@@ -49,12 +49,8 @@ export async function lstatOrNull(p: FsPath): Promise<Stats | null> {
  * file, that wait was most of a small-file restore. bacula-fd makes the same calls blocking.
  */
 export function lstatOrNullSync(p: FsPath): Stats | null {
-  try {
-    return lstatSync(p);
-  } catch (error) {
-    if (codeOf(error) === 'ENOENT') return null;
-    throw error;
-  }
+  // Not thrown: most entries of a restore are new, and an error built per entry costs more than the call.
+  return lstatSync(p, { throwIfNoEntry: false }) ?? null;
 }
 
 /**
@@ -165,6 +161,9 @@ export class RestoreRoot {
    * directories, made at open, count as made for the first entry, as makepath made them there.
    */
   async parents(target: string, entry: ParentsFor): Promise<void> {
+    // The usual case, an entry beside the last one: its parent was checked (and so were the
+    // parent's own parents, checked before it), and nothing was made at open.
+    if (this.madeAtOpen.length === 0 && this.verified.has(path.dirname(target))) return;
     const made = this.madeAtOpen.splice(0).filter((dir) => dir !== target);
     // The root's own record ("/") has no parents of ours. In place the walk starts at the target's
     // own root: '/' on Linux, its drive (C:\) on Windows.
