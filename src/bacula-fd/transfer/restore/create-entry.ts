@@ -49,6 +49,8 @@ export async function createEntry(ctx: CreateContext, entry: EntryRecord, target
   const { type, stat } = entry;
   const isDir = type === FT.DIREND || type === FT.DIRBEGIN;
   await root.parents(target, { mode: stat.mode, uid: stat.uid, gid: stat.gid, directory: isDir });
+  const fresh = await newRegularFile(root, type, target);
+  if (fresh) return { file: openedFile(target, entry.fname, stat, entry.attribsEx, fresh, 'regular'), restored: false };
   let existing = await root.at(target, lstatOrNullSync);
   if (existing) {
     const kept = keptBecause(replace, stat, existing, isDir, root.made.has(target));
@@ -103,6 +105,24 @@ export async function createEntry(ctx: CreateContext, entry: EntryRecord, target
       ctx.log('warning', `"${entry.fname}" has file type ${type}, which agentfd serve does not restore; skipped`);
       return NO_DATA;
   }
+}
+
+/**
+ * The usual entry of a restore, a regular file with nothing in its place, created at once: the
+ * open's O_EXCL is the check that nothing is there, so it takes one confined lookup of its parent
+ * and one call, rather than a lookup and an lstat before the lookup and the open. Null when
+ * something is there (EEXIST: replace= decides then, below) and on Windows.
+ */
+function newRegularFile(root: RestoreRoot, type: number, target: string): Promise<DataSink | null> | null {
+  if ((type !== FT.REG && type !== FT.REGE) || IS_WINDOWS) return null;
+  return root.at(target, (p) => {
+    try {
+      return new DescriptorSink(openSync(p, CREATE_FLAGS, 0o600));
+    } catch (error) {
+      if (codeOf(error) === 'EEXIST') return null;
+      throw error;
+    }
+  });
 }
 
 /**

@@ -29,6 +29,13 @@ import { PinnedTarget } from '../../../platform/pinned-target.js';
 import { decodeName, fsPath, type FsPath } from '../../../platform/byte-names.js';
 import { restoreTarget } from '../../attributes/windows.js';
 
+/**
+ * Whether this process may give files away (chown), asked once: bacula-fd sets owners as root
+ * only, and process.getuid() is a native call that per entry showed in a restore's profile.
+ * Windows has neither (undefined: false).
+ */
+export const RUNS_AS_ROOT = process.getuid?.() === 0;
+
 export function codeOf(error: unknown): string {
   return (error as NodeJS.ErrnoException | undefined)?.code ?? (error instanceof Error ? error.message : String(error));
 }
@@ -181,7 +188,7 @@ export class RestoreRoot {
   private async own(dir: string, entry: ParentsFor): Promise<void> {
     if (IS_WINDOWS) return; // no owners, and no mode but read-only, there
     await this.self(dir, (p) => {
-      if (process.getuid?.() === 0) ignoreError(() => chownSync(p, entry.uid, entry.gid));
+      if (RUNS_AS_ROOT) ignoreError(() => chownSync(p, entry.uid, entry.gid));
       chmodSync(p, (entry.mode & 0o7777) | 0o300);
     });
   }

@@ -11,7 +11,7 @@ import { writeWinAttributes } from '../../../agents/filesystem/win-attributes.js
 import { IS_WINDOWS } from '../../../platform/os.js';
 import type { BaculaStat } from '../../attributes/lstat.js';
 import { FILE_ATTRIBUTE_DIRECTORY, decodeWindowsAttribs } from '../../attributes/windows.js';
-import { ignoreError, type RestoreRoot } from './restore-root.js';
+import { RUNS_AS_ROOT, ignoreError, type RestoreRoot } from './restore-root.js';
 import { pathText, type FsPath } from '../../../platform/byte-names.js';
 
 /** Set what the backup saved of `target`; `link`: a symlink's own owner and times (never followed). */
@@ -26,7 +26,7 @@ export async function setAttributes(root: RestoreRoot, target: string, stat: Bac
  * the file the data went into, so no path is resolved again (Unix only: Windows sets its own by path).
  */
 export function setDescriptorAttributes(fd: number, stat: BaculaStat): void {
-  if (process.getuid?.() === 0) ignoreError(() => fchownSync(fd, stat.uid, stat.gid));
+  if (RUNS_AS_ROOT) ignoreError(() => fchownSync(fd, stat.uid, stat.gid));
   fchmodSync(fd, stat.mode & 0o7777);
   futimesSync(fd, Number(stat.atime), Number(stat.mtime));
 }
@@ -34,12 +34,12 @@ export function setDescriptorAttributes(fd: number, stat: BaculaStat): void {
 // Synchronous calls: each takes microseconds, where a promise's thread-pool round trip would cost
 // far more (restore-root.ts lstatOrNullSync).
 function setLinkAttributes(p: FsPath, stat: BaculaStat): void {
-  if (process.getuid?.() === 0) ignoreError(() => lchownSync(p, stat.uid, stat.gid));
+  if (RUNS_AS_ROOT) ignoreError(() => lchownSync(p, stat.uid, stat.gid));
   ignoreError(() => lutimesSync(p, Number(stat.atime), Number(stat.mtime)));
 }
 
 function setEntryAttributes(p: FsPath, stat: BaculaStat, attribsEx: string): void | Promise<void> {
-  if (process.getuid?.() === 0) ignoreError(() => chownSync(p, stat.uid, stat.gid));
+  if (RUNS_AS_ROOT) ignoreError(() => chownSync(p, stat.uid, stat.gid));
   if (IS_WINDOWS) return setWindowsAttributes(pathText(p), stat, attribsEx);
   chmodSync(p, stat.mode & 0o7777);
   utimesSync(p, Number(stat.atime), Number(stat.mtime));
