@@ -91,9 +91,16 @@ export function decodeDataRecord(stream: number, record: Buffer): { data: Buffer
   return { data, position };
 }
 
+/**
+ * Room for one record's inflated bytes at once: bacula-fd compresses one read buffer (64 KiB by
+ * default) per record. zlib's default 16 KiB output chunks were inflated into four buffers and
+ * concatenated, a copy and three allocations per record; more than this still works, in pieces.
+ */
+const INFLATE_CHUNK = 128 * 1024;
+
 function inflate(data: Buffer): Buffer {
   try {
-    return inflateSync(data);
+    return inflateSync(data, { chunkSize: INFLATE_CHUNK });
   } catch (error) {
     throw new UndecodableData(`its GZIP record does not decompress (${(error as Error).message}): the record is damaged`);
   }
