@@ -84,6 +84,29 @@ describe.skipIf(process.platform !== 'linux')('serve restore under a where, a di
     });
   }
 
+  it('a file whose parent is swapped after its data gets its mode and times through its descriptor, and nothing outside changes', async () => {
+    // The file's owner, mode and times are set through the descriptor its data went into (as
+    // bacula-fd's fchmod/futimes), so a swap between its data and its end reaches only that file.
+    const root = tempDir('serve-swap-attributes');
+    const where = path.join(root, 'where');
+    const outside = outsideDir(root, 'outside');
+    const restoredA = path.join(where, 'data', 'A');
+    async function* records(): AsyncGenerator<SdRecord> {
+      yield attrRecord(1, FT.REG, '/data/A/f1', { size: 4n, mode: 0o100604, mtime: 3_000_000n });
+      yield { fileIndex: 1, stream: STREAM.FILE_DATA, data: Buffer.from('one\n') };
+      swap(restoredA, outside.dir); // f1 is open: its end (attributes, close) comes with the next record
+      yield attrRecord(2, FT.REG, '/data/A/f2', { size: 5n });
+      yield { fileIndex: 2, stream: STREAM.FILE_DATA, data: Buffer.from('evil\n') };
+    }
+    const totals = await receiveRestore({ records: records(), where, log: () => undefined });
+
+    outside.unchanged();
+    const f1 = statSync(path.join(`${restoredA}.moved`, 'f1'));
+    expect([(f1.mode & 0o7777).toString(8), f1.mtimeMs / 1000, f1.size]).toEqual(['604', 3_000_000, 4]);
+    expect(existsSync(path.join(`${restoredA}.moved`, 'f2'))).toBe(false);
+    expect(totals.errors).toEqual([expect.stringMatching(/data\/A\/f2.*symbolic link.*never writes through/)]);
+  });
+
   it('an in-place restore (where /) follows a symlinked directory of the system, as bacula-fd does', async () => {
     const root = tempDir('serve-inplace-link');
     const real = path.join(root, 'usr-lib');

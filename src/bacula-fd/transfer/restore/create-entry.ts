@@ -3,18 +3,18 @@
  * the replace= letter says of an entry already there, then the entry by its type. Every call goes
  * through the restore's root (restore-root.ts), so under a where nothing is made outside it.
  */
-import { constants, type Stats } from 'node:fs';
-import { open, symlink, unlink } from 'node:fs/promises';
+import { constants, openSync, symlinkSync, unlinkSync, type Stats } from 'node:fs';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentfdError } from '../../../errors.js';
 import { IS_WINDOWS } from '../../../platform/os.js';
 import { FT, type BaculaStat } from '../../attributes/lstat.js';
 import { mkfifo, mknod, openFifo } from '../../attributes/special-files.js';
 import type { EntryRecord } from './entry-record.js';
-import { openedFile, type OpenFile } from './file-data.js';
+import { DescriptorSink, openedFile, type DataSink, type OpenFile } from './file-data.js';
 import { restoreHardLink } from './hard-link.js';
 import { keptBecause, type ReplaceMode } from './replace.js';
-import { codeOf, lstatOrNull, type RestoreRoot } from './restore-root.js';
+import { codeOf, lstatOrNull, lstatOrNullSync, type RestoreRoot } from './restore-root.js';
 import { setAttributes, type DeferredDirectories } from './set-attributes.js';
 import { fsPath, pathText } from '../../../platform/byte-names.js';
 
@@ -49,7 +49,9 @@ export async function createEntry(ctx: CreateContext, entry: EntryRecord, target
   const { type, stat } = entry;
   const isDir = type === FT.DIREND || type === FT.DIRBEGIN;
   await root.parents(target, { mode: stat.mode, uid: stat.uid, gid: stat.gid, directory: isDir });
-  let existing = await root.at(target, lstatOrNull);
+  const fresh = await newRegularFile(root, type, target);
+  if (fresh) return { file: openedFile(target, entry.fname, stat, entry.attribsEx, fresh, 'regular'), restored: false };
+  let existing = await root.at(target, lstatOrNullSync);
   if (existing) {
     const kept = keptBecause(replace, stat, existing, isDir, root.made.has(target));
     if (kept !== null) {
@@ -58,14 +60,14 @@ export async function createEntry(ctx: CreateContext, entry: EntryRecord, target
     }
     existing = await removeExisting(root, target, type, existing, isDir);
   }
-  const file = (handle: Awaited<ReturnType<typeof open>>, kind: 'regular' | 'fifo' | 'device'): Created => ({
+  const file = (handle: DataSink, kind: 'regular' | 'fifo' | 'device'): Created => ({
     file: openedFile(target, entry.fname, stat, entry.attribsEx, handle, kind),
     restored: false,
   });
   switch (type) {
     case FT.REG:
     case FT.REGE:
-      return file(await root.at(target, (p) => open(p, CREATE_FLAGS, 0o600)), 'regular');
+      return file(await openRegular(root, target), 'regular');
     case FT.DIREND:
     case FT.DIRBEGIN:
       await root.directory(target, stat.mode & 0o7777);
@@ -95,7 +97,7 @@ export async function createEntry(ctx: CreateContext, entry: EntryRecord, target
       if (root.confined) {
         // Under a where, the device's data becomes an image file: writing a device is for an in-place restore.
         ctx.log('warning', `"${entry.fname}" was saved from a raw device; restored under where as an image file ${target}, not into a device (restore with where=/ to write the device)`);
-        return file(await root.at(target, (p) => open(p, CREATE_FLAGS, 0o600)), 'regular');
+        return file(await openRegular(root, target), 'regular');
       }
       if (!existing) await makeNode(root, target, stat);
       return file(await root.self(target, (p) => open(p, constants.O_WRONLY)), 'device');
@@ -103,6 +105,33 @@ export async function createEntry(ctx: CreateContext, entry: EntryRecord, target
       ctx.log('warning', `"${entry.fname}" has file type ${type}, which agentfd serve does not restore; skipped`);
       return NO_DATA;
   }
+}
+
+/**
+ * The usual entry of a restore, a regular file with nothing in its place, created at once: the
+ * open's O_EXCL is the check that nothing is there, so it takes one confined lookup of its parent
+ * and one call, rather than a lookup and an lstat before the lookup and the open. Null when
+ * something is there (EEXIST: replace= decides then, below) and on Windows.
+ */
+function newRegularFile(root: RestoreRoot, type: number, target: string): Promise<DataSink | null> | null {
+  if ((type !== FT.REG && type !== FT.REGE) || IS_WINDOWS) return null;
+  return root.at(target, (p) => {
+    try {
+      return new DescriptorSink(openSync(p, CREATE_FLAGS, 0o600));
+    } catch (error) {
+      if (codeOf(error) === 'EEXIST') return null;
+      throw error;
+    }
+  });
+}
+
+/**
+ * A new regular file, for its data. On Unix its descriptor, opened with one synchronous call
+ * (file-data.ts DescriptorSink says why); on Windows a FileHandle, set by path when done.
+ */
+function openRegular(root: RestoreRoot, target: string): Promise<DataSink> {
+  if (IS_WINDOWS) return root.at(target, (p) => open(p, CREATE_FLAGS, 0o600));
+  return root.at(target, (p) => new DescriptorSink(openSync(p, CREATE_FLAGS, 0o600)));
 }
 
 /**
@@ -114,7 +143,7 @@ async function removeExisting(root: RestoreRoot, target: string, type: number, e
   const keep = isDir || (type === FT.FIFO && existing.isFIFO()) || (type === FT.RAW && !root.confined);
   if (keep) return existing;
   try {
-    await root.at(target, (p) => unlink(p));
+    await root.at(target, (p) => unlinkSync(p));
   } catch (error) {
     if (error instanceof AgentfdError) throw error;
     throw new AgentfdError('E_RESTORE_IO', `File ${target} already exists and could not be replaced. ERR=${codeOf(error)}`);
@@ -127,7 +156,7 @@ async function makeSymlink(ctx: CreateContext, target: string, link: string): Pr
   // front, as bacula-fd does, so the restored tree points into itself.
   const inPlace = ctx.where === '' || ctx.where === '/';
   const pointsTo = ctx.prefixLinks && link.startsWith('/') && !inPlace ? path.join(ctx.where, link) : link;
-  await ctx.root.at(target, (p) => symlink(fsPath(pointsTo), p)); // the target's own bytes
+  await ctx.root.at(target, (p) => symlinkSync(fsPath(pointsTo), p)); // the target's own bytes
   // Windows: making a symlink needs SeCreateSymbolicLinkPrivilege (or Developer Mode), and Wine
   // reports success without making one. Checked, so that a link not made is this file's error
   // ("Could not symlink", as a Windows bacula-fd), not a file counted as restored.

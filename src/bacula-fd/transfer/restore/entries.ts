@@ -8,11 +8,11 @@ import { AgentfdError, messageOf } from '../../../errors.js';
 import { createEntry } from './create-entry.js';
 import type { EntryRecord } from './entry-record.js';
 import { UndecodableData } from '../lzo-records.js';
-import { closeFileData, restoredSize, writeDataRecord, type OpenFile } from './file-data.js';
+import { DescriptorSink, closeFileData, restoredSize, writeDataRecord, type OpenFile } from './file-data.js';
 import type { RestoreJob } from './job.js';
 import { outputNames } from './output-names.js';
 import { codeOf } from './restore-root.js';
-import { setAttributes } from './set-attributes.js';
+import { setAttributes, setDescriptorAttributes } from './set-attributes.js';
 import { pathText } from '../../../platform/byte-names.js';
 
 export interface RestoringEntry {
@@ -103,20 +103,35 @@ export class FileEntry implements RestoringEntry {
     const file = this.file;
     if (!file) return;
     this.file = null;
+    // A file with a descriptor of its own gets its attributes through it before the close, as
+    // bacula-fd's set_mod_own_time; any other (a fifo, a device, a file on Windows) by its path after.
+    const descriptor = file.handle instanceof DescriptorSink ? file.handle.fd : null;
     try {
-      await closeFileData(file);
+      await closeFileData(file, () => {
+        if (descriptor !== null) this.attributes(file, () => setDescriptorAttributes(descriptor, file.stat));
+      });
       this.checkSize(file);
     } catch (error) {
       this.job.problem(`Could not set the size of "${file.target}" to ${file.stat.size}: ${messageOf(error)}`);
     }
-    try {
-      await setAttributes(await this.job.root(), file.target, file.stat, false, file.attribsEx);
-    } catch (error) {
-      this.job.problem(`Unable to set the attributes of "${file.target}": ${messageOf(error)}`);
+    if (descriptor === null) {
+      const root = await this.job.root();
+      await this.attributes(file, () => setAttributes(root, file.target, file.stat, false, file.attribsEx));
     }
     // Its ACLs and xattrs now, after the mode: chmod would change an ACL's mask (restore.c's delayed streams).
     await this.job.xacl.applyDelayed();
     this.job.totals.files++;
+  }
+
+  /** Set `file`'s attributes with `set`; a failure is the job's error, worded as bacula-fd's. */
+  private attributes(file: OpenFile, set: () => void | Promise<void>): void | Promise<void> {
+    const fail = (error: unknown) => this.job.problem(`Unable to set the attributes of "${file.target}": ${messageOf(error)}`);
+    try {
+      const pending = set();
+      if (pending) return pending.catch(fail);
+    } catch (error) {
+      fail(error);
+    }
   }
 
   /**

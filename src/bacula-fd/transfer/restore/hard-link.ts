@@ -4,7 +4,7 @@
  * not followed). Under a where the first name must resolve inside it, and both names are reached
  * through the restore's root, so no swap meanwhile can link a file outside where.
  */
-import { link as hardLink } from 'node:fs/promises';
+import { linkSync } from 'node:fs';
 import { AgentfdError, messageOf } from '../../../errors.js';
 import type { RestoreRoot } from './restore-root.js';
 
@@ -16,5 +16,5 @@ export async function restoreHardLink(root: RestoreRoot, target: string, link: s
   } catch (error) {
     throw new AgentfdError(error instanceof AgentfdError ? error.code : 'E_RESTORE_LINK', `Could not hard link ${target} -> ${link}: ${messageOf(error)}`);
   }
-  await root.at(source, (from) => root.at(target, (to) => hardLink(from, to)));
+  await root.at(source, (from) => root.at(target, (to) => linkSync(from, to)));
 }

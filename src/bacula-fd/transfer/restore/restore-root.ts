@@ -19,8 +19,8 @@
  * ':' that would make an alternate data stream, a trailing dot, a device name) is refused there
  * rather than written somewhere else.
  */
-import type { Stats } from 'node:fs';
-import { chmod, chown, lstat, mkdir, realpath, stat as statFollow } from 'node:fs/promises';
+import { chmodSync, chownSync, lstatSync, mkdirSync, statSync, type Stats } from 'node:fs';
+import { lstat, mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentfdError } from '../../../errors.js';
 import { ConfinedError, ConfinedTarget } from '../../../platform/confined-target.js';
@@ -28,6 +28,13 @@ import { IS_LINUX, IS_WINDOWS } from '../../../platform/os.js';
 import { PinnedTarget } from '../../../platform/pinned-target.js';
 import { decodeName, fsPath, type FsPath } from '../../../platform/byte-names.js';
 import { restoreTarget } from '../../attributes/windows.js';
+
+/**
+ * Whether this process may give files away (chown), asked once: bacula-fd sets owners as root
+ * only, and process.getuid() is a native call that per entry showed in a restore's profile.
+ * Windows has neither (undefined: false).
+ */
+export const RUNS_AS_ROOT = process.getuid?.() === 0;
 
 export function codeOf(error: unknown): string {
   return (error as NodeJS.ErrnoException | undefined)?.code ?? (error instanceof Error ? error.message : String(error));
@@ -40,6 +47,17 @@ export async function lstatOrNull(p: FsPath): Promise<Stats | null> {
     if (codeOf(error) === 'ENOENT') return null;
     throw error;
   }
+}
+
+/**
+ * lstatOrNull as one synchronous call. A restore's per-entry metadata calls (lstat, mkdir, chmod,
+ * chown, utimes...) take microseconds on a local disk, while each promise-based call waits a
+ * round trip through libuv's thread pool (well over 100 us on a busy machine): with several per
+ * file, that wait was most of a small-file restore. bacula-fd makes the same calls blocking.
+ */
+export function lstatOrNullSync(p: FsPath): Stats | null {
+  // Not thrown: most entries of a restore are new, and an error built per entry costs more than the call.
+  return lstatSync(p, { throwIfNoEntry: false }) ?? null;
 }
 
 /**
@@ -150,6 +168,9 @@ export class RestoreRoot {
    * directories, made at open, count as made for the first entry, as makepath made them there.
    */
   async parents(target: string, entry: ParentsFor): Promise<void> {
+    // The usual case, an entry beside the last one: its parent was checked (and so were the
+    // parent's own parents, checked before it), and nothing was made at open.
+    if (this.madeAtOpen.length === 0 && this.verified.has(path.dirname(target))) return;
     const made = this.madeAtOpen.splice(0).filter((dir) => dir !== target);
     // The root's own record ("/") has no parents of ours. In place the walk starts at the target's
     // own root: '/' on Linux, its drive (C:\) on Windows.
@@ -166,9 +187,9 @@ export class RestoreRoot {
   /** A parent made for `entry` gets its owner and mode | u+wx (set_own_mod: chmod is not subject to the umask). */
   private async own(dir: string, entry: ParentsFor): Promise<void> {
     if (IS_WINDOWS) return; // no owners, and no mode but read-only, there
-    await this.self(dir, async (p) => {
-      if (process.getuid?.() === 0) await chown(p, entry.uid, entry.gid).catch(() => undefined);
-      await chmod(p, (entry.mode & 0o7777) | 0o300);
+    await this.self(dir, (p) => {
+      if (RUNS_AS_ROOT) ignoreError(() => chownSync(p, entry.uid, entry.gid));
+      chmodSync(p, (entry.mode & 0o7777) | 0o300);
     });
   }
 
@@ -178,19 +199,19 @@ export class RestoreRoot {
    */
   async directory(dir: string, mode: number): Promise<boolean> {
     let madeNow = false;
-    await this.at(dir, async (p) => {
-      let st = await lstatOrNull(p);
+    await this.at(dir, (p) => {
+      let st = lstatOrNullSync(p);
       if (st === null) {
         try {
-          await mkdir(p, mode);
+          mkdirSync(p, mode);
           this.made.add(dir);
           madeNow = true;
         } catch (error) {
           if (codeOf(error) !== 'EEXIST') throw error;
         }
-        st = await lstatOrNull(p);
+        st = lstatOrNullSync(p);
       }
-      if (st?.isSymbolicLink() && !this.confined) st = await statFollow(p);
+      if (st?.isSymbolicLink() && !this.confined) st = statSync(p);
       if (st === null || !st.isDirectory()) {
         const what = st === null ? 'vanished' : st.isSymbolicLink() ? 'is a symlink' : 'is not a directory';
         throw new AgentfdError('E_RESTORE_PATH', `${dir} ${what}, and a restore under where never writes through or over it; restore into an empty directory, or remove that entry first`);
@@ -251,6 +272,15 @@ export class RestoreRoot {
       }
       throw via === null ? error : named(error, via, target);
     }
+  }
+}
+
+/** Run `call`, ignoring its failure (a chown that is not allowed, as bacula-fd ignores it). */
+export function ignoreError(call: () => void): void {
+  try {
+    call();
+  } catch {
+    // not the entry's failure
   }
 }
 

@@ -4,13 +4,14 @@
  * Every call goes through the restore's root (restore-root.ts): under a where, the entry is
  * reached without following anything, so a swapped entry or parent is refused, not set.
  */
-import { chmod, chown, lchown, lutimes, utimes } from 'node:fs/promises';
+import { chmodSync, chownSync, fchmodSync, fchownSync, futimesSync, lchownSync, lutimesSync, utimesSync } from 'node:fs';
+import { chmod, utimes } from 'node:fs/promises';
 import { messageOf } from '../../../errors.js';
 import { writeWinAttributes } from '../../../agents/filesystem/win-attributes.js';
 import { IS_WINDOWS } from '../../../platform/os.js';
 import type { BaculaStat } from '../../attributes/lstat.js';
 import { FILE_ATTRIBUTE_DIRECTORY, decodeWindowsAttribs } from '../../attributes/windows.js';
-import type { RestoreRoot } from './restore-root.js';
+import { RUNS_AS_ROOT, ignoreError, type RestoreRoot } from './restore-root.js';
 import { pathText, type FsPath } from '../../../platform/byte-names.js';
 
 /** Set what the backup saved of `target`; `link`: a symlink's own owner and times (never followed). */
@@ -19,19 +20,29 @@ export async function setAttributes(root: RestoreRoot, target: string, stat: Bac
   else await root.self(target, (p) => setEntryAttributes(p, stat, attribsEx));
 }
 
-async function setLinkAttributes(p: FsPath, stat: BaculaStat): Promise<void> {
-  if (process.getuid?.() === 0) await lchown(p, stat.uid, stat.gid).catch(() => undefined);
-  await lutimes(p, Number(stat.atime), Number(stat.mtime)).catch(() => undefined);
+/**
+ * Set what the backup saved of a regular file through its open descriptor, before it is closed:
+ * bacula-fd's set_mod_own_time (fchown, fchmod, futimes on the file it restored). The descriptor is
+ * the file the data went into, so no path is resolved again (Unix only: Windows sets its own by path).
+ */
+export function setDescriptorAttributes(fd: number, stat: BaculaStat): void {
+  if (RUNS_AS_ROOT) ignoreError(() => fchownSync(fd, stat.uid, stat.gid));
+  fchmodSync(fd, stat.mode & 0o7777);
+  futimesSync(fd, Number(stat.atime), Number(stat.mtime));
 }
 
-async function setEntryAttributes(p: FsPath, stat: BaculaStat, attribsEx: string): Promise<void> {
-  if (process.getuid?.() === 0) await chown(p, stat.uid, stat.gid).catch(() => undefined);
-  if (!IS_WINDOWS) {
-    await chmod(p, stat.mode & 0o7777);
-    await utimes(p, Number(stat.atime), Number(stat.mtime));
-    return;
-  }
-  await setWindowsAttributes(pathText(p), stat, attribsEx);
+// Synchronous calls: each takes microseconds, where a promise's thread-pool round trip would cost
+// far more (restore-root.ts lstatOrNullSync).
+function setLinkAttributes(p: FsPath, stat: BaculaStat): void {
+  if (RUNS_AS_ROOT) ignoreError(() => lchownSync(p, stat.uid, stat.gid));
+  ignoreError(() => lutimesSync(p, Number(stat.atime), Number(stat.mtime)));
+}
+
+function setEntryAttributes(p: FsPath, stat: BaculaStat, attribsEx: string): void | Promise<void> {
+  if (RUNS_AS_ROOT) ignoreError(() => chownSync(p, stat.uid, stat.gid));
+  if (IS_WINDOWS) return setWindowsAttributes(pathText(p), stat, attribsEx);
+  chmodSync(p, stat.mode & 0o7777);
+  utimesSync(p, Number(stat.atime), Number(stat.mtime));
 }
 
 /**
