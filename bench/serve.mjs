@@ -150,7 +150,7 @@ export function serveCases({ lab, inputs, files, sparseBytes, announce, log }) {
     return { lab: started.lab, fd: await started.lab.client(kind) };
   };
   const sample = (fd, result, what, extra = {}) => ({
-    bytes: what.bytes, files: what.files ?? 1, seconds: result.seconds, wallSeconds: result.wallSeconds, reportElapsed: result.reportElapsed, version: fd.version, ...extra,
+    bytes: what.bytes, files: what.files ?? 1, seconds: result.seconds, wallSeconds: result.wallSeconds, cpuSeconds: result.cpuSeconds, reportElapsed: result.reportElapsed, version: fd.version, ...extra,
   });
 
   const backupRun = (pair, kind) => async () => {

@@ -17,7 +17,8 @@
  * What is measured: the FD's part of each job, from its I/O counters (bench/fd-io.mjs says why
  * and how), the same way for both clients. Beside it:
  * - `reportElapsed` is the report's "Elapsed time:" in whole seconds, and `wallSeconds` the time
- *   from bconsole's `run` to the job's end, as cross-checks;
+ *   from bconsole's `run` to the job's end, as cross-checks; `cpuSeconds` the FD's CPU time over
+ *   the job, steadier than any clock when the machine is loaded;
  * - `storedBytes` is the report's "SD Bytes Written:" (what the SD received for the job: data
  *   after compression plus attributes and MD5, without block headers), comparable with agentfd's
  *   stored bytes. `volumeBytes` is the size of the volume file on disk, block headers and labels
@@ -41,7 +42,7 @@ import { closeSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, 
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { alive, fdTransferSeconds, startIoSampler } from '../fd-io.mjs';
+import { alive, fdCpuSeconds, fdTransferSeconds, startIoSampler } from '../fd-io.mjs';
 import { isServe, startServe, stopServe, tail } from '../serve-daemon.mjs';
 import { writeRandom } from '../inputs.mjs';
 
@@ -353,22 +354,23 @@ async function backupFile(lab, file, { gzip = false } = {}) {
  * just before the job (reading the input into the page cache).
  */
 async function runBackup(lab, { client: fd, job, keepVolumes = false, before }) {
-  const { report, seconds, wallSeconds } = await timedJob(lab, fd, [`run job=${job} client=${fd.name} yes`], 'Backup OK', before);
+  const { report, seconds, wallSeconds, cpuSeconds } = await timedJob(lab, fd, [`run job=${job} client=${fd.name} yes`], 'Backup OK', before);
   const volumeBytes = keepVolumes ? null : deleteVolumes(lab, report.volumes);
-  return { seconds, wallSeconds, jobId: report.jobId, files: report.files, storedBytes: report.sdBytesWritten, reportElapsed: report.elapsed, volumes: report.volumes, volumeBytes };
+  return { seconds, wallSeconds, cpuSeconds, jobId: report.jobId, files: report.files, storedBytes: report.sdBytesWritten, reportElapsed: report.elapsed, volumes: report.volumes, volumeBytes };
 }
 
 /** Restores every file of backup `jobId` through `client` to `where`, timing the FD's part. */
 async function runRestore(lab, { client: fd, jobId, where }) {
   if (/["\n]/.test(where)) throw new Error(`bacula lab: a restore target cannot hold quotes or newlines: ${where}`);
   const command = `restore jobid=${jobId} client=${fd.name} restoreclient=${fd.name} where="${where}" all done yes`;
-  const { report, seconds, wallSeconds } = await timedJob(lab, fd, [command], 'Restore OK');
-  return { seconds, wallSeconds, jobId: report.jobId, files: report.files, bytes: report.bytesRestored, reportElapsed: report.elapsed };
+  const { report, seconds, wallSeconds, cpuSeconds } = await timedJob(lab, fd, [command], 'Restore OK');
+  return { seconds, wallSeconds, cpuSeconds, jobId: report.jobId, files: report.files, bytes: report.bytesRestored, reportElapsed: report.elapsed };
 }
 
 /**
  * Runs one job (bconsole `commands`, then `wait` and `messages`) while sampling the FD's I/O
- * counters; its report, the FD's transfer seconds and the wall time of the whole command.
+ * counters; its report, the FD's transfer seconds, the FD's CPU seconds over the whole job, and
+ * the wall time of the whole command.
  */
 async function timedJob(lab, fd, commands, termination, before) {
   if (lab.stopped) throw new Error('bacula lab: a job after stop()');
@@ -387,6 +389,7 @@ async function timedJob(lab, fd, commands, termination, before) {
       abandon.abort(new Error(`bacula lab: ${fd.label}'s job abandoned: ${cause.message}\n${logs.join('\n')}`));
     });
     const started = process.hrtime.bigint();
+    const cpuBefore = fdCpuSeconds(fd.pid);
     let output;
     try {
       output = await console_(lab, [...commands, 'wait', 'messages'], { signal: abandon.signal, timeoutMs: 24 * 3600_000 });
@@ -394,10 +397,11 @@ async function timedJob(lab, fd, commands, termination, before) {
       sampler.stop();
     }
     const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const cpuSeconds = fdCpuSeconds(fd.pid) - cpuBefore;
     const report = await jobReport(lab, output, termination, fd);
     const seconds = fdTransferSeconds(sampler.samples);
     if (seconds === null) throw new Error(`bacula lab: job ${report.jobId} ended "${termination}" but ${fd.label}'s I/O counters show no transfer (${sampler.samples.length} samples); was the input empty?`);
-    return { report, seconds, wallSeconds };
+    return { report, seconds, wallSeconds, cpuSeconds };
   } finally {
     lab.busy = false;
   }
