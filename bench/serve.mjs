@@ -116,6 +116,7 @@ function labInputs({ random, files, sparseBytes, log }) {
       }
       return small;
     },
+    smallBytes: () => small?.bytes ?? null,
     sparse(lab) {
       if (!sparse) {
         const data = makeSparse(lab.paths.sparse, sparseBytes);
@@ -126,85 +127,78 @@ function labInputs({ random, files, sparseBytes, log }) {
   };
 }
 
+/** The started lab and the client `kind`, or { skipped }; throws with the reason it failed. */
+async function ready(suite, kind) {
+  const started = await suite.lab.get();
+  if (started.skipped) return { skipped: started.skipped };
+  if (started.failed) throw new Error(started.failed);
+  return { lab: started.lab, fd: await started.lab.client(kind) };
+}
+
+/** A sample for runAll: the input's size, the FD's seconds, the job's other clocks. */
+function sample(fd, result, what, extra = {}) {
+  const { seconds, wallSeconds, cpuSeconds, reportElapsed } = result;
+  return { bytes: what.bytes, files: what.files ?? 1, seconds, wallSeconds, cpuSeconds, reportElapsed, version: fd.version, ...extra };
+}
+
+/** One backup of `pair` by the client `kind`; the small files' backup is kept for the restore. */
+async function backupOnce(suite, pair, kind) {
+  const got = await ready(suite, kind);
+  if (got.skipped) return got;
+  const { lab, fd } = got;
+  if (pair.key === 'small-backup') {
+    const tree = suite.made.small(lab);
+    const buffer = Buffer.allocUnsafe(8 * KiB);
+    const result = await lab.runBackup({ client: fd, job: pair.job, keepVolumes: true, before: () => tree.files.forEach((f) => readThrough(f, buffer)) });
+    suite.backups[kind] = { jobId: result.jobId, volumes: result.volumes, files: result.files };
+    if (result.files !== tree.entries) throw new Error(`${fd.label} saved ${result.files} files and directories, the tree has ${tree.entries}`);
+    return sample(fd, result, { bytes: tree.bytes, files: suite.files }, { storedBytes: result.storedBytes });
+  }
+  const sparse = pair.key === 'sparse';
+  if (sparse) suite.made.sparse(lab);
+  else suite.made.random(lab);
+  const file = sparse ? lab.paths.sparse : lab.paths.input;
+  const result = await lab.runBackup({ client: fd, job: pair.job, before: () => readThrough(file) });
+  if (result.files !== 1) throw new Error(`${fd.label} saved ${result.files} files, not 1`);
+  return sample(fd, result, { bytes: sparse ? suite.sparseBytes : suite.random.bytes }, { storedBytes: result.storedBytes });
+}
+
 /**
- * The suite's cases, in pairs (serve, then bacula-fd) so that runAll alternates them. `lab` is
- * the invocation's lazy lab (pipelineCases' `lab`); `announce` wraps a case so that it says once
- * whether it runs (installed / skipped / failed).
+ * The restore of this run's small-files backup by the client `kind` that made it. Its first
+ * restore is compared with the original tree; volumes and restored files are deleted after.
  */
-export function serveCases({ lab, inputs, files, sparseBytes, announce, log }) {
-  const made = labInputs({ random: inputs.random, files, sparseBytes, log });
-  const smallBytes = { value: null }; // known once the tree is made; the label needs it now
-  const input = {
-    random: inputs.random,
-    small: { label: `${files.toLocaleString('en-US')} files × 1-8 KiB`, get bytes() { return smallBytes.value ?? files * 4.5 * KiB; } },
-    sparse: { label: `sparse, ${((sparseOffsets(sparseBytes).length * SPARSE_CHUNK * 100) / sparseBytes).toFixed(1)}% data`, bytes: sparseBytes },
-  };
-  const backups = { serve: null, 'bacula-fd': null }; // this run's small-files backup of each client
-  const verified = new Set();
-
-  /** The started lab and the client, or { skipped } / a throw with the reason. */
-  const ready = async (kind) => {
-    const started = await lab.get();
-    if (started.skipped) return { skipped: started.skipped };
-    if (started.failed) throw new Error(started.failed);
-    return { lab: started.lab, fd: await started.lab.client(kind) };
-  };
-  const sample = (fd, result, what, extra = {}) => ({
-    bytes: what.bytes, files: what.files ?? 1, seconds: result.seconds, wallSeconds: result.wallSeconds, cpuSeconds: result.cpuSeconds, reportElapsed: result.reportElapsed, version: fd.version, ...extra,
-  });
-
-  const backupRun = (pair, kind) => async () => {
-    const got = await ready(kind);
-    if (got.skipped) return got;
-    const { lab: l, fd } = got;
-    if (pair.key === 'small-backup') {
-      const tree = made.small(l);
-      smallBytes.value = tree.bytes;
-      const buffer = Buffer.allocUnsafe(8 * KiB);
-      const result = await l.runBackup({ client: fd, job: pair.job, keepVolumes: true, before: () => tree.files.forEach((f) => readThrough(f, buffer)) });
-      backups[kind] = { jobId: result.jobId, volumes: result.volumes, files: result.files };
-      if (result.files !== tree.entries) throw new Error(`${fd.label} saved ${result.files} files and directories, the tree has ${tree.entries}`);
-      return sample(fd, result, { bytes: tree.bytes, files }, { storedBytes: result.storedBytes });
+async function restoreOnce(suite, kind) {
+  const got = await ready(suite, kind);
+  if (got.skipped) return got;
+  const { lab, fd } = got;
+  const backup = suite.backups[kind];
+  suite.backups[kind] = null;
+  if (!backup) throw new Error('nothing to restore: the backup of this run failed');
+  const where = path.join(lab.dir, 'restore', `small-${kind}`);
+  rmSync(where, { recursive: true, force: true });
+  try {
+    const result = await lab.runRestore({ client: fd, jobId: backup.jobId, where });
+    if (result.files !== backup.files) throw new Error(`${fd.label} restored ${result.files} files and directories, the backup has ${backup.files}`);
+    if (!suite.verified.has(kind)) {
+      const original = treeDigest(lab.paths.small);
+      const restored = treeDigest(path.join(where, lab.paths.small));
+      if (restored.digest !== original.digest) throw new Error(`${fd.label}'s restore differs from the original tree (${restored.files} files restored, ${original.files} in the tree; names or bytes differ)`);
+      suite.verified.add(kind);
     }
-    if (pair.key === 'sparse') made.sparse(l);
-    else made.random(l);
-    const file = pair.key === 'sparse' ? l.paths.sparse : l.paths.input;
-    const result = await l.runBackup({ client: fd, job: pair.job, before: () => readThrough(file) });
-    if (result.files !== 1) throw new Error(`${fd.label} saved ${result.files} files, not 1`);
-    return sample(fd, result, { bytes: pair.key === 'sparse' ? sparseBytes : inputs.random.bytes }, { storedBytes: result.storedBytes });
-  };
-
-  const restoreRun = (kind) => async () => {
-    const got = await ready(kind);
-    if (got.skipped) return got;
-    const { lab: l, fd } = got;
-    const backup = backups[kind];
-    backups[kind] = null;
-    if (!backup) throw new Error('nothing to restore: the backup of this run failed');
-    const where = path.join(l.dir, 'restore', `small-${kind}`);
+    return sample(fd, result, { bytes: suite.made.small(lab).bytes, files: suite.files }, { verified: true });
+  } finally {
+    lab.deleteVolumes(backup.volumes);
     rmSync(where, { recursive: true, force: true });
-    try {
-      const result = await l.runRestore({ client: fd, jobId: backup.jobId, where });
-      if (result.files !== backup.files) throw new Error(`${fd.label} restored ${result.files} files and directories, the backup has ${backup.files}`);
-      if (!verified.has(kind)) {
-        const original = treeDigest(l.paths.small);
-        const restored = treeDigest(path.join(where, l.paths.small));
-        if (restored.digest !== original.digest) throw new Error(`${fd.label}'s restore differs from the original tree (${restored.files} files restored, ${original.files} in the tree; names or bytes differ)`);
-        verified.add(kind);
-      }
-      return sample(fd, result, { bytes: smallBytes.value, files }, { verified: verified.has(kind) });
-    } finally {
-      l.deleteVolumes(backup.volumes);
-      rmSync(where, { recursive: true, force: true });
-    }
-  };
+  }
+}
 
-  const cases = [];
-  for (const pair of SERVE_PAIRS) {
-    const what = pair.key.startsWith('small') ? input.small : pair.key === 'sparse' ? input.sparse : input.random;
-    const common = { suite: 'serve', input: what, unit: pair.key.startsWith('small') ? 'files/s' : undefined, messageOnly: true };
-    const restore = pair.key === 'small-restore';
-    cases.push(announce('serve suite: agentfd serve', {
+/** The two cases of `pair`: agentfd serve's, then bacula-fd's (its baseline). */
+function pairCases(suite, pair, input, announce) {
+  const restore = pair.key === 'small-restore';
+  const common = { suite: 'serve', input, unit: pair.key.startsWith('small') ? 'files/s' : undefined, messageOnly: true };
+  const run = (kind) => (restore ? () => restoreOnce(suite, kind) : () => backupOnce(suite, pair, kind));
+  return [
+    announce('serve suite: agentfd serve', {
       ...common,
       id: serveId(pair.key),
       name: `agentfd serve: ${pair.name}`,
@@ -212,16 +206,33 @@ export function serveCases({ lab, inputs, files, sparseBytes, announce, log }) {
       baselineLabel: 'bacula-fd',
       follows: restore ? serveId('small-backup') : undefined,
       note: `goal: >= ${pair.goal.toFixed(1)}x bacula-fd`,
-      run: restore ? restoreRun('serve') : backupRun(pair, 'serve'),
-    }));
-    cases.push(announce('serve suite: bacula-fd', {
+      run: run('serve'),
+    }),
+    announce('serve suite: bacula-fd', {
       ...common,
       id: baculaFdId(pair.key),
       name: `bacula-fd: ${pair.name}`,
       baselineOf: true,
       follows: restore ? baculaFdId('small-backup') : undefined,
-      run: restore ? restoreRun('bacula-fd') : backupRun(pair, 'bacula-fd'),
-    }));
-  }
-  return cases;
+      run: run('bacula-fd'),
+    }),
+  ];
+}
+
+/**
+ * The suite's cases, in pairs (serve, then bacula-fd) so that runAll alternates them. `lab` is
+ * the invocation's lazy lab (pipelineCases' `lab`); `announce` wraps a case so that it says once
+ * whether it runs (installed / skipped / failed).
+ */
+export function serveCases({ lab, inputs, files, sparseBytes, announce, log }) {
+  const made = labInputs({ random: inputs.random, files, sparseBytes, log });
+  // The small files' total size is known once the tree is made; the table reads it after the runs.
+  const small = { label: `${files.toLocaleString('en-US')} files × 1-8 KiB`, get bytes() { return made.smallBytes() ?? files * 4.5 * KiB; } };
+  const sparse = { label: `sparse, ${((sparseOffsets(sparseBytes).length * SPARSE_CHUNK * 100) / sparseBytes).toFixed(1)}% data`, bytes: sparseBytes };
+  // backups: this run's small-files backup of each client; verified: clients whose restore was compared.
+  const suite = { lab, made, random: inputs.random, files, sparseBytes, backups: { serve: null, 'bacula-fd': null }, verified: new Set() };
+  return SERVE_PAIRS.flatMap((pair) => {
+    const input = pair.key.startsWith('small') ? small : pair.key === 'sparse' ? sparse : inputs.random;
+    return pairCases(suite, pair, input, announce);
+  });
 }

@@ -42,7 +42,7 @@ import { closeSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, 
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { alive, fdCpuSeconds, fdTransferSeconds, startIoSampler } from '../fd-io.mjs';
+import { SAMPLE_MS, alive, fdCpuSeconds, fdTransferSeconds, startIoSampler } from '../fd-io.mjs';
 import { isServe, startServe, stopServe, tail } from '../serve-daemon.mjs';
 import { writeRandom } from '../inputs.mjs';
 
@@ -324,9 +324,10 @@ async function warmUp(lab, fd) {
     writeRandom(path.join(lab.paths.warm, 'warm.bin'), WARM_BYTES);
   }
   try {
-    const backup = await runBackup(lab, { client: fd, job: 'BenchWarm', keepVolumes: true });
+    // Untimed: a 1 MiB job may pass between two samples of the I/O counters.
+    const backup = await runBackup(lab, { client: fd, job: 'BenchWarm', keepVolumes: true, untimed: true });
     const where = path.join(lab.dir, 'restore', `warm-${fd.kind}`);
-    await runRestore(lab, { client: fd, jobId: backup.jobId, where });
+    await runRestore(lab, { client: fd, jobId: backup.jobId, where, untimed: true });
     deleteVolumes(lab, backup.volumes);
     rmSync(where, { recursive: true, force: true });
   } catch (error) {
@@ -349,21 +350,22 @@ async function backupFile(lab, file, { gzip = false } = {}) {
 }
 
 /**
- * Runs backup job `job` on `client` and times the FD's part. The volume is deleted after the job
- * unless `keepVolumes` (a restore reads it; the caller deletes it then). `before` runs untimed
- * just before the job (reading the input into the page cache).
+ * Runs backup job `job` on `client` and times the FD's part (`seconds` null if `untimed` and too
+ * short to time). The volume is deleted after the job unless `keepVolumes` (a restore reads it;
+ * the caller deletes it then). `before` runs untimed just before the job (reading the input into
+ * the page cache).
  */
-async function runBackup(lab, { client: fd, job, keepVolumes = false, before }) {
-  const { report, seconds, wallSeconds, cpuSeconds } = await timedJob(lab, fd, [`run job=${job} client=${fd.name} yes`], 'Backup OK', before);
+async function runBackup(lab, { client: fd, job, keepVolumes = false, before, untimed = false }) {
+  const { report, seconds, wallSeconds, cpuSeconds } = await timedJob(lab, fd, [`run job=${job} client=${fd.name} yes`], { termination: 'Backup OK', before, untimed });
   const volumeBytes = keepVolumes ? null : deleteVolumes(lab, report.volumes);
   return { seconds, wallSeconds, cpuSeconds, jobId: report.jobId, files: report.files, storedBytes: report.sdBytesWritten, reportElapsed: report.elapsed, volumes: report.volumes, volumeBytes };
 }
 
 /** Restores every file of backup `jobId` through `client` to `where`, timing the FD's part. */
-async function runRestore(lab, { client: fd, jobId, where }) {
+async function runRestore(lab, { client: fd, jobId, where, untimed = false }) {
   if (/["\n]/.test(where)) throw new Error(`bacula lab: a restore target cannot hold quotes or newlines: ${where}`);
   const command = `restore jobid=${jobId} client=${fd.name} restoreclient=${fd.name} where="${where}" all done yes`;
-  const { report, seconds, wallSeconds, cpuSeconds } = await timedJob(lab, fd, [command], 'Restore OK');
+  const { report, seconds, wallSeconds, cpuSeconds } = await timedJob(lab, fd, [command], { termination: 'Restore OK', untimed });
   return { seconds, wallSeconds, cpuSeconds, jobId: report.jobId, files: report.files, bytes: report.bytesRestored, reportElapsed: report.elapsed };
 }
 
@@ -372,7 +374,7 @@ async function runRestore(lab, { client: fd, jobId, where }) {
  * counters; its report, the FD's transfer seconds, the FD's CPU seconds over the whole job, and
  * the wall time of the whole command.
  */
-async function timedJob(lab, fd, commands, termination, before) {
+async function timedJob(lab, fd, commands, { termination, before, untimed }) {
   if (lab.stopped) throw new Error('bacula lab: a job after stop()');
   if (lab.broken) throw new Error(`bacula lab: unusable after an abandoned job (${lab.broken})`);
   if (lab.busy) throw new Error('bacula lab: one job at a time (the I/O counters would mix two jobs)');
@@ -400,7 +402,9 @@ async function timedJob(lab, fd, commands, termination, before) {
     const cpuSeconds = fdCpuSeconds(fd.pid) - cpuBefore;
     const report = await jobReport(lab, output, termination, fd);
     const seconds = fdTransferSeconds(sampler.samples);
-    if (seconds === null) throw new Error(`bacula lab: job ${report.jobId} ended "${termination}" but ${fd.label}'s I/O counters show no transfer (${sampler.samples.length} samples); was the input empty?`);
+    if (seconds === null && !untimed) {
+      throw new Error(`bacula lab: job ${report.jobId} ended "${termination}" but ${fd.label}'s I/O counters show no transfer over two samples or more (${sampler.samples.length} samples of ${SAMPLE_MS} ms); was the input empty, or too small to time?`);
+    }
     return { report, seconds, wallSeconds, cpuSeconds };
   } finally {
     lab.busy = false;
