@@ -341,35 +341,37 @@ function lazyBaculaLab({ root, scratch }) {
 // The suite
 
 /**
- * The backup cases (each followed by the restore of what it made), and the baselines on the same
- * inputs. Returns { cases, versions, close }.
- */
-/**
  * Says once per baseline, in one line, whether it runs here: "installed (version)", "skipped
  * (why)" or "failed (why)". Wraps a baseline case's run to find out at its first run.
  */
-function baselineAnnouncer(log) {
+export function baselineAnnouncer(log) {
+  // "baseline restic", or a case's own words ("serve suite: agentfd serve").
+  const label = (what, testCase) => (testCase.baselineOf && !what.includes(':') ? `baseline ${what}` : what);
   const said = new Set();
   const say = (name, status) => {
     if (said.has(name)) return;
     said.add(name);
-    log(`baseline ${name}: ${status}`);
+    log(`${name}: ${status}`);
   };
-  return (name, testCase, version) => ({
+  return (what, testCase, version) => ({
     ...testCase,
     run: async () => {
       try {
         const sample = await testCase.run();
-        say(name, sample.skipped ? `skipped (${sample.skipped})` : `installed (${sample.version ?? version ?? 'version unknown'})`);
+        say(label(what, testCase), sample.skipped ? `skipped (${sample.skipped})` : `installed (${sample.version ?? version ?? 'version unknown'})`);
         return sample;
       } catch (error) {
-        say(name, `failed (${error.message.split('\n')[0]})`);
+        say(label(what, testCase), `failed (${error.message.split('\n')[0]})`);
         throw error;
       }
     },
   });
 }
 
+/**
+ * The backup cases (each followed by the restore of what it made), and the baselines on the same
+ * inputs. Returns { cases, versions, lab, close }.
+ */
 export async function pipelineCases({ root, scratch, ws, inputs, log = (line) => process.stderr.write(`${line}\n`) }) {
   const cases = [];
   const backupCase = ({ codec, encrypted, input, isolation = 'process' }) => {
@@ -427,5 +429,6 @@ export async function pipelineCases({ root, scratch, ws, inputs, log = (line) =>
     cases.push(announced('bacula-fd', baculaCase({ lab, gzip: false, input })));
     cases.push(announced('bacula-fd', baculaCase({ lab, gzip: true, input })));
   }
-  return { cases, versions, close: () => lab.close() };
+  // The lab is shared with the serve suite (bench/serve.mjs): one Director and SD per invocation.
+  return { cases, versions, lab, close: () => lab.close() };
 }

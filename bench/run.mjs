@@ -9,15 +9,18 @@
  *   `zstd`/`gzip` on the command line, `restic backup --stdin` and the real bacula-fd;
  * - restore (bench/restore.mjs): each of those backups restored, ratio restore / backup;
  * - small files (bench/small-files.mjs): files per second and peak RSS;
- * - memory (bench/memory.mjs): peak RSS for a stream and one four times as long.
+ * - memory (bench/memory.mjs): peak RSS for a stream and one four times as long;
+ * - serve (bench/serve.mjs): `agentfd serve` and the real bacula-fd as clients of the same Bacula
+ *   Director and Storage Daemon, job by job on the same inputs, against the issue's goals.
  *
  * Cases are interleaved run by run (a noisy moment on this shared machine hurts all of them
  * alike) and the table reports medians. A final "Goals" table turns medians into met / NOT met.
  * The markdown goes to stdout and bench/results/<iso>-<mode>.md; progress goes to stderr.
  *
- * Development flags: --runs N, --size MiB (the random and text inputs; the large stream is 4x),
- * --files N (small files), --only a,b (only cases whose id contains one of these; a restore
- * needs its backup, a ratio its baseline).
+ * Development flags: --runs N, --size MiB (the random and text inputs; the large stream is 4x,
+ * the serve suite's sparse file 2x), --files N (small files), --serve-files N (the serve suite's
+ * small files), --only a,b (only cases whose id contains one of these; a restore needs its backup,
+ * a ratio its baseline).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,7 +30,8 @@ import { fileURLToPath } from 'node:url';
 import { bridgeCases } from './bridge.mjs';
 import { prepareInputs } from './inputs.mjs';
 import { memoryCases } from './memory.mjs';
-import { CODECS, agentfdWorkspace, backupId, pipelineCases, settingName } from './pipeline.mjs';
+import { CODECS, agentfdWorkspace, backupId, baselineAnnouncer, pipelineCases, settingName } from './pipeline.mjs';
+import { SERVE_PAIRS, baculaFdId, serveCases, serveId } from './serve.mjs';
 import { smallFilesCases } from './small-files.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -44,16 +48,19 @@ const USAGE = `npm run bench [-- OPTIONS]   (or: node bench/run.mjs [OPTIONS])
   --runs N      runs of each case
   --size MiB    the random and text inputs (the large stream is 4x)
   --files N     small files
-  --only a,b    only cases whose id contains one of these (e.g. --only bacula; a restore needs
-                its backup, a ratio its baseline)
-  --help        this text`;
+  --serve-files N  the serve suite's small files (default 10,000; --full 20,000)
+  --only a,b    only cases whose id contains one of these (e.g. --only bacula, --only serve; a
+                restore needs its backup, a ratio its baseline)
+  --help        this text
+Environment: BENCH_BACULA_PORTS=P puts the Bacula lab on ports P..P+3 (Director, bacula-fd, SD,
+agentfd serve; default 9191), e.g. beside the lab tests.`;
 
 function parseArgs(argv) {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
-  const known = new Set(['--full', '--runs', '--size', '--files', '--only']);
+  const known = new Set(['--full', '--runs', '--size', '--files', '--serve-files', '--only']);
   const unknown = argv.filter((arg, i) => arg.startsWith('-') && !known.has(arg) && !known.has(argv[i - 1]));
   if (unknown.length) {
     process.stderr.write(`bench: unknown option ${unknown.join(', ')}\n${USAGE}\n`);
@@ -65,12 +72,14 @@ function parseArgs(argv) {
   };
   const full = argv.includes('--full');
   const settings = full
-    ? { mode: 'full', runs: 5, bytes: 1024 * MiB, smallFiles: 1_000_000 }
-    : { mode: 'quick', runs: 3, bytes: 256 * MiB, smallFiles: 200_000 };
+    ? { mode: 'full', runs: 5, bytes: 1024 * MiB, smallFiles: 1_000_000, serveFiles: 20_000 }
+    : { mode: 'quick', runs: 3, bytes: 256 * MiB, smallFiles: 200_000, serveFiles: 10_000 };
   if (value('--runs')) settings.runs = Number(value('--runs'));
   if (value('--size')) settings.bytes = Number(value('--size')) * MiB;
   if (value('--files')) settings.smallFiles = Number(value('--files'));
+  if (value('--serve-files')) settings.serveFiles = Number(value('--serve-files'));
   settings.bigBytes = 4 * settings.bytes;
+  settings.sparseBytes = 2 * settings.bytes;
   settings.only = value('--only')?.split(',') ?? null;
   return settings;
 }
@@ -133,9 +142,11 @@ function row(states, state, runs) {
   if (samples.some((s) => s.verified)) notes.push('restored bytes verified (SHA-256)');
   if (m?.jobThroughput) notes.push(`job's own clock: ${throughput(m.jobThroughput, c.unit)}`);
   if (samples[0]?.reportElapsed !== undefined) {
-    // bacula: the throughput is of the data transfer alone; its job's other clocks, for comparison.
+    // A Bacula job (bacula-fd or agentfd serve): the throughput is of the FD's part alone, from its
+    // I/O counters (bench/fd-io.mjs); its job's other clocks, for comparison.
     const wall = samples[0].wallSeconds === undefined ? '' : `job wall time ${median(samples.map((s) => s.wallSeconds)).toFixed(1)} s, `;
-    notes.push(`time of the data transfer only; ${wall}report's Elapsed ${median(samples.map((s) => s.reportElapsed))} s`);
+    const cpu = samples[0].cpuSeconds === undefined ? '' : `FD CPU time ${median(samples.map((s) => s.cpuSeconds)).toFixed(2)} s, `;
+    notes.push(`time of the FD's part only (first byte in to last byte out); ${cpu}${wall}report's Elapsed ${median(samples.map((s) => s.reportElapsed))} s`);
   }
   if (samples[0]?.version) notes.push(samples[0].version);
   return [
@@ -149,7 +160,7 @@ function row(states, state, runs) {
 }
 
 const table = (header, rows) =>
-  [header, header.map((h) => (/throughput|bytes|RSS|measured|baseline value|ratio/.test(h) ? '---:' : '---')), ...rows]
+  [header, header.map((h) => (/throughput|bytes|RSS|measured|baseline value|ratio|median/.test(h) ? '---:' : '---')), ...rows]
     .map((r) => `| ${r.map((cell) => String(cell).replaceAll('|', '\\|')).join(' | ')} |`)
     .join('\n');
 
@@ -188,6 +199,9 @@ function goalList() {
     { goal: 'bridge, isolated: >= 0.85x in-process (discarding sink)', measured: at('bridge/isolated'), baseline: at('bridge/in-process'), min: 0.85 },
     { goal: 'backup none, random, isolated: >= 0.85x in-process', measured: at(backupId('none', false, 'random')), baseline: at(`${backupId('none', false, 'random')}/in-process`), min: 0.85 },
   );
+  for (const pair of SERVE_PAIRS) {
+    goals.push({ goal: `agentfd serve, ${pair.name}: >= ${pair.goal.toFixed(1)}x bacula-fd (same lab)`, measured: at(serveId(pair.key)), baseline: at(baculaFdId(pair.key)), min: pair.goal });
+  }
   for (const input of ['random', 'text']) {
     for (const codec of CODECS) {
       for (const encrypted of [false, true]) {
@@ -216,6 +230,50 @@ function goalRow(states, g) {
   const ratio = measured.value / baseline.value;
   const met = g.min !== undefined ? ratio >= g.min : ratio <= g.max;
   return [...cells, `${ratio.toFixed(2)}x`, met ? 'met' : 'NOT met'];
+}
+
+/**
+ * agentfd serve against bacula-fd, pair by pair: both medians, the ratio serve / bacula-fd of
+ * their throughputs (>1: serve is faster), the issue's goal and whether it is met (goalRow's rule:
+ * a case that failed in any run is not judged). Empty when the suite was filtered out.
+ */
+function serveSection(states, settings) {
+  const rows = [];
+  for (const pair of SERVE_PAIRS) {
+    const serve = states.get(serveId(pair.key));
+    const bacula = states.get(baculaFdId(pair.key));
+    const c = (serve ?? bacula)?.testCase;
+    if (!c) continue;
+    const [, measured, base, ratio, result] = goalRow(states, { measured: { id: serveId(pair.key), metric: 'throughput' }, baseline: { id: baculaFdId(pair.key), metric: 'throughput' }, min: pair.goal });
+    const seconds = (state, key) => (state?.samples.length ? `${median(state.samples.map((s) => s[key])).toFixed(key === 'cpuSeconds' ? 2 : 1)} s` : '—');
+    const pairs = Math.min(serve?.samples.length ?? 0, bacula?.samples.length ?? 0);
+    const notes = [
+      `FD CPU time: serve ${seconds(serve, 'cpuSeconds')}, bacula-fd ${seconds(bacula, 'cpuSeconds')}`,
+      `job wall time (run to end): serve ${seconds(serve, 'wallSeconds')}, bacula-fd ${seconds(bacula, 'wallSeconds')}`,
+      `${pairs} of ${settings.runs} pair${settings.runs === 1 ? '' : 's'}`,
+    ];
+    for (const state of [serve, bacula]) {
+      if (state?.skipped || state?.failed || !state) notes.push(absence(state, state?.testCase.name ?? 'its pair'));
+    }
+    const input = c.input.label.includes('×') ? c.input.label : `${c.input.label}, ${size(c.input.bytes)}`;
+    // goalRow's "not measured: why" is in the note already (the absence of each case).
+    rows.push([pair.name, input, measured, base, ratio, `>= ${pair.goal.toFixed(1)}x`, result.startsWith('not measured') ? 'not measured' : result, notes.join('; ')]);
+  }
+  if (!rows.length) return [];
+  const issueSizes = settings.bytes === 1024 * MiB && settings.serveFiles === 20_000;
+  return [
+    '## agentfd serve against bacula-fd (same Director and Storage Daemon)',
+    '',
+    `Each job ran with \`agentfd serve\` as the client, then with the real bacula-fd, in every run (medians of ${settings.runs} pair${settings.runs === 1 ? '' : 's'}). ` +
+      "Time: the FD's part of the job, from its first input byte to its last output byte, read from its /proc/<pid>/io counters the same way for both (bench/fd-io.mjs); " +
+      'ratio: serve\'s throughput over bacula-fd\'s (>1: serve is faster). ' +
+      (issueSizes ? "Inputs as the issue's." : `Inputs smaller than the issue's (1 GiB, 20,000 files, 2 GiB sparse) in this ${settings.mode} run.`) +
+      ' On a shared or loaded machine the figures are noisy from run to run, and an FD that waits on its peers (bacula-fd with small files) loses more to the scheduler than one that computes:' +
+      ' the note gives each FD\'s CPU time over the job (user + system, its process tree), which load changes less.',
+    '',
+    table(['case', 'input', 'agentfd serve (median)', 'bacula-fd (median)', 'ratio serve / bacula-fd', 'goal', 'result', 'note'], rows),
+    '',
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -258,8 +316,10 @@ async function runAll(cases, settings, log, interrupted) {
         log(`${label}: ${describeSample(c, sample)}`);
       } catch (error) {
         state.failed = error.message.split('\n')[0];
-        // A baseline's failure is one line (its own line says why: see bench/pipeline.mjs); agentfd's keep their detail.
-        log(`${label}: FAILED: ${c.baselineOf ? state.failed : error.stack ?? error.message}`);
+        // A baseline's failure is one line (its own line says why: see bench/pipeline.mjs); agentfd's
+        // keep their detail: the stack, or for a case whose errors say all (messageOnly) the
+        // message's own lines (the daemons' logs), never a stack.
+        log(`${label}: FAILED: ${c.baselineOf ? state.failed : c.messageOnly ? error.message.split('\n').slice(0, 60).join('\n') : error.stack ?? error.message}`);
       }
     }
   }
@@ -289,6 +349,7 @@ function report({ settings, states, versions, started }) {
     '',
     `- ${new Date(started).toISOString()}; ${machine()}`,
     `- Inputs: random and text (log lines; see the \`gzip -6\` rows for their ratio) of ${size(settings.bytes)} each; large stream ${size(settings.bigBytes)} random; small files ${count(settings.smallFiles)} × 1 KiB`,
+    `- serve suite (agentfd serve beside bacula-fd in the Bacula lab): random ${size(settings.bytes)} (uncompressed, GZIP6, LZO); ${count(settings.serveFiles)} small files × 1-8 KiB (backup, restore); sparse ${size(settings.sparseBytes)}, \`sparse = yes\``,
     `- Tools: ${versions.zstd ?? 'zstd not installed'}, ${versions.gzip ?? 'gzip not installed'}, bacula-fd ${versions.bacula} (restic: see its rows)`,
     '- agentfd cases: `node bin/agentfd.js backup|restore --json` in a child process, fresh data directory per run, volume on the local disk (fdatasync), agent isolated unless stated, encryption with an X25519 key, SHA-256 always',
     "- Throughput: input (plaintext) bytes / wall time around the whole child process (the note gives the job's own clock, without process start); MB = 10^6 bytes. Peak RSS: the largest sum of Pss (shared pages counted once) over the child and its descendants, sampled every 20 ms. Goals against bacula-fd use agentfd's job clock, since bacula-fd's figure is its data transfer alone",
@@ -300,6 +361,7 @@ function report({ settings, states, versions, started }) {
     header,
     table(['suite', 'case', 'input', 'throughput (median)', 'stored bytes (median)', 'peak RSS', 'ratio vs baseline', 'note'], rows),
     '',
+    ...serveSection(states, settings),
     '## Goals',
     '',
     table(['goal', 'measured', 'baseline value', 'ratio', 'result'], goals),
@@ -334,6 +396,7 @@ async function main() {
       ...pipeline.cases,
       ...smallFilesCases({ ws, files: settings.smallFiles }),
       ...memoryCases({ ws, small: inputs.random, big: inputs.big }),
+      ...serveCases({ lab: pipeline.lab, inputs, files: settings.serveFiles, sparseBytes: settings.sparseBytes, announce: baselineAnnouncer(log), log }),
     ];
     if (settings.only) cases = cases.filter((c) => settings.only.some((part) => c.id.includes(part)));
     const states = await runAll(cases, settings, log, () => interrupted);

@@ -1,91 +1,114 @@
 /**
- * Bacula baseline: the real Bacula 9.6 File Daemon (Debian's bacula-fd) backing up one large file
- * to a real Storage Daemon on loopback, driven by a real Director, in the same run as agentfd.
- * agentfd replaces the FD, so this is the figure to match: how fast the C FD turns a file into a
- * Bacula volume on this machine, without and with GZIP6 compression.
+ * The bench's Bacula lab: a real Bacula 9.6 Director and Storage Daemon on loopback, with two
+ * clients in the same run: the real Bacula 9.6 File Daemon (Debian's bacula-fd), the baseline, and
+ * `agentfd serve`, which replaces it (bench/serve-daemon.mjs). The pipeline suite times bacula-fd
+ * backing up one large file (without and with GZIP6) against agentfd's own CLI; the serve suite
+ * (bench/serve.mjs) times both clients on the same jobs, alternated.
  *
  * The daemons come from the project's lab script, scripts/bacula/lab.sh, run with LAB under
- * `scratch` on ports of their own (BENCH_PORTS); as root it installs the Debian packages it needs
- * on first use (bacula-sd, bacula-console, and bacula-fd for start-real-fd) and fetches the
- * Director without installing it. The bench's Pool, FileSets and Jobs go in through the lab's
- * EXTRA_DIR_CONF, on the lab's JobDefs "LabJobDefs".
+ * `scratch` on four ports of their own: BENCH_BACULA_PORTS (default 9191) is the Director's,
+ * the next three bacula-fd's, the SD's and agentfd serve's, apart from Bacula's own 9101-9103 and
+ * the lab tests' (9111-9243), and movable when the bench runs beside another lab. As root the lab
+ * installs the Debian packages it needs on first use (bacula-sd, bacula-console, and bacula-fd
+ * for start-real-fd) and fetches the Director without installing it. The bench's Client (for
+ * serve), Pool, FileSets and Jobs go in through the lab's EXTRA_DIR_CONF, on the lab's JobDefs
+ * "LabJobDefs"; a job runs on either client with bconsole's `client=`.
  *
- * What is measured, and why not with Bacula's own clock:
- * - Bacula's job report has 1-second resolution (a 4 s job reads as 268 or 537 MB/s), and a job
- *   launched from bconsole also spends ~2 s in the Director (scheduling, catalog, volume setup).
- *   So `seconds` is the data transfer only, taken from the kernel's I/O counters: /proc/<pid>/io of
- *   bacula-fd (`rchar`, bytes it has read) and of bacula-sd (`wchar`, bytes it has written),
- *   sampled every ~5 ms during the job. The transfer starts at the first sample where the FD has
- *   read more than 64 KiB beyond its count before the job (the Director's commands are far
- *   smaller, one 64 KiB file block is not), and ends at the last sample where the SD's write count
- *   was still growing by at least 4 KiB: after the data (the volume's last block included) the SD
- *   goes on writing a few hundred bytes at a time for another 150-300 ms (job messages and the
- *   attribute despool to the Director), which is end-of-job protocol, not transfer. Both ends lag
- *   the true instant by half an interval on average, so the difference is unbiased to within one
- *   interval (5 ms typical; on a loaded machine Node may sample less often).
- * - `reportElapsed` is the report's "Elapsed time:" in whole seconds, as a cross-check.
+ * What is measured: the FD's part of each job, from its I/O counters (bench/fd-io.mjs says why
+ * and how), the same way for both clients. Beside it:
+ * - `reportElapsed` is the report's "Elapsed time:" in whole seconds, and `wallSeconds` the time
+ *   from bconsole's `run` to the job's end, as cross-checks; `cpuSeconds` the FD's CPU time over
+ *   the job, steadier than any clock when the machine is loaded;
  * - `storedBytes` is the report's "SD Bytes Written:" (what the SD received for the job: data
  *   after compression plus attributes and MD5, without block headers), comparable with agentfd's
  *   stored bytes. `volumeBytes` is the size of the volume file on disk, block headers and labels
- *   included.
- * - `bytes` is the input file's size; MB/s figures are of input, as for every other case.
+ *   included;
+ * - `bytes` is the input's size; MB/s figures are of input, as for every other case.
  *
- * The FD runs with the lab's configuration: MD5 signatures, and CommCompression = no (no LZ4 on
- * the wire, as agentfd sends none either).
+ * The FDs run with the lab's configuration: MD5 signatures, and CommCompression = no (no LZ4 on
+ * the wire, as agentfd sends none either). Each client runs one untimed backup and restore of a
+ * small file before its first timed job, so neither pays for its first job's warm-up in a figure.
  *
  * Volumes: the benchmark jobs write to their own pool with `Maximum Volume Jobs = 1`, so every job
  * gets a fresh volume that Bacula marks Used and never appends to again; its file is deleted right
- * after the job, so repeated jobs do not fill the disk.
+ * after the job (or after the restore that reads it), so repeated jobs do not fill the disk.
  *
  * Page cache: bacula-fd calls posix_fadvise(DONTNEED) on every file it closes, and this VM also
- * evicts idle page cache slowly, so backup() reads the input through once before the job (so the
- * FD reads from memory, like the other cases) and once after it (so the next case does too).
+ * evicts idle page cache slowly, so every input is read through before each job (so both FDs read
+ * from memory, like the other cases), and the large file once after it (so the next case does too).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { SAMPLE_MS, alive, fdCpuSeconds, fdTransferSeconds, startIoSampler } from '../fd-io.mjs';
+import { isServe, startServe, stopServe, tail } from '../serve-daemon.mjs';
+import { writeRandom } from '../inputs.mjs';
 
-const LAB_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'bacula', 'lab.sh');
-/** Director, FD, SD: apart from Bacula's own 9101-9103 and from the lab tests' ports (9111-9183). */
-const BENCH_PORTS = { DIR_PORT: 9191, FD_PORT: 9192, SD_PORT: 9193 };
-const PORTS = Object.values(BENCH_PORTS);
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const LAB_SCRIPT = path.join(ROOT, 'scripts', 'bacula', 'lab.sh');
+const PORTS_VARIABLE = 'BENCH_BACULA_PORTS';
+const FIRST_PORT = 9191;
+/** The two clients: the Director's Client resource of each (the lab's own FD_NAME is bacula-fd's). */
+export const CLIENTS = {
+  'bacula-fd': { name: 'bench-bacula-fd', label: 'bacula-fd' },
+  serve: { name: 'bench-agentfd-serve', label: 'agentfd serve' },
+};
+const DIRECTOR = { name: 'lab-dir', password: 'lab-fd-pass' }; // the lab's defaults
 /** The Debian packages the lab installs (as root) when they are missing. */
 const PACKAGES = ['bacula-common', 'bacula-common-sqlite3', 'bacula-sd', 'bacula-console', 'bacula-fd', 'sqlite3'];
-const SAMPLE_MS = 5;
-const START_THRESHOLD = 64 * 1024; // FD bytes read: more than the Director's commands, one file block
-const END_THRESHOLD = 4 * 1024; // SD bytes written per sample: a volume block, not a job message
-const STALL_MS = 60_000; // no FD or SD I/O for this long during a job: the job is stuck
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 const DAEMONS = ['dir', 'fd', 'sd'];
+const WARM_BYTES = 1024 * 1024;
 
 /**
- * Sets up and starts a lab (SD, Director and the real FD on 127.0.0.1, BENCH_PORTS) under `scratch`.
+ * The lab's ports: BENCH_BACULA_PORTS (default 9191) and the three after it. Throws with what to
+ * do when the variable is not a port number.
+ */
+export function benchPorts(env = process.env) {
+  const text = env[PORTS_VARIABLE];
+  const first = text === undefined || text === '' ? FIRST_PORT : Number(text);
+  if (!Number.isInteger(first) || first < 1024 || first > 65532) {
+    throw new Error(`${PORTS_VARIABLE}=${text} is not a port number: give the first of four free ports from 1024 (the Director, bacula-fd, the SD and agentfd serve take it and the next three)`);
+  }
+  return { dir: first, fd: first + 1, sd: first + 2, serve: first + 3 };
+}
+
+/**
+ * Sets up and starts a lab (SD, Director and the real FD on 127.0.0.1) under `scratch`;
+ * agentfd serve starts at the first use of that client.
  * @param {{ scratch: string }} options
  * @returns {Promise<{ skipped: string } | {
- *   dir: string,
- *   backup(file: string, options?: { gzip?: boolean }): Promise<{ seconds: number, bytes: number, storedBytes: number,
- *     reportElapsed: number, jobId: number, volumeBytes: number, wallSeconds: number }>,
+ *   dir: string, paths: { input: string, small: string, sparse: string },
+ *   version: string,
+ *   client(kind: 'bacula-fd' | 'serve'): Promise<{ kind, name, label, pid, version }>,
+ *   backup(file: string, options?: { gzip?: boolean }): Promise<object>,
+ *   place(file: string): void,
+ *   runBackup(options: { client, job: string, keepVolumes?: boolean }): Promise<object>,
+ *   runRestore(options: { client, jobId: number, where: string }): Promise<object>,
+ *   deleteVolumes(volumes: string[]): number,
  *   stop(): Promise<void>,
  * }>}
  */
 export async function startBaculaLab({ scratch }) {
   const missing = missingPrerequisite();
   if (missing) return { skipped: missing };
-  const busy = PORTS.find((port) => listeningPorts().has(port));
-  if (busy) return { skipped: `port ${busy} is in use (another Bacula?)` };
+  const ports = benchPorts();
+  const busy = [ports.dir, ports.fd, ports.sd].find((port) => listeningPorts().has(port));
+  if (busy) return { skipped: `port ${busy} is in use (another Bacula? ${PORTS_VARIABLE} moves the bench's four ports)` };
 
   const dir = mkdtempSync(path.join(scratch, 'bacula-'));
   // The lab script writes $LAB unquoted into Bacula's configs.
-  if (/[\s"'\\#;{}=]/.test(dir)) throw new Error(`bacula baseline: the lab directory ${dir} contains characters Bacula configs cannot hold unquoted; use a scratch path without spaces or quotes`);
-  const input = path.join(dir, 'data', 'bench', 'input');
+  if (/[\s"'\\#;{}=]/.test(dir)) throw new Error(`bacula lab: the lab directory ${dir} contains characters Bacula configs cannot hold unquoted; use a scratch path without spaces or quotes`);
+  const data = path.join(dir, 'data', 'bench');
+  const paths = { input: path.join(data, 'input'), small: path.join(data, 'small'), sparse: path.join(data, 'sparse.img'), warm: path.join(data, 'warm') };
   const extraConf = path.join(dir, 'bench-dir.conf');
-  writeFileSync(extraConf, benchResources(input));
+  writeFileSync(extraConf, benchResources(paths, ports));
   // DEBUG=0: a DEBUG left in the environment for Node's `debug` package would become bacula's -d level.
-  const ports = Object.fromEntries(Object.entries(BENCH_PORTS).map(([name, port]) => [name, String(port)]));
-  const env = { ...process.env, ...ports, LAB: dir, EXTRA_DIR_CONF: extraConf, DEBUG: '0', PATH: `${process.env.PATH ?? '/usr/bin:/bin'}:/usr/sbin:/sbin` };
-  const lab = { dir, env, input, pids: {}, consoleGroup: null, linkedFrom: null, busy: false, broken: null, stopped: false };
+  const labPorts = { DIR_PORT: String(ports.dir), FD_PORT: String(ports.fd), SD_PORT: String(ports.sd) };
+  const env = { ...process.env, ...labPorts, FD_NAME: CLIENTS['bacula-fd'].name, LAB: dir, EXTRA_DIR_CONF: extraConf, DEBUG: '0', PATH: `${process.env.PATH ?? '/usr/bin:/bin'}:/usr/sbin:/sbin` };
+  const lab = { dir, env, paths, ports, pids: {}, clients: {}, consoleGroup: null, linkedFrom: null, busy: false, broken: null, stopped: false };
   const uninstall = installLastResort(lab);
   try {
     await labScript(lab, ['setup']);
@@ -98,11 +121,16 @@ export async function startBaculaLab({ scratch }) {
     uninstall();
     throw error;
   }
-  const probe = spawnSync('/usr/sbin/bacula-fd', ['-?'], { encoding: 'utf8' });
   return {
     dir, // logs in dir/logs, configs in dir/etc
-    version: `bacula-fd ${/Version:\s*(\S+)/.exec(`${probe.stdout}${probe.stderr}`)?.[1] ?? '(version unknown)'}`,
-    backup: (file, options) => backup(lab, file, options),
+    paths,
+    version: baculaFdVersion(),
+    client: (kind) => client(lab, kind),
+    backup: (file, options) => backupFile(lab, file, options),
+    place: (file) => placeInput(lab, file),
+    runBackup: (options) => runBackup(lab, options),
+    runRestore: (options) => runRestore(lab, options),
+    deleteVolumes: (volumes) => deleteVolumes(lab, volumes),
     stop: async () => {
       await stopLab(lab);
       uninstall();
@@ -110,9 +138,22 @@ export async function startBaculaLab({ scratch }) {
   };
 }
 
+function baculaFdVersion() {
+  const probe = spawnSync('/usr/sbin/bacula-fd', ['-?'], { encoding: 'utf8' });
+  return `bacula-fd ${/Version:\s*(\S+)/.exec(`${probe.stdout}${probe.stderr}`)?.[1] ?? '(version unknown)'}`;
+}
+
+function agentfdVersion() {
+  try {
+    return `agentfd ${JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version} serve (this tree)`;
+  } catch {
+    return 'agentfd serve (this tree)';
+  }
+}
+
 /** The reason the lab cannot run here, or null. */
 function missingPrerequisite() {
-  if (process.platform !== 'linux') return 'the Bacula baseline needs Linux (/proc/<pid>/io)';
+  if (process.platform !== 'linux') return 'the Bacula lab needs Linux (/proc/<pid>/io)';
   if (!existsSync(LAB_SCRIPT)) return `the Bacula lab script ${LAB_SCRIPT} is missing`;
   if (!onPath('dpkg-query')) return "the Bacula lab runs Debian's Bacula 9.6 packages, and this is not Debian (no dpkg-query)";
   const missing = PACKAGES.filter((pkg) => spawnSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8' }).stdout !== 'install ok installed');
@@ -139,35 +180,33 @@ function listeningPorts() {
   return ports;
 }
 
-/** Director resources appended by the lab's setup (EXTRA_DIR_CONF): a pool, two FileSets, two Jobs. */
-function benchResources(input) {
-  return `
-# agentfd benchmark: one volume per job, so each can be deleted as soon as its job has ended.
-Pool {
-  Name = BenchPool
-  Pool Type = Backup
-  Recycle = no
-  AutoPrune = no
-  Maximum Volume Jobs = 1
-  Label Format = "Bench-"
-}
-FileSet {
-  Name = "BenchSet"
-  Include {
-    Options { signature = MD5 }
-    File = "${input}"
-  }
-}
-FileSet {
-  Name = "BenchSetGzip"
-  Include {
-    Options { signature = MD5; compression = GZIP6 }
-    File = "${input}"
-  }
-}
-Job { Name = "BenchPlain"; JobDefs = "LabJobDefs"; FileSet = "BenchSet"; Pool = BenchPool }
-Job { Name = "BenchGzip"; JobDefs = "LabJobDefs"; FileSet = "BenchSetGzip"; Pool = BenchPool }
-`;
+/**
+ * Director resources appended by the lab's setup (EXTRA_DIR_CONF): agentfd serve's Client, a
+ * pool, the FileSets and the Jobs (on the lab's bacula-fd Client unless `run ... client=`).
+ */
+function benchResources(paths, ports) {
+  const fileSet = (name, options, file) => `FileSet {\n  Name = "${name}"\n  Include {\n    Options { signature = MD5${options} }\n    File = "${file}"\n  }\n}`;
+  const job = (name, set) => `Job { Name = "${name}"; JobDefs = "LabJobDefs"; FileSet = "${set}"; Pool = BenchPool }`;
+  return [
+    '',
+    '# agentfd benchmark: agentfd serve, the second client, beside the lab\'s bacula-fd.',
+    `Client {\n  Name = ${CLIENTS.serve.name}\n  Address = 127.0.0.1\n  FDPort = ${ports.serve}\n  Catalog = LabCatalog\n  Password = "${DIRECTOR.password}"\n  AutoPrune = no\n  Maximum Concurrent Jobs = 10\n}`,
+    '# One volume per job, so each can be deleted as soon as its job (or its restore) has ended.',
+    'Pool {\n  Name = BenchPool\n  Pool Type = Backup\n  Recycle = no\n  AutoPrune = no\n  Maximum Volume Jobs = 1\n  Label Format = "Bench-"\n}',
+    fileSet('BenchSet', '', paths.input),
+    fileSet('BenchSetGzip', '; compression = GZIP6', paths.input),
+    fileSet('BenchSetLzo', '; compression = LZO', paths.input),
+    fileSet('BenchSetSparse', '; sparse = yes', paths.sparse),
+    fileSet('BenchSetSmall', '', paths.small),
+    fileSet('BenchSetWarm', '; compression = GZIP6', paths.warm),
+    job('BenchPlain', 'BenchSet'),
+    job('BenchGzip', 'BenchSetGzip'),
+    job('BenchLzo', 'BenchSetLzo'),
+    job('BenchSparse', 'BenchSetSparse'),
+    job('BenchSmall', 'BenchSetSmall'),
+    job('BenchWarm', 'BenchSetWarm'),
+    '',
+  ].join('\n');
 }
 
 function labScript(lab, args) {
@@ -196,7 +235,7 @@ function run(command, args, { cwd, env, timeoutMs = 300_000, ownGroup = false, s
         // already gone
       }
     };
-    const timer = setTimeout(() => end(new Error(`bacula baseline: ${what}: "${command} ${args.join(' ')}" did not finish within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+    const timer = setTimeout(() => end(new Error(`bacula lab: ${what}: "${command} ${args.join(' ')}" did not finish within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
     const onAbort = () => end(signal.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     child.stdout.on('data', (chunk) => out.push(chunk));
@@ -204,7 +243,7 @@ function run(command, args, { cwd, env, timeoutMs = 300_000, ownGroup = false, s
     child.on('error', (error) => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
-      reject(new Error(`bacula baseline: ${what}: ${command}: ${error.message}`));
+      reject(new Error(`bacula lab: ${what}: ${command}: ${error.message}`));
     });
     child.on('close', (code, exitSignal) => {
       clearTimeout(timer);
@@ -214,7 +253,7 @@ function run(command, args, { cwd, env, timeoutMs = 300_000, ownGroup = false, s
       if (code === 0) return resolve(output);
       // The first line says why (the lab's own error line when it printed one); the output follows.
       const why = output.split('\n').reverse().find((line) => /\berror:|^E: /.test(line))?.trim();
-      reject(new Error(`bacula baseline: ${what}: ${why ?? `"${command} ${args.join(' ')}" ended with ${exitSignal ?? `exit ${code}`}`}\n${output.trim()}`));
+      reject(new Error(`bacula lab: ${what}: ${why ?? `"${command} ${args.join(' ')}" ended with ${exitSignal ?? `exit ${code}`}`}\n${output.trim()}`));
     });
   });
 }
@@ -229,26 +268,18 @@ function readPids(dir) {
   return pids;
 }
 
-/** True while `pid` runs (a zombie, waiting for init to reap it, counts as gone). */
-function alive(pid) {
-  try {
-    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
 /** Waits until the three daemons listen; a daemon that died at startup fails with its log. */
 async function waitForListening(lab) {
+  const ports = [lab.ports.dir, lab.ports.fd, lab.ports.sd];
   const deadline = Date.now() + 15_000;
   for (;;) {
     for (const name of DAEMONS) {
-      if (!lab.pids[name] || !alive(lab.pids[name])) throw new Error(`bacula baseline: bacula-${name} did not stay up:\n${logTail(lab, name)}`);
+      if (!lab.pids[name] || !alive(lab.pids[name])) throw new Error(`bacula lab: bacula-${name} did not stay up:\n${logTail(lab, name)}`);
     }
     const listening = listeningPorts();
-    if (PORTS.every((port) => listening.has(port))) return;
+    if (ports.every((port) => listening.has(port))) return;
     if (Date.now() > deadline) {
-      throw new Error(`bacula baseline: the daemons did not listen on ports ${PORTS.join(', ')} within 15 s:\n${DAEMONS.map((name) => logTail(lab, name)).join('\n')}`);
+      throw new Error(`bacula lab: the daemons did not listen on ports ${ports.join(', ')} within 15 s:\n${DAEMONS.map((name) => logTail(lab, name)).join('\n')}`);
     }
     await sleep(100);
   }
@@ -257,41 +288,124 @@ async function waitForListening(lab) {
 /** The last lines of $LAB/logs/<name>.log (bacula.log holds the Director's job messages). */
 function logTail(lab, name) {
   const file = path.join(lab.dir, 'logs', `${name}.log`);
-  const text = existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').slice(-20).join('\n') : '';
-  return `--- ${file}\n${text || '(empty)'}`;
+  return `--- ${file}\n${tail(file)}`;
 }
 
-async function backup(lab, file, { gzip = false } = {}) {
-  if (lab.stopped) throw new Error('bacula baseline: backup() after stop()');
-  if (lab.broken) throw new Error(`bacula baseline: this lab is unusable after an abandoned job (${lab.broken}); stop() it and start another`);
-  if (lab.busy) throw new Error('bacula baseline: one backup at a time (the I/O counters would mix two jobs)');
+// ---------------------------------------------------------------------------------------------
+// Clients
+
+/**
+ * The client `kind` ('bacula-fd' or 'serve'), ready: serve started at its first use, and each
+ * warmed up once by an untimed backup and restore. Rejects with the reason when it cannot be.
+ */
+function client(lab, kind) {
+  lab.clients[kind] ??= (async () => {
+    const base = { kind, ...CLIENTS[kind] };
+    let ready;
+    if (kind === 'serve') {
+      if (listeningPorts().has(lab.ports.serve)) throw new Error(`port ${lab.ports.serve} (agentfd serve) is in use; ${PORTS_VARIABLE} moves the bench's four ports`);
+      const logs = path.join(lab.dir, 'logs');
+      const started = await startServe({ root: ROOT, dir: path.join(lab.dir, 'serve'), logs, name: base.name, port: lab.ports.serve, director: DIRECTOR });
+      lab.pids.serve = started.pid;
+      ready = { ...base, pid: started.pid, version: agentfdVersion() };
+    } else {
+      ready = { ...base, pid: lab.pids.fd, version: baculaFdVersion() };
+    }
+    await warmUp(lab, ready);
+    return ready;
+  })();
+  return lab.clients[kind];
+}
+
+/** An untimed backup of a small file and its restore (code paths loaded, caches filled). */
+async function warmUp(lab, fd) {
+  if (!existsSync(lab.paths.warm)) {
+    mkdirSync(lab.paths.warm, { recursive: true });
+    writeRandom(path.join(lab.paths.warm, 'warm.bin'), WARM_BYTES);
+  }
+  try {
+    // Untimed: a 1 MiB job may pass between two samples of the I/O counters.
+    const backup = await runBackup(lab, { client: fd, job: 'BenchWarm', keepVolumes: true, untimed: true });
+    const where = path.join(lab.dir, 'restore', `warm-${fd.kind}`);
+    await runRestore(lab, { client: fd, jobId: backup.jobId, where, untimed: true });
+    deleteVolumes(lab, backup.volumes);
+    rmSync(where, { recursive: true, force: true });
+  } catch (error) {
+    throw new Error(`${fd.label} failed its warm-up job: ${error.message}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs
+
+/** The pipeline suite's baseline: bacula-fd backs up one file, without or with GZIP6. */
+async function backupFile(lab, file, { gzip = false } = {}) {
+  const stat = statSync(file);
+  if (!stat.isFile()) throw new Error(`bacula lab: ${file} is not a regular file`);
+  placeInput(lab, file);
+  const fd = await client(lab, 'bacula-fd');
+  const result = await runBackup(lab, { client: fd, job: gzip ? 'BenchGzip' : 'BenchPlain', before: () => readThrough(file) });
+  readThrough(file);
+  return { ...result, bytes: stat.size };
+}
+
+/**
+ * Runs backup job `job` on `client` and times the FD's part (`seconds` null if `untimed` and too
+ * short to time). The volume is deleted after the job unless `keepVolumes` (a restore reads it;
+ * the caller deletes it then). `before` runs untimed just before the job (reading the input into
+ * the page cache).
+ */
+async function runBackup(lab, { client: fd, job, keepVolumes = false, before, untimed = false }) {
+  const { report, seconds, wallSeconds, cpuSeconds } = await timedJob(lab, fd, [`run job=${job} client=${fd.name} yes`], { termination: 'Backup OK', before, untimed });
+  const volumeBytes = keepVolumes ? null : deleteVolumes(lab, report.volumes);
+  return { seconds, wallSeconds, cpuSeconds, jobId: report.jobId, files: report.files, storedBytes: report.sdBytesWritten, reportElapsed: report.elapsed, volumes: report.volumes, volumeBytes };
+}
+
+/** Restores every file of backup `jobId` through `client` to `where`, timing the FD's part. */
+async function runRestore(lab, { client: fd, jobId, where, untimed = false }) {
+  if (/["\n]/.test(where)) throw new Error(`bacula lab: a restore target cannot hold quotes or newlines: ${where}`);
+  const command = `restore jobid=${jobId} client=${fd.name} restoreclient=${fd.name} where="${where}" all done yes`;
+  const { report, seconds, wallSeconds, cpuSeconds } = await timedJob(lab, fd, [command], { termination: 'Restore OK', untimed });
+  return { seconds, wallSeconds, cpuSeconds, jobId: report.jobId, files: report.files, bytes: report.bytesRestored, reportElapsed: report.elapsed };
+}
+
+/**
+ * Runs one job (bconsole `commands`, then `wait` and `messages`) while sampling the FD's I/O
+ * counters; its report, the FD's transfer seconds, the FD's CPU seconds over the whole job, and
+ * the wall time of the whole command.
+ */
+async function timedJob(lab, fd, commands, { termination, before, untimed }) {
+  if (lab.stopped) throw new Error('bacula lab: a job after stop()');
+  if (lab.broken) throw new Error(`bacula lab: unusable after an abandoned job (${lab.broken})`);
+  if (lab.busy) throw new Error('bacula lab: one job at a time (the I/O counters would mix two jobs)');
   lab.busy = true;
   try {
-    const stat = statSync(file);
-    if (!stat.isFile()) throw new Error(`bacula baseline: ${file} is not a regular file`);
-    const bytes = stat.size;
-    placeInput(lab, file);
-    readThrough(file);
-    const job = gzip ? 'BenchGzip' : 'BenchPlain';
+    before?.();
     // bconsole's `wait` blocks for ever when a daemon dies or stalls mid-job, so the sampler,
     // which sees both, abandons the job then.
     const abandon = new AbortController();
-    const sampler = startIoSampler(lab.pids.fd, lab.pids.sd, (cause) => {
+    const sampler = startIoSampler({ fd: { pid: fd.pid, name: fd.label }, sd: { pid: lab.pids.sd, name: 'bacula-sd' } }, (cause) => {
       lab.broken = cause.message;
-      abandon.abort(new Error(`bacula baseline: job ${job} abandoned: ${cause.message}\n${['bacula', ...DAEMONS].map((name) => logTail(lab, name)).join('\n')}`));
+      const logs = ['bacula', ...DAEMONS].map((name) => logTail(lab, name));
+      if (fd.kind === 'serve') logs.push(logTail(lab, 'serve'));
+      abandon.abort(new Error(`bacula lab: ${fd.label}'s job abandoned: ${cause.message}\n${logs.join('\n')}`));
     });
     const started = process.hrtime.bigint();
+    const cpuBefore = fdCpuSeconds(fd.pid);
     let output;
     try {
-      output = await console_(lab, [`run job=${job} yes`, 'wait', 'messages'], { signal: abandon.signal, timeoutMs: 24 * 3600_000 });
+      output = await console_(lab, [...commands, 'wait', 'messages'], { signal: abandon.signal, timeoutMs: 24 * 3600_000 });
     } finally {
       sampler.stop();
     }
     const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const report = await jobReport(lab, output);
-    const volumeBytes = deleteVolumes(lab, report.volumes);
-    readThrough(file);
-    return { seconds: transferSeconds(sampler.samples, report), bytes, storedBytes: report.sdBytesWritten, reportElapsed: report.elapsed, jobId: report.jobId, volumeBytes, wallSeconds };
+    const cpuSeconds = fdCpuSeconds(fd.pid) - cpuBefore;
+    const report = await jobReport(lab, output, termination, fd);
+    const seconds = fdTransferSeconds(sampler.samples);
+    if (seconds === null && !untimed) {
+      throw new Error(`bacula lab: job ${report.jobId} ended "${termination}" but ${fd.label}'s I/O counters show no transfer over two samples or more (${sampler.samples.length} samples of ${SAMPLE_MS} ms); was the input empty, or too small to time?`);
+    }
+    return { report, seconds, wallSeconds, cpuSeconds };
   } finally {
     lab.busy = false;
   }
@@ -304,106 +418,29 @@ async function backup(lab, file, { gzip = false } = {}) {
  */
 function placeInput(lab, file) {
   const source = statSync(file);
-  const current = existsSync(lab.input) ? statSync(lab.input) : null;
+  const current = existsSync(lab.paths.input) ? statSync(lab.paths.input) : null;
   if (current && current.ino === source.ino && current.dev === source.dev) return;
   const identity = `${file}:${source.dev}:${source.ino}:${source.size}:${source.mtimeMs}`;
   if (current && lab.linkedFrom === identity) return; // the copy made earlier
-  mkdirSync(path.dirname(lab.input), { recursive: true });
-  if (current) unlinkSync(lab.input);
+  mkdirSync(path.dirname(lab.paths.input), { recursive: true });
+  if (current) unlinkSync(lab.paths.input);
   try {
-    linkSync(file, lab.input);
+    linkSync(file, lab.paths.input);
   } catch (error) {
     if (error.code !== 'EXDEV' && error.code !== 'EPERM') throw error;
-    copyFileSync(file, lab.input);
+    copyFileSync(file, lab.paths.input);
   }
   lab.linkedFrom = identity;
 }
 
 /** Reads a file through once, so its pages are in the page cache (untimed). */
-function readThrough(file) {
+export function readThrough(file, buffer = Buffer.allocUnsafe(8 * 1024 * 1024)) {
   const fd = openSync(file, 'r');
-  const buffer = Buffer.allocUnsafe(8 * 1024 * 1024);
   try {
     while (readSync(fd, buffer, 0, buffer.length, null) > 0);
   } finally {
     closeSync(fd);
   }
-}
-
-/**
- * Samples the FD's rchar and the SD's wchar every SAMPLE_MS until stop(). Calls onFailure once
- * (instead of throwing from a timer) when a daemon is gone or neither counter has moved for
- * STALL_MS, and samples no more.
- */
-function startIoSampler(fdPid, sdPid, onFailure) {
-  const samples = [];
-  let failed = false;
-  let progressAt = Date.now();
-  const fail = (error) => {
-    failed = true;
-    clearInterval(timer);
-    onFailure(error);
-  };
-  const read = () => ({ at: process.hrtime.bigint(), fdRead: ioCounter(fdPid, 'rchar', 'bacula-fd'), sdWritten: ioCounter(sdPid, 'wchar', 'bacula-sd') });
-  const sample = () => {
-    if (failed) return;
-    let next;
-    try {
-      next = read();
-    } catch (error) {
-      return fail(error);
-    }
-    const previous = samples.at(-1);
-    if (!previous || next.fdRead !== previous.fdRead || next.sdWritten !== previous.sdWritten) progressAt = Date.now();
-    else if (Date.now() - progressAt > STALL_MS) return fail(new Error(`neither bacula-fd nor bacula-sd did any I/O for ${STALL_MS / 1000} s`));
-    samples.push(next);
-  };
-  sample();
-  const timer = setInterval(sample, SAMPLE_MS);
-  return {
-    samples,
-    stop() {
-      clearInterval(timer);
-      if (!failed) {
-        try {
-          samples.push(read());
-        } catch {
-          // The job is over; a daemon that dies now shows up in the next job.
-        }
-      }
-      failed = true;
-    },
-  };
-}
-
-function ioCounter(pid, field, name) {
-  let text;
-  try {
-    text = readFileSync(`/proc/${pid}/io`, 'utf8');
-  } catch (error) {
-    throw new Error(`cannot read /proc/${pid}/io of ${name} (${error.code}): it died, or this user may not read its I/O counters`);
-  }
-  if (!alive(pid)) throw new Error(`${name} (pid ${pid}) died`);
-  const match = new RegExp(`^${field}: (\\d+)$`, 'm').exec(text);
-  if (!match) throw new Error(`bacula baseline: /proc/${pid}/io has no ${field} line:\n${text}`);
-  return Number(match[1]);
-}
-
-/** Seconds from the FD's first file read to the SD's last block write (see the header comment). */
-function transferSeconds(samples, report) {
-  const before = samples[0].fdRead;
-  const first = samples.findIndex((s) => s.fdRead - before > START_THRESHOLD);
-  let last = -1;
-  for (let i = samples.length - 1; i > 0; i--) {
-    if (samples[i].sdWritten - samples[i - 1].sdWritten >= END_THRESHOLD) {
-      last = i;
-      break;
-    }
-  }
-  if (first < 0 || last <= first) {
-    throw new Error(`bacula baseline: job ${report.jobId} ended "Backup OK" but the FD's/SD's I/O counters show no transfer (${samples.length} samples); was the input empty?`);
-  }
-  return Number(samples[last].at - samples[first].at) / 1e9;
 }
 
 /** Runs bconsole commands through the lab script, in a process group of its own (see run). */
@@ -420,11 +457,12 @@ async function console_(lab, commands, { signal, timeoutMs = 60_000 } = {}) {
 
 /**
  * Parses this job's report out of bconsole's output; asks for `messages` again briefly if the
- * report had not arrived yet. Throws with the whole text unless the job ended "Backup OK".
+ * report had not arrived yet. Throws with the whole text unless the job ended `termination` on
+ * the client `fd`.
  */
-async function jobReport(lab, output) {
+async function jobReport(lab, output, termination, fd) {
   const queued = /Job queued\. JobId=(\d+)/.exec(output);
-  if (!queued) throw new Error(`bacula baseline: the Director did not queue the job:\n${output}`);
+  if (!queued) throw new Error(`bacula lab: the Director did not queue ${fd.label}'s job: ${output.trim().split('\n').at(-1)}\n${output}`);
   const jobId = Number(queued[1]);
   // From this job's "JobId: N" line on: older messages may precede it.
   const reportOf = (text) => {
@@ -439,15 +477,22 @@ async function jobReport(lab, output) {
   }
   const report = reportOf(all) ?? '';
   const field = (name) => (new RegExp(`^\\s*${name}:(.*)$`, 'm').exec(report)?.[1] ?? '').trim();
-  const termination = field('Termination');
-  if (!termination.startsWith('Backup OK')) {
-    throw new Error(`bacula baseline: job ${jobId} did not end "Backup OK" (${termination || 'no report'}); Director log ${path.join(lab.dir, 'logs', 'bacula.log')}:\n${all}`);
+  // "1,073,741,959 (1.073 GB)"
+  const number = (name) => Number(field(name).split(' ')[0].replaceAll(',', ''));
+  const ended = field('Termination');
+  if (!ended.startsWith(termination)) {
+    const logs = fd.kind === 'serve' ? `; agentfd serve's log ${path.join(lab.dir, 'logs', 'serve.log')}` : '';
+    throw new Error(`bacula lab: ${fd.label}'s job ${jobId} did not end "${termination}" (${ended || 'no report'}); Director log ${path.join(lab.dir, 'logs', 'bacula.log')}${logs}:\n${all}`);
   }
+  // A backup's report says `Client: "name" version...`, a restore's `Restore Client: name`.
+  const ranOn = field(termination === 'Backup OK' ? 'Client' : 'Restore Client');
+  if (!new RegExp(`(^|[\\s"])${fd.name}([\\s"]|$)`).test(ranOn)) throw new Error(`bacula lab: job ${jobId} ran on client "${ranOn}", not ${fd.name}:\n${report}`);
   return {
     jobId,
     elapsed: parseElapsed(field('Elapsed time')),
-    // "1,073,741,959 (1.073 GB)"
-    sdBytesWritten: Number(field('SD Bytes Written').split(' ')[0].replaceAll(',', '')),
+    files: termination === 'Backup OK' ? number('FD Files Written') : number('Files Restored'),
+    sdBytesWritten: number('SD Bytes Written'),
+    bytesRestored: number('Bytes Restored'),
     volumes: field('Volume name\\(s\\)').split(/[|,\s]+/).filter(Boolean),
   };
 }
@@ -475,11 +520,15 @@ function deleteVolumes(lab, volumes) {
   return total;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Stopping
+
 /** Stops every daemon the lab started and waits until they are gone; removes the large files. */
 async function stopLab(lab) {
   if (lab.stopped) return;
   lab.stopped = true;
   const pids = { ...readPids(lab.dir), ...lab.pids };
+  stopServe(pids.serve);
   try {
     await labScript(lab, ['stop']);
   } catch {
@@ -487,12 +536,13 @@ async function stopLab(lab) {
   }
   for (const [name, pid] of Object.entries(pids)) {
     // A Director whose job was abandoned hangs on SIGTERM, hence the SIGKILL after a while.
-    if (!(await exited(pid, 5_000)) && isBacula(pid)) {
+    if (!(await exited(pid, 5_000)) && isOurs(pid)) {
       signal(pid, 'SIGKILL');
-      if (!(await exited(pid, 5_000))) throw new Error(`bacula baseline: bacula-${name} (pid ${pid}) survived SIGKILL`);
+      if (!(await exited(pid, 5_000))) throw new Error(`bacula lab: ${name} (pid ${pid}) survived SIGKILL`);
     }
   }
   rmSync(path.join(lab.dir, 'storage'), { recursive: true, force: true });
+  rmSync(path.join(lab.dir, 'restore'), { recursive: true, force: true });
   rmSync(path.join(lab.dir, 'data', 'bench'), { recursive: true, force: true });
 }
 
@@ -505,10 +555,10 @@ async function exited(pid, timeoutMs) {
   return true;
 }
 
-/** Guards against signalling a recycled PID. */
-function isBacula(pid) {
+/** Guards against signalling a recycled PID: one of the lab's daemons, or the serve. */
+function isOurs(pid) {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('bacula-');
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('bacula-') || isServe(pid);
   } catch {
     return false;
   }
@@ -540,7 +590,7 @@ function installLastResort(lab) {
 function killDaemonsNow(lab) {
   if (lab.stopped) return;
   if (lab.consoleGroup) signal(-lab.consoleGroup, 'SIGKILL');
-  for (const pid of Object.values({ ...readPids(lab.dir), ...lab.pids })) if (isBacula(pid)) signal(pid, 'SIGKILL');
+  for (const pid of Object.values({ ...readPids(lab.dir), ...lab.pids })) if (isOurs(pid)) signal(pid, 'SIGKILL');
 }
 
 /** process.kill that ignores a process (or group) already gone. */
