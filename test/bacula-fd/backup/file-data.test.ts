@@ -41,6 +41,34 @@ describe('serve backup file data', () => {
     expect(gzip.read).toBe(content.length);
   });
 
+  it('frames a file of several megabytes in 64 KiB reads back to back, whatever its size (read ahead a megabyte at a time)', async () => {
+    for (const size of [FRAME * 16, FRAME * 16 * 3, FRAME * 16 * 3 + 12_345, FRAME * 40 + 1]) {
+      const content = Buffer.alloc(size);
+      for (let i = 0; i + 4 <= size; i += 4) content.writeUInt32LE(i, i); // every block differs
+      const hash = createHash('md5');
+      const { frames, read } = await framesOf(content, { hash });
+      const expected = Array.from({ length: Math.ceil(size / FRAME) }, (_, i) => content.subarray(i * FRAME, Math.min(size, (i + 1) * FRAME)));
+      expect(frames.map((f) => f.length)).toEqual(expected.map((f) => f.length));
+      expect(frames.every((f, i) => f.equals(expected[i]!))).toBe(true);
+      expect(read).toBe(size);
+      expect(hash.digest('hex')).toBe(createHash('md5').update(content).digest('hex'));
+    }
+  });
+
+  it('reads on past the size lstat gave when the file grew since (to the end, as bacula-fd)', async () => {
+    const content = Buffer.alloc(FRAME * 20 + 7, 'grown ');
+    const { frames } = await framesOf(content, { size: BigInt(FRAME * 3) });
+    expect(frames.map((f) => f.length)).toEqual([...Array<number>(20).fill(FRAME), 7]);
+    expect(Buffer.concat(frames).equals(content)).toBe(true);
+  });
+
+  it('sends what is left when the file is shorter than lstat said (cut since)', async () => {
+    const content = Buffer.alloc(FRAME * 2 + 3, 'cut ');
+    const { frames } = await framesOf(content, { size: BigInt(FRAME * 40) });
+    expect(Buffer.concat(frames).equals(content)).toBe(true);
+    expect(frames.map((f) => f.length)).toEqual([FRAME, FRAME, 3]);
+  });
+
   it('leaves out whole all-zero blocks before the end with sparse, each frame led by its offset', async () => {
     const content = Buffer.alloc(BLOCK * 3 + 5);
     content.fill(1, 0, 100); // block 0 has data, blocks 1 and 2 are zeros, the short last one too

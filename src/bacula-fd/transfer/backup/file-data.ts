@@ -13,6 +13,7 @@ import { setAccessTime } from '../../attributes/special-files.js';
 import type { Digest } from '../../fileset/fileset.js';
 import { fsPath } from '../../../platform/byte-names.js';
 import { lzoRecord } from '../lzo-records.js';
+import { readBlocks, type Block } from './block-reader.js';
 
 /** The real FD's default Maximum Network Buffer Size: the data frame size. */
 export const FRAME = 64 * 1024;
@@ -95,19 +96,25 @@ export interface FrameOptions {
  */
 export async function* dataFrames(handle: FileHandle, o: FrameOptions): AsyncGenerator<Buffer> {
   const start = o.sparse ? OFFSET_SIZE : 0;
-  const length = o.sparse ? SPARSE_BLOCK : FRAME;
-  let offset = 0n;
-  for (;;) {
-    const buffer = Buffer.allocUnsafe(FRAME); // handed to the socket: not reused
-    const { bytesRead } = await handle.read(buffer, start, length, null);
-    if (bytesRead === 0) return;
-    const plain = buffer.subarray(start, start + bytesRead);
-    const at = offset;
-    offset += BigInt(bytesRead);
-    if (o.sparse && (o.checkEveryBlock || (bytesRead === length && offset < o.size)) && allZero(plain)) continue;
+  const block = o.sparse ? SPARSE_BLOCK : FRAME;
+  const blocks = o.checkEveryBlock ? blocksInTurn(handle, start, block) : readBlocks(handle, { start, block, size: o.size });
+  for await (const { at, buffer, length } of blocks) {
+    const plain = buffer.subarray(start, start + length);
+    if (o.sparse && (o.checkEveryBlock || (length === block && at + BigInt(length) < o.size)) && allZero(plain)) continue;
     o.hash?.update(plain);
-    o.read(bytesRead);
+    o.read(length);
     yield o.sparse ? sparseFrame(buffer, plain, at, o) : o.gzip !== null ? deflateSync(plain, { level: o.gzip }) : o.lzo ? lzoRecord(plain) : plain;
+  }
+}
+
+/** A fifo's or raw device's blocks: one read at a time, where the handle stands. */
+async function* blocksInTurn(handle: FileHandle, start: number, block: number): AsyncGenerator<Block> {
+  for (let at = 0n; ; ) {
+    const buffer = Buffer.allocUnsafe(FRAME); // handed to the socket: not reused
+    const { bytesRead } = await handle.read(buffer, start, block, null);
+    if (bytesRead === 0) return;
+    yield { at, buffer, length: bytesRead };
+    at += BigInt(bytesRead);
   }
 }
 
