@@ -10,6 +10,7 @@ import { FRAME, dataFrames, startDigest, type FrameOptions } from '../../../src/
 import { readCompressedBlock } from '../../../src/bacula-fd/transfer/lzo-records.js';
 import { ensureDebianPackage, LIBLZO2, skipNote } from '../../helpers/debian.js';
 import { tempDir } from '../../helpers/native.js';
+import { recordingJob } from './job.js';
 
 const MISSING = ensureDebianPackage(LIBLZO2);
 
@@ -103,6 +104,25 @@ describe('serve backup file data', () => {
     expect(readCompressedBlock(frames[0]!.subarray(8)).equals(content.subarray(BLOCK * 2, BLOCK * 3))).toBe(true);
     expect(readCompressedBlock(frames[1]!.subarray(8))).toEqual(Buffer.alloc(5));
     expect(read).toBe(BLOCK + 5);
+  });
+
+  it.skipIf(MISSING !== null)(`compresses a file's blocks on the job's workers into the very records compressed inline, in order, with the same digest${skipNote(MISSING)}`, async () => {
+    const content = Buffer.alloc(FRAME * 37 + 999);
+    for (let i = 0; i + 4 <= content.length; i += 4) content.writeUInt32LE(i % 7919 === 0 ? i : i % 251, i);
+    content.fill(0, FRAME * 5, FRAME * 9); // zero blocks for sparse to leave out
+    const job = recordingJob().job;
+    try {
+      for (const codec of [{ gzip: 6 }, { lzo: true }, { gzip: 1, sparse: true }, { lzo: true, sparse: true }]) {
+        const [inline, pooled] = [createHash('sha1'), createHash('sha1')];
+        const one = await framesOf(content, { ...codec, hash: inline });
+        const other = await framesOf(content, { ...codec, hash: pooled, pool: job.framePool() });
+        expect(other.frames.length).toBe(one.frames.length);
+        expect(other.frames.every((f, i) => f.equals(one.frames[i]!))).toBe(true);
+        expect([other.read, pooled.digest('hex')]).toEqual([one.read, inline.digest('hex')]);
+      }
+    } finally {
+      await job.close();
+    }
   });
 
   it('starts the digest `signature =` names, on its stream, and none without one', () => {

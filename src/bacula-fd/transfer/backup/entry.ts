@@ -9,7 +9,7 @@ import { messageOf } from '../../../errors.js';
 import { FT } from '../../attributes/lstat.js';
 import { openFifo } from '../../attributes/special-files.js';
 import type { IncludeOptions } from '../../fileset/fileset.js';
-import { dataFrames, openForRead, putBackAccessTime, startDigest } from './file-data.js';
+import { FRAME, dataFrames, openForRead, putBackAccessTime, startDigest } from './file-data.js';
 import type { BackupJob, SavedFile, SavedLink } from './job.js';
 import { dataStreamFor, sendAttributes, sendAttributesOnly, sendXacl } from './records.js';
 import { fsPath } from '../../../platform/byte-names.js';
@@ -42,7 +42,9 @@ export async function sendEntry(job: BackupJob, p: string, st: BigIntStats, opti
  */
 async function* fileFrames(job: BackupJob, handle: FileHandle, st: BigIntStats, options: IncludeOptions, hash: ReturnType<typeof startDigest>, checkEveryBlock: boolean) {
   const read = (n: number) => (job.totals.readBytes += n);
-  for await (const frame of dataFrames(handle, { sparse: options.sparse, gzip: options.gzip, lzo: options.lzo, size: st.size, checkEveryBlock, hash: hash?.hash ?? null, read })) {
+  // A file of one block is compressed inline: a worker's round trip would cost more than it saves.
+  const pool = (options.gzip !== null || options.lzo) && !checkEveryBlock && st.size > BigInt(FRAME) ? job.framePool() : null;
+  for await (const frame of dataFrames(handle, { sparse: options.sparse, gzip: options.gzip, lzo: options.lzo, size: st.size, checkEveryBlock, hash: hash?.hash ?? null, read, pool })) {
     job.totals.jobBytes += frame.length;
     yield frame;
   }
