@@ -1,6 +1,6 @@
 /** A file's data as bacula-fd frames it (transfer/backup/file-data.ts): plain, GZIP, LZO, sparse; its digest. */
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { inflateSync } from 'node:zlib';
@@ -80,6 +80,43 @@ describe('serve backup file data', () => {
     expect(read).toBe(BLOCK + 5);
     const sent = createHash('sha1').update(content.subarray(0, BLOCK)).update(content.subarray(BLOCK * 3)).digest();
     expect(hash.digest().equals(sent)).toBe(true);
+  });
+
+  it.skipIf(process.platform !== 'linux')('skips the holes of a sparse file without reading them, sending what reading every block sends', async () => {
+    const dir = tempDir('holes');
+    const size = 300 * BLOCK + 77;
+    const pieces: [number, Buffer][] = [[0, Buffer.alloc(5000, 'head')], [100 * BLOCK + 123, Buffer.alloc(3 * BLOCK, 'middle')], [size - 3, Buffer.from('end')]];
+    const holey = path.join(dir, 'holey');
+    const dense = path.join(dir, 'dense');
+    writeFileSync(holey, '');
+    truncateSync(holey, size); // all hole, then the pieces written in it
+    const content = Buffer.alloc(size);
+    for (const [at, bytes] of pieces) bytes.copy(content, at);
+    const fd = openSync(holey, 'r+');
+    for (const [at, bytes] of pieces) writeSync(fd, bytes, 0, bytes.length, at);
+    closeSync(fd);
+    writeFileSync(dense, content);
+    const sparse = async (file: string) => {
+      const handle = await open(file, 'r');
+      const readAt: number[] = [];
+      const readv = handle.readv.bind(handle);
+      handle.readv = ((buffers: NodeJS.ArrayBufferView[], position: number) => (readAt.push(position), readv(buffers, position))) as typeof handle.readv;
+      const hash = createHash('md5');
+      const frames: Buffer[] = [];
+      try {
+        for await (const f of dataFrames(handle, { sparse: true, gzip: null, lzo: false, size: BigInt(size), checkEveryBlock: false, hash, read: () => undefined })) frames.push(Buffer.from(f));
+      } finally {
+        await handle.close();
+      }
+      return { frames, readAt, digest: hash.digest('hex') };
+    };
+    const [fromHoles, fromDense] = [await sparse(holey), await sparse(dense)];
+    expect(fromHoles.frames.map((f) => f.readBigUInt64BE(0))).toEqual(fromDense.frames.map((f) => f.readBigUInt64BE(0)));
+    expect(fromHoles.frames.every((f, i) => f.equals(fromDense.frames[i]!))).toBe(true);
+    expect(fromHoles.digest).toBe(fromDense.digest);
+    // The dense file is read throughout; the holey one only where its pieces are (and its last block).
+    expect(fromDense.readAt.some((at) => at > 10 * BLOCK && at < 90 * BLOCK)).toBe(true);
+    expect(fromHoles.readAt.some((at) => at > 10 * BLOCK && at < 90 * BLOCK)).toBe(false);
   });
 
   it.skipIf(MISSING !== null)(`makes each 64 KiB read one LZO record with LZO: its header, then the block, counting the plain bytes read${skipNote(MISSING)}`, async () => {

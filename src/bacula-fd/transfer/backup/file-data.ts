@@ -12,6 +12,7 @@ import { STREAM } from '../../attributes/lstat.js';
 import { setAccessTime } from '../../attributes/special-files.js';
 import type { Digest } from '../../fileset/fileset.js';
 import { fsPath } from '../../../platform/byte-names.js';
+import { nextData } from '../../../platform/libc.js';
 import type { CompressPool } from '../../../pipeline/compress-pool.js';
 import { orderedMap } from '../../../agents/filesystem/ordered-map.js';
 import { compressBlock, type FrameCodec } from './frame-codec.js';
@@ -104,12 +105,37 @@ export type FramePool = CompressPool<FrameCodec & { headroom: number }>;
 export async function* dataFrames(handle: FileHandle, o: FrameOptions): AsyncGenerator<Buffer> {
   const start = o.sparse ? OFFSET_SIZE : 0;
   const block = o.sparse ? SPARSE_BLOCK : FRAME;
-  const blocks = o.checkEveryBlock ? blocksInTurn(handle, start, block) : readBlocks(handle, { start, block, size: o.size });
+  const skipTo = o.sparse ? holeSkipper(handle.fd, block, o.size) : undefined;
+  const blocks = o.checkEveryBlock ? blocksInTurn(handle, start, block) : readBlocks(handle, { start, block, size: o.size, skipTo });
   const frame = (b: Block) => frameOf(b, start, block, o);
   // On the workers, several blocks at once, still sent in order; the mapper digests each block in
   // order as it is handed over.
   const frames = o.pool ? orderedMap(blocks, frame, { window: o.pool.size * 3 }) : inTurn(blocks, frame);
   for await (const f of frames) if (f !== null) yield f;
+}
+
+/**
+ * With sparse, the holes of a regular file are skipped instead of read (lseek SEEK_DATA): the
+ * blocks that lie wholly in a hole read as zeros, and frameOf would leave each of them out, so
+ * what is sent is the same. The block that reaches the size is never skipped (it is always sent).
+ * Where the kernel cannot tell the holes, every block is read, as bacula-fd reads them.
+ */
+function holeSkipper(fd: number, block: number, size: bigint): (at: bigint) => bigint {
+  let seeking = true;
+  const step = BigInt(block);
+  return (at) => {
+    if (!seeking) return at;
+    let data: bigint | null;
+    try {
+      data = nextData(fd, at);
+    } catch {
+      seeking = false;
+      return at;
+    }
+    // Whole blocks ending at or before both the data and the last byte (offset size - 1).
+    const limit = data === null || data > size - 1n ? size - 1n : data;
+    return limit > at ? at + ((limit - at) / step) * step : at;
+  };
 }
 
 async function* inTurn(blocks: AsyncIterable<Block>, frame: (b: Block) => Buffer | null | Promise<Buffer>): AsyncGenerator<Buffer | null> {
