@@ -21,7 +21,7 @@ import { readBlocks, type Block } from './block-reader.js';
 /** The real FD's default Maximum Network Buffer Size: the data frame size. */
 export const FRAME = 64 * 1024;
 /** A sparse frame starts with the block's file offset, 8 bytes big-endian (OFFSET_FADDR_SIZE)... */
-const OFFSET_SIZE = 8;
+export const OFFSET_SIZE = 8;
 /** ...so bacula-fd reads blocks of 65,528 bytes then, and these are the blocks it may skip. */
 const SPARSE_BLOCK = FRAME - OFFSET_SIZE;
 const ZEROS = Buffer.alloc(FRAME);
@@ -95,18 +95,18 @@ export interface FrameOptions {
 export type FramePool = CompressPool<FrameCodec & { headroom: number }>;
 
 /**
- * A file's data as send_data frames it: one frame per read. With sparse, each read is 65,528 bytes
+ * A file's data as send_data frames it (`source`: the open file, or a small file's one block read
+ * ahead, look-ahead.ts): one frame per read. With sparse, each read is 65,528 bytes
  * and its frame starts with its file offset, and a read that is all zeros is not sent when it is
  * whole and ends before the file's size: the last block is always sent, which is how a restore
  * gets the size right. A skipped block is neither digested nor counted as read, as in bacula-fd.
  * (For a fifo bacula-fd tests its whole read buffer, stale bytes after a short read included; here
  * only the bytes read are tested.)
  */
-export async function* dataFrames(handle: FileHandle, o: FrameOptions): AsyncGenerator<Buffer> {
+export async function* dataFrames(source: FileHandle | Block, o: FrameOptions): AsyncGenerator<Buffer> {
   const start = o.sparse ? OFFSET_SIZE : 0;
   const block = o.sparse ? SPARSE_BLOCK : FRAME;
-  const skipTo = o.sparse ? holeSkipper(handle.fd, block, o.size) : undefined;
-  const blocks = o.checkEveryBlock ? blocksInTurn(handle, start, block) : readBlocks(handle, { start, block, size: o.size, skipTo });
+  const blocks = 'buffer' in source ? [source] : o.checkEveryBlock ? blocksInTurn(source, start, block) : readBlocks(source, { start, block, size: o.size, skipTo: o.sparse ? holeSkipper(source.fd, block, o.size) : undefined });
   const frame = (b: Block) => frameOf(b, start, block, o);
   // On the workers, several blocks at once, still sent in order; the mapper digests each block in
   // order as it is handed over.
@@ -138,7 +138,7 @@ function holeSkipper(fd: number, block: number, size: bigint): (at: bigint) => b
   };
 }
 
-async function* inTurn(blocks: AsyncIterable<Block>, frame: (b: Block) => Buffer | null | Promise<Buffer>): AsyncGenerator<Buffer | null> {
+async function* inTurn(blocks: AsyncIterable<Block> | Iterable<Block>, frame: (b: Block) => Buffer | null | Promise<Buffer>): AsyncGenerator<Buffer | null> {
   for await (const b of blocks) yield await frame(b);
 }
 
