@@ -10,13 +10,12 @@
  * when reached, include-walk.ts), shorter than one block, and read whole in one short read up to
  * its size, which is where bacula-fd's reads would stop. Anything else is read when reached.
  */
-import type { BigIntStats } from 'node:fs';
-import { lstat } from 'node:fs/promises';
+import { close, constants, lstat, open, readv, type BigIntStats } from 'node:fs';
 import { traceAcceptFile, type IncludeBlock, type IncludeOptions } from '../../fileset/fileset.js';
 import { childName } from '../../attributes/windows.js';
 import { fsPath } from '../../../platform/byte-names.js';
 import type { Block } from './block-reader.js';
-import { FRAME, OFFSET_SIZE, openForRead } from './file-data.js';
+import { FRAME, OFFSET_SIZE } from './file-data.js';
 import type { BackupJob } from './job.js';
 import { changedSince } from './must-save.js';
 
@@ -38,13 +37,9 @@ export interface ProbedDir {
   options: IncludeOptions;
 }
 
-export async function lstatEntry(job: BackupJob, p: string): Promise<Probe> {
-  if (job.run.isCancelled()) return null;
-  try {
-    return { path: p, st: await lstat(fsPath(p), { bigint: true }) };
-  } catch (error) {
-    return { path: p, error };
-  }
+export function lstatEntry(job: BackupJob, p: string): Promise<Probe> {
+  if (job.run.isCancelled()) return Promise.resolve(null);
+  return new Promise((resolve) => lstat(fsPath(p), { bigint: true }, (error, st) => resolve(error ? { path: p, error } : { path: p, st })));
 }
 
 /** A batch of `dir`'s entries, each lstat'ed, asked about, and read when small and sent for sure. */
@@ -64,21 +59,41 @@ function readsEarly(job: BackupJob, st: BigIntStats, options: IncludeOptions): b
   return st.isFile() && st.nlink === 1n && st.size > 0n && st.size < block && !job.run.accurate && !job.run.isCancelled() && changedSince(job.run.since, st, options);
 }
 
-/** The file's one block as readBlocks would give it, or undefined (then it is read when reached, errors reported there). */
+/**
+ * The file's one block as readBlocks would give it, or undefined (then it is read when reached,
+ * errors reported there). Through fs's callbacks, not FileHandle: per file, what a promise and a
+ * handle object cost is more than the read; the descriptor is closed without waiting.
+ */
 async function readWhole(p: string, st: BigIntStats, options: IncludeOptions): Promise<Block | undefined> {
   const start = options.sparse ? OFFSET_SIZE : 0;
   const buffer = Buffer.allocUnsafe(start + Number(st.size));
+  let fd: number;
   try {
-    const handle = await openForRead(p, options.noAtime);
-    try {
-      // One byte more than the size: a short read up to the size is the end, as in readBlocks.
-      const spare = Buffer.allocUnsafe(1);
-      const { bytesRead } = await handle.readv([buffer.subarray(start), spare], 0);
-      return bytesRead === Number(st.size) ? { at: 0n, buffer, length: bytesRead } : undefined;
-    } finally {
-      await handle.close();
-    }
+    fd = await openFd(p, options.noAtime);
   } catch {
     return undefined;
   }
+  try {
+    // One byte more than the size: a short read up to the size is the end, as in readBlocks.
+    const bytesRead = await new Promise<number>((resolve, reject) => readv(fd, [buffer.subarray(start), Buffer.allocUnsafe(1)], 0, (error, n) => (error ? reject(error) : resolve(n))));
+    return bytesRead === Number(st.size) ? { at: 0n, buffer, length: bytesRead } : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    close(fd, () => undefined);
+  }
+}
+
+/** open(2) for reading as openForRead does it (O_NOATIME where asked and allowed), the descriptor. */
+async function openFd(p: string, noAtime: boolean): Promise<number> {
+  const once = (flags: number) => new Promise<number>((resolve, reject) => open(fsPath(p), flags, (error, fd) => (error ? reject(error) : resolve(fd))));
+  const noAtimeFlag = constants.O_NOATIME ?? 0;
+  if (noAtime && noAtimeFlag !== 0) {
+    try {
+      return await once(constants.O_RDONLY | noAtimeFlag);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+    }
+  }
+  return once(constants.O_RDONLY);
 }
