@@ -2,6 +2,10 @@
  * A small pool of compression workers, one per core. Chunks are handed over by transferring their
  * ArrayBuffer (no copy); results come back the same way. Callers keep their own order: compress()
  * returns a promise per chunk, and the stream encoder awaits them in sequence.
+ *
+ * The worker script is compress-worker.ts (agentfd's codecs) unless the caller names another that
+ * answers the same messages ({ id, data, compression } in; { id, data, raw } or { id, error } out):
+ * serve's frame worker compresses Bacula's records with its own settings.
  */
 import { compiledScript } from '../compiled-script.js';
 import os from 'node:os';
@@ -20,15 +24,14 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
-export class CompressPool {
+export class CompressPool<Settings = Compression> {
   private readonly workers: Worker[] = [];
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private next = 0;
   private failure: Error | null = null;
 
-  constructor(size = Math.max(1, os.availableParallelism())) {
-    const script = compiledScript(import.meta.url, 'compress-worker.js');
+  constructor(size = Math.max(1, os.availableParallelism()), script = compiledScript(import.meta.url, 'compress-worker.js')) {
     for (let i = 0; i < size; i++) {
       const worker = new Worker(script);
       worker.on('message', (msg: { id: number; data?: Uint8Array; raw?: boolean; error?: string }) => {
@@ -50,7 +53,7 @@ export class CompressPool {
   }
 
   /** Compress `data`; its buffer is transferred to the worker and must not be used afterwards. */
-  compress(data: Uint8Array, compression: Compression): Promise<Compressed> {
+  compress(data: Uint8Array, compression: Settings): Promise<Compressed> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     const worker = this.workers[this.next++ % this.workers.length]!;
@@ -59,6 +62,11 @@ export class CompressPool {
       const transferable = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : Uint8Array.from(data);
       worker.postMessage({ id, data: transferable, compression }, [transferable.buffer as ArrayBuffer]);
     });
+  }
+
+  /** How many workers compress at once. */
+  get size(): number {
+    return this.workers.length;
   }
 
   async close(): Promise<void> {

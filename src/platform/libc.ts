@@ -87,6 +87,28 @@ export function mapShared(fd: number, size: number): SharedMapping | null {
   };
 }
 
+// ---- holes of sparse files ---------------------------------------------------------------------
+
+const seeker = libcBinding<{ lseek: (fd: number, offset: bigint, whence: number) => bigint | number }>((lib) => ({
+  lseek: lib.func('int64_t lseek(int fd, int64_t offset, int whence)') as (fd: number, offset: bigint, whence: number) => bigint | number,
+}));
+
+const SEEK_DATA = 3;
+const ENXIO = 6;
+
+/**
+ * lseek(SEEK_DATA): the first offset at or after `offset` of the open file `fd` that holds data,
+ * or null when only a hole follows (ENXIO). A file system that keeps no holes reports all of a
+ * file as data. Throws (ENOSYS off Linux, EINVAL where the kernel has no SEEK_DATA) when it cannot
+ * tell. Moves the descriptor's position, which positional reads do not use.
+ */
+export function nextData(fd: number, offset: bigint): bigint | null {
+  const at = BigInt(seeker('SEEK_DATA').lseek(fd, offset, SEEK_DATA));
+  if (at >= 0n) return at;
+  if (koffi.errno() === ENXIO) return null;
+  throw callError('lseek(SEEK_DATA)', `descriptor ${fd}`);
+}
+
 // ---- user and group names -----------------------------------------------------------------------
 
 interface Nss {

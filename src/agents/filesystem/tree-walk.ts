@@ -13,9 +13,10 @@
  *   serve keeps the directory's own order, as bacula-fd does (FileIndexes, the first of a file's
  *   hard links, the Options left over for the next File entry then match the real FD's).
  * - probing ahead: the agent probes `batch` entries per call on its I/O thread, `ahead` batches
- *   ahead of the walk, to hide each call's latency; serve probes each entry when it reaches it
- *   (ahead 0, batch 1), as find_one.c does, because what it does with an entry (reading a file,
- *   putting back an access time) comes before the next entry's lstat in bacula-fd.
+ *   ahead of the walk, to hide each call's latency; serve does too, with lstat and small-file
+ *   reads (bacula-fd/transfer/backup/look-ahead.ts), and lstats a hard-linked entry again when it
+ *   reaches it, since what it did with an earlier name (reading it, putting back its access time)
+ *   comes before that lstat in bacula-fd.
  * - what a probe is: the agent's is a compact lstat from its I/O thread, after the fileset was
  *   asked about the name; serve's is Node's whole BigIntStats, which Bacula's LStat needs (owner,
  *   atime, nlink, rdev, blocks), and its FileSet is asked after lstat (the patterns differ for

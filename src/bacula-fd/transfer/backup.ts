@@ -32,15 +32,19 @@ export { dataStreamFor } from './backup/records.js';
 export async function sendBackup(run: BackupRun, totals: BackupTotals = newTotals()): Promise<BackupTotals> {
   const job = new BackupJob(withLzoChecked(run), totals);
   const { fileset, skipPlugins } = job.run;
-  for (const block of fileset.includes) {
-    await walkInclude(job, block);
-    // After the block's File entries, as bacula-fd (find_files, then plugin_save per command).
-    if (skipPlugins) continue;
-    for (const command of block.plugins) await sendPlugin(job, command, topLevelOptions(block, fileset));
+  try {
+    for (const block of fileset.includes) {
+      await walkInclude(job, block);
+      // After the block's File entries, as bacula-fd (find_files, then plugin_save per command).
+      if (skipPlugins) continue;
+      for (const command of block.plugins) await sendPlugin(job, command, topLevelOptions(block, fileset));
+    }
+    await sendDeletedFiles(job);
+    job.xacl.finish();
+    return totals;
+  } finally {
+    await job.close();
   }
-  await sendDeletedFiles(job);
-  job.xacl.finish();
-  return totals;
 }
 
 /**

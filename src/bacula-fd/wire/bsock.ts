@@ -73,6 +73,12 @@ const QUEUED_OVERHEAD = 4;
 const RECEIVE_HIGH_WATER = 4 * 1024 * 1024;
 /** Payloads up to this size are copied next to their header so the frame is one write. */
 const COALESCE_LIMIT = 16 * 1024;
+/**
+ * Frames waiting to be written go out together once they reach this many bytes (or a large
+ * payload comes, or the event loop turns): a backup of small files sends nine frames per file,
+ * and one write(2) each cost more than the file's data.
+ */
+const FLUSH_AT = 64 * 1024;
 
 const SIGNAL_NAMES = new Map<number, string>(Object.entries(BNET).map(([name, value]) => [value, `BNET_${name}`]));
 
@@ -142,6 +148,10 @@ export class Bsock {
   private finalError: BsockError | undefined;
   private isClosed = false;
   private drainWait: Promise<void> | undefined;
+  /** Frames sent and not yet written to the socket (flush()), in order, and their bytes. */
+  private outgoing: Buffer[] = [];
+  private outgoingBytes = 0;
+  private flushQueued = false;
   /** Told once when the peer ends or breaks the connection before we close it. */
   private peerGoneListeners: ((error: BsockError) => void)[] = [];
   private closedByUs = false;
@@ -199,6 +209,7 @@ export class Bsock {
   async startTls(upgrade: (plain: Duplex) => Promise<Duplex>): Promise<void> {
     if (this.frame.step !== 'length') throw new BsockError('E_BACULA_PROTOCOL', this.peer, `${this.peer} started TLS in the middle of a message`);
     const plain = this.socket;
+    this.flush(); // our last plain frames go before the handshake
     this.unlisten(plain);
     // A failure during the handshake is reported by `upgrade`; this only keeps the process alive.
     const ignore = (): void => undefined;
@@ -452,6 +463,7 @@ export class Bsock {
   /** Resolves when the socket's write buffer has drained, or rejects if the connection goes away first. */
   private waitForDrain(): Promise<void> {
     if (this.socket.destroyed) return Promise.reject(this.finalError ?? this.closedByPeer());
+    if (!this.socket.writableNeedDrain) return Promise.resolve();
     this.drainWait ??= new Promise<void>((resolve, reject) => {
       const done = (error?: BsockError): void => {
         this.socket.off('drain', onDrain);
@@ -469,9 +481,11 @@ export class Bsock {
   }
 
   /**
-   * Writes one frame. The header and payload are written synchronously, so concurrent sends never
-   * interleave; the promise waits for 'drain' when the socket's buffer is full, which is what keeps a
-   * sender reading files from outrunning a slow SD.
+   * Sends one frame. Header and payload are queued synchronously, in call order, so concurrent
+   * sends never interleave; the frames queued go to the socket together (flush), when they reach
+   * FLUSH_AT bytes, with a large payload, or at the latest once the event loop turns. The promise
+   * waits for 'drain' when the socket's buffer is full, which is what keeps a sender reading files
+   * from outrunning a slow SD.
    */
   async send(data: Buffer | string): Promise<void> {
     const payload = typeof data === 'string' ? encodeName(data) : data; // a name's raw bytes go out as they are
@@ -479,20 +493,18 @@ export class Bsock {
       throw new BsockError('E_BACULA_PROTOCOL', this.peer, `refusing to send a ${payload.length}-byte message to ${this.peer} (Bacula's limit is ${MAX_SEND})`);
     }
     this.assertWritable();
-    let flowing: boolean;
     if (payload.length <= COALESCE_LIMIT) {
       const frame = Buffer.allocUnsafe(4 + payload.length);
       frame.writeInt32BE(payload.length, 0);
       payload.copy(frame, 4);
-      flowing = this.socket.write(frame);
+      this.queueOut(frame);
     } else {
       // Large payloads (64 KiB file data) go as their own buffer rather than being copied.
       const header = Buffer.allocUnsafe(4);
       header.writeInt32BE(payload.length, 0);
-      this.socket.write(header);
-      flowing = this.socket.write(payload);
+      this.queueOut(header, payload);
     }
-    if (!flowing) await this.waitForDrain();
+    if (!this.flushIfFull()) await this.waitForDrain();
   }
 
   /** Sends a signal (a negative length with no payload), e.g. BNET.EOD or BNET.TERMINATE. */
@@ -503,7 +515,41 @@ export class Bsock {
     this.assertWritable();
     const header = Buffer.allocUnsafe(4);
     header.writeInt32BE(signal, 0);
-    if (!this.socket.write(header)) await this.waitForDrain();
+    this.queueOut(header);
+    if (!this.flushIfFull()) await this.waitForDrain();
+  }
+
+  private queueOut(...buffers: Buffer[]): void {
+    for (const b of buffers) {
+      this.outgoing.push(b);
+      this.outgoingBytes += b.length;
+    }
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      setImmediate(() => {
+        this.flushQueued = false;
+        this.flush();
+      });
+    }
+  }
+
+  /** Flushes once FLUSH_AT bytes are queued; false when the socket then asks us to wait for 'drain'. */
+  private flushIfFull(): boolean {
+    return this.outgoingBytes < FLUSH_AT || this.flush();
+  }
+
+  /** Writes the queued frames, in one writev; false when the socket's buffer is full. */
+  private flush(): boolean {
+    if (this.outgoing.length === 0) return true;
+    const frames = this.outgoing;
+    this.outgoing = [];
+    this.outgoingBytes = 0;
+    if (this.socket.destroyed || this.socket.writableEnded) return true; // dropped, as the socket would drop them
+    let flowing = true;
+    this.socket.cork();
+    for (const frame of frames) flowing = this.socket.write(frame);
+    this.socket.uncork();
+    return flowing;
   }
 
   /**
@@ -522,11 +568,14 @@ export class Bsock {
 
   /** Ends the connection after queued writes are flushed. Pending and later receives reject. */
   close(): void {
+    this.flush();
     this.closeOurSide(() => this.socket.end());
   }
 
   /** Drops the connection at once, discarding unsent data. */
   destroy(): void {
+    this.outgoing = [];
+    this.outgoingBytes = 0;
     this.closeOurSide(() => this.socket.destroy());
   }
 

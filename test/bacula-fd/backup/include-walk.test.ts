@@ -1,13 +1,13 @@
 /** The walk of one Include block (transfer/backup/include-walk.ts), on real trees. */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FT } from '../../../src/bacula-fd/attributes/lstat.js';
+import { FT, STREAM } from '../../../src/bacula-fd/attributes/lstat.js';
 import { parseFileSet } from '../../../src/bacula-fd/fileset/fileset.js';
 import { walkInclude } from '../../../src/bacula-fd/transfer/backup/include-walk.js';
 import { tempDir } from '../../helpers/native.js';
-import { recordingJob } from './job.js';
+import { recordingJob, sentAttributes } from './job.js';
 
 /** A directory's names in the order readdir(3) gives them, as `ls -f` prints them. */
 function readdirOrder(dir: string): string[] {
@@ -62,6 +62,28 @@ describe('serve backup: the walk of an Include block', () => {
     await walk();
     const first = readdirOrder(path.join(root, 'sub'))[0]!;
     expect(attributes()).toEqual([[FT.REGE, path.join(root, 'sub', first)], [FT.DIREND, `${root}/sub/`], [FT.DIREND, `${root}/`]]);
+  });
+
+  it('lstats a hard link when it reaches it, after the earlier names of its file were sent (lstat ahead notwithstanding)', async () => {
+    const root = path.join(tempDir('include-walk-links'), 'root');
+    mkdirSync(root);
+    const names = Array.from({ length: 6 }, (_, i) => `n${i}`);
+    writeFileSync(path.join(root, names[0]!), 'linked', { mode: 0o600 });
+    chmodSync(path.join(root, names[0]!), 0o600);
+    for (const name of names.slice(1)) linkSync(path.join(root, names[0]!), path.join(root, name));
+    const { job, walk, attributes, sent } = walkOf(['I', 'O ', 'N', `F ${root}`, 'N']);
+    // Each time a name's attributes go out, the file's mode changes: bacula-fd, which lstats each
+    // name when it reaches it, then sends every later name with the mode it has by then.
+    const sd = job.run.sd;
+    let mode = 0o600;
+    job.run.sd = { sendStream: async (index, stream, length, frames) => {
+      const sent = await sd.sendStream(index, stream, length, frames);
+      if (stream === STREAM.UNIX_ATTRIBUTES) chmodSync(path.join(root, names[0]!), ++mode);
+      return sent;
+    } };
+    await walk();
+    expect(attributes().map(([type]) => type)).toEqual([FT.REG, ...Array<number>(5).fill(FT.LNKSAVED), FT.DIREND]);
+    expect(sentAttributes(sent).slice(0, 6).map((r) => r.stat.mode & 0o7777)).toEqual([0o600, 0o601, 0o602, 0o603, 0o604, 0o605]);
   });
 
   it('reports a File line it cannot stat and goes on with the next', async () => {

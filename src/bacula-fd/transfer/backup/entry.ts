@@ -9,7 +9,8 @@ import { messageOf } from '../../../errors.js';
 import { FT } from '../../attributes/lstat.js';
 import { openFifo } from '../../attributes/special-files.js';
 import type { IncludeOptions } from '../../fileset/fileset.js';
-import { dataFrames, openForRead, putBackAccessTime, startDigest } from './file-data.js';
+import { FRAME, dataFrames, openForRead, putBackAccessTime, startDigest } from './file-data.js';
+import type { Block } from './block-reader.js';
 import type { BackupJob, SavedFile, SavedLink } from './job.js';
 import { dataStreamFor, sendAttributes, sendAttributesOnly, sendXacl } from './records.js';
 import { fsPath } from '../../../platform/byte-names.js';
@@ -18,7 +19,7 @@ import { fsPath } from '../../../platform/byte-names.js';
  * Anything but a directory or symlink: a hard link to something sent, or the thing itself. `top`:
  * named by a File line, where a block device is read raw and a fifo is read with readfifo.
  */
-export async function sendEntry(job: BackupJob, p: string, st: BigIntStats, options: IncludeOptions, top: boolean): Promise<void> {
+export async function sendEntry(job: BackupJob, p: string, st: BigIntStats, options: IncludeOptions, top: boolean, content?: Block): Promise<void> {
   const key = options.hardlinks && st.nlink > 1n ? `${st.dev}:${st.ino}` : null;
   const first = key === null ? undefined : job.links.get(key);
   if (first) {
@@ -28,7 +29,7 @@ export async function sendEntry(job: BackupJob, p: string, st: BigIntStats, opti
   }
   let sent: SavedFile | null;
   if (st.isFile()) {
-    sent = await sendFile(job, p, st, options, st.size === 0n && (Number(st.mode) & 0o444) === 0o444 ? FT.REGE : FT.REG);
+    sent = await sendFile(job, p, st, options, st.size === 0n && (Number(st.mode) & 0o444) === 0o444 ? FT.REGE : FT.REG, content);
     if (options.keepAtime) await putBackAccessTime(p, st);
   } else if (top && st.isBlockDevice()) sent = await sendFile(job, p, st, options, FT.RAW);
   else if (top && st.isFIFO() && options.readFifo) sent = await sendFifo(job, p, st, options);
@@ -40,9 +41,11 @@ export async function sendEntry(job: BackupJob, p: string, st: BigIntStats, opti
  * The data frames of one file, counting what was read and what is sent into the totals as it
  * goes (status client shows both while a file is sent).
  */
-async function* fileFrames(job: BackupJob, handle: FileHandle, st: BigIntStats, options: IncludeOptions, hash: ReturnType<typeof startDigest>, checkEveryBlock: boolean) {
+async function* fileFrames(job: BackupJob, source: FileHandle | Block, st: BigIntStats, options: IncludeOptions, hash: ReturnType<typeof startDigest>, checkEveryBlock: boolean) {
   const read = (n: number) => (job.totals.readBytes += n);
-  for await (const frame of dataFrames(handle, { sparse: options.sparse, gzip: options.gzip, lzo: options.lzo, size: st.size, checkEveryBlock, hash: hash?.hash ?? null, read })) {
+  // A file of one block is compressed inline: a worker's round trip would cost more than it saves.
+  const pool = (options.gzip !== null || options.lzo) && !checkEveryBlock && st.size > BigInt(FRAME) ? job.framePool() : null;
+  for await (const frame of dataFrames(source, { sparse: options.sparse, gzip: options.gzip, lzo: options.lzo, size: st.size, checkEveryBlock, hash: hash?.hash ?? null, read, pool })) {
     job.totals.jobBytes += frame.length;
     yield frame;
   }
@@ -51,13 +54,14 @@ async function* fileFrames(job: BackupJob, handle: FileHandle, st: BigIntStats, 
 /**
  * A regular file (FT_REG, or FT_REGE when empty and world-readable, as find_one.c) or a block
  * device named by a File line (FT_RAW, read whole: stat gives it size 0): attributes, data,
- * digest. What a later hard link to it needs, or null when it was not sent.
+ * digest. What a later hard link to it needs, or null when it was not sent. `content`: a small
+ * file's whole data, read ahead (look-ahead.ts).
  */
-async function sendFile(job: BackupJob, p: string, st: BigIntStats, options: IncludeOptions, type: number): Promise<SavedFile | null> {
+async function sendFile(job: BackupJob, p: string, st: BigIntStats, options: IncludeOptions, type: number, content?: Block): Promise<SavedFile | null> {
   // bacula-fd reads only files with data (and raw devices); they are opened before anything is
   // sent, so a file that cannot be read is reported, not half-sent.
   let handle: FileHandle | null = null;
-  if (type === FT.RAW || st.size > 0n) {
+  if (!content && (type === FT.RAW || st.size > 0n)) {
     try {
       handle = await openForRead(p, options.noAtime);
     } catch (error) {
@@ -70,7 +74,8 @@ async function sendFile(job: BackupJob, p: string, st: BigIntStats, options: Inc
     await sendAttributes(job, index, type, p, st, '', options);
     job.totals.files++; // counted from its start, as bacula-fd's JobFiles (status client shows it)
     const digest = startDigest(options.digest);
-    if (handle) await job.run.sd.sendStream(index, dataStreamFor(options), st.size, fileFrames(job, handle, st, options, digest, type === FT.RAW));
+    const source = content ?? handle;
+    if (source) await job.run.sd.sendStream(index, dataStreamFor(options), st.size, fileFrames(job, source, st, options, digest, type === FT.RAW));
     await sendXacl(job, index, p, type, options);
     if (options.checkChanges && type === FT.REG) await reportChange(job, p, st);
     let saved: SavedFile['digest'] = null;

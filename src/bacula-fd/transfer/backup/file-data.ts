@@ -2,22 +2,26 @@
  * A file's data as bacula-fd reads and frames it (filed/backup.c send_data): frames of at most
  * 64 KiB, each zlib-compressed with GZIP or made an LZO record (lzo-records.ts) with LZO, with
  * sparse an 8-byte offset first and all-zero blocks left out; noatime and keepatime; the digest its
- * `signature =` names. Compression runs here, inline, for GZIP and LZO alike.
+ * `signature =` names. Compression runs inline for a file of one block, on the job's compression
+ * workers (frame-worker.ts) for larger ones, several blocks at once, sent in order.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { constants, type BigIntStats } from 'node:fs';
 import { open, utimes, type FileHandle } from 'node:fs/promises';
-import { deflateSync } from 'node:zlib';
 import { STREAM } from '../../attributes/lstat.js';
 import { setAccessTime } from '../../attributes/special-files.js';
 import type { Digest } from '../../fileset/fileset.js';
 import { fsPath } from '../../../platform/byte-names.js';
-import { lzoRecord } from '../lzo-records.js';
+import { nextData } from '../../../platform/libc.js';
+import type { CompressPool } from '../../../pipeline/compress-pool.js';
+import { orderedMap } from '../../../agents/filesystem/ordered-map.js';
+import { compressBlock, type FrameCodec } from './frame-codec.js';
+import { readBlocks, type Block } from './block-reader.js';
 
 /** The real FD's default Maximum Network Buffer Size: the data frame size. */
 export const FRAME = 64 * 1024;
 /** A sparse frame starts with the block's file offset, 8 bytes big-endian (OFFSET_FADDR_SIZE)... */
-const OFFSET_SIZE = 8;
+export const OFFSET_SIZE = 8;
 /** ...so bacula-fd reads blocks of 65,528 bytes then, and these are the blocks it may skip. */
 const SPARSE_BLOCK = FRAME - OFFSET_SIZE;
 const ZEROS = Buffer.alloc(FRAME);
@@ -83,40 +87,86 @@ export interface FrameOptions {
   checkEveryBlock: boolean;
   hash: Hash | null;
   read: (bytes: number) => void;
+  /** Compression workers for a file of several blocks with GZIP or LZO; null: inline. */
+  pool?: FramePool | null;
 }
 
+/** serve's compression workers (frame-worker.ts), one per core, for a job's files. */
+export type FramePool = CompressPool<FrameCodec & { headroom: number }>;
+
 /**
- * A file's data as send_data frames it: one frame per read. With sparse, each read is 65,528 bytes
+ * A file's data as send_data frames it (`source`: the open file, or a small file's one block read
+ * ahead, look-ahead.ts): one frame per read. With sparse, each read is 65,528 bytes
  * and its frame starts with its file offset, and a read that is all zeros is not sent when it is
  * whole and ends before the file's size: the last block is always sent, which is how a restore
  * gets the size right. A skipped block is neither digested nor counted as read, as in bacula-fd.
  * (For a fifo bacula-fd tests its whole read buffer, stale bytes after a short read included; here
  * only the bytes read are tested.)
  */
-export async function* dataFrames(handle: FileHandle, o: FrameOptions): AsyncGenerator<Buffer> {
+export async function* dataFrames(source: FileHandle | Block, o: FrameOptions): AsyncGenerator<Buffer> {
   const start = o.sparse ? OFFSET_SIZE : 0;
-  const length = o.sparse ? SPARSE_BLOCK : FRAME;
-  let offset = 0n;
-  for (;;) {
-    const buffer = Buffer.allocUnsafe(FRAME); // handed to the socket: not reused
-    const { bytesRead } = await handle.read(buffer, start, length, null);
-    if (bytesRead === 0) return;
-    const plain = buffer.subarray(start, start + bytesRead);
-    const at = offset;
-    offset += BigInt(bytesRead);
-    if (o.sparse && (o.checkEveryBlock || (bytesRead === length && offset < o.size)) && allZero(plain)) continue;
-    o.hash?.update(plain);
-    o.read(bytesRead);
-    yield o.sparse ? sparseFrame(buffer, plain, at, o) : o.gzip !== null ? deflateSync(plain, { level: o.gzip }) : o.lzo ? lzoRecord(plain) : plain;
-  }
+  const block = o.sparse ? SPARSE_BLOCK : FRAME;
+  const blocks = 'buffer' in source ? [source] : o.checkEveryBlock ? blocksInTurn(source, start, block) : readBlocks(source, { start, block, size: o.size, skipTo: o.sparse ? holeSkipper(source.fd, block, o.size) : undefined });
+  const frame = (b: Block) => frameOf(b, start, block, o);
+  // On the workers, several blocks at once, still sent in order; the mapper digests each block in
+  // order as it is handed over.
+  const frames = o.pool ? orderedMap(blocks, frame, { window: o.pool.size * 3 }) : inTurn(blocks, frame);
+  for await (const f of frames) if (f !== null) yield f;
 }
 
-/** A sparse frame: the block's offset, then its bytes as the FileSet compresses them (`buffer` holds them after 8 bytes). */
-function sparseFrame(buffer: Buffer, plain: Buffer, at: bigint, o: FrameOptions): Buffer {
-  let frame: Buffer;
-  if (o.lzo) frame = lzoRecord(plain, OFFSET_SIZE);
-  else if (o.gzip !== null) frame = Buffer.concat([Buffer.allocUnsafe(OFFSET_SIZE), deflateSync(plain, { level: o.gzip })]);
-  else frame = buffer.subarray(0, OFFSET_SIZE + plain.length);
-  frame.writeBigUInt64BE(at, 0);
+/**
+ * With sparse, the holes of a regular file are skipped instead of read (lseek SEEK_DATA): the
+ * blocks that lie wholly in a hole read as zeros, and frameOf would leave each of them out, so
+ * what is sent is the same. The block that reaches the size is never skipped (it is always sent).
+ * Where the kernel cannot tell the holes, every block is read, as bacula-fd reads them.
+ */
+function holeSkipper(fd: number, block: number, size: bigint): (at: bigint) => bigint {
+  let seeking = true;
+  const step = BigInt(block);
+  return (at) => {
+    if (!seeking) return at;
+    let data: bigint | null;
+    try {
+      data = nextData(fd, at);
+    } catch {
+      seeking = false;
+      return at;
+    }
+    // Whole blocks ending at or before both the data and the last byte (offset size - 1).
+    const limit = data === null || data > size - 1n ? size - 1n : data;
+    return limit > at ? at + ((limit - at) / step) * step : at;
+  };
+}
+
+async function* inTurn(blocks: AsyncIterable<Block> | Iterable<Block>, frame: (b: Block) => Buffer | null | Promise<Buffer>): AsyncGenerator<Buffer | null> {
+  for await (const b of blocks) yield await frame(b);
+}
+
+/** A block's frame, or null when sparse leaves it out; digested and counted here, in order. */
+function frameOf(b: Block, start: number, block: number, o: FrameOptions): Buffer | null | Promise<Buffer> {
+  const plain = b.buffer.subarray(start, start + b.length);
+  if (o.sparse && (o.checkEveryBlock || (b.length === block && b.at + BigInt(b.length) < o.size)) && allZero(plain)) return null;
+  o.hash?.update(plain);
+  o.read(b.length);
+  if (o.gzip === null && !o.lzo) return o.sparse ? withOffset(b.buffer.subarray(0, start + b.length), b.at) : plain;
+  if (!o.pool) return withOffset(compressBlock(plain, o, start), o.sparse ? b.at : null);
+  // Handed over (a whole frame buffer is moved, not copied): after this, `plain` is the worker's.
+  return o.pool.compress(plain, { gzip: o.gzip, lzo: o.lzo, headroom: start }).then(({ data }) => withOffset(Buffer.from(data.buffer, data.byteOffset, data.byteLength), o.sparse ? b.at : null));
+}
+
+/** A sparse frame starts with its block's file offset, in the room left for it. */
+function withOffset(frame: Buffer, at: bigint | null): Buffer {
+  if (at !== null) frame.writeBigUInt64BE(at, 0);
   return frame;
+}
+
+/** A fifo's or raw device's blocks: one read at a time, where the handle stands. */
+async function* blocksInTurn(handle: FileHandle, start: number, block: number): AsyncGenerator<Block> {
+  for (let at = 0n; ; ) {
+    const buffer = Buffer.allocUnsafe(FRAME); // handed to the socket: not reused
+    const { bytesRead } = await handle.read(buffer, start, block, null);
+    if (bytesRead === 0) return;
+    yield { at, buffer, length: bytesRead };
+    at += BigInt(bytesRead);
+  }
 }

@@ -1,22 +1,23 @@
 /**
  * The walk of one Include block's File entries (findlib/find_one.c) on the shared tree walker
- * (agents/filesystem/tree-walk.ts: names in readdir order, each entry lstat'ed when the walk reaches
- * it), each entry saved as its kind asks: a directory after its contents (FT_DIREND), a symlink
+ * (agents/filesystem/tree-walk.ts: names in readdir order, lstat'ed a batch at a time ahead of the
+ * entry being sent, small files read ahead too: look-ahead.ts), each entry saved as its kind asks: a directory after its contents (FT_DIREND), a symlink
  * (FT_LNK), a socket skipped, anything else by entry.ts. A File entry (`top`) is saved whatever
  * the patterns say and always descended into; below it each entry is matched by acceptFile, and a
  * directory it rejects is neither saved nor descended into.
  */
 import type { BigIntStats } from 'node:fs';
-import { lstat, readlink, stat } from 'node:fs/promises';
+import { readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { TreeWalk, namesInReaddirOrder } from '../../../agents/filesystem/tree-walk.js';
 import { messageOf } from '../../../errors.js';
 import { FT } from '../../attributes/lstat.js';
-import { baculaName, childName } from '../../attributes/windows.js';
+import { baculaName } from '../../attributes/windows.js';
 import { ignoreDirMarker, topLevelOptions, traceAcceptFile, type IncludeBlock, type IncludeOptions } from '../../fileset/fileset.js';
 import { sendEntry } from './entry.js';
 import { putBackAccessTime } from './file-data.js';
 import type { BackupJob } from './job.js';
+import { LOOK_AHEAD, lstatEntry, probeBatch, type Probe } from './look-ahead.js';
 import { mustSave } from './must-save.js';
 import { sendAttributesOnly } from './records.js';
 import { decodeName, fsPath } from '../../../platform/byte-names.js';
@@ -28,8 +29,6 @@ interface Dir {
   options: IncludeOptions;
 }
 
-/** An entry as the walk reached it: its lstat, or why it has none; null once the job is cancelled. */
-type Probe = { path: string; st: BigIntStats } | { path: string; error: unknown } | null;
 
 /** Every File entry of the block, in order, and what lies below each. */
 export async function walkInclude(job: BackupJob, block: IncludeBlock): Promise<void> {
@@ -45,27 +44,29 @@ export async function walkInclude(job: BackupJob, block: IncludeBlock): Promise<
 
 /** One File entry and the tree below it, one entry at a time as find_one.c walks it. */
 async function walkFileEntry(job: BackupJob, block: IncludeBlock, file: string, options: IncludeOptions): Promise<void> {
-  // childName: path.join on Linux; '/' on Windows, the names a Windows bacula-fd sends (windows.ts).
-  const probe = async (dir: Dir, [name]: string[]): Promise<Probe[]> => [await lstatEntry(job, childName(dir.path, name!))];
-  const tree = new TreeWalk<Dir, string, Probe>({ probe, batch: 1, ahead: 0 });
+  const probe = (dir: Dir, names: string[]) => probeBatch(job, block, dir, names);
+  const tree = new TreeWalk<Dir, string, Probe>({ probe, ...LOOK_AHEAD });
   try {
     await visit(job, block, tree, await lstatEntry(job, file), null, options, true);
     for (let step = await tree.next(); step !== null; step = await tree.next()) {
       if (step.kind === 'leave') await leaveDirectory(job, block, step.dir);
-      else await visit(job, block, tree, step.entry, step.dir.st.dev, step.dir.options, false);
+      // Entries lstat'ed ahead are not sent once the job is cancelled (nor lstat'ed any more).
+      else if (!job.run.isCancelled()) await visit(job, block, tree, await relinked(job, step.entry), step.dir.st.dev, step.dir.options, false);
     }
   } finally {
     await tree.close();
   }
 }
 
-async function lstatEntry(job: BackupJob, p: string): Promise<Probe> {
-  if (job.run.isCancelled()) return null;
-  try {
-    return { path: p, st: await lstat(fsPath(p), { bigint: true }) };
-  } catch (error) {
-    return { path: p, error };
-  }
+/**
+ * An entry lstat'ed ahead that has other links is lstat'ed again when reached: reading an earlier
+ * name of it (its atime) or putting back that name's atime (its ctime) may have changed what
+ * bacula-fd, which lstats each entry when it reaches it, would see.
+ */
+async function relinked(job: BackupJob, found: Probe): Promise<Probe> {
+  if (found === null || 'error' in found || found.st.isDirectory() || found.st.nlink <= 1n) return found;
+  const again = await lstatEntry(job, found.path);
+  return again && !('error' in again) && again.st.isDirectory() === found.st.isDirectory() ? { ...again, traced: found.traced } : again;
 }
 
 /**
@@ -82,7 +83,7 @@ async function visit(job: BackupJob, block: IncludeBlock, tree: TreeWalk<Dir, st
   }
   const { path: p, st } = found;
   if (!top) {
-    const traced = traceAcceptFile(block, run.fileset, p, st.isDirectory());
+    const traced = found.traced ?? traceAcceptFile(block, run.fileset, p, st.isDirectory());
     if (traced.left) job.leftOver = traced.left;
     if (traced.options === null) return;
     options = traced.options;
@@ -111,7 +112,7 @@ async function visit(job: BackupJob, block: IncludeBlock, tree: TreeWalk<Dir, st
     run.log('info', `Socket file skipped: ${p}`);
     return;
   }
-  await sendEntry(job, p, st, options, top);
+  await sendEntry(job, p, st, options, top, found.content);
 }
 
 /** A directory's names, or none (reported) when it cannot be listed: it is still saved itself. */

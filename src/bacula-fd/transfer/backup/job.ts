@@ -4,7 +4,11 @@
  */
 import type { BackupRun as AgentBackupRun } from '../../../agents/agent.js';
 import type { Level } from '../../../agents/types.js';
+import os from 'node:os';
+import { compiledScript } from '../../../compiled-script.js';
+import { CompressPool } from '../../../pipeline/compress-pool.js';
 import { XaclBackup } from '../../attributes/xacl.js';
+import type { FramePool } from './file-data.js';
 import type { DebugWrite } from '../../wire/debug.js';
 import type { FileSet, IncludeOptions } from '../../fileset/fileset.js';
 import type { AccurateList } from '../accurate.js';
@@ -78,6 +82,7 @@ export class BackupJob {
    */
   leftOver: IncludeOptions | null = null;
   readonly xacl: XaclBackup;
+  private pool: FramePool | null = null;
 
   constructor(
     readonly run: BackupRun,
@@ -89,6 +94,18 @@ export class BackupJob {
   /** The FileIndex of the next record: one per entry sent, from 1, for the whole job. */
   nextIndex(): number {
     return ++this.lastIndex;
+  }
+
+  /** The job's compression workers, one per core, started when a file first needs them. */
+  framePool(): FramePool {
+    this.pool ??= new CompressPool(Math.max(1, os.availableParallelism()), compiledScript(import.meta.url, 'frame-worker.js'));
+    return this.pool;
+  }
+
+  /** Stops the compression workers, if they were started. */
+  async close(): Promise<void> {
+    await this.pool?.close();
+    this.pool = null;
   }
 
   /** An error the job reports and goes on from (the Director's job ends "OK -- with warnings"). */
