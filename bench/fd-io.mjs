@@ -54,13 +54,17 @@ function counters(pid) {
   return { rchar: field('rchar'), wchar: field('wchar') };
 }
 
-/** The descendants of `root` (children, their children...), from /proc/<pid>/stat. */
-function descendants(root) {
+/**
+ * The descendants of `root` (children, their children...), from /proc/<pid>/stat (this kernel has
+ * no task/children). Also pipeline.mjs's, for the memory samples.
+ */
+export function descendants(root) {
   const parents = new Map();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+      // The command name may hold spaces and parentheses: the fields after it start at the last ")".
       parents.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
     } catch {
       // exited meanwhile

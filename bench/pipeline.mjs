@@ -17,9 +17,10 @@
  * keys, configuration files) and runAgentfd(), the child process with its RSS sampler.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { descendants } from './fd-io.mjs';
 import { restoreCase } from './restore.mjs';
 
 export const CODECS = ['none', 'gzip:6', 'zstd:1', 'zstd:3'];
@@ -48,22 +49,6 @@ function vmRss(pid) {
   }
 }
 
-/** pid -> parent pid of every process, from /proc/<pid>/stat (this kernel has no task/children). */
-function parentMap() {
-  const parents = new Map();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
-      // The command name may hold spaces and parentheses: the fields after it start at the last ")".
-      parents.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return parents;
-}
-
 /**
  * Samples the summed VmRSS of `rootPid` and all its descendants every `intervalMs` and keeps the
  * maximum. Threads (compression workers) are in their process's VmRSS. New descendants are looked
@@ -76,12 +61,7 @@ export function sampleTreeRss(rootPid, intervalMs = 20) {
   let peak = 0;
   let tick = 0;
   const discover = () => {
-    const parents = parentMap();
-    let grew = true;
-    while (grew) {
-      grew = false;
-      for (const [pid, parent] of parents) if (!tree.has(pid) && tree.has(parent)) tree.add(pid), (grew = true);
-    }
+    for (const pid of descendants(rootPid)) tree.add(pid);
   };
   const sample = () => {
     if (tick++ % 5 === 0) discover();
