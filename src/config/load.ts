@@ -68,6 +68,8 @@ export interface AgentfdConfig {
     authFailureDelayMs: number;
     /** Maximum Bandwidth Per Job, bytes per second (0: none). */
     maxBandwidthPerJob: number;
+    /** gzip_like_bacula_fd: GZIP as bacula-fd compresses it, in turn on one stream (one core). */
+    gzipLikeBaculaFd: boolean;
     tls: TlsConfig | null;
   } | null;
   /** Bacula plugins: their extra directory (null: only *-fd.so files of pluginDir), and the libraries to preload. */
@@ -197,6 +199,7 @@ export function parseConfig(text: string, file: string): AgentfdConfig {
           maxUnauthenticated: raw.serve.max_unauthenticated,
           authFailureDelayMs: raw.serve.auth_failure_delay === 0 ? 0 : parseDuration(raw.serve.auth_failure_delay),
           maxBandwidthPerJob: speedBytes(raw.serve.max_bandwidth_per_job) ?? 0,
+          gzipLikeBaculaFd: raw.serve.gzip_like_bacula_fd,
           tls: raw.serve.tls
             ? {
                 enable: raw.serve.tls.enable,

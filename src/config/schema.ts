@@ -178,6 +178,8 @@ export const serveSchema = z.strictObject({
   auth_failure_delay: z.union([z.literal(0), duration]).default('6s'),
   /** Maximum Bandwidth Per Job: bytes per second, or Bacula's units ("4mb/s", "500kb/s", "1m/s"); 0: none. */
   max_bandwidth_per_job: z.union([z.number().int().min(0), z.string().refine((t) => speedBytes(t) !== null, SPEED_HINT)], { error: SPEED_HINT }).default(0),
+  /** GZIP records byte for byte bacula-fd's (the system's zlib, one stream per job, one block after another: one core). */
+  gzip_like_bacula_fd: z.boolean().default(false),
   tls: serveTlsSchema.optional(),
 });
 

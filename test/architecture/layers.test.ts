@@ -42,8 +42,10 @@ describe('the layers of src/', () => {
   });
 
   // liblzo2 (platform/lzo.ts): serve's compression = LZO, with the library Bacula itself links.
-  it('binds native code with koffi only in the bindings: native agents, Bacula plugins, libc, kernel32, liblzo2', () => {
-    const BINDINGS = /^src\/(agents\/native\/|agents\/bacula-plugin\/|platform\/libc\.ts$|platform\/kernel32\.ts$|platform\/lzo\.ts$)/;
+  // The system's zlib (platform/zlib.ts): gzip_like_bacula_fd, one deflate stream reset between
+  // blocks as bacula-fd's, which node:zlib cannot do (and Node bundles a zlib whose bytes differ).
+  it('binds native code with koffi only in the bindings: native agents, Bacula plugins, libc, kernel32, liblzo2, zlib', () => {
+    const BINDINGS = /^src\/(agents\/native\/|agents\/bacula-plugin\/|platform\/libc\.ts$|platform\/kernel32\.ts$|platform\/lzo\.ts$|platform\/zlib\.ts$)/;
     const users = [...graph.keys()].filter((file) => /from 'koffi'/.test(readFileSync(file, 'utf8')));
     expect(users.length).toBeGreaterThan(5);
     expect(users.filter((file) => !BINDINGS.test(file))).toEqual([]);

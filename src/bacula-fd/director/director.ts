@@ -45,6 +45,8 @@ export interface DirectorHost {
   tls: TlsSettings | null;
   /** Heartbeat Interval in ms (0: none). */
   heartbeatMs: number;
+  /** [serve] gzip_like_bacula_fd: backups compress GZIP as bacula-fd, in turn on one zlib stream. */
+  gzipLikeBaculaFd: boolean;
   /** The Director proved who it is: Bacula's limits apply from now on, and no authentication timeout. */
   authenticated(): void;
   /** How long a failed authentication waits before its answer (bacula-fd sleeps 6 s), in ms. */
@@ -470,6 +472,7 @@ export class DirectorSession {
           isCancelled: this.stopping,
           log: this.jobLog,
           debug: this.debug,
+          gzipLikeBaculaFd: this.host.gzipLikeBaculaFd,
           ...(this.accurate ? { accurate: this.accurate } : {}),
           ...(this.host.plugins ? { plugins: { agents: this.host.plugins, level: levelName, jobName: job.job, jobId: job.jobId } } : {}),
         },

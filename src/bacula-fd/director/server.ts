@@ -37,6 +37,8 @@ export interface ServeSettings {
   authFailureDelayMs?: number;
   /** Maximum Bandwidth Per Job: each job's data to the SD at most this many bytes/s (0 or absent: none). */
   maxBandwidthPerJob?: number;
+  /** GZIP blocks compressed as bacula-fd does, in turn on one stream of the system's zlib (default false: on every core). */
+  gzipLikeBaculaFd?: boolean;
   /** bacula-fd's WorkingDirectory: where setdebug's trace file `<name>.trace` goes (default: the current directory). */
   workingDir?: string;
 }
@@ -170,6 +172,7 @@ export class FileDaemonServer {
       plugins: this.settings.plugins ?? null,
       tls: this.settings.tls ?? null,
       heartbeatMs: this.settings.heartbeatMs ?? 0,
+      gzipLikeBaculaFd: this.settings.gzipLikeBaculaFd ?? false,
       authenticated: () => {
         this.forget(socket);
         bsock.limitReceive(null);

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { FileDaemonServer } from '../../bacula-fd/director/server.js';
 import { AgentfdError } from '../../errors.js';
+import { zlibMissing } from '../../platform/zlib.js';
 import { pluginAgents } from '../../bacula-fd/transfer/plugin-agents.js';
 import { loadTlsSettings } from '../../bacula-fd/wire/tls.js';
 import { configFromOptions, registryFor, type ConfigOptions } from '../context.js';
@@ -23,6 +24,14 @@ export async function serveCommand(io: CommandIo, options: ServeOptions): Promis
       );
     }
     const serve = config.serve;
+    if (serve.gzipLikeBaculaFd && zlibMissing()) {
+      throw new AgentfdError(
+        'E_CONFIG',
+        `[serve] gzip_like_bacula_fd = true needs the system's zlib, the library bacula-fd compresses with, and ${zlibMissing()}. ` +
+          `Install zlib (Debian: zlib1g), or on Windows set AGENTFD_ZLIB_LIBRARY to a zlib1.dll (a Windows bacula-fd installs one beside bacula-fd.exe); ` +
+          'or remove the setting: GZIP is then compressed with Node\'s own zlib, which restores the same but whose sizes differ from bacula-fd\'s by about 1%.',
+      );
+    }
     const tls = serve.tls ? loadTlsSettings(serve.tls) : null;
     // The agents of the plugin directory (and Bacula's plugins), for FileSets' Plugin lines.
     const registry = await registryFor(config);
@@ -39,6 +48,7 @@ export async function serveCommand(io: CommandIo, options: ServeOptions): Promis
       maxUnauthenticated: serve.maxUnauthenticated,
       authFailureDelayMs: serve.authFailureDelayMs,
       maxBandwidthPerJob: serve.maxBandwidthPerJob,
+      gzipLikeBaculaFd: serve.gzipLikeBaculaFd,
       workingDir: config.dataDir,
       tls,
       log: (level, message) => (level === 'info' ? io.out(message) : io.err(`${level}: ${message}`)),

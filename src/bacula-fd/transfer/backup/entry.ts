@@ -44,8 +44,10 @@ export async function sendEntry(job: BackupJob, p: string, st: BigIntStats, opti
 async function* fileFrames(job: BackupJob, source: FileHandle | Block, st: BigIntStats, options: IncludeOptions, hash: ReturnType<typeof startDigest>, checkEveryBlock: boolean) {
   const read = (n: number) => (job.totals.readBytes += n);
   // A file of one block is compressed inline: a worker's round trip would cost more than it saves.
-  const pool = (options.gzip !== null || options.lzo) && !checkEveryBlock && st.size > BigInt(FRAME) ? job.framePool() : null;
-  for await (const frame of dataFrames(source, { sparse: options.sparse, gzip: options.gzip, lzo: options.lzo, size: st.size, checkEveryBlock, hash: hash?.hash ?? null, read, pool })) {
+  // gzip_like_bacula_fd: GZIP in turn on the job's one stream, never on the workers.
+  const inTurn = options.gzip !== null ? job.gzipInTurn() : null;
+  const pool = !inTurn && (options.gzip !== null || options.lzo) && !checkEveryBlock && st.size > BigInt(FRAME) ? job.framePool() : null;
+  for await (const frame of dataFrames(source, { sparse: options.sparse, gzip: options.gzip, lzo: options.lzo, size: st.size, checkEveryBlock, hash: hash?.hash ?? null, read, pool, inTurn })) {
     job.totals.jobBytes += frame.length;
     yield frame;
   }

@@ -16,6 +16,7 @@ import { nextData } from '../../../platform/libc.js';
 import type { CompressPool } from '../../../pipeline/compress-pool.js';
 import { orderedMap } from '../../../agents/filesystem/ordered-map.js';
 import { compressBlock, type FrameCodec } from './frame-codec.js';
+import type { BlockCompressor } from './bacula-gzip.js';
 import { readBlocks, type Block } from './block-reader.js';
 
 /** The real FD's default Maximum Network Buffer Size: the data frame size. */
@@ -89,6 +90,8 @@ export interface FrameOptions {
   read: (bytes: number) => void;
   /** Compression workers for a file of several blocks with GZIP or LZO; null: inline. */
   pool?: FramePool | null;
+  /** Inline, instead of compressBlock: gzip_like_bacula_fd's job stream (bacula-gzip.ts). */
+  inTurn?: BlockCompressor | null;
 }
 
 /** serve's compression workers (frame-worker.ts), one per core, for a job's files. */
@@ -149,7 +152,7 @@ function frameOf(b: Block, start: number, block: number, o: FrameOptions): Buffe
   o.hash?.update(plain);
   o.read(b.length);
   if (o.gzip === null && !o.lzo) return o.sparse ? withOffset(b.buffer.subarray(0, start + b.length), b.at) : plain;
-  if (!o.pool) return withOffset(compressBlock(plain, o, start), o.sparse ? b.at : null);
+  if (!o.pool) return withOffset((o.inTurn ?? compressBlock)(plain, o, start), o.sparse ? b.at : null);
   // Handed over (a whole frame buffer is moved, not copied): after this, `plain` is the worker's.
   return o.pool.compress(plain, { gzip: o.gzip, lzo: o.lzo, headroom: start }).then(({ data }) => withOffset(Buffer.from(data.buffer, data.byteOffset, data.byteLength), o.sparse ? b.at : null));
 }

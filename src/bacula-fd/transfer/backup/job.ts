@@ -9,6 +9,7 @@ import { compiledScript } from '../../../compiled-script.js';
 import { CompressPool } from '../../../pipeline/compress-pool.js';
 import { XaclBackup } from '../../attributes/xacl.js';
 import type { FramePool } from './file-data.js';
+import { BaculaGzip, type BlockCompressor } from './bacula-gzip.js';
 import type { DebugWrite } from '../../wire/debug.js';
 import type { FileSet, IncludeOptions } from '../../fileset/fileset.js';
 import type { AccurateList } from '../accurate.js';
@@ -54,6 +55,8 @@ export interface BackupRun {
   accurate?: AccurateList;
   /** serve's debug output (setdebug): each file sent, at DEBUG.files. */
   debug?: DebugWrite;
+  /** [serve] gzip_like_bacula_fd: GZIP blocks compressed in turn on one zlib stream, as bacula-fd (bacula-gzip.ts). */
+  gzipLikeBaculaFd?: boolean;
 }
 
 export function newTotals(): BackupTotals {
@@ -83,6 +86,7 @@ export class BackupJob {
   leftOver: IncludeOptions | null = null;
   readonly xacl: XaclBackup;
   private pool: FramePool | null = null;
+  private gzip: BaculaGzip | null = null;
 
   constructor(
     readonly run: BackupRun,
@@ -102,8 +106,17 @@ export class BackupJob {
     return this.pool;
   }
 
-  /** Stops the compression workers, if they were started. */
+  /** With gzip_like_bacula_fd, what compresses every block in turn (bacula-gzip.ts); else null. */
+  gzipInTurn(): BlockCompressor | null {
+    if (!this.run.gzipLikeBaculaFd) return null;
+    this.gzip ??= new BaculaGzip();
+    return this.gzip.compress;
+  }
+
+  /** Stops the compression workers, if they were started, and frees the GZIP stream. */
   async close(): Promise<void> {
+    this.gzip?.end();
+    this.gzip = null;
     await this.pool?.close();
     this.pool = null;
   }

@@ -87,7 +87,8 @@ async function sendAgentFile(job: BackupJob, command: string, file: AgentFile, o
           digest?.hash.update(plain);
           totals.readBytes += plain.length;
           // Copied: the agent may reuse its buffer once the next chunk is asked for.
-          yield options.gzip !== null ? deflateSync(plain, { level: options.gzip }) : options.lzo ? lzoRecord(plain) : Buffer.from(plain);
+          const inTurn = options.gzip !== null ? job.gzipInTurn() : null; // gzip_like_bacula_fd: the job's one stream
+          yield inTurn ? inTurn(plain, options, 0) : options.gzip !== null ? deflateSync(plain, { level: options.gzip }) : options.lzo ? lzoRecord(plain) : Buffer.from(plain);
         }
       }
     };
