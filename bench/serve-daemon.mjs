@@ -35,6 +35,8 @@ export async function startServe({ root, dir, logs, name, port, director }) {
     `name = ${toml(name)}`,
     'address = "127.0.0.1"',
     `port = ${port}`,
+    // BENCH_SERVE_SETTINGS: more [serve] lines, ';'-separated (e.g. "gzip_like_bacula_fd = true").
+    ...(process.env.BENCH_SERVE_SETTINGS ?? '').split(';').map((line) => line.trim()).filter(Boolean),
     '[[serve.directors]]',
     `name = ${toml(director.name)}`,
     `password = ${toml(director.password)}`,

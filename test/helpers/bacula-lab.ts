@@ -117,9 +117,10 @@ export class BaculaLab {
   /**
    * Start `agentfd serve` as the lab's client. `configExtra` is appended to its TOML (after
    * [[serve.directors]], so it may add keys to that table or start new tables);
-   * `withoutAgents`: an empty plugin directory.
+   * `withoutAgents`: an empty plugin directory; `serveSettings`: more [serve] lines for this start
+   * (besides the lab's own).
    */
-  async startServe(configExtra = '', withoutAgents = false, command?: ServeCommand): Promise<void> {
+  async startServe(configExtra = '', withoutAgents = false, command?: ServeCommand, serveSettings: string[] = []): Promise<void> {
     const config = path.join(this.dir, 'agentfd.toml');
     const noAgents = path.join(this.dir, 'no-agents');
     if (withoutAgents) mkdirSync(noAgents, { recursive: true, mode: 0o755 });
@@ -133,6 +134,7 @@ export class BaculaLab {
         'name = "agentfd-fd"',
         `port = ${this.ports.fd}`,
         ...(this.options.serveSettings ?? []),
+        ...serveSettings,
         '[[serve.directors]]',
         'name = "lab-dir"',
         'password = "lab-fd-pass"',
