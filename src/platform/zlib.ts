@@ -45,7 +45,7 @@ const Z_DEFAULT_COMPRESSION = -1;
 const Z_DEFAULT_STRATEGY = 0;
 
 /** zlib.h's z_stream: koffi lays it out as the platform's C compiler does (uLong is 4 bytes on Windows). */
-const Z_STREAM = koffi.struct('agentfd_z_stream', {
+const Z_STREAM = koffi.struct({ // anonymous: a module loaded twice (vi.resetModules) must not declare a name twice
   next_in: 'void *',
   avail_in: 'unsigned int',
   total_in: 'unsigned long',
