@@ -10,7 +10,8 @@ import { FT } from '../../attributes/lstat.js';
 import { openFifo } from '../../attributes/special-files.js';
 import type { IncludeOptions } from '../../fileset/fileset.js';
 import { FRAME, dataFrames, openForRead, putBackAccessTime, startDigest } from './file-data.js';
-import type { Block } from './block-reader.js';
+import { BLOCKS_PER_READ, type Block } from './block-reader.js';
+import { compressesOnWorkers } from './frame-codec.js';
 import type { BackupJob, SavedFile, SavedLink } from './job.js';
 import { dataStreamFor, sendAttributes, sendAttributesOnly, sendXacl } from './records.js';
 import { fsPath } from '../../../platform/byte-names.js';
@@ -44,7 +45,7 @@ export async function sendEntry(job: BackupJob, p: string, st: BigIntStats, opti
 async function* fileFrames(job: BackupJob, source: FileHandle | Block, st: BigIntStats, options: IncludeOptions, hash: ReturnType<typeof startDigest>, checkEveryBlock: boolean) {
   const read = (n: number) => (job.totals.readBytes += n);
   // A file of one block is compressed inline: a worker's round trip would cost more than it saves.
-  const pool = (options.gzip !== null || options.lzo) && !checkEveryBlock && st.size > BigInt(FRAME) ? job.framePool() : null;
+  const pool = compressesOnWorkers(options) && !checkEveryBlock && st.size > BigInt(FRAME) ? job.framePool() : null;
   for await (const frame of dataFrames(source, { sparse: options.sparse, gzip: options.gzip, lzo: options.lzo, size: st.size, checkEveryBlock, hash: hash?.hash ?? null, read, pool })) {
     job.totals.jobBytes += frame.length;
     yield frame;
@@ -73,14 +74,16 @@ async function sendFile(job: BackupJob, p: string, st: BigIntStats, options: Inc
     const index = job.nextIndex();
     await sendAttributes(job, index, type, p, st, '', options);
     job.totals.files++; // counted from its start, as bacula-fd's JobFiles (status client shows it)
-    const digest = startDigest(options.digest);
+    // A file of more than one read is digested on the job's digest thread, beside the sending.
+    const threaded = !content && type === FT.REG && st.size > BigInt(BLOCKS_PER_READ * FRAME);
+    const digest = startDigest(options.digest, threaded ? job.digestThread() : null);
     const source = content ?? handle;
     if (source) await job.run.sd.sendStream(index, dataStreamFor(options), st.size, fileFrames(job, source, st, options, digest, type === FT.RAW));
     await sendXacl(job, index, p, type, options);
     if (options.checkChanges && type === FT.REG) await reportChange(job, p, st);
     let saved: SavedFile['digest'] = null;
     if (digest) {
-      saved = { stream: digest.stream, value: digest.hash.digest() };
+      saved = { stream: digest.stream, value: await digest.hash.digest() };
       await job.run.sd.sendStream(index, saved.stream, 0, [saved.value]);
     }
     return { fileIndex: index, digest: saved };

@@ -9,6 +9,7 @@ import { compiledScript } from '../../../compiled-script.js';
 import { CompressPool } from '../../../pipeline/compress-pool.js';
 import { XaclBackup } from '../../attributes/xacl.js';
 import type { FramePool } from './file-data.js';
+import { DigestThread } from './digest-thread.js';
 import type { DebugWrite } from '../../wire/debug.js';
 import type { FileSet, IncludeOptions } from '../../fileset/fileset.js';
 import type { AccurateList } from '../accurate.js';
@@ -83,6 +84,7 @@ export class BackupJob {
   leftOver: IncludeOptions | null = null;
   readonly xacl: XaclBackup;
   private pool: FramePool | null = null;
+  private digests: DigestThread | null = null;
 
   constructor(
     readonly run: BackupRun,
@@ -102,10 +104,17 @@ export class BackupJob {
     return this.pool;
   }
 
-  /** Stops the compression workers, if they were started. */
+  /** The job's digest thread (large files' digests), started when a file first needs it. */
+  digestThread(): DigestThread {
+    this.digests ??= new DigestThread();
+    return this.digests;
+  }
+
+  /** Stops the compression workers and the digest thread, if they were started. */
   async close(): Promise<void> {
-    await this.pool?.close();
+    await Promise.all([this.pool?.close(), this.digests?.close()]);
     this.pool = null;
+    this.digests = null;
   }
 
   /** An error the job reports and goes on from (the Director's job ends "OK -- with warnings"). */
