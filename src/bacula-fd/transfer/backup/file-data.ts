@@ -107,7 +107,7 @@ export interface FrameOptions {
 export type FramePool = CompressPool<never>;
 
 /** Reads under way in the mapper at once, beyond those being read (block-reader.ts): with a digest thread, reads wait there. */
-const BATCHES_AHEAD = 4;
+const BATCHES_AHEAD = 8;
 
 /**
  * A file's data as send_data frames it (`source`: the open file, or a small file's one block read
