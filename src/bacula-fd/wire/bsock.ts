@@ -78,7 +78,7 @@ const COALESCE_LIMIT = 16 * 1024;
  * payload comes, or the event loop turns): a backup of small files sends nine frames per file,
  * and one write(2) each cost more than the file's data.
  */
-const FLUSH_AT = 256 * 1024;
+const FLUSH_AT = 64 * 1024;
 
 const SIGNAL_NAMES = new Map<number, string>(Object.entries(BNET).map(([name, value]) => [value, `BNET_${name}`]));
 
