@@ -74,8 +74,7 @@ async function sendFile(job: BackupJob, p: string, st: BigIntStats, options: Inc
     const index = job.nextIndex();
     await sendAttributes(job, index, type, p, st, '', options);
     job.totals.files++; // counted from its start, as bacula-fd's JobFiles (status client shows it)
-    // A file of more than one read is digested on the job's digest thread, beside the sending.
-    const threaded = !content && type === FT.REG && st.size > BigInt(BLOCKS_PER_READ * FRAME);
+    const threaded = !content && type === FT.REG && digestsOnThread(job, st);
     const digest = startDigest(options.digest, threaded ? job.digestThread() : null);
     const source = content ?? handle;
     if (source) await job.run.sd.sendStream(index, dataStreamFor(options), st.size, fileFrames(job, source, st, options, digest, type === FT.RAW));
@@ -90,6 +89,18 @@ async function sendFile(job: BackupJob, p: string, st: BigIntStats, options: Inc
   } finally {
     await handle?.close();
   }
+}
+
+/**
+ * The thread's start-up (a worker: some 30-50 ms) costs what MD5 does on about 32 MiB: a file of
+ * more than one read is digested on the job's digest thread, beside the sending, once the thread
+ * is there; a file holding more data than that (its allocated blocks: a sparse file's holes hold
+ * none) starts it.
+ */
+const START_DIGEST_THREAD_AT = 32n * 1024n * 1024n;
+
+function digestsOnThread(job: BackupJob, st: BigIntStats): boolean {
+  return st.size > BigInt(BLOCKS_PER_READ * FRAME) && (job.hasDigestThread() || st.blocks * 512n > START_DIGEST_THREAD_AT);
 }
 
 /**

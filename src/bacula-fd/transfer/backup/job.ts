@@ -110,6 +110,10 @@ export class BackupJob {
     return this.digests;
   }
 
+  hasDigestThread(): boolean {
+    return this.digests !== null;
+  }
+
   /** Stops the compression workers and the digest thread, if they were started. */
   async close(): Promise<void> {
     await Promise.all([this.pool?.close(), this.digests?.close()]);
