@@ -54,7 +54,8 @@ const USAGE = `npm run bench [-- OPTIONS]   (or: node bench/run.mjs [OPTIONS])
   --help        this text
 Environment: BENCH_BACULA_PORTS=P puts the Bacula lab on ports P..P+3 (Director, bacula-fd, SD,
 agentfd serve; default 9191), e.g. beside the lab tests. BENCH_SERVE_SETTINGS="k = v; ..." adds
-lines to the serve daemon's [serve] table (e.g. "gzip_like_bacula_fd = true").`;
+lines to the serve daemon's [serve] table (e.g. "gzip_like_bacula_fd = true"). BENCH_SERVE_NODE_FLAGS:
+Node flags for the serve daemon (e.g. "--cpu-prof --cpu-prof-dir=DIR" to profile it).`;
 
 function parseArgs(argv) {
   if (argv.includes('--help') || argv.includes('-h')) {

@@ -49,7 +49,7 @@ export async function startServe({ root, dir, logs, name, port, director }) {
     // Its own session, as the lab's daemons: Ctrl-C on the bench must not end it mid-job (the
     // bench finishes the current case first, then stops it). AGENTFD_CONFIG from the user's shell
     // must not pick its configuration.
-    child = spawn(process.execPath, [bin, 'serve', '--config', config], { stdio: ['ignore', out, out], detached: true, env: { ...process.env, AGENTFD_CONFIG: '' } });
+    child = spawn(process.execPath, [...nodeFlags(), bin, 'serve', '--config', config], { stdio: ['ignore', out, out], detached: true, env: { ...process.env, AGENTFD_CONFIG: '' } });
   } finally {
     closeSync(out);
   }
@@ -66,6 +66,14 @@ export async function startServe({ root, dir, logs, name, port, director }) {
       throw new Error(`agentfd serve did not say "listening on" within ${START_TIMEOUT_MS / 1000} s (${log}):\n${tail(log)}`);
     }
   }
+}
+
+/**
+ * BENCH_SERVE_NODE_FLAGS: Node flags for the serve daemon only, to profile it under the bench
+ * (e.g. "--cpu-prof --cpu-prof-dir=/some/dir": the profile is written when the bench stops it).
+ */
+function nodeFlags(env = process.env) {
+  return (env.BENCH_SERVE_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 }
 
 /** Guards against signalling a recycled PID: is `pid` an agentfd process? */

@@ -54,7 +54,9 @@ export function codecName(id: number): CodecName | undefined {
   return (Object.keys(CODEC_IDS) as CodecName[]).find((name) => CODEC_IDS[name] === id);
 }
 
-type Deflate = { gzip: (input: Uint8Array, level: number) => Buffer };
+type Deflate = { gzip: (input: Uint8Array, level: number) => Buffer; zlib?: ZlibDeflate };
+/** zlib-format (RFC 1950) compression of `input`, after `headroom` free bytes. */
+export type ZlibDeflate = (input: Uint8Array, level: number, headroom: number) => Buffer;
 let deflate: Deflate | null | undefined;
 
 /** The libdeflate addon, or null where it was not built (no libdeflate-dev): then node:zlib. */
@@ -118,6 +120,11 @@ function zstdCodec(): Zstd {
 /** Which library compresses zstd here (for reports and the Windows lane). */
 export function zstdEngine(): string {
   return zstdCodec().engine;
+}
+
+/** libdeflate's zlib format (serve's GZIP records), or null where the addon is not built: then node:zlib. */
+export function libdeflateZlib(): ZlibDeflate | null {
+  return libdeflate()?.zlib ?? null;
 }
 
 /** Which library compresses gzip here (for benchmarks and reports). */

@@ -5,7 +5,8 @@
  *
  * The worker script is compress-worker.ts (agentfd's codecs) unless the caller names another that
  * answers the same messages ({ id, data, compression } in; { id, data, raw } or { id, error } out):
- * serve's frame worker compresses Bacula's records with its own settings.
+ * serve's frame worker compresses Bacula's records with its own settings. Such a script may also
+ * answer messages of its own (request(): { id, ...message } in, { id, ... } or { id, error } out).
  */
 import { compiledScript } from '../compiled-script.js';
 import os from 'node:os';
@@ -19,8 +20,15 @@ export interface Compressed {
   raw: boolean;
 }
 
+interface Reply {
+  id: number;
+  data?: Uint8Array;
+  raw?: boolean;
+  error?: string;
+}
+
 interface Pending {
-  resolve: (result: Compressed) => void;
+  resolve: (reply: Reply) => void;
   reject: (error: Error) => void;
 }
 
@@ -31,15 +39,16 @@ export class CompressPool<Settings = Compression> {
   private next = 0;
   private failure: Error | null = null;
 
-  constructor(size = Math.max(1, os.availableParallelism()), script = compiledScript(import.meta.url, 'compress-worker.js')) {
+  /** `task`: what the workers do, for the errors they report ("compression failed: ..."). */
+  constructor(size = Math.max(1, os.availableParallelism()), script = compiledScript(import.meta.url, 'compress-worker.js'), task = 'compression') {
     for (let i = 0; i < size; i++) {
       const worker = new Worker(script);
-      worker.on('message', (msg: { id: number; data?: Uint8Array; raw?: boolean; error?: string }) => {
-        const task = this.pending.get(msg.id);
-        if (!task) return;
+      worker.on('message', (msg: Reply) => {
+        const waiting = this.pending.get(msg.id);
+        if (!waiting) return;
         this.pending.delete(msg.id);
-        if (msg.error !== undefined) task.reject(new AgentfdError('E_COMPRESS', `compression failed: ${msg.error}`));
-        else task.resolve({ data: msg.data!, raw: msg.raw ?? false });
+        if (msg.error !== undefined) waiting.reject(new AgentfdError('E_COMPRESS', `${task} failed: ${msg.error}`));
+        else waiting.resolve(msg);
       });
       worker.on('error', (error) => this.fail(error));
       this.workers.push(worker);
@@ -53,14 +62,23 @@ export class CompressPool<Settings = Compression> {
   }
 
   /** Compress `data`; its buffer is transferred to the worker and must not be used afterwards. */
-  compress(data: Uint8Array, compression: Settings): Promise<Compressed> {
+  async compress(data: Uint8Array, compression: Settings): Promise<Compressed> {
+    const transferable = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : Uint8Array.from(data);
+    const reply = await this.request({ data: transferable, compression }, [transferable.buffer as ArrayBuffer]);
+    return { data: reply.data!, raw: reply.raw ?? false };
+  }
+
+  /**
+   * Posts `message` (with an id added) to the next worker, moving the buffers of `transfer`
+   * there; resolves with its answer, or rejects with the error it reports.
+   */
+  request<R = Reply>(message: object, transfer: ArrayBuffer[] = []): Promise<R> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     const worker = this.workers[this.next++ % this.workers.length]!;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      const transferable = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : Uint8Array.from(data);
-      worker.postMessage({ id, data: transferable, compression }, [transferable.buffer as ArrayBuffer]);
+    return new Promise<R>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (reply: Reply) => void, reject });
+      worker.postMessage({ ...message, id }, transfer);
     });
   }
 

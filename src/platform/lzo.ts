@@ -19,6 +19,11 @@ export interface Lzo {
    */
   compress(plain: Uint8Array, headroom?: number): Buffer;
   /**
+   * The same, written into `out` at `at`, where lzoBound(plain.length) bytes must be free (liblzo2
+   * does not check: it relies on that room); returns the compressed length. No copy, no allocation.
+   */
+  compressInto(plain: Uint8Array, out: Uint8Array, at: number): number;
+  /**
    * The block `packed` decompresses to, at most `limit` bytes; throws LzoError when it is damaged,
    * does not end where its input ends, or would be longer than `limit`.
    */
@@ -102,6 +107,16 @@ const api: Lzo = {
     const result = Buffer.allocUnsafe(headroom + length[0]);
     out.copy(result, headroom, 0, length[0]);
     return result;
+  },
+  compressInto(plain, out, at) {
+    const lib = bind()!;
+    const room = out.length - at;
+    if (at < 0 || room < lzoBound(plain.length)) throw new RangeError(`LZO needs ${lzoBound(plain.length)} bytes of room for ${plain.length} bytes, ${room} given`);
+    work ??= Buffer.alloc(WORK_MEMORY);
+    const length: [number] = [room];
+    const status = lib.compress(plain, plain.length, out.subarray(at), length, work);
+    if (status !== LZO_E_OK) throw new LzoError(status);
+    return length[0];
   },
   decompress(packed, limit) {
     const lib = bind()!;

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { COMP_HEADER_SIZE, lzoRecord, readCompressedBlock, UndecodableData } from '../../src/bacula-fd/transfer/lzo-records.js';
+import { COMP_HEADER_SIZE, lzoRecord, lzoRecordInto, lzoRecordRoom, readCompressedBlock, UndecodableData } from '../../src/bacula-fd/transfer/lzo-records.js';
 import { ensureDebianPackage, LIBLZO2, skipNote } from '../helpers/debian.js';
 
 const MISSING = ensureDebianPackage(LIBLZO2);
@@ -52,6 +52,19 @@ describe.skipIf(MISSING !== null)(`LZO records as bacula-fd writes them${skipNot
     const record = lzoRecord(random);
     expect(record.length).toBeGreaterThan(65536 + COMP_HEADER_SIZE);
     expect(readCompressedBlock(record)).toEqual(random);
+  });
+
+  it('writes the same records into one shared buffer, back to back, each after its headroom, touching nothing past them', () => {
+    const blocks = [LOG, randomBytes(65536), Buffer.from('hello lzo\n')];
+    const out = Buffer.alloc(blocks.reduce((n, b) => n + lzoRecordRoom(b.length, 8), 0) + 16, 0xee);
+    let at = 0;
+    for (const block of blocks) {
+      const length = lzoRecordInto(block, out, at, 8);
+      expect(out.subarray(at + 8, at + length)).toEqual(lzoRecord(block));
+      at += length;
+    }
+    expect(out.subarray(out.length - 16).every((b) => b === 0xee)).toBe(true);
+    expect(() => lzoRecordInto(LOG, Buffer.alloc(1000), 0, 8)).toThrow(/needs \d+ bytes of room/);
   });
 });
 

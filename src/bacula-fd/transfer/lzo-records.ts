@@ -8,7 +8,7 @@
  * never sets it) and version 1. A block that does not compress is still sent compressed, grown:
  * LZO has no stored blocks, and bacula-fd has no fallback (its buffer is sized for the growth).
  */
-import { lzo, lzoMissing, LzoError } from '../../platform/lzo.js';
+import { lzo, lzoBound, lzoMissing, LzoError, type Lzo } from '../../platform/lzo.js';
 
 export const COMP_HEADER_SIZE = 12;
 const LZO_MAGIC = 0x4c5a4f58; // "LZOX" (COMPRESS_LZO1X)
@@ -22,16 +22,40 @@ const MAX_BLOCK = 1024 * 1024;
 /** A record whose data cannot be restored: what is wrong with it, in words for the job's error. */
 export class UndecodableData extends Error {}
 
-/** `plain` as one LZO record's body, after `headroom` bytes left for a sparse offset. */
-export function lzoRecord(plain: Uint8Array, headroom = 0): Buffer {
+function lzoCodec(): Lzo {
   const codec = lzo();
   if (!codec) throw new Error(`LZO compression is not available: ${lzoMissing()}`);
-  const record = codec.compress(plain, headroom + COMP_HEADER_SIZE);
-  record.writeUInt32BE(LZO_MAGIC, headroom);
-  record.writeUInt32BE(record.length - headroom - COMP_HEADER_SIZE, headroom + 4);
-  record.writeUInt16BE(0, headroom + 8);
-  record.writeUInt16BE(COMP_HEAD_VERSION, headroom + 10);
+  return codec;
+}
+
+/** `plain` as one LZO record's body, after `headroom` bytes left for a sparse offset. */
+export function lzoRecord(plain: Uint8Array, headroom = 0): Buffer {
+  const record = lzoCodec().compress(plain, headroom + COMP_HEADER_SIZE);
+  writeHeader(record, headroom, record.length - headroom - COMP_HEADER_SIZE);
   return record;
+}
+
+/** The most room lzoRecordInto may need for a block of `length` bytes. */
+export function lzoRecordRoom(length: number, headroom: number): number {
+  return headroom + COMP_HEADER_SIZE + lzoBound(length);
+}
+
+/**
+ * lzoRecord written into `out` at `at` (lzoRecordRoom bytes free there): the same bytes, without
+ * an allocation or a copy per block. Returns the frame's length, headroom included.
+ */
+export function lzoRecordInto(plain: Uint8Array, out: Buffer, at: number, headroom: number): number {
+  const packed = lzoCodec().compressInto(plain, out, at + headroom + COMP_HEADER_SIZE);
+  writeHeader(out, at + headroom, packed);
+  return headroom + COMP_HEADER_SIZE + packed;
+}
+
+/** The comp_stream_header at `at`, for `packed` compressed bytes. */
+function writeHeader(record: Buffer, at: number, packed: number): void {
+  record.writeUInt32BE(LZO_MAGIC, at);
+  record.writeUInt32BE(packed, at + 4);
+  record.writeUInt16BE(0, at + 8);
+  record.writeUInt16BE(COMP_HEAD_VERSION, at + 10);
 }
 
 /** The plain block of one record body of stream 29 or 30 (after the offset); UndecodableData when it cannot be had. */

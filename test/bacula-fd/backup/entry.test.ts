@@ -1,6 +1,6 @@
 /** The saver of one entry (transfer/backup/entry.ts): files with data, hard links, special files. */
 import { createHash } from 'node:crypto';
-import { appendFileSync, linkSync, lstatSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, linkSync, lstatSync, rmSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FT, STREAM } from '../../../src/bacula-fd/attributes/lstat.js';
@@ -31,6 +31,29 @@ describe('serve backup: one entry', () => {
     expect(sent.filter((s) => s.stream === STREAM.MD5_DIGEST).map((s) => [s.fileIndex, s.frames[0]!.equals(md5)])).toEqual([[1, true], [2, true]]);
     expect(Buffer.concat(sent.filter((s) => s.stream === STREAM.FILE_DATA).flatMap((s) => s.frames)).toString()).toBe('hello');
     expect([job.totals.files, job.totals.readBytes]).toEqual([2, 5]);
+  });
+
+  it('digests a file holding much data on the job\'s digest thread, a sparse one holding little inline, each its own digest', async () => {
+    const dir = tempDir('entry-digests');
+    const [holey, dense] = [path.join(dir, 'holey'), path.join(dir, 'dense')];
+    const data = Buffer.alloc(40 * 1024 * 1024);
+    for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
+    writeFileSync(holey, data.subarray(0, 1024 * 1024));
+    truncateSync(holey, data.length); // 40 MiB, of which 1 MiB is data
+    writeFileSync(dense, data);
+    const { job, sent } = recordingJob();
+    const options = { ...defaultOptions(), digest: 'md5' as const };
+    const digests = () => sent.filter((s) => s.stream === STREAM.MD5_DIGEST).map((s) => s.frames[0]!.toString('hex'));
+    try {
+      await sendEntry(job, holey, stat(holey), options, false);
+      expect(job.hasDigestThread()).toBe(lstatSync(holey).blocks * 512 > 32 * 1024 * 1024); // no thread unless the file system filled the holes
+      await sendEntry(job, dense, stat(dense), options, false);
+      expect(job.hasDigestThread()).toBe(true);
+      const holeyContent = Buffer.concat([data.subarray(0, 1024 * 1024), Buffer.alloc(data.length - 1024 * 1024)]);
+      expect(digests()).toEqual([createHash('md5').update(holeyContent).digest('hex'), createHash('md5').update(data).digest('hex')]);
+    } finally {
+      await job.close();
+    }
   });
 
   it('sends an empty world-readable file as FT_REGE without opening it, a fifo below a File line as FT_SPEC', async () => {

@@ -10,7 +10,8 @@ import { FT } from '../../attributes/lstat.js';
 import { openFifo } from '../../attributes/special-files.js';
 import type { IncludeOptions } from '../../fileset/fileset.js';
 import { FRAME, dataFrames, openForRead, putBackAccessTime, startDigest } from './file-data.js';
-import type { Block } from './block-reader.js';
+import { BLOCKS_PER_READ, type Block } from './block-reader.js';
+import { compressesOnWorkers } from './frame-codec.js';
 import type { BackupJob, SavedFile, SavedLink } from './job.js';
 import { dataStreamFor, sendAttributes, sendAttributesOnly, sendXacl } from './records.js';
 import { fsPath } from '../../../platform/byte-names.js';
@@ -46,7 +47,7 @@ async function* fileFrames(job: BackupJob, source: FileHandle | Block, st: BigIn
   // A file of one block is compressed inline: a worker's round trip would cost more than it saves.
   // gzip_like_bacula_fd: GZIP in turn on the job's one stream, never on the workers.
   const inTurn = options.gzip !== null ? job.gzipInTurn() : null;
-  const pool = !inTurn && (options.gzip !== null || options.lzo) && !checkEveryBlock && st.size > BigInt(FRAME) ? job.framePool() : null;
+  const pool = !inTurn && compressesOnWorkers(options) && !checkEveryBlock && st.size > BigInt(FRAME) ? job.framePool() : null;
   for await (const frame of dataFrames(source, { sparse: options.sparse, gzip: options.gzip, lzo: options.lzo, size: st.size, checkEveryBlock, hash: hash?.hash ?? null, read, pool, inTurn })) {
     job.totals.jobBytes += frame.length;
     yield frame;
@@ -75,20 +76,33 @@ async function sendFile(job: BackupJob, p: string, st: BigIntStats, options: Inc
     const index = job.nextIndex();
     await sendAttributes(job, index, type, p, st, '', options);
     job.totals.files++; // counted from its start, as bacula-fd's JobFiles (status client shows it)
-    const digest = startDigest(options.digest);
+    const threaded = !content && type === FT.REG && digestsOnThread(job, st);
+    const digest = startDigest(options.digest, threaded ? job.digestThread() : null);
     const source = content ?? handle;
     if (source) await job.run.sd.sendStream(index, dataStreamFor(options), st.size, fileFrames(job, source, st, options, digest, type === FT.RAW));
     await sendXacl(job, index, p, type, options);
     if (options.checkChanges && type === FT.REG) await reportChange(job, p, st);
     let saved: SavedFile['digest'] = null;
     if (digest) {
-      saved = { stream: digest.stream, value: digest.hash.digest() };
+      saved = { stream: digest.stream, value: await digest.hash.digest() };
       await job.run.sd.sendStream(index, saved.stream, 0, [saved.value]);
     }
     return { fileIndex: index, digest: saved };
   } finally {
     await handle?.close();
   }
+}
+
+/**
+ * The thread's start-up (a worker: some 30-50 ms) costs what MD5 does on about 32 MiB: a file of
+ * more than one read is digested on the job's digest thread, beside the sending, once the thread
+ * is there; a file holding more data than that (its allocated blocks: a sparse file's holes hold
+ * none) starts it.
+ */
+const START_DIGEST_THREAD_AT = 32n * 1024n * 1024n;
+
+function digestsOnThread(job: BackupJob, st: BigIntStats): boolean {
+  return st.size > BigInt(BLOCKS_PER_READ * FRAME) && (job.hasDigestThread() || st.blocks * 512n > START_DIGEST_THREAD_AT);
 }
 
 /**

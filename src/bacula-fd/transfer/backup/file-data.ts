@@ -2,8 +2,10 @@
  * A file's data as bacula-fd reads and frames it (filed/backup.c send_data): frames of at most
  * 64 KiB, each zlib-compressed with GZIP or made an LZO record (lzo-records.ts) with LZO, with
  * sparse an 8-byte offset first and all-zero blocks left out; noatime and keepatime; the digest its
- * `signature =` names. Compression runs inline for a file of one block, on the job's compression
- * workers (frame-worker.ts) for larger ones, several blocks at once, sent in order.
+ * `signature =` names. A regular file is handled a read (up to 16 blocks) at a time: its digest
+ * made inline, or for a large file on the job's digest thread (digest-thread.ts); GZIP on the job's
+ * compression workers (frame-worker.ts) for a file of more than one block, LZO inline
+ * (frame-codec.ts says why); several reads under way at once, sent in order.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { constants, type BigIntStats } from 'node:fs';
@@ -15,9 +17,10 @@ import { fsPath } from '../../../platform/byte-names.js';
 import { nextData } from '../../../platform/libc.js';
 import type { CompressPool } from '../../../pipeline/compress-pool.js';
 import { orderedMap } from '../../../agents/filesystem/ordered-map.js';
-import { compressBlock, type FrameCodec } from './frame-codec.js';
+import { compressBlock, compressBlocks, compressesOnWorkers, type FrameCodec } from './frame-codec.js';
+import { readBatches, type Batch, type Block } from './block-reader.js';
+import { ThreadedHash, type DigestThread } from './digest-thread.js';
 import type { BlockCompressor } from './bacula-gzip.js';
-import { readBlocks, type Block } from './block-reader.js';
 
 /** The real FD's default Maximum Network Buffer Size: the data frame size. */
 export const FRAME = 64 * 1024;
@@ -34,11 +37,19 @@ const DIGESTS = {
   sha512: { algorithm: 'sha512', stream: STREAM.SHA512_DIGEST },
 } as const;
 
-/** The digest `signature =` asks for: its stream and a hash to feed, or null when it asks none. */
-export function startDigest(digest: Digest | null): { stream: number; hash: Hash } | null {
+/** A file's digest: made here, or on the job's digest thread (`await hash.digest()` either way). */
+export type FileHash = Hash | ThreadedHash;
+
+/**
+ * The digest `signature =` asks for: its stream and a hash to feed, or null when it asks none;
+ * made on `thread` when one is given.
+ */
+export function startDigest(digest: Digest | null): { stream: number; hash: Hash } | null;
+export function startDigest(digest: Digest | null, thread: DigestThread | null): { stream: number; hash: FileHash } | null;
+export function startDigest(digest: Digest | null, thread: DigestThread | null = null): { stream: number; hash: FileHash } | null {
   if (!digest) return null;
   const { algorithm, stream } = DIGESTS[digest];
-  return { stream, hash: createHash(algorithm) };
+  return { stream, hash: thread ? thread.start(algorithm) : createHash(algorithm) };
 }
 
 /**
@@ -86,16 +97,20 @@ export interface FrameOptions {
   size: bigint;
   /** Raw devices and fifos (size 0): every block may be skipped. */
   checkEveryBlock: boolean;
-  hash: Hash | null;
+  /** A ThreadedHash only for a regular file read in batches (not a `Block` source, not checkEveryBlock). */
+  hash: FileHash | null;
   read: (bytes: number) => void;
-  /** Compression workers for a file of several blocks with GZIP or LZO; null: inline. */
+  /** Compression workers for a file of several blocks with GZIP; null: inline. */
   pool?: FramePool | null;
   /** Inline, instead of compressBlock: gzip_like_bacula_fd's job stream (bacula-gzip.ts). */
   inTurn?: BlockCompressor | null;
 }
 
 /** serve's compression workers (frame-worker.ts), one per core, for a job's files. */
-export type FramePool = CompressPool<FrameCodec & { headroom: number }>;
+export type FramePool = CompressPool<never>;
+
+/** Reads under way in the mapper at once, beyond those being read (block-reader.ts): with a digest thread, reads wait there. */
+const BATCHES_AHEAD = 8;
 
 /**
  * A file's data as send_data frames it (`source`: the open file, or a small file's one block read
@@ -109,12 +124,17 @@ export type FramePool = CompressPool<FrameCodec & { headroom: number }>;
 export async function* dataFrames(source: FileHandle | Block, o: FrameOptions): AsyncGenerator<Buffer> {
   const start = o.sparse ? OFFSET_SIZE : 0;
   const block = o.sparse ? SPARSE_BLOCK : FRAME;
-  const blocks = 'buffer' in source ? [source] : o.checkEveryBlock ? blocksInTurn(source, start, block) : readBlocks(source, { start, block, size: o.size, skipTo: o.sparse ? holeSkipper(source.fd, block, o.size) : undefined });
-  const frame = (b: Block) => frameOf(b, start, block, o);
-  // On the workers, several blocks at once, still sent in order; the mapper digests each block in
-  // order as it is handed over.
-  const frames = o.pool ? orderedMap(blocks, frame, { window: o.pool.size * 3 }) : inTurn(blocks, frame);
-  for await (const f of frames) if (f !== null) yield f;
+  if ('buffer' in source || o.checkEveryBlock) {
+    const blocks = 'buffer' in source ? [source] : blocksInTurn(source, start, block);
+    for await (const b of blocks) {
+      const frame = frameOf(b, start, block, o);
+      if (frame !== null) yield frame;
+    }
+    return;
+  }
+  const batches = readBatches(source, { start, block, size: o.size, skipTo: o.sparse ? holeSkipper(source.fd, block, o.size) : undefined });
+  const window = o.pool ? Math.max(BATCHES_AHEAD, o.pool.size * 3) : BATCHES_AHEAD;
+  for await (const frames of orderedMap(batches, (b) => batchFrames(b, start, block, o), { window })) yield* frames;
 }
 
 /**
@@ -141,20 +161,51 @@ function holeSkipper(fd: number, block: number, size: bigint): (at: bigint) => b
   };
 }
 
-async function* inTurn(blocks: AsyncIterable<Block> | Iterable<Block>, frame: (b: Block) => Buffer | null | Promise<Buffer>): AsyncGenerator<Buffer | null> {
-  for await (const b of blocks) yield await frame(b);
+/** Whether sparse leaves the block out: all zeros, whole, and ending before the size (or any block of a fifo or device). */
+function skipped(b: Block, plain: Buffer, block: number, o: FrameOptions): boolean {
+  return o.sparse && (o.checkEveryBlock || (b.length === block && b.at + BigInt(b.length) < o.size)) && allZero(plain);
 }
 
 /** A block's frame, or null when sparse leaves it out; digested and counted here, in order. */
-function frameOf(b: Block, start: number, block: number, o: FrameOptions): Buffer | null | Promise<Buffer> {
+function frameOf(b: Block, start: number, block: number, o: FrameOptions): Buffer | null {
   const plain = b.buffer.subarray(start, start + b.length);
-  if (o.sparse && (o.checkEveryBlock || (b.length === block && b.at + BigInt(b.length) < o.size)) && allZero(plain)) return null;
+  if (skipped(b, plain, block, o)) return null;
+  if (o.hash instanceof ThreadedHash) throw new Error('a digest thread is for a file read in batches');
   o.hash?.update(plain);
   o.read(b.length);
   if (o.gzip === null && !o.lzo) return o.sparse ? withOffset(b.buffer.subarray(0, start + b.length), b.at) : plain;
-  if (!o.pool) return withOffset((o.inTurn ?? compressBlock)(plain, o, start), o.sparse ? b.at : null);
-  // Handed over (a whole frame buffer is moved, not copied): after this, `plain` is the worker's.
-  return o.pool.compress(plain, { gzip: o.gzip, lzo: o.lzo, headroom: start }).then(({ data }) => withOffset(Buffer.from(data.buffer, data.byteOffset, data.byteLength), o.sparse ? b.at : null));
+  return withOffset((o.inTurn ?? compressBlock)(plain, o, start), o.sparse ? b.at : null);
+}
+
+/**
+ * The frames of one read's blocks, those sparse leaves out left out; digested and counted when
+ * the read is handed over (reads are handed over in order). The read's buffer may go to the
+ * digest thread and come back, then to a compression worker: only offsets into it are kept.
+ */
+async function batchFrames(batch: Batch, start: number, block: number, o: FrameOptions): Promise<Buffer[]> {
+  const kept = batch.blocks.filter((b) => !skipped(b, b.buffer.subarray(start, start + b.length), block, o));
+  if (kept.length === 0) return [];
+  const parts: number[] = []; // each kept block's plain bytes in batch.buffer: offset, length
+  for (const b of kept) {
+    parts.push(b.buffer.byteOffset - batch.buffer.byteOffset + start, b.length);
+    o.read(b.length);
+  }
+  let buffer = batch.buffer;
+  if (o.hash instanceof ThreadedHash) buffer = await o.hash.update(buffer, parts);
+  else if (o.hash) for (let i = 0; i < parts.length; i += 2) o.hash.update(buffer.subarray(parts[i]!, parts[i]! + parts[i + 1]!));
+  let frames: Buffer[];
+  if (o.gzip === null && !o.lzo) frames = kept.map((_, k) => buffer.subarray(parts[2 * k]! - start, parts[2 * k]! + parts[2 * k + 1]!));
+  else if (o.inTurn) frames = kept.map((_, k) => o.inTurn!(buffer.subarray(parts[2 * k]!, parts[2 * k]! + parts[2 * k + 1]!), o, start));
+  else if (o.pool && compressesOnWorkers(o)) frames = await compressOnWorkers(o.pool, buffer, parts, o, start);
+  else frames = compressBlocks(buffer, parts, o, start);
+  if (o.sparse) frames.forEach((frame, k) => withOffset(frame, kept[k]!.at));
+  return frames;
+}
+
+/** compressBlocks on one of the job's workers: `buffer` is moved there, the records come back. */
+async function compressOnWorkers(pool: FramePool, buffer: Buffer, parts: number[], codec: FrameCodec, headroom: number): Promise<Buffer[]> {
+  const reply = await pool.request<{ records: Uint8Array[] }>({ data: buffer, parts, codec: { gzip: codec.gzip, lzo: codec.lzo }, headroom }, [buffer.buffer as ArrayBuffer]);
+  return reply.records.map((r) => Buffer.from(r.buffer, r.byteOffset, r.byteLength));
 }
 
 /** A sparse frame starts with its block's file offset, in the room left for it. */

@@ -9,6 +9,7 @@ import { compiledScript } from '../../../compiled-script.js';
 import { CompressPool } from '../../../pipeline/compress-pool.js';
 import { XaclBackup } from '../../attributes/xacl.js';
 import type { FramePool } from './file-data.js';
+import { DigestThread } from './digest-thread.js';
 import { BaculaGzip, type BlockCompressor } from './bacula-gzip.js';
 import type { DebugWrite } from '../../wire/debug.js';
 import type { FileSet, IncludeOptions } from '../../fileset/fileset.js';
@@ -86,6 +87,7 @@ export class BackupJob {
   leftOver: IncludeOptions | null = null;
   readonly xacl: XaclBackup;
   private pool: FramePool | null = null;
+  private digests: DigestThread | null = null;
   private gzip: BaculaGzip | null = null;
 
   constructor(
@@ -106,6 +108,16 @@ export class BackupJob {
     return this.pool;
   }
 
+  /** The job's digest thread (large files' digests), started when a file first needs it. */
+  digestThread(): DigestThread {
+    this.digests ??= new DigestThread();
+    return this.digests;
+  }
+
+  hasDigestThread(): boolean {
+    return this.digests !== null;
+  }
+
   /** With gzip_like_bacula_fd, what compresses every block in turn (bacula-gzip.ts); else null. */
   gzipInTurn(): BlockCompressor | null {
     if (!this.run.gzipLikeBaculaFd) return null;
@@ -113,12 +125,13 @@ export class BackupJob {
     return this.gzip.compress;
   }
 
-  /** Stops the compression workers, if they were started, and frees the GZIP stream. */
+  /** Stops the compression workers and the digest thread, if they were started, and frees the GZIP stream. */
   async close(): Promise<void> {
     this.gzip?.end();
     this.gzip = null;
-    await this.pool?.close();
+    await Promise.all([this.pool?.close(), this.digests?.close()]);
     this.pool = null;
+    this.digests = null;
   }
 
   /** An error the job reports and goes on from (the Director's job ends "OK -- with warnings"). */

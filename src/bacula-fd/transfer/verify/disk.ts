@@ -79,6 +79,7 @@ export async function verifyDisk(run: VerifyRun, totals: VerifyTotals): Promise<
       await walkInclude(job, block);
     }
   } finally {
+    await job.close(); // the digest thread, if a large file started it
     totals.readBytes = totals.jobBytes = read.readBytes;
     totals.errors.push(...read.errors);
   }
