@@ -11,6 +11,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { alive } from './fd-io.mjs';
 
 const START_TIMEOUT_MS = 20_000;
+/**
+ * Extra Node flags for the serve daemon, space-separated, to profile it where NODE_OPTIONS may
+ * not (e.g. BENCH_SERVE_NODE_FLAGS="--cpu-prof --cpu-prof-dir=DIR": the profile is written when
+ * the bench stops it).
+ */
+const NODE_FLAGS = (process.env.BENCH_SERVE_NODE_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
 
 /** The last `lines` lines of a file, or "(empty)". */
 export function tail(file, lines = 20) {
@@ -47,7 +53,7 @@ export async function startServe({ root, dir, logs, name, port, director }) {
     // Its own session, as the lab's daemons: Ctrl-C on the bench must not end it mid-job (the
     // bench finishes the current case first, then stops it). AGENTFD_CONFIG from the user's shell
     // must not pick its configuration.
-    child = spawn(process.execPath, [bin, 'serve', '--config', config], { stdio: ['ignore', out, out], detached: true, env: { ...process.env, AGENTFD_CONFIG: '' } });
+    child = spawn(process.execPath, [...NODE_FLAGS, bin, 'serve', '--config', config], { stdio: ['ignore', out, out], detached: true, env: { ...process.env, AGENTFD_CONFIG: '' } });
   } finally {
     closeSync(out);
   }
