@@ -23,6 +23,7 @@ import {
   BsockSignalError,
   MAX_RECEIVE,
   MAX_SEND,
+  SlabReceiver,
   bashSpaces,
   signalName,
   unbashSpaces,
@@ -502,6 +503,33 @@ describe('Bsock framing', () => {
     const error = await receiver.receiveText().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BsockSignalError);
     expect(error).toMatchObject({ signal: BNET.TERMINATE, message: 'expected a text message from test-dir, got BNET_TERMINATE (-4)' });
+  });
+
+  it('reads a connection into slabs (SlabReceiver): MiBs of frames across reads and slabs arrive whole and in order', async () => {
+    const listener = net.createServer();
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const accepted = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
+    const slabs = new SlabReceiver();
+    const client = net.connect({ port: (listener.address() as net.AddressInfo).port, host: '127.0.0.1', onread: slabs.onread });
+    await new Promise<void>((resolve, reject) => client.once('connect', resolve).once('error', reject));
+    const server = await accepted;
+    listener.close();
+    cleanups.push(() => {
+      client.destroy();
+      server.destroy();
+    });
+    const receiver = new Bsock(client, 'test-sd', slabs);
+    // Record-sized frames (as an SD's restore data) and odd sizes, 5 MiB in all: many cross a
+    // read, some cross a 1 MiB slab; each payload's bytes say which frame it is.
+    const sizes = Array.from({ length: 80 }, (_, i) => (i % 3 === 0 ? 65_536 : 1 + ((i * 7_919) % 70_000)));
+    const payloads = sizes.map((size, i) => Buffer.alloc(size, i));
+    for (const payload of payloads) server.write(Buffer.concat([header(payload.length), payload]));
+    server.write(header(BNET.EOD));
+    for (const payload of payloads) {
+      const message = await receiver.receive();
+      expect(message.kind === 'data' && message.data.equals(payload)).toBe(true);
+    }
+    expect(await receiver.receive()).toEqual({ kind: 'signal', signal: BNET.EOD });
   });
 
   it('answers concurrent receives in call order, including frames split across TCP writes', async () => {

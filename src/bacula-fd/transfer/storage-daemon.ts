@@ -7,7 +7,7 @@
  */
 import net from 'node:net';
 import { AgentfdError } from '../../errors.js';
-import { BNET, Bsock, type BsockMessage } from '../wire/bsock.js';
+import { BNET, Bsock, SlabReceiver, type BsockMessage } from '../wire/bsock.js';
 import { cramAccepts, cramResponse, makeChallenge } from '../wire/cram-md5.js';
 import { TLS_NEED, negotiateTls, tlsClient, type TlsSettings } from '../wire/tls.js';
 import { DEBUG, type DebugWrite } from '../wire/debug.js';
@@ -40,12 +40,14 @@ export class StorageDaemon {
   /** Connect to the SD at host:port for job `job`, authenticating with the session key `key`. */
   static async connect(host: string, port: number, job: string, key: string, clientName: string, tls: TlsSettings | null = null): Promise<StorageDaemon> {
     const where = `${host}:${port}`;
+    // Without TLS the restore data is read into slabs (bsock.ts SlabReceiver says why).
+    const slabs = (tls?.need ?? TLS_NEED.none) === TLS_NEED.none ? new SlabReceiver() : undefined;
     const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect({ host, port }, () => resolve(s));
+      const s = net.connect({ host, port, ...(slabs ? { onread: slabs.onread } : {}) }, () => resolve(s));
       s.once('error', (error) => reject(sdError(`cannot connect to the Storage Daemon at ${where} (${error.message}); check its address and port in the Director's Storage resource and that it is running`)));
     });
     socket.setNoDelay(true);
-    const bsock = new Bsock(socket, `Storage Daemon ${where}`);
+    const bsock = new Bsock(socket, `Storage Daemon ${where}`, slabs);
     try {
       await bsock.send(`Hello Bacula SD: Start Job ${job} ${FD_PROTOCOL_VERSION}\n`);
       // The SD challenges first, then we do (as the real FD).

@@ -4,6 +4,7 @@
  * TCP, so a Bsock wraps any Duplex; TLS, when both sides want it, takes over the same socket after
  * authentication (startTls).
  */
+import type { OnReadOpts } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { AgentfdError, messageOf } from '../../errors.js';
 import { decodeName, encodeName } from '../../platform/byte-names.js';
@@ -89,6 +90,53 @@ export function signalName(signal: number): string {
 
 export type BsockMessage = { kind: 'data'; data: Buffer } | { kind: 'signal'; signal: number };
 
+/** A slab of receive memory, and the room a read must find left in it (else a new slab). */
+const SLAB_BYTES = 1024 * 1024;
+const SLAB_MIN_READ = 64 * 1024;
+
+/**
+ * A plain TCP connection read into slabs of our own (net's `onread`), for a peer that streams
+ * large messages (an SD's restore data). Node's own reads allocate a 64 KiB buffer per read, and
+ * a message that spans two reads was copied into one more: two allocations and a copy per record
+ * of a restore, whose memory outside the heap made V8 run a full collection every few dozen
+ * MiB (a quarter of a restore's time in the profile). Here each read lands after the last one in
+ * the current slab, so a message is a view of the slab it arrived in (copied only when it spans
+ * two slabs), and a slab is freed once no message in it is referenced.
+ *
+ * Give `onread` to net.connect, then the socket and this to the Bsock. Not for a connection that
+ * may start TLS (the TLS layer takes over the socket's reads).
+ */
+export class SlabReceiver {
+  private slab = Buffer.allocUnsafe(SLAB_BYTES);
+  private used = 0;
+  private sink: ((chunk: Buffer) => void) | null = null;
+  private early: Buffer[] = [];
+
+  readonly onread: OnReadOpts = {
+    buffer: () => {
+      if (this.slab.length - this.used < SLAB_MIN_READ) {
+        this.slab = Buffer.allocUnsafe(SLAB_BYTES);
+        this.used = 0;
+      }
+      return this.slab.subarray(this.used);
+    },
+    callback: (bytes, region) => {
+      // `region` is what buffer() returned last: the free end of the current slab.
+      const chunk = Buffer.from(region.buffer, region.byteOffset, bytes);
+      this.used += bytes;
+      if (this.sink) this.sink(chunk);
+      else this.early.push(chunk);
+      return true; // the Bsock pauses the socket itself
+    },
+  };
+
+  /** From now on chunks go to `sink` (those that came before first). */
+  attach(sink: (chunk: Buffer) => void): void {
+    this.sink = sink;
+    for (const chunk of this.early.splice(0)) sink(chunk);
+  }
+}
+
 /** A connection that closed or broke, or a peer that broke the framing. `peer` names the other side. */
 export class BsockError extends AgentfdError {
   readonly peer: string;
@@ -165,10 +213,12 @@ export class Bsock {
   private received = 0;
   private tlsStarted = false;
 
-  constructor(socket: Duplex, peer: string) {
+  /** `slabs`: the receiver given as `onread` to the socket's net.connect (SlabReceiver), if any. */
+  constructor(socket: Duplex, peer: string, slabs?: SlabReceiver) {
     this.socket = socket;
     this.peer = peer;
     this.listen(socket);
+    slabs?.attach(this.onData);
   }
 
   private listen(socket: Duplex): void {
@@ -274,7 +324,13 @@ export class Bsock {
   private readonly onData = (chunk: Buffer | string): void => {
     if (this.finalError) return;
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
-    this.chunks.push(bytes);
+    const last = this.chunks.length > 0 ? (this.chunks[this.chunks.length - 1] as Buffer) : null;
+    if (last && last.buffer === bytes.buffer && last.byteOffset + last.length === bytes.byteOffset) {
+      // The next read of the same slab (SlabReceiver): one chunk, so a message across both is a view, not a copy.
+      this.chunks[this.chunks.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + bytes.length);
+    } else {
+      this.chunks.push(bytes);
+    }
     this.chunkBytes += bytes.length;
     try {
       this.parse();
