@@ -106,6 +106,8 @@ export class FileEntry implements RestoringEntry {
     // A file with a descriptor of its own gets its attributes through it before the close, as
     // bacula-fd's set_mod_own_time; any other (a fifo, a device, a file on Windows) by its path after.
     const descriptor = file.handle instanceof DescriptorSink ? file.handle.fd : null;
+    // Its queued writes first (file-data.ts DescriptorSink): its times must come after its data.
+    await file.handle.flush?.().catch((error: unknown) => this.job.problem(`Write error on "${file.target}": ${messageOf(error)}; the rest of its data is skipped`));
     try {
       await closeFileData(file, () => {
         if (descriptor !== null) this.attributes(file, () => setDescriptorAttributes(descriptor, file.stat));
