@@ -532,6 +532,42 @@ describe('Bsock framing', () => {
     expect(await receiver.receive()).toEqual({ kind: 'signal', signal: BNET.EOD });
   });
 
+  it('reuses a slab once every message in it is released, and a released message never changes under a held one', async () => {
+    const listener = net.createServer();
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const accepted = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
+    const slabs = new SlabReceiver();
+    const client = net.connect({ port: (listener.address() as net.AddressInfo).port, host: '127.0.0.1', onread: slabs.onread });
+    await new Promise<void>((resolve, reject) => client.once('connect', resolve).once('error', reject));
+    const server = await accepted;
+    listener.close();
+    cleanups.push(() => {
+      client.destroy();
+      server.destroy();
+    });
+    const receiver = new Bsock(client, 'test-sd', slabs);
+    // 24 MiB of 64 KiB frames, each filled with its number; all released but one, held to the end.
+    const count = 384;
+    const frame = (i: number) => Buffer.concat([header(65_536), Buffer.alloc(65_536, i % 251)]);
+    void (async () => {
+      for (let i = 0; i < count; i++) if (!server.write(frame(i))) await new Promise((resolve) => server.once('drain', resolve));
+    })();
+    const memory = new Set<ArrayBufferLike>();
+    let held: Buffer | null = null;
+    for (let i = 0; i < count; i++) {
+      const message = await receiver.receive();
+      if (message.kind !== 'data') throw new Error('a signal where data was sent');
+      expect(message.data.equals(Buffer.alloc(65_536, i % 251))).toBe(true);
+      // A frame across two slabs is a copy of its own; the others are views of a slab.
+      if (message.data.buffer.byteLength > 65_536) memory.add(message.data.buffer);
+      if (i === 3) held = message.data;
+      else receiver.release(message.data);
+    }
+    // Without reuse 24 MiB would take 24 slabs of 1 MiB; the held one keeps its own.
+    expect(memory.size).toBeLessThan(12);
+    expect(held!.equals(Buffer.alloc(65_536, 3))).toBe(true);
+  });
+
   it('answers concurrent receives in call order, including frames split across TCP writes', async () => {
     const { server, client } = await socketPair();
     client.setNoDelay(true);

@@ -20,6 +20,11 @@ export interface SdRecord {
   fileIndex: number;
   stream: number;
   data: Buffer;
+  /**
+   * The reader is done with `data` (no view of it is used after): its memory may be reused for
+   * what the SD sends next (bsock.ts SlabReceiver). Optional to call; at most once.
+   */
+  release?: () => void;
 }
 
 function sdError(message: string): AgentfdError {
@@ -146,12 +151,22 @@ export class StorageDaemon {
       }
       const fields = /^rechdr (\d+) (\d+) (-?\d+) (-?\d+) (\d+)/.exec(header.data.toString('latin1'));
       if (!fields) throw sdError(`the Storage Daemon at ${this.where} sent a record header that cannot be read: "${header.data.toString('latin1', 0, 80)}"`);
+      this.bsock.release(header.data); // read: only the numbers above are kept
       const data: BsockMessage = await this.bsock.receive();
       if (data.kind !== 'data') throw sdError(`the Storage Daemon at ${this.where} sent a signal where record data was due`);
-      yield { fileIndex: Number(fields[3]), stream: Number(fields[4]), data: data.data };
+      yield { fileIndex: Number(fields[3]), stream: Number(fields[4]), data: data.data, release: this.releaser(data.data) };
       // Once the record is used: a limit slows what comes next, as bacula-fd's reads are slowed.
       await this.throttle.written(framed(header.data.length) + framed(data.data.length));
     }
+  }
+
+  /** A record's release (SdRecord): once only, whoever calls it. */
+  private releaser(data: Buffer): () => void {
+    let released = false;
+    return () => {
+      if (!released) this.bsock.release(data);
+      released = true;
+    };
   }
 
   async closeRead(ticket: number): Promise<void> {

@@ -39,6 +39,8 @@ interface PendingWrite {
   offset: number;
   length: number;
   position: number | null;
+  /** Told once the buffer is no longer needed: written, failed or dropped. */
+  done?: () => void;
 }
 
 /**
@@ -72,15 +74,18 @@ export class DescriptorSink implements DataSink {
     this.queued = true;
   }
 
-  async write(buffer: Buffer, offset: number, length: number, position: number | null): Promise<void> {
-    if (this.failure) throw this.failure;
-    if (!this.queued) {
-      for (let done = 0; done < length; ) {
-        done += writeSync(this.fd, buffer, offset + done, length - done, position === null ? null : position + done);
+  /** `done`: told once `buffer` is no longer needed (written, or failed), also when that comes after this returns. */
+  async write(buffer: Buffer, offset: number, length: number, position: number | null, done?: () => void): Promise<void> {
+    if (this.failure || !this.queued) {
+      try {
+        if (this.failure) throw this.failure;
+        for (let at = 0; at < length; ) at += writeSync(this.fd, buffer, offset + at, length - at, position === null ? null : position + at);
+      } finally {
+        done?.();
       }
       return;
     }
-    this.pending.push({ buffer, offset, length, position });
+    this.pending.push({ buffer, offset, length, position, done });
     this.pendingBytes += length;
     this.next();
     if (this.pendingBytes > QUEUED_WRITE_LIMIT) await this.until(QUEUED_WRITE_LIMIT / 2);
@@ -99,7 +104,7 @@ export class DescriptorSink implements DataSink {
 
   /** Closes once the write on the pool (if any) is done; writes not started are dropped (flush first to keep them). */
   async close(): Promise<void> {
-    this.pendingBytes -= this.pending.splice(this.writing ? 1 : 0).reduce((sum, write) => sum + write.length, 0);
+    this.pendingBytes -= this.pending.splice(this.writing ? 1 : 0).reduce((sum, write) => (write.done?.(), sum + write.length), 0);
     await this.until(0);
     closeSync(this.fd);
   }
@@ -121,7 +126,7 @@ export class DescriptorSink implements DataSink {
       this.writing = false;
       if (error) {
         this.failure = error;
-        this.pending.length = 0;
+        for (const write of this.pending.splice(0)) write.done?.();
         this.pendingBytes = 0;
       } else {
         this.written(written);
@@ -142,6 +147,7 @@ export class DescriptorSink implements DataSink {
       }
       bytes -= head.length;
       this.pending.shift();
+      head.done?.();
     }
   }
 
@@ -228,14 +234,20 @@ function inflate(data: Buffer): Buffer {
 
 const ZEROS = Buffer.alloc(64 * 1024);
 
-/** Write one data record into `file`; returns the bytes written. */
-export async function writeDataRecord(file: OpenFile, stream: number, record: Buffer): Promise<number> {
+/**
+ * Write one data record into `file`; returns the bytes written. `release`: told once `record` is
+ * no longer needed (decoded into other memory, or written; SdRecord's release).
+ */
+export async function writeDataRecord(file: OpenFile, stream: number, record: Buffer, release?: () => void): Promise<number> {
   if (SPARSE_STREAMS.has(stream) && record.length >= 8) file.sized = true;
   const { data, position } = decodeDataRecord(stream, record);
+  if (data.buffer !== record.buffer) release?.(); // inflated or decompressed: the record is read
   const at = position ?? file.cursor;
   if (file.sequential) {
     for (let gap = at - file.cursor; gap > 0; gap -= ZEROS.length) await file.handle.write(ZEROS, 0, Math.min(gap, ZEROS.length), null);
     await file.handle.write(data, 0, data.length, null);
+  } else if (file.handle instanceof DescriptorSink) {
+    await file.handle.write(data, 0, data.length, at, release);
   } else {
     await file.handle.write(data, 0, data.length, at);
   }
