@@ -63,6 +63,27 @@ describe('the data of one file (restore/file-data.ts)', () => {
     expect(readFileSync(target).equals(expected)).toBe(true);
   });
 
+  it('closes a large file while a batch of its writes is on the pool: the batch finishes, the rest is dropped, every buffer is given back once', async () => {
+    const target = path.join(tempDir('file-data-close'), 'big');
+    const sink = new DescriptorSink(openSync(target, 'w'));
+    sink.queueWrites();
+    const given = [0, 0, 0, 0];
+    let closed: Promise<void> | null = null;
+    const done = (i: number) => () => {
+      given[i]!++;
+      // Called on the pool's completion of the first write, just before the next batch (the 2nd
+      // and 3rd) goes to the pool: the close comes while that batch is being written.
+      if (i === 0) queueMicrotask(() => (closed = sink.close()));
+    };
+    for (let i = 0; i < 3; i++) await sink.write(Buffer.alloc(65_536, i + 1), 0, 65_536, i * 65_536, done(i));
+    await sink.write(Buffer.alloc(10, 9), 0, 10, 5 * 65_536, done(3)); // not contiguous: not in that batch
+    while (!closed) await new Promise((resolve) => setImmediate(resolve));
+    await closed;
+    expect(given).toEqual([1, 1, 1, 1]);
+    expect(readFileSync(target).subarray(0, 65_536).equals(Buffer.alloc(65_536, 1))).toBe(true);
+    expect(statSync(target).size).toBeLessThanOrEqual(3 * 65_536); // the dropped write never reached the file
+  });
+
   it.skipIf(process.platform !== 'linux')('fails a large file loudly when a queued write fails: the next write and the flush throw its error', async () => {
     // /dev/full: every write fails with ENOSPC, as on a full disk.
     const sink = new DescriptorSink(openSync('/dev/full', 'w'));

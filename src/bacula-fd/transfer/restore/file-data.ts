@@ -53,10 +53,10 @@ interface PendingWrite {
  */
 export class DescriptorSink implements DataSink {
   private queued = false;
-  /** Writes not yet done, in order; the first is on the pool while `writing`. */
+  /** Writes not yet done, in order; the first `writing` of them are on the pool. */
   private readonly pending: PendingWrite[] = [];
   private pendingBytes = 0;
-  private writing = false;
+  private writing = 0;
   private failure: Error | null = null;
   /** The restore waiting for the queue to shrink (write) or empty (flush). */
   private waiter: { bytes: number; wake: () => void } | null = null;
@@ -85,6 +85,7 @@ export class DescriptorSink implements DataSink {
       }
       return;
     }
+    if (length === 0) return done?.();
     this.pending.push({ buffer, offset, length, position, done });
     this.pendingBytes += length;
     this.next();
@@ -104,7 +105,7 @@ export class DescriptorSink implements DataSink {
 
   /** Closes once the write on the pool (if any) is done; writes not started are dropped (flush first to keep them). */
   async close(): Promise<void> {
-    this.pendingBytes -= this.pending.splice(this.writing ? 1 : 0).reduce((sum, write) => (write.done?.(), sum + write.length), 0);
+    this.pendingBytes -= this.pending.splice(this.writing).reduce((sum, write) => (write.done?.(), sum + write.length), 0);
     await this.until(0);
     closeSync(this.fd);
   }
@@ -112,7 +113,7 @@ export class DescriptorSink implements DataSink {
   /** Start the pending writes that follow each other on the pool, in one writev, unless one is there already. */
   private next(): void {
     const head = this.pending[0];
-    if (this.writing || !head) return;
+    if (this.writing > 0 || !head) return;
     const batch = [head.buffer.subarray(head.offset, head.offset + head.length)];
     let bytes = head.length;
     for (let i = 1; i < this.pending.length && bytes < QUEUED_WRITE_BATCH; i++) {
@@ -121,9 +122,9 @@ export class DescriptorSink implements DataSink {
       batch.push(write.buffer.subarray(write.offset, write.offset + write.length));
       bytes += write.length;
     }
-    this.writing = true;
+    this.writing = batch.length;
     writev(this.fd, batch, head.position, (error, written) => {
-      this.writing = false;
+      this.writing = 0;
       if (error) {
         this.failure = error;
         for (const write of this.pending.splice(0)) write.done?.();
@@ -153,12 +154,12 @@ export class DescriptorSink implements DataSink {
 
   /** Resolves once no more than `bytes` are pending (0: every write done, none on the pool). */
   private until(bytes: number): Promise<void> {
-    if (this.pendingBytes <= bytes && !(bytes === 0 && this.writing)) return Promise.resolve();
+    if (this.pendingBytes <= bytes && !(bytes === 0 && this.writing > 0)) return Promise.resolve();
     return new Promise((resolve) => {
       this.waiter = {
         bytes,
         wake: () => {
-          if (bytes === 0 && this.writing) return;
+          if (bytes === 0 && this.writing > 0) return;
           this.waiter = null;
           resolve();
         },
