@@ -220,10 +220,13 @@ export function decodeDataRecord(stream: number, record: Buffer): { data: Buffer
 
 /**
  * Room for one record's inflated bytes at once: bacula-fd compresses one read buffer (64 KiB by
- * default) per record. zlib's default 16 KiB output chunks were inflated into four buffers and
- * concatenated, a copy and three allocations per record; more than this still works, in pieces.
+ * default) per record, and the spare KiB lets zlib end the stream in the same call. zlib's
+ * default 16 KiB output chunks were inflated into four buffers and concatenated, a copy and three
+ * allocations per record; 128 KiB allocated twice what a record needs, and in a large restore
+ * that memory outside the heap is what sets V8's full collections going (bsock.ts SlabReceiver).
+ * More than this still works, in pieces.
  */
-const INFLATE_CHUNK = 128 * 1024;
+const INFLATE_CHUNK = 64 * 1024 + 1024;
 
 function inflate(data: Buffer): Buffer {
   try {
