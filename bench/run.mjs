@@ -249,8 +249,14 @@ function serveSection(states, settings) {
     const [, measured, base, ratio, result] = goalRow(states, { measured: { id: serveId(pair.key), metric: 'throughput' }, baseline: { id: baculaFdId(pair.key), metric: 'throughput' }, min: pair.goal });
     const seconds = (state, key) => (state?.samples.length ? `${median(state.samples.map((s) => s[key])).toFixed(key === 'cpuSeconds' ? 2 : 1)} s` : '—');
     const pairs = Math.min(serve?.samples.length ?? 0, bacula?.samples.length ?? 0);
+    // CPU per file (small files) or per MiB of input: the cost of the FD's work, steadier than its clock.
+    const perUnit = (state) => {
+      if (!state?.samples.length) return '—';
+      const cpu = median(state.samples.map((s) => s.cpuSeconds));
+      return c.unit === 'files/s' ? `${((cpu / state.samples[0].files) * 1e6).toFixed(0)} us/file` : `${((cpu / (state.samples[0].bytes / MiB)) * 1e3).toFixed(2)} ms/MiB`;
+    };
     const notes = [
-      `FD CPU time: serve ${seconds(serve, 'cpuSeconds')}, bacula-fd ${seconds(bacula, 'cpuSeconds')}`,
+      `FD CPU time: serve ${seconds(serve, 'cpuSeconds')} (${perUnit(serve)}), bacula-fd ${seconds(bacula, 'cpuSeconds')} (${perUnit(bacula)})`,
       `job wall time (run to end): serve ${seconds(serve, 'wallSeconds')}, bacula-fd ${seconds(bacula, 'wallSeconds')}`,
       `${pairs} of ${settings.runs} pair${settings.runs === 1 ? '' : 's'}`,
     ];

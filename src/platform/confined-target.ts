@@ -172,6 +172,27 @@ export class ConfinedTarget {
     }, dirMode);
   }
 
+  /**
+   * Create the new file `parts` and open it for writing (O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW:
+   * EEXIST when anything, a link included, is there) in one call: openat2 resolves the whole path
+   * from the target as withDir does (no link, nothing outside) and creates the last component in
+   * the directory it reached. A restore of small files makes one of these per file, where a
+   * confined parent, closed again, and an open through /proc/self/fd cost three calls and a
+   * lookup of the magic link. Without openat2 (old kernels), the parent by the walk, then openat
+   * in it. The parent must exist.
+   */
+  createFile(parts: readonly string[], mode: number): number {
+    if (this.closed) throw new ConfinedError('invalid', `the restore target ${this.target} is closed`);
+    if (parts.length === 0) throw new ConfinedError('invalid', `the restore target ${this.target} itself is not a file`);
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0) | O_CLOEXEC;
+    if (openat2Works) {
+      const fd = this.resolveBeneath(parts.join('/'), flags, mode);
+      if (fd >= 0) return fd;
+      if (openat2Works) throw this.failure('open', parts);
+    }
+    return this.openFile(parts, constants.O_EXCL, mode, false);
+  }
+
   /** Open the existing directory `parts` (not following a link) for fchmod/futimes; the caller closes it. */
   openDirForUpdate(parts: readonly string[]): number {
     if (parts.length === 0) {
@@ -246,19 +267,28 @@ export class ConfinedTarget {
 
   /** openat2 of a whole relative directory path; -1 when it must be walked (missing, or no openat2). */
   private openBeneath(relative: string): number {
+    const fd = this.resolveBeneath(relative, DIR_FLAGS, 0);
+    if (fd >= 0 || !openat2Works) return fd;
+    if (lastErrno() === E.ENOENT) return -1; // the walk says which component, and creates them
+    throw this.failure('open', relative.split('/'));
+  }
+
+  /**
+   * openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) of `relative` from the target with `flags` and
+   * `mode`: the descriptor, or -1 (errno says why; openat2Works is false after when the kernel has
+   * no openat2 or a seccomp filter forbids it: walk then).
+   */
+  private resolveBeneath(relative: string, flags: number, mode: number): number {
     const how = Buffer.alloc(24);
-    how.writeBigUInt64LE(BigInt(DIR_FLAGS), 0);
+    how.writeBigUInt64LE(BigInt(flags), 0);
+    how.writeBigUInt64LE(BigInt(mode), 8);
     how.writeBigUInt64LE(BigInt(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), 16);
     const path = cPath(relative);
     const fd = Number(bind('openat2').syscall(SYS_OPENAT2, 'int', this.rootFd, typeof path === 'string' ? 'str' : 'void *', path, 'void *', how, 'size_t', 24));
     if (fd >= 0) return fd;
     const errno = lastErrno();
-    if (errno === E.ENOSYS || errno === E.EPERM) {
-      openat2Works = false; // an old kernel, or a seccomp filter that forbids it: walk
-      return -1;
-    }
-    if (errno === E.ENOENT) return -1; // the walk says which component, and creates them
-    throw this.failure('open', relative.split('/'));
+    if (errno === E.ENOSYS || errno === E.EPERM) openat2Works = false;
+    return -1;
   }
 
   /** openat(O_NOFOLLOW | O_DIRECTORY) one component at a time, creating missing ones when `create`. */

@@ -62,5 +62,38 @@ describe.skipIf(process.platform !== 'linux')('ConfinedTarget', () => {
         target.close();
       }
     });
+
+    it(`createFile makes a new file in one call, EEXIST when anything is there, and refuses a path through a planted symlink (${way})`, () => {
+      useOpenat2(openat2);
+      const root = path.join(tempDir('confined-create'), 'target');
+      const outside = tempDir('confined-create-outside');
+      const target = ConfinedTarget.open(root);
+      try {
+        target.mkdir(['d'], 0o755);
+        const fd = target.createFile(['d', 'new'], 0o640);
+        writeSync(fd, 'data');
+        closeSync(fd);
+        expect(readFileSync(path.join(root, 'd', 'new'), 'utf8')).toBe('data');
+        expect(lstatSync(path.join(root, 'd', 'new')).mode & 0o777).toBe(0o640 & ~process.umask());
+        const codeOf = (call: () => unknown) => {
+          try {
+            call();
+          } catch (error) {
+            return error instanceof ConfinedError ? `${error.kind} ${error.code}` : String(error);
+          }
+          return 'created';
+        };
+        expect(codeOf(() => target.createFile(['d', 'new'], 0o600))).toBe('io EEXIST');
+        // A symlink where the file goes is there: EEXIST, never followed to create its target.
+        symlinkSync(path.join(outside, 'made'), path.join(root, 'd', 'link'));
+        expect(codeOf(() => target.createFile(['d', 'link'], 0o600))).toBe('io EEXIST');
+        symlinkSync(outside, path.join(root, 'planted'));
+        expect(codeOf(() => target.createFile(['planted', 'x'], 0o600))).toMatch(/^refused (ELOOP|ENOTDIR|EXDEV)$/);
+        expect(codeOf(() => target.createFile(['missing', 'x'], 0o600))).toBe('io ENOENT');
+        expect(readdirSync(outside)).toEqual([]);
+      } finally {
+        target.close();
+      }
+    });
   }
 });

@@ -23,6 +23,7 @@ import {
   BsockSignalError,
   MAX_RECEIVE,
   MAX_SEND,
+  SlabReceiver,
   bashSpaces,
   signalName,
   unbashSpaces,
@@ -502,6 +503,69 @@ describe('Bsock framing', () => {
     const error = await receiver.receiveText().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BsockSignalError);
     expect(error).toMatchObject({ signal: BNET.TERMINATE, message: 'expected a text message from test-dir, got BNET_TERMINATE (-4)' });
+  });
+
+  it('reads a connection into slabs (SlabReceiver): MiBs of frames across reads and slabs arrive whole and in order', async () => {
+    const listener = net.createServer();
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const accepted = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
+    const slabs = new SlabReceiver();
+    const client = net.connect({ port: (listener.address() as net.AddressInfo).port, host: '127.0.0.1', onread: slabs.onread });
+    await new Promise<void>((resolve, reject) => client.once('connect', resolve).once('error', reject));
+    const server = await accepted;
+    listener.close();
+    cleanups.push(() => {
+      client.destroy();
+      server.destroy();
+    });
+    const receiver = new Bsock(client, 'test-sd', slabs);
+    // Record-sized frames (as an SD's restore data) and odd sizes, 5 MiB in all: many cross a
+    // read, some cross a 1 MiB slab; each payload's bytes say which frame it is.
+    const sizes = Array.from({ length: 80 }, (_, i) => (i % 3 === 0 ? 65_536 : 1 + ((i * 7_919) % 70_000)));
+    const payloads = sizes.map((size, i) => Buffer.alloc(size, i));
+    for (const payload of payloads) server.write(Buffer.concat([header(payload.length), payload]));
+    server.write(header(BNET.EOD));
+    for (const payload of payloads) {
+      const message = await receiver.receive();
+      expect(message.kind === 'data' && message.data.equals(payload)).toBe(true);
+    }
+    expect(await receiver.receive()).toEqual({ kind: 'signal', signal: BNET.EOD });
+  });
+
+  it('reuses a slab once every message in it is released, and a released message never changes under a held one', async () => {
+    const listener = net.createServer();
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const accepted = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
+    const slabs = new SlabReceiver();
+    const client = net.connect({ port: (listener.address() as net.AddressInfo).port, host: '127.0.0.1', onread: slabs.onread });
+    await new Promise<void>((resolve, reject) => client.once('connect', resolve).once('error', reject));
+    const server = await accepted;
+    listener.close();
+    cleanups.push(() => {
+      client.destroy();
+      server.destroy();
+    });
+    const receiver = new Bsock(client, 'test-sd', slabs);
+    // 24 MiB of 64 KiB frames, each filled with its number; all released but one, held to the end.
+    const count = 384;
+    const frame = (i: number) => Buffer.concat([header(65_536), Buffer.alloc(65_536, i % 251)]);
+    void (async () => {
+      for (let i = 0; i < count; i++) if (!server.write(frame(i))) await new Promise((resolve) => server.once('drain', resolve));
+    })();
+    const memory = new Set<ArrayBufferLike>();
+    let held: Buffer | null = null;
+    for (let i = 0; i < count; i++) {
+      const message = await receiver.receive();
+      if (message.kind !== 'data') throw new Error('a signal where data was sent');
+      expect(message.data.equals(Buffer.alloc(65_536, i % 251))).toBe(true);
+      // A frame across two slabs is a copy of its own; the others are views of a slab.
+      if (message.data.buffer.byteLength > 65_536) memory.add(message.data.buffer);
+      if (i === 3) held = message.data;
+      else receiver.release(message.data);
+    }
+    // Without reuse 24 MiB would take 24 slabs of 1 MiB; the held one keeps its own.
+    expect(memory.size).toBeLessThan(12);
+    expect(held!.equals(Buffer.alloc(65_536, 3))).toBe(true);
   });
 
   it('answers concurrent receives in call order, including frames split across TCP writes', async () => {

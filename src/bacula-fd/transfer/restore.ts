@@ -42,15 +42,16 @@ export async function receiveRestore(run: RestoreRun): Promise<RestoreTotals> {
       } else if (isAttributesStream(stream)) {
         await entry.end();
         const entryRecord = readEntryRecord(stream, record.data);
+        record.release?.(); // its fields are strings now
         run.onEntry?.(entryRecord.fname);
         entry = await beginEntry(job, plugins, entryRecord);
       } else if (isXaclStream(stream)) {
         // Even when skipping: a directory gets its ACLs and xattrs whether it was made or kept, as with bacula-fd.
         await job.xacl.receive(stream, record.data, entry.skipping);
       } else if (entry.skipping || DIGEST_STREAMS.has(stream)) {
-        continue; // digests are not checked on restore, as in bacula-fd
+        record.release?.(); // digests are not checked on restore, as in bacula-fd
       } else if (isDataStream(stream)) {
-        await entry.data(stream, record.data);
+        await entry.data(stream, record.data, record.release);
       } else {
         await entry.undecodable(undecodableStream(stream, record.data));
       }

@@ -7,7 +7,7 @@
  */
 import net from 'node:net';
 import { AgentfdError } from '../../errors.js';
-import { BNET, Bsock, type BsockMessage } from '../wire/bsock.js';
+import { BNET, Bsock, SlabReceiver, type BsockMessage } from '../wire/bsock.js';
 import { cramAccepts, cramResponse, makeChallenge } from '../wire/cram-md5.js';
 import { TLS_NEED, negotiateTls, tlsClient, type TlsSettings } from '../wire/tls.js';
 import { DEBUG, type DebugWrite } from '../wire/debug.js';
@@ -20,6 +20,11 @@ export interface SdRecord {
   fileIndex: number;
   stream: number;
   data: Buffer;
+  /**
+   * The reader is done with `data` (no view of it is used after): its memory may be reused for
+   * what the SD sends next (bsock.ts SlabReceiver). Optional to call; at most once.
+   */
+  release?: () => void;
 }
 
 function sdError(message: string): AgentfdError {
@@ -40,12 +45,14 @@ export class StorageDaemon {
   /** Connect to the SD at host:port for job `job`, authenticating with the session key `key`. */
   static async connect(host: string, port: number, job: string, key: string, clientName: string, tls: TlsSettings | null = null): Promise<StorageDaemon> {
     const where = `${host}:${port}`;
+    // Without TLS the restore data is read into slabs (bsock.ts SlabReceiver says why).
+    const slabs = (tls?.need ?? TLS_NEED.none) === TLS_NEED.none ? new SlabReceiver() : undefined;
     const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect({ host, port }, () => resolve(s));
+      const s = net.connect({ host, port, ...(slabs ? { onread: slabs.onread } : {}) }, () => resolve(s));
       s.once('error', (error) => reject(sdError(`cannot connect to the Storage Daemon at ${where} (${error.message}); check its address and port in the Director's Storage resource and that it is running`)));
     });
     socket.setNoDelay(true);
-    const bsock = new Bsock(socket, `Storage Daemon ${where}`);
+    const bsock = new Bsock(socket, `Storage Daemon ${where}`, slabs);
     try {
       await bsock.send(`Hello Bacula SD: Start Job ${job} ${FD_PROTOCOL_VERSION}\n`);
       // The SD challenges first, then we do (as the real FD).
@@ -144,12 +151,22 @@ export class StorageDaemon {
       }
       const fields = /^rechdr (\d+) (\d+) (-?\d+) (-?\d+) (\d+)/.exec(header.data.toString('latin1'));
       if (!fields) throw sdError(`the Storage Daemon at ${this.where} sent a record header that cannot be read: "${header.data.toString('latin1', 0, 80)}"`);
+      this.bsock.release(header.data); // read: only the numbers above are kept
       const data: BsockMessage = await this.bsock.receive();
       if (data.kind !== 'data') throw sdError(`the Storage Daemon at ${this.where} sent a signal where record data was due`);
-      yield { fileIndex: Number(fields[3]), stream: Number(fields[4]), data: data.data };
+      yield { fileIndex: Number(fields[3]), stream: Number(fields[4]), data: data.data, release: this.releaser(data.data) };
       // Once the record is used: a limit slows what comes next, as bacula-fd's reads are slowed.
       await this.throttle.written(framed(header.data.length) + framed(data.data.length));
     }
+  }
+
+  /** A record's release (SdRecord): once only, whoever calls it. */
+  private releaser(data: Buffer): () => void {
+    let released = false;
+    return () => {
+      if (!released) this.bsock.release(data);
+      released = true;
+    };
   }
 
   async closeRead(ticket: number): Promise<void> {

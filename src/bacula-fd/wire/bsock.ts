@@ -4,6 +4,7 @@
  * TCP, so a Bsock wraps any Duplex; TLS, when both sides want it, takes over the same socket after
  * authentication (startTls).
  */
+import type { OnReadOpts } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { AgentfdError, messageOf } from '../../errors.js';
 import { decodeName, encodeName } from '../../platform/byte-names.js';
@@ -89,6 +90,92 @@ export function signalName(signal: number): string {
 
 export type BsockMessage = { kind: 'data'; data: Buffer } | { kind: 'signal'; signal: number };
 
+/** A slab of receive memory, and the room a read must find left in it (else a new slab). */
+const SLAB_BYTES = 1024 * 1024;
+const SLAB_MIN_READ = 64 * 1024;
+/** Slabs kept for reuse: a restore's bsock queue (4 MiB) and queued writes (8 MiB) hold about this many. */
+const SLABS_KEPT = 16;
+
+/** One slab: the bytes read into it, and how many of them are done with (parsed, copied or released). */
+interface SlabState {
+  slab: Buffer;
+  filled: number;
+  done: number;
+  /** No more reads go into it: once every byte is done it is reused. */
+  retired: boolean;
+}
+
+/**
+ * A plain TCP connection read into slabs of our own (net's `onread`), for a peer that streams
+ * large messages (an SD's restore data). Node's own reads allocate a 64 KiB buffer per read, and
+ * a message that spans two reads was copied into one more: two allocations and a copy per record
+ * of a restore, whose memory outside the heap made V8 run a full collection every few dozen
+ * MiB (a quarter of a restore's time in the profile). Here each read lands after the last one in
+ * the current slab, so a message is a view of the slab it arrived in (copied only when it spans
+ * two slabs). A slab is reused once every byte of it is done with: framing parsed, payloads copied
+ * out, or messages released by their reader (Bsock.release: the restore releases each record once
+ * written). One never released (a reader that does not) keeps its slab from reuse, and the slab
+ * is freed as any buffer once nothing references it.
+ *
+ * Give `onread` to net.connect, then the socket and this to the Bsock. Not for a connection that
+ * may start TLS (the TLS layer takes over the socket's reads).
+ */
+export class SlabReceiver {
+  private current: SlabState = SlabReceiver.fresh(Buffer.allocUnsafe(SLAB_BYTES));
+  private readonly states = new WeakMap<ArrayBufferLike, SlabState>([[this.current.slab.buffer, this.current]]);
+  private readonly free: Buffer[] = [];
+  private sink: ((chunk: Buffer) => void) | null = null;
+  private early: Buffer[] = [];
+
+  readonly onread: OnReadOpts = {
+    buffer: () => {
+      if (this.current.slab.length - this.current.filled < SLAB_MIN_READ) this.nextSlab();
+      return this.current.slab.subarray(this.current.filled);
+    },
+    callback: (bytes, region) => {
+      // `region` is what buffer() returned last: the free end of the current slab.
+      const chunk = Buffer.from(region.buffer, region.byteOffset, bytes);
+      this.current.filled += bytes;
+      if (this.sink) this.sink(chunk);
+      else this.early.push(chunk);
+      return true; // the Bsock pauses the socket itself
+    },
+  };
+
+  private static fresh(slab: Buffer): SlabState {
+    return { slab, filled: 0, done: 0, retired: false };
+  }
+
+  /** `bytes` bytes of the slab that `view` lies in are done with; a view of no slab of ours is ignored. */
+  done(view: Buffer, bytes: number): void {
+    const state = this.states.get(view.buffer);
+    if (!state) return;
+    state.done += bytes;
+    this.recycle(state);
+  }
+
+  private nextSlab(): void {
+    const old = this.current;
+    old.retired = true;
+    this.current = SlabReceiver.fresh(this.free.pop() ?? Buffer.allocUnsafe(SLAB_BYTES));
+    this.states.set(this.current.slab.buffer, this.current);
+    this.recycle(old);
+  }
+
+  private recycle(state: SlabState): void {
+    if (!state.retired || state.done < state.filled) return;
+    // Forgotten first: a late count against it (a bug) cannot hand it out twice.
+    this.states.delete(state.slab.buffer);
+    if (this.free.length < SLABS_KEPT) this.free.push(state.slab);
+  }
+
+  /** From now on chunks go to `sink` (those that came before first). */
+  attach(sink: (chunk: Buffer) => void): void {
+    this.sink = sink;
+    for (const chunk of this.early.splice(0)) sink(chunk);
+  }
+}
+
 /** A connection that closed or broke, or a peer that broke the framing. `peer` names the other side. */
 export class BsockError extends AgentfdError {
   readonly peer: string;
@@ -162,13 +249,26 @@ export class Bsock {
   private highWater = RECEIVE_HIGH_WATER;
   /** Set by hold(): nothing more is read from the peer. */
   private held = false;
+  private readonly slabs: SlabReceiver | null;
   private received = 0;
   private tlsStarted = false;
 
-  constructor(socket: Duplex, peer: string) {
+  /** `slabs`: the receiver given as `onread` to the socket's net.connect (SlabReceiver), if any. */
+  constructor(socket: Duplex, peer: string, slabs?: SlabReceiver) {
     this.socket = socket;
     this.peer = peer;
+    this.slabs = slabs ?? null;
     this.listen(socket);
+    slabs?.attach(this.onData);
+  }
+
+  /**
+   * The reader is done with `data`, a message's payload (no view of its memory is used after), so
+   * that memory may be reused (SlabReceiver). Once per message; nothing happens on a connection
+   * not read into slabs.
+   */
+  release(data: Buffer): void {
+    this.slabs?.done(data, data.length);
   }
 
   private listen(socket: Duplex): void {
@@ -274,7 +374,13 @@ export class Bsock {
   private readonly onData = (chunk: Buffer | string): void => {
     if (this.finalError) return;
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
-    this.chunks.push(bytes);
+    const last = this.chunks.length > 0 ? (this.chunks[this.chunks.length - 1] as Buffer) : null;
+    if (last && last.buffer === bytes.buffer && last.byteOffset + last.length === bytes.byteOffset) {
+      // The next read of the same slab (SlabReceiver): one chunk, so a message across both is a view, not a copy.
+      this.chunks[this.chunks.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + bytes.length);
+    } else {
+      this.chunks.push(bytes);
+    }
     this.chunkBytes += bytes.length;
     try {
       this.parse();
@@ -287,17 +393,20 @@ export class Bsock {
     this.deliver();
   };
 
-  /** Removes and returns the first `n` buffered bytes (n <= chunkBytes). */
-  private take(n: number): Buffer {
+  /**
+   * Removes and returns the first `n` buffered bytes (n <= chunkBytes). `kept`: a payload its
+   * reader holds (and releases); otherwise (framing) the bytes are done with once read, as are
+   * those copied out of a slab.
+   */
+  private take(n: number, kept = false): Buffer {
     this.chunkBytes -= n;
     const first = this.chunks[0] as Buffer;
-    if (first.length > n) {
-      this.chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    if (first.length === n) {
-      this.chunks.shift();
-      return first;
+    if (first.length >= n) {
+      const taken = first.length === n ? first : first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      if (!kept) this.slabs?.done(taken, n);
+      return taken;
     }
     const out = Buffer.allocUnsafe(n);
     let filled = 0;
@@ -305,6 +414,7 @@ export class Bsock {
       const chunk = this.chunks[0] as Buffer;
       const used = Math.min(chunk.length, n - filled);
       chunk.copy(out, filled, 0, used);
+      this.slabs?.done(chunk, used);
       filled += used;
       if (used === chunk.length) this.chunks.shift();
       else this.chunks[0] = chunk.subarray(used);
@@ -343,7 +453,7 @@ export class Bsock {
         continue;
       }
       if (this.chunkBytes < state.length) return;
-      const data = state.length === 0 ? Buffer.alloc(0) : this.take(state.length);
+      const data = state.length === 0 ? Buffer.alloc(0) : this.take(state.length, true);
       this.frame = { step: 'length' };
       this.enqueue({ kind: 'data', data });
     }

@@ -3,7 +3,7 @@
  * the replace= letter says of an entry already there, then the entry by its type. Every call goes
  * through the restore's root (restore-root.ts), so under a where nothing is made outside it.
  */
-import { constants, openSync, symlinkSync, unlinkSync, type Stats } from 'node:fs';
+import { constants, symlinkSync, unlinkSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentfdError } from '../../../errors.js';
@@ -14,15 +14,13 @@ import type { EntryRecord } from './entry-record.js';
 import { DescriptorSink, openedFile, type DataSink, type OpenFile } from './file-data.js';
 import { restoreHardLink } from './hard-link.js';
 import { keptBecause, type ReplaceMode } from './replace.js';
-import { codeOf, lstatOrNull, lstatOrNullSync, type RestoreRoot } from './restore-root.js';
+import { CREATE_FLAGS, codeOf, lstatOrNull, lstatOrNullSync, type RestoreRoot } from './restore-root.js';
 import { setAttributes, type DeferredDirectories } from './set-attributes.js';
 import { fsPath, pathText } from '../../../platform/byte-names.js';
 
 const S_IFMT = 0o170000;
 const S_IFIFO = 0o010000;
 const S_IFSOCK = 0o140000;
-/** A regular file is created as bacula-fd creates it: new (the old one was removed), never through a symlink. */
-const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
 
 export interface CreateContext {
   root: RestoreRoot;
@@ -109,29 +107,27 @@ export async function createEntry(ctx: CreateContext, entry: EntryRecord, target
 
 /**
  * The usual entry of a restore, a regular file with nothing in its place, created at once: the
- * open's O_EXCL is the check that nothing is there, so it takes one confined lookup of its parent
- * and one call, rather than a lookup and an lstat before the lookup and the open. Null when
- * something is there (EEXIST: replace= decides then, below) and on Windows.
+ * open's O_EXCL is the check that nothing is there, so it takes one confined call (RestoreRoot
+ * createFile) rather than an lstat before the open. Null when something is there (EEXIST:
+ * replace= decides then, below) and on Windows.
  */
-function newRegularFile(root: RestoreRoot, type: number, target: string): Promise<DataSink | null> | null {
+async function newRegularFile(root: RestoreRoot, type: number, target: string): Promise<DataSink | null> {
   if ((type !== FT.REG && type !== FT.REGE) || IS_WINDOWS) return null;
-  return root.at(target, (p) => {
-    try {
-      return new DescriptorSink(openSync(p, CREATE_FLAGS, 0o600));
-    } catch (error) {
-      if (codeOf(error) === 'EEXIST') return null;
-      throw error;
-    }
-  });
+  try {
+    return new DescriptorSink(await root.createFile(target, 0o600));
+  } catch (error) {
+    if (codeOf(error) === 'EEXIST') return null;
+    throw error;
+  }
 }
 
 /**
  * A new regular file, for its data. On Unix its descriptor, opened with one synchronous call
  * (file-data.ts DescriptorSink says why); on Windows a FileHandle, set by path when done.
  */
-function openRegular(root: RestoreRoot, target: string): Promise<DataSink> {
+async function openRegular(root: RestoreRoot, target: string): Promise<DataSink> {
   if (IS_WINDOWS) return root.at(target, (p) => open(p, CREATE_FLAGS, 0o600));
-  return root.at(target, (p) => new DescriptorSink(openSync(p, CREATE_FLAGS, 0o600)));
+  return new DescriptorSink(await root.createFile(target, 0o600));
 }
 
 /**

@@ -20,8 +20,8 @@ export interface RestoringEntry {
   readonly name: string;
   /** Its data records are not wanted: made without data, kept, failed, or refused. */
   skipping: boolean;
-  /** One data record (plain, GZIP, LZO, sparse). */
-  data(stream: number, data: Buffer): Promise<void>;
+  /** One data record (plain, GZIP, LZO, sparse); `release` (SdRecord's) once its memory is not needed, if this entry knows when. */
+  data(stream: number, data: Buffer, release?: () => void): Promise<void>;
   /** A record of a stream this version cannot decode (`what`: undecodable.ts's words). */
   undecodable(what: string): Promise<void>;
   /** The entry is over: what it was written into is closed and its attributes set. */
@@ -55,14 +55,14 @@ export class FileEntry implements RestoringEntry {
     }
   }
 
-  async data(stream: number, data: Buffer): Promise<void> {
+  async data(stream: number, data: Buffer, release?: () => void): Promise<void> {
     const file = this.file;
     if (!file) {
       this.job.problem(`data (stream ${stream}) arrived with no file open; the volume's records are out of order`);
       return;
     }
     try {
-      this.job.totals.bytes += await writeDataRecord(file, stream, data);
+      this.job.totals.bytes += await writeDataRecord(file, stream, data, release);
     } catch (error) {
       if (error instanceof UndecodableData) return this.fail(`its stream ${stream} record cannot be decoded: ${error.message}`, '');
       this.job.problem(`Write error on "${file.target}": ${messageOf(error)}; the rest of its data is skipped`);
@@ -106,6 +106,8 @@ export class FileEntry implements RestoringEntry {
     // A file with a descriptor of its own gets its attributes through it before the close, as
     // bacula-fd's set_mod_own_time; any other (a fifo, a device, a file on Windows) by its path after.
     const descriptor = file.handle instanceof DescriptorSink ? file.handle.fd : null;
+    // Its queued writes first (file-data.ts DescriptorSink): its times must come after its data.
+    await file.handle.flush?.().catch((error: unknown) => this.job.problem(`Write error on "${file.target}": ${messageOf(error)}; the rest of its data is skipped`));
     try {
       await closeFileData(file, () => {
         if (descriptor !== null) this.attributes(file, () => setDescriptorAttributes(descriptor, file.stat));

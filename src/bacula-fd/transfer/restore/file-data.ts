@@ -4,7 +4,7 @@
  * 8-byte offset first) go into the open file until the next attributes record, as in
  * filed/restore.c.
  */
-import { closeSync, ftruncateSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, writeSync, writev } from 'node:fs';
 import { inflateSync } from 'node:zlib';
 import { STREAM, type BaculaStat } from '../../attributes/lstat.js';
 import { readCompressedBlock, UndecodableData } from '../lzo-records.js';
@@ -14,6 +14,33 @@ export interface DataSink {
   write(buffer: Buffer, offset: number, length: number, position: number | null): Promise<unknown>;
   truncate(length: number): Promise<void>;
   close(): Promise<void>;
+  /** Resolves once every write made so far is on the file; rejects with the first that failed. */
+  flush?(): Promise<void>;
+}
+
+/**
+ * Files of this size or more have their data written on libuv's thread pool, in order, while the
+ * next records are read and decoded (DescriptorSink queueWrites). Below it a file's writes stay
+ * synchronous: a pool round trip per file costs more than a small file's write into the page
+ * cache (restore-root.ts lstatOrNullSync), and a write under 1 MiB holds the event loop for about
+ * a millisecond at most, even while the kernel throttles writeback.
+ */
+export const QUEUED_WRITE_FILE_BYTES = 1024 * 1024;
+/** Queued bytes above which the restore waits for the pool before reading on (and the socket, for it). */
+const QUEUED_WRITE_LIMIT = 8 * 1024 * 1024;
+/**
+ * Queued records that follow each other in the file go to the pool together, in one writev of up
+ * to this many bytes: a hand-over to the pool per 64 KiB record cost more than it saved.
+ */
+const QUEUED_WRITE_BATCH = 2 * 1024 * 1024;
+
+interface PendingWrite {
+  buffer: Buffer;
+  offset: number;
+  length: number;
+  position: number | null;
+  /** Told once the buffer is no longer needed: written, failed or dropped. */
+  done?: () => void;
 }
 
 /**
@@ -25,20 +52,119 @@ export interface DataSink {
  * (fchown, fchmod, futimes): the attributes reach the very file the data went into.
  */
 export class DescriptorSink implements DataSink {
+  private queued = false;
+  /** Writes not yet done, in order; the first `writing` of them are on the pool. */
+  private readonly pending: PendingWrite[] = [];
+  private pendingBytes = 0;
+  private writing = 0;
+  private failure: Error | null = null;
+  /** The restore waiting for the queue to shrink (write) or empty (flush). */
+  private waiter: { bytes: number; wake: () => void } | null = null;
+
   constructor(readonly fd: number) {}
 
-  async write(buffer: Buffer, offset: number, length: number, position: number | null): Promise<void> {
-    for (let done = 0; done < length; ) {
-      done += writeSync(this.fd, buffer, offset + done, length - done, position === null ? null : position + done);
+  /**
+   * From now on writes go to the thread pool, one at a time and in order, and write() returns
+   * once a write is queued (waiting only while more than QUEUED_WRITE_LIMIT bytes are): a large
+   * file's data is copied into the page cache, and waits on the kernel's writeback throttling, off
+   * the event loop, which meanwhile reads and decodes the next records and answers other
+   * connections. A failed write is thrown by the next write() or by flush(): the file fails loudly.
+   */
+  queueWrites(): void {
+    this.queued = true;
+  }
+
+  /** `done`: told once `buffer` is no longer needed (written, or failed), also when that comes after this returns. */
+  async write(buffer: Buffer, offset: number, length: number, position: number | null, done?: () => void): Promise<void> {
+    if (this.failure || !this.queued) {
+      try {
+        if (this.failure) throw this.failure;
+        for (let at = 0; at < length; ) at += writeSync(this.fd, buffer, offset + at, length - at, position === null ? null : position + at);
+      } finally {
+        done?.();
+      }
+      return;
     }
+    if (length === 0) return done?.();
+    this.pending.push({ buffer, offset, length, position, done });
+    this.pendingBytes += length;
+    this.next();
+    if (this.pendingBytes > QUEUED_WRITE_LIMIT) await this.until(QUEUED_WRITE_LIMIT / 2);
+    if (this.failure) throw this.failure;
+  }
+
+  async flush(): Promise<void> {
+    await this.until(0);
+    if (this.failure) throw this.failure;
   }
 
   async truncate(length: number): Promise<void> {
+    await this.until(0); // a failed write was reported by flush()
     ftruncateSync(this.fd, length);
   }
 
+  /** Closes once the write on the pool (if any) is done; writes not started are dropped (flush first to keep them). */
   async close(): Promise<void> {
+    this.pendingBytes -= this.pending.splice(this.writing).reduce((sum, write) => (write.done?.(), sum + write.length), 0);
+    await this.until(0);
     closeSync(this.fd);
+  }
+
+  /** Start the pending writes that follow each other on the pool, in one writev, unless one is there already. */
+  private next(): void {
+    const head = this.pending[0];
+    if (this.writing > 0 || !head) return;
+    const batch = [head.buffer.subarray(head.offset, head.offset + head.length)];
+    let bytes = head.length;
+    for (let i = 1; i < this.pending.length && bytes < QUEUED_WRITE_BATCH; i++) {
+      const write = this.pending[i]!;
+      if (head.position === null ? write.position !== null : write.position !== head.position + bytes) break;
+      batch.push(write.buffer.subarray(write.offset, write.offset + write.length));
+      bytes += write.length;
+    }
+    this.writing = batch.length;
+    writev(this.fd, batch, head.position, (error, written) => {
+      this.writing = 0;
+      if (error) {
+        this.failure = error;
+        for (const write of this.pending.splice(0)) write.done?.();
+        this.pendingBytes = 0;
+      } else {
+        this.written(written);
+      }
+      if (this.waiter && this.pendingBytes <= this.waiter.bytes) this.waiter.wake();
+      this.next();
+    });
+  }
+
+  /** `bytes` of the first pending writes are on the file; a write cut short keeps its rest first, where it belongs. */
+  private written(bytes: number): void {
+    this.pendingBytes -= bytes;
+    while (bytes > 0) {
+      const head = this.pending[0]!;
+      if (bytes < head.length) {
+        Object.assign(head, { offset: head.offset + bytes, length: head.length - bytes, position: head.position === null ? null : head.position + bytes });
+        return;
+      }
+      bytes -= head.length;
+      this.pending.shift();
+      head.done?.();
+    }
+  }
+
+  /** Resolves once no more than `bytes` are pending (0: every write done, none on the pool). */
+  private until(bytes: number): Promise<void> {
+    if (this.pendingBytes <= bytes && !(bytes === 0 && this.writing > 0)) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.waiter = {
+        bytes,
+        wake: () => {
+          if (bytes === 0 && this.writing > 0) return;
+          this.waiter = null;
+          resolve();
+        },
+      };
+    });
   }
 }
 
@@ -63,6 +189,7 @@ export interface OpenFile {
 export type FileKind = 'regular' | 'fifo' | 'device';
 
 export function openedFile(target: string, fname: string, stat: BaculaStat, attribsEx: string, handle: DataSink, kind: FileKind): OpenFile {
+  if (handle instanceof DescriptorSink && stat.size >= BigInt(QUEUED_WRITE_FILE_BYTES)) handle.queueWrites();
   return { target, stat, handle, fname, sequential: kind === 'fifo', cursor: 0, end: 0, sized: false, regular: kind === 'regular', attribsEx };
 }
 
@@ -93,10 +220,13 @@ export function decodeDataRecord(stream: number, record: Buffer): { data: Buffer
 
 /**
  * Room for one record's inflated bytes at once: bacula-fd compresses one read buffer (64 KiB by
- * default) per record. zlib's default 16 KiB output chunks were inflated into four buffers and
- * concatenated, a copy and three allocations per record; more than this still works, in pieces.
+ * default) per record, and the spare KiB lets zlib end the stream in the same call. zlib's
+ * default 16 KiB output chunks were inflated into four buffers and concatenated, a copy and three
+ * allocations per record; 128 KiB allocated twice what a record needs, and in a large restore
+ * that memory outside the heap is what sets V8's full collections going (bsock.ts SlabReceiver).
+ * More than this still works, in pieces.
  */
-const INFLATE_CHUNK = 128 * 1024;
+const INFLATE_CHUNK = 64 * 1024 + 1024;
 
 function inflate(data: Buffer): Buffer {
   try {
@@ -108,14 +238,20 @@ function inflate(data: Buffer): Buffer {
 
 const ZEROS = Buffer.alloc(64 * 1024);
 
-/** Write one data record into `file`; returns the bytes written. */
-export async function writeDataRecord(file: OpenFile, stream: number, record: Buffer): Promise<number> {
+/**
+ * Write one data record into `file`; returns the bytes written. `release`: told once `record` is
+ * no longer needed (decoded into other memory, or written; SdRecord's release).
+ */
+export async function writeDataRecord(file: OpenFile, stream: number, record: Buffer, release?: () => void): Promise<number> {
   if (SPARSE_STREAMS.has(stream) && record.length >= 8) file.sized = true;
   const { data, position } = decodeDataRecord(stream, record);
+  if (data.buffer !== record.buffer) release?.(); // inflated or decompressed: the record is read
   const at = position ?? file.cursor;
   if (file.sequential) {
     for (let gap = at - file.cursor; gap > 0; gap -= ZEROS.length) await file.handle.write(ZEROS, 0, Math.min(gap, ZEROS.length), null);
     await file.handle.write(data, 0, data.length, null);
+  } else if (file.handle instanceof DescriptorSink) {
+    await file.handle.write(data, 0, data.length, at, release);
   } else {
     await file.handle.write(data, 0, data.length, at);
   }

@@ -19,7 +19,7 @@
  * ':' that would make an alternate data stream, a trailing dot, a device name) is refused there
  * rather than written somewhere else.
  */
-import { chmodSync, chownSync, lstatSync, mkdirSync, statSync, type Stats } from 'node:fs';
+import { chmodSync, chownSync, constants, lstatSync, mkdirSync, openSync, statSync, type Stats } from 'node:fs';
 import { lstat, mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentfdError } from '../../../errors.js';
@@ -68,10 +68,15 @@ export function restorePath(where: string, fname: string, windows = IS_WINDOWS):
   return restoreTarget(where, fname, windows);
 }
 
+/** A regular file is created as bacula-fd creates it: new (the old one was removed), never through a symlink. */
+export const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
+
 /** How a confined root reaches an entry: through its parent (`at`) or as itself (`self`). */
 interface Fence {
   at<T>(parts: string[], body: (p: string) => T): T;
   self<T>(parts: string[], body: (p: string) => T): T;
+  /** A new regular file's descriptor (CREATE_FLAGS), made in one confined call where the system can. */
+  create?(parts: string[], mode: number): number;
   close(): void;
 }
 
@@ -81,6 +86,7 @@ function linuxFence(root: string): Fence {
   return {
     at: (parts, body) => confined.atEntry(parts, body),
     self: (parts, body) => confined.withEntry(parts, (p) => body(p)),
+    create: (parts, mode) => confined.createFile(parts, mode),
     close: () => confined.close(),
   };
 }
@@ -157,6 +163,20 @@ export class RestoreRoot {
    */
   self<T>(target: string, body: (p: FsPath) => T | Promise<T>): Promise<T> {
     return this.fence(target, body, (fenced, parts, aimed) => fenced.self(parts, aimed));
+  }
+
+  /**
+   * Create the regular file `target`, new (EEXIST when anything is there: replace= decides then),
+   * and open it for writing; its descriptor. Under a where on Linux in one confined call
+   * (ConfinedTarget.createFile), never through a link; elsewhere as `at` would open it. Not for
+   * Windows, which writes through a FileHandle (create-entry.ts).
+   */
+  createFile(target: string, mode: number): Promise<number> {
+    return this.fence(
+      target,
+      (p) => openSync(p, CREATE_FLAGS, mode),
+      (fenced, parts, aimed) => (fenced.create ? fenced.create(parts, mode) : fenced.at(parts, aimed)),
+    );
   }
 
   /**
