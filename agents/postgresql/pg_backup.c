@@ -250,8 +250,8 @@ static int32_t pg_next_message(afd_session *s) {
         pg_abort_connection(&s->conn);
         s->copy = PG_COPY_NONE;
         return pg_fail(s, AFD_E_CANCELLED,
-                       "the job was cancelled while reading the base backup; it was ended on the "
-                       "server");
+                       "the job was cancelled while reading the base backup; the base backup was "
+                       "ended on the server");
     }
     for (;;) {
         char *buf = NULL;
