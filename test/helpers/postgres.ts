@@ -7,7 +7,7 @@
  * root: the `postgres` user the package creates, through runuser), and stopped after the tests.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { ensureDebianPackage, fileNeed } from './debian.js';
@@ -205,10 +205,4 @@ export function tableChecksums(cluster: PgCluster, db: string): Record<string, s
     sums[table] = cluster.sql(`SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), '') FROM ${table} t`, db);
   }
   return sums;
-}
-
-/** Make `dir` reachable for the server user (a parent made by mkdtemp is 0700 root). */
-export function openToServerUser(dir: string): void {
-  chmodSync(dir, 0o755);
-  if (process.getuid?.() === 0) chownSync(dir, 0, 0);
 }

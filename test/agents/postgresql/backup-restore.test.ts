@@ -121,7 +121,8 @@ lane(`the PostgreSQL agent with a real server${skip ? ` [SKIPPED: ${skip}]` : ''
     // pg_verifybackup reads a plain data directory: unpack each tar as pg_basebackup -Fp lays it out.
     const plain = path.join(raw, 'plain');
     mkdirSync(path.join(plain, 'pg_tblspc', tablespaceOid), { recursive: true });
-    for (const [tar, dir] of [['base.tar', plain], [`${tablespaceOid}.tar`, path.join(plain, 'pg_tblspc', tablespaceOid)]]) {
+    const archives: [string, string][] = [['base.tar', plain], [`${tablespaceOid}.tar`, path.join(plain, 'pg_tblspc', tablespaceOid)]];
+    for (const [tar, dir] of archives) {
       const untar = spawnSync('tar', ['-xf', path.join(saved, tar), '-C', dir], { encoding: 'utf8' });
       expect(untar.status, untar.stderr).toBe(0);
     }
