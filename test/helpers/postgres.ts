@@ -47,13 +47,11 @@ function prepare(): string | null {
   }
   if (!existsSync(AGENT_FILE)) {
     // libpq-dev was installed after the build: configure again (the target is conditional on its
-    // header) and build; what was built already is not rebuilt.
+    // header) and build; what was built already is not rebuilt (npm run build:native would
+    // rebuild all, under the feet of other test files). Through npm, for its node-gyp settings.
     process.stderr.write('agentfd tests: building the PostgreSQL agent (libpq-dev is installed now)\n');
-    const gyp = path.join(ROOT, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
-    for (const step of ['configure', 'build']) {
-      const result = spawnSync(process.execPath, [gyp, step, '--directory=binding'], { cwd: ROOT, encoding: 'utf8', timeout: 10 * 60_000 });
-      if (result.status !== 0) return `building the PostgreSQL agent failed (node-gyp ${step}): ${(result.stderr || result.stdout).trim().split('\n').at(-1)}`;
-    }
+    const result = spawnSync('npm', ['exec', '--offline', '--', 'node-gyp', 'configure', 'build', '--directory=binding'], { cwd: ROOT, encoding: 'utf8', timeout: 10 * 60_000 });
+    if (result.status !== 0) return `building the PostgreSQL agent failed (node-gyp configure build): ${(result.stderr || result.stdout).trim().split('\n').at(-1)}`;
     if (!existsSync(AGENT_FILE)) return `${AGENT_FILE} is still missing after the build`;
   }
   return null;
