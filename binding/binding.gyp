@@ -100,7 +100,8 @@
           'target_name': 'postgresql',
           'product_dir': '<(PRODUCT_DIR)/agents',
           'sources': ['../agents/postgresql/pg_agent.c', '../agents/postgresql/pg_connect.c',
-                      '../agents/postgresql/pg_backup.c', '../agents/postgresql/pg_restore.c'],
+                      '../agents/postgresql/pg_backup.c', '../agents/postgresql/pg_wal.c',
+                      '../agents/postgresql/pg_restore.c'],
           'include_dirs': ['<(libpq_include)'],
           'conditions': [
             ['libpq_libdir!=""', { 'ldflags': ['-L<(libpq_libdir)'] }],

@@ -128,9 +128,9 @@ static int32_t AFD_CALL pg_backup_prepare(afd_session *s, afd_backup_params *par
     if (params == NULL || !AFD_HAS_FIELD(params, afd_backup_params, delivered_level)) {
         return pg_fail(s, AFD_E_INVALID, "backup_prepare: missing or short parameters");
     }
-    if (params->level != AFD_LEVEL_FULL) {
+    if (params->level != AFD_LEVEL_FULL && params->level != AFD_LEVEL_INCREMENTAL) {
         return pg_fail(s, AFD_E_UNSUPPORTED,
-                       PG_AGENT_NAME " makes full backups only (level %lu asked); use a full backup",
+                       PG_AGENT_NAME " makes full and incremental backups (level %lu asked)",
                        (unsigned long)params->level);
     }
     return pg_backup_begin(s, params);
@@ -143,7 +143,7 @@ static int32_t AFD_CALL pg_backup_next_file(afd_session *s, const afd_file **out
     if (s->file_active) {
         return pg_fail(s, AFD_E_INVALID, "backup_next_file before backup_end_file of %s", s->path);
     }
-    return pg_backup_next(s, out);
+    return s->incremental ? pg_wal_next(s, out) : pg_backup_next(s, out);
 }
 
 static int32_t AFD_CALL pg_backup_start_stream(afd_session *s, uint32_t index) {
@@ -162,7 +162,7 @@ static int64_t AFD_CALL pg_backup_read_entry(afd_session *s, uint8_t *buf, uint6
     if (s == NULL) return AFD_E_INVALID;
     if (!s->stream_active) return pg_fail(s, AFD_E_INVALID, "backup_read without a started stream");
     if (buf == NULL || cap == 0) return pg_fail(s, AFD_E_INVALID, "backup_read: no buffer");
-    return pg_backup_read(s, buf, cap);
+    return s->incremental ? pg_wal_read(s, buf, cap) : pg_backup_read(s, buf, cap);
 }
 
 static int32_t AFD_CALL pg_backup_end_stream(afd_session *s) {
@@ -187,16 +187,18 @@ static int32_t AFD_CALL pg_backup_finish(afd_session *s, int32_t status) {
     if (s == NULL) return AFD_E_INVALID;
     if (status == AFD_STATUS_OK) {
         pg_log(s, AFD_LOG_INFO,
-               PG_AGENT_NAME ": cluster %s (system identifier %s, PostgreSQL %s) saved: %llu "
+               PG_AGENT_NAME ": cluster %s (system identifier %s, PostgreSQL %s) saved%s: %llu "
                "files, %llu bytes, WAL %s to %s on timeline %lu",
-               s->cluster, s->system_id, s->server_version, (unsigned long long)s->files,
-               (unsigned long long)s->bytes, s->start_lsn, s->end_lsn,
-               (unsigned long)s->timeline);
+               s->cluster, s->system_id, s->server_version, s->incremental ? " (incremental)" : "",
+               (unsigned long long)s->files, (unsigned long long)s->bytes, s->start_lsn,
+               s->end_lsn, (unsigned long)s->timeline);
     } else if (s->copy == PG_COPY_RUNNING) {
         pg_log(s, AFD_LOG_INFO,
                PG_AGENT_NAME ": the job was not committed; ending the base backup on the server");
     }
     pg_backup_release(s);
+    /* Only now may the slot let go of the WAL this job saved. */
+    if (status == AFD_STATUS_OK) pg_slot_advance(s);
     return AFD_OK;
 }
 
@@ -256,8 +258,8 @@ static int32_t AFD_CALL pg_restore_finish(afd_session *s) {
 
 /* No global state, and libpq is thread-safe: sessions may run on separate threads. */
 #define PG_CAPS                                                                                    \
-    (AFD_CAP_BACKUP_FULL | AFD_CAP_RESTORE | AFD_CAP_RAW_RESTORABLE | AFD_CAP_THREAD_SAFE |       \
-     AFD_CAP_CANCEL)
+    (AFD_CAP_BACKUP_FULL | AFD_CAP_BACKUP_INCREMENTAL | AFD_CAP_RESTORE | AFD_CAP_OWN_STATE |      \
+     AFD_CAP_RAW_RESTORABLE | AFD_CAP_THREAD_SAFE | AFD_CAP_CANCEL)
 
 #define PG_TABLE(generation)                                                                       \
     {                                                                                              \

@@ -13,6 +13,8 @@
  *   pg_agent.c    entry points, negotiation, the session, errors and logging
  *   pg_connect.c  the connection: job options to libpq keywords, and clear connection errors
  *   pg_backup.c   BASE_BACKUP and its COPY stream, handed out file by file
+ *   pg_wal.c      incrementals: the WAL since the reference job, from the agent's replication
+ *                 slot, one file per segment (/@postgresql/<cluster>/wal/<segment>); the state
  *   pg_restore.c  the tar archives unpacked into the target, and the recovery settings
  */
 #ifndef PG_AGENT_H
@@ -93,13 +95,26 @@ struct afd_session {
     afd_stream stream;
     uint64_t files, bytes;
     uint32_t polls;
+    /* The replication slot the agent owns (created by a full backup): it keeps the WAL the next
+     * incremental needs, and is advanced only once the host has committed a job. */
+    char slot[64];
+    uint64_t slot_advance_to; /* backup_finish(OK) advances the slot to this LSN */
+
+    /* ---- an incremental: the WAL since the reference job, one file per segment ---- */
+    int incremental;
+    uint64_t seg_size;
+    uint64_t wal_end;     /* stop at this LSN (the flush position when the job started) */
+    uint64_t wal_pos;     /* the next byte to deliver */
+    uint64_t seg_end;     /* the end of the segment handed out */
+    uint64_t msg_lsn;     /* the LSN of s->msg[s->msg_off] ('w' message) */
+    int streaming;        /* START_REPLICATION's COPY is open */
 
     /* ---- restore ---- */
     int restore_ready, rs_active, rs_failed;
     char target[PG_PATH_CAP];
     pg_untar untar;
     char rs_path[PG_PATH_CAP];
-    int rs_is_manifest;
+    int rs_is_manifest; /* the file is written as it is (backup_manifest, a WAL segment) */
     int manifest_fd;
     /* Files written by the archive being restored, removed again if it fails. */
     char **written;
@@ -132,10 +147,29 @@ int32_t pg_command_failed(afd_session *s, PGconn *conn, const PGresult *res, con
 void pg_abort_connection(PGconn **conn);
 
 /* ---- pg_backup.c ---- */
+/* Waiting for the server without blocking cancellation (pg_backup.c, used by pg_wal.c too). */
+int32_t pg_wait_input(afd_session *s, const char *what);
+int32_t pg_next_result(afd_session *s, const char *what, PGresult **out);
+int32_t pg_query_row(afd_session *s, const char *command, int columns, PGresult **out);
+/* "X/Y" as a 64-bit LSN; 0 for text that is not one. */
+uint64_t pg_parse_lsn(const char *text);
 int32_t pg_backup_begin(afd_session *s, afd_backup_params *params);
 int32_t pg_backup_next(afd_session *s, const afd_file **out);
 int64_t pg_backup_read(afd_session *s, uint8_t *buf, uint64_t cap);
 void pg_backup_release(afd_session *s);
+
+/* ---- pg_wal.c: incrementals ---- */
+/* backup_prepare of an incremental: 1 in *fallback (and the reason logged) when it must be a
+ * full instead; else the WAL streaming is started. */
+int32_t pg_incremental_begin(afd_session *s, int *fallback);
+int32_t pg_wal_next(afd_session *s, const afd_file **out);
+int64_t pg_wal_read(afd_session *s, uint8_t *buf, uint64_t cap);
+/* A full backup: create the slot (if missing) before BASE_BACKUP, so WAL from then on is kept. */
+int32_t pg_slot_ensure(afd_session *s);
+/* After the commit: the slot keeps WAL from s->slot_advance_to on only; the state is stored. */
+void pg_slot_advance(afd_session *s);
+/* The job's state (state_set): system identifier, timeline, the last LSN saved, slot, version. */
+void pg_store_state(afd_session *s, uint64_t last_lsn);
 
 /* ---- pg_restore.c ---- */
 int32_t pg_restore_begin(afd_session *s, const afd_restore_params *params);

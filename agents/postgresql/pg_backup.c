@@ -32,7 +32,7 @@
 
 /* Wait until the connection has input, asking the host about cancellation meanwhile. AFD_OK when
  * there is input (consumed into libpq's buffer), AFD_E_CANCELLED, or AFD_E_IO. */
-static int32_t pg_wait_input(afd_session *s, const char *what) {
+int32_t pg_wait_input(afd_session *s, const char *what) {
     struct pollfd pfd;
     int rc;
     for (;;) {
@@ -59,7 +59,7 @@ static int32_t pg_wait_input(afd_session *s, const char *what) {
 
 /* The next result of the command running, waiting without blocking cancellation. *out is NULL
  * when the command has no more results. */
-static int32_t pg_next_result(afd_session *s, const char *what, PGresult **out) {
+int32_t pg_next_result(afd_session *s, const char *what, PGresult **out) {
     int32_t rc;
     *out = NULL;
     while (PQisBusy(s->conn)) {
@@ -71,7 +71,7 @@ static int32_t pg_next_result(afd_session *s, const char *what, PGresult **out) 
 }
 
 /* A one-row result of a command (IDENTIFY_SYSTEM, SHOW): AFD_OK with *out set (PQclear it). */
-static int32_t pg_query_row(afd_session *s, const char *command, int columns, PGresult **out) {
+int32_t pg_query_row(afd_session *s, const char *command, int columns, PGresult **out) {
     PGresult *res = PQexec(s->conn, command);
     *out = NULL;
     if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
@@ -84,11 +84,46 @@ static int32_t pg_query_row(afd_session *s, const char *command, int columns, PG
     return AFD_OK;
 }
 
+uint64_t pg_parse_lsn(const char *text) {
+    unsigned int hi = 0, lo = 0;
+    char tail;
+    if (text == NULL || sscanf(text, "%X/%X%c", &hi, &lo, &tail) != 2) return 0;
+    return ((uint64_t)hi << 32) | lo;
+}
+
+/* A replication slot name: 1..63 of [a-z0-9_]. */
+static int pg_valid_slot(const char *name) {
+    size_t i, n = strlen(name);
+    if (n == 0 || n > 63) return 0;
+    for (i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return 0;
+    }
+    return 1;
+}
+
 /* Read the job options the backup uses. */
 static int32_t pg_backup_options(afd_session *s) {
     char *cluster = pg_option(s, "cluster");
     char *rate = pg_option(s, "max_rate");
+    char *slot = pg_option(s, "slot");
     int32_t rc = AFD_OK;
+    if (slot != NULL) {
+        if (!pg_valid_slot(slot)) {
+            rc = pg_fail(s, AFD_E_INVALID,
+                         "the job option slot=\"%.64s\" is invalid: give a replication slot name, "
+                         "1 to 63 lower-case letters, digits or '_'",
+                         slot);
+        } else {
+            memcpy(s->slot, slot, strlen(slot) + 1);
+        }
+        free(slot);
+        if (rc != AFD_OK) {
+            free(cluster);
+            free(rate);
+            return rc;
+        }
+    }
     if (cluster != NULL) {
         if (!pg_valid_name(cluster)) {
             rc = pg_fail(s, AFD_E_INVALID,
@@ -146,7 +181,36 @@ static int32_t pg_identify(afd_session *s) {
                        "wal_level = replica in postgresql.conf and restart the server");
     }
     PQclear(res);
+    rc = pg_query_row(s, "SHOW wal_segment_size", 1, &res);
+    if (rc != AFD_OK) return rc;
+    {
+        /* "16MB", "1GB", "512kB" */
+        char unit[8] = "";
+        unsigned long long n = 0;
+        if (sscanf(PQgetvalue(res, 0, 0), "%llu%7s", &n, unit) >= 1) {
+            s->seg_size = n * (strcmp(unit, "GB") == 0   ? 1024ull * 1024 * 1024
+                               : strcmp(unit, "MB") == 0 ? 1024ull * 1024
+                               : strcmp(unit, "kB") == 0 ? 1024ull
+                                                         : 1ull);
+        }
+        PQclear(res);
+        if (s->seg_size < 1024 * 1024 || (s->seg_size & (s->seg_size - 1)) != 0) {
+            return pg_fail(s, AFD_E_IO, "the server's wal_segment_size is not one the agent knows");
+        }
+    }
     if (s->cluster[0] == '\0') memcpy(s->cluster, s->system_id, strlen(s->system_id) + 1);
+    if (s->slot[0] == '\0') {
+        /* agentfd_<cluster>, lower-cased, other characters as '_' */
+        size_t i, n = strlen(s->cluster);
+        if (n > 63 - 8) n = 63 - 8;
+        memcpy(s->slot, "agentfd_", 8);
+        for (i = 0; i < n; i++) {
+            char c = s->cluster[i];
+            if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+            s->slot[8 + i] = ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) ? c : '_';
+        }
+        s->slot[8 + n] = '\0';
+    }
     return AFD_OK;
 }
 
@@ -195,10 +259,20 @@ static int32_t pg_start_base_backup(afd_session *s) {
 }
 
 int32_t pg_backup_begin(afd_session *s, afd_backup_params *params) {
+    int fallback = 0;
     int32_t rc = pg_backup_options(s);
-    (void)params;
     if (rc == AFD_OK) rc = pg_connect(s, 1, &s->conn);
     if (rc == AFD_OK) rc = pg_identify(s);
+    if (rc == AFD_OK && params->level == AFD_LEVEL_INCREMENTAL) {
+        rc = pg_incremental_begin(s, &fallback);
+        if (rc == AFD_OK && !fallback) {
+            s->incremental = 1;
+            s->prepared = 1;
+            return AFD_OK;
+        }
+        if (rc == AFD_OK) params->delivered_level = AFD_LEVEL_FULL;
+    }
+    if (rc == AFD_OK) rc = pg_slot_ensure(s);
     if (rc == AFD_OK) rc = pg_start_base_backup(s);
     if (rc != AFD_OK) {
         pg_abort_connection(&s->conn);
@@ -235,6 +309,9 @@ static int32_t pg_finish_copy(afd_session *s) {
     }
     if (s->end_lsn[0] == '\0') return pg_fail(s, AFD_E_IO, "BASE_BACKUP sent no end position");
     s->copy = PG_COPY_FINISHED;
+    /* The next incremental starts where this backup's WAL ends. */
+    s->slot_advance_to = pg_parse_lsn(s->end_lsn);
+    pg_store_state(s, s->slot_advance_to);
     return AFD_OK;
 }
 
@@ -379,4 +456,5 @@ void pg_backup_release(afd_session *s) {
     }
     pg_abort_connection(&s->conn);
     s->copy = PG_COPY_NONE;
+    s->streaming = 0;
 }

@@ -433,17 +433,35 @@ int32_t pg_restore_begin(afd_session *s, const afd_restore_params *params) {
     return AFD_OK;
 }
 
-/* The name of a file of the agent's namespace: /@postgresql/<cluster>/<name>. */
-static int pg_split_path(const char *path, char *cluster, char *name) {
+/* A WAL segment file name: 24 upper-case hexadecimal digits. */
+static int pg_segment_file(const char *name) {
+    size_t i;
+    if (strlen(name) != 24) return 0;
+    for (i = 0; i < 24; i++) {
+        if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'A' && name[i] <= 'F'))) return 0;
+    }
+    return 1;
+}
+
+/* The name of a file of the agent's namespace: /@postgresql/<cluster>/<name>, or
+ * /@postgresql/<cluster>/wal/<segment> (*wal set). */
+static int pg_split_path(const char *path, char *cluster, char *name, int *wal) {
     const char *rest, *slash;
+    *wal = 0;
     if (strncmp(path, PG_PREFIX, strlen(PG_PREFIX)) != 0) return 0;
     rest = path + strlen(PG_PREFIX);
     slash = strchr(rest, '/');
-    if (slash == NULL || (size_t)(slash - rest) >= PG_NAME_CAP || strlen(slash + 1) >= PG_NAME_CAP) return 0;
+    if (slash == NULL || (size_t)(slash - rest) >= PG_NAME_CAP) return 0;
     memcpy(cluster, rest, (size_t)(slash - rest));
     cluster[slash - rest] = '\0';
-    memcpy(name, slash + 1, strlen(slash + 1) + 1);
-    return pg_valid_name(cluster) && pg_valid_name(name);
+    rest = slash + 1;
+    if (strncmp(rest, "wal/", 4) == 0) {
+        rest += 4;
+        *wal = 1;
+    }
+    if (strlen(rest) >= PG_NAME_CAP) return 0;
+    memcpy(name, rest, strlen(rest) + 1);
+    return pg_valid_name(cluster) && (*wal ? pg_segment_file(name) : pg_valid_name(name));
 }
 
 /* "<oid>.tar": *oid_len is the length of the oid. */
@@ -459,12 +477,15 @@ static int pg_tablespace_archive(const char *name, size_t *oid_len) {
 
 int32_t pg_restore_file(afd_session *s, const afd_file *file) {
     char cluster[PG_NAME_CAP], name[PG_NAME_CAP];
+    char rel[PG_PATH_CAP];
     size_t oid_len = 0;
+    int wal = 0;
     int32_t rc;
-    if (!pg_split_path(file->path, cluster, name)) {
+    if (!pg_split_path(file->path, cluster, name, &wal)) {
         return pg_fail(s, AFD_E_INVALID,
                        "refusing to restore \"%.300s\": not a file of the PostgreSQL agent "
-                       "(/@postgresql/<cluster>/base.tar, <oid>.tar or backup_manifest)",
+                       "(/@postgresql/<cluster>/base.tar, <oid>.tar, backup_manifest or "
+                       "wal/<segment>)",
                        file->path);
     }
     if (s->cluster[0] == '\0') {
@@ -479,9 +500,11 @@ int32_t pg_restore_file(afd_session *s, const afd_file *file) {
     pg_untar_reset(&s->untar);
     s->rs_is_manifest = 0;
     s->rs_failed = 0;
-    if (strcmp(name, "backup_manifest") == 0) {
-        rc = pg_open_file(s, "backup_manifest", 0600 | AFD_RESTORE_TRUNCATE, &s->manifest_fd);
-        if (rc == AFD_OK) rc = pg_remember(s, "backup_manifest");
+    if (wal || strcmp(name, "backup_manifest") == 0) {
+        /* Written as it is: the manifest next to the data, WAL where restore_command reads it. */
+        snprintf(rel, sizeof rel, "%s%s", wal ? "agentfd_wal/" : "", name);
+        rc = pg_open_file(s, rel, 0600 | AFD_RESTORE_TRUNCATE, &s->manifest_fd);
+        if (rc == AFD_OK) rc = pg_remember(s, rel);
         if (rc != AFD_OK) return rc;
         s->rs_is_manifest = 1;
     } else if (strcmp(name, "base.tar") == 0) {
@@ -512,7 +535,7 @@ int32_t pg_restore_data(afd_session *s, const uint8_t *buf, uint64_t len) {
     int32_t rc;
     if (s->rs_failed) return AFD_E_IO;
     if (s->rs_is_manifest) {
-        rc = pg_write_all(s, s->manifest_fd, buf, (size_t)len, "backup_manifest");
+        rc = pg_write_all(s, s->manifest_fd, buf, (size_t)len, s->rs_path);
     } else {
         rc = pg_untar_feed(s, &s->untar, buf, len);
     }
@@ -526,7 +549,7 @@ int32_t pg_restore_file_end(afd_session *s, int32_t status) {
     s->rs_active = 0;
     if (s->rs_is_manifest) {
         if (close(s->manifest_fd) != 0 && status == AFD_STATUS_OK) {
-            rc = pg_fail(s, AFD_E_IO, "cannot write backup_manifest: %s", strerror(errno));
+            rc = pg_fail(s, AFD_E_IO, "cannot write %s: %s", s->rs_path, strerror(errno));
         }
         s->manifest_fd = -1;
     } else if (status == AFD_STATUS_OK && !s->rs_failed &&

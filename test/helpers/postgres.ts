@@ -155,6 +155,18 @@ export class PgCluster {
     this.running = true;
   }
 
+  /**
+   * Wait for the end of recovery: pg_ctl -w returns once a restored server accepts connections,
+   * which a hot standby does as soon as it is consistent, while it may still replay WAL.
+   */
+  async recovered(timeoutMs = 60_000): Promise<boolean> {
+    for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+      if (this.sql('SELECT pg_is_in_recovery()') === 'f') return true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return false;
+  }
+
   /** Stop the server (fast shutdown); safe to call twice. */
   stop(): void {
     if (!this.running) return;

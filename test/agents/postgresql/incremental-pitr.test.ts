@@ -1,0 +1,146 @@
+/**
+ * The PostgreSQL agent's incrementals and point-in-time restores against a real PostgreSQL 15,
+ * through the real CLI: a full; writes, pg_create_restore_point('before_drop'), a DROP TABLE,
+ * more writes; an incremental (the WAL since the full, from the agent's replication slot); the
+ * chain restored to recovery_target_name=before_drop (the dropped table back with its rows, the
+ * later writes absent) and to the latest point (everything there), each started by PostgreSQL and
+ * compared by per-table checksums; and an incremental that must be a full (the slot was dropped)
+ * delivered as a full, saying why.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCliJson } from '../../helpers/cli.js';
+import { makePluginDir, tempDir } from '../../helpers/native.js';
+import { BACKUP_PASSWORD, BACKUP_ROLE, PgCluster, passfile, postgresReady, tableChecksums } from '../../helpers/postgres.js';
+
+const skip = postgresReady();
+const lane = skip === null ? describe : describe.skip;
+
+const DB = 'shop';
+const SLOT = 'agentfd_pitr15';
+let ws: string;
+let config: string;
+let server: PgCluster;
+const started: PgCluster[] = [];
+
+const cli = (args: string[]) => runCliJson([...args, '--config', config]);
+
+function backup(level: string) {
+  const result = cli(['backup', '--job', 'pg', '--level', level]);
+  expect(result.status, result.stdout + result.stderr).toBe(0);
+  expect(result.json.status).toBe('ok');
+  return result.json;
+}
+
+/** The chain full + incremental, with what the database held at the restore point and at the end. */
+let chain: { full: number; incr: number; atRestorePoint: Record<string, string>; latest: Record<string, string>; slotAfterFull: string } | undefined;
+function fullThenIncremental() {
+  if (chain) return chain;
+  const full = backup('full');
+  const slotAfterFull = server.sql(`SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = '${SLOT}'`);
+  server.sql("INSERT INTO orders SELECT g, 'before-' || g FROM generate_series(101, 200) g", DB);
+  const atRestorePoint = tableChecksums(server, DB);
+  server.sql("SELECT pg_create_restore_point('before_drop')");
+  server.sql('DROP TABLE doomed', DB);
+  server.sql("INSERT INTO orders SELECT g, 'after-' || g FROM generate_series(201, 300) g", DB);
+  const latest = tableChecksums(server, DB);
+  const incr = backup('incremental');
+  expect(incr).toMatchObject({ level: 'incremental', referenceJob: full.jobId });
+  chain = { full: full.jobId, incr: incr.jobId, atRestorePoint, latest, slotAfterFull };
+  return chain;
+}
+
+/** Restore the chain ending at jobId with these restore options, start it, and return its checksums. */
+async function restoreAndStart(jobId: number, options: string[]): Promise<Record<string, string>> {
+  const to = tempDir('pg-pitr-restore');
+  const restore = cli(['restore', '--job-id', String(jobId), '--to', to, ...options.flatMap((o) => ['--option', o])]);
+  expect(restore.status, restore.stdout + restore.stderr).toBe(0);
+  const restored = await PgCluster.open(to);
+  started.push(restored);
+  try {
+    expect(await restored.recovered(), `recovery did not end:\n${restored.log()}`).toBe(true);
+    return tableChecksums(restored, DB);
+  } finally {
+    restored.stop();
+  }
+}
+
+lane(`PostgreSQL incrementals and point-in-time restores${skip ? ` [SKIPPED: ${skip}]` : ''}`, () => {
+  beforeAll(async () => {
+    ws = tempDir('pg-pitr');
+    server = await PgCluster.create();
+    started.push(server);
+    server.sql(`CREATE DATABASE ${DB}`);
+    server.sql(
+      [
+        'CREATE TABLE orders (id int PRIMARY KEY, label text)',
+        "INSERT INTO orders SELECT g, 'first-' || g FROM generate_series(1, 100) g",
+        'CREATE TABLE doomed (id int, note text)',
+        "INSERT INTO doomed SELECT g, 'keep me ' || g FROM generate_series(1, 250) g",
+      ].join('; '),
+      DB,
+    );
+    const plugins = makePluginDir(['postgresql']);
+    const pass = passfile(path.join(ws, 'secrets'), server, BACKUP_ROLE, BACKUP_PASSWORD);
+    config = path.join(ws, 'agentfd.toml');
+    writeFileSync(
+      config,
+      [
+        `plugin_dir = ${JSON.stringify(plugins)}`,
+        'data_dir = "state"',
+        `[jobs.pg]\nagent = "PostgreSQL"\noptions = { host = "127.0.0.1", port = "${server.port}", user = "${BACKUP_ROLE}", passfile = ${JSON.stringify(pass)}, cluster = "pitr15" }`,
+      ].join('\n\n'),
+    );
+  }, 300_000);
+
+  afterAll(() => {
+    for (const cluster of started) cluster.stop();
+  });
+
+  it('an incremental saves the WAL since the full, segment by segment, and the committed job advances the slot', () => {
+    const { incr, slotAfterFull } = fullThenIncremental();
+    expect(slotAfterFull, 'the full made the slot').toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+    const files = (cli(['files', String(incr)]).json.files as { path: string }[]).map((f) => f.path);
+    expect(files.length).toBeGreaterThan(0);
+    for (const file of files) expect(file).toMatch(/^\/@postgresql\/pitr15\/wal\/[0-9A-F]{24}$/);
+    // The slot exists, is not in use, and was advanced past where the full left it.
+    const [restart, active] = server.sql(`SELECT restart_lsn, active FROM pg_replication_slots WHERE slot_name = '${SLOT}'`).split('|');
+    expect(active).toBe('f');
+    expect(server.sql(`SELECT '${restart}'::pg_lsn > '${slotAfterFull}'::pg_lsn`)).toBe('t');
+  }, 300_000);
+
+  it('restores full + incremental to recovery_target_name=before_drop: the dropped table is back, later writes absent', async () => {
+    const { incr, atRestorePoint, latest } = fullThenIncremental();
+    const sums = await restoreAndStart(incr, ['recovery_target_name=before_drop']);
+    expect(sums).toEqual(atRestorePoint);
+    expect(sums.doomed).toMatch(/^250:/);
+    expect(sums).not.toEqual(latest);
+  }, 300_000);
+
+  it('restores full + incremental to the latest point: everything is there', async () => {
+    const { incr, latest } = fullThenIncremental();
+    const sums = await restoreAndStart(incr, []);
+    expect(sums).toEqual(latest);
+    expect(sums.doomed).toBeUndefined();
+    expect(sums.orders).toMatch(/^300:/);
+  }, 300_000);
+
+  it('refuses two recovery targets at once', () => {
+    const { incr } = fullThenIncremental();
+    const restore = cli(['restore', '--job-id', String(incr), '--to', tempDir('pg-pitr-two'), '--option', 'recovery_target_name=before_drop', '--option', 'recovery_target_lsn=0/1']);
+    expect(restore.status).not.toBe(0);
+    expect(JSON.stringify(restore.json)).toMatch(/the restore options recovery_target_lsn and recovery_target_name are both given|the restore options recovery_target_name and recovery_target_lsn are both given/);
+  }, 300_000);
+
+  it('delivers a full, saying why, when the slot no longer holds the WAL', () => {
+    fullThenIncremental();
+    server.sql(`SELECT pg_drop_replication_slot('${SLOT}')`);
+    const result = backup('incremental');
+    expect(result.level).toBe('full');
+    expect(JSON.stringify(result)).toMatch(/making a full backup instead of an incremental: the replication slot agentfd_pitr15 no longer exists/);
+    // The full made the slot again, for the next incremental.
+    expect(server.sql(`SELECT count(*) FROM pg_replication_slots WHERE slot_name = '${SLOT}'`)).toBe('1');
+    expect(backup('incremental').level).toBe('incremental');
+  }, 300_000);
+});
