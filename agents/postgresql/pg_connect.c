@@ -31,6 +31,7 @@ static void pg_one_line(char *out, size_t cap, const char *message) {
             if (p[1] == '\0') break;
             out[n++] = ';';
             out[n++] = ' ';
+            while (p[1] == '\t' || p[1] == ' ') p++; /* the next line's indentation */
         } else if (*p != '\r') {
             out[n++] = *p;
         }
@@ -93,6 +94,12 @@ static const char *pg_connect_advice(const char *message, int replication, char 
     return "check the job's connection options (host, port, user, dbname, service, passfile)";
 }
 
+static void pg_notice(void *arg, const char *message) {
+    char line[1024];
+    pg_one_line(line, sizeof line, message);
+    pg_log((afd_session *)arg, AFD_LOG_WARNING, PG_AGENT_NAME ": the server says: %s", line);
+}
+
 int32_t pg_connect(afd_session *s, int replication, PGconn **out) {
     const char *keys[PG_KEYWORD_COUNT + 4];
     const char *values[PG_KEYWORD_COUNT + 4];
@@ -137,6 +144,10 @@ int32_t pg_connect(afd_session *s, int replication, PGconn **out) {
     for (i = 0; i < PG_KEYWORD_COUNT; i++) free(owned[i]);
     if (conn == NULL) return pg_fail(s, AFD_E_NOMEM, "cannot connect to PostgreSQL: out of memory");
     if (PQstatus(conn) == CONNECTION_OK) {
+        /* The server's notices (BASE_BACKUP's "skipping special file") go to the job log, not to
+         * the host process's stderr. Called only inside libpq calls the agent makes, so on the
+         * thread of a host call. */
+        PQsetNoticeProcessor(conn, pg_notice, s);
         *out = conn;
         return AFD_OK;
     }
