@@ -4,13 +4,15 @@
  * (base.tar, <oid>.tar, backup_manifest); a restore into a new data directory that PostgreSQL
  * starts on another port with the same content (per-table checksums computed by queries); a raw
  * restore whose tar files and manifest pg_verifybackup accepts; a restore refused over a running
- * cluster; and a cancelled backup that leaves no backup running on the server.
+ * cluster; a cancelled backup, and one whose agent host is killed, that leave no backup running
+ * on the server.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCliJson } from '../../helpers/cli.js';
+import { childPids } from '../../helpers/processes.js';
 import { ROOT, makePluginDir, tempDir } from '../../helpers/native.js';
 import { BACKUP_PASSWORD, BACKUP_ROLE, PG_BIN, PgCluster, passfile, postgresReady, serverDir, tableChecksums } from '../../helpers/postgres.js';
 
@@ -151,8 +153,9 @@ lane(`the PostgreSQL agent with a real server${skip ? ` [SKIPPED: ${skip}]` : ''
     }
   }, 300_000);
 
-  it('stops a cancelled backup at once and leaves no backup running on the server', async () => {
-    const result = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
+  /** The slow job, interrupted by `interrupt` once the server has sent 64 kB; its exit and output. */
+  function slowBackupThen(interrupt: (child: ChildProcess) => void) {
+    return new Promise<{ code: number | null; output: string }>((resolve, reject) => {
       const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'agentfd.js'), 'backup', '--job', 'pg-slow', '--config', config], {
         env: { ...process.env, AGENTFD_CONFIG: '' },
       });
@@ -164,7 +167,7 @@ lane(`the PostgreSQL agent with a real server${skip ? ` [SKIPPED: ${skip}]` : ''
       const poll = setInterval(() => {
         if (server.sql('SELECT count(*) FROM pg_stat_progress_basebackup WHERE backup_streamed >= 65536') === '1') {
           clearInterval(poll);
-          child.kill('SIGTERM');
+          interrupt(child);
         }
       }, 200);
       const deadline = setTimeout(() => {
@@ -178,19 +181,42 @@ lane(`the PostgreSQL agent with a real server${skip ? ` [SKIPPED: ${skip}]` : ''
         resolve({ code, output });
       });
     });
+  }
+
+  /** No base backup and no walsender left on the server (the walsender notices its client gone). */
+  async function expectNothingRunning() {
+    let running = '';
+    for (let i = 0; i < 100; i++) {
+      running = server.sql("SELECT (SELECT count(*) FROM pg_stat_progress_basebackup) || '/' || (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender')");
+      if (running === '0/0') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(running, 'base backups / walsenders still running').toBe('0/0');
+  }
+
+  it('stops a cancelled backup at once and leaves no backup running on the server', async () => {
+    const result = await slowBackupThen((child) => child.kill('SIGTERM'));
     expect(result.code, result.output).toBe(1);
     expect(result.output).toMatch(/the job was cancelled while reading the base backup; the base backup was ended on the server/);
     // The walsender ends with the connection, and the server's backup with it.
-    let running = '1';
-    for (let i = 0; i < 50 && running !== '0'; i++) {
-      running = server.sql("SELECT count(*) FROM pg_stat_progress_basebackup");
-      if (running !== '0') await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(running).toBe('0');
-    expect(server.sql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender'")).toBe('0');
+    await expectNothingRunning();
     const jobs = cli(['jobs']).json.jobs as { status: string }[];
     expect(jobs.at(-1)?.status).toBe('aborted');
     // And the next backup succeeds.
+    const next = cli(['backup', '--job', 'pg', '--level', 'full']);
+    expect(next.status, next.stdout + next.stderr).toBe(0);
+  }, 300_000);
+
+  it('a killed agent host fails the job, leaves no backup running on the server, and the next backup succeeds', async () => {
+    const result = await slowBackupThen((child) => {
+      const hosts = childPids(child.pid!, 'host-main.js');
+      expect(hosts, 'the agent host process').not.toEqual([]);
+      for (const pid of hosts) process.kill(pid, 'SIGKILL');
+    });
+    expect(result.code, result.output).toBe(1);
+    expect(result.output).toMatch(/agent "PostgreSQL" .* crashed in backup_read\(\): its host process was killed by signal SIGKILL/);
+    await expectNothingRunning();
+    expect((cli(['jobs']).json.jobs as { status: string }[]).at(-1)?.status).toBe('aborted');
     const next = cli(['backup', '--job', 'pg', '--level', 'full']);
     expect(next.status, next.stdout + next.stderr).toBe(0);
   }, 300_000);
