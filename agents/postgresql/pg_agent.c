@@ -143,6 +143,10 @@ static int32_t AFD_CALL pg_backup_next_file(afd_session *s, const afd_file **out
     if (s->file_active) {
         return pg_fail(s, AFD_E_INVALID, "backup_next_file before backup_end_file of %s", s->path);
     }
+    {
+        int32_t rc = pg_backup_first(s);
+        if (rc != AFD_OK) return rc;
+    }
     return s->incremental ? pg_wal_next(s, out) : pg_backup_next(s, out);
 }
 
@@ -202,6 +206,13 @@ static int32_t AFD_CALL pg_backup_finish(afd_session *s, int32_t status) {
     return AFD_OK;
 }
 
+/* How much the backup would save; nothing was started on the server (see pg_backup_begin). */
+static int32_t AFD_CALL pg_estimate_entry(afd_session *s, afd_estimate *out) {
+    if (s == NULL || out == NULL) return AFD_E_INVALID;
+    if (!s->prepared || s->started) return pg_fail(s, AFD_E_INVALID, "estimate out of order");
+    return pg_estimate(s, out);
+}
+
 /* ------------------------------------------------------------------------------------------- */
 /* restore                                                                                      */
 /* ------------------------------------------------------------------------------------------- */
@@ -259,7 +270,7 @@ static int32_t AFD_CALL pg_restore_finish(afd_session *s) {
 /* No global state, and libpq is thread-safe: sessions may run on separate threads. */
 #define PG_CAPS                                                                                    \
     (AFD_CAP_BACKUP_FULL | AFD_CAP_BACKUP_INCREMENTAL | AFD_CAP_RESTORE | AFD_CAP_OWN_STATE |      \
-     AFD_CAP_RAW_RESTORABLE | AFD_CAP_THREAD_SAFE | AFD_CAP_CANCEL)
+     AFD_CAP_RAW_RESTORABLE | AFD_CAP_THREAD_SAFE | AFD_CAP_CANCEL | AFD_CAP_ESTIMATE)
 
 #define PG_TABLE(generation)                                                                       \
     {                                                                                              \
@@ -268,7 +279,7 @@ static int32_t AFD_CALL pg_restore_finish(afd_session *s) {
             pg_backup_prepare, pg_backup_next_file, pg_backup_start_stream, pg_backup_read_entry,  \
             pg_backup_end_stream, pg_backup_end_file, pg_restore_prepare, pg_restore_start_file,   \
             pg_restore_write, pg_restore_end_file, pg_restore_finish, pg_backup_finish,            \
-            NULL, /* estimate(): not yet */                                                        \
+            pg_estimate_entry,                                                                     \
     }
 
 #if AFD_TARGET_ABI < 3

@@ -72,7 +72,7 @@ struct afd_session {
     char error[2048];
 
     /* ---- backup ---- */
-    int prepare_called, prepared;
+    int prepare_called, prepared, started;
     PGconn *conn;
     char cluster[PG_NAME_CAP];
     char system_id[32];
@@ -154,14 +154,21 @@ int32_t pg_query_row(afd_session *s, const char *command, int columns, PGresult 
 /* "X/Y" as a 64-bit LSN; 0 for text that is not one. */
 uint64_t pg_parse_lsn(const char *text);
 int32_t pg_backup_begin(afd_session *s, afd_backup_params *params);
+/* Start the backup on the server, once, at the first backup_next_file. */
+int32_t pg_backup_first(afd_session *s);
+/* estimate(): a full from the databases' sizes (an ordinary connection), an incremental from the
+ * WAL positions. */
+int32_t pg_estimate(afd_session *s, afd_estimate *out);
 int32_t pg_backup_next(afd_session *s, const afd_file **out);
 int64_t pg_backup_read(afd_session *s, uint8_t *buf, uint64_t cap);
 void pg_backup_release(afd_session *s);
 
 /* ---- pg_wal.c: incrementals ---- */
 /* backup_prepare of an incremental: 1 in *fallback (and the reason logged) when it must be a
- * full instead; else the WAL streaming is started. */
-int32_t pg_incremental_begin(afd_session *s, int *fallback);
+ * full instead; else the WAL range is set. */
+int32_t pg_incremental_check(afd_session *s, int *fallback);
+/* The first backup_next_file of an incremental: START_REPLICATION on the slot. */
+int32_t pg_incremental_start(afd_session *s);
 int32_t pg_wal_next(afd_session *s, const afd_file **out);
 int64_t pg_wal_read(afd_session *s, uint8_t *buf, uint64_t cap);
 /* A full backup: create the slot (if missing) before BASE_BACKUP, so WAL from then on is kept. */

@@ -258,21 +258,32 @@ static int32_t pg_start_base_backup(afd_session *s) {
     return AFD_OK;
 }
 
+/* backup_prepare: connect, identify the cluster, and choose the level; nothing starts on the
+ * server yet (an estimate stops here). */
 int32_t pg_backup_begin(afd_session *s, afd_backup_params *params) {
     int fallback = 0;
     int32_t rc = pg_backup_options(s);
     if (rc == AFD_OK) rc = pg_connect(s, 1, &s->conn);
     if (rc == AFD_OK) rc = pg_identify(s);
     if (rc == AFD_OK && params->level == AFD_LEVEL_INCREMENTAL) {
-        rc = pg_incremental_begin(s, &fallback);
-        if (rc == AFD_OK && !fallback) {
-            s->incremental = 1;
-            s->prepared = 1;
-            return AFD_OK;
-        }
-        if (rc == AFD_OK) params->delivered_level = AFD_LEVEL_FULL;
+        rc = pg_incremental_check(s, &fallback);
+        if (rc == AFD_OK && fallback) params->delivered_level = AFD_LEVEL_FULL;
+        if (rc == AFD_OK && !fallback) s->incremental = 1;
     }
-    if (rc == AFD_OK) rc = pg_slot_ensure(s);
+    if (rc != AFD_OK) {
+        pg_abort_connection(&s->conn);
+        return rc;
+    }
+    s->prepared = 1;
+    return AFD_OK;
+}
+
+/* The first backup_next_file: the slot and BASE_BACKUP, or the WAL stream. */
+static int32_t pg_backup_start(afd_session *s) {
+    int32_t rc;
+    s->started = 1;
+    if (s->incremental) return pg_incremental_start(s);
+    rc = pg_slot_ensure(s);
     if (rc == AFD_OK) rc = pg_start_base_backup(s);
     if (rc != AFD_OK) {
         pg_abort_connection(&s->conn);
@@ -283,8 +294,11 @@ int32_t pg_backup_begin(afd_session *s, afd_backup_params *params) {
            PG_AGENT_NAME ": base backup of cluster %s (system identifier %s, PostgreSQL %s) "
            "started at WAL %s on timeline %lu",
            s->cluster, s->system_id, s->server_version, s->start_lsn, (unsigned long)s->timeline);
-    s->prepared = 1;
     return AFD_OK;
+}
+
+int32_t pg_backup_first(afd_session *s) {
+    return s->started ? AFD_OK : pg_backup_start(s);
 }
 
 /* After the COPY stream: the end position, then the command's end. */
@@ -457,4 +471,43 @@ void pg_backup_release(afd_session *s) {
     pg_abort_connection(&s->conn);
     s->copy = PG_COPY_NONE;
     s->streaming = 0;
+}
+
+int32_t pg_estimate(afd_session *s, afd_estimate *out) {
+    PGconn *conn = NULL;
+    PGresult *res;
+    int32_t rc;
+    if (!AFD_HAS_FIELD(out, afd_estimate, bytes)) {
+        return pg_fail(s, AFD_E_INVALID, "estimate: the host's afd_estimate is too short");
+    }
+    out->files = out->bytes = -1;
+    if (s->incremental) { /* the segments from the reference job's end to the flush position */
+        uint64_t segs = s->wal_end > s->wal_pos ? (s->wal_end - s->wal_pos + s->seg_size - 1) / s->seg_size : 0;
+        out->files = (int64_t)segs;
+        out->bytes = (int64_t)(segs * s->seg_size);
+        return AFD_OK;
+    }
+    /* A full: the databases' sizes, asked on an ordinary connection (a replication connection
+     * runs no SQL), and one archive per tablespace plus the manifest. */
+    rc = pg_connect(s, 0, &conn);
+    if (rc == AFD_OK) {
+        res = PQexec(conn, "SELECT (SELECT count(*) FROM pg_tablespace WHERE spcname NOT IN "
+                           "('pg_default', 'pg_global')), (SELECT sum(pg_database_size(oid)) FROM "
+                           "pg_database WHERE has_database_privilege(oid, 'CONNECT'))::bigint");
+        if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+            out->files = 2 + strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+            out->bytes = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        } else {
+            rc = pg_command_failed(s, conn, res, "measuring the databases");
+        }
+        PQclear(res);
+        PQfinish(conn);
+    }
+    if (rc != AFD_OK) {
+        pg_log(s, AFD_LOG_WARNING,
+               PG_AGENT_NAME ": the size of a full backup is unknown: %s (the estimate needs an "
+               "ordinary connection to the database of the job option dbname, postgres by default)",
+               s->error);
+    }
+    return AFD_OK;
 }

@@ -101,14 +101,14 @@ static void pg_notice(void *arg, const char *message) {
 }
 
 int32_t pg_connect(afd_session *s, int replication, PGconn **out) {
-    const char *keys[PG_KEYWORD_COUNT + 4];
-    const char *values[PG_KEYWORD_COUNT + 4];
+    const char *keys[PG_KEYWORD_COUNT + 5];
+    const char *values[PG_KEYWORD_COUNT + 5];
     char *owned[PG_KEYWORD_COUNT];
     char *password;
     char where[512], message[1024], scratch[400];
     const char *host, *port, *user;
     size_t i, n = 0;
-    int has_timeout = 0;
+    int has_timeout = 0, has_db = 0;
     PGconn *conn;
 
     *out = NULL;
@@ -124,12 +124,17 @@ int32_t pg_connect(afd_session *s, int replication, PGconn **out) {
         owned[i] = pg_option(s, pg_keywords[i]);
         if (owned[i] == NULL) continue;
         if (strcmp(pg_keywords[i], "connect_timeout") == 0) has_timeout = 1;
+        if (strcmp(pg_keywords[i], "dbname") == 0 || strcmp(pg_keywords[i], "service") == 0) has_db = 1;
         keys[n] = pg_keywords[i];
         values[n++] = owned[i];
     }
     if (!has_timeout) { /* never wait for an unreachable server for ever */
         keys[n] = "connect_timeout";
         values[n++] = "10";
+    }
+    if (!replication && !has_db) { /* libpq would take the user's name as the database's */
+        keys[n] = "dbname";
+        values[n++] = "postgres";
     }
     keys[n] = "application_name";
     values[n++] = "agentfd";

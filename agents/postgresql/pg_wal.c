@@ -225,9 +225,9 @@ static int32_t pg_full_instead(afd_session *s, int *fallback, const char *why) {
     return AFD_OK;
 }
 
-int32_t pg_incremental_begin(afd_session *s, int *fallback) {
+int32_t pg_incremental_check(afd_session *s, int *fallback) {
     pg_state st;
-    char why[512], command[200], lsn[32];
+    char why[512], lsn[32];
     PGresult *res;
     int exists = 0;
     uint64_t restart = 0, start;
@@ -280,6 +280,13 @@ int32_t pg_incremental_begin(afd_session *s, int *fallback) {
     s->wal_pos = start;
     pg_lsn_text(s->start_lsn, sizeof s->start_lsn, start);
     pg_lsn_text(s->end_lsn, sizeof s->end_lsn, s->wal_end);
+    return AFD_OK;
+}
+
+int32_t pg_incremental_start(afd_session *s) {
+    char command[200];
+    PGresult *res;
+    int32_t rc;
     snprintf(command, sizeof command, "START_REPLICATION SLOT %s PHYSICAL %s TIMELINE %lu", s->slot,
              s->start_lsn, (unsigned long)s->timeline);
     if (!PQsendQuery(s->conn, command)) return pg_command_failed(s, s->conn, NULL, command);

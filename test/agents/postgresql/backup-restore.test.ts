@@ -93,6 +93,15 @@ lane(`the PostgreSQL agent with a real server${skip ? ` [SKIPPED: ${skip}]` : ''
     expect(server.sql('SELECT count(*) FROM pg_stat_progress_basebackup')).toBe('0');
   }, 300_000);
 
+  it('estimates a full from the databases\' sizes, without starting a backup', () => {
+    const estimate = cli(['estimate', '--job', 'pg', '--level', 'full']);
+    expect(estimate.status, estimate.stdout + estimate.stderr).toBe(0);
+    expect(estimate.json).toMatchObject({ method: 'agent', level: 'full', files: 3 });
+    const sizes = Number(server.sql("SELECT sum(pg_database_size(oid)) FROM pg_database"));
+    expect(estimate.json.bytes).toBe(sizes);
+    expect(server.sql('SELECT count(*) FROM pg_stat_progress_basebackup')).toBe('0');
+  }, 300_000);
+
   it('restores into a data directory that PostgreSQL starts with the same content', async () => {
     const { jobId } = fullBackup();
     const to = tempDir('pg-restore');

@@ -110,6 +110,16 @@ lane(`PostgreSQL incrementals and point-in-time restores${skip ? ` [SKIPPED: ${s
     expect(server.sql(`SELECT '${restart}'::pg_lsn > '${slotAfterFull}'::pg_lsn`)).toBe('t');
   }, 300_000);
 
+  it('estimates an incremental from the WAL since the reference job', () => {
+    fullThenIncremental();
+    server.sql("INSERT INTO orders SELECT g, 'more-' || g FROM generate_series(1001, 3000) g", DB);
+    const estimate = cli(['estimate', '--job', 'pg', '--level', 'incremental']);
+    expect(estimate.status, estimate.stdout + estimate.stderr).toBe(0);
+    expect(estimate.json).toMatchObject({ method: 'agent', level: 'incremental' });
+    expect(estimate.json.files).toBeGreaterThanOrEqual(1);
+    expect(estimate.json.bytes).toBe(estimate.json.files * 16 * 1024 * 1024);
+  }, 300_000);
+
   it('restores full + incremental to recovery_target_name=before_drop: the dropped table is back, later writes absent', async () => {
     const { incr, atRestorePoint, latest } = fullThenIncremental();
     const sums = await restoreAndStart(incr, ['recovery_target_name=before_drop']);
