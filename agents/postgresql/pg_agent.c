@@ -128,9 +128,9 @@ static int32_t AFD_CALL pg_backup_prepare(afd_session *s, afd_backup_params *par
     if (params == NULL || !AFD_HAS_FIELD(params, afd_backup_params, delivered_level)) {
         return pg_fail(s, AFD_E_INVALID, "backup_prepare: missing or short parameters");
     }
-    if (params->level != AFD_LEVEL_FULL && params->level != AFD_LEVEL_INCREMENTAL) {
-        return pg_fail(s, AFD_E_UNSUPPORTED,
-                       PG_AGENT_NAME " makes full and incremental backups (level %lu asked)",
+    if (params->level != AFD_LEVEL_FULL && params->level != AFD_LEVEL_INCREMENTAL &&
+        params->level != AFD_LEVEL_DIFFERENTIAL) {
+        return pg_fail(s, AFD_E_UNSUPPORTED, PG_AGENT_NAME " cannot make a backup of level %lu",
                        (unsigned long)params->level);
     }
     return pg_backup_begin(s, params);
@@ -201,8 +201,9 @@ static int32_t AFD_CALL pg_backup_finish(afd_session *s, int32_t status) {
                PG_AGENT_NAME ": the job was not committed; ending the base backup on the server");
     }
     pg_backup_release(s);
-    /* Only now may the slot let go of the WAL this job saved. */
-    if (status == AFD_STATUS_OK) pg_slot_advance(s);
+    /* Only now may the slot let go of the WAL this job saved (with keep_wal=since_full, only
+     * a full lets go: differentials need the WAL since the last full). */
+    if (status == AFD_STATUS_OK && (!s->incremental || !s->keep_since_full)) pg_slot_advance(s);
     return AFD_OK;
 }
 
@@ -269,7 +270,8 @@ static int32_t AFD_CALL pg_restore_finish(afd_session *s) {
 
 /* No global state, and libpq is thread-safe: sessions may run on separate threads. */
 #define PG_CAPS                                                                                    \
-    (AFD_CAP_BACKUP_FULL | AFD_CAP_BACKUP_INCREMENTAL | AFD_CAP_RESTORE | AFD_CAP_OWN_STATE |      \
+    (AFD_CAP_BACKUP_FULL | AFD_CAP_BACKUP_INCREMENTAL | AFD_CAP_BACKUP_DIFFERENTIAL |              \
+     AFD_CAP_RESTORE | AFD_CAP_OWN_STATE |                                                         \
      AFD_CAP_RAW_RESTORABLE | AFD_CAP_THREAD_SAFE | AFD_CAP_CANCEL | AFD_CAP_ESTIMATE)
 
 #define PG_TABLE(generation)                                                                       \

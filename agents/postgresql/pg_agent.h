@@ -99,9 +99,12 @@ struct afd_session {
      * incremental needs, and is advanced only once the host has committed a job. */
     char slot[64];
     uint64_t slot_advance_to; /* backup_finish(OK) advances the slot to this LSN */
+    int keep_since_full;      /* keep_wal=since_full: only a full advances the slot */
 
-    /* ---- an incremental: the WAL since the reference job, one file per segment ---- */
-    int incremental;
+    /* ---- an incremental or differential: the WAL since the reference job, one file per
+     * segment ---- */
+    int incremental; /* either level: both save the WAL since their reference job's end */
+    int differential;
     uint64_t seg_size;
     uint64_t wal_end;     /* stop at this LSN (the flush position when the job started) */
     uint64_t wal_pos;     /* the next byte to deliver */

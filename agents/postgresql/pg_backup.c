@@ -107,7 +107,26 @@ static int32_t pg_backup_options(afd_session *s) {
     char *cluster = pg_option(s, "cluster");
     char *rate = pg_option(s, "max_rate");
     char *slot = pg_option(s, "slot");
+    char *keep = pg_option(s, "keep_wal");
     int32_t rc = AFD_OK;
+    if (keep != NULL) {
+        if (strcmp(keep, "since_full") == 0) {
+            s->keep_since_full = 1;
+        } else if (strcmp(keep, "since_last") != 0) {
+            rc = pg_fail(s, AFD_E_INVALID,
+                         "the job option keep_wal=\"%.40s\" is invalid: give since_last (the slot "
+                         "keeps the WAL since the last backup: incrementals) or since_full (since "
+                         "the last full: differentials too)",
+                         keep);
+        }
+        free(keep);
+        if (rc != AFD_OK) {
+            free(slot);
+            free(cluster);
+            free(rate);
+            return rc;
+        }
+    }
     if (slot != NULL) {
         if (!pg_valid_slot(slot)) {
             rc = pg_fail(s, AFD_E_INVALID,
@@ -265,7 +284,8 @@ int32_t pg_backup_begin(afd_session *s, afd_backup_params *params) {
     int32_t rc = pg_backup_options(s);
     if (rc == AFD_OK) rc = pg_connect(s, 1, &s->conn);
     if (rc == AFD_OK) rc = pg_identify(s);
-    if (rc == AFD_OK && params->level == AFD_LEVEL_INCREMENTAL) {
+    if (rc == AFD_OK && params->level != AFD_LEVEL_FULL) {
+        s->differential = params->level == AFD_LEVEL_DIFFERENTIAL;
         rc = pg_incremental_check(s, &fallback);
         if (rc == AFD_OK && fallback) params->delivered_level = AFD_LEVEL_FULL;
         if (rc == AFD_OK && !fallback) s->incremental = 1;

@@ -1,5 +1,6 @@
 /*
- * pg_wal.c: incrementals from WAL, through a physical replication slot the agent owns.
+ * pg_wal.c: incrementals and differentials from WAL, through a physical replication slot the
+ * agent owns.
  *
  * A full backup creates the slot (agentfd_<cluster>, or the job option slot) before BASE_BACKUP,
  * so the server keeps every WAL segment from then on, and stores its state with state_set():
@@ -13,9 +14,11 @@
  * agent reports no flush position, so the slot does not move; once the host has committed the
  * job (backup_finish(AFD_STATUS_OK)) the slot is advanced to the job's end, and the server may
  * recycle what the job saved. A failed or cancelled job leaves the slot where it was: the next
- * job finds its WAL still there. Differentials are not offered (the slot keeps WAL since the last
- * backup of any level, not since the last full): agentfd makes a full instead, as its
- * level_policy says.
+ * job finds its WAL still there. A differential is the same stream from its reference job (the
+ * last full): it needs the slot to keep the WAL since that full, which the job option
+ * keep_wal=since_full asks for (then only a full advances the slot); with the default,
+ * since_last, a differential after an incremental finds that WAL gone and delivers a full,
+ * saying so.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -219,8 +222,8 @@ void pg_slot_advance(afd_session *s) {
 /* ------------------------------------------------------------------------------------------- */
 
 static int32_t pg_full_instead(afd_session *s, int *fallback, const char *why) {
-    pg_log(s, AFD_LOG_WARNING, PG_AGENT_NAME ": making a full backup instead of an incremental: %s",
-           why);
+    pg_log(s, AFD_LOG_WARNING, PG_AGENT_NAME ": making a full backup instead of %s: %s",
+           s->differential ? "a differential" : "an incremental", why);
     *fallback = 1;
     return AFD_OK;
 }
@@ -269,8 +272,12 @@ int32_t pg_incremental_check(afd_session *s, int *fallback) {
     }
     if (restart == 0 || restart - restart % s->seg_size > start) {
         pg_lsn_text(lsn, sizeof lsn, st.lsn);
-        snprintf(why, sizeof why, "the replication slot %s no longer holds the WAL since %s",
-                 s->slot, lsn);
+        snprintf(why, sizeof why, "the replication slot %s no longer holds the WAL since %s%s",
+                 s->slot, lsn,
+                 s->differential && !s->keep_since_full
+                     ? " (incrementals let it go: set the job option keep_wal=since_full to keep "
+                       "the WAL since the last full for differentials)"
+                     : "");
         return pg_full_instead(s, fallback, why);
     }
     rc = pg_query_row(s, "IDENTIFY_SYSTEM", 3, &res);
@@ -300,9 +307,10 @@ int32_t pg_incremental_start(afd_session *s) {
     PQclear(res);
     s->streaming = 1;
     pg_log(s, AFD_LOG_INFO,
-           PG_AGENT_NAME ": incremental of cluster %s: WAL from %s to %s on timeline %lu, through "
-           "the slot %s",
-           s->cluster, s->start_lsn, s->end_lsn, (unsigned long)s->timeline, s->slot);
+           PG_AGENT_NAME ": %s of cluster %s: WAL from %s to %s on timeline %lu, through the "
+           "slot %s",
+           s->differential ? "differential" : "incremental", s->cluster, s->start_lsn, s->end_lsn,
+           (unsigned long)s->timeline, s->slot);
     return AFD_OK;
 }
 

@@ -26,8 +26,8 @@ const started: PgCluster[] = [];
 
 const cli = (args: string[]) => runCliJson([...args, '--config', config]);
 
-function backup(level: string) {
-  const result = cli(['backup', '--job', 'pg', '--level', level]);
+function backup(level: string, job = 'pg') {
+  const result = cli(['backup', '--job', job, '--level', level]);
   expect(result.status, result.stdout + result.stderr).toBe(0);
   expect(result.json.status).toBe('ok');
   return result.json;
@@ -90,6 +90,8 @@ lane(`PostgreSQL incrementals and point-in-time restores${skip ? ` [SKIPPED: ${s
         `plugin_dir = ${JSON.stringify(plugins)}`,
         'data_dir = "state"',
         `[jobs.pg]\nagent = "PostgreSQL"\noptions = { host = "127.0.0.1", port = "${server.port}", user = "${BACKUP_ROLE}", passfile = ${JSON.stringify(pass)}, cluster = "pitr15" }`,
+        // The slot keeps the WAL since the last full, for differentials.
+        `[jobs.pg-diff]\nagent = "PostgreSQL"\noptions = { host = "127.0.0.1", port = "${server.port}", user = "${BACKUP_ROLE}", passfile = ${JSON.stringify(pass)}, cluster = "diff15", keep_wal = "since_full" }`,
       ].join('\n\n'),
     );
   }, 300_000);
@@ -152,5 +154,32 @@ lane(`PostgreSQL incrementals and point-in-time restores${skip ? ` [SKIPPED: ${s
     // The full made the slot again, for the next incremental.
     expect(server.sql(`SELECT count(*) FROM pg_replication_slots WHERE slot_name = '${SLOT}'`)).toBe('1');
     expect(backup('incremental').level).toBe('incremental');
+  }, 300_000);
+
+  it('full, incremental, differential, incremental: each point restores (keep_wal = since_full)', async () => {
+    server.sql('CREATE TABLE steps (n int, what text)', DB);
+    const full = backup('full', 'pg-diff');
+    server.sql("INSERT INTO steps VALUES (1, 'after the full')", DB);
+    const incr1 = backup('incremental', 'pg-diff');
+    const atIncr1 = tableChecksums(server, DB);
+    server.sql("INSERT INTO steps VALUES (2, 'after the incremental')", DB);
+    const diff = backup('differential', 'pg-diff');
+    expect(diff).toMatchObject({ level: 'differential', referenceJob: full.jobId });
+    const atDiff = tableChecksums(server, DB);
+    server.sql("INSERT INTO steps VALUES (3, 'after the differential')", DB);
+    const incr2 = backup('incremental', 'pg-diff');
+    expect(incr2).toMatchObject({ level: 'incremental', referenceJob: diff.jobId });
+    const atIncr2 = tableChecksums(server, DB);
+    expect(await restoreAndStart(incr1.jobId, [])).toEqual(atIncr1);
+    expect(await restoreAndStart(diff.jobId, [])).toEqual(atDiff);
+    expect(await restoreAndStart(incr2.jobId, [])).toEqual(atIncr2);
+    expect(atIncr2.steps).toMatch(/^3:/);
+  }, 300_000);
+
+  it('a differential after incrementals that let the WAL go is a full, and says how to keep it', () => {
+    fullThenIncremental();
+    const result = backup('differential');
+    expect(result.level).toBe('full');
+    expect(JSON.stringify(result)).toMatch(/making a full backup instead of a differential: the replication slot agentfd_pitr15 no longer holds the WAL since [0-9A-F]+\/[0-9A-F]+ \(incrementals let it go: set the job option keep_wal=since_full/);
   }, 300_000);
 });
