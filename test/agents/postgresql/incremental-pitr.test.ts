@@ -4,8 +4,9 @@
  * more writes; an incremental (the WAL since the full, from the agent's replication slot); the
  * chain restored to recovery_target_name=before_drop (the dropped table back with its rows, the
  * later writes absent) and to the latest point (everything there), each started by PostgreSQL and
- * compared by per-table checksums; and an incremental that must be a full (the slot was dropped)
- * delivered as a full, saying why.
+ * compared by per-table checksums, and to a recovery_target_time; full, incremental, differential
+ * and incremental each restored; and an incremental or a differential that must be a full (the
+ * slot was dropped, or let the WAL go) delivered as a full, saying why.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -34,7 +35,7 @@ function backup(level: string, job = 'pg') {
 }
 
 /** The chain full + incremental, with what the database held at the restore point and at the end. */
-let chain: { full: number; incr: number; atRestorePoint: Record<string, string>; latest: Record<string, string>; slotAfterFull: string } | undefined;
+let chain: { full: number; incr: number; atRestorePoint: Record<string, string>; latest: Record<string, string>; slotAfterFull: string; beforeDropTime: string } | undefined;
 function fullThenIncremental() {
   if (chain) return chain;
   const full = backup('full');
@@ -42,12 +43,13 @@ function fullThenIncremental() {
   server.sql("INSERT INTO orders SELECT g, 'before-' || g FROM generate_series(101, 200) g", DB);
   const atRestorePoint = tableChecksums(server, DB);
   server.sql("SELECT pg_create_restore_point('before_drop')");
+  const beforeDropTime = server.sql('SELECT clock_timestamp()');
   server.sql('DROP TABLE doomed', DB);
   server.sql("INSERT INTO orders SELECT g, 'after-' || g FROM generate_series(201, 300) g", DB);
   const latest = tableChecksums(server, DB);
   const incr = backup('incremental');
   expect(incr).toMatchObject({ level: 'incremental', referenceJob: full.jobId });
-  chain = { full: full.jobId, incr: incr.jobId, atRestorePoint, latest, slotAfterFull };
+  chain = { full: full.jobId, incr: incr.jobId, atRestorePoint, latest, slotAfterFull, beforeDropTime };
   return chain;
 }
 
@@ -128,6 +130,11 @@ lane(`PostgreSQL incrementals and point-in-time restores${skip ? ` [SKIPPED: ${s
     expect(sums).toEqual(atRestorePoint);
     expect(sums.doomed).toMatch(/^250:/);
     expect(sums).not.toEqual(latest);
+  }, 300_000);
+
+  it('restores full + incremental to recovery_target_time: the state at that moment', async () => {
+    const { incr, atRestorePoint, beforeDropTime } = fullThenIncremental();
+    expect(await restoreAndStart(incr, [`recovery_target_time=${beforeDropTime}`])).toEqual(atRestorePoint);
   }, 300_000);
 
   it('restores full + incremental to the latest point: everything is there', async () => {
