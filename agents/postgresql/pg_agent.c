@@ -70,6 +70,13 @@ int pg_cancelled(afd_session *s) {
     return s->host != NULL && s->host->is_cancelled != NULL && s->host->is_cancelled(s->host_ctx) == 1;
 }
 
+const char *pg_strerror(afd_session *s, int err) {
+    if (strerror_r(err, s->errtext, sizeof s->errtext) != 0) {
+        snprintf(s->errtext, sizeof s->errtext, "error %d", err);
+    }
+    return s->errtext;
+}
+
 int pg_valid_name(const char *name) {
     size_t i, n = strlen(name);
     if (n == 0 || n >= PG_NAME_CAP || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) return 0;

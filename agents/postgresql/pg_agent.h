@@ -70,6 +70,7 @@ struct afd_session {
     uint32_t abi;
     uint64_t job_id;
     char error[2048];
+    char errtext[128]; /* pg_strerror()'s text */
 
     /* ---- backup ---- */
     int prepare_called, prepared, started;
@@ -136,6 +137,8 @@ void pg_log(afd_session *s, int32_t level, const char *fmt, ...) PG_PRINTF(3, 4)
 /* The job option `key` as a malloc'd string, or NULL when it is not set. */
 char *pg_option(afd_session *s, const char *key);
 int pg_cancelled(afd_session *s);
+/* strerror(err), thread-safe: the text lives in the session until the next call. */
+const char *pg_strerror(afd_session *s, int err);
 /* A valid cluster or archive name: 1..64 of [A-Za-z0-9._-], not "." or "..". */
 int pg_valid_name(const char *name);
 

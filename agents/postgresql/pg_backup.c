@@ -48,7 +48,7 @@ int32_t pg_wait_input(afd_session *s, const char *what) {
         if (pfd.fd < 0) return pg_command_failed(s, s->conn, NULL, what);
         rc = poll(&pfd, 1, PG_WAIT_MS);
         if (rc < 0 && errno != EINTR) {
-            return pg_fail(s, AFD_E_IO, "%s: poll failed: %s", what, strerror(errno));
+            return pg_fail(s, AFD_E_IO, "%s: poll failed: %s", what, pg_strerror(s, errno));
         }
         if (rc > 0) {
             if (!PQconsumeInput(s->conn)) return pg_command_failed(s, s->conn, NULL, what);

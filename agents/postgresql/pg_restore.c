@@ -50,7 +50,7 @@ static int32_t pg_write_all(afd_session *s, int fd, const uint8_t *buf, size_t l
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             return pg_fail(s, AFD_E_IO, "cannot write %s in the restore target: %s", rel,
-                           n < 0 ? strerror(errno) : "no progress");
+                           n < 0 ? pg_strerror(s, errno) : "no progress");
         }
         buf += n;
         len -= (size_t)n;
@@ -77,7 +77,7 @@ static int32_t pg_put_file(afd_session *s, const char *rel, const void *data, si
     if (rc != AFD_OK) return rc;
     rc = pg_write_all(s, fd, data, len, rel);
     if (close(fd) != 0 && rc == AFD_OK) {
-        rc = pg_fail(s, AFD_E_IO, "cannot write %s in the restore target: %s", rel, strerror(errno));
+        rc = pg_fail(s, AFD_E_IO, "cannot write %s in the restore target: %s", rel, pg_strerror(s, errno));
     }
     return rc;
 }
@@ -295,7 +295,7 @@ static int32_t pg_untar_feed(afd_session *s, pg_untar *u, const uint8_t *buf, ui
                     if (close(u->fd) != 0) {
                         u->fd = -1;
                         return pg_fail(s, AFD_E_IO, "cannot write %s in the restore target: %s",
-                                       u->member, strerror(errno));
+                                       u->member, pg_strerror(s, errno));
                     }
                     u->fd = -1;
                 }
@@ -549,7 +549,7 @@ int32_t pg_restore_file_end(afd_session *s, int32_t status) {
     s->rs_active = 0;
     if (s->rs_is_manifest) {
         if (close(s->manifest_fd) != 0 && status == AFD_STATUS_OK) {
-            rc = pg_fail(s, AFD_E_IO, "cannot write %s: %s", s->rs_path, strerror(errno));
+            rc = pg_fail(s, AFD_E_IO, "cannot write %s: %s", s->rs_path, pg_strerror(s, errno));
         }
         s->manifest_fd = -1;
     } else if (status == AFD_STATUS_OK && !s->rs_failed &&
