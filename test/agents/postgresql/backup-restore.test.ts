@@ -151,6 +151,18 @@ lane(`the PostgreSQL agent with a real server${skip ? ` [SKIPPED: ${skip}]` : ''
     expect(server.sql('SELECT count(*) FROM known', DB)).toBe('5000');
   }, 300_000);
 
+  it('refuses a target that holds a data directory already, and a restore without base.tar', () => {
+    const { jobId } = fullBackup();
+    const used = tempDir('pg-used');
+    writeFileSync(path.join(used, 'PG_VERSION'), '15\n');
+    const over = cli(['restore', '--job-id', String(jobId), '--to', used]);
+    expect(over.status).not.toBe(0);
+    expect(JSON.stringify(over.json)).toMatch(/already holds a PostgreSQL data directory \(PG_VERSION\): restore into an empty directory/);
+    const partial = cli(['restore', '--job-id', String(jobId), '--to', tempDir('pg-partial'), '--include', '/@postgresql/main15/backup_manifest']);
+    expect(partial.status).not.toBe(0);
+    expect(JSON.stringify(partial.json)).toMatch(/no base\.tar was restored: a data directory needs the cluster's base\.tar/);
+  }, 300_000);
+
   it('never shows or stores the password', () => {
     const { jobId } = fullBackup();
     const files = cli(['files', String(jobId)]);

@@ -8,7 +8,7 @@
  * and incremental each restored; and an incremental or a differential that must be a full (the
  * slot was dropped, or let the WAL go) delivered as a full, saying why.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCliJson } from '../../helpers/cli.js';
@@ -22,6 +22,7 @@ const DB = 'shop';
 const SLOT = 'agentfd_pitr15';
 let ws: string;
 let config: string;
+let pass: string;
 let server: PgCluster;
 const started: PgCluster[] = [];
 
@@ -84,7 +85,7 @@ lane(`PostgreSQL incrementals and point-in-time restores${skip ? ` [SKIPPED: ${s
       DB,
     );
     const plugins = makePluginDir(['postgresql']);
-    const pass = passfile(path.join(ws, 'secrets'), server, BACKUP_ROLE, BACKUP_PASSWORD);
+    pass = passfile(path.join(ws, 'secrets'), server, BACKUP_ROLE, BACKUP_PASSWORD);
     config = path.join(ws, 'agentfd.toml');
     writeFileSync(
       config,
@@ -188,5 +189,28 @@ lane(`PostgreSQL incrementals and point-in-time restores${skip ? ` [SKIPPED: ${s
     const result = backup('differential');
     expect(result.level).toBe('full');
     expect(JSON.stringify(result)).toMatch(/making a full backup instead of a differential: the replication slot agentfd_pitr15 no longer holds the WAL since [0-9A-F]+\/[0-9A-F]+ \(incrementals let it go: set the job option keep_wal=since_full/);
+  }, 300_000);
+
+  // Last: it backs the job up from another server, which later tests of the job would notice.
+  it('an incremental from a server on another timeline (a restored, promoted copy) is a full, saying why', async () => {
+    const { incr } = fullThenIncremental();
+    const to = tempDir('pg-pitr-timeline');
+    const restore = cli(['restore', '--job-id', String(incr), '--to', to]);
+    expect(restore.status, restore.stdout + restore.stderr).toBe(0);
+    const copy = await PgCluster.open(to);
+    started.push(copy);
+    try {
+      expect(await copy.recovered(), copy.log()).toBe(true);
+      // The same job, now pointed at the copy: same system identifier, timeline 2.
+      const copyPass = passfile(path.join(ws, 'copy-secrets'), copy, BACKUP_ROLE, BACKUP_PASSWORD);
+      const copyConfig = path.join(ws, 'copy.toml');
+      writeFileSync(copyConfig, readFileSync(config, 'utf8').replaceAll(`port = "${server.port}"`, `port = "${copy.port}"`).replaceAll(JSON.stringify(pass), JSON.stringify(copyPass)));
+      const result = runCliJson(['backup', '--job', 'pg', '--level', 'incremental', '--config', copyConfig]);
+      expect(result.status, result.stdout + result.stderr).toBe(0);
+      expect(result.json.level).toBe('full');
+      expect(JSON.stringify(result.json)).toMatch(/making a full backup instead of an incremental: the server is on timeline 2, the reference job ended on timeline 1 \(a promotion or a point-in-time recovery since\)/);
+    } finally {
+      copy.stop();
+    }
   }, 300_000);
 });
