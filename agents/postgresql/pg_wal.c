@@ -437,10 +437,17 @@ int64_t pg_wal_read(afd_session *s, uint8_t *buf, uint64_t cap) {
         }
         rc = pg_next_wal_message(s);
         if (rc < 0) return rc;
-        if (rc == 0) {
+        if (rc == 0) { /* the server ended the stream early: its error, if it sent one */
             char at[32];
-            pg_lsn_text(at, sizeof at, s->wal_pos);
+            PGresult *res = PQgetResult(s->conn);
             s->streaming = 0;
+            if (res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR) {
+                rc = pg_command_failed(s, s->conn, res, "streaming the WAL");
+                PQclear(res);
+                return rc;
+            }
+            PQclear(res);
+            pg_lsn_text(at, sizeof at, s->wal_pos);
             return pg_fail(s, AFD_E_IO, "the server ended the WAL stream at %s, before %s", at,
                            s->end_lsn);
         }
