@@ -6,13 +6,15 @@
  * later writes absent) and to the latest point (everything there), each started by PostgreSQL and
  * compared by per-table checksums, and to a recovery_target_time; full, incremental, differential
  * and incremental each restored; and an incremental or a differential that must be a full (the
- * slot was dropped, or let the WAL go) delivered as a full, saying why.
+ * slot was dropped, or let the WAL go) delivered as a full, saying why; a cancelled incremental
+ * that leaves the slot where it was, so the next one saves that WAL.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCliJson } from '../../helpers/cli.js';
-import { makePluginDir, tempDir } from '../../helpers/native.js';
+import { ROOT, makePluginDir, tempDir } from '../../helpers/native.js';
 import { BACKUP_PASSWORD, BACKUP_ROLE, PgCluster, passfile, postgresReady, tableChecksums } from '../../helpers/postgres.js';
 
 const skip = postgresReady();
@@ -93,6 +95,8 @@ lane(`PostgreSQL incrementals and point-in-time restores${skip ? ` [SKIPPED: ${s
         `plugin_dir = ${JSON.stringify(plugins)}`,
         'data_dir = "state"',
         `[jobs.pg]\nagent = "PostgreSQL"\noptions = { host = "127.0.0.1", port = "${server.port}", user = "${BACKUP_ROLE}", passfile = ${JSON.stringify(pass)}, cluster = "pitr15" }`,
+        // zstd:19 compresses a few MB/s: an incremental of 100 MB of WAL lasts until it is cancelled.
+        `[jobs.pg-slow]\nagent = "PostgreSQL"\ncompression = "zstd:19"\noptions = { host = "127.0.0.1", port = "${server.port}", user = "${BACKUP_ROLE}", passfile = ${JSON.stringify(pass)}, cluster = "slow15" }`,
         // The slot keeps the WAL since the last full, for differentials.
         `[jobs.pg-diff]\nagent = "PostgreSQL"\noptions = { host = "127.0.0.1", port = "${server.port}", user = "${BACKUP_ROLE}", passfile = ${JSON.stringify(pass)}, cluster = "diff15", keep_wal = "since_full" }`,
       ].join('\n\n'),
@@ -189,6 +193,52 @@ lane(`PostgreSQL incrementals and point-in-time restores${skip ? ` [SKIPPED: ${s
     const result = backup('differential');
     expect(result.level).toBe('full');
     expect(JSON.stringify(result)).toMatch(/making a full backup instead of a differential: the replication slot agentfd_pitr15 no longer holds the WAL since [0-9A-F]+\/[0-9A-F]+ \(incrementals let it go: set the job option keep_wal=since_full/);
+  }, 300_000);
+
+  it('a cancelled incremental leaves the slot where it was, and the next incremental takes its WAL', async () => {
+    const full = backup('full', 'pg-slow');
+    const slotBefore = server.sql("SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'agentfd_slow15'");
+    server.sql("CREATE TABLE bulk AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) AS filler FROM generate_series(1, 600000) g", DB);
+    const result = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'agentfd.js'), 'backup', '--job', 'pg-slow', '--level', 'incremental', '--config', config], {
+        env: { ...process.env, AGENTFD_CONFIG: '' },
+      });
+      let output = '';
+      child.stdout.on('data', (c: Buffer) => (output += c));
+      child.stderr.on('data', (c: Buffer) => (output += c));
+      // Cancel once the agent streams from its slot and has had a few segments.
+      const poll = setInterval(() => {
+        const streamed = server.sql(
+          "SELECT coalesce((SELECT sent_lsn - s.restart_lsn FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = 'agentfd_slow15'), 0)",
+        );
+        if (Number(streamed) > 48 * 1024 * 1024) {
+          clearInterval(poll);
+          child.kill('SIGTERM');
+        }
+      }, 100);
+      const deadline = setTimeout(() => {
+        clearInterval(poll);
+        child.kill('SIGKILL');
+        reject(new Error(`the incremental never streamed 48 MB:\n${output}`));
+      }, 120_000);
+      child.on('close', (code) => {
+        clearTimeout(deadline);
+        clearInterval(poll);
+        resolve({ code, output });
+      });
+    });
+    expect(result.code, result.output).toBe(1);
+    expect(result.output).toMatch(/cancelled/);
+    expect(server.sql("SELECT restart_lsn || ' ' || active FROM pg_replication_slots WHERE slot_name = 'agentfd_slow15'")).toBe(`${slotBefore} false`);
+    // The same job, compressed fast this time (the same catalog: the full is its reference).
+    const fastConfig = path.join(ws, 'fast.toml');
+    writeFileSync(fastConfig, readFileSync(config, 'utf8').replace('compression = "zstd:19"', 'compression = "zstd:1"'));
+    const next = runCliJson(['backup', '--job', 'pg-slow', '--level', 'incremental', '--config', fastConfig]);
+    expect(next.status, next.stdout + next.stderr).toBe(0);
+    expect(next.json).toMatchObject({ level: 'incremental', referenceJob: full.jobId });
+    // It saved the WAL the cancelled job had read: from the full's end, the segment of the slot.
+    const first = (runCliJson(['files', String(next.json.jobId), '--config', config]).json.files as { path: string }[]).map((f) => f.path).sort()[0];
+    expect(first).toBe(`/@postgresql/slow15/wal/${server.sql(`SELECT pg_walfile_name('${slotBefore}'::pg_lsn + 1)`)}`);
   }, 300_000);
 
   // Last: it backs the job up from another server, which later tests of the job would notice.
