@@ -2,9 +2,11 @@
  * pg_backup.c: a full backup through the replication protocol, streamed file by file.
  *
  * backup_prepare connects (replication=true), identifies the cluster (IDENTIFY_SYSTEM), checks
- * the server, and starts BASE_BACKUP with a fast checkpoint, the WAL the copy needs (inside
- * base.tar's pg_wal), the tablespace map and a manifest. PostgreSQL 15 answers with one COPY
- * stream whose CopyData messages start with a type byte:
+ * the server and chooses the level; nothing starts on the server yet, so an estimate costs no
+ * checkpoint. The first backup_next_file makes sure the agent's replication slot exists (it keeps
+ * the WAL for the next incremental, pg_wal.c) and starts BASE_BACKUP with a fast checkpoint, the
+ * WAL the copy needs (inside base.tar's pg_wal), the tablespace map and a manifest. PostgreSQL 15
+ * answers with one COPY stream whose CopyData messages start with a type byte:
  *   'n' name NUL location NUL   a new archive ("base.tar", "<oid>.tar") begins
  *   'd' bytes                   data of the current archive, or of the manifest
  *   'm'                         the manifest begins
