@@ -8,7 +8,9 @@
  *   /@postgresql/<cluster>/base.tar         the main data directory, with its pg_wal
  *   /@postgresql/<cluster>/<oid>.tar        each other tablespace
  *   /@postgresql/<cluster>/backup_manifest  PostgreSQL's manifest (pg_verifybackup reads it)
- * Each tar stream is a complete tar archive on its own (AFD_STREAM_RAW_RESTORABLE).
+ *   /@postgresql/<cluster>/wal/<segment>    incrementals and differentials: WAL segment files
+ * Each stream is a usable file on its own (AFD_STREAM_RAW_RESTORABLE): a tar archive, the
+ * manifest, a WAL segment.
  *
  *   pg_agent.c    entry points, negotiation, the session, errors and logging
  *   pg_connect.c  the connection: job options to libpq keywords, and clear connection errors
