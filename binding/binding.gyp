@@ -12,6 +12,10 @@
   'includes': ['agent.gypi'],
   'variables': {
     'has_libdeflate%': '<!(node -p "require(\'fs\').existsSync(\'/usr/include/libdeflate.h\') ? 1 : 0")',
+    # libpq's header directory, empty where it is not installed (then the script prints one line
+    # saying the PostgreSQL agent is not built, and why).
+    'libpq_include%': '<!(node ../agents/postgresql/find-libpq.mjs include)',
+    'libpq_libdir%': '<!(node ../agents/postgresql/find-libpq.mjs libdir)',
   },
   'targets': [
     {
@@ -87,6 +91,25 @@
     },
   ],
   'conditions': [
+    ['libpq_include!=""', {
+      'targets': [
+        {
+          # A shipped agent (agents/, not a sample): PostgreSQL through libpq's replication
+          # protocol. Built against the latest ABI generation (3: confined restore writes).
+          'type': 'shared_library',
+          'target_name': 'postgresql',
+          'product_dir': '<(PRODUCT_DIR)/agents',
+          'sources': ['../agents/postgresql/pg_agent.c', '../agents/postgresql/pg_connect.c',
+                      '../agents/postgresql/pg_backup.c', '../agents/postgresql/pg_wal.c',
+                      '../agents/postgresql/pg_restore.c'],
+          'include_dirs': ['<(libpq_include)'],
+          'conditions': [
+            ['libpq_libdir!=""', { 'ldflags': ['-L<(libpq_libdir)'] }],
+          ],
+          'libraries': ['-lpq'],
+        },
+      ],
+    }],
     ['has_libdeflate==1', {
       'targets': [
         {

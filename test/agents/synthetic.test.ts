@@ -17,7 +17,7 @@ import { NativeAgentSession, type NativeAgentLibrary } from '../../src/agents/na
 import { NativeAgent } from '../../src/bridge/native-agent.js';
 import { AgentCallError } from '../../src/errors.js';
 import { runCliJson } from '../helpers/cli.js';
-import { LIB_EXT, RELEASE_DIR, SAMPLE_DIR, builtAgent, makePluginDir, removeDir, tempDir } from '../helpers/native.js';
+import { LIB_EXT, RELEASE_DIR, SAMPLE_DIR, builtAgent, builtAgentNames, makePluginDir, removeDir, tempDir } from '../helpers/native.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -111,7 +111,7 @@ describe('SyntheticFiles: the library', () => {
     expect(status).toBe(0);
     expect(json.refused).toEqual([]);
     const names = json.agents.map((a: { name: string }) => a.name).sort();
-    expect(names).toEqual(['FaultInjector', 'LegacyFlatFiles', 'MSSQL', 'MicrosoftExchange', 'SyntheticFiles']);
+    expect(names).toEqual(builtAgentNames());
     const synthetic = json.agents.find((a: { name: string }) => a.name === 'SyntheticFiles');
     expect(synthetic).toMatchObject({
       abi: HOST_MAX_ABI, agentAbiRange: [1, 3], vendor: 'agentfd samples', version: '1.0.0', file: path.join(SAMPLE_DIR, `synthetic${LIB_EXT}`),

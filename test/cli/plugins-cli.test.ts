@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HOST_MAX_ABI } from '../../src/agents/types.js';
 import { runCli, runCliJson } from '../helpers/cli.js';
-import { LIB_EXT, SAMPLE_DIR, makePluginDir, removeDir, tempDir, ROOT } from '../helpers/native.js';
+import { LIB_EXT, SAMPLE_DIR, builtAgentNames, makePluginDir, removeDir, tempDir, ROOT } from '../helpers/native.js';
 
 const cleanup: string[] = [];
 afterAll(() => cleanup.forEach(removeDir));
@@ -22,7 +22,7 @@ describe('agentfd plugins list', () => {
     expect(json.status).toBe('ok');
     expect(json.hostAbiRange).toEqual([1, HOST_MAX_ABI]);
     const byName = Object.fromEntries(json.agents.map((a: any) => [a.name, a]));
-    expect(Object.keys(byName).sort()).toEqual(['FaultInjector', 'LegacyFlatFiles', 'MSSQL', 'MicrosoftExchange', 'SyntheticFiles']);
+    expect(Object.keys(byName).sort()).toEqual(builtAgentNames());
     expect(byName.MicrosoftExchange).toMatchObject({ abi: HOST_MAX_ABI, agentAbiRange: [1, 3], vendor: 'agentfd samples' });
     expect(byName.MicrosoftExchange.capabilities).toContain('own-state');
     expect(byName.MSSQL).toMatchObject({ abi: HOST_MAX_ABI, agentAbiRange: [2, 3] });

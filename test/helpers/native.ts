@@ -19,6 +19,15 @@ export const SAMPLE_DIR = path.join(RELEASE_DIR, 'agents');
 export const TEST_AGENT_DIR = MINGW ? path.join(MINGW_DIR, 'test-agents') : path.join(ROOT, 'test', 'fixtures', 'native', 'build', 'Release');
 export const LIB_EXT = process.platform === 'win32' ? '.dll' : process.platform === 'darwin' ? '.dylib' : '.so';
 
+/**
+ * The Name()s of the agents the build put in SAMPLE_DIR, sorted: the samples, and the shipped
+ * PostgreSQL agent where libpq's header was there to build it (binding.gyp).
+ */
+export function builtAgentNames(): string[] {
+  const samples = ['FaultInjector', 'LegacyFlatFiles', 'MSSQL', 'MicrosoftExchange', 'SyntheticFiles'];
+  return [...samples, ...(existsSync(path.join(SAMPLE_DIR, `postgresql${LIB_EXT}`)) ? ['PostgreSQL'] : [])].sort();
+}
+
 /** The built library `name` (e.g. "exchange" or "bad_null_name"); fails loudly when the build is missing. */
 export function builtAgent(name: string): string {
   for (const dir of [SAMPLE_DIR, TEST_AGENT_DIR]) {
