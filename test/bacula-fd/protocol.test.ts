@@ -505,7 +505,8 @@ describe('Bsock framing', () => {
     expect(error).toMatchObject({ signal: BNET.TERMINATE, message: 'expected a text message from test-dir, got BNET_TERMINATE (-4)' });
   });
 
-  it('reads a connection into slabs (SlabReceiver): MiBs of frames across reads and slabs arrive whole and in order', async () => {
+  /** A loopback connection whose client side reads into slabs (SlabReceiver), as serve reads its SD. */
+  async function slabConnection(): Promise<{ server: net.Socket; receiver: Bsock }> {
     const listener = net.createServer();
     await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
     const accepted = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
@@ -518,7 +519,11 @@ describe('Bsock framing', () => {
       client.destroy();
       server.destroy();
     });
-    const receiver = new Bsock(client, 'test-sd', slabs);
+    return { server, receiver: new Bsock(client, 'test-sd', slabs) };
+  }
+
+  it('reads a connection into slabs (SlabReceiver): MiBs of frames across reads and slabs arrive whole and in order', async () => {
+    const { server, receiver } = await slabConnection();
     // Record-sized frames (as an SD's restore data) and odd sizes, 5 MiB in all: many cross a
     // read, some cross a 1 MiB slab; each payload's bytes say which frame it is.
     const sizes = Array.from({ length: 80 }, (_, i) => (i % 3 === 0 ? 65_536 : 1 + ((i * 7_919) % 70_000)));
@@ -533,19 +538,7 @@ describe('Bsock framing', () => {
   });
 
   it('reuses a slab once every message in it is released, and a released message never changes under a held one', async () => {
-    const listener = net.createServer();
-    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
-    const accepted = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
-    const slabs = new SlabReceiver();
-    const client = net.connect({ port: (listener.address() as net.AddressInfo).port, host: '127.0.0.1', onread: slabs.onread });
-    await new Promise<void>((resolve, reject) => client.once('connect', resolve).once('error', reject));
-    const server = await accepted;
-    listener.close();
-    cleanups.push(() => {
-      client.destroy();
-      server.destroy();
-    });
-    const receiver = new Bsock(client, 'test-sd', slabs);
+    const { server, receiver } = await slabConnection();
     // 24 MiB of 64 KiB frames, each filled with its number; all released but one, held to the end.
     const count = 384;
     const frame = (i: number) => Buffer.concat([header(65_536), Buffer.alloc(65_536, i % 251)]);
