@@ -168,6 +168,9 @@ int32_t pg_backup_first(afd_session *s);
  * WAL positions. */
 int32_t pg_estimate(afd_session *s, afd_estimate *out);
 int32_t pg_backup_next(afd_session *s, const afd_file **out);
+/* Hands out s->path as the next file: a regular file of `size` bytes (-1: not known ahead) with one
+ * raw-restorable data stream, held in s->file and s->stream until the next file. */
+const afd_file *pg_data_file(afd_session *s, int64_t size);
 int64_t pg_backup_read(afd_session *s, uint8_t *buf, uint64_t cap);
 void pg_backup_release(afd_session *s);
 

@@ -417,25 +417,8 @@ int32_t pg_backup_next(afd_session *s, const afd_file **out) {
                        s->path);
                 continue; /* its data messages are read and dropped below */
             }
-            memset(&s->stream, 0, sizeof s->stream);
-            s->stream.struct_size = sizeof s->stream;
-            s->stream.type = AFD_STREAM_DATA;
-            s->stream.name = "data";
-            s->stream.size_hint = -1;
-            s->stream.flags = AFD_STREAM_RAW_RESTORABLE;
-            memset(&s->file, 0, sizeof s->file);
-            s->file.struct_size = sizeof s->file;
-            s->file.kind = AFD_KIND_REGULAR;
-            s->file.path = s->path;
-            s->file.mode = 0600;
-            s->file.mtime_ns = (int64_t)time(NULL) * 1000000000ll;
-            s->file.size = -1;
-            s->file.stream_count = 1;
-            s->file.streams = &s->stream;
-            s->file_active = 1;
             s->stream_done = 0;
-            s->files++;
-            *out = &s->file;
+            *out = pg_data_file(s, -1);
             return AFD_OK;
         }
         /* Data still unread of the file before (its stream was ended early) or of an excluded
@@ -532,4 +515,26 @@ int32_t pg_estimate(afd_session *s, afd_estimate *out) {
                s->error);
     }
     return AFD_OK;
+}
+
+const afd_file *pg_data_file(afd_session *s, int64_t size) {
+    memset(&s->stream, 0, sizeof s->stream);
+    s->stream.struct_size = sizeof s->stream;
+    s->stream.type = AFD_STREAM_DATA;
+    s->stream.name = "data";
+    s->stream.size_hint = size;
+    /* An archive or a WAL segment written as a plain file is what tar and PostgreSQL read. */
+    s->stream.flags = AFD_STREAM_RAW_RESTORABLE;
+    memset(&s->file, 0, sizeof s->file);
+    s->file.struct_size = sizeof s->file;
+    s->file.kind = AFD_KIND_REGULAR;
+    s->file.path = s->path;
+    s->file.mode = 0600;
+    s->file.mtime_ns = (int64_t)time(NULL) * 1000000000ll;
+    s->file.size = size;
+    s->file.stream_count = 1;
+    s->file.streams = &s->stream;
+    s->file_active = 1;
+    s->files++;
+    return &s->file;
 }

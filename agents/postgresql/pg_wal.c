@@ -379,24 +379,7 @@ int32_t pg_wal_next(afd_session *s, const afd_file **out) {
     pg_segment_name(s, s->wal_pos, name, sizeof name);
     snprintf(s->path, sizeof s->path, PG_PREFIX "%s/wal/%s", s->cluster, name);
     s->seg_end = s->wal_pos - s->wal_pos % s->seg_size + s->seg_size;
-    memset(&s->stream, 0, sizeof s->stream);
-    s->stream.struct_size = sizeof s->stream;
-    s->stream.type = AFD_STREAM_DATA;
-    s->stream.name = "data";
-    s->stream.size_hint = (int64_t)s->seg_size;
-    s->stream.flags = AFD_STREAM_RAW_RESTORABLE;
-    memset(&s->file, 0, sizeof s->file);
-    s->file.struct_size = sizeof s->file;
-    s->file.kind = AFD_KIND_REGULAR;
-    s->file.path = s->path;
-    s->file.mode = 0600;
-    s->file.mtime_ns = (int64_t)time(NULL) * 1000000000ll;
-    s->file.size = (int64_t)s->seg_size;
-    s->file.stream_count = 1;
-    s->file.streams = &s->stream;
-    s->file_active = 1;
-    s->files++;
-    *out = &s->file;
+    *out = pg_data_file(s, (int64_t)s->seg_size);
     return AFD_OK;
 }
 
